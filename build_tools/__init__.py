@@ -1,0 +1,1 @@
+"""Build-time helpers, imported only by setup.py."""

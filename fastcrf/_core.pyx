@@ -1,0 +1,670 @@
+# Compiled linear-chain CRF kernels.
+#
+# Design
+# ------
+# a) Single-sequence kernels are ``cdef ... noexcept nogil`` functions over raw,
+#    row-major double buffers: ``[T][K]`` means ``buf[t * K + k]``.  They know
+#    nothing about batches, dtypes or Python.
+# b) One batch driver per operation runs a single ``prange`` over fixed-size
+#    chunks of sequences.  Every chunk writes only its own rows of the outputs and
+#    its own row of ``chunk_out``; the Python layer sums those rows in index
+#    order.  The chunk size never depends on the thread count, so every result is
+#    bitwise identical for any ``n_threads``.
+# c) ``def`` wrappers only unpack memoryviews.  All validation and allocation
+#    happens in ``fastcrf/_validation.py`` and ``fastcrf/_dense.py``: this module
+#    trusts its inputs (finite scores, 0 <= lengths <= T, tags in range).
+# d) Sums are scaled probabilities (CRFsuite, Wapiti): scores are exponentiated
+#    once, each forward/backward row is renormalised and its normaliser kept, so
+#    the O(K^2) inner loops are multiply-adds the compiler vectorises instead of
+#    one exp per label pair.  When a normaliser falls below UNDERFLOW_GUARD the
+#    scaled numbers could have lost mass to underflow (scores with a range of
+#    several hundred), and that one sequence is recomputed in exact log space.
+# e) Everything is accumulated in double, whatever the input dtype.
+#
+# Names follow CRFsuite: T items, K labels, t position, i/j previous/next label.
+# Compiler directives live in setup.py, not here (a header would override the
+# FASTCRF_CYTHON_DEBUG switch).
+
+from cython.parallel cimport parallel, prange
+from libc.math cimport exp, log, INFINITY
+from libc.stdint cimport int64_t, int32_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+from cython cimport floating
+
+cdef extern from "_openmp.h":
+    int omp_get_max_threads() noexcept nogil
+    int FASTCRF_OPENMP
+
+# Sequences per parallel work item.  Fixed, so that the per-chunk sums in
+# ``chunk_out`` (and hence the gradients) do not depend on the thread count.
+DEF CHUNK = 4
+
+# A scaled row whose normaliser is below this may have lost mass to underflow:
+# each of its K^2 terms can lose at most ~DBL_MIN, so above the guard the relative
+# error is below 1e-140 for any K up to 1e6.
+cdef double UNDERFLOW_GUARD = 1e-150
+
+
+def openmp_enabled():
+    """Return True when the extension was compiled with OpenMP."""
+    return bool(FASTCRF_OPENMP)
+
+
+def max_threads():
+    """Return ``omp_get_max_threads()`` (1 without OpenMP)."""
+    return omp_get_max_threads()
+
+
+def chunk_size():
+    """Return the number of sequences per parallel work item."""
+    return CHUNK
+
+
+# --------------------------------------------------------------------------- #
+# Model constants shared by every sequence of a batch.                          #
+# --------------------------------------------------------------------------- #
+
+cdef struct Chain:
+    Py_ssize_t K
+    const double* trans     # [K][K] transition scores, [i][j] scores i -> j
+    const double* start     # [K]    start scores
+    const double* end       # [K]    end scores
+    const double* E         # [K][K] exp(trans[i][j] - tmax)
+    const double* ET        # [K][K] transpose of E (backward pass reads rows)
+    const double* startf    # [K]    exp(start[j] - smax)
+    const double* endf      # [K]    exp(end[j] - emax)
+    double tmax
+    double smax
+    double emax
+
+
+cdef struct Work:
+    # Per-thread scratch, sized for the longest sequence of the batch.
+    double* lem     # [T][K] emission scores of the current sequence, as double
+    double* emf     # [T][K] exp(lem[t][j] - max_j lem[t][j]); log-alpha in the fallback
+    double* alpha   # [T][K] normalised forward rows, overwritten by node marginals
+    double* asum    # [T]    normaliser of each forward row
+    double* b0      # [K]    backward row t
+    double* b1      # [K]    backward row t - 1
+    double* v       # [K]    emf[t][j] * beta_t[j]
+    double* edge    # [K][K] sum_t P(y_{t-1} = i, y_t = j) for this sequence
+
+
+cdef Chain _make_chain(Py_ssize_t K, const double[:, ::1] trans, const double[::1] start,
+                       const double[::1] end, const double[:, ::1] E,
+                       const double[:, ::1] ET, const double[::1] startf,
+                       const double[::1] endf, double tmax, double smax, double emax):
+    cdef Chain c
+    c.K = K
+    c.trans = &trans[0, 0]
+    c.start = &start[0]
+    c.end = &end[0]
+    c.E = &E[0, 0]
+    c.ET = &ET[0, 0]
+    c.startf = &startf[0]
+    c.endf = &endf[0]
+    c.tmax = tmax
+    c.smax = smax
+    c.emax = emax
+    return c
+
+
+cdef Py_ssize_t _work_doubles(Py_ssize_t T, Py_ssize_t K) noexcept nogil:
+    return 3 * T * K + T + 3 * K + K * K
+
+
+cdef Work _work_bind(double* buf, Py_ssize_t T, Py_ssize_t K) noexcept nogil:
+    # Returned by value: a struct assigned inside ``parallel()`` is thread-private,
+    # one filled through a pointer would be shared.
+    cdef Work w
+    w.lem = buf
+    w.emf = buf + T * K
+    w.alpha = buf + 2 * T * K
+    w.asum = buf + 3 * T * K
+    w.b0 = w.asum + T
+    w.b1 = w.b0 + K
+    w.v = w.b1 + K
+    w.edge = w.v + K
+    return w
+
+
+# --------------------------------------------------------------------------- #
+# Single-sequence kernels, scaled probabilities.                                #
+# --------------------------------------------------------------------------- #
+
+cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
+                         double* emf,       # OUT [T][K]
+                         double* alpha,     # OUT [T][K]
+                         double* asum,      # OUT [T]
+                         double* logz       # OUT scalar
+                         ) noexcept nogil:
+    # alpha'_0[j] = startf[j] emf[0][j]
+    # alpha'_t[j] = emf[t][j] sum_i alpha_{t-1}[i] E[i][j]
+    # alpha_t = alpha'_t / asum_t,  asum_t = sum_j alpha'_t[j]
+    # log Z = smax + emax + (T-1) tmax + sum_t (mx_t + log asum_t)
+    #         + log sum_j alpha_{T-1}[j] endf[j]
+    # Returns -1 when a normaliser falls below UNDERFLOW_GUARD.
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t t, i, j
+    cdef double mx, s, a, inv
+    cdef double acc = c.smax + c.emax + (T - 1) * c.tmax
+    cdef double* row
+    cdef const double* prev
+    cdef const double* erow
+    cdef const double* lrow
+    cdef double* frow
+    for t in range(T):
+        lrow = lem + t * K
+        frow = emf + t * K
+        mx = lrow[0]
+        for j in range(1, K):
+            if lrow[j] > mx:
+                mx = lrow[j]
+        for j in range(K):
+            frow[j] = exp(lrow[j] - mx)
+        acc += mx
+
+        row = alpha + t * K
+        if t == 0:
+            for j in range(K):
+                row[j] = c.startf[j] * frow[j]
+        else:
+            prev = alpha + (t - 1) * K
+            for j in range(K):
+                row[j] = 0.0
+            for i in range(K):
+                a = prev[i]
+                erow = c.E + i * K
+                for j in range(K):
+                    row[j] += a * erow[j]
+            for j in range(K):
+                row[j] *= frow[j]
+        s = 0.0
+        for j in range(K):
+            s += row[j]
+        if not (s >= UNDERFLOW_GUARD):
+            return -1
+        asum[t] = s
+        inv = 1.0 / s
+        for j in range(K):
+            row[j] *= inv
+        acc += log(s)
+
+    row = alpha + (T - 1) * K
+    s = 0.0
+    for j in range(K):
+        s += row[j] * c.endf[j]
+    if not (s >= UNDERFLOW_GUARD):
+        return -1
+    logz[0] = acc + log(s)
+    return 0
+
+
+cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
+                          double* alpha,      # IN [T][K] forward rows; OUT node marginals
+                          const double* asum, Work* w, bint want_edges) noexcept nogil:
+    # beta_{T-1}[i] ~ endf[i]
+    # beta_{t-1}[i] ~ sum_j E[i][j] emf[t][j] beta_t[j]      (each row renormalised)
+    # n_t = sum_i alpha_t[i] beta_t[i];  P(y_t = i) = alpha_t[i] beta_t[i] / n_t
+    # P(y_{t-1} = i, y_t = j) = alpha_{t-1}[i] E[i][j] emf[t][j] beta_t[j] / (asum_t n_t)
+    # Row t of alpha is overwritten by its marginals once row t + 1 no longer needs it.
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t t, i, j
+    cdef double s, n, a, vj, inv
+    cdef double* beta = w.b0
+    cdef double* nxt = w.b1
+    cdef double* tmp
+    cdef double* v = w.v
+    cdef double* row
+    cdef double* prev
+    cdef const double* erow
+    cdef const double* frow
+    cdef double* erow_acc
+
+    s = 0.0
+    for i in range(K):
+        beta[i] = c.endf[i]
+        s += beta[i]
+    if not (s >= UNDERFLOW_GUARD):
+        return -1
+    inv = 1.0 / s
+    for i in range(K):
+        beta[i] *= inv
+
+    t = T - 1
+    while t >= 0:
+        row = alpha + t * K
+        n = 0.0
+        for i in range(K):
+            n += row[i] * beta[i]
+        if not (n >= UNDERFLOW_GUARD):
+            return -1
+        if t > 0:
+            frow = emf + t * K
+            for j in range(K):
+                v[j] = frow[j] * beta[j]
+            for i in range(K):
+                nxt[i] = 0.0
+            for j in range(K):
+                vj = v[j]
+                erow = c.ET + j * K
+                for i in range(K):
+                    nxt[i] += vj * erow[i]
+            if want_edges:
+                prev = alpha + (t - 1) * K
+                inv = 1.0 / (asum[t] * n)
+                for j in range(K):
+                    v[j] *= inv
+                for i in range(K):
+                    a = prev[i]
+                    erow = c.E + i * K
+                    erow_acc = w.edge + i * K
+                    for j in range(K):
+                        erow_acc[j] += a * erow[j] * v[j]
+        inv = 1.0 / n
+        for i in range(K):
+            row[i] = row[i] * beta[i] * inv
+        if t > 0:
+            s = 0.0
+            for i in range(K):
+                s += nxt[i]
+            if not (s >= UNDERFLOW_GUARD):
+                return -1
+            inv = 1.0 / s
+            for i in range(K):
+                nxt[i] *= inv
+            tmp = beta
+            beta = nxt
+            nxt = tmp
+        t -= 1
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# Single-sequence kernels, exact log space (fallback for extreme scores).       #
+# --------------------------------------------------------------------------- #
+
+cdef double _lse_column(const double* base, const double* trans, Py_ssize_t K,
+                        Py_ssize_t j) noexcept nogil:
+    # log sum_i exp(base[i] + trans[i][j])
+    cdef Py_ssize_t i
+    cdef double mx = -INFINITY, s = 0.0, x
+    for i in range(K):
+        x = base[i] + trans[i * K + j]
+        if x > mx:
+            mx = x
+    if mx == -INFINITY:
+        return mx
+    for i in range(K):
+        s += exp(base[i] + trans[i * K + j] - mx)
+    return mx + log(s)
+
+
+cdef double _lse_row(const double* a, const double* b, Py_ssize_t K) noexcept nogil:
+    # log sum_j exp(a[j] + b[j])
+    cdef Py_ssize_t j
+    cdef double mx = -INFINITY, s = 0.0, x
+    for j in range(K):
+        x = a[j] + b[j]
+        if x > mx:
+            mx = x
+    if mx == -INFINITY:
+        return mx
+    for j in range(K):
+        s += exp(a[j] + b[j] - mx)
+    return mx + log(s)
+
+
+cdef double _forward_log(const Chain* c, const double* lem, Py_ssize_t T,
+                         double* la        # OUT [T][K] log alpha
+                         ) noexcept nogil:
+    # la[0][j] = start[j] + lem[0][j]
+    # la[t][j] = lem[t][j] + log sum_i exp(la[t-1][i] + trans[i][j])
+    # log Z    = log sum_j exp(la[T-1][j] + end[j])
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t t, j
+    for j in range(K):
+        la[j] = c.start[j] + lem[j]
+    for t in range(1, T):
+        for j in range(K):
+            la[t * K + j] = lem[t * K + j] + _lse_column(la + (t - 1) * K, c.trans, K, j)
+    return _lse_row(la + (T - 1) * K, c.end, K)
+
+
+cdef void _backward_log(const Chain* c, const double* lem, Py_ssize_t T,
+                        const double* la,
+                        double* marg,      # OUT [T][K] node marginals
+                        Work* w, bint want_edges) noexcept nogil:
+    # lb[T-1][i] = end[i]
+    # lb[t-1][i] = log sum_j exp(trans[i][j] + lem[t][j] + lb[t][j])
+    # P(y_t = i) ~ exp(la[t][i] + lb[t][i])
+    # P(y_{t-1} = i, y_t = j) ~ exp(la[t-1][i] + trans[i][j] + lem[t][j] + lb[t][j])
+    # Each row and each step's edge block is normalised by its own sum, not by
+    # log Z: with |log Z| ~ 1e8 the absolute rounding of la and lb is ~1e-8 per
+    # step, which would otherwise add up over long sequences.
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t t, i, j
+    cdef double* lb = w.b0
+    cdef double* nxt = w.b1
+    cdef double* tmp
+    cdef double* v = w.v
+    cdef double x, mx, s
+    for i in range(K):
+        lb[i] = c.end[i]
+    t = T - 1
+    while t >= 0:
+        mx = -INFINITY
+        for i in range(K):
+            x = la[t * K + i] + lb[i]
+            if x > mx:
+                mx = x
+        s = 0.0
+        for i in range(K):
+            x = exp(la[t * K + i] + lb[i] - mx)
+            marg[t * K + i] = x
+            s += x
+        for i in range(K):
+            marg[t * K + i] /= s
+        if t > 0:
+            for j in range(K):
+                v[j] = lem[t * K + j] + lb[j]
+            for i in range(K):
+                nxt[i] = _lse_row(c.trans + i * K, v, K)
+            if want_edges:
+                mx = -INFINITY
+                for i in range(K):
+                    for j in range(K):
+                        x = la[(t - 1) * K + i] + c.trans[i * K + j] + v[j]
+                        if x > mx:
+                            mx = x
+                s = 0.0
+                for i in range(K):
+                    for j in range(K):
+                        s += exp(la[(t - 1) * K + i] + c.trans[i * K + j] + v[j] - mx)
+                for i in range(K):
+                    for j in range(K):
+                        # Same expression as in the sum above, so the block sums to 1.
+                        w.edge[i * K + j] += (
+                            exp(la[(t - 1) * K + i] + c.trans[i * K + j] + v[j] - mx) / s)
+            tmp = lb
+            lb = nxt
+            nxt = tmp
+        t -= 1
+
+
+cdef double _sequence_marginals(const Chain* c, Py_ssize_t T, Work* w,
+                                bint want_marginals, bint want_edges) noexcept nogil:
+    # Log Z of the sequence in w.lem; with want_marginals, its node marginals in
+    # w.alpha and, with want_edges, its summed edge marginals in w.edge.
+    cdef Py_ssize_t K = c.K
+    cdef double logz = 0.0
+    cdef int status
+    if want_edges:
+        memset(w.edge, 0, K * K * sizeof(double))
+    status = _forward_scaled(c, w.lem, T, w.emf, w.alpha, w.asum, &logz)
+    if status == 0 and want_marginals:
+        status = _backward_scaled(c, T, w.emf, w.alpha, w.asum, w, want_edges)
+    if status != 0:
+        if want_edges:
+            memset(w.edge, 0, K * K * sizeof(double))
+        logz = _forward_log(c, w.lem, T, w.emf)
+        if want_marginals:
+            _backward_log(c, w.lem, T, w.emf, w.alpha, w, want_edges)
+    return logz
+
+
+cdef double _path_score(const Chain* c, const double* lem, Py_ssize_t T,
+                        const int64_t* y) noexcept nogil:
+    # start[y_0] + sum_t lem[t][y_t] + sum_{t>=1} trans[y_{t-1}][y_t] + end[y_{T-1}]
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t t
+    cdef double s = c.start[y[0]] + c.end[y[T - 1]]
+    for t in range(T):
+        s += lem[t * K + y[t]]
+    for t in range(1, T):
+        s += c.trans[y[t - 1] * K + y[t]]
+    return s
+
+
+cdef void _load_emissions(const floating* src, Py_ssize_t n, double* dst) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(n):
+        dst[k] = src[k]
+
+
+# --------------------------------------------------------------------------- #
+# Batch driver: log Z, marginals, log-likelihood and its gradient.              #
+# --------------------------------------------------------------------------- #
+
+def forward_backward(
+    const floating[:, :, ::1] emissions,   # IN  [B][T][K]
+    const int64_t[::1] lengths,            # IN  [B]
+    const int64_t[:, ::1] tags,            # IN  [B][T] (shape (0, 0) without tags)
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    const double[:, ::1] E,                # IN  [K][K] exp(trans - tmax)
+    const double[:, ::1] ET,               # IN  [K][K] E transposed
+    const double[::1] startf,              # IN  [K] exp(start - smax)
+    const double[::1] endf,                # IN  [K] exp(end - emax)
+    double tmax, double smax, double emax,
+    double[::1] logz_out,                  # OUT [B]
+    double[::1] score_out,                 # OUT [B] path score of tags (with tags)
+    floating[:, :, ::1] node_out,          # OUT [B][T][K] marginals, or onehot - marginals with tags
+    double[:, ::1] chunk_out,              # OUT [n_chunks][K*K + 2K] tags: (empirical - expected)
+                                           #     transition, start, end counts per chunk
+    bint want_marginals,
+    int n_threads,
+):
+    """Run forward(-backward) over a batch; see the module design notes."""
+    cdef Py_ssize_t B = emissions.shape[0]
+    cdef Py_ssize_t Tmax = emissions.shape[1]
+    cdef Py_ssize_t K = emissions.shape[2]
+    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
+    cdef bint with_tags = tags.shape[0] > 0
+    cdef bint want_edges = with_tags and want_marginals
+    cdef Chain c = _make_chain(K, trans, start, end, E, ET, startf, endf, tmax, smax, emax)
+    cdef Py_ssize_t ch, s, s_end, T, t, k, i, j
+    cdef double* buf
+    cdef double* acc
+    cdef const int64_t* y
+    cdef Work w
+    cdef int failed = 0
+    cdef int* failed_p = &failed
+
+    if B == 0 or Tmax == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        buf = <double*> malloc(_work_doubles(Tmax, K) * sizeof(double))
+        w = _work_bind(buf, Tmax, K)
+        for ch in prange(n_chunks, schedule="dynamic"):
+            if buf == NULL:
+                failed_p[0] = 1
+                continue
+            s_end = (ch + 1) * CHUNK
+            if s_end > B:
+                s_end = B
+            for s in range(ch * CHUNK, s_end):
+                T = lengths[s]
+                if T == 0:
+                    logz_out[s] = 0.0
+                    if with_tags:
+                        score_out[s] = 0.0
+                    continue
+                _load_emissions(&emissions[s, 0, 0], T * K, w.lem)
+                logz_out[s] = _sequence_marginals(&c, T, &w, want_marginals, want_edges)
+                if with_tags:
+                    y = &tags[s, 0]
+                    score_out[s] = _path_score(&c, w.lem, T, y)
+                if want_marginals and not with_tags:
+                    for t in range(T):
+                        for k in range(K):
+                            node_out[s, t, k] = <floating> w.alpha[t * K + k]
+                elif want_marginals:
+                    # d log p(y) / d emissions[t][k] = [y_t == k] - P(y_t = k)
+                    for t in range(T):
+                        for k in range(K):
+                            node_out[s, t, k] = <floating> (-w.alpha[t * K + k])
+                        node_out[s, t, y[t]] = <floating> (1.0 - w.alpha[t * K + y[t]])
+                if want_edges:
+                    acc = &chunk_out[ch, 0]
+                    for i in range(K * K):
+                        acc[i] -= w.edge[i]
+                    for t in range(1, T):
+                        acc[y[t - 1] * K + y[t]] += 1.0
+                    acc = acc + K * K
+                    for k in range(K):
+                        acc[k] -= w.alpha[k]
+                        acc[K + k] -= w.alpha[(T - 1) * K + k]
+                    acc[y[0]] += 1.0
+                    acc[K + y[T - 1]] += 1.0
+        free(buf)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread workspace "
+                          f"({_work_doubles(Tmax, K)} doubles)")
+
+
+# --------------------------------------------------------------------------- #
+# Viterbi (max-plus, log space).                                                #
+# --------------------------------------------------------------------------- #
+
+cdef double _viterbi_one(const Chain* c, const double* lem, Py_ssize_t T,
+                         double* cur, double* prev,   # scratch [K] each
+                         int32_t* bp,                 # scratch [T][K] back-pointers
+                         int64_t* path                # OUT [T]
+                         ) noexcept nogil:
+    # delta_0[j] = start[j] + lem[0][j]
+    # delta_t[j] = lem[t][j] + max_i (delta_{t-1}[i] + trans[i][j]),  bp[t][j] = argmax
+    # best = max_j delta_{T-1}[j] + end[j].  Ties go to the lowest label (strict >).
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t t, i, j
+    cdef double d, x, best
+    cdef double* tmp
+    cdef const double* row
+    cdef int32_t* bpt
+    cdef int32_t ii
+    cdef Py_ssize_t arg
+    for j in range(K):
+        prev[j] = c.start[j] + lem[j]
+    for t in range(1, T):
+        bpt = bp + t * K
+        d = prev[0]
+        for j in range(K):
+            cur[j] = d + c.trans[j]
+            bpt[j] = 0
+        for i in range(1, K):
+            d = prev[i]
+            row = c.trans + i * K
+            ii = <int32_t> i
+            for j in range(K):
+                x = d + row[j]
+                if x > cur[j]:
+                    cur[j] = x
+                    bpt[j] = ii
+        for j in range(K):
+            cur[j] += lem[t * K + j]
+        tmp = prev
+        prev = cur
+        cur = tmp
+    arg = 0
+    best = prev[0] + c.end[0]
+    for j in range(1, K):
+        x = prev[j] + c.end[j]
+        if x > best:
+            best = x
+            arg = j
+    path[T - 1] = arg
+    t = T - 1
+    while t > 0:
+        arg = bp[t * K + arg]
+        path[t - 1] = arg
+        t -= 1
+    return best
+
+
+def viterbi(
+    const floating[:, :, ::1] emissions,   # IN  [B][T][K]
+    const int64_t[::1] lengths,            # IN  [B]
+    const double[:, ::1] trans,            # IN  [K][K], -inf where forbidden
+    const double[::1] start,               # IN  [K], -inf where forbidden
+    const double[::1] end,                 # IN  [K], -inf where forbidden
+    int64_t[:, ::1] paths_out,             # OUT [B][T], pre-filled with -1
+    double[::1] score_out,                 # OUT [B]
+    int n_threads,
+):
+    """Best path and its score for every sequence of a batch."""
+    cdef Py_ssize_t B = emissions.shape[0]
+    cdef Py_ssize_t Tmax = emissions.shape[1]
+    cdef Py_ssize_t K = emissions.shape[2]
+    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
+    cdef Chain c
+    cdef Py_ssize_t ch, s, s_end, T
+    cdef double* dbuf
+    cdef int32_t* bp
+    cdef int failed = 0
+    cdef int* failed_p = &failed
+
+    if B == 0 or Tmax == 0:
+        return
+    c.K = K
+    c.trans = &trans[0, 0]
+    c.start = &start[0]
+    c.end = &end[0]
+    with nogil, parallel(num_threads=n_threads):
+        dbuf = <double*> malloc((Tmax * K + 2 * K) * sizeof(double))
+        bp = <int32_t*> malloc(Tmax * K * sizeof(int32_t))
+        for ch in prange(n_chunks, schedule="dynamic"):
+            if dbuf == NULL or bp == NULL:
+                failed_p[0] = 1
+                continue
+            s_end = (ch + 1) * CHUNK
+            if s_end > B:
+                s_end = B
+            for s in range(ch * CHUNK, s_end):
+                T = lengths[s]
+                if T == 0:
+                    score_out[s] = 0.0
+                    continue
+                _load_emissions(&emissions[s, 0, 0], T * K, dbuf)
+                score_out[s] = _viterbi_one(&c, dbuf, T, dbuf + Tmax * K,
+                                            dbuf + Tmax * K + K, bp, &paths_out[s, 0])
+        free(dbuf)
+        free(bp)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread Viterbi workspace")
+
+
+def path_scores(
+    const floating[:, :, ::1] emissions,   # IN  [B][T][K]
+    const int64_t[::1] lengths,            # IN  [B]
+    const int64_t[:, ::1] tags,            # IN  [B][T]
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    double[::1] score_out,                 # OUT [B]
+):
+    """Score of the given label path of every sequence (serial: O(B T))."""
+    cdef Py_ssize_t B = emissions.shape[0]
+    cdef Py_ssize_t K = emissions.shape[2]
+    cdef Py_ssize_t s, t, T
+    cdef double acc
+    cdef Chain c
+    c.K = K
+    c.trans = &trans[0, 0]
+    c.start = &start[0]
+    c.end = &end[0]
+    with nogil:
+        for s in range(B):
+            T = lengths[s]
+            if T == 0:
+                score_out[s] = 0.0
+                continue
+            # Same order of additions as _path_score, emissions read in their dtype.
+            acc = c.start[tags[s, 0]] + c.end[tags[s, T - 1]]
+            for t in range(T):
+                acc += <double> emissions[s, t, tags[s, t]]
+            for t in range(1, T):
+                acc += c.trans[tags[s, t - 1] * K + tags[s, t]]
+            score_out[s] = acc

@@ -1,0 +1,36 @@
+"""Map scikit-learn style ``n_jobs`` to an OpenMP thread count."""
+
+import numbers
+
+from . import _core
+
+
+def effective_n_threads(n_jobs):
+    """Return the number of OpenMP threads to use for ``n_jobs``.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        ``None`` or ``-1`` use every thread OpenMP would use by default (which honours
+        ``OMP_NUM_THREADS`` and threadpoolctl); ``-2`` all but one, and so on;
+        a positive value is used as given; ``0`` is an error.
+
+    Returns
+    -------
+    int
+        At least 1; always 1 when the extension was built without OpenMP.
+    """
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral)
+    ):
+        raise TypeError(f"n_jobs must be an int or None, got {type(n_jobs).__name__}")
+    if n_jobs == 0:
+        raise ValueError("n_jobs == 0 has no meaning; use None, -1 or a positive int")
+    if not _core.openmp_enabled():
+        return 1
+    max_threads = _core.max_threads()
+    if n_jobs is None:
+        return max_threads
+    if n_jobs < 0:
+        return max(1, max_threads + 1 + int(n_jobs))
+    return int(n_jobs)

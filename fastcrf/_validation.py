@@ -1,0 +1,195 @@
+"""Input checks for the dense API.
+
+The compiled kernels trust their inputs completely; everything they rely on is
+established here: dtypes, C-contiguity, shapes, finite scores, lengths within
+``[0, T]`` and tags within ``[0, K)``.  Every error names the offending argument.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Validated inputs of a batch of chains.
+
+    Attributes
+    ----------
+    emissions : ndarray of shape (B, T, K), float32 or float64, C-contiguous
+    transitions : ndarray of shape (K, K), float64, C-contiguous
+    start, end : ndarray of shape (K,), float64
+    lengths : ndarray of shape (B,), int64, each in ``[0, T]``
+    dtype : numpy dtype of the results: float32 for float16/float32 emissions,
+        float64 otherwise
+    """
+
+    emissions: np.ndarray
+    transitions: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    lengths: np.ndarray
+    dtype: np.dtype
+
+    @property
+    def shape(self):
+        """``(B, T, K)``."""
+        return self.emissions.shape
+
+
+def _as_real_array(value, name):
+    """Return ``value`` as an ndarray of real numbers, or raise naming ``name``."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must hold real numbers (float or int), got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def _result_dtype(emissions):
+    # The emissions are the large array: their dtype decides the kernel's input and
+    # output type (no silent upcast copy); smaller floats widen to float32, integers
+    # to float64.  Parameters are always used in float64.
+    if emissions.dtype.kind == "f" and emissions.dtype.itemsize <= 4:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _check_scores(value, name, shape, dtype):
+    arr = _as_real_array(value, name)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_lengths(lengths, n_sequences, max_length):
+    """Validate ``lengths`` against a batch of ``n_sequences`` of at most ``max_length``.
+
+    Parameters
+    ----------
+    lengths : array-like of int of shape (n_sequences,) or None
+        ``None`` means every sequence has ``max_length`` items.
+    n_sequences, max_length : int
+
+    Returns
+    -------
+    ndarray of shape (n_sequences,), int64
+    """
+    if lengths is None:
+        return np.full(n_sequences, max_length, dtype=np.int64)
+    try:
+        arr = np.asarray(lengths)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"lengths could not be converted to an array: {exc}") from None
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
+    if arr.ndim != 1 or arr.shape[0] != n_sequences:
+        raise ValueError(
+            f"lengths must have shape ({n_sequences},), one per sequence, got {arr.shape}"
+        )
+    if n_sequences and (arr.min() < 0 or arr.max() > max_length):
+        raise ValueError(
+            f"lengths must lie in [0, {max_length}] (the emissions' T), "
+            f"got values in [{arr.min()}, {arr.max()}]"
+        )
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_chain(emissions, transitions, start=None, end=None, lengths=None):
+    """Validate the score arrays shared by every dense function.
+
+    Parameters
+    ----------
+    emissions : array-like of shape (B, T, K)
+    transitions : array-like of shape (K, K)
+    start, end : array-like of shape (K,) or None
+    lengths : array-like of shape (B,) or None
+
+    Returns
+    -------
+    Chain
+    """
+    em = _as_real_array(emissions, "emissions")
+    if em.ndim != 3:
+        raise ValueError(
+            f"emissions must be 3-D (batch, time, labels), got {em.ndim}-D with shape "
+            f"{em.shape}"
+        )
+    B, T, K = em.shape
+    if K < 1:
+        raise ValueError("emissions must have at least one label (K >= 1), got K = 0")
+    dtype = _result_dtype(em)
+    em = _check_scores(em, "emissions", (B, T, K), dtype)
+    tr = _check_scores(transitions, "transitions", (K, K), np.float64)
+    st = np.zeros(K) if start is None else _check_scores(start, "start", (K,), np.float64)
+    en = np.zeros(K) if end is None else _check_scores(end, "end", (K,), np.float64)
+    return Chain(em, tr, st, en, check_lengths(lengths, B, T), dtype)
+
+
+def check_tags(tags, chain):
+    """Validate gold label indices for ``chain``.
+
+    Positions at or past a sequence's length are ignored and may hold anything
+    (e.g. -1 padding).
+
+    Returns
+    -------
+    ndarray of shape (B, T), int64
+    """
+    B, T, K = chain.shape
+    try:
+        arr = np.asarray(tags)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"tags could not be converted to an array: {exc}") from None
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
+        raise TypeError(f"tags must be integer label indices, got dtype {arr.dtype}")
+    if arr.shape != (B, T):
+        raise ValueError(f"tags must have shape {(B, T)} like emissions[..., 0], got {arr.shape}")
+    valid = np.arange(T)[None, :] < chain.lengths[:, None]
+    used = arr[valid]
+    if used.size and (used.min() < 0 or used.max() >= K):
+        bad = np.argwhere(valid & ((arr < 0) | (arr >= K)))[0]
+        raise ValueError(
+            f"tags must lie in [0, {K - 1}] within each sequence's length; "
+            f"tags[{bad[0]}, {bad[1]}] = {arr[tuple(bad)]}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_allowed(allowed, n_labels):
+    """Validate a transition constraint mask.
+
+    Parameters
+    ----------
+    allowed : array-like of bool of shape (K, K) or (K + 2, K + 2)
+        ``allowed[i, j]`` permits the transition i -> j.  The (K + 2, K + 2) form is
+        AllenNLP's: index K is the start state and K + 1 the end state, so
+        ``allowed[K, j]`` permits starting with j and ``allowed[i, K + 1]`` ending
+        with i.
+    n_labels : int
+
+    Returns
+    -------
+    transitions_ok : ndarray of shape (K, K), bool
+    start_ok, end_ok : ndarray of shape (K,), bool
+    """
+    try:
+        arr = np.asarray(allowed)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"allowed could not be converted to an array: {exc}") from None
+    if arr.dtype != np.bool_:
+        if arr.dtype.kind not in "iu" or not np.isin(arr, (0, 1)).all():
+            raise TypeError(f"allowed must be a boolean matrix, got dtype {arr.dtype}")
+        arr = arr.astype(bool)
+    K = n_labels
+    if arr.shape == (K, K):
+        return arr, np.ones(K, bool), np.ones(K, bool)
+    if arr.shape == (K + 2, K + 2):
+        return arr[:K, :K], arr[K, :K], arr[:K, K + 1]
+    raise ValueError(f"allowed must have shape {(K, K)} or {(K + 2, K + 2)}, got {arr.shape}")

@@ -1,0 +1,48 @@
+"""Build the compiled core; all metadata lives in pyproject.toml."""
+
+import os
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from build_tools.openmp import check_openmp  # noqa: E402
+
+DEBUG = os.environ.get("FASTCRF_CYTHON_DEBUG", "0") not in ("", "0")
+
+
+class BuildExtWithOpenMP(build_ext):
+    """Add the OpenMP and optimisation flags that the actual compiler accepts."""
+
+    def build_extensions(self):
+        compile_args, link_args = check_openmp(self.compiler)
+        optimise = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3"]
+        for ext in self.extensions:
+            ext.extra_compile_args = optimise + compile_args + ext.extra_compile_args
+            ext.extra_link_args = link_args + ext.extra_link_args
+        super().build_extensions()
+
+
+extensions = [
+    Extension(
+        "fastcrf._core",
+        ["fastcrf/_core.pyx"],
+        include_dirs=["fastcrf"],
+    )
+]
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "nonecheck": DEBUG,
+    "cdivision": True,
+}
+
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=directives),
+    cmdclass={"build_ext": BuildExtWithOpenMP},
+)
