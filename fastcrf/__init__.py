@@ -9,9 +9,26 @@ The kernels are compiled Cython with OpenMP across sequences; :func:`show_config
 tells how the extension was built.
 """
 
-from ._config import show_config
-from ._dense import Gradients, log_likelihood, log_partition, marginals, path_score, viterbi
-from ._version import __version__
+try:
+    from . import _core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on how fastcrf was installed
+    raise ImportError(
+        "fastcrf's compiled extension could not be imported. If you ran Python from the "
+        "root of fastcrf's source tree after `pip install .`, the uncompiled source folder "
+        "shadows the installed package: run from another folder, or install with "
+        "`pip install -e .` to build the extension in place."
+    ) from exc
+
+from ._config import show_config  # noqa: E402
+from ._dense import (  # noqa: E402
+    Gradients,
+    log_likelihood,
+    log_partition,
+    marginals,
+    path_score,
+    viterbi,
+)
+from ._version import __version__  # noqa: E402
 
 __all__ = [
     "Gradients",

@@ -27,7 +27,7 @@
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport exp, log, INFINITY
-from libc.stdint cimport int64_t, int32_t
+from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
@@ -36,6 +36,18 @@ from cython cimport floating
 cdef extern from "_openmp.h":
     int omp_get_max_threads() noexcept nogil
     int FASTCRF_OPENMP
+
+cdef extern from "_kernels.h":
+    void fcrf_vecmat(const double* x, const double* M, double* y, Py_ssize_t K) noexcept nogil
+    void fcrf_edge_accumulate(const double* a, const double* E, const double* w, double* acc,
+                              Py_ssize_t K) noexcept nogil
+    void fcrf_outer_accumulate(const double* a, const double* w, double* acc,
+                               Py_ssize_t K) noexcept nogil
+    void fcrf_maxplus(const double* d, const double* M, const double* rowmax, double* bound,
+                      Py_ssize_t* rows, double* y, Py_ssize_t K) noexcept nogil
+    Py_ssize_t fcrf_argmax_shifted(const double* d, const double* c, double* scratch,
+                                   Py_ssize_t K) noexcept nogil
+    int fcrf_multiversioned() noexcept nogil
 
 # Sequences per parallel work item.  Fixed, so that the per-chunk sums in
 # ``chunk_out`` (and hence the gradients) do not depend on the thread count.
@@ -57,6 +69,11 @@ def max_threads():
     return omp_get_max_threads()
 
 
+def simd_dispatch():
+    """Return True when the row kernels carry an AVX2/FMA clone chosen at load time."""
+    return bool(fcrf_multiversioned())
+
+
 def chunk_size():
     """Return the number of sequences per parallel work item."""
     return CHUNK
@@ -75,9 +92,12 @@ cdef struct Chain:
     const double* ET        # [K][K] transpose of E (backward pass reads rows)
     const double* startf    # [K]    exp(start[j] - smax)
     const double* endf      # [K]    exp(end[j] - emax)
+    const double* rowmax    # [K]    max_j trans[i][j] (Viterbi pruning bound)
+    const double* transT    # [K][K] trans transposed (Viterbi backtracking reads columns)
     double tmax
     double smax
     double emax
+    bint raw_edges          # accumulate a[i] w[j] and multiply by E once per sequence
 
 
 cdef struct Work:
@@ -95,7 +115,8 @@ cdef struct Work:
 cdef Chain _make_chain(Py_ssize_t K, const double[:, ::1] trans, const double[::1] start,
                        const double[::1] end, const double[:, ::1] E,
                        const double[:, ::1] ET, const double[::1] startf,
-                       const double[::1] endf, double tmax, double smax, double emax):
+                       const double[::1] endf, double tmax, double smax, double emax,
+                       bint raw_edges):
     cdef Chain c
     c.K = K
     c.trans = &trans[0, 0]
@@ -108,6 +129,7 @@ cdef Chain _make_chain(Py_ssize_t K, const double[:, ::1] trans, const double[::
     c.tmax = tmax
     c.smax = smax
     c.emax = emax
+    c.raw_edges = raw_edges
     return c
 
 
@@ -148,11 +170,9 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
     # Returns -1 when a normaliser falls below UNDERFLOW_GUARD.
     cdef Py_ssize_t K = c.K
     cdef Py_ssize_t t, i, j
-    cdef double mx, s, a, inv
+    cdef double mx, s, inv
     cdef double acc = c.smax + c.emax + (T - 1) * c.tmax
     cdef double* row
-    cdef const double* prev
-    cdef const double* erow
     cdef const double* lrow
     cdef double* frow
     for t in range(T):
@@ -171,14 +191,7 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
             for j in range(K):
                 row[j] = c.startf[j] * frow[j]
         else:
-            prev = alpha + (t - 1) * K
-            for j in range(K):
-                row[j] = 0.0
-            for i in range(K):
-                a = prev[i]
-                erow = c.E + i * K
-                for j in range(K):
-                    row[j] += a * erow[j]
+            fcrf_vecmat(alpha + (t - 1) * K, c.E, row, K)
             for j in range(K):
                 row[j] *= frow[j]
         s = 0.0
@@ -212,16 +225,13 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
     # Row t of alpha is overwritten by its marginals once row t + 1 no longer needs it.
     cdef Py_ssize_t K = c.K
     cdef Py_ssize_t t, i, j
-    cdef double s, n, a, vj, inv
+    cdef double s, n, inv
     cdef double* beta = w.b0
     cdef double* nxt = w.b1
     cdef double* tmp
     cdef double* v = w.v
     cdef double* row
-    cdef double* prev
-    cdef const double* erow
     cdef const double* frow
-    cdef double* erow_acc
 
     s = 0.0
     for i in range(K):
@@ -245,24 +255,15 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
             frow = emf + t * K
             for j in range(K):
                 v[j] = frow[j] * beta[j]
-            for i in range(K):
-                nxt[i] = 0.0
-            for j in range(K):
-                vj = v[j]
-                erow = c.ET + j * K
-                for i in range(K):
-                    nxt[i] += vj * erow[i]
+            fcrf_vecmat(v, c.ET, nxt, K)
             if want_edges:
-                prev = alpha + (t - 1) * K
                 inv = 1.0 / (asum[t] * n)
                 for j in range(K):
                     v[j] *= inv
-                for i in range(K):
-                    a = prev[i]
-                    erow = c.E + i * K
-                    erow_acc = w.edge + i * K
-                    for j in range(K):
-                        erow_acc[j] += a * erow[j] * v[j]
+                if c.raw_edges:
+                    fcrf_outer_accumulate(alpha + (t - 1) * K, v, w.edge, K)
+                else:
+                    fcrf_edge_accumulate(alpha + (t - 1) * K, c.E, v, w.edge, K)
         inv = 1.0 / n
         for i in range(K):
             row[i] = row[i] * beta[i] * inv
@@ -403,9 +404,13 @@ cdef double _sequence_marginals(const Chain* c, Py_ssize_t T, Work* w,
     cdef int status
     if want_edges:
         memset(w.edge, 0, K * K * sizeof(double))
+    cdef Py_ssize_t k
     status = _forward_scaled(c, w.lem, T, w.emf, w.alpha, w.asum, &logz)
     if status == 0 and want_marginals:
         status = _backward_scaled(c, T, w.emf, w.alpha, w.asum, w, want_edges)
+        if status == 0 and want_edges and c.raw_edges:
+            for k in range(K * K):
+                w.edge[k] *= c.E[k]
     if status != 0:
         if want_edges:
             memset(w.edge, 0, K * K * sizeof(double))
@@ -450,6 +455,7 @@ def forward_backward(
     const double[::1] startf,              # IN  [K] exp(start - smax)
     const double[::1] endf,                # IN  [K] exp(end - emax)
     double tmax, double smax, double emax,
+    bint raw_edges,                        # IN  max(trans) - min(trans) <= RAW_EDGE_RANGE
     double[::1] logz_out,                  # OUT [B]
     double[::1] score_out,                 # OUT [B] path score of tags (with tags)
     floating[:, :, ::1] node_out,          # OUT [B][T][K] marginals, or onehot - marginals with tags
@@ -465,7 +471,8 @@ def forward_backward(
     cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
     cdef bint with_tags = tags.shape[0] > 0
     cdef bint want_edges = with_tags and want_marginals
-    cdef Chain c = _make_chain(K, trans, start, end, E, ET, startf, endf, tmax, smax, emax)
+    cdef Chain c = _make_chain(K, trans, start, end, E, ET, startf, endf, tmax, smax, emax,
+                               raw_edges)
     cdef Py_ssize_t ch, s, s_end, T, t, k, i, j
     cdef double* buf
     cdef double* acc
@@ -531,54 +538,41 @@ def forward_backward(
 # --------------------------------------------------------------------------- #
 
 cdef double _viterbi_one(const Chain* c, const double* lem, Py_ssize_t T,
-                         double* cur, double* prev,   # scratch [K] each
-                         int32_t* bp,                 # scratch [T][K] back-pointers
+                         double* delta,               # scratch [T][K]
+                         double* bound,               # scratch [K]
+                         Py_ssize_t* rows,            # scratch [K]
                          int64_t* path                # OUT [T]
                          ) noexcept nogil:
-    # delta_0[j] = start[j] + lem[0][j]
-    # delta_t[j] = lem[t][j] + max_i (delta_{t-1}[i] + trans[i][j]),  bp[t][j] = argmax
-    # best = max_j delta_{T-1}[j] + end[j].  Ties go to the lowest label (strict >).
+    # delta[0][j] = start[j] + lem[0][j]
+    # delta[t][j] = lem[t][j] + max_i (delta[t-1][i] + trans[i][j])
+    # best = max_j delta[T-1][j] + end[j]
+    # Back-pointers are not stored: backtracking recomputes
+    # argmax_i delta[t-1][i] + trans[i][y_t] from the same sums, so the forward loop is
+    # a plain max the compiler vectorises.  Ties go to the lowest label (strict >).
     cdef Py_ssize_t K = c.K
-    cdef Py_ssize_t t, i, j
-    cdef double d, x, best
-    cdef double* tmp
-    cdef const double* row
-    cdef int32_t* bpt
-    cdef int32_t ii
-    cdef Py_ssize_t arg
+    cdef Py_ssize_t t, i, j, arg
+    cdef double x, best
+    cdef double* row
+    cdef const double* prev
     for j in range(K):
-        prev[j] = c.start[j] + lem[j]
+        delta[j] = c.start[j] + lem[j]
     for t in range(1, T):
-        bpt = bp + t * K
-        d = prev[0]
+        row = delta + t * K
+        fcrf_maxplus(delta + (t - 1) * K, c.trans, c.rowmax, bound, rows, row, K)
         for j in range(K):
-            cur[j] = d + c.trans[j]
-            bpt[j] = 0
-        for i in range(1, K):
-            d = prev[i]
-            row = c.trans + i * K
-            ii = <int32_t> i
-            for j in range(K):
-                x = d + row[j]
-                if x > cur[j]:
-                    cur[j] = x
-                    bpt[j] = ii
-        for j in range(K):
-            cur[j] += lem[t * K + j]
-        tmp = prev
-        prev = cur
-        cur = tmp
+            row[j] += lem[t * K + j]
+    row = delta + (T - 1) * K
     arg = 0
-    best = prev[0] + c.end[0]
+    best = row[0] + c.end[0]
     for j in range(1, K):
-        x = prev[j] + c.end[j]
+        x = row[j] + c.end[j]
         if x > best:
             best = x
             arg = j
     path[T - 1] = arg
     t = T - 1
     while t > 0:
-        arg = bp[t * K + arg]
+        arg = fcrf_argmax_shifted(delta + (t - 1) * K, c.transT + arg * K, bound, K)
         path[t - 1] = arg
         t -= 1
     return best
@@ -590,6 +584,8 @@ def viterbi(
     const double[:, ::1] trans,            # IN  [K][K], -inf where forbidden
     const double[::1] start,               # IN  [K], -inf where forbidden
     const double[::1] end,                 # IN  [K], -inf where forbidden
+    const double[::1] rowmax,              # IN  [K] max_j trans[i][j]
+    const double[:, ::1] transT,           # IN  [K][K] trans transposed
     int64_t[:, ::1] paths_out,             # OUT [B][T], pre-filled with -1
     double[::1] score_out,                 # OUT [B]
     int n_threads,
@@ -602,7 +598,7 @@ def viterbi(
     cdef Chain c
     cdef Py_ssize_t ch, s, s_end, T
     cdef double* dbuf
-    cdef int32_t* bp
+    cdef Py_ssize_t* rows
     cdef int failed = 0
     cdef int* failed_p = &failed
 
@@ -612,11 +608,13 @@ def viterbi(
     c.trans = &trans[0, 0]
     c.start = &start[0]
     c.end = &end[0]
+    c.rowmax = &rowmax[0]
+    c.transT = &transT[0, 0]
     with nogil, parallel(num_threads=n_threads):
-        dbuf = <double*> malloc((Tmax * K + 2 * K) * sizeof(double))
-        bp = <int32_t*> malloc(Tmax * K * sizeof(int32_t))
+        dbuf = <double*> malloc((2 * Tmax * K + K) * sizeof(double))
+        rows = <Py_ssize_t*> malloc(K * sizeof(Py_ssize_t))
         for ch in prange(n_chunks, schedule="dynamic"):
-            if dbuf == NULL or bp == NULL:
+            if dbuf == NULL or rows == NULL:
                 failed_p[0] = 1
                 continue
             s_end = (ch + 1) * CHUNK
@@ -629,9 +627,9 @@ def viterbi(
                     continue
                 _load_emissions(&emissions[s, 0, 0], T * K, dbuf)
                 score_out[s] = _viterbi_one(&c, dbuf, T, dbuf + Tmax * K,
-                                            dbuf + Tmax * K + K, bp, &paths_out[s, 0])
+                                            dbuf + 2 * Tmax * K, rows, &paths_out[s, 0])
         free(dbuf)
-        free(bp)
+        free(rows)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread Viterbi workspace")
 

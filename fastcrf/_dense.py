@@ -43,6 +43,12 @@ class Gradients(NamedTuple):
     end: np.ndarray
 
 
+# Up to this range of transition scores, the unnormalised edge sums a[i] w[j] of the
+# scaled recursion stay below exp(300) * T and are multiplied by exp(trans - max) once
+# per sequence; wider ranges take the per-step product instead.
+RAW_EDGE_RANGE = 300.0
+
+
 def _exp_factors(scores):
     """Return ``(exp(scores - max), max)``: the scaled kernels' constant factors."""
     top = float(scores.max())
@@ -76,6 +82,7 @@ def _run_forward_backward(chain, tags, want_marginals, n_jobs):
         tmax,
         smax,
         emax,
+        float(np.ptp(chain.transitions)) <= RAW_EDGE_RANGE,
         logz,
         score,
         node,
@@ -262,7 +269,11 @@ def viterbi(
         en = np.where(en_ok, en, -np.inf)
     paths = np.full((B, T), -1, dtype=np.int64)
     scores = np.zeros(B)
-    _core.viterbi(chain.emissions, chain.lengths, trans, st, en, paths, scores, n_threads)
+    rowmax = np.ascontiguousarray(trans.max(axis=1))
+    transT = np.ascontiguousarray(trans.T)
+    _core.viterbi(
+        chain.emissions, chain.lengths, trans, st, en, rowmax, transT, paths, scores, n_threads
+    )
     if allowed is not None and np.isneginf(scores).any():
         bad = np.flatnonzero(np.isneginf(scores))
         raise ValueError(

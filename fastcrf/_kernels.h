@@ -1,0 +1,206 @@
+/* The O(K^2) row operations of the chain recursions, in C so that the compiler can
+ * build them twice: once for the baseline ISA a wheel must run on, and once for
+ * x86-64-v3 (AVX2 + FMA), picked at load time by GCC/clang function multi-versioning
+ * (target_clones, through glibc's ifunc).  Everything else in fastcrf is Cython
+ * (_core.pyx); these four loops are where the time goes for K >= 20.
+ *
+ * Buffers are row-major: M[i * K + j].  A process always runs the same clone, so
+ * results stay bitwise identical across thread counts; they may differ in the last
+ * bits between machines with and without FMA.
+ */
+#ifndef FASTCRF_KERNELS_H
+#define FASTCRF_KERNELS_H
+
+#include <stddef.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) \
+    && !defined(FASTCRF_NO_MULTIVERSION)
+#  define FCRF_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#  define FCRF_MULTIVERSIONED 1
+#else
+#  define FCRF_MULTIVERSION
+#  define FCRF_MULTIVERSIONED 0
+#endif
+
+#if defined(_MSC_VER)
+#  define FCRF_RESTRICT __restrict
+#else
+#  define FCRF_RESTRICT __restrict__
+#endif
+
+/* y[j] = sum_i x[i] M[i][j]   (a row vector times a K x K matrix).
+ * Four rows of M per pass over y: a quarter of the loads and stores of y. */
+FCRF_MULTIVERSION
+static void fcrf_vecmat(const double* FCRF_RESTRICT x, const double* FCRF_RESTRICT M,
+                        double* FCRF_RESTRICT y, ptrdiff_t K)
+{
+    ptrdiff_t i = 0, j;
+    for (j = 0; j < K; j++)
+        y[j] = 0.0;
+    for (; i + 4 <= K; i += 4) {
+        const double a0 = x[i], a1 = x[i + 1], a2 = x[i + 2], a3 = x[i + 3];
+        const double* FCRF_RESTRICT m0 = M + i * K;
+        const double* FCRF_RESTRICT m1 = m0 + K;
+        const double* FCRF_RESTRICT m2 = m1 + K;
+        const double* FCRF_RESTRICT m3 = m2 + K;
+        for (j = 0; j < K; j++)
+            y[j] += (a0 * m0[j] + a1 * m1[j]) + (a2 * m2[j] + a3 * m3[j]);
+    }
+    for (; i < K; i++) {
+        const double a = x[i];
+        const double* FCRF_RESTRICT m = M + i * K;
+        for (j = 0; j < K; j++)
+            y[j] += a * m[j];
+    }
+}
+
+/* acc[i][j] += a[i] E[i][j] w[j]   (one step's edge marginals, summed over t). */
+FCRF_MULTIVERSION
+static void fcrf_edge_accumulate(const double* FCRF_RESTRICT a, const double* FCRF_RESTRICT E,
+                                 const double* FCRF_RESTRICT w, double* FCRF_RESTRICT acc,
+                                 ptrdiff_t K)
+{
+    ptrdiff_t i, j;
+    for (i = 0; i < K; i++) {
+        const double ai = a[i];
+        const double* FCRF_RESTRICT e = E + i * K;
+        double* FCRF_RESTRICT out = acc + i * K;
+        for (j = 0; j < K; j++)
+            out[j] += ai * e[j] * w[j];
+    }
+}
+
+/* acc[i][j] += a[i] w[j]   (rank-1 update: edge sums before the factor E[i][j]). */
+FCRF_MULTIVERSION
+static void fcrf_outer_accumulate(const double* FCRF_RESTRICT a, const double* FCRF_RESTRICT w,
+                                  double* FCRF_RESTRICT acc, ptrdiff_t K)
+{
+    ptrdiff_t i, j;
+    for (i = 0; i < K; i++) {
+        const double ai = a[i];
+        double* FCRF_RESTRICT out = acc + i * K;
+        for (j = 0; j < K; j++)
+            out[j] += ai * w[j];
+    }
+}
+
+/* y[j] |= max over the listed rows: y[j] = max(y[j], d[r] + M[r][j]) for r in rows. */
+FCRF_MULTIVERSION
+static void fcrf_maxplus_rows(const double* FCRF_RESTRICT d, const double* FCRF_RESTRICT M,
+                              const ptrdiff_t* FCRF_RESTRICT rows, ptrdiff_t n_rows,
+                              double* FCRF_RESTRICT y, ptrdiff_t K)
+{
+    ptrdiff_t r = 0, j;
+    for (; r + 4 <= n_rows; r += 4) {
+        const double a0 = d[rows[r]], a1 = d[rows[r + 1]];
+        const double a2 = d[rows[r + 2]], a3 = d[rows[r + 3]];
+        const double* FCRF_RESTRICT m0 = M + rows[r] * K;
+        const double* FCRF_RESTRICT m1 = M + rows[r + 1] * K;
+        const double* FCRF_RESTRICT m2 = M + rows[r + 2] * K;
+        const double* FCRF_RESTRICT m3 = M + rows[r + 3] * K;
+        for (j = 0; j < K; j++) {
+            double x0 = a0 + m0[j], x1 = a1 + m1[j], x2 = a2 + m2[j], x3 = a3 + m3[j];
+            double b01 = x0 > x1 ? x0 : x1;
+            double b23 = x2 > x3 ? x2 : x3;
+            double b = b01 > b23 ? b01 : b23;
+            y[j] = b > y[j] ? b : y[j];
+        }
+    }
+    for (; r < n_rows; r++) {
+        const double a = d[rows[r]];
+        const double* FCRF_RESTRICT m = M + rows[r] * K;
+        for (j = 0; j < K; j++) {
+            double x = a + m[j];
+            y[j] = x > y[j] ? x : y[j];
+        }
+    }
+}
+
+/* max_i x[i] with four independent accumulators: the comparisons are not one long
+ * dependency chain.  Exact (a max does not round). */
+static inline double fcrf_max(const double* x, ptrdiff_t K)
+{
+    double m0 = x[0], m1 = x[0], m2 = x[0], m3 = x[0];
+    ptrdiff_t i = 0;
+    for (; i + 4 <= K; i += 4) {
+        m0 = x[i] > m0 ? x[i] : m0;
+        m1 = x[i + 1] > m1 ? x[i + 1] : m1;
+        m2 = x[i + 2] > m2 ? x[i + 2] : m2;
+        m3 = x[i + 3] > m3 ? x[i + 3] : m3;
+    }
+    for (; i < K; i++)
+        m0 = x[i] > m0 ? x[i] : m0;
+    m0 = m1 > m0 ? m1 : m0;
+    m2 = m3 > m2 ? m3 : m2;
+    return m2 > m0 ? m2 : m0;
+}
+
+/* min_j (a + m[j]) with four independent accumulators. */
+static inline double fcrf_min_shifted(double a, const double* m, ptrdiff_t K)
+{
+    double m0 = a + m[0], m1 = m0, m2 = m0, m3 = m0;
+    ptrdiff_t j = 0;
+    for (; j + 4 <= K; j += 4) {
+        double x0 = a + m[j], x1 = a + m[j + 1], x2 = a + m[j + 2], x3 = a + m[j + 3];
+        m0 = x0 < m0 ? x0 : m0;
+        m1 = x1 < m1 ? x1 : m1;
+        m2 = x2 < m2 ? x2 : m2;
+        m3 = x3 < m3 ? x3 : m3;
+    }
+    for (; j < K; j++) {
+        double x = a + m[j];
+        m0 = x < m0 ? x : m0;
+    }
+    m0 = m1 < m0 ? m1 : m0;
+    m2 = m3 < m2 ? m3 : m2;
+    return m2 < m0 ? m2 : m0;
+}
+
+/* y[j] = max_i d[i] + M[i][j]   (max-plus product; the maximum only: the Viterbi
+ * back-pointer is recomputed from the same sums while backtracking).
+ *
+ * Exact pruning: a row's sums are at most its bound d[i] + rowmax[i].  Take one row
+ * with the highest bound; every y[j] is at least that row's minimum, so a row whose
+ * bound is not above it cannot raise any y[j] and is skipped.  The max of a set does
+ * not depend on the order it is taken in, so y equals the full product.
+ * bound and rows are scratch for K values. */
+static void fcrf_maxplus(const double* d, const double* M, const double* rowmax,
+                         double* bound, ptrdiff_t* rows, double* y, ptrdiff_t K)
+{
+    ptrdiff_t i, first = 0, n_rows = 0;
+    double top, ymin;
+    for (i = 0; i < K; i++)
+        bound[i] = d[i] + rowmax[i];
+    top = fcrf_max(bound, K);
+    while (bound[first] != top)
+        first++;
+    ymin = fcrf_min_shifted(d[first], M + first * K, K);
+    for (i = 0; i < K; i++)
+        y[i] = d[first] + M[first * K + i];
+    for (i = 0; i < K; i++)
+        if (bound[i] > ymin && i != first)   /* rarely true: a well-predicted branch */
+            rows[n_rows++] = i;
+    fcrf_maxplus_rows(d, M, rows, n_rows, y, K);
+}
+
+/* The lowest i maximising d[i] + c[i] (c: a column of the transitions, contiguous).
+ * Two passes: an exact max with independent accumulators, then the first index that
+ * reaches it; the sums are the same additions as in fcrf_maxplus, so bitwise equal. */
+static ptrdiff_t fcrf_argmax_shifted(const double* d, const double* c, double* scratch,
+                                     ptrdiff_t K)
+{
+    ptrdiff_t i = 0;
+    double top;
+    for (i = 0; i < K; i++)
+        scratch[i] = d[i] + c[i];
+    top = fcrf_max(scratch, K);
+    i = 0;
+    while (scratch[i] != top)
+        i++;
+    return i;
+}
+
+static inline int fcrf_multiversioned(void) { return FCRF_MULTIVERSIONED; }
+
+#endif
