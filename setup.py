@@ -43,6 +43,12 @@ directives = {
 }
 
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=directives),
+    # cythonize only compares timestamps, so each set of directives gets its own output
+    # folder: a debug build never reuses C generated without bounds checks, or back.
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+        build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython"),
+    ),
     cmdclass={"build_ext": BuildExtWithOpenMP},
 )

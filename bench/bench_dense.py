@@ -1,9 +1,12 @@
 """Dense API against pytorch-crf on identical random emissions, in one process.
 
     pip install pytorch-crf torch   # plus fastcrf itself
-    python bench/bench_dense.py [--repeats 9] [--out table.md]
+    python bench/bench_dense.py [--repeats 5] [--out table.md]
 
-For every (B, K, full/ragged batch, threads) it times, alternating the two tools:
+For every (B, K, full/ragged batch, threads) it times, alternating the two tools in
+rounds (a block of calls of one, a pause, a block of the other: torch's and numpy's
+worker threads keep spinning for a while after a call and would otherwise steal the
+cores from whichever tool runs next):
 
 - ``ll``:      log-likelihood alone (pytorch-crf ``forward`` under ``no_grad``)
 - ``ll+grad``: log-likelihood and its gradient (pytorch-crf ``forward`` + ``backward``)
@@ -28,13 +31,26 @@ import fastcrf
 T = 50
 
 
-def _median_ms(fn, repeats):
+def _block_ms(fn, calls):
+    """Median milliseconds of ``calls`` back-to-back calls, after one untimed call."""
+    fn()
     times = []
-    for _ in range(repeats):
+    for _ in range(calls):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return 1e3 * statistics.median(times)
+
+
+def _compare(theirs, mine, rounds, calls=5, pause=0.05):
+    """Median over rounds of each tool's block median, blocks alternating."""
+    a, b = [], []
+    for _ in range(rounds):
+        time.sleep(pause)
+        a.append(_block_ms(theirs, calls))
+        time.sleep(pause)
+        b.append(_block_ms(mine, calls))
+    return statistics.median(a), statistics.median(b)
 
 
 def _cases(B, K, ragged, rng):
@@ -88,7 +104,7 @@ def _cases(B, K, ragged, rng):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=5, help="rounds per cell")
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args()
 
@@ -110,13 +126,7 @@ def main():
                     torch.set_num_threads(threads)
                     mine = fast_ops(threads)
                     for op in ("ll", "ll+grad", "decode"):
-                        theirs_t, mine_t = [], []
-                        torch_ops[op]()  # warm-up
-                        mine[op]()
-                        for _ in range(args.repeats):  # alternate, so load hits both alike
-                            theirs_t.append(_median_ms(torch_ops[op], 1))
-                            mine_t.append(_median_ms(mine[op], 1))
-                        a, b = statistics.median(theirs_t), statistics.median(mine_t)
+                        a, b = _compare(torch_ops[op], mine[op], args.repeats)
                         row = (f"| {B} | {K} | {'ragged' if ragged else 'full'} | {threads} "
                                f"| {op} | {a:.2f} | {b:.3f} | {a / b:.1f}x |")
                         rows.append(row)
