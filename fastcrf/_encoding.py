@@ -1,0 +1,617 @@
+"""Feature and label encoding for the CRFsuite-style estimator.
+
+The input format is python-crfsuite's (and so sklearn-crfsuite's): ``X`` is a list of
+sequences, a sequence is a list of tokens, and a token's features are either
+
+- a dict ``{name: value}``: a str value ``v`` is the binary attribute ``"name:v"``
+  (weight 1.0); a real number is the attribute ``"name"`` with that weight; a bool is
+  ``"name"`` with weight 1.0 or 0.0; a nested dict or list is expanded with
+  ``"name:"`` prepended to each of its attribute names (``{"w": {"lower": "x"}}`` is
+  ``"w:lower:x"``, ``{"w": ["a", "b"]}`` is ``"w:a"`` and ``"w:b"``);
+- a list or tuple of str: each is a binary attribute with weight 1.0.
+
+The ``":"`` is what python-crfsuite actually joins with, in both cases (its
+documentation says ``"name=value"`` for str values, but its code, and therefore every
+model and ``state_features_`` key it produces, uses ``"name:value"``).
+
+Encoded sequences are flat CSR-style arrays (:class:`EncodedSequences`): one entry
+per (token, attribute) occurrence, a per-token offset array and a per-sequence
+offset array in tokens.  Every error names the argument and the position, e.g.
+``X[3][7]['word']``.
+"""
+
+import math
+import numbers
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Joins a feature name to its str value or to a nested attribute name, as
+#: python-crfsuite does.
+SEPARATOR = ":"
+
+_TOKEN_HELP = "a dict of features or a list/tuple of str attribute names"
+_VALUE_HELP = "a str, a real number, a bool, or a dict/list of them"
+
+
+@dataclass(frozen=True)
+class EncodedSequences:
+    """A batch of feature sequences as flat arrays.
+
+    The attributes of token ``t`` are ``attr_ids[token_offsets[t]:token_offsets[t + 1]]``
+    with weights ``values[...]`` over the same range; the tokens of sequence ``s`` are
+    ``token_offsets[seq_offsets[s]:seq_offsets[s + 1]]``.  Tokens are numbered across
+    the whole batch, in order.
+
+    Attributes
+    ----------
+    attr_ids : ndarray of shape (n_entries,), int32
+        Attribute ids in ``[0, n_attributes)``, in the order the features were given.
+        A token may list the same id more than once (as CRFsuite allows).
+    values : ndarray of shape (n_entries,), float64
+        Finite weights, one per entry of ``attr_ids``.
+    token_offsets : ndarray of shape (n_tokens + 1,), int64
+        Non-decreasing, from 0 to ``n_entries``.
+    seq_offsets : ndarray of shape (n_sequences + 1,), int64
+        Strictly increasing (no sequence is empty), from 0 to ``n_tokens``.
+    n_attributes : int
+        Size of the attribute id space: the vocabulary's length.
+    """
+
+    attr_ids: np.ndarray
+    values: np.ndarray
+    token_offsets: np.ndarray
+    seq_offsets: np.ndarray
+    n_attributes: int
+
+    @property
+    def n_sequences(self):
+        """Number of sequences."""
+        return len(self.seq_offsets) - 1
+
+    @property
+    def n_tokens(self):
+        """Number of tokens over all sequences."""
+        return len(self.token_offsets) - 1
+
+    @property
+    def lengths(self):
+        """Tokens per sequence: ndarray of shape (n_sequences,), int64."""
+        return np.diff(self.seq_offsets)
+
+
+class AttributeVocabulary:
+    """Attribute names and their contiguous integer ids.
+
+    Build one from training data with :meth:`build` (or :func:`fit_encode`, which
+    also returns the encoded training set from the same single pass).
+
+    Parameters
+    ----------
+    names : iterable of str
+        Distinct attribute names; the i-th gets id i.
+    counts : array-like of int of shape (len(names),), optional
+        Occurrences of each attribute in the training data.
+    min_freq : float, default=0
+        The cutoff the vocabulary was built with (informative only).
+
+    Attributes
+    ----------
+    names : list of str
+        ``names[i]`` is the attribute with id ``i``.
+    index : dict of str to int
+        The inverse of ``names``.
+    counts : ndarray of shape (len(names),), int64, or None
+    min_freq : float
+    """
+
+    def __init__(self, names, counts=None, min_freq=0):
+        names = list(names)
+        for pos, name in enumerate(names):
+            if type(name) is not str:
+                raise TypeError(
+                    f"names must hold str attribute names; names[{pos}] is "
+                    f"{name!r} ({type(name).__name__})"
+                )
+        index = {name: i for i, name in enumerate(names)}
+        if len(index) != len(names):
+            seen = set()
+            dup = next(name for name in names if name in seen or seen.add(name))
+            raise ValueError(f"names must be distinct; {dup!r} appears more than once")
+        if counts is not None:
+            counts = np.asarray(counts, dtype=np.int64)
+            if counts.shape != (len(names),):
+                raise ValueError(
+                    f"counts must have shape ({len(names)},), one per name, got {counts.shape}"
+                )
+        self.names = names
+        self.index = index
+        self.counts = counts
+        self.min_freq = min_freq
+
+    @classmethod
+    def build(cls, X, min_freq=0):
+        """Vocabulary of the attributes seen in ``X`` at least ``min_freq`` times.
+
+        Parameters
+        ----------
+        X : iterable of sequences of token features
+        min_freq : float, default=0
+            Attributes with fewer occurrences (counted over every token of every
+            sequence) are left out.
+
+        Returns
+        -------
+        AttributeVocabulary
+            Ids follow the order in which the attributes are first seen.
+        """
+        return fit_encode(X, min_freq)[0]
+
+    def __len__(self):
+        return len(self.names)
+
+    def __contains__(self, name):
+        return name in self.index
+
+    def __repr__(self):
+        return f"<AttributeVocabulary of {len(self.names)} attributes>"
+
+    # The index is redundant with the names: leave it out of pickles (they hold a
+    # fitted estimator's largest state) and rebuild it on load.
+    def __getstate__(self):
+        return {"names": self.names, "counts": self.counts, "min_freq": self.min_freq}
+
+    def __setstate__(self, state):
+        self.names = state["names"]
+        self.counts = state["counts"]
+        self.min_freq = state["min_freq"]
+        self.index = {name: i for i, name in enumerate(self.names)}
+
+
+# ---------------------------------------------------------------------------
+# Validation and the general (slow) path.  The fast loop in _encode handles the
+# common shapes inline and defers everything else here; a failure inside the fast
+# loop re-runs the sequence through here, so every precise error message and every
+# unusual-but-valid input (numpy scalars, str subclasses, bytes, Mappings, nested
+# features) is handled in one place.
+# ---------------------------------------------------------------------------
+
+
+class _Redo(Exception):
+    """The fast loop met something it does not handle: redo the sequence slowly."""
+
+
+def _where(i, j, path=()):
+    return f"X[{i}][{j}]" + "".join(f"[{key!r}]" for key in path)
+
+
+def _as_name(name, what):
+    """Return ``name`` as a str (str subclasses and UTF-8 bytes convert) or raise."""
+    if type(name) is str:
+        return name
+    if isinstance(name, str):
+        return str(name)
+    if isinstance(name, bytes):
+        try:
+            return name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{what} is bytes that are not valid UTF-8: {name!r}") from None
+    raise TypeError(
+        f"{what} must be a str attribute name, got {name!r} ({type(name).__name__})"
+    )
+
+
+def _real_value(value, where):
+    """``value`` as a finite float, or raise naming ``where``."""
+    try:
+        x = float(value)
+    except OverflowError:
+        raise ValueError(f"{where} = {value!r} is too large for a float64 weight") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{where} = {value!r}: feature values must be finite (no NaN or inf)")
+    return x
+
+
+def _value_pairs(prefix, value, out, i, j, path):
+    """Append the ``(name, weight)`` pairs of dict feature ``prefix: value`` to ``out``."""
+    if isinstance(value, str):
+        out.append((prefix + SEPARATOR + str(value), 1.0))
+    elif isinstance(value, bytes):
+        out.append((prefix + SEPARATOR + _as_name(value, _where(i, j, path)), 1.0))
+    elif isinstance(value, (bool, np.bool_)):
+        out.append((prefix, 1.0 if value else 0.0))
+    elif isinstance(value, numbers.Real):
+        out.append((prefix, _real_value(value, _where(i, j, path))))
+    elif isinstance(value, Mapping):
+        for key, sub in value.items():
+            name = _as_name(key, f"{_where(i, j, path)} has a key that")
+            _value_pairs(prefix + SEPARATOR + name, sub, out, i, j, path + (key,))
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        # python-crfsuite treats a nested list like a list token: names of weight 1.
+        for item in value:
+            what = f"each item of {_where(i, j, path)}"
+            out.append((prefix + SEPARATOR + _as_name(item, what), 1.0))
+    else:
+        raise TypeError(
+            f"{_where(i, j, path)} has a value of unsupported type "
+            f"{type(value).__name__} ({value!r}); use {_VALUE_HELP}"
+        )
+
+
+def _token_pairs(token, i, j):
+    """Validated ``(name, weight)`` pairs of token ``X[i][j]``, in order."""
+    out = []
+    if isinstance(token, Mapping):
+        for key, value in token.items():
+            name = _as_name(key, f"{_where(i, j)} has a key that")
+            _value_pairs(name, value, out, i, j, (key,))
+    elif isinstance(token, (list, tuple)):
+        for k, name in enumerate(token):
+            out.append((_as_name(name, f"X[{i}][{j}][{k}]"), 1.0))
+    elif isinstance(token, (str, bytes)):
+        raise TypeError(
+            f"X[{i}][{j}] is a str ({token!r}), not a token's features: X looks like a "
+            "single sequence of tokens; pass a list of sequences, e.g. [X]"
+        )
+    else:
+        raise TypeError(f"X[{i}][{j}] must be {_TOKEN_HELP}, got {type(token).__name__}")
+    return out
+
+
+def _as_sequence(seq, i, arg, item):
+    """Return sequence ``arg[i]`` (of ``item``) as a list, or raise a structural error."""
+    if isinstance(seq, (str, bytes)):
+        raise TypeError(
+            f"{arg}[{i}] is a str ({seq!r}), not a sequence of {item}: {arg} looks like a "
+            f"single sequence; pass a list of sequences of {item}, e.g. [{arg}]"
+        )
+    if isinstance(seq, Mapping):
+        if arg == "X":
+            raise TypeError(
+                f"X[{i}] is a dict (one token's features), not a sequence of tokens: X "
+                "looks like a single sequence; pass a list of sequences, e.g. [X]"
+            )
+        raise TypeError(f"{arg}[{i}] must be a sequence of {item}, got {type(seq).__name__}")
+    try:
+        return list(seq)
+    except TypeError:
+        raise TypeError(
+            f"{arg}[{i}] must be a sequence of {item}, got {type(seq).__name__}"
+        ) from None
+
+
+def _check_outer(X, arg):
+    if X is None or isinstance(X, (str, bytes, Mapping)):
+        raise TypeError(
+            f"{arg} must be a list of sequences, got {type(X).__name__}"
+        )
+    try:
+        return iter(X)
+    except TypeError:
+        raise TypeError(f"{arg} must be a list of sequences, got {type(X).__name__}") from None
+
+
+def _check_min_freq(min_freq):
+    if isinstance(min_freq, bool) or not isinstance(min_freq, numbers.Real):
+        raise TypeError(f"min_freq must be a real number, got {type(min_freq).__name__}")
+    if not (0 <= min_freq < math.inf):
+        raise ValueError(f"min_freq must be finite and >= 0, got {min_freq}")
+
+
+# ---------------------------------------------------------------------------
+# The encoding loop.
+# ---------------------------------------------------------------------------
+
+
+def _encode(X, index, names, grow):
+    """One pass over ``X``: return ``(ids, values, token_offsets, seq_offsets)``.
+
+    With ``grow``, unseen attributes get the next id (``index`` and ``names`` are
+    extended in place); without, they are skipped.
+    """
+    it = _check_outer(X, "X")
+    ids = array("i")
+    vals = array("d")
+    tok_offsets = array("q", [0])
+    seq_offsets = array("q", [0])
+    # Bound methods in locals: this loop runs once per attribute occurrence.
+    ids_append = ids.append
+    vals_append = vals.append
+    tok_append = tok_offsets.append
+    get = index.get
+    # "name:value" -> id, looked up as by_key[name][value]: both strings already
+    # exist (with cached hashes), so a seen pair costs two dict probes and no new
+    # string.  Unseen pairs are cached as -1 when not growing.
+    by_key = {}
+    by_key_get = by_key.get
+
+    def new_id(name):
+        """Id of a name the index lacks: added (grow), or -1 (skipped)."""
+        if type(name) is not str:
+            # str subclasses and UTF-8 bytes are valid names; anything else goes to
+            # the slow path, which names the position.
+            if isinstance(name, str):
+                name = str(name)
+            elif isinstance(name, bytes):
+                try:
+                    name = name.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _Redo from None
+            else:
+                raise _Redo
+            aid = get(name)
+            if aid is not None:
+                return aid
+        if not grow:
+            return -1
+        aid = len(names)
+        names.append(name)
+        index[name] = aid
+        return aid
+
+    def lookup(name):
+        aid = get(name)
+        return new_id(name) if aid is None else aid
+
+    for i, seq in enumerate(it):
+        if type(seq) is not list and type(seq) is not tuple:
+            seq = _as_sequence(seq, i, "X", "tokens")
+        if not seq:
+            raise ValueError(f"X[{i}] is an empty sequence; every sequence needs a token")
+        n_ids = len(ids)
+        n_tok = len(tok_offsets)
+        try:
+            for tok in seq:
+                if type(tok) is dict:
+                    for k, v in tok.items():
+                        tv = type(v)
+                        if tv is str:
+                            sub = by_key_get(k)
+                            if sub is None:
+                                sub = by_key[k] = {}
+                            aid = sub.get(v)
+                            if aid is None:
+                                aid = sub[v] = lookup(k + SEPARATOR + v)
+                            if aid >= 0:
+                                ids_append(aid)
+                                vals_append(1.0)
+                        elif tv is float or tv is int or tv is bool:
+                            # v - v is NaN exactly for NaN and +-inf.
+                            if tv is float and v - v != 0.0:
+                                raise _Redo
+                            aid = get(k)
+                            if aid is None:
+                                aid = new_id(k)
+                            if aid >= 0:
+                                ids_append(aid)
+                                vals_append(v)
+                        else:
+                            if type(k) is not str:
+                                raise _Redo
+                            pairs = []
+                            _value_pairs(k, v, pairs, i, len(tok_offsets) - n_tok, (k,))
+                            for name, x in pairs:
+                                aid = lookup(name)
+                                if aid >= 0:
+                                    ids_append(aid)
+                                    vals_append(x)
+                elif type(tok) is list or type(tok) is tuple:
+                    for name in tok:
+                        aid = get(name)
+                        if aid is None:
+                            aid = new_id(name)
+                        if aid >= 0:
+                            ids_append(aid)
+                            vals_append(1.0)
+                else:
+                    for name, x in _token_pairs(tok, i, len(tok_offsets) - n_tok):
+                        aid = lookup(name)
+                        if aid >= 0:
+                            ids_append(aid)
+                            vals_append(x)
+                tok_append(len(ids))
+        except (_Redo, TypeError, OverflowError):
+            # Raised by the inline code (non-str key, unhashable name, NaN, huge int):
+            # start the sequence over on the general path, which raises the precise
+            # error (or, for odd but valid input, encodes it).
+            del ids[n_ids:], vals[n_ids:], tok_offsets[n_tok:]
+            for j, tok in enumerate(seq):
+                for name, x in _token_pairs(tok, i, j):
+                    aid = lookup(name)
+                    if aid >= 0:
+                        ids_append(aid)
+                        vals_append(x)
+                tok_append(len(ids))
+        seq_offsets.append(len(tok_offsets) - 1)
+
+    return (
+        np.frombuffer(ids, dtype=np.intc).astype(np.int32, copy=False),
+        np.frombuffer(vals, dtype=np.float64),
+        np.frombuffer(tok_offsets, dtype=np.int64),
+        np.frombuffer(seq_offsets, dtype=np.int64),
+    )
+
+
+def fit_encode(X, min_freq=0):
+    """Build the attribute vocabulary of ``X`` and encode ``X``, in one pass.
+
+    Parameters
+    ----------
+    X : iterable of sequences of token features
+        See the module docstring for the accepted token formats.
+    min_freq : float, default=0
+        Attributes occurring fewer than ``min_freq`` times in ``X`` (counting every
+        occurrence, whatever its weight) are dropped from the vocabulary and from the
+        encoding.
+
+    Returns
+    -------
+    vocabulary : AttributeVocabulary
+        Ids in first-seen order among the kept attributes, with their counts.
+    encoded : EncodedSequences
+
+    Raises
+    ------
+    ValueError
+        For an empty ``X``, an empty sequence, a NaN/inf weight.
+    TypeError
+        For a malformed sequence, token, feature name or value.
+    """
+    _check_min_freq(min_freq)
+    index = {}
+    names = []
+    ids, vals, tok_offsets, seq_offsets = _encode(X, index, names, grow=True)
+    if len(seq_offsets) == 1:
+        raise ValueError("X contains no sequences")
+    counts = np.bincount(ids, minlength=len(names)).astype(np.int64, copy=False)
+    keep = counts >= min_freq
+    if not keep.all():
+        # Provisional ids were handed out in first-seen order; renumbering the kept
+        # ones by a cumulative sum keeps that order.  Token offsets move by the number
+        # of entries dropped before them.
+        new_ids = (np.cumsum(keep) - 1).astype(np.int32)
+        kept_entries = keep[ids]
+        kept_before = np.concatenate(([0], np.cumsum(kept_entries, dtype=np.int64)))
+        tok_offsets = kept_before[tok_offsets]
+        ids = new_ids[ids[kept_entries]]
+        vals = vals[kept_entries]
+        names = [names[a] for a in np.flatnonzero(keep).tolist()]
+        counts = counts[keep]
+    vocabulary = AttributeVocabulary(names, counts, min_freq)
+    return vocabulary, EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(names))
+
+
+def encode(X, vocabulary):
+    """Encode ``X`` with a fitted vocabulary; unseen attributes are ignored.
+
+    Parameters
+    ----------
+    X : iterable of sequences of token features
+    vocabulary : AttributeVocabulary
+
+    Returns
+    -------
+    EncodedSequences
+        Empty arrays (and ``seq_offsets == [0]``) for an empty ``X``.
+    """
+    if not isinstance(vocabulary, AttributeVocabulary):
+        raise TypeError(
+            f"vocabulary must be an AttributeVocabulary, got {type(vocabulary).__name__}"
+        )
+    # _encode only reads index and names when grow is False.
+    ids, vals, tok_offsets, seq_offsets = _encode(
+        X, vocabulary.index, vocabulary.names, grow=False
+    )
+    return EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(vocabulary))
+
+
+def _check_classes(classes):
+    if isinstance(classes, (str, bytes)):
+        raise TypeError("classes must be a list of str labels, got a single str")
+    try:
+        classes = list(classes)
+    except TypeError:
+        raise TypeError(
+            f"classes must be a list of str labels, got {type(classes).__name__}"
+        ) from None
+    if not classes:
+        raise ValueError("classes must hold at least one label")
+    for k, label in enumerate(classes):
+        if not isinstance(label, str):
+            raise TypeError(
+                f"classes must hold str labels; classes[{k}] is {label!r} "
+                f"({type(label).__name__})"
+            )
+    classes = [str(label) for label in classes]
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct, got {classes}")
+    return classes
+
+
+def encode_labels(y, classes=None, *, lengths=None):
+    """Map label sequences to flat integer codes.
+
+    Parameters
+    ----------
+    y : iterable of sequences of str
+        One label per token.
+    classes : iterable of str, optional
+        The label set, in code order.  By default, the labels of ``y`` in the order
+        they are first seen.
+    lengths : array-like of int of shape (n_sequences,), optional
+        Token counts of the sequences of X (``EncodedSequences.lengths``); when given,
+        ``y`` must have as many sequences, each as long.
+
+    Returns
+    -------
+    classes : list of str
+    labels : ndarray of shape (n_tokens,), int32
+        ``classes[labels[t]]`` is the label of token ``t`` (tokens numbered across
+        sequences, as in :class:`EncodedSequences`).
+
+    Raises
+    ------
+    TypeError
+        For a label that is not a str.
+    ValueError
+        For a label not in ``classes``, an empty sequence, or ``y`` not matching
+        ``lengths``.
+    """
+    grow = classes is None
+    classes = [] if grow else _check_classes(classes)
+    index = {label: k for k, label in enumerate(classes)}
+    get = index.get
+    n_expected = None
+    if lengths is not None:
+        lengths = np.asarray(lengths).tolist()
+        n_expected = len(lengths)
+    codes = array("i")
+    n = 0
+    for i, seq in enumerate(_check_outer(y, "y")):
+        n = i + 1
+        if type(seq) is not list and type(seq) is not tuple:
+            seq = _as_sequence(seq, i, "y", "labels")
+        if not seq:
+            raise ValueError(f"y[{i}] is an empty sequence; every sequence needs a label")
+        if n_expected is not None:
+            if i >= n_expected:
+                raise ValueError(
+                    f"X and y must have the same number of sequences: X has {n_expected}, "
+                    "y has more"
+                )
+            if len(seq) != lengths[i]:
+                raise ValueError(
+                    f"y[{i}] has {len(seq)} labels but X[{i}] has {lengths[i]} tokens"
+                )
+        try:
+            chunk = [get(label, -1) for label in seq]
+            ok = -1 not in chunk
+        except TypeError:  # an unhashable label
+            ok = False
+        if not ok:
+            chunk = []
+            for j, label in enumerate(seq):
+                if not isinstance(label, str):
+                    raise TypeError(
+                        f"y[{i}][{j}] must be a str label, got {label!r} "
+                        f"({type(label).__name__})"
+                    )
+                code = get(label)
+                if code is None:
+                    if not grow:
+                        raise ValueError(
+                            f"y[{i}][{j}] = {label!r} is not one of classes {classes}"
+                        )
+                    code = index[str(label)] = len(classes)
+                    classes.append(str(label))
+                chunk.append(code)
+        codes.extend(chunk)
+    if n == 0:
+        raise ValueError("y contains no sequences")
+    if n_expected is not None and n != n_expected:
+        raise ValueError(
+            f"X and y must have the same number of sequences: X has {n_expected}, y has {n}"
+        )
+    return classes, np.frombuffer(codes, dtype=np.intc).astype(np.int32, copy=False)
