@@ -37,12 +37,25 @@ class Chain:
         return self.emissions.shape
 
 
-def _as_real_array(value, name):
-    """Return ``value`` as an ndarray of real numbers, or raise naming ``name``."""
+def _as_array(value, name):
+    """``np.asarray(value)``, with a conversion failure reported against ``name``."""
     try:
-        arr = np.asarray(value)
+        return np.asarray(value)
     except (ValueError, TypeError) as exc:  # ragged nested lists, odd objects
         raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+
+
+def _as_int_array(value, name, what):
+    """Return ``value`` as an ndarray of integers (not bools), or raise naming ``name``."""
+    arr = _as_array(value, name)
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be {what}, got dtype {arr.dtype}")
+    return arr
+
+
+def _as_real_array(value, name):
+    """Return ``value`` as an ndarray of real numbers, or raise naming ``name``."""
+    arr = _as_array(value, name)
     if arr.dtype == np.bool_ or arr.dtype.kind not in "iuf":
         raise TypeError(
             f"{name} must hold real numbers (float or int), got dtype {arr.dtype}"
@@ -83,12 +96,7 @@ def check_lengths(lengths, n_sequences, max_length):
     """
     if lengths is None:
         return np.full(n_sequences, max_length, dtype=np.int64)
-    try:
-        arr = np.asarray(lengths)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"lengths could not be converted to an array: {exc}") from None
-    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
-        raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
+    arr = _as_int_array(lengths, "lengths", "integers")
     if arr.ndim != 1 or arr.shape[0] != n_sequences:
         raise ValueError(
             f"lengths must have shape ({n_sequences},), one per sequence, got {arr.shape}"
@@ -143,12 +151,7 @@ def check_tags(tags, chain):
     ndarray of shape (B, T), int64
     """
     B, T, K = chain.shape
-    try:
-        arr = np.asarray(tags)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"tags could not be converted to an array: {exc}") from None
-    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
-        raise TypeError(f"tags must be integer label indices, got dtype {arr.dtype}")
+    arr = _as_int_array(tags, "tags", "integer label indices")
     if arr.shape != (B, T):
         raise ValueError(f"tags must have shape {(B, T)} like emissions[..., 0], got {arr.shape}")
     valid = np.arange(T)[None, :] < chain.lengths[:, None]
@@ -179,10 +182,7 @@ def check_allowed(allowed, n_labels):
     transitions_ok : ndarray of shape (K, K), bool
     start_ok, end_ok : ndarray of shape (K,), bool
     """
-    try:
-        arr = np.asarray(allowed)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"allowed could not be converted to an array: {exc}") from None
+    arr = _as_array(allowed, "allowed")
     if arr.dtype != np.bool_:
         if arr.dtype.kind not in "iu" or not np.isin(arr, (0, 1)).all():
             raise TypeError(f"allowed must be a boolean matrix, got dtype {arr.dtype}")
