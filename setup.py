@@ -40,6 +40,9 @@ directives = {
     "initializedcheck": DEBUG,
     "nonecheck": DEBUG,
     "cdivision": True,
+    # The kernels keep no shared Python state, so free-threaded CPython (3.13t) need
+    # not re-enable the GIL on import.
+    "freethreading_compatible": True,
 }
 
 setup(

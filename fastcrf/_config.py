@@ -9,7 +9,7 @@ from . import _core
 from ._version import __version__
 
 
-def show_config(print_out=True):
+def show_config(print_out: bool = True) -> dict:
     """Describe the build: OpenMP support, thread count and versions.
 
     Parameters

@@ -15,9 +15,10 @@ Every function validates its inputs (``ValueError``/``TypeError`` naming the
 argument) before any compiled code runs.  Results do not depend on ``n_jobs``.
 """
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._parallel import effective_n_threads
@@ -99,7 +100,15 @@ def _run_forward_backward(chain, tags, want_marginals, n_jobs):
     return logz, score, node, chunk_sums
 
 
-def log_partition(emissions, transitions, start=None, end=None, lengths=None, *, n_jobs=None):
+def log_partition(
+    emissions: ArrayLike,
+    transitions: ArrayLike,
+    start: Optional[ArrayLike] = None,
+    end: Optional[ArrayLike] = None,
+    lengths: Optional[ArrayLike] = None,
+    *,
+    n_jobs: Optional[int] = None,
+) -> NDArray[np.floating]:
     """Log-partition function log Z of each sequence.
 
     Parameters
@@ -132,15 +141,15 @@ def log_partition(emissions, transitions, start=None, end=None, lengths=None, *,
 
 
 def log_likelihood(
-    emissions,
-    tags,
-    transitions,
-    start=None,
-    end=None,
-    lengths=None,
+    emissions: ArrayLike,
+    tags: ArrayLike,
+    transitions: ArrayLike,
+    start: Optional[ArrayLike] = None,
+    end: Optional[ArrayLike] = None,
+    lengths: Optional[ArrayLike] = None,
     *,
-    n_jobs=None,
-    return_grad=False,
+    n_jobs: Optional[int] = None,
+    return_grad: bool = False,
 ):
     """Log-likelihood ``score(tags) - log Z`` of each sequence, optionally with gradients.
 
@@ -164,8 +173,8 @@ def log_likelihood(
         ``transitions`` (K, K), ``start`` (K,) and ``end`` (K,).
     """
     chain = check_chain(emissions, transitions, start, end, lengths)
-    tags = check_tags(tags, chain)
-    logz, score, node, chunk_sums = _run_forward_backward(chain, tags, bool(return_grad), n_jobs)
+    gold = check_tags(tags, chain)
+    logz, score, node, chunk_sums = _run_forward_backward(chain, gold, bool(return_grad), n_jobs)
     ll = (score - logz).astype(chain.dtype, copy=False)
     if not return_grad:
         return ll
@@ -182,7 +191,15 @@ def log_likelihood(
     return ll, grads
 
 
-def marginals(emissions, transitions, start=None, end=None, lengths=None, *, n_jobs=None):
+def marginals(
+    emissions: ArrayLike,
+    transitions: ArrayLike,
+    start: Optional[ArrayLike] = None,
+    end: Optional[ArrayLike] = None,
+    lengths: Optional[ArrayLike] = None,
+    *,
+    n_jobs: Optional[int] = None,
+) -> NDArray[np.floating]:
     """Node marginals ``P(y_t = k)`` of each sequence.
 
     Parameters
@@ -203,7 +220,14 @@ def marginals(emissions, transitions, start=None, end=None, lengths=None, *, n_j
     return node
 
 
-def path_score(emissions, tags, transitions, start=None, end=None, lengths=None):
+def path_score(
+    emissions: ArrayLike,
+    tags: ArrayLike,
+    transitions: ArrayLike,
+    start: Optional[ArrayLike] = None,
+    end: Optional[ArrayLike] = None,
+    lengths: Optional[ArrayLike] = None,
+) -> NDArray[np.floating]:
     """Unnormalised score of the given label paths.
 
     Parameters
@@ -220,17 +244,24 @@ def path_score(emissions, tags, transitions, start=None, end=None, lengths=None)
         ``start[y0] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_last]``.
     """
     chain = check_chain(emissions, transitions, start, end, lengths)
-    tags = check_tags(tags, chain)
+    gold = check_tags(tags, chain)
     score = np.zeros(chain.shape[0])
     _core.path_scores(
-        chain.emissions, chain.lengths, tags, chain.transitions, chain.start, chain.end, score
+        chain.emissions, chain.lengths, gold, chain.transitions, chain.start, chain.end, score
     )
     return score.astype(chain.dtype, copy=False)
 
 
 def viterbi(
-    emissions, transitions, start=None, end=None, lengths=None, *, allowed=None, n_jobs=None
-):
+    emissions: ArrayLike,
+    transitions: ArrayLike,
+    start: Optional[ArrayLike] = None,
+    end: Optional[ArrayLike] = None,
+    lengths: Optional[ArrayLike] = None,
+    *,
+    allowed: Optional[ArrayLike] = None,
+    n_jobs: Optional[int] = None,
+) -> Tuple[NDArray[np.int64], NDArray[np.floating]]:
     """Most probable label path of each sequence (max-product decoding).
 
     Parameters

@@ -5,7 +5,7 @@ import numbers
 from . import _core
 
 
-def effective_n_threads(n_jobs):
+def effective_n_threads(n_jobs) -> int:
     """Return the number of OpenMP threads to use for ``n_jobs``.
 
     Parameters

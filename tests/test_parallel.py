@@ -39,3 +39,11 @@ def test_n_jobs_validation():
         fastcrf.log_partition(em, np.zeros((2, 2)), n_jobs=1.5)
     with pytest.raises(TypeError, match="n_jobs"):
         fastcrf.viterbi(em, np.zeros((2, 2)), n_jobs="2")
+
+
+def test_threadpoolctl_limits_the_default_thread_count():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not fastcrf.show_config(print_out=False)["openmp"]:
+        pytest.skip("serial build")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert fastcrf.show_config(print_out=False)["max_threads"] == 1

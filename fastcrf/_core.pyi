@@ -1,0 +1,52 @@
+# Type stub for the compiled kernels (fastcrf/_core.pyx).  Internal API: the public
+# functions live in fastcrf._dense and validate everything before calling these.
+import numpy as np
+from numpy.typing import NDArray
+
+def openmp_enabled() -> bool: ...
+def max_threads() -> int: ...
+def simd_dispatch() -> bool: ...
+def chunk_size() -> int: ...
+def forward_backward(
+    emissions: NDArray[np.floating],
+    lengths: NDArray[np.int64],
+    tags: NDArray[np.int64],
+    trans: NDArray[np.float64],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    E: NDArray[np.float64],
+    ET: NDArray[np.float64],
+    startf: NDArray[np.float64],
+    endf: NDArray[np.float64],
+    tmax: float,
+    smax: float,
+    emax: float,
+    raw_edges: bool,
+    logz_out: NDArray[np.float64],
+    score_out: NDArray[np.float64],
+    node_out: NDArray[np.floating],
+    chunk_out: NDArray[np.float64],
+    want_marginals: bool,
+    n_threads: int,
+) -> None: ...
+def viterbi(
+    emissions: NDArray[np.floating],
+    lengths: NDArray[np.int64],
+    trans: NDArray[np.float64],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    rowmax: NDArray[np.float64],
+    transT: NDArray[np.float64],
+    paths_out: NDArray[np.int64],
+    score_out: NDArray[np.float64],
+    n_threads: int,
+) -> None: ...
+def path_scores(
+    emissions: NDArray[np.floating],
+    lengths: NDArray[np.int64],
+    tags: NDArray[np.int64],
+    trans: NDArray[np.float64],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    score_out: NDArray[np.float64],
+) -> None: ...
