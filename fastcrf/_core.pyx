@@ -16,9 +16,10 @@
 # d) Sums are scaled probabilities (CRFsuite, Wapiti): scores are exponentiated
 #    once, each forward/backward row is renormalised and its normaliser kept, so
 #    the O(K^2) inner loops are multiply-adds the compiler vectorises instead of
-#    one exp per label pair.  When a normaliser falls below UNDERFLOW_GUARD the
-#    scaled numbers could have lost mass to underflow (scores with a range of
-#    several hundred), and that one sequence is recomputed in exact log space.
+#    one exp per label pair.  Each row carries a rigorous bound on the mass it may
+#    have lost to underflow (see _forward_scaled); when that bound could matter
+#    (scores whose range is several hundred) the one sequence is recomputed in
+#    exact log space.
 # e) Everything is accumulated in double, whatever the input dtype.
 #
 # Names follow CRFsuite: T items, K labels, t position, i/j previous/next label.
@@ -26,7 +27,7 @@
 # FASTCRF_CYTHON_DEBUG switch).
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport exp, log, INFINITY
+from libc.math cimport exp, fabs, log, INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
@@ -53,10 +54,12 @@ cdef extern from "_kernels.h":
 # ``chunk_out`` (and hence the gradients) do not depend on the thread count.
 DEF CHUNK = 4
 
-# A scaled row whose normaliser is below this may have lost mass to underflow:
-# each of its K^2 terms can lose at most ~DBL_MIN, so above the guard the relative
-# error is below 1e-140 for any K up to 1e6.
-cdef double UNDERFLOW_GUARD = 1e-150
+# Scaled recursions: a product of factors <= 1 that underflows loses at most this much
+# (gradual underflow rounds to within 5e-324; the margin covers several roundings).
+cdef double UNDERFLOW_TERM = 1e-300
+# Fall back to log space as soon as the mass a row may have lost to underflow, relative
+# to the row, could exceed this: far below double precision.
+cdef double LOSS_TOL = 1e-20
 
 
 def openmp_enabled():
@@ -90,13 +93,9 @@ cdef struct Chain:
     const double* end       # [K]    end scores
     const double* E         # [K][K] exp(trans[i][j] - tmax)
     const double* ET        # [K][K] transpose of E (backward pass reads rows)
-    const double* startf    # [K]    exp(start[j] - smax)
-    const double* endf      # [K]    exp(end[j] - emax)
     const double* rowmax    # [K]    max_j trans[i][j] (Viterbi pruning bound)
     const double* transT    # [K][K] trans transposed (Viterbi backtracking reads columns)
     double tmax
-    double smax
-    double emax
     bint raw_edges          # accumulate a[i] w[j] and multiply by E once per sequence
 
 
@@ -106,6 +105,7 @@ cdef struct Work:
     double* emf     # [T][K] exp(lem[t][j] - max_j lem[t][j]); log-alpha in the fallback
     double* alpha   # [T][K] normalised forward rows, overwritten by node marginals
     double* asum    # [T]    normaliser of each forward row
+    double* aloss   # [T]    bound on the relative mass each forward row lost to underflow
     double* b0      # [K]    backward row t
     double* b1      # [K]    backward row t - 1
     double* v       # [K]    emf[t][j] * beta_t[j]
@@ -114,9 +114,7 @@ cdef struct Work:
 
 cdef Chain _make_chain(Py_ssize_t K, const double[:, ::1] trans, const double[::1] start,
                        const double[::1] end, const double[:, ::1] E,
-                       const double[:, ::1] ET, const double[::1] startf,
-                       const double[::1] endf, double tmax, double smax, double emax,
-                       bint raw_edges):
+                       const double[:, ::1] ET, double tmax, bint raw_edges):
     cdef Chain c
     c.K = K
     c.trans = &trans[0, 0]
@@ -124,17 +122,13 @@ cdef Chain _make_chain(Py_ssize_t K, const double[:, ::1] trans, const double[::
     c.end = &end[0]
     c.E = &E[0, 0]
     c.ET = &ET[0, 0]
-    c.startf = &startf[0]
-    c.endf = &endf[0]
     c.tmax = tmax
-    c.smax = smax
-    c.emax = emax
     c.raw_edges = raw_edges
     return c
 
 
 cdef Py_ssize_t _work_doubles(Py_ssize_t T, Py_ssize_t K) noexcept nogil:
-    return 3 * T * K + T + 3 * K + K * K
+    return 3 * T * K + 2 * T + 3 * K + K * K
 
 
 cdef Work _work_bind(double* buf, Py_ssize_t T, Py_ssize_t K) noexcept nogil:
@@ -145,7 +139,8 @@ cdef Work _work_bind(double* buf, Py_ssize_t T, Py_ssize_t K) noexcept nogil:
     w.emf = buf + T * K
     w.alpha = buf + 2 * T * K
     w.asum = buf + 3 * T * K
-    w.b0 = w.asum + T
+    w.aloss = w.asum + T
+    w.b0 = w.aloss + T
     w.b1 = w.b0 + K
     w.v = w.b1 + K
     w.edge = w.v + K
@@ -156,40 +151,73 @@ cdef Work _work_bind(double* buf, Py_ssize_t T, Py_ssize_t K) noexcept nogil:
 # Single-sequence kernels, scaled probabilities.                                #
 # --------------------------------------------------------------------------- #
 
+cdef inline void _kahan_add(double* acc, double* comp, double x) noexcept nogil:
+    # Neumaier's compensated sum: log Z adds T terms of very different magnitudes.
+    cdef double t = acc[0] + x
+    if fabs(acc[0]) >= fabs(x):
+        comp[0] += (acc[0] - t) + x
+    else:
+        comp[0] += (x - t) + acc[0]
+    acc[0] = t
+
+
+cdef inline double _row_scores(const Chain* c, const double* lrow, Py_ssize_t t,
+                               Py_ssize_t T, double* x) noexcept nogil:
+    # x[j] = lem[t][j] (+ start[j] at t = 0) (+ end[j] at t = T-1); returns max_j x[j].
+    # Folding start and end into the first and last rows before exponentiating keeps a
+    # label with a poor start score but a huge emission from underflowing on its own.
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t j
+    cdef double mx
+    for j in range(K):
+        x[j] = lrow[j]
+    if t == 0:
+        for j in range(K):
+            x[j] += c.start[j]
+    if t == T - 1:
+        for j in range(K):
+            x[j] += c.end[j]
+    mx = x[0]
+    for j in range(1, K):
+        if x[j] > mx:
+            mx = x[j]
+    return mx
+
+
 cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
-                         double* emf,       # OUT [T][K]
-                         double* alpha,     # OUT [T][K]
-                         double* asum,      # OUT [T]
+                         double* emf,       # OUT [T][K] exp(x[t][j] - mx_t), x as in _row_scores
+                         double* alpha,     # OUT [T][K] normalised forward rows
+                         double* asum,      # OUT [T]    row normalisers
+                         double* aloss,     # OUT [T]    bound on the relative mass lost to underflow
                          double* logz       # OUT scalar
                          ) noexcept nogil:
-    # alpha'_0[j] = startf[j] emf[0][j]
+    # alpha'_0[j] = emf[0][j]
     # alpha'_t[j] = emf[t][j] sum_i alpha_{t-1}[i] E[i][j]
     # alpha_t = alpha'_t / asum_t,  asum_t = sum_j alpha'_t[j]
-    # log Z = smax + emax + (T-1) tmax + sum_t (mx_t + log asum_t)
-    #         + log sum_j alpha_{T-1}[j] endf[j]
-    # Returns -1 when a normaliser falls below UNDERFLOW_GUARD.
+    # log Z = sum_t (mx_t + [t > 0] tmax + log asum_t)
+    #
+    # Every factor (alpha, E, emf) is <= 1, so a product that underflows loses at most
+    # UNDERFLOW_TERM, and mass lost earlier can grow by at most 1 / asum_t per step:
+    #   L_t <= (L_{t-1} + K^2 UNDERFLOW_TERM) / asum_t,
+    # a bound on the mass missing from row t relative to its sum.  Returns -1 (log-space
+    # fallback) once it could exceed LOSS_TOL.
     cdef Py_ssize_t K = c.K
-    cdef Py_ssize_t t, i, j
+    cdef Py_ssize_t t, j
     cdef double mx, s, inv
-    cdef double acc = c.smax + c.emax + (T - 1) * c.tmax
+    cdef double loss = 0.0
+    cdef double new_loss = K * K * UNDERFLOW_TERM
+    cdef double acc = 0.0, comp = 0.0
     cdef double* row
-    cdef const double* lrow
     cdef double* frow
     for t in range(T):
-        lrow = lem + t * K
         frow = emf + t * K
-        mx = lrow[0]
-        for j in range(1, K):
-            if lrow[j] > mx:
-                mx = lrow[j]
+        mx = _row_scores(c, lem + t * K, t, T, frow)
         for j in range(K):
-            frow[j] = exp(lrow[j] - mx)
-        acc += mx
-
+            frow[j] = exp(frow[j] - mx)
         row = alpha + t * K
         if t == 0:
             for j in range(K):
-                row[j] = c.startf[j] * frow[j]
+                row[j] = frow[j]
         else:
             fcrf_vecmat(alpha + (t - 1) * K, c.E, row, K)
             for j in range(K):
@@ -197,35 +225,39 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
         s = 0.0
         for j in range(K):
             s += row[j]
-        if not (s >= UNDERFLOW_GUARD):
+        if not (s > 0.0):
+            return -1
+        loss = (loss + new_loss) / s
+        if not (loss <= LOSS_TOL):
             return -1
         asum[t] = s
+        aloss[t] = loss
         inv = 1.0 / s
         for j in range(K):
             row[j] *= inv
-        acc += log(s)
-
-    row = alpha + (T - 1) * K
-    s = 0.0
-    for j in range(K):
-        s += row[j] * c.endf[j]
-    if not (s >= UNDERFLOW_GUARD):
-        return -1
-    logz[0] = acc + log(s)
+        # mx and tmax may be huge and of opposite signs: add them first.
+        _kahan_add(&acc, &comp, ((mx + c.tmax) if t > 0 else mx) + log(s))
+    logz[0] = acc + comp
     return 0
 
 
 cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
                           double* alpha,      # IN [T][K] forward rows; OUT node marginals
-                          const double* asum, Work* w, bint want_edges) noexcept nogil:
-    # beta_{T-1}[i] ~ endf[i]
+                          const double* asum, const double* aloss,
+                          Work* w, bint want_edges) noexcept nogil:
+    # beta_{T-1}[i] = 1 / K                     (end scores are in emf[T-1])
     # beta_{t-1}[i] ~ sum_j E[i][j] emf[t][j] beta_t[j]      (each row renormalised)
     # n_t = sum_i alpha_t[i] beta_t[i];  P(y_t = i) = alpha_t[i] beta_t[i] / n_t
     # P(y_{t-1} = i, y_t = j) = alpha_{t-1}[i] E[i][j] emf[t][j] beta_t[j] / (asum_t n_t)
     # Row t of alpha is overwritten by its marginals once row t + 1 no longer needs it.
+    # Lost mass is bounded as in the forward pass; the marginals at t miss at most
+    # (La_t + Lb_t) / n_t of their mass, and the sequence falls back to log space
+    # (-1) when that could exceed LOSS_TOL.
     cdef Py_ssize_t K = c.K
     cdef Py_ssize_t t, i, j
     cdef double s, n, inv
+    cdef double loss = 0.0
+    cdef double new_loss = K * K * UNDERFLOW_TERM
     cdef double* beta = w.b0
     cdef double* nxt = w.b1
     cdef double* tmp
@@ -233,23 +265,15 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
     cdef double* row
     cdef const double* frow
 
-    s = 0.0
     for i in range(K):
-        beta[i] = c.endf[i]
-        s += beta[i]
-    if not (s >= UNDERFLOW_GUARD):
-        return -1
-    inv = 1.0 / s
-    for i in range(K):
-        beta[i] *= inv
-
+        beta[i] = 1.0 / K
     t = T - 1
     while t >= 0:
         row = alpha + t * K
         n = 0.0
         for i in range(K):
             n += row[i] * beta[i]
-        if not (n >= UNDERFLOW_GUARD):
+        if not (n > 0.0 and (aloss[t] + loss) / n <= LOSS_TOL):
             return -1
         if t > 0:
             frow = emf + t * K
@@ -271,7 +295,10 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
             s = 0.0
             for i in range(K):
                 s += nxt[i]
-            if not (s >= UNDERFLOW_GUARD):
+            if not (s > 0.0):
+                return -1
+            loss = (loss + new_loss) / s
+            if not (loss <= LOSS_TOL):
                 return -1
             inv = 1.0 / s
             for i in range(K):
@@ -405,9 +432,9 @@ cdef double _sequence_marginals(const Chain* c, Py_ssize_t T, Work* w,
     if want_edges:
         memset(w.edge, 0, K * K * sizeof(double))
     cdef Py_ssize_t k
-    status = _forward_scaled(c, w.lem, T, w.emf, w.alpha, w.asum, &logz)
+    status = _forward_scaled(c, w.lem, T, w.emf, w.alpha, w.asum, w.aloss, &logz)
     if status == 0 and want_marginals:
-        status = _backward_scaled(c, T, w.emf, w.alpha, w.asum, w, want_edges)
+        status = _backward_scaled(c, T, w.emf, w.alpha, w.asum, w.aloss, w, want_edges)
         if status == 0 and want_edges and c.raw_edges:
             for k in range(K * K):
                 w.edge[k] *= c.E[k]
@@ -452,9 +479,7 @@ def forward_backward(
     const double[::1] end,                 # IN  [K]
     const double[:, ::1] E,                # IN  [K][K] exp(trans - tmax)
     const double[:, ::1] ET,               # IN  [K][K] E transposed
-    const double[::1] startf,              # IN  [K] exp(start - smax)
-    const double[::1] endf,                # IN  [K] exp(end - emax)
-    double tmax, double smax, double emax,
+    double tmax,                           # IN  max(trans)
     bint raw_edges,                        # IN  max(trans) - min(trans) <= RAW_EDGE_RANGE
     double[::1] logz_out,                  # OUT [B]
     double[::1] score_out,                 # OUT [B] path score of tags (with tags)
@@ -471,8 +496,7 @@ def forward_backward(
     cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
     cdef bint with_tags = tags.shape[0] > 0
     cdef bint want_edges = with_tags and want_marginals
-    cdef Chain c = _make_chain(K, trans, start, end, E, ET, startf, endf, tmax, smax, emax,
-                               raw_edges)
+    cdef Chain c = _make_chain(K, trans, start, end, E, ET, tmax, raw_edges)
     cdef Py_ssize_t ch, s, s_end, T, t, k, i, j
     cdef double* buf
     cdef double* acc
@@ -548,7 +572,8 @@ cdef double _viterbi_one(const Chain* c, const double* lem, Py_ssize_t T,
     # best = max_j delta[T-1][j] + end[j]
     # Back-pointers are not stored: backtracking recomputes
     # argmax_i delta[t-1][i] + trans[i][y_t] from the same sums, so the forward loop is
-    # a plain max the compiler vectorises.  Ties go to the lowest label (strict >).
+    # a plain max the compiler vectorises.  Ties (CRFsuite's rule): the lowest last
+    # label, then the lowest previous label at each step back.
     cdef Py_ssize_t K = c.K
     cdef Py_ssize_t t, i, j, arg
     cdef double x, best

@@ -59,12 +59,10 @@ def _exp_factors(scores):
 def _run_forward_backward(chain, tags, want_marginals, n_jobs):
     """Call the compiled driver; return ``(logz, path_scores, node, chunk_sums)``."""
     B, T, K = chain.shape
-    n_threads = effective_n_threads(n_jobs)
-    E, tmax = _exp_factors(chain.transitions)
-    startf, smax = _exp_factors(chain.start)
-    endf, emax = _exp_factors(chain.end)
-    with_tags = tags is not None
     n_chunks = -(-B // _core.chunk_size())
+    n_threads = effective_n_threads(n_jobs, n_chunks)
+    E, tmax = _exp_factors(chain.transitions)
+    with_tags = tags is not None
     logz = np.zeros(B)
     score = np.zeros(B)
     node = np.zeros((B, T, K) if want_marginals else (0, 0, 0), dtype=chain.dtype)
@@ -78,11 +76,7 @@ def _run_forward_backward(chain, tags, want_marginals, n_jobs):
         chain.end,
         E,
         np.ascontiguousarray(E.T),
-        startf,
-        endf,
         tmax,
-        smax,
-        emax,
         float(np.ptp(chain.transitions)) <= RAW_EDGE_RANGE,
         logz,
         score,
@@ -91,13 +85,19 @@ def _run_forward_backward(chain, tags, want_marginals, n_jobs):
         want_marginals,
         n_threads,
     )
-    if not np.isfinite(logz).all():
-        bad = int(np.flatnonzero(~np.isfinite(logz))[0])
-        raise ValueError(
-            f"log-partition overflowed for sequence {bad}: the scores are too large "
-            "(magnitudes near 1e300); rescale emissions/transitions"
-        )
     return logz, score, node, chunk_sums
+
+
+def _as_result(values, dtype, what):
+    """Cast per-sequence results to ``dtype``; overflow there is an error, not inf."""
+    out = values.astype(dtype, copy=False)
+    if not np.isfinite(out).all():
+        bad = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise ValueError(
+            f"the {what} of sequence {bad} ({values[bad]:.3g}) overflows {dtype}; "
+            "pass float64 emissions or rescale the scores"
+        )
+    return out
 
 
 def log_partition(
@@ -137,7 +137,7 @@ def log_partition(
     """
     chain = check_chain(emissions, transitions, start, end, lengths)
     logz, _, _, _ = _run_forward_backward(chain, None, False, n_jobs)
-    return logz.astype(chain.dtype, copy=False)
+    return _as_result(logz, chain.dtype, "log-partition")
 
 
 def log_likelihood(
@@ -175,7 +175,7 @@ def log_likelihood(
     chain = check_chain(emissions, transitions, start, end, lengths)
     gold = check_tags(tags, chain)
     logz, score, node, chunk_sums = _run_forward_backward(chain, gold, bool(return_grad), n_jobs)
-    ll = (score - logz).astype(chain.dtype, copy=False)
+    ll = _as_result(score - logz, chain.dtype, "log-likelihood")
     if not return_grad:
         return ll
     K = chain.shape[2]
@@ -249,7 +249,7 @@ def path_score(
     _core.path_scores(
         chain.emissions, chain.lengths, gold, chain.transitions, chain.start, chain.end, score
     )
-    return score.astype(chain.dtype, copy=False)
+    return _as_result(score, chain.dtype, "path score")
 
 
 def viterbi(
@@ -282,7 +282,8 @@ def viterbi(
     paths : ndarray of shape (B, T), int64
         Label indices; -1 past each sequence's length.
     scores : ndarray of shape (B,)
-        Score of each best path.  Ties between paths go to the lower label index.
+        Score of each best path.  Ties are broken as CRFsuite does: the lowest last
+        label, then, walking back, the lowest previous label at each step.
 
     Raises
     ------
@@ -291,7 +292,7 @@ def viterbi(
     """
     chain = check_chain(emissions, transitions, start, end, lengths)
     B, T, K = chain.shape
-    n_threads = effective_n_threads(n_jobs)
+    n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
     trans, st, en = chain.transitions, chain.start, chain.end
     if allowed is not None:
         ok, st_ok, en_ok = check_allowed(allowed, K)
@@ -311,4 +312,4 @@ def viterbi(
             f"allowed permits no label path for sequence(s) {bad[:10].tolist()} "
             f"(lengths {chain.lengths[bad[:10]].tolist()})"
         )
-    return paths, scores.astype(chain.dtype, copy=False)
+    return paths, _as_result(scores, chain.dtype, "best path score")

@@ -173,7 +173,7 @@ static void fcrf_maxplus(const double* d, const double* M, const double* rowmax,
     for (i = 0; i < K; i++)
         bound[i] = d[i] + rowmax[i];
     top = fcrf_max(bound, K);
-    while (bound[first] != top)
+    while (first < K - 1 && bound[first] != top)   /* bounded even if a NaN slipped in */
         first++;
     ymin = fcrf_min_shifted(d[first], M + first * K, K);
     for (i = 0; i < K; i++)
@@ -196,7 +196,7 @@ static ptrdiff_t fcrf_argmax_shifted(const double* d, const double* c, double* s
         scratch[i] = d[i] + c[i];
     top = fcrf_max(scratch, K);
     i = 0;
-    while (scratch[i] != top)
+    while (i < K - 1 && scratch[i] != top)   /* bounded even if a NaN slipped in */
         i++;
     return i;
 }

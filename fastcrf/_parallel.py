@@ -1,11 +1,12 @@
 """Map scikit-learn style ``n_jobs`` to an OpenMP thread count."""
 
 import numbers
+import os
 
 from . import _core
 
 
-def effective_n_threads(n_jobs) -> int:
+def effective_n_threads(n_jobs, n_tasks=None) -> int:
     """Return the number of OpenMP threads to use for ``n_jobs``.
 
     Parameters
@@ -13,7 +14,9 @@ def effective_n_threads(n_jobs) -> int:
     n_jobs : int or None
         ``None`` or ``-1`` use every thread OpenMP would use by default (which honours
         ``OMP_NUM_THREADS`` and threadpoolctl); ``-2`` all but one, and so on;
-        a positive value is used as given; ``0`` is an error.
+        a positive value is used as given, up to the number of CPUs; ``0`` is an error.
+    n_tasks : int, optional
+        Number of independent work items: no more threads than this are started.
 
     Returns
     -------
@@ -30,7 +33,13 @@ def effective_n_threads(n_jobs) -> int:
         return 1
     max_threads = _core.max_threads()
     if n_jobs is None:
-        return max_threads
-    if n_jobs < 0:
-        return max(1, max_threads + 1 + int(n_jobs))
-    return int(n_jobs)
+        n = max_threads
+    elif n_jobs < 0:
+        n = max(1, max_threads + 1 + int(n_jobs))
+    else:
+        # More threads than CPUs never speeds up these compute-bound loops, and an
+        # absurd count makes the OpenMP runtime abort the process.
+        n = min(int(n_jobs), max(max_threads, os.cpu_count() or 1))
+    if n_tasks is not None:
+        n = min(n, max(1, int(n_tasks)))
+    return n

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Scores beyond this magnitude are rejected: sums over any realistic sequence length
+# then stay far from double overflow (1.8e308), so no kernel ever sees inf or NaN.
+MAX_SCORE = 1e150
+
 
 @dataclass(frozen=True)
 class Chain:
@@ -76,8 +80,16 @@ def _check_scores(value, name, shape, dtype):
     arr = _as_real_array(value, name)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    if arr.size:
+        # min and max propagate NaN and need no temporary array.
+        lo, hi = float(arr.min()), float(arr.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        if max(-lo, hi) > MAX_SCORE:
+            raise ValueError(
+                f"{name} has values of magnitude up to {max(-lo, hi):.3g}; scores must lie "
+                f"within +-{MAX_SCORE:g} (rescale them)"
+            )
     return np.ascontiguousarray(arr, dtype=dtype)
 
 

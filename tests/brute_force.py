@@ -35,5 +35,8 @@ def enumerate_chain(em, trans, start, end, allowed=None):
     if allowed is not None:
         ok = np.array([all(allowed[a, b] for a, b in zip(y[:-1], y[1:])) for y in paths])
     masked = np.where(ok, scores, -np.inf)
-    best = int(np.argmax(masked))  # first maximum = lexicographically lowest path
-    return logz, node, edge, list(paths[best]), float(masked[best])
+    top = masked.max()
+    # CRFsuite's tie rule: the lowest last label, then walking back the lowest previous
+    # label, i.e. the smallest optimal path read from its end.
+    best = min((y for y, s in zip(paths, masked) if s == top), key=lambda y: y[::-1])
+    return logz, node, edge, list(best), float(top)

@@ -197,3 +197,65 @@ def test_non_contiguous_and_integer_inputs(rng):
     ints = rng.integers(-3, 3, size=(2, 3, 2))
     np.testing.assert_allclose(fastcrf.log_partition(ints, np.zeros((2, 2), dtype=int)),
                                fastcrf.log_partition(ints.astype(float), np.zeros((2, 2))))
+
+
+# Found in review: transitions spanning more than ~709 underflow exp(trans - max), and
+# mass lost at one step can come to dominate later.  The loss bound must catch it.
+WIDE_RANGE_CASES = [
+    # (emissions (T, K), transitions, start, end)
+    (np.array([[0.0, -800.0], [0, 0], [0, 0], [0, 0], [0, 0]]),
+     np.array([[-300.0, -1000.0], [-1000.0, 0.0]]), np.zeros(2), np.zeros(2)),
+    (np.zeros((7, 2)), np.array([[-300.0, -2000.0], [-2000.0, 0.0]]),
+     np.array([0.0, -800.0]), np.array([0.0, -800.0])),
+    # A start score that alone would underflow, rescued by a huge emission.
+    (np.array([[0.0, 800.0], [0, 0], [0, 0]]), np.zeros((2, 2)),
+     np.array([0.0, -800.0]), np.zeros(2)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(WIDE_RANGE_CASES)))
+def test_wide_score_ranges_match_brute_force(case):
+    em, trans, start, end = WIDE_RANGE_CASES[case]
+    T, K = em.shape
+    tags = np.ones((1, T), dtype=int)
+    z, node, edge, _, _ = enumerate_chain(em, trans, start, end)
+    logz = fastcrf.log_partition(em[None], trans, start, end)
+    ll, g = fastcrf.log_likelihood(em[None], tags, trans, start, end, return_grad=True)
+    ll_only = fastcrf.log_likelihood(em[None], tags, trans, start, end)
+    np.testing.assert_allclose(logz[0], z, rtol=1e-12)
+    np.testing.assert_allclose(ll[0], path_score(em, tags[0], trans, start, end) - z,
+                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ll_only, ll, rtol=1e-12)
+    np.testing.assert_allclose(fastcrf.marginals(em[None], trans, start, end)[0], node,
+                               atol=1e-12)
+    counts = np.zeros((K, K))
+    np.add.at(counts, (tags[0, :-1], tags[0, 1:]), 1.0)
+    np.testing.assert_allclose(g.transitions, counts - edge, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [100.0, 300.0, 1000.0])
+def test_random_wide_transitions_match_brute_force(scale):
+    rng = np.random.default_rng(int(scale))
+    for _ in range(30):
+        K, T = int(rng.integers(2, 4)), int(rng.integers(1, 6))
+        em = rng.standard_normal((T, K)) * scale
+        trans = rng.standard_normal((K, K)) * scale
+        start, end = rng.standard_normal(K) * scale, rng.standard_normal(K) * scale
+        z, node, _, _, _ = enumerate_chain(em, trans, start, end)
+        np.testing.assert_allclose(fastcrf.log_partition(em[None], trans, start, end)[0], z,
+                                   rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(fastcrf.marginals(em[None], trans, start, end)[0], node,
+                                   atol=1e-9)
+
+
+def test_large_offsets_keep_log_partition_accurate():
+    # Offsets of +-1e6 that cancel between emissions and transitions: summing them step
+    # by step (compensated) keeps log Z accurate, where adding (T-1) * max(trans) first
+    # lost ~1e-4.
+    rng = np.random.default_rng(5)
+    T, K = 10_000, 3
+    em = rng.standard_normal((1, T, K)) - 1e6
+    trans = rng.standard_normal((K, K)) + 1e6
+    want = _reference_log_partition(em[0] + 1e6, trans - 1e6, np.zeros(K), np.zeros(K))
+    got = fastcrf.log_partition(em, trans)[0] + 1e6  # T offsets of -1e6, T-1 of +1e6
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -31,6 +31,15 @@ def test_every_output_is_bitwise_identical_across_thread_counts(dtype, scale):
             np.testing.assert_array_equal(a, b)
 
 
+def test_absurd_thread_counts_are_capped_not_fatal(rng):
+    em, tags, trans, start, end, lengths = make_problem(rng, 9, 5, 3)
+    want = fastcrf.log_partition(em, trans, start, end, lengths, n_jobs=1)
+    for n_jobs in (100_000, 2**31 - 1):
+        np.testing.assert_array_equal(
+            fastcrf.log_partition(em, trans, start, end, lengths, n_jobs=n_jobs), want)
+        fastcrf.viterbi(em, trans, start, end, lengths, n_jobs=n_jobs)
+
+
 def test_n_jobs_validation():
     em = np.zeros((1, 2, 2))
     with pytest.raises(ValueError, match="n_jobs"):

@@ -97,7 +97,24 @@ def test_integer_zero_one_allowed_is_accepted():
     assert (paths == paths[:, :1]).all()
 
 
-def test_overflowing_scores_raise_instead_of_returning_nan():
-    em = np.full((1, 3, 2), 1e308)
-    with pytest.raises(ValueError, match="overflowed"):
+@pytest.mark.parametrize("call", _all_calls(em=np.full((B, T, K), 1e308)))
+def test_scores_too_large_to_sum_are_rejected(call):
+    with pytest.raises(ValueError, match=r"emissions has values of magnitude up to 1e\+308"):
+        call()
+
+
+def test_huge_scores_with_constraints_do_not_crash():
+    # Found in review: inf + -inf made a NaN that sent a scan past its buffer.
+    allowed = np.ones((2, 2), bool)
+    allowed[0, :] = False
+    with pytest.raises(ValueError, match="magnitude"):
+        fastcrf.viterbi(np.full((1, 3, 2), 1e308), np.zeros((2, 2)), allowed=allowed)
+    paths, _ = fastcrf.viterbi(np.full((1, 3, 2), 1e149), np.zeros((2, 2)), allowed=allowed)
+    assert paths.tolist() == [[1, 1, 0]]  # ties with [1, 1, 1]: lowest last label
+
+
+def test_float32_results_that_overflow_raise():
+    em = np.full((1, 4, 2), 3e38, dtype=np.float32)
+    with pytest.raises(ValueError, match="overflows float32"):
         fastcrf.log_partition(em, np.zeros((2, 2)))
+    assert np.isfinite(fastcrf.log_partition(em.astype(np.float64), np.zeros((2, 2)))).all()

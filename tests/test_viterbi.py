@@ -71,6 +71,26 @@ def test_infeasible_constraints_raise():
 def test_ties_go_to_the_lowest_label():
     paths, scores = fastcrf.viterbi(np.zeros((2, 5, 4)), np.zeros((4, 4)))
     assert (paths == 0).all() and (scores == 0).all()
+    # Two optimal paths, [0, 1] and [1, 0]: the lowest last label wins.
+    paths, _ = fastcrf.viterbi(np.zeros((1, 2, 2)), [[-1.0, 0.0], [0.0, -1.0]])
+    assert paths.tolist() == [[1, 0]]
+
+
+@pytest.mark.parametrize("K,T", [(2, 5), (3, 4), (4, 4)])
+def test_ties_follow_the_documented_rule(K, T):
+    # Small integer scores: sums are exact, so ties are real and frequent.
+    rng = np.random.default_rng(K * T)
+    for _ in range(40):
+        em = rng.integers(0, 2, size=(1, T, K)).astype(float)
+        trans = rng.integers(-1, 1, size=(K, K)).astype(float)
+        allowed = rng.random((K, K)) < 0.7
+        np.fill_diagonal(allowed, True)
+        for mask in (None, allowed):
+            paths, score = fastcrf.viterbi(em, trans, allowed=mask)
+            _, _, _, best, best_score = enumerate_chain(em[0], trans, np.zeros(K), np.zeros(K),
+                                                        mask)
+            assert paths[0].tolist() == best
+            assert score[0] == best_score
 
 
 def test_textbook_hmm():
