@@ -1,0 +1,508 @@
+"""Feature and label encoding: formats, min_freq, unseen attributes, offsets, errors."""
+
+import pickle
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+from fastcrf import _encoding
+from fastcrf._encoding import (
+    AttributeVocabulary,
+    EncodedSequences,
+    encode,
+    encode_labels,
+    fit_encode,
+)
+
+# ---------------------------------------------------------------------------
+# An independent reference: python-crfsuite's rules written out plainly, and a
+# decoder from the flat arrays back to per-token (name, value) lists.
+# ---------------------------------------------------------------------------
+
+
+def ref_value_pairs(prefix, value):
+    if isinstance(value, str):
+        return [(prefix + ":" + value, 1.0)]
+    if isinstance(value, dict):
+        return [
+            (prefix + ":" + name, x)
+            for key, sub in value.items()
+            for name, x in ref_value_pairs(key, sub)
+        ]
+    if isinstance(value, (list, tuple, set)):
+        return [(prefix + ":" + name, 1.0) for name in value]
+    return [(prefix, float(value))]
+
+
+def ref_token_pairs(token):
+    if isinstance(token, dict):
+        return [pair for key, value in token.items() for pair in ref_value_pairs(key, value)]
+    return [(name, 1.0) for name in token]
+
+
+def ref_fit_encode(X, min_freq=0):
+    """Names in first-seen order, their counts, and per-token pairs, after the cutoff."""
+    pairs = [[ref_token_pairs(tok) for tok in seq] for seq in X]
+    counts = {}
+    for seq in pairs:
+        for tok in seq:
+            for name, _ in tok:
+                counts[name] = counts.get(name, 0) + 1
+    names = [name for name in counts if counts[name] >= min_freq]
+    kept = set(names)
+    pairs = [[[p for p in tok if p[0] in kept] for tok in seq] for seq in pairs]
+    return names, [counts[n] for n in names], pairs
+
+
+def decode(enc, names):
+    """Per-sequence, per-token lists of (name, value) from an EncodedSequences."""
+    out = []
+    for s in range(enc.n_sequences):
+        seq = []
+        for t in range(enc.seq_offsets[s], enc.seq_offsets[s + 1]):
+            lo, hi = enc.token_offsets[t], enc.token_offsets[t + 1]
+            seq.append(
+                [(names[a], float(v)) for a, v in zip(enc.attr_ids[lo:hi], enc.values[lo:hi])]
+            )
+        out.append(seq)
+    return out
+
+
+def check_invariants(enc, X_lengths):
+    assert isinstance(enc, EncodedSequences)
+    assert enc.attr_ids.dtype == np.int32
+    assert enc.values.dtype == np.float64
+    assert enc.token_offsets.dtype == np.int64
+    assert enc.seq_offsets.dtype == np.int64
+    assert enc.attr_ids.shape == enc.values.shape
+    assert enc.token_offsets[0] == 0 and enc.token_offsets[-1] == len(enc.attr_ids)
+    assert (np.diff(enc.token_offsets) >= 0).all()
+    assert enc.seq_offsets[0] == 0 and enc.seq_offsets[-1] == enc.n_tokens
+    assert enc.n_sequences == len(X_lengths)
+    assert enc.n_tokens == sum(X_lengths)
+    np.testing.assert_array_equal(enc.lengths, X_lengths)
+    if len(enc.attr_ids):
+        assert 0 <= enc.attr_ids.min() and enc.attr_ids.max() < enc.n_attributes
+    assert np.isfinite(enc.values).all()
+
+
+def random_corpus(rng, n_seq=40, pool=12):
+    """Mixed token formats over a small name pool, so names repeat and collide."""
+    keys = [f"k{i}" for i in range(pool)]
+    words = [f"v{i}" for i in range(pool)]
+
+    def value():
+        kind = rng.integers(7)
+        if kind <= 2:
+            return str(rng.choice(words))
+        if kind == 3:
+            return float(np.round(rng.normal(), 3))
+        if kind == 4:
+            return int(rng.integers(-3, 4))
+        if kind == 5:
+            return bool(rng.integers(2))
+        if kind == 6 and rng.integers(2):
+            return {str(rng.choice(keys)): str(rng.choice(words))}
+        return [str(w) for w in rng.choice(words, size=rng.integers(0, 3))]
+
+    X = []
+    for _ in range(n_seq):
+        seq = []
+        for _ in range(rng.integers(1, 7)):
+            if rng.integers(4) == 0:
+                seq.append([str(w) for w in rng.choice(words + keys, size=rng.integers(0, 4))])
+            else:
+                seq.append({str(k): value() for k in rng.choice(keys, size=rng.integers(0, 5))})
+        X.append(seq)
+    return X
+
+
+# ---------------------------------------------------------------------------
+# Formats
+# ---------------------------------------------------------------------------
+
+
+def test_dict_values_str_float_int_bool():
+    X = [[{"w": "Paris", "len": 5, "score": 0.25, "cap": True, "low": False}, {"w": "is"}]]
+    vocab, enc = fit_encode(X)
+    assert vocab.names == ["w:Paris", "len", "score", "cap", "low", "w:is"]
+    np.testing.assert_array_equal(enc.attr_ids, [0, 1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(enc.values, [1.0, 5.0, 0.25, 1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(enc.token_offsets, [0, 5, 6])
+    np.testing.assert_array_equal(enc.seq_offsets, [0, 2])
+    assert enc.n_attributes == 6
+    check_invariants(enc, [2])
+
+
+def test_list_and_tuple_tokens():
+    X = [[["a", "b"], ("b", "c")], [["c"]]]
+    vocab, enc = fit_encode(X)
+    assert vocab.names == ["a", "b", "c"]
+    np.testing.assert_array_equal(enc.attr_ids, [0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(enc.values, np.ones(5))
+    np.testing.assert_array_equal(enc.token_offsets, [0, 2, 4, 5])
+    np.testing.assert_array_equal(enc.seq_offsets, [0, 2, 3])
+
+
+def test_nested_features_join_with_colon():
+    token = {
+        "w": {"lower": "x", "len": 3, "deep": {"a": "b"}, "flag": False},
+        "lst": ["a", "b"],
+        "tup": ("c",),
+        "set": {"z"},
+        "empty": [],
+    }
+    vocab, enc = fit_encode([[token]])
+    assert decode(enc, vocab.names) == [
+        [
+            [
+                ("w:lower:x", 1.0),
+                ("w:len", 3.0),
+                ("w:deep:a:b", 1.0),
+                ("w:flag", 0.0),
+                ("lst:a", 1.0),
+                ("lst:b", 1.0),
+                ("tup:c", 1.0),
+                ("set:z", 1.0),
+            ]
+        ]
+    ]
+
+
+def test_same_name_from_any_route_shares_one_id():
+    X = [[["w:x"], {"w": "x"}, {"w": ["x"]}, {"w:x": 2.0}]]
+    vocab, enc = fit_encode(X)
+    assert vocab.names == ["w:x"]
+    np.testing.assert_array_equal(enc.attr_ids, [0, 0, 0, 0])
+    np.testing.assert_array_equal(enc.values, [1.0, 1.0, 1.0, 2.0])
+    assert vocab.counts.tolist() == [4]
+
+
+def test_duplicate_attributes_in_a_token_are_kept():
+    vocab, enc = fit_encode([[["a", "a", "b"]]])
+    np.testing.assert_array_equal(enc.attr_ids, [0, 0, 1])
+    assert vocab.counts.tolist() == [2, 1]
+
+
+def test_tokens_without_features():
+    vocab, enc = fit_encode([[{}, ["a"], []], [()]])
+    np.testing.assert_array_equal(enc.token_offsets, [0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(enc.seq_offsets, [0, 3, 4])
+    check_invariants(enc, [3, 1])
+
+
+def test_uncommon_but_valid_inputs():
+    # Mappings, numpy scalars, str subclasses, bytes, generators: all as
+    # python-crfsuite reads them.
+    def gen_seq():
+        yield OrderedDict([("a", np.float32(2.5)), ("b", np.int64(3))])
+        yield {"c": np.bool_(False), np.str_("d"): np.str_("v"), "e": b"bytes"}
+        yield [np.str_("f"), b"g"]
+
+    X = (s for s in [gen_seq(), ({b"h": "x"},)])
+    vocab, enc = fit_encode(X)
+    assert all(type(name) is str for name in vocab.names)
+    assert decode(enc, vocab.names) == [
+        [
+            [("a", 2.5), ("b", 3.0)],
+            [("c", 0.0), ("d:v", 1.0), ("e:bytes", 1.0)],
+            [("f", 1.0), ("g", 1.0)],
+        ],
+        [[("h:x", 1.0)]],
+    ]
+
+
+def test_fast_path_handles_common_formats_inline(monkeypatch):
+    # The general per-token path is the slow one; plain dicts of str/float/int/bool
+    # and lists/tuples of str must never reach it.
+    def boom(*args):
+        raise AssertionError("slow path used")
+
+    monkeypatch.setattr(_encoding, "_token_pairs", boom)
+    X = [[{"w": "x", "f": 0.5, "i": 2, "b": True}, ["a", "z"], ("c",)]]
+    vocab, enc = fit_encode(X)
+    assert len(vocab) == 7
+    encode(X + [[{"unseen": "y"}, ["nope"]]], vocab)
+
+
+def test_matches_reference_on_random_corpus(rng):
+    X = random_corpus(rng)
+    for min_freq in (0, 2, 3.5):
+        vocab, enc = fit_encode(X, min_freq=min_freq)
+        names, counts, pairs = ref_fit_encode(X, min_freq)
+        assert vocab.names == names
+        assert vocab.counts.tolist() == counts
+        assert decode(enc, vocab.names) == pairs
+        check_invariants(enc, [len(s) for s in X])
+
+
+def test_matches_python_crfsuite():
+    pycrfsuite = pytest.importorskip("pycrfsuite")
+    seq = [
+        {"w": "x", "n": 2, "b": True, "f": False, "s": 0.5},
+        {"nest": {"lower": "x", "len": 3, "deep": {"a": "b"}}, "lst": ["a", "b"]},
+        ["p", "q"],
+    ]
+    vocab, enc = fit_encode([seq])
+    ours = [dict(tok) for tok in decode(enc, vocab.names)[0]]
+    assert ours == pycrfsuite.ItemSequence(seq).items()
+
+
+# ---------------------------------------------------------------------------
+# min_freq
+# ---------------------------------------------------------------------------
+
+
+def test_min_freq_drops_rare_attributes_and_keeps_first_seen_order():
+    # "c" is seen first but only once; "b" twice; "a" three times.
+    X = [[["c", "a"], ["b"]], [["a", "b"], ["a"], ["c2"]]]
+    vocab, enc = fit_encode(X, min_freq=2)
+    assert vocab.names == ["a", "b"]
+    assert vocab.counts.tolist() == [3, 2]
+    assert vocab.min_freq == 2
+    assert decode(enc, vocab.names) == [
+        [[("a", 1.0)], [("b", 1.0)]],
+        [[("a", 1.0), ("b", 1.0)], [("a", 1.0)], []],
+    ]
+    np.testing.assert_array_equal(enc.token_offsets, [0, 1, 2, 4, 5, 5])
+    check_invariants(enc, [2, 3])
+
+    assert fit_encode(X, min_freq=3)[0].names == ["a"]
+    assert fit_encode(X, min_freq=2.5)[0].names == ["a"]
+    for keep_all in (0, 1, 0.5):
+        assert fit_encode(X, min_freq=keep_all)[0].names == ["c", "a", "b", "c2"]
+
+
+def test_min_freq_counts_occurrences_not_weights():
+    X = [[{"f": False}, {"f": False}, {"g": 5.0}]]
+    assert fit_encode(X, min_freq=2)[0].names == ["f"]
+
+
+def test_min_freq_keeps_numeric_values_aligned():
+    X = [[{"rare": 7.0, "x": 0.5}, {"x": -2.0, "rare2": 3.0}]]
+    vocab, enc = fit_encode(X, min_freq=2)
+    assert vocab.names == ["x"]
+    np.testing.assert_array_equal(enc.values, [0.5, -2.0])
+    np.testing.assert_array_equal(enc.token_offsets, [0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    "min_freq, exc, match",
+    [
+        (-1, ValueError, "min_freq must be finite and >= 0"),
+        (float("nan"), ValueError, "min_freq must be finite"),
+        (float("inf"), ValueError, "min_freq must be finite"),
+        ("2", TypeError, "min_freq must be a real number"),
+        (True, TypeError, "min_freq must be a real number"),
+    ],
+)
+def test_bad_min_freq(min_freq, exc, match):
+    with pytest.raises(exc, match=match):
+        fit_encode([[["a"]]], min_freq=min_freq)
+
+
+# ---------------------------------------------------------------------------
+# Prediction-time encoding
+# ---------------------------------------------------------------------------
+
+
+def test_encode_ignores_unseen_attributes():
+    vocab, _ = fit_encode([[{"w": "x", "n": 2.0}, ["a", "b"]]])
+    X = [[{"w": "y", "n": 0.5, "new": 1.0}, ["zz", "b"], {"w": "x"}], [["q"]]]
+    enc = encode(X, vocab)
+    assert enc.n_attributes == len(vocab) == 4
+    assert decode(enc, vocab.names) == [
+        [[("n", 0.5)], [("b", 1.0)], [("w:x", 1.0)]],
+        [[]],
+    ]
+    check_invariants(enc, [3, 1])
+
+
+def test_encode_agrees_with_fit_encode(rng):
+    X = random_corpus(rng)
+    for min_freq in (0, 3):
+        vocab, enc = fit_encode(X, min_freq=min_freq)
+        again = encode(X, vocab)
+        for field in ("attr_ids", "values", "token_offsets", "seq_offsets"):
+            np.testing.assert_array_equal(getattr(again, field), getattr(enc, field))
+
+
+def test_encode_empty_X():
+    vocab, _ = fit_encode([[["a"]]])
+    enc = encode([], vocab)
+    assert enc.n_sequences == 0 and enc.n_tokens == 0 and len(enc.attr_ids) == 0
+    np.testing.assert_array_equal(enc.seq_offsets, [0])
+
+
+def test_vocabulary_build_pickle_and_constructor():
+    X = [[{"w": "x"}, ["a", "b"]], [["a"]]]
+    vocab = AttributeVocabulary.build(X, min_freq=2)
+    assert vocab.names == ["a"] and len(vocab) == 1
+    assert "a" in vocab and "b" not in vocab
+
+    vocab = fit_encode(X)[0]
+    loaded = pickle.loads(pickle.dumps(vocab))
+    assert loaded.names == vocab.names and loaded.index == vocab.index
+    np.testing.assert_array_equal(loaded.counts, vocab.counts)
+    np.testing.assert_array_equal(encode(X, loaded).attr_ids, encode(X, vocab).attr_ids)
+
+    made = AttributeVocabulary(["a", "w:x"])
+    assert made.index == {"a": 0, "w:x": 1} and made.counts is None
+    np.testing.assert_array_equal(encode(X, made).attr_ids, [1, 0, 0])
+
+
+@pytest.mark.parametrize(
+    "args, exc, match",
+    [
+        ((["a", "b", "a"],), ValueError, "names must be distinct; 'a'"),
+        ((["a", 1],), TypeError, r"names\[1\] is 1"),
+        ((["a", "b"], [1]), ValueError, r"counts must have shape \(2,\)"),
+    ],
+)
+def test_bad_vocabulary(args, exc, match):
+    with pytest.raises(exc, match=match):
+        AttributeVocabulary(*args)
+
+
+def test_encode_needs_a_vocabulary():
+    with pytest.raises(TypeError, match="vocabulary must be an AttributeVocabulary"):
+        encode([[["a"]]], ["a"])
+
+
+# ---------------------------------------------------------------------------
+# Errors in X
+# ---------------------------------------------------------------------------
+
+# (X, exception, message): every message names the position.
+BAD_X = [
+    ([[{"a": "b"}], []], ValueError, r"X\[1\] is an empty sequence"),
+    ([], ValueError, "X contains no sequences"),
+    ([[{"a": "b"}, 5]], TypeError, r"X\[0\]\[1\] must be a dict of features or a list/tuple"),
+    ([[{"a": "b"}, {"s"}]], TypeError, r"X\[0\]\[1\] must be a dict of features"),
+    ([[["a", 1]]], TypeError, r"X\[0\]\[0\]\[1\] must be a str attribute name, got 1"),
+    ([[["a", ["b"]]]], TypeError, r"X\[0\]\[0\]\[1\] must be a str attribute name"),
+    ([[{"a": "b"}, {"a": None}]], TypeError, r"X\[0\]\[1\]\['a'\] has a value of unsupported"),
+    ([[{"a": object()}]], TypeError, r"X\[0\]\[0\]\['a'\] has a value of unsupported type"),
+    ([[{"a": 1 + 2j}]], TypeError, r"X\[0\]\[0\]\['a'\] has a value of unsupported type"),
+    ([[{"w": {"x": None}}]], TypeError, r"X\[0\]\[0\]\['w'\]\['x'\] has a value"),
+    ([[{"w": ["x", 3]}]], TypeError, r"each item of X\[0\]\[0\]\['w'\] must be a str"),
+    ([[{1: "a"}]], TypeError, r"X\[0\]\[0\] has a key that must be a str attribute name"),
+    ([[{1: 2.0}]], TypeError, r"X\[0\]\[0\] has a key that must be a str attribute name"),
+    ([[{"w": {2: "a"}}]], TypeError, r"X\[0\]\[0\]\['w'\] has a key that must be a str"),
+    ([[{"a": 1.0}, {"a": float("nan")}]], ValueError, r"X\[0\]\[1\]\['a'\] = nan: .*finite"),
+    ([[{"a": float("inf")}]], ValueError, r"X\[0\]\[0\]\['a'\] = inf: .*finite"),
+    ([[{"a": -float("inf")}]], ValueError, r"X\[0\]\[0\]\['a'\] = -inf: .*finite"),
+    ([[{"a": np.float32("nan")}]], ValueError, r"X\[0\]\[0\]\['a'\] = .*nan.*finite"),
+    ([[{"w": {"x": float("nan")}}]], ValueError, r"X\[0\]\[0\]\['w'\]\['x'\] = nan"),
+    ([[{"a": 10**400}]], ValueError, r"X\[0\]\[0\]\['a'\] = .* is too large"),
+    ([[{"a": b"\xff"}]], ValueError, r"X\[0\]\[0\]\['a'\] is bytes that are not valid UTF-8"),
+    # X is a single sequence, not a list of them.
+    ([{"w": "a"}, {"w": "b"}], TypeError, r"X\[0\] is a dict .*pass a list of sequences"),
+    ([["w=a", "p=N"], ["w=b"]], TypeError, r"X\[0\]\[0\] is a str .*single sequence"),
+    (["abc"], TypeError, r"X\[0\] is a str .*single sequence"),
+    ([5], TypeError, r"X\[0\] must be a sequence of tokens, got int"),
+    ("abc", TypeError, "X must be a list of sequences, got str"),
+    (None, TypeError, "X must be a list of sequences, got NoneType"),
+    (5, TypeError, "X must be a list of sequences, got int"),
+    ({"w": "a"}, TypeError, "X must be a list of sequences, got dict"),
+]
+
+
+@pytest.mark.parametrize("X, exc, match", BAD_X)
+def test_bad_X(X, exc, match):
+    with pytest.raises(exc, match=match):
+        fit_encode(X)
+
+
+@pytest.mark.parametrize("X, exc, match", [case for case in BAD_X if case[0] != []])
+def test_bad_X_at_prediction_time(X, exc, match):
+    # Bad input is an error even where every attribute is unseen.
+    vocab, _ = fit_encode([[["a"]]])
+    with pytest.raises(exc, match=match):
+        encode(X, vocab)
+
+
+def test_error_position_in_a_later_sequence():
+    good = [{"w": "x", "n": 1.0}, ["a"], {"w": "y"}]
+    for bad, match in [
+        ({"w": {"x": None}}, r"X\[2\]\[3\]\['w'\]\['x'\]"),
+        ({"w": {"x": float("nan")}}, r"X\[2\]\[3\]\['w'\]\['x'\] = nan"),
+        ({"n": float("nan")}, r"X\[2\]\[3\]\['n'\]"),
+        ({5: "x"}, r"X\[2\]\[3\] has a key"),
+        ([None], r"X\[2\]\[3\]\[0\]"),
+        ("tok", r"X\[2\]\[3\] is a str"),
+    ]:
+        X = [good, good, good + [bad]]
+        with pytest.raises((TypeError, ValueError), match=match):
+            fit_encode(X)
+
+
+# ---------------------------------------------------------------------------
+# Labels
+# ---------------------------------------------------------------------------
+
+
+def test_labels_first_seen_order():
+    classes, labels = encode_labels([["B", "A"], ["A", "C", "B"]])
+    assert classes == ["B", "A", "C"]
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, [0, 1, 1, 2, 0])
+
+
+def test_labels_with_given_classes():
+    given = ["A", "B", "C"]
+    classes, labels = encode_labels([["B", "A"], ("C",)], classes=given)
+    assert classes == ["A", "B", "C"]
+    np.testing.assert_array_equal(labels, [1, 0, 2])
+    classes.append("D")
+    assert given == ["A", "B", "C"]  # the caller's list is not the one returned
+
+
+def test_labels_numpy_strings_and_generators():
+    y = (np.array(s) for s in [["O", "B-PER"], ["I-PER"]])
+    classes, labels = encode_labels(y)
+    assert classes == ["O", "B-PER", "I-PER"]
+    assert all(type(c) is str for c in classes)
+    np.testing.assert_array_equal(labels, [0, 1, 2])
+
+
+def test_labels_align_with_encoded_tokens():
+    X = [[["a"], ["b"]], [["c"]]]
+    y = [["O", "B"], ["O"]]
+    _, enc = fit_encode(X)
+    classes, labels = encode_labels(y, lengths=enc.lengths)
+    assert len(labels) == enc.n_tokens
+    assert [classes[k] for k in labels] == ["O", "B", "O"]
+
+
+LENGTHS = [2, 1]
+
+# (y, kwargs, exception, message)
+BAD_Y = [
+    ([["O", "B"]], {"lengths": LENGTHS}, ValueError, "X has 2, y has 1"),
+    ([["O", "B"], ["O"], ["O"]], {"lengths": LENGTHS}, ValueError, "X has 2, y has more"),
+    ([["O", "B"], ["O", "O"]], {"lengths": LENGTHS}, ValueError, r"y\[1\] has 2 labels but X"),
+    ([["O", "B", "I"], ["O"]], {"lengths": LENGTHS}, ValueError, r"y\[0\] has 3 labels"),
+    ([["O"], []], {}, ValueError, r"y\[1\] is an empty sequence"),
+    ([], {}, ValueError, "y contains no sequences"),
+    ([["O", 1]], {}, TypeError, r"y\[0\]\[1\] must be a str label, got 1 \(int\)"),
+    ([["O"], [None]], {}, TypeError, r"y\[1\]\[0\] must be a str label, got None"),
+    ([["O", True]], {}, TypeError, r"y\[0\]\[1\] must be a str label, got True"),
+    ([["O", ["B"]]], {}, TypeError, r"y\[0\]\[1\] must be a str label"),
+    ([["O", 1]], {"classes": ["O"]}, TypeError, r"y\[0\]\[1\] must be a str label"),
+    ([["O"], ["O", "D"]], {"classes": ["O", "B"]}, ValueError, r"y\[1\]\[1\] = 'D' is not one"),
+    (["O", "B"], {}, TypeError, r"y\[0\] is a str .*single sequence"),
+    ([5], {}, TypeError, r"y\[0\] must be a sequence of labels, got int"),
+    ("OB", {}, TypeError, "y must be a list of sequences"),
+    ([["O"]], {"classes": ["O", "O"]}, ValueError, "classes must be distinct"),
+    ([["O"]], {"classes": ["O", 1]}, TypeError, r"classes\[1\] is 1"),
+    ([["O"]], {"classes": "OB"}, TypeError, "classes must be a list of str labels"),
+    ([["O"]], {"classes": []}, ValueError, "classes must hold at least one label"),
+]
+
+
+@pytest.mark.parametrize("y, kwargs, exc, match", BAD_Y)
+def test_bad_y(y, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        encode_labels(y, **kwargs)
