@@ -90,7 +90,8 @@ def _run_forward_backward(chain, tags, want_marginals, n_jobs):
 
 def _as_result(values, dtype, what):
     """Cast per-sequence results to ``dtype``; overflow there is an error, not inf."""
-    out = values.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # reported below as a ValueError
+        out = values.astype(dtype, copy=False)
     if not np.isfinite(out).all():
         bad = int(np.flatnonzero(~np.isfinite(out))[0])
         raise ValueError(
