@@ -35,7 +35,7 @@ unzip -l "$wheel" | grep -E 'libgomp|_core|py.typed'
 
 echo "== install into a fresh environment and test the installed package"
 python3 -m venv "$work/env"
-"$work/env/bin/pip" install -q "$wheel" pytest
+"$work/env/bin/pip" install -q "${wheel}[test]"
 cd "$work"   # outside the source tree: the tests import the installed fastcrf
 "$work/env/bin/python" -c "import fastcrf, os; fastcrf.show_config(); print('from', os.path.dirname(fastcrf.__file__))"
 "$work/env/bin/python" -m pytest -q -p no:cacheprovider "$root/tests"
