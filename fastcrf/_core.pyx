@@ -447,14 +447,14 @@ cdef double _sequence_marginals(const Chain* c, Py_ssize_t T, Work* w,
     return logz
 
 
-cdef double _path_score(const Chain* c, const double* lem, Py_ssize_t T,
+cdef double _path_score(const Chain* c, const floating* lem, Py_ssize_t T,
                         const int64_t* y) noexcept nogil:
     # start[y_0] + sum_t lem[t][y_t] + sum_{t>=1} trans[y_{t-1}][y_t] + end[y_{T-1}]
     cdef Py_ssize_t K = c.K
     cdef Py_ssize_t t
     cdef double s = c.start[y[0]] + c.end[y[T - 1]]
     for t in range(T):
-        s += lem[t * K + y[t]]
+        s += <double> lem[t * K + y[t]]
     for t in range(1, T):
         s += c.trans[y[t - 1] * K + y[t]]
     return s
@@ -671,8 +671,7 @@ def path_scores(
     """Score of the given label path of every sequence (serial: O(B T))."""
     cdef Py_ssize_t B = emissions.shape[0]
     cdef Py_ssize_t K = emissions.shape[2]
-    cdef Py_ssize_t s, t, T
-    cdef double acc
+    cdef Py_ssize_t s, T
     cdef Chain c
     c.K = K
     c.trans = &trans[0, 0]
@@ -681,13 +680,4 @@ def path_scores(
     with nogil:
         for s in range(B):
             T = lengths[s]
-            if T == 0:
-                score_out[s] = 0.0
-                continue
-            # Same order of additions as _path_score, emissions read in their dtype.
-            acc = c.start[tags[s, 0]] + c.end[tags[s, T - 1]]
-            for t in range(T):
-                acc += <double> emissions[s, t, tags[s, t]]
-            for t in range(1, T):
-                acc += c.trans[tags[s, t - 1] * K + tags[s, t]]
-            score_out[s] = acc
+            score_out[s] = _path_score(&c, &emissions[s, 0, 0], T, &tags[s, 0]) if T else 0.0
