@@ -30,7 +30,12 @@ extensions = [
         "fastcrf._core",
         ["fastcrf/_core.pyx"],
         include_dirs=["fastcrf"],
-    )
+    ),
+    Extension(
+        "fastcrf._sparse",
+        ["fastcrf/_sparse.pyx"],
+        include_dirs=["fastcrf"],
+    ),
 ]
 
 directives = {

@@ -1,5 +1,9 @@
 """fastcrf: fast linear-chain conditional random fields.
 
+:class:`CRF` trains a CRF over token features (a faster drop-in for
+``sklearn_crfsuite.CRF``) by averaged SGD, L-BFGS, SGD, averaged perceptron or
+passive-aggressive.
+
 The dense API works on score arrays that any model can produce:
 
 - :func:`log_partition`, :func:`log_likelihood` (with gradients), :func:`marginals`,
@@ -28,9 +32,13 @@ from ._dense import (  # noqa: E402
     path_score,
     viterbi,
 )
+from ._estimator import CRF, NotFittedError, TrainingLog  # noqa: E402
 from ._version import __version__  # noqa: E402
 
 __all__ = [
+    "CRF",
+    "NotFittedError",
+    "TrainingLog",
     "Gradients",
     "__version__",
     "log_likelihood",

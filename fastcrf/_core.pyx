@@ -50,9 +50,7 @@ cdef extern from "_kernels.h":
                                    Py_ssize_t K) noexcept nogil
     int fcrf_multiversioned() noexcept nogil
 
-# Sequences per parallel work item.  Fixed, so that the per-chunk sums in
-# ``chunk_out`` (and hence the gradients) do not depend on the thread count.
-DEF CHUNK = 4
+# CHUNK, the number of sequences per parallel work item, is set in _core.pxd.
 
 # Scaled recursions: a product of factors <= 1 that underflows loses at most this much
 # (gradual underflow rounds to within 5e-324; the margin covers several roundings).
@@ -86,30 +84,8 @@ def chunk_size():
 # Model constants shared by every sequence of a batch.                          #
 # --------------------------------------------------------------------------- #
 
-cdef struct Chain:
-    Py_ssize_t K
-    const double* trans     # [K][K] transition scores, [i][j] scores i -> j
-    const double* start     # [K]    start scores
-    const double* end       # [K]    end scores
-    const double* E         # [K][K] exp(trans[i][j] - tmax)
-    const double* ET        # [K][K] transpose of E (backward pass reads rows)
-    const double* rowmax    # [K]    max_j trans[i][j] (Viterbi pruning bound)
-    const double* transT    # [K][K] trans transposed (Viterbi backtracking reads columns)
-    double tmax
-    bint raw_edges          # accumulate a[i] w[j] and multiply by E once per sequence
-
-
-cdef struct Work:
-    # Per-thread scratch, sized for the longest sequence of the batch.
-    double* lem     # [T][K] emission scores of the current sequence, as double
-    double* emf     # [T][K] exp(lem[t][j] - max_j lem[t][j]); log-alpha in the fallback
-    double* alpha   # [T][K] normalised forward rows, overwritten by node marginals
-    double* asum    # [T]    normaliser of each forward row
-    double* aloss   # [T]    bound on the relative mass each forward row lost to underflow
-    double* b0      # [K]    backward row t
-    double* b1      # [K]    backward row t - 1
-    double* v       # [K]    emf[t][j] * beta_t[j]
-    double* edge    # [K][K] sum_t P(y_{t-1} = i, y_t = j) for this sequence
+# Chain and Work (the per-thread scratch) are declared in _core.pxd, which other
+# kernel modules cimport.
 
 
 cdef Chain _make_chain(Py_ssize_t K, const double[:, ::1] trans, const double[::1] start,

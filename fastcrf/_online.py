@@ -1,0 +1,95 @@
+"""Online trainers decoded by Viterbi: averaged perceptron ('ap') and
+passive-aggressive ('pa'), as in CRFsuite.
+
+Each sequence is decoded with the current weights; where the best path differs
+from the gold one the weights move along ``Phi(gold) - Phi(best)``: by 1 for the
+perceptron (Collins 2002), by PA's closed-form step for passive-aggressive
+(Crammer et al. 2006; PA-I caps it at ``c``, PA-II damps it by ``1 / (2c)``).  The
+cost of PA is ``score(best) - score(gold) + sqrt(#errors)`` (or ``+ 1`` when not
+``error_sensitive``).  With averaging the result is the mean of the weights after
+every sequence.  The loop is serial (each step needs the previous weights) and
+compiled: :func:`fastcrf._sparse.online_epoch`.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _sparse
+from ._training import Weights
+
+
+@dataclass
+class OnlineSettings:
+    """Settings of the online trainers (see :class:`fastcrf.CRF`)."""
+
+    algorithm: str = "ap"
+    max_iterations: int = 100
+    averaging: bool = True
+    epsilon: float = 0.0
+    pa_type: int = 1
+    c: float = 1.0
+    error_sensitive: bool = True
+
+
+def fit_online(data, settings, *, state_mask=None, chain_mask, random_state, callback=None):
+    """Train by averaged perceptron or passive-aggressive.
+
+    Parameters
+    ----------
+    data : TrainingData
+    settings : OnlineSettings
+    state_mask : ndarray of shape (A, K) or None
+    chain_mask : ndarray of shape (K*K + 2K,)
+    random_state : numpy.random.Generator
+        Shuffles the sequences every epoch.
+    callback : callable, optional
+        ``callback(epoch, info, weights_fn)``; returning True stops training.
+
+    Returns
+    -------
+    weights : Weights
+    n_epochs : int
+    """
+    f = data.features
+    A, K = f.n_attributes, data.n_labels
+    W = np.zeros((A, K))
+    Wsum = np.zeros((A, K))
+    V = np.zeros(K * K + 2 * K)
+    Vsum = np.zeros(K * K + 2 * K)
+    D = np.zeros((A, K))
+    counter = np.zeros(1)
+    entries = np.diff(f.token_offsets[f.seq_offsets])
+    max_entries = int(entries.max()) if len(entries) else 0
+    pa_type = -1 if settings.algorithm == "ap" else int(settings.pa_type)
+    mask = np.zeros((0, 0)) if state_mask is None else state_mask
+    n = data.n_sequences
+    started = time.perf_counter()
+
+    def result():
+        if settings.averaging and counter[0] > 0:
+            c = counter[0]
+            return Weights.from_flat(W - Wsum / c, V - Vsum / c)
+        return Weights.from_flat(W.copy(), V.copy())
+
+    epoch = 0
+    for epoch in range(1, settings.max_iterations + 1):
+        order = random_state.permutation(n).astype(np.int64)
+        losses = np.zeros(n)
+        status = _sparse.online_epoch(
+            W, Wsum, V, Vsum, D, mask, chain_mask, f.attr_ids, f.values, f.token_offsets,
+            f.seq_offsets, data.labels, order, data.max_length, max_entries, pa_type,
+            float(settings.c), bool(settings.error_sensitive), counter, losses)
+        if status != 0:
+            raise FloatingPointError(
+                f"the weights diverged in epoch {epoch}; scale the feature values down")
+        loss = float(losses.sum())
+        norm = float(np.sqrt(np.dot(W.ravel(), W.ravel()) + np.dot(V, V)))
+        info = {"loss": loss, "objective": loss, "weight_norm": norm,
+                "seconds": time.perf_counter() - started}
+        if callback is not None and callback(epoch, info, result):
+            break
+        if loss / max(n, 1) <= settings.epsilon:
+            break
+    return result(), epoch

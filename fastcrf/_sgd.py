@@ -1,0 +1,260 @@
+"""Stochastic gradient trainers: averaged SGD ('asgd') and CRFsuite's 'l2sgd'.
+
+Both minimise ``sum_i -log p(y_i | x_i) + c2 ||w||^2`` one mini-batch at a time,
+with the L2 term folded into a scale factor so a step costs only the features of
+the mini-batch (the compiled loop is :func:`fastcrf._sparse.sgd_epoch`).
+
+- 'asgd' (Bottou's crfasgd; Xu 2011, "Towards optimal one pass large scale learning
+  with averaged stochastic gradient descent"): ``eta_t = eta0 / (1 + lambda eta0
+  t)^0.75`` and the returned weights are the average of the iterates from the
+  second epoch on.
+- 'l2sgd' (CRFsuite): ``eta_t = 1 / (lambda (t0 + t))`` with ``t0 = 1 / (lambda
+  eta0)``, i.e. the same formula with power 1, no averaging.
+
+``eta0`` is calibrated as CRFsuite and crfasgd do: one pass over a random sample of
+the training set for each candidate, keeping the candidate with the lowest
+objective on the sample.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _sparse
+from ._training import Weights, log_likelihood, n_threads_for
+
+
+@dataclass
+class SGDSettings:
+    """Settings of the SGD trainers (see :class:`fastcrf.CRF` for their meaning)."""
+
+    c2: float = 1.0
+    max_iterations: int = 10
+    averaging: bool = True
+    power: float = 0.75
+    batch_size: int = 4
+    eta0: float = None
+    calibration_eta: float = 0.1
+    calibration_rate: float = 2.0
+    calibration_samples: int = 1000
+    calibration_candidates: int = 10
+    calibration_max_trials: int = 20
+    period: int = 10
+    delta: float = 1e-6
+
+
+class _State:
+    """The trainer's scaled weights (see the notes in _sparse.pyx)."""
+
+    def __init__(self, n_attributes, n_labels):
+        K = n_labels
+        self.U = np.zeros((n_attributes, K))
+        self.Uhat = np.zeros((n_attributes, K))
+        self.V = np.zeros(K * K + 2 * K)
+        self.Vhat = np.zeros(K * K + 2 * K)
+        # alpha, beta, gamma, t, steps
+        self.scalars = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
+
+    def iterate(self):
+        """The current weights (after an epoch, when the scale is folded in)."""
+        a = self.scalars[0]
+        return Weights.from_flat(a * self.U, a * self.V)
+
+    def average(self):
+        """The averaged weights (valid after an epoch that ran with averaging)."""
+        return Weights.from_flat(self.Uhat.copy(), self.Vhat.copy())
+
+
+_NO_MASK = np.zeros((0, 0))
+
+
+def _epoch(state, data, order, settings, eta0, lam, avg_start, masks, n_threads):
+    """One compiled pass; return the per-visit losses."""
+    f = data.features
+    state_mask, chain_mask = masks
+    losses = np.zeros(len(order))
+    status = _sparse.sgd_epoch(
+        state.U, state.Uhat, state.V, state.Vhat,
+        _NO_MASK if state_mask is None else state_mask, chain_mask, state.scalars,
+        f.attr_ids, f.values, f.token_offsets, f.seq_offsets, data.labels,
+        np.ascontiguousarray(order, dtype=np.int64), data.max_length,
+        settings.batch_size, eta0, lam, settings.power, avg_start, losses, n_threads)
+    if status != 0:
+        losses[:] = np.inf
+    return losses
+
+
+def calibrate_eta(data, settings, lam, masks, rng, n_jobs, log=None):
+    """Pick ``eta0`` by trial passes over a sample, as CRFsuite and crfasgd do.
+
+    Each trial runs one SGD pass from w = 0 over ``calibration_samples`` random
+    sequences and measures the sample objective.  Starting at ``calibration_eta``,
+    the step size is multiplied by ``calibration_rate`` while the objective
+    improves; if no larger step beat the start value it is divided instead, again
+    while the objective improves.  At most ``calibration_max_trials`` trials and
+    ``calibration_candidates`` step sizes that lower the objective below its value
+    at w = 0 are tried.  Stopping at the first worse trial (the minimum is bracketed)
+    is what keeps this to a handful of trials instead of CRFsuite's up to 20.
+
+    Returns
+    -------
+    float
+        The best step size found.
+    """
+    n = data.n_sequences
+    m = min(int(settings.calibration_samples), n)
+    index = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+    # Only the sample's attributes matter during calibration: compact their ids
+    # so each trial starts from a small zero vector, not the full model.
+    sample, used = data.subset(index).compact()
+    if masks[0] is not None:
+        masks = (np.ascontiguousarray(masks[0][used]), masks[1])
+    order = np.arange(m)
+    n_threads = n_threads_for(n_jobs, m)
+    K = data.n_labels
+
+    def objective(weights):
+        ll, _ = log_likelihood(sample, weights, n_threads, with_gradient=False)
+        return (-ll + 0.5 * lam * m * weights.squared_norm()) / m
+
+    f0 = objective(Weights.zeros(sample.features.n_attributes, K))
+    trials = 0
+    accepted = 0
+    best_eta, best_f = None, f0
+
+    def trial(eta):
+        nonlocal trials, accepted
+        trials += 1
+        state = _State(sample.features.n_attributes, K)
+        losses = _epoch(state, sample, order, settings, eta, lam, -1.0, masks, n_threads)
+        f = objective(state.iterate()) if np.isfinite(losses).all() else np.inf
+        ok = bool(np.isfinite(f) and f < f0)
+        accepted += ok
+        if log is not None:
+            log(f"calibration: eta={eta:.6g} objective={f:.6g}"
+                + ("" if ok else " (too large)"))
+        return f
+
+    def budget_left():
+        return (trials < settings.calibration_max_trials
+                and accepted < settings.calibration_candidates)
+
+    init = float(settings.calibration_eta)
+    rate = float(settings.calibration_rate)
+    eta = init
+    while budget_left():
+        f = trial(eta)
+        if not f < best_f:
+            break
+        best_eta, best_f = eta, f
+        eta *= rate
+    if best_eta is None or best_eta == init:
+        eta = init / rate
+        while budget_left():
+            f = trial(eta)
+            if f < best_f:
+                best_eta, best_f = eta, f
+            elif best_eta is not None:
+                break
+            eta /= rate
+    if best_eta is None:
+        raise FloatingPointError(
+            "calibration found no step size that lowers the objective; "
+            "set calibration_eta lower or scale the feature values down")
+    return best_eta
+
+
+def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs=None, callback=None,
+            log=None, algorithm="asgd"):
+    """Train by (averaged) SGD.
+
+    Parameters
+    ----------
+    data : TrainingData
+    settings : SGDSettings
+    state_mask : ndarray of shape (A, K) or None
+        1.0 for trainable state weights, 0.0 for weights fixed at 0 (None: all
+        trainable).
+    chain_mask : ndarray of shape (K*K + 2K,)
+        1.0 for trainable transition / start / end scores, 0.0 for fixed ones.
+    random_state : numpy.random.Generator
+    n_jobs : int or None
+    callback : callable, optional
+        ``callback(epoch, info, weights_fn)`` after every epoch, where ``info`` is a
+        dict (loss, objective, norm, seconds, eta0) and ``weights_fn()`` returns the
+        weights the model would have now; returning True stops training.
+    log : callable, optional
+        Receives progress messages (calibration trials).
+    algorithm : {'asgd', 'l2sgd'}
+
+    Returns
+    -------
+    weights : Weights
+    n_epochs : int
+    """
+    n = data.n_sequences
+    K = data.n_labels
+    lam = 2.0 * settings.c2 / n
+    n_threads = n_threads_for(n_jobs, settings.batch_size)
+    averaging = algorithm == "asgd" and settings.averaging
+    power = settings.power if algorithm == "asgd" else 1.0
+    settings = SGDSettings(**{**settings.__dict__, "power": power})
+    if lam <= 0.0 and algorithm == "l2sgd":
+        raise ValueError("algorithm='l2sgd' needs c2 > 0 (its step size is 1 / (lambda t))")
+
+    started = time.perf_counter()
+    eta0 = settings.eta0
+    if eta0 is None:
+        eta0 = calibrate_eta(data, settings, lam, (state_mask, chain_mask), random_state,
+                             n_jobs, log)
+        if algorithm == "asgd":
+            # crfasgd's rule: halve the calibrated step, on the safe side.
+            eta0 /= settings.calibration_rate
+    state = _State(data.features.n_attributes, K)
+    steps_per_epoch = -(-n // settings.batch_size)
+    avg_start = float(steps_per_epoch) if averaging else -1.0
+    if averaging and settings.max_iterations <= 1:
+        avg_start = 0.0
+    history = []
+    epoch = 0
+    for epoch in range(1, settings.max_iterations + 1):
+        order = random_state.permutation(n)
+        losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
+                        (state_mask, chain_mask), n_threads)
+        loss = float(losses.sum())
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"the weights diverged in epoch {epoch} (eta0={eta0:.3g}); "
+                "set a smaller eta0 or scale the feature values down")
+        averaged = averaging and state.scalars[4] > avg_start + 1.0
+        current = state.iterate()
+        norm2 = current.squared_norm()
+        info = {
+            "loss": loss,
+            "objective": loss + settings.c2 * norm2,
+            "weight_norm": float(np.sqrt(norm2)),
+            "eta0": eta0,
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(info["objective"])
+
+        def weights_fn(averaged=averaged, current=current):
+            return state.average() if averaged else current
+
+        stop = callback(epoch, info, weights_fn) if callback is not None else False
+        if stop:
+            break
+        if _converged(history, settings):
+            break
+    averaged = averaging and state.scalars[4] > avg_start + 1.0
+    return (state.average() if averaged else state.iterate()), epoch
+
+
+def _converged(history, settings):
+    """CRFsuite's test: the objective improved by < delta (relative) over ``period`` epochs."""
+    p = settings.period
+    if settings.delta <= 0 or len(history) <= p:
+        return False
+    old, new = history[-p - 1], history[-1]
+    return (old - new) / max(abs(new), 1e-300) < settings.delta

@@ -1,0 +1,698 @@
+# Compiled drivers for CRFs over sparse token features (the estimator's kernels).
+#
+# Design
+# ------
+# a) A token's emission row is a sparse-dense product: the token lists attributes
+#    ``a`` with values ``v`` and row[k] = scale * sum v * W[a][k].  W is [A][K]
+#    row-major, so one attribute costs one contiguous K-vector.  ``scale`` lets the
+#    SGD trainer keep W = scale * U (L2 decay is one scalar multiply).
+# b) Each sequence then goes through the dense single-sequence kernels of _core
+#    (scaled forward-backward with its exact log-space fallback, Viterbi), so the
+#    sparse and dense APIs share one set of numerics.
+# c) Batch drivers ``prange`` over fixed chunks of sequences (CHUNK, from _core.pxd)
+#    and write only their own outputs: results never depend on the thread count.
+# d) The gradient of the state weights, sum over tokens of v * (onehot - P), is
+#    reduced per attribute through an attribute-major (CSC) index of the entries:
+#    each attribute's row is one thread's, and its entries are added in a fixed
+#    order.  No per-thread copies of W, no atomics.
+# e) SGD (sgd_epoch) runs mini-batches: the per-sequence marginals of a batch are
+#    computed in parallel with the weights frozen, then applied in a fixed order by
+#    one thread.  The mini-batch size is a parameter, never the thread count.
+# f) Inputs are trusted: fastcrf/_training.py and fastcrf/_estimator.py validate ids,
+#    offsets and labels.  Emission rows that come out non-finite or beyond
+#    MAX_SCORE (diverging weights, huge feature values) are reported through a flag,
+#    never passed to the recursions.
+
+from cython.parallel cimport parallel, prange, threadid
+from libc.math cimport exp, fabs, pow, sqrt, INFINITY
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+from ._core cimport (CHUNK, Chain, Work, _work_doubles, _work_bind, _sequence_marginals,
+                     _path_score, _viterbi_one)
+
+# Emission scores beyond this magnitude are rejected (as fastcrf._validation.MAX_SCORE).
+cdef double MAX_SCORE = 1e150
+# The transition-range limit of the raw edge sums (fastcrf._dense.RAW_EDGE_RANGE).
+cdef double RAW_EDGE_RANGE = 300.0
+
+
+cdef int _sparse_rows(const double* W, double scale, Py_ssize_t K,
+                      const int32_t* ids, const double* vals,
+                      const int64_t* tok_off,     # [T + 1] entry offsets of the tokens
+                      Py_ssize_t T,
+                      double* lem                 # OUT [T][K]
+                      ) noexcept nogil:
+    # lem[t][k] = scale * sum_{e in token t} vals[e] * W[ids[e]][k]
+    # Returns 0, or -1 when a score is NaN, infinite or beyond MAX_SCORE.
+    cdef Py_ssize_t t, k
+    cdef int64_t e
+    cdef double x
+    cdef double* row
+    cdef const double* wrow
+    cdef double big = 0.0
+    for t in range(T):
+        row = lem + t * K
+        memset(row, 0, K * sizeof(double))
+        for e in range(tok_off[t], tok_off[t + 1]):
+            x = vals[e] * scale
+            wrow = W + <Py_ssize_t> ids[e] * K
+            for k in range(K):
+                row[k] += x * wrow[k]
+        for k in range(K):
+            x = fabs(row[k])
+            # NaN fails every comparison: max with "not <=" keeps it.
+            if not (x <= big):
+                big = x
+    return 0 if big <= MAX_SCORE else -1
+
+
+cdef void _chain_constants(const double* trans, Py_ssize_t K, double* E, double* ET,
+                           double* tmax, bint* raw_edges) noexcept nogil:
+    # E = exp(trans - max(trans)), its transpose, and whether the raw edge sums of
+    # the scaled backward pass are safe for this range (see fastcrf._dense).
+    cdef Py_ssize_t i, j
+    cdef double hi = trans[0], lo = trans[0]
+    for i in range(K * K):
+        if trans[i] > hi:
+            hi = trans[i]
+        if trans[i] < lo:
+            lo = trans[i]
+    for i in range(K):
+        for j in range(K):
+            E[i * K + j] = exp(trans[i * K + j] - hi)
+            ET[j * K + i] = E[i * K + j]
+    tmax[0] = hi
+    raw_edges[0] = (hi - lo) <= RAW_EDGE_RANGE
+
+
+# --------------------------------------------------------------------------- #
+# Log-likelihood, marginals and gradient over a whole encoded batch.            #
+# --------------------------------------------------------------------------- #
+
+def forward_backward(
+    const double[:, ::1] W,                # IN  [A][K] state weights
+    const int32_t[::1] ids,                # IN  [n_entries] attribute ids
+    const double[::1] vals,                # IN  [n_entries] attribute values
+    const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
+    const int64_t[::1] seq_off,            # IN  [n_seq + 1] token offsets
+    const int64_t[::1] labels,             # IN  [n_tokens] (length 0 without labels)
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    Py_ssize_t Tmax,                       # IN  longest sequence
+    double[::1] logz_out,                  # OUT [n_seq]
+    double[::1] score_out,                 # OUT [n_seq] path score of the labels
+    double[:, ::1] marg_out,               # OUT [n_tokens][K] P(y_t = k) (or shape (0, K))
+    double[:, ::1] chunk_out,              # OUT [n_chunks][K*K + 2K] with labels: observed
+                                           #     minus expected transition, start, end counts
+    int n_threads,
+):
+    """Log Z, path scores, marginals and transition gradients; returns 0 or -1 (bad scores)."""
+    cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
+    cdef Py_ssize_t K = trans.shape[0]
+    cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
+    cdef bint with_labels = labels.shape[0] > 0
+    cdef bint want_marginals = marg_out.shape[0] > 0
+    cdef bint want_edges = with_labels and want_marginals
+    cdef Chain c
+    cdef double* E = <double*> malloc(2 * K * K * sizeof(double))
+    cdef Py_ssize_t ch, s, s_end, T, t, k, i
+    cdef int64_t t0
+    cdef double* buf
+    cdef double* acc
+    cdef const int64_t* y
+    cdef Work w
+    cdef int failed = 0, bad = 0
+    cdef int* failed_p = &failed
+    cdef int* bad_p = &bad
+
+    if E == NULL:
+        raise MemoryError()
+    c.K = K
+    c.trans = &trans[0, 0]
+    c.start = &start[0]
+    c.end = &end[0]
+    c.E = E
+    c.ET = E + K * K
+    _chain_constants(&trans[0, 0], K, E, E + K * K, &c.tmax, &c.raw_edges)
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            buf = <double*> malloc(_work_doubles(Tmax, K) * sizeof(double))
+            w = _work_bind(buf, Tmax, K)
+            for ch in prange(n_chunks, schedule="dynamic"):
+                if buf == NULL:
+                    failed_p[0] = 1
+                    continue
+                s_end = (ch + 1) * CHUNK
+                if s_end > n_seq:
+                    s_end = n_seq
+                for s in range(ch * CHUNK, s_end):
+                    t0 = seq_off[s]
+                    T = seq_off[s + 1] - t0
+                    if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], &vals[0], &tok_off[t0], T,
+                                    w.lem) != 0:
+                        bad_p[0] = 1
+                        logz_out[s] = INFINITY
+                        continue
+                    logz_out[s] = _sequence_marginals(&c, T, &w, want_marginals, want_edges)
+                    if want_marginals:
+                        for t in range(T):
+                            for k in range(K):
+                                marg_out[t0 + t, k] = w.alpha[t * K + k]
+                    if with_labels:
+                        y = &labels[t0]
+                        score_out[s] = _path_score(&c, w.lem, T, y)
+                    if want_edges:
+                        acc = &chunk_out[ch, 0]
+                        for i in range(K * K):
+                            acc[i] -= w.edge[i]
+                        for t in range(1, T):
+                            acc[y[t - 1] * K + y[t]] += 1.0
+                        acc = acc + K * K
+                        for k in range(K):
+                            acc[k] -= w.alpha[k]
+                            acc[K + k] -= w.alpha[(T - 1) * K + k]
+                        acc[y[0]] += 1.0
+                        acc[K + y[T - 1]] += 1.0
+            free(buf)
+    finally:
+        free(E)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread workspace")
+    return -1 if bad else 0
+
+
+def state_gradient(
+    const int64_t[::1] attr_ptr,           # IN  [A + 1] CSC: entries of attribute a are
+    const int64_t[::1] entry_token,        # IN  [n_entries] token of each (sorted) entry
+    const double[::1] entry_value,         # IN  [n_entries] value of each (sorted) entry
+    const double[:, ::1] marg,             # IN  [n_tokens][K] P(y_t = k)
+    const int64_t[::1] labels,             # IN  [n_tokens]
+    double[:, ::1] grad_out,               # OUT [A][K] sum v * ([y_t == k] - P(y_t = k))
+    int n_threads,
+):
+    """Gradient of the log-likelihood with respect to the state weights."""
+    cdef Py_ssize_t A = attr_ptr.shape[0] - 1
+    cdef Py_ssize_t K = marg.shape[1]
+    cdef Py_ssize_t a, k
+    cdef int64_t e, tok
+    cdef double v
+    cdef double* g
+    cdef const double* p
+    with nogil:
+        for a in prange(A, schedule="static", num_threads=n_threads):
+            g = &grad_out[a, 0]
+            for k in range(K):
+                g[k] = 0.0
+            for e in range(attr_ptr[a], attr_ptr[a + 1]):
+                tok = entry_token[e]
+                v = entry_value[e]
+                p = &marg[tok, 0]
+                for k in range(K):
+                    g[k] -= v * p[k]
+                g[labels[tok]] += v
+
+
+# --------------------------------------------------------------------------- #
+# Viterbi over a whole encoded batch.                                           #
+# --------------------------------------------------------------------------- #
+
+def viterbi(
+    const double[:, ::1] W,                # IN  [A][K]
+    const int32_t[::1] ids,                # IN  [n_entries]
+    const double[::1] vals,                # IN  [n_entries]
+    const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
+    const int64_t[::1] seq_off,            # IN  [n_seq + 1]
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    const double[::1] rowmax,              # IN  [K] max_j trans[i][j]
+    const double[:, ::1] transT,           # IN  [K][K]
+    Py_ssize_t Tmax,                       # IN  longest sequence
+    int64_t[::1] paths_out,                # OUT [n_tokens] best label of every token
+    double[::1] score_out,                 # OUT [n_seq]
+    int n_threads,
+):
+    """Best label path of every sequence; returns 0 or -1 (bad scores)."""
+    cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
+    cdef Py_ssize_t K = trans.shape[0]
+    cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
+    cdef Chain c
+    cdef Py_ssize_t ch, s, s_end, T
+    cdef int64_t t0
+    cdef double* dbuf
+    cdef Py_ssize_t* rows
+    cdef int failed = 0, bad = 0
+    cdef int* failed_p = &failed
+    cdef int* bad_p = &bad
+
+    c.K = K
+    c.trans = &trans[0, 0]
+    c.start = &start[0]
+    c.end = &end[0]
+    c.rowmax = &rowmax[0]
+    c.transT = &transT[0, 0]
+    with nogil, parallel(num_threads=n_threads):
+        dbuf = <double*> malloc((2 * Tmax * K + K) * sizeof(double))
+        rows = <Py_ssize_t*> malloc(K * sizeof(Py_ssize_t))
+        for ch in prange(n_chunks, schedule="dynamic"):
+            if dbuf == NULL or rows == NULL:
+                failed_p[0] = 1
+                continue
+            s_end = (ch + 1) * CHUNK
+            if s_end > n_seq:
+                s_end = n_seq
+            for s in range(ch * CHUNK, s_end):
+                t0 = seq_off[s]
+                T = seq_off[s + 1] - t0
+                if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], &vals[0], &tok_off[t0], T,
+                                dbuf) != 0:
+                    bad_p[0] = 1
+                    score_out[s] = INFINITY
+                    continue
+                score_out[s] = _viterbi_one(&c, dbuf, T, dbuf + Tmax * K,
+                                            dbuf + 2 * Tmax * K, rows, &paths_out[t0])
+        free(dbuf)
+        free(rows)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread Viterbi workspace")
+    return -1 if bad else 0
+
+
+# --------------------------------------------------------------------------- #
+# Averaged SGD (Bottou's crfasgd; Xu 2011) over mini-batches.                   #
+# --------------------------------------------------------------------------- #
+#
+# The weights are never stored as such.  With U the state weights and V the
+# transition, start and end scores (one flat vector), the current iterate is
+#     w = alpha * (U, V)
+# and the running average is
+#     wbar = (Uhat + beta * U, Vhat + beta * V) / gamma.
+# A step w <- (1 - eta lambda n_b) w + eta g (g: the summed log-likelihood gradient
+# of the n_b sequences of the mini-batch) becomes
+#     alpha <- alpha (1 - eta lambda n_b);  dU = (eta / alpha) g;  U += dU,
+# and the averaging step wbar <- (1 - mu) wbar + mu w becomes
+#     Uhat -= beta dU;  gamma <- gamma / (1 - mu);  beta <- beta + mu gamma alpha,
+# so a step only touches the weights of the attributes the mini-batch holds.
+# While mu = 1 (before averaging starts) wbar = w: Uhat = 0, beta = alpha, gamma = 1.
+#
+# scalars: [0] alpha  [1] beta  [2] gamma  [3] t (sequences seen)  [4] steps taken
+
+cdef enum:
+    S_ALPHA = 0
+    S_BETA = 1
+    S_GAMMA = 2
+    S_T = 3
+    S_STEP = 4
+
+
+cdef void _fold(double* U, double* Uhat, Py_ssize_t nU, double* V, double* Vhat,
+                Py_ssize_t nV, double* scalars, bint averaging) noexcept nogil:
+    # Rewrite (U, V, Uhat, Vhat, alpha, beta, gamma) with alpha = gamma = 1; the
+    # iterate and the average stay the same.  O(n_weights): once per epoch, or when
+    # alpha gets small enough to cost precision.
+    cdef Py_ssize_t i
+    cdef double alpha = scalars[S_ALPHA]
+    cdef double beta = scalars[S_BETA]
+    cdef double inv_gamma = 1.0 / scalars[S_GAMMA]
+    if averaging:
+        for i in range(nU):
+            Uhat[i] = (Uhat[i] + beta * U[i]) * inv_gamma
+            U[i] *= alpha
+        for i in range(nV):
+            Vhat[i] = (Vhat[i] + beta * V[i]) * inv_gamma
+            V[i] *= alpha
+        scalars[S_BETA] = 0.0
+    else:
+        for i in range(nU):
+            U[i] *= alpha
+        for i in range(nV):
+            V[i] *= alpha
+        scalars[S_BETA] = 1.0
+    scalars[S_ALPHA] = 1.0
+    scalars[S_GAMMA] = 1.0
+
+
+def sgd_epoch(
+    double[:, ::1] U,                      # INOUT [A][K] scaled state weights
+    double[:, ::1] Uhat,                   # INOUT [A][K] averaging accumulator
+    double[::1] V,                         # INOUT [K*K + 2K] scaled transitions, start, end
+    double[::1] Vhat,                      # INOUT [K*K + 2K]
+    const double[:, ::1] U_mask,           # IN  [A][K] 1 for trainable state weights, else 0;
+                                           #     shape (0, 0): all trainable
+    const double[::1] V_mask,              # IN  [K*K + 2K] 1 for trainable scores, else 0
+    double[::1] scalars,                   # INOUT [5] alpha, beta, gamma, t, steps
+    const int32_t[::1] ids,                # IN  [n_entries]
+    const double[::1] vals,                # IN  [n_entries]
+    const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
+    const int64_t[::1] seq_off,            # IN  [n_seq + 1]
+    const int64_t[::1] labels,             # IN  [n_tokens]
+    const int64_t[::1] order,              # IN  [n_visit] sequences, in visiting order
+    Py_ssize_t Tmax,                       # IN  longest sequence
+    Py_ssize_t batch_size,                 # IN  sequences per step
+    double eta0,                           # IN  initial step size
+    double lam,                            # IN  L2 strength per sequence (2 c2 / n_seq)
+    double power,                          # IN  eta_t = eta0 / (1 + lam eta0 t)^power
+    double avg_start,                      # IN  steps before averaging starts (< 0: never)
+    double[::1] loss_out,                  # OUT [n_visit] -log p(y|x) of each visit, before
+                                           #     its step
+    int n_threads,
+):
+    """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
+    cdef Py_ssize_t A = U.shape[0]
+    cdef Py_ssize_t K = U.shape[1]
+    cdef Py_ssize_t KK = K * K
+    cdef Py_ssize_t nV = KK + 2 * K
+    cdef Py_ssize_t n_visit = order.shape[0]
+    cdef bint averaging = avg_start >= 0
+    cdef bint masked = U_mask.shape[0] > 0
+    cdef const double* mrow
+    cdef Py_ssize_t wd = _work_doubles(Tmax, K)
+    # Per mini-batch: the node marginals of each sequence ([batch][Tmax][K]) and its
+    # observed-minus-expected transition, start and end counts ([batch][nV]).
+    cdef double* mb_marg = <double*> malloc(batch_size * Tmax * K * sizeof(double))
+    cdef double* mb_v = <double*> malloc(batch_size * nV * sizeof(double))
+    cdef double* trans = <double*> malloc((3 * KK + 2 * K) * sizeof(double))
+    cdef double* thread_buf = <double*> malloc(n_threads * wd * sizeof(double))
+    cdef Chain c
+    cdef Work w
+    cdef Py_ssize_t pos, nb, i, s, T, t, k, m
+    cdef int64_t t0, e
+    cdef const int64_t* y
+    cdef double* P
+    cdef double* dv
+    cdef double* urow
+    cdef double* hrow
+    cdef double logz, eta, decay, gain, x, beta, mu, step
+    cdef int status = 0
+    cdef int bad = 0
+    cdef int* bad_p = &bad
+
+    if mb_marg == NULL or mb_v == NULL or trans == NULL or thread_buf == NULL:
+        free(mb_marg); free(mb_v); free(trans); free(thread_buf)
+        raise MemoryError("fastcrf: could not allocate the SGD workspace")
+    c.K = K
+    c.trans = trans
+    c.start = trans + KK
+    c.end = trans + KK + K
+    c.E = trans + KK + 2 * K
+    c.ET = trans + 2 * KK + 2 * K
+    with nogil:
+        pos = 0
+        while pos < n_visit:
+            nb = batch_size
+            if nb > n_visit - pos:
+                nb = n_visit - pos
+            # Scores of the current iterate: alpha * V.
+            for m in range(nV):
+                trans[m] = scalars[S_ALPHA] * V[m]
+                if not (fabs(trans[m]) <= MAX_SCORE):
+                    bad = 1
+            if bad:
+                status = -1
+                break
+            _chain_constants(trans, K, <double*> c.E, <double*> c.ET, &c.tmax, &c.raw_edges)
+
+            for i in prange(nb, schedule="dynamic", num_threads=n_threads):
+                w = _work_bind(thread_buf + threadid() * wd, Tmax, K)
+                s = order[pos + i]
+                t0 = seq_off[s]
+                T = seq_off[s + 1] - t0
+                y = &labels[t0]
+                P = mb_marg + i * Tmax * K
+                dv = mb_v + i * nV
+                if _sparse_rows(&U[0, 0], scalars[S_ALPHA], K, &ids[0], &vals[0],
+                                &tok_off[t0], T, w.lem) != 0:
+                    bad_p[0] = 1
+                    loss_out[pos + i] = INFINITY
+                    memset(P, 0, T * K * sizeof(double))
+                    memset(dv, 0, nV * sizeof(double))
+                    continue
+                logz = _sequence_marginals(&c, T, &w, True, True)
+                loss_out[pos + i] = logz - _path_score(&c, w.lem, T, y)
+                for m in range(T * K):
+                    P[m] = w.alpha[m]
+                # Observed minus expected transition / start / end counts.
+                for m in range(KK):
+                    dv[m] = -w.edge[m]
+                for t in range(1, T):
+                    dv[y[t - 1] * K + y[t]] += 1.0
+                for k in range(K):
+                    dv[KK + k] = -w.alpha[k]
+                    dv[KK + K + k] = -w.alpha[(T - 1) * K + k]
+                dv[KK + y[0]] += 1.0
+                dv[KK + K + y[T - 1]] += 1.0
+            if bad:
+                status = -1
+                break
+
+            # The step, applied serially in mini-batch order.
+            step = scalars[S_STEP] + 1.0
+            eta = eta0 / pow(1.0 + lam * eta0 * scalars[S_T], power)
+            decay = 1.0 - eta * lam * nb
+            if decay < 0.5:
+                # Keep the L2 shrink of a single step from reversing the weights; only
+                # a huge lambda (c2) together with a large eta gets here.
+                decay = 0.5
+            scalars[S_ALPHA] *= decay
+            gain = eta / scalars[S_ALPHA]
+            mu = 1.0
+            if averaging and step > avg_start + 1.0:
+                mu = 1.0 / (step - avg_start)
+            beta = scalars[S_BETA]
+            for i in range(nb):
+                s = order[pos + i]
+                t0 = seq_off[s]
+                T = seq_off[s + 1] - t0
+                y = &labels[t0]
+                P = mb_marg + i * Tmax * K
+                for t in range(T):
+                    for e in range(tok_off[t0 + t], tok_off[t0 + t + 1]):
+                        x = gain * vals[e]
+                        urow = &U[ids[e], 0]
+                        if masked:
+                            # Only (attribute, label) pairs seen in training are
+                            # weights; the observed label's pair always is.
+                            mrow = &U_mask[ids[e], 0]
+                            hrow = &Uhat[ids[e], 0]
+                            for k in range(K):
+                                urow[k] -= x * P[t * K + k] * mrow[k]
+                                if mu < 1.0:
+                                    hrow[k] += beta * x * P[t * K + k] * mrow[k]
+                            urow[y[t]] += x
+                            if mu < 1.0:
+                                hrow[y[t]] -= beta * x
+                        elif mu < 1.0:
+                            hrow = &Uhat[ids[e], 0]
+                            for k in range(K):
+                                urow[k] -= x * P[t * K + k]
+                                hrow[k] += beta * x * P[t * K + k]
+                            urow[y[t]] += x
+                            hrow[y[t]] -= beta * x
+                        else:
+                            for k in range(K):
+                                urow[k] -= x * P[t * K + k]
+                            urow[y[t]] += x
+                dv = mb_v + i * nV
+                for m in range(nV):
+                    x = gain * dv[m] * V_mask[m]
+                    V[m] += x
+                    if mu < 1.0:
+                        Vhat[m] -= beta * x
+            if mu < 1.0:
+                scalars[S_GAMMA] /= (1.0 - mu)
+                scalars[S_BETA] = beta + mu * scalars[S_GAMMA] * scalars[S_ALPHA]
+            else:
+                scalars[S_BETA] = scalars[S_ALPHA]
+            scalars[S_T] += nb
+            scalars[S_STEP] = step
+            if scalars[S_ALPHA] < 1e-9 or scalars[S_GAMMA] > 1e9:
+                _fold(&U[0, 0], &Uhat[0, 0], A * K, &V[0], &Vhat[0], nV, &scalars[0],
+                      mu < 1.0)
+            pos += nb
+        if status == 0:
+            _fold(&U[0, 0], &Uhat[0, 0], A * K, &V[0], &Vhat[0], nV, &scalars[0],
+                  averaging and scalars[S_STEP] > avg_start + 1.0)
+    free(mb_marg)
+    free(mb_v)
+    free(trans)
+    free(thread_buf)
+    return status
+
+
+# --------------------------------------------------------------------------- #
+# Averaged perceptron and passive-aggressive (CRFsuite's 'ap' and 'pa').        #
+# --------------------------------------------------------------------------- #
+#
+# Both decode each sequence with the current weights and, where the best path
+# differs from the gold one, move the weights along
+#     delta = Phi(x, y_gold) - Phi(x, y_best)
+# by tau (1 for the perceptron; PA's closed form otherwise).  Averaging keeps
+#     Wsum += c * tau * delta   (c counts the sequences seen)
+# so the average is W - Wsum / c, computed once at the end (Daume's trick).
+# delta is gathered in the dense scratch D (all zeros between sequences) so that
+# repeated attributes cancel exactly and ||delta||^2 is exact.
+
+def online_epoch(
+    double[:, ::1] W,                      # INOUT [A][K] state weights
+    double[:, ::1] Wsum,                   # INOUT [A][K] averaging accumulator
+    double[::1] V,                         # INOUT [K*K + 2K] transitions, start, end
+    double[::1] Vsum,                      # INOUT
+    double[:, ::1] D,                      # SCRATCH [A][K], all zeros on entry and exit
+    const double[:, ::1] W_mask,           # IN  [A][K] or (0, 0) (all trainable)
+    const double[::1] V_mask,              # IN  [K*K + 2K]
+    const int32_t[::1] ids,
+    const double[::1] vals,
+    const int64_t[::1] tok_off,
+    const int64_t[::1] seq_off,
+    const int64_t[::1] labels,
+    const int64_t[::1] order,              # IN  sequences in visiting order
+    Py_ssize_t Tmax,                       # IN  longest sequence
+    Py_ssize_t max_entries,                # IN  most feature entries in one sequence
+    int pa_type,                           # IN  -1: perceptron; 0, 1, 2: PA, PA-I, PA-II
+    double C,                              # IN  PA aggressiveness
+    bint error_sensitive,                  # IN  PA: cost sqrt(#errors) instead of 1
+    double[::1] counter,                   # INOUT [1] sequences seen (c)
+    double[::1] loss_out,                  # OUT [n_visit] errors (ap) or cost (pa)
+):
+    """One pass of the perceptron / passive-aggressive; returns 0 or -1 (bad scores)."""
+    cdef Py_ssize_t K = W.shape[1]
+    cdef Py_ssize_t KK = K * K
+    cdef Py_ssize_t nV = KK + 2 * K
+    cdef Py_ssize_t n_visit = order.shape[0]
+    cdef bint masked = W_mask.shape[0] > 0
+    # lem [Tmax][K], delta [Tmax][K], bound [K], dv [nV], rowmax [K], transT [K][K]
+    cdef double* lem = <double*> malloc((2 * Tmax * K + 2 * K + nV + KK) * sizeof(double))
+    cdef Py_ssize_t* rows = <Py_ssize_t*> malloc(K * sizeof(Py_ssize_t))
+    cdef int64_t* path = <int64_t*> malloc(Tmax * sizeof(int64_t))
+    # The distinct (attribute, label) cells of delta: flat index into D and value.
+    cdef int64_t* cell = <int64_t*> malloc(2 * max_entries * sizeof(int64_t))
+    cdef double* cval = <double*> malloc(2 * max_entries * sizeof(double))
+    cdef double* dv
+    cdef double* Dp = &D[0, 0]
+    cdef Chain c
+    cdef Py_ssize_t i, s, T, t, k, m, j, n_touched, n_cells
+    cdef int64_t t0, e, idx
+    cdef const int64_t* y
+    cdef double best, gold, d, cost, norm2, tau, cnt, x
+    cdef int status = 0
+
+    if lem == NULL or rows == NULL or path == NULL or cell == NULL or cval == NULL:
+        free(lem); free(rows); free(path); free(cell); free(cval)
+        raise MemoryError("fastcrf: could not allocate the online-training workspace")
+    dv = lem + 2 * Tmax * K + K
+    c.K = K
+    c.trans = &V[0]
+    c.start = &V[KK]
+    c.end = &V[KK + K]
+    c.rowmax = dv + nV
+    c.transT = dv + nV + K
+    with nogil:
+        _decoder_constants(&V[0], K, <double*> c.rowmax, <double*> c.transT)
+        for i in range(n_visit):
+            s = order[i]
+            t0 = seq_off[s]
+            T = seq_off[s + 1] - t0
+            y = &labels[t0]
+            if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], &vals[0], &tok_off[t0], T,
+                            lem) != 0:
+                status = -1
+                break
+            best = _viterbi_one(&c, lem, T, lem + Tmax * K, lem + 2 * Tmax * K, rows, path)
+            counter[0] += 1.0
+            cnt = counter[0]
+            d = 0.0
+            for t in range(T):
+                if path[t] != y[t]:
+                    d += 1.0
+            loss_out[i] = 0.0
+            if d == 0.0:
+                continue
+            # delta = Phi(gold) - Phi(best): only positions whose labels differ.
+            n_touched = 0
+            for t in range(T):
+                if path[t] == y[t]:
+                    continue
+                for e in range(tok_off[t0 + t], tok_off[t0 + t + 1]):
+                    idx = <int64_t> ids[e] * K + y[t]
+                    if Dp[idx] == 0.0:
+                        cell[n_touched] = idx
+                        n_touched += 1
+                    Dp[idx] += vals[e]
+                    idx = <int64_t> ids[e] * K + path[t]
+                    if Dp[idx] == 0.0:
+                        cell[n_touched] = idx
+                        n_touched += 1
+                    Dp[idx] -= vals[e]
+            # Collect each distinct non-zero cell once and clear D behind it.
+            n_cells = 0
+            for m in range(n_touched):
+                idx = cell[m]
+                x = Dp[idx]
+                if x != 0.0:
+                    Dp[idx] = 0.0
+                    if masked and W_mask[idx // K, idx % K] == 0.0:
+                        continue
+                    cell[n_cells] = idx
+                    cval[n_cells] = x
+                    n_cells += 1
+            for m in range(nV):
+                dv[m] = 0.0
+            for t in range(1, T):
+                dv[y[t - 1] * K + y[t]] += 1.0
+                dv[path[t - 1] * K + path[t]] -= 1.0
+            dv[KK + y[0]] += 1.0
+            dv[KK + path[0]] -= 1.0
+            dv[KK + K + y[T - 1]] += 1.0
+            dv[KK + K + path[T - 1]] -= 1.0
+            for m in range(nV):
+                dv[m] *= V_mask[m]
+            if pa_type < 0:
+                tau = 1.0
+                loss_out[i] = d
+            else:
+                gold = _path_score(&c, lem, T, y)
+                cost = best - gold + (sqrt(d) if error_sensitive else 1.0)
+                norm2 = 0.0
+                for m in range(n_cells):
+                    norm2 += cval[m] * cval[m]
+                for m in range(nV):
+                    norm2 += dv[m] * dv[m]
+                loss_out[i] = cost
+                if norm2 <= 0.0 or cost <= 0.0:
+                    tau = 0.0
+                elif pa_type == 0:
+                    tau = cost / norm2
+                elif pa_type == 1:
+                    tau = cost / norm2
+                    if tau > C:
+                        tau = C
+                else:
+                    tau = cost / (norm2 + 0.5 / C)
+            for m in range(n_cells):
+                W[cell[m] // K, cell[m] % K] += tau * cval[m]
+                Wsum[cell[m] // K, cell[m] % K] += cnt * tau * cval[m]
+            for m in range(nV):
+                V[m] += tau * dv[m]
+                Vsum[m] += cnt * tau * dv[m]
+            _decoder_constants(&V[0], K, <double*> c.rowmax, <double*> c.transT)
+    free(lem)
+    free(rows)
+    free(path)
+    free(cell)
+    free(cval)
+    return status
+
+
+cdef void _decoder_constants(const double* trans, Py_ssize_t K, double* rowmax,
+                             double* transT) noexcept nogil:
+    # Viterbi's pruning bound max_j trans[i][j] and the transposed transitions.
+    cdef Py_ssize_t i, j
+    for i in range(K):
+        rowmax[i] = trans[i * K]
+        for j in range(K):
+            transT[j * K + i] = trans[i * K + j]
+            if trans[i * K + j] > rowmax[i]:
+                rowmax[i] = trans[i * K + j]

@@ -1,0 +1,203 @@
+"""Training data, model weights and the objective shared by every trainer.
+
+The model is CRFsuite's first-order CRF with state features over (attribute, label)
+pairs plus dense transition, start and end scores.  The training objective is
+CRFsuite's::
+
+    f(w) = sum_i -log p(y_i | x_i; w) + c1 * ||w||_1 + c2 * ||w||_2^2
+
+over all weights (state, transition, start, end).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core, _sparse
+from ._encoding import EncodedSequences
+from ._parallel import effective_n_threads
+
+
+@dataclass(eq=False)
+class TrainingData:
+    """An encoded training set, ready for the compiled kernels.
+
+    Attributes
+    ----------
+    features : EncodedSequences
+    labels : ndarray of shape (n_tokens,), int64
+        Label code of every token.
+    n_labels : int
+    max_length : int
+        Length of the longest sequence (sizes the per-thread workspaces).
+    """
+
+    features: EncodedSequences
+    labels: np.ndarray
+    n_labels: int
+    max_length: int
+
+    @classmethod
+    def build(cls, features, labels, n_labels):
+        """Bundle encoded features with their int label codes."""
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        max_length = int(features.lengths.max()) if features.n_sequences else 0
+        return cls(features, labels, int(n_labels), max_length)
+
+    @property
+    def n_sequences(self):
+        """Number of training sequences."""
+        return self.features.n_sequences
+
+    def subset(self, index):
+        """The sequences ``index`` (in that order), attribute ids unchanged."""
+        f = self.features
+        index = np.asarray(index, dtype=np.int64)
+        seq_len = np.diff(f.seq_offsets)[index]
+        tok_start = f.seq_offsets[index]
+        tokens = _ranges(tok_start, seq_len)
+        tok_len = np.diff(f.token_offsets)[tokens]
+        entries = _ranges(f.token_offsets[tokens], tok_len)
+        sub = EncodedSequences(
+            f.attr_ids[entries],
+            f.values[entries],
+            np.concatenate(([0], np.cumsum(tok_len))).astype(np.int64),
+            np.concatenate(([0], np.cumsum(seq_len))).astype(np.int64),
+            f.n_attributes,
+        )
+        return TrainingData(sub, self.labels[tokens], self.n_labels,
+                            int(seq_len.max()) if len(seq_len) else 0)
+
+    def compact(self):
+        """Renumber the attributes to those present; return ``(data, used_ids)``."""
+        used, inverse = np.unique(self.features.attr_ids, return_inverse=True)
+        f = self.features
+        sub = EncodedSequences(inverse.astype(np.int32), f.values, f.token_offsets,
+                               f.seq_offsets, len(used))
+        return TrainingData(sub, self.labels, self.n_labels, self.max_length), used
+
+
+def _ranges(starts, lengths):
+    """Concatenate ``arange(s, s + n)`` for every pair: the flat index of ragged runs."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(np.asarray(starts, dtype=np.int64) - np.concatenate(
+        ([0], np.cumsum(lengths)[:-1])), lengths)
+    return offsets + np.arange(total, dtype=np.int64)
+
+
+@dataclass(eq=False)
+class Weights:
+    """CRF parameters.
+
+    Attributes
+    ----------
+    state : ndarray of shape (n_attributes, n_labels)
+        ``state[a, k]`` weighs attribute ``a`` for label ``k``.
+    transitions : ndarray of shape (n_labels, n_labels)
+        ``transitions[i, j]`` scores label ``i`` followed by label ``j``.
+    start, end : ndarray of shape (n_labels,)
+        Scores of the first and last label of a sequence.
+    """
+
+    state: np.ndarray
+    transitions: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    @classmethod
+    def zeros(cls, n_attributes, n_labels):
+        """All-zero weights."""
+        K = n_labels
+        return cls(np.zeros((n_attributes, K)), np.zeros((K, K)), np.zeros(K), np.zeros(K))
+
+    @classmethod
+    def from_flat(cls, state, chain):
+        """Weights from a state matrix and a flat (transitions, start, end) vector."""
+        K = state.shape[1]
+        return cls(
+            np.ascontiguousarray(state),
+            np.ascontiguousarray(chain[: K * K].reshape(K, K)),
+            np.ascontiguousarray(chain[K * K: K * K + K]),
+            np.ascontiguousarray(chain[K * K + K:]),
+        )
+
+    @property
+    def chain(self):
+        """Transitions, start and end as one flat vector."""
+        return np.concatenate((self.transitions.ravel(), self.start, self.end))
+
+    def squared_norm(self):
+        """``||w||_2^2`` over all weights."""
+        return float(np.dot(self.state.ravel(), self.state.ravel())
+                     + np.dot(self.chain, self.chain))
+
+    def l1_norm(self):
+        """``||w||_1`` over all weights."""
+        return float(np.abs(self.state).sum() + np.abs(self.chain).sum())
+
+
+def n_threads_for(n_jobs, n_sequences):
+    """Threads for a pass over ``n_sequences`` sequences."""
+    return effective_n_threads(n_jobs, -(-max(n_sequences, 1) // _core.chunk_size()))
+
+
+def log_likelihood(data, weights, n_jobs=None, *, with_gradient=True, csc=None):
+    """Total log-likelihood of ``data`` and, optionally, its gradient.
+
+    Parameters
+    ----------
+    data : TrainingData
+    weights : Weights
+    n_jobs : int or None
+    with_gradient : bool
+    csc : tuple, optional
+        :func:`attribute_index` of ``data`` (computed when missing).
+
+    Returns
+    -------
+    ll : float
+    grad : Weights or None
+        Gradient of ``ll`` (observed minus expected feature counts).
+
+    Raises
+    ------
+    FloatingPointError
+        When a sequence's scores are not finite or exceed 1e150 in magnitude.
+    """
+    f = data.features
+    K = data.n_labels
+    n_seq = f.n_sequences
+    n_threads = n_threads_for(n_jobs, n_seq)
+    n_chunks = -(-n_seq // _core.chunk_size())
+    logz = np.zeros(n_seq)
+    score = np.zeros(n_seq)
+    marg = np.zeros((f.n_tokens, K) if with_gradient else (0, K))
+    chunks = np.zeros((n_chunks, K * K + 2 * K) if with_gradient else (0, 0))
+    status = _sparse.forward_backward(
+        weights.state, f.attr_ids, f.values, f.token_offsets, f.seq_offsets, data.labels,
+        weights.transitions, weights.start, weights.end, data.max_length,
+        logz, score, marg, chunks, n_threads)
+    if status != 0:
+        raise FloatingPointError("the scores of a sequence are not finite or exceed 1e150")
+    ll = float(score.sum() - logz.sum())
+    if not with_gradient:
+        return ll, None
+    if csc is None:
+        csc = attribute_index(f)
+    state_grad = np.empty_like(weights.state)
+    _sparse.state_gradient(*csc, marg, data.labels, state_grad,
+                           effective_n_threads(n_jobs))
+    return ll, Weights.from_flat(state_grad, chunks.sum(axis=0))
+
+
+def attribute_index(features):
+    """Attribute-major index of the entries: ``(attr_ptr, entry_token, entry_value)``."""
+    order = np.argsort(features.attr_ids, kind="stable")
+    tokens = np.repeat(np.arange(features.n_tokens, dtype=np.int64),
+                       np.diff(features.token_offsets))
+    counts = np.bincount(features.attr_ids, minlength=features.n_attributes)
+    attr_ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    return attr_ptr, tokens[order], np.ascontiguousarray(features.values[order])
