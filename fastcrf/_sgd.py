@@ -123,14 +123,17 @@ def calibrate_eta(data, settings, lam, masks, rng, n_jobs, log=None):
     accepted = 0
     best_eta, best_f = None, f0
 
+    finite_trials = 0
+
     def trial(eta):
-        nonlocal trials, accepted
+        nonlocal trials, accepted, finite_trials
         trials += 1
         state = _State(sample.features.n_attributes, K)
         losses = _epoch(state, sample, order, settings, eta, lam, -1.0, masks, n_threads)
         f = objective(state.iterate()) if np.isfinite(losses).all() else np.inf
         ok = bool(np.isfinite(f) and f < f0)
         accepted += ok
+        finite_trials += bool(np.isfinite(f))
         if log is not None:
             log(f"calibration: eta={eta:.6g} objective={f:.6g}"
                 + ("" if ok else " (too large)"))
@@ -158,6 +161,10 @@ def calibrate_eta(data, settings, lam, masks, rng, n_jobs, log=None):
             elif best_eta is not None:
                 break
             eta /= rate
+    if best_eta is None and finite_trials:
+        # Nothing lowered the objective, yet no trial diverged: the sample is already
+        # fitted at w = 0 (e.g. a single label).  Any step size will do.
+        return init
     if best_eta is None:
         raise FloatingPointError(
             "calibration found no step size that lowers the objective; "

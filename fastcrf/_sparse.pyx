@@ -508,7 +508,9 @@ def sgd_epoch(
                 scalars[S_BETA] = scalars[S_ALPHA]
             scalars[S_T] += nb
             scalars[S_STEP] = step
-            if scalars[S_ALPHA] < 1e-9 or scalars[S_GAMMA] > 1e9:
+            # u = w / alpha grows as alpha shrinks, and the average is a difference
+            # of terms of size ~ u: fold before that costs more than ~1e-12.
+            if scalars[S_ALPHA] < 1e-4 or scalars[S_GAMMA] > 1e9:
                 _fold(&U[0, 0], &Uhat[0, 0], A * K, &V[0], &Vhat[0], nV, &scalars[0],
                       mu < 1.0)
             pos += nb

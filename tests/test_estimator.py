@@ -1,0 +1,457 @@
+"""fastcrf.CRF through its public API: learning, the sklearn-crfsuite interface,
+validation, persistence and scikit-learn interoperability."""
+
+import io
+import os
+import pickle
+import zipfile
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+from crf_data import hmm_viterbi_accuracy, sample_hmm
+
+import fastcrf
+from fastcrf import CRF, NotFittedError
+
+ALGORITHMS = ["asgd", "lbfgs", "l2sgd", "ap", "pa"]
+
+
+@pytest.fixture(scope="module")
+def hmm():
+    X, y, params = sample_hmm(300, seed=1)
+    X_test, y_test, _ = sample_hmm(300, seed=2)
+    return X, y, X_test, y_test, params
+
+
+@pytest.fixture(scope="module")
+def fitted(hmm):
+    X, y, *_ = hmm
+    return CRF(random_state=0).fit(X, y)
+
+
+# --------------------------------------------------------------------------- #
+# Learning                                                                      #
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_algorithm_recovers_the_hmm(hmm, algorithm):
+    X, y, X_test, y_test, params = hmm
+    ceiling = hmm_viterbi_accuracy(X_test, y_test, params)
+    crf = CRF(algorithm=algorithm, random_state=0, max_iterations=50).fit(X, y)
+    assert crf.score(X_test, y_test) >= ceiling - 0.03
+    # The chain's structure: every label is most often followed by the next one.
+    K = len(crf.classes_)
+    nxt = [crf.classes_.index(f"L{(int(c[1:]) + 1) % K}") for c in crf.classes_]
+    assert [int(np.argmax(row)) for row in crf.transition_weights_] == nxt
+
+
+def test_default_is_averaged_sgd_with_calibrated_step(hmm):
+    X, y, *_ = hmm
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        crf = CRF(verbose=True, random_state=0).fit(X, y)
+    out = buf.getvalue()
+    assert "asgd" in out and "calibration: eta=" in out
+    epochs = [line for line in out.splitlines() if line.startswith("epoch")]
+    assert len(epochs) == crf.n_iter_ == 10
+    assert "loss=" in epochs[0] and "objective=" in epochs[0] and "|w|=" in epochs[0]
+    losses = [entry["loss"] for entry in crf.training_log_.iterations]
+    assert losses[-1] < losses[0]
+
+
+def test_lbfgs_reaches_the_optimum_of_the_objective(hmm):
+    X, y, *_ = hmm
+    crf = CRF(algorithm="lbfgs", c2=1.0, epsilon=1e-7, delta=0.0, max_iterations=500).fit(X, y)
+    # At the optimum the gradient of the regularised objective vanishes.
+    from fastcrf._encoding import encode, encode_labels
+    from fastcrf._training import TrainingData, Weights, log_likelihood
+
+    enc = encode(X, crf.vocabulary_)
+    _, lab = encode_labels(y, crf.classes_, lengths=enc.lengths)
+    data = TrainingData.build(enc, lab, len(crf.classes_))
+    w = Weights(crf.state_weights_, crf.transition_weights_, crf.start_weights_,
+                crf.end_weights_)
+    _, g = log_likelihood(data, w)
+    grad = np.concatenate((g.state.ravel(), g.chain)) - 2 * 1.0 * np.concatenate(
+        (w.state.ravel(), w.chain))
+    assert np.abs(grad).max() < 1e-3 * max(1.0, np.abs(w.state).max())
+
+
+def test_asgd_and_lbfgs_agree_on_the_objective(hmm):
+    X, y, *_ = hmm
+    a = CRF(algorithm="asgd", c2=1.0, max_iterations=60, random_state=0).fit(X, y)
+    b = CRF(algorithm="lbfgs", c2=1.0).fit(X, y)
+    obj_a = a.training_log_.last_iteration["objective"]
+    obj_b = b.training_log_.last_iteration["objective"]
+    assert obj_a == pytest.approx(obj_b, rel=0.02)
+
+
+def test_l1_gives_sparse_weights(hmm):
+    X, y, *_ = hmm
+    dense = CRF(algorithm="lbfgs", c1=0.0, c2=0.01).fit(X, y)
+    sparse = CRF(algorithm="lbfgs", c1=2.0, c2=0.01).fit(X, y)
+    assert sparse.size_ < 0.7 * dense.size_
+    assert "active_features" in sparse.training_log_.last_iteration
+
+
+def test_results_do_not_depend_on_n_jobs(hmm):
+    X, y, X_test, *_ = hmm
+    for algorithm in ("asgd", "lbfgs"):
+        one = CRF(algorithm=algorithm, n_jobs=1, random_state=3, max_iterations=5).fit(X, y)
+        two = CRF(algorithm=algorithm, n_jobs=2, random_state=3, max_iterations=5).fit(X, y)
+        np.testing.assert_array_equal(one.state_weights_, two.state_weights_)
+        np.testing.assert_array_equal(one.transition_weights_, two.transition_weights_)
+        assert one.predict_marginals(X_test) == two.predict_marginals(X_test)
+
+
+def test_random_state_makes_fits_reproducible(hmm):
+    X, y, *_ = hmm
+    a = CRF(random_state=7, max_iterations=3).fit(X, y)
+    b = CRF(random_state=np.random.default_rng(7), max_iterations=3).fit(X, y)
+    c = CRF(random_state=8, max_iterations=3).fit(X, y)
+    np.testing.assert_array_equal(a.state_weights_, b.state_weights_)
+    assert not np.array_equal(a.state_weights_, c.state_weights_)
+
+
+def test_perceptron_separates_separable_data():
+    X = [[["w=a"], ["w=b"]], [["w=b"], ["w=a"]], [["w=c"]]]
+    y = [["A", "B"], ["B", "A"], ["C"]]
+    for algorithm in ("ap", "pa"):
+        crf = CRF(algorithm=algorithm, random_state=0).fit(X, y)
+        assert crf.predict(X) == y
+
+
+@pytest.mark.parametrize("pa_type", [0, 1, 2])
+def test_passive_aggressive_types(hmm, pa_type):
+    X, y, X_test, y_test, _ = hmm
+    crf = CRF(algorithm="pa", pa_type=pa_type, c=0.5, max_iterations=10, random_state=0)
+    assert crf.fit(X, y).score(X_test, y_test) > 0.85
+
+
+def test_dev_set_accuracy_is_logged(hmm):
+    X, y, X_test, y_test, _ = hmm
+    crf = CRF(random_state=0, max_iterations=3).fit(X, y, X_dev=X_test, y_dev=y_test)
+    accs = [it["dev_accuracy"] for it in crf.training_log_.iterations]
+    assert len(accs) == 3
+    assert accs[-1] == pytest.approx(crf.score(X_test, y_test))
+
+
+# --------------------------------------------------------------------------- #
+# The sklearn-crfsuite interface                                               #
+# --------------------------------------------------------------------------- #
+
+
+def test_prediction_types(fitted, hmm):
+    _, _, X_test, y_test, _ = hmm
+    pred = fitted.predict(X_test[:5])
+    assert isinstance(pred, list) and all(isinstance(p, list) for p in pred)
+    assert all(isinstance(label, str) for p in pred for label in p)
+    assert [len(p) for p in pred] == [len(s) for s in X_test[:5]]
+    assert fitted.predict_single(X_test[0]) == pred[0]
+    marg = fitted.predict_marginals(X_test[:5])
+    assert all(set(m) == set(fitted.classes_) for seq in marg for m in seq)
+    assert all(sum(m.values()) == pytest.approx(1.0) for seq in marg for m in seq)
+    assert fitted.predict_marginals_single(X_test[0]) == marg[0]
+    proba = fitted.predict_proba(X_test[:5])
+    assert [p.shape for p in proba] == [(len(s), len(fitted.classes_)) for s in X_test[:5]]
+    np.testing.assert_allclose(proba[0][:, 0], [m[fitted.classes_[0]] for m in marg[0]])
+    idx = fitted.predict_indices(X_test[:5])
+    assert [[fitted.classes_[k] for k in seq] for seq in idx] == pred
+    assert fitted.predict([]) == []
+
+
+def test_marginals_argmax_mostly_agrees_with_viterbi(fitted, hmm):
+    _, _, X_test, *_ = hmm
+    pred = fitted.predict(X_test)
+    marg = fitted.predict_marginals(X_test)
+    agree = np.mean([max(m, key=m.get) == p for ms, ps in zip(marg, pred)
+                     for m, p in zip(ms, ps)])
+    assert agree > 0.95
+
+
+def test_fitted_attributes(fitted):
+    assert sorted(fitted.classes_) == ["L0", "L1", "L2"]
+    assert set(fitted.attributes_) >= {"w:w0", "bias"}
+    assert fitted.num_attributes_ == len(fitted.attributes_)
+    sf = fitted.state_features_
+    a = fitted.attributes_.index("w:w0")
+    k = fitted.classes_.index("L0")
+    assert sf[("w:w0", "L0")] == fitted.state_weights_[a, k]
+    tf = fitted.transition_features_
+    assert len(tf) == len(fitted.classes_) ** 2
+    assert tf[("L0", "L1")] == fitted.transition_weights_[0 if fitted.classes_[0] == "L0"
+                                                          else fitted.classes_.index("L0"),
+                                                          fitted.classes_.index("L1")]
+    assert fitted.size_ > 0
+    assert fitted.training_log_.last_iteration["num"] == fitted.n_iter_
+
+
+def test_unseen_attributes_are_ignored(fitted):
+    seq = [{"w": "w0", "bias": 1.0}, {"w": "w5", "bias": 1.0}]
+    noisy = [{**tok, "never-seen": "x", "other": 3.5} for tok in seq]
+    assert fitted.predict_single(noisy) == fitted.predict_single(seq)
+
+
+def test_token_formats(hmm):
+    X, y, *_ = hmm
+    as_lists = [[[f"w:{tok['w']}", "bias"] for tok in seq] for seq in X]
+    a = CRF(random_state=0, max_iterations=3).fit(X, y)
+    b = CRF(random_state=0, max_iterations=3).fit(as_lists, y)
+    assert a.attributes_ == b.attributes_
+    np.testing.assert_array_equal(a.state_weights_, b.state_weights_)
+    # A bool feature is the attribute with weight 1.0 / 0.0.
+    X_bool = [[{"w": tok["w"], "bias": True} for tok in seq] for seq in X]
+    c = CRF(random_state=0, max_iterations=3).fit(X_bool, y)
+    np.testing.assert_array_equal(a.state_weights_, c.state_weights_)
+
+
+def test_all_possible_states_false_keeps_only_seen_pairs():
+    X = [[["a"], ["b"]], [["a"], ["c"]]]
+    y = [["X", "Y"], ["X", "Z"]]
+    crf = CRF(all_possible_states=False, random_state=0).fit(X, y)
+    assert set(crf.state_features_) <= {("a", "X"), ("b", "Y"), ("c", "Z")}
+    dense = CRF(all_possible_states=True, random_state=0).fit(X, y)
+    assert ("a", "Y") in dense.state_features_
+
+
+def test_all_possible_transitions_false_keeps_only_seen_bigrams():
+    X = [[["a"], ["b"]], [["c"]]]
+    y = [["X", "Y"], ["Z"]]
+    for algorithm in ("asgd", "lbfgs", "ap"):
+        crf = CRF(algorithm=algorithm, all_possible_transitions=False, random_state=0)
+        crf.fit(X, y)
+        nonzero = {pair for pair, w in crf.transition_features_.items() if w != 0}
+        assert nonzero == {("X", "Y")}
+
+
+def test_get_set_params_and_repr():
+    crf = CRF(c1=0.1, algorithm="lbfgs")
+    params = crf.get_params()
+    assert params["c1"] == 0.1 and params["algorithm"] == "lbfgs" and params["c2"] is None
+    assert crf.set_params(c2=0.3) is crf and crf.c2 == 0.3
+    with pytest.raises(ValueError, match="invalid parameter 'c3'"):
+        crf.set_params(c3=1)
+    assert repr(crf) == "CRF(algorithm='lbfgs', c1=0.1, c2=0.3)"
+    assert not hasattr(CRF(), "classes_")
+
+
+def test_pickle_round_trip(fitted, hmm):
+    _, _, X_test, *_ = hmm
+    clone = pickle.loads(pickle.dumps(fitted))
+    assert clone.predict(X_test) == fitted.predict(X_test)
+    assert clone.get_params() == fitted.get_params()
+
+
+# --------------------------------------------------------------------------- #
+# Validation                                                                   #
+# --------------------------------------------------------------------------- #
+
+
+def test_unknown_algorithm_lists_the_implemented_ones():
+    with pytest.raises(ValueError, match="'arow'.*'asgd', 'lbfgs', 'l2sgd', 'ap', 'pa'"):
+        CRF(algorithm="arow").fit([[["a"]]], [["A"]])
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"c2": -1.0}, "c2 must be >= 0"),
+    ({"c2": float("nan")}, "c2 must be finite"),
+    ({"c2": "1"}, "c2 must be a real number"),
+    ({"max_iterations": 0}, "max_iterations must be >= 1"),
+    ({"max_iterations": 2.5}, "max_iterations must be an int"),
+    ({"c1": 1.0, "algorithm": "asgd"}, "c1 .* only supported by algorithm='lbfgs'"),
+    ({"min_freq": -1}, "min_freq must be >= 0"),
+    ({"calibration_rate": 1.0}, "calibration_rate must be > 1"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"pa_type": 3, "algorithm": "pa"}, "pa_type must be 0, 1 or 2"),
+    ({"linesearch": "Armijo"}, "linesearch must be one of"),
+    ({"variance": 1.0}, "variance is a parameter of CRFsuite's 'arow'"),
+    ({"n_jobs": 0}, "n_jobs"),
+    ({"random_state": "seed"}, "random_state must be"),
+    ({"all_possible_states": 1}, "all_possible_states must be a bool"),
+])
+def test_bad_parameters(params, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        CRF(**params).fit([[["a"]]], [["A"]])
+
+
+@pytest.mark.parametrize("X, y, exc, match", [
+    ([[["a"]], []], [["A"], []], ValueError, r"X\[1\] is an empty sequence"),
+    ([[["a"], ["b"]]], [["A"]], ValueError, r"y\[0\] has 1 labels but X\[0\] has 2"),
+    ([[["a"]], [["b"]]], [["A"]], ValueError, "same number of sequences"),
+    ([[["a"]]], [[1]], TypeError, r"y\[0\]\[0\] must be a str label"),
+    ([[{"x": float("nan")}]], [["A"]], ValueError, "NaN|finite"),
+    ([], [], ValueError, "no sequences"),
+])
+def test_bad_training_data(X, y, exc, match):
+    with pytest.raises(exc, match=match):
+        CRF().fit(X, y)
+
+
+def test_dev_set_errors_name_the_dev_set():
+    X, y = [[["a"], ["b"]]], [["A", "B"]]
+    with pytest.raises(ValueError, match="X_dev and y_dev must be given together"):
+        CRF().fit(X, y, X_dev=X)
+    with pytest.raises(ValueError, match=r"y_dev\[0\]"):
+        CRF().fit(X, y, X_dev=X, y_dev=[["A", "C"]])
+
+
+def test_unfitted_use_is_a_clear_error():
+    crf = CRF()
+    for call in (lambda: crf.predict([[["a"]]]), lambda: crf.predict_marginals([[["a"]]]),
+                 lambda: crf.state_features_, lambda: crf.save("x.npz")):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            call()
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+
+
+def test_huge_feature_values_give_a_clear_error(fitted):
+    with pytest.raises(ValueError, match="feature values"):
+        fitted.predict([[{"w": "w0", "bias": 1e200}]])
+
+
+def test_failed_fit_keeps_the_previous_model(fitted, hmm, monkeypatch):
+    X, y, X_test, *_ = hmm
+    crf = pickle.loads(pickle.dumps(fitted))
+    before = crf.predict(X_test)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fastcrf._estimator.fit_sgd", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        crf.fit(X[:10], [["L0"] * len(s) for s in X[:10]])
+    assert crf.predict(X_test) == before
+    assert crf.classes_ == fitted.classes_
+
+
+def test_divergence_is_reported(hmm):
+    X, y, *_ = hmm
+    # The log-loss gradient is bounded by the feature values, so only absurd values
+    # can push scores past the kernels' limit; that is reported, not propagated.
+    X_big = [[{"w": t["w"], "bias": 1e100} for t in seq] for seq in X]
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
+        CRF(eta0=1.0, random_state=0).fit(X_big, y)
+    with pytest.raises(FloatingPointError, match="no step size"):
+        CRF(random_state=0, calibration_max_trials=3).fit(X_big, y)
+
+
+# --------------------------------------------------------------------------- #
+# Persistence                                                                  #
+# --------------------------------------------------------------------------- #
+
+
+def test_save_load_round_trip(fitted, hmm, tmp_path):
+    _, _, X_test, *_ = hmm
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    loaded = CRF.load(path)
+    assert loaded.predict(X_test) == fitted.predict(X_test)
+    assert loaded.predict_marginals(X_test[:3]) == fitted.predict_marginals(X_test[:3])
+    assert loaded.classes_ == fitted.classes_ and loaded.attributes_ == fitted.attributes_
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.training_log_.iterations == fitted.training_log_.iterations
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
+
+
+def test_model_filename_saves_after_fit(hmm, tmp_path):
+    X, y, *_ = hmm
+    path = tmp_path / "m.npz"
+    crf = CRF(model_filename=str(path), max_iterations=2, random_state=0).fit(X, y)
+    assert CRF.load(path).predict(X[:3]) == crf.predict(X[:3])
+
+
+def test_truncated_or_corrupted_files_are_rejected(fitted, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    data = path.read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupted|not a"):
+        CRF.load(tmp_path / "trunc.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(ValueError):
+        CRF.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a fastcrf model"):
+        CRF.load(tmp_path / "other.npz")
+    with pytest.raises(FileNotFoundError):
+        CRF.load(tmp_path / "missing.npz")
+
+
+def _rewrite(path, out, **changes):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays.update(changes)
+    np.savez(out, **arrays)
+
+
+def test_wrong_version_and_inconsistent_arrays_are_rejected(fitted, tmp_path):
+    import json
+
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    with np.load(path) as z:
+        header = json.loads(z["header.json"].tobytes())
+    header["format_version"] = 99
+    _rewrite(path, tmp_path / "v99.npz", **{
+        "header.json": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)})
+    with pytest.raises(ValueError, match="format version 99"):
+        CRF.load(tmp_path / "v99.npz")
+    _rewrite(path, tmp_path / "shape.npz", state=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="'state'"):
+        CRF.load(tmp_path / "shape.npz")
+    _rewrite(path, tmp_path / "nan.npz", start=np.full(len(fitted.classes_), np.nan))
+    with pytest.raises(ValueError, match="non-finite"):
+        CRF.load(tmp_path / "nan.npz")
+
+
+def test_loading_never_unpickles(tmp_path):
+    # An object array (which would need pickle) in place of a weight array.
+    path = tmp_path / "evil.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        buf = io.BytesIO()
+        np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
+        z.writestr("state.npy", buf.getvalue())
+    with pytest.raises(ValueError):
+        CRF.load(path)
+
+
+# --------------------------------------------------------------------------- #
+# scikit-learn interoperability (when installed)                               #
+# --------------------------------------------------------------------------- #
+
+
+def test_sklearn_clone_and_cross_val_score(hmm):
+    sklearn = pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+
+    X, y, *_ = hmm
+    crf = CRF(c2=0.1, max_iterations=3, random_state=0)
+    copy = clone(crf)
+    assert copy.get_params() == crf.get_params() and copy is not crf
+
+    def token_accuracy(estimator, X, y):
+        return estimator.score(X, y)
+
+    scores = cross_val_score(crf, X, y, cv=3, scoring=token_accuracy)
+    assert len(scores) == 3 and np.all(scores > 0.8)
+    assert sklearn.__version__
+
+
+def test_importing_fastcrf_does_not_import_scipy_or_sklearn():
+    import subprocess
+    import sys
+
+    code = ("import sys, fastcrf; "
+            "print(any(m in sys.modules for m in ('scipy', 'sklearn')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(__file__))
+    assert out.stdout.strip() == "False"
+
+
+def test_public_names():
+    assert fastcrf.CRF is CRF
+    assert fastcrf.TrainingLog is type(CRF(random_state=0).fit([[["a"]]], [["A"]])
+                                       .training_log_)

@@ -1,0 +1,200 @@
+"""The sparse-feature kernels against the dense API, finite differences and a naive
+reference implementation of the averaged SGD step."""
+
+import numpy as np
+import pytest
+
+import fastcrf
+from fastcrf import _sparse
+from fastcrf._encoding import EncodedSequences
+from fastcrf._sgd import SGDSettings, _epoch, _State
+from fastcrf._training import TrainingData, Weights, attribute_index, log_likelihood
+
+
+def random_data(rng, n_seq=7, K=4, A=9, max_len=6, max_feats=4):
+    """Random encoded sequences with repeated attributes and real values."""
+    lengths = rng.integers(1, max_len + 1, size=n_seq)
+    n_tok = int(lengths.sum())
+    per_tok = rng.integers(0, max_feats + 1, size=n_tok)
+    ids = rng.integers(0, A, size=int(per_tok.sum())).astype(np.int32)
+    vals = rng.choice([1.0, 0.5, -2.0, 3.0], size=len(ids))
+    enc = EncodedSequences(ids, vals, np.concatenate(([0], np.cumsum(per_tok))).astype(np.int64),
+                           np.concatenate(([0], np.cumsum(lengths))).astype(np.int64), A)
+    labels = rng.integers(0, K, size=n_tok)
+    return TrainingData.build(enc, labels, K)
+
+
+def random_weights(rng, A, K, scale=1.0):
+    return Weights(rng.normal(scale=scale, size=(A, K)), rng.normal(scale=scale, size=(K, K)),
+                   rng.normal(scale=scale, size=K), rng.normal(scale=scale, size=K))
+
+
+def dense_emissions(data, weights):
+    """(B, T, K) emissions of the encoded batch, built in numpy."""
+    f = data.features
+    B, T, K = f.n_sequences, data.max_length, data.n_labels
+    em = np.zeros((B, T, K))
+    tags = np.zeros((B, T), dtype=np.int64)
+    for s in range(B):
+        for t, tok in enumerate(range(f.seq_offsets[s], f.seq_offsets[s + 1])):
+            lo, hi = f.token_offsets[tok], f.token_offsets[tok + 1]
+            em[s, t] = f.values[lo:hi] @ weights.state[f.attr_ids[lo:hi]]
+            tags[s, t] = data.labels[tok]
+    return em, tags, f.lengths
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_log_likelihood_and_gradient_match_dense_api(seed):
+    rng = np.random.default_rng(seed)
+    data = random_data(rng)
+    w = random_weights(rng, data.features.n_attributes, data.n_labels)
+    ll, grad = log_likelihood(data, w, n_jobs=1)
+    em, tags, lengths = dense_emissions(data, w)
+    ll_dense, g = fastcrf.log_likelihood(em, tags, w.transitions, w.start, w.end, lengths,
+                                         return_grad=True)
+    assert ll == pytest.approx(ll_dense.sum(), rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(grad.transitions, g.transitions, atol=1e-12)
+    np.testing.assert_allclose(grad.start, g.start, atol=1e-12)
+    np.testing.assert_allclose(grad.end, g.end, atol=1e-12)
+    # Chain rule through emissions[s, t, k] = sum_e v_e W[a_e, k].
+    f = data.features
+    expected = np.zeros_like(w.state)
+    for s in range(f.n_sequences):
+        for t, tok in enumerate(range(f.seq_offsets[s], f.seq_offsets[s + 1])):
+            for e in range(f.token_offsets[tok], f.token_offsets[tok + 1]):
+                expected[f.attr_ids[e]] += f.values[e] * g.emissions[s, t]
+    np.testing.assert_allclose(grad.state, expected, atol=1e-12)
+
+
+def test_gradient_matches_finite_differences():
+    rng = np.random.default_rng(11)
+    data = random_data(rng, n_seq=4, K=3, A=5)
+    w = random_weights(rng, 5, 3, scale=0.5)
+    _, grad = log_likelihood(data, w, n_jobs=1)
+    flat = np.concatenate((w.state.ravel(), w.chain))
+    g = np.concatenate((grad.state.ravel(), grad.chain))
+    h = 1e-6
+    for i in range(len(flat)):
+        up, down = flat.copy(), flat.copy()
+        up[i] += h
+        down[i] -= h
+        f_up = log_likelihood(data, Weights.from_flat(up[:15].reshape(5, 3), up[15:]), 1,
+                              with_gradient=False)[0]
+        f_down = log_likelihood(data, Weights.from_flat(down[:15].reshape(5, 3), down[15:]),
+                                1, with_gradient=False)[0]
+        assert (f_up - f_down) / (2 * h) == pytest.approx(g[i], abs=1e-6)
+
+
+def test_marginals_and_viterbi_match_dense_api():
+    rng = np.random.default_rng(3)
+    data = random_data(rng, n_seq=9)
+    w = random_weights(rng, data.features.n_attributes, data.n_labels, scale=2.0)
+    f = data.features
+    K = data.n_labels
+    marg = np.zeros((f.n_tokens, K))
+    _sparse.forward_backward(w.state, f.attr_ids, f.values, f.token_offsets, f.seq_offsets,
+                             np.zeros(0, np.int64), w.transitions, w.start, w.end,
+                             data.max_length, np.zeros(f.n_sequences), np.zeros(f.n_sequences),
+                             marg, np.zeros((0, 0)), 2)
+    em, _, lengths = dense_emissions(data, w)
+    dense = fastcrf.marginals(em, w.transitions, w.start, w.end, lengths)
+    paths = np.zeros(f.n_tokens, dtype=np.int64)
+    _sparse.viterbi(w.state, f.attr_ids, f.values, f.token_offsets, f.seq_offsets,
+                    w.transitions, w.start, w.end, w.transitions.max(axis=1),
+                    np.ascontiguousarray(w.transitions.T), data.max_length, paths,
+                    np.zeros(f.n_sequences), 2)
+    dense_paths, _ = fastcrf.viterbi(em, w.transitions, w.start, w.end, lengths)
+    for s in range(f.n_sequences):
+        lo, hi = f.seq_offsets[s], f.seq_offsets[s + 1]
+        np.testing.assert_allclose(marg[lo:hi], dense[s, : hi - lo], atol=1e-12)
+        np.testing.assert_array_equal(paths[lo:hi], dense_paths[s, : hi - lo])
+
+
+def test_huge_feature_values_are_reported_not_propagated():
+    rng = np.random.default_rng(0)
+    data = random_data(rng)
+    w = random_weights(rng, data.features.n_attributes, data.n_labels)
+    w.state[:] = 1e200
+    with pytest.raises(FloatingPointError, match="1e150"):
+        log_likelihood(data, w, n_jobs=1)
+
+
+def naive_sgd(data, order, eta0, lam, power, batch, avg_start):
+    """Minibatch (averaged) SGD written out densely: the reference for sgd_epoch."""
+    A, K = data.features.n_attributes, data.n_labels
+    w = Weights.zeros(A, K)
+    avg = None
+    f = data.features
+    t = 0
+    step = 0
+    for pos in range(0, len(order), batch):
+        idx = order[pos:pos + batch]
+        sub = data.subset(idx)
+        _, g = log_likelihood(sub, w, n_jobs=1)
+        eta = eta0 / (1 + lam * eta0 * t) ** power
+        nb = len(idx)
+        state = (1 - eta * lam * nb) * w.state + eta * g.state
+        chain = (1 - eta * lam * nb) * w.chain + eta * g.chain
+        w = Weights.from_flat(state, chain)
+        step += 1
+        t += nb
+        if avg_start >= 0 and step > avg_start + 1:
+            mu = 1.0 / (step - avg_start)
+            avg = Weights.from_flat((1 - mu) * avg.state + mu * w.state,
+                                    (1 - mu) * avg.chain + mu * w.chain)
+        else:
+            avg = Weights.from_flat(w.state.copy(), w.chain.copy())
+    del f
+    return w, avg
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("avg_start", [-1.0, 0.0, 2.0])
+def test_sgd_epoch_matches_naive_averaged_sgd(batch, avg_start):
+    rng = np.random.default_rng(5)
+    data = random_data(rng, n_seq=11)
+    order = rng.permutation(data.n_sequences)
+    K = data.n_labels
+    settings = SGDSettings(batch_size=batch, power=0.75)
+    eta0, lam = 0.3, 0.05
+    state = _State(data.features.n_attributes, K)
+    losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
+                    (None, np.ones(K * K + 2 * K)), 2)
+    assert np.isfinite(losses).all()
+    w_ref, avg_ref = naive_sgd(data, order, eta0, lam, 0.75, batch, avg_start)
+    it = state.iterate()
+    np.testing.assert_allclose(it.state, w_ref.state, atol=1e-10)
+    np.testing.assert_allclose(it.chain, w_ref.chain, atol=1e-10)
+    if avg_start >= 0 and state.scalars[4] > avg_start + 1:
+        avg = state.average()
+        np.testing.assert_allclose(avg.state, avg_ref.state, atol=1e-10)
+        np.testing.assert_allclose(avg.chain, avg_ref.chain, atol=1e-10)
+
+
+def test_sgd_epoch_survives_many_scale_folds():
+    # lambda * eta summed over 1000 steps is ~26: the scale factor crosses its fold
+    # threshold (1e-4, i.e. every ~9.2) twice, mid-epoch, with averaging on.
+    rng = np.random.default_rng(8)
+    data = random_data(rng, n_seq=40)
+    order = np.tile(rng.permutation(data.n_sequences), 25)
+    K = data.n_labels
+    settings = SGDSettings(batch_size=1, power=0.5)
+    state = _State(data.features.n_attributes, K)
+    _epoch(state, data, order, settings, 0.04, 5.0, 3.0, (None, np.ones(K * K + 2 * K)), 1)
+    w_ref, avg_ref = naive_sgd(data, order, 0.04, 5.0, 0.5, 1, 3.0)
+    decay = np.prod([1 - 0.04 / (1 + 0.2 * t) ** 0.5 * 5.0 for t in range(len(order))])
+    assert decay < 1e-8
+    np.testing.assert_allclose(state.iterate().state, w_ref.state, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(state.average().state, avg_ref.state, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(state.average().chain, avg_ref.chain, rtol=1e-9, atol=1e-12)
+
+
+def test_state_gradient_index_is_attribute_major():
+    rng = np.random.default_rng(2)
+    data = random_data(rng)
+    ptr, tok, val = attribute_index(data.features)
+    f = data.features
+    assert ptr[-1] == len(f.attr_ids)
+    for a in range(f.n_attributes):
+        assert np.all(f.attr_ids[np.argsort(f.attr_ids, kind="stable")][ptr[a]:ptr[a + 1]] == a)
+    assert len(tok) == len(val) == len(f.attr_ids)
