@@ -26,7 +26,6 @@ c. This module is ``fastcrf.torch``; ``import torch`` below is an absolute impor
 try:
     import torch
     from torch import nn
-    from torch.autograd.function import once_differentiable
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
     raise ModuleNotFoundError(
         "fastcrf.torch needs PyTorch: `pip install fastcrf[torch]` (on a CPU-only "
@@ -110,8 +109,16 @@ class _LogLikelihood(torch.autograd.Function):
         return torch.from_numpy(ll)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_ll):
+        # Grad mode is on here exactly when backward was asked to build a graph
+        # (create_graph=True).  The kernels' gradient is not differentiable: refuse
+        # rather than return a gradient whose own gradient would silently miss the
+        # CRF's second-order terms (as torch's once_differentiable would, when
+        # grad_output itself does not require grad).
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "fastcrf.torch.CRF: the compiled backward cannot be differentiated "
+                "(double backward, create_graph=True); use CRF(..., backend='torch')")
         emissions, transitions, start, end = ctx.saved_tensors
         grads = ctx.grads
         g = grad_ll.to(emissions.dtype)
