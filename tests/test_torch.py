@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="fastcrf.torch needs PyTorch (pip install fastcrf[torch])")
+torch = pytest.importorskip(
+    "torch", reason="fastcrf.torch needs PyTorch (pip install fastcrf[torch])"
+)
 
 from brute_force import enumerate_chain, path_score  # noqa: E402
 
@@ -50,8 +52,8 @@ def _run(crf, em, tags, mask, reduction, weights=None):
     e = em.clone().requires_grad_(True)
     ll = crf(e, tags, mask, reduction=reduction)
     (ll * weights if weights is not None else ll).sum().backward()
-    return [ll.detach(), e.grad] + [p.grad.clone() for p in
-                                    (crf.transitions, crf.start_transitions, crf.end_transitions)]
+    params = (crf.transitions, crf.start_transitions, crf.end_transitions)
+    return [ll.detach(), e.grad] + [p.grad.clone() for p in params]
 
 
 # --------------------------------------------------------------------------- #
@@ -407,13 +409,16 @@ def test_validation_errors(backend):
     em = torch.randn(4, 2, 3)
     tags = torch.zeros(4, 2, dtype=torch.long)
     cases = [
-        (lambda: crf(torch.randn(4, 2), tags), ValueError, "emissions must have dimension of 3, got 2"),
+        (lambda: crf(torch.randn(4, 2), tags), ValueError,
+         "emissions must have dimension of 3, got 2"),
         (lambda: crf(torch.randn(4, 2, 5), tags), ValueError,
          "expected last dimension of emissions is 3, got 5"),
         (lambda: crf(em, torch.zeros(2, 4, dtype=torch.long)), ValueError,
-         r"the first two dimensions of emissions and tags must match, got \(4, 2\) and \(2, 4\)"),
+         r"the first two dimensions of emissions and tags must match, "
+         r"got \(4, 2\) and \(2, 4\)"),
         (lambda: crf(em, tags, torch.ones(4, 3, dtype=torch.bool)), ValueError,
-         r"the first two dimensions of emissions and mask must match, got \(4, 2\) and \(4, 3\)"),
+         r"the first two dimensions of emissions and mask must match, "
+         r"got \(4, 2\) and \(4, 3\)"),
         (lambda: crf(em, tags, torch.tensor([[0, 1]] * 4, dtype=torch.uint8)), ValueError,
          "mask of the first timestep must all be on"),
         (lambda: crf(em, tags, torch.tensor([[1, 1], [0, 1], [1, 1], [0, 0]])), ValueError,
@@ -424,8 +429,10 @@ def test_validation_errors(backend):
         (lambda: crf(em, tags.float()), TypeError, "tags must be an integer tensor"),
         (lambda: crf(em, tags + 3), ValueError, r"tags must lie in \[0, 2\]"),
         (lambda: crf(torch.randn(0, 2, 3), tags[:0]), ValueError, "at least one time step"),
-        (lambda: crf.decode(torch.randn(4, 2)), ValueError, "emissions must have dimension of 3"),
-        (lambda: crf.decode(em, torch.ones(4, 3)), ValueError, "first two dimensions of emissions and mask"),
+        (lambda: crf.decode(torch.randn(4, 2)), ValueError,
+         "emissions must have dimension of 3"),
+        (lambda: crf.decode(em, torch.ones(4, 3)), ValueError,
+         "first two dimensions of emissions and mask"),
         (lambda: crf.decode(em, allowed=torch.ones(2, 2, dtype=torch.bool)), ValueError,
          r"allowed must have shape \(3, 3\) or \(5, 5\)"),
         (lambda: crf.marginals(em, torch.tensor([[0, 1]] * 4)), ValueError,
@@ -457,7 +464,8 @@ def test_cuda_runs_the_torch_implementation():  # pragma: no cover - no GPU in C
     em, tags, mask, _ = _problem(19, 5, 6, K, True)
     cpu = _layer(K, True)
     gpu = _layer(K, True).cuda()
-    torch.testing.assert_close(gpu(em.cuda(), tags.cuda(), mask.cuda()).cpu(), cpu(em, tags, mask))
+    got = gpu(em.cuda(), tags.cuda(), mask.cuda()).cpu()
+    torch.testing.assert_close(got, cpu(em, tags, mask))
     assert gpu.decode(em.cuda(), mask.cuda()) == cpu.decode(em, mask)
 
 
@@ -550,7 +558,8 @@ def test_pickle_and_state_dict_round_trip():
     crf = _layer(K, False, torch.float32, n_jobs=1)
     want = crf(em, tags, mask)
     clone = pickle.loads(pickle.dumps(crf))
-    assert (clone.num_tags, clone.batch_first, clone.n_jobs, clone.backend) == (K, False, 1, "auto")
+    settings = (clone.num_tags, clone.batch_first, clone.n_jobs, clone.backend)
+    assert settings == (K, False, 1, "auto")
     torch.testing.assert_close(clone(em, tags, mask), want)
     buf = io.BytesIO()
     torch.save(crf.state_dict(), buf)
