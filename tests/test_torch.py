@@ -60,18 +60,24 @@ def _run(crf, em, tags, mask, reduction, weights=None):
 # Import hygiene.                                                               #
 # --------------------------------------------------------------------------- #
 
-def test_import_fastcrf_does_not_import_torch():
-    code = "import sys, fastcrf; assert 'torch' not in sys.modules, 'torch was imported'"
-    subprocess.run([sys.executable, "-c", code], check=True)
+def _python(code, tmp_path):
+    # A fresh interpreter, run outside the source tree, whose uncompiled fastcrf/
+    # would otherwise shadow the installed package.
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
-def test_import_without_torch_says_how_to_install():
+def test_import_fastcrf_does_not_import_torch(tmp_path):
+    _python("import sys, fastcrf; assert 'torch' not in sys.modules, 'torch imported'",
+            tmp_path)
+
+
+def test_import_without_torch_says_how_to_install(tmp_path):
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "try:\n    import fastcrf.torch\nexcept ModuleNotFoundError as e:\n"
         "    assert 'pip install fastcrf[torch]' in str(e), e\nelse:\n    raise SystemExit(1)"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    _python(code, tmp_path)
 
 
 # --------------------------------------------------------------------------- #
