@@ -1,0 +1,110 @@
+"""Transition constraints of chunk tagging schemes (BIO, IOB1, BIOES).
+
+The semantics follow AllenNLP's ``allowed_transitions``: a matrix over the K labels
+plus two virtual states, START (index K) and END (index K + 1), in which
+``allowed[i, j]`` permits label j to follow label i, ``allowed[K, j]`` permits a
+sequence to start with j and ``allowed[i, K + 1]`` permits it to end with i.
+:func:`fastcrf.viterbi` and ``fastcrf.torch.CRF.decode`` accept that form directly.
+This module does not import torch.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+# Per scheme: the tags a sequence may start with (`start`) and end with (`end`); the
+# tags that continue a chunk (`chunk`), allowed only after a tag in `after` of the
+# same entity type; any other tag may follow any label when it is in `free`, or, when
+# `after_any` is set, only labels whose tag is in `after_any`.
+_SCHEMES = {
+    "BIO": dict(start="OB", end="OBI", free="OB", chunk="I", after="BI", after_any=""),
+    "IOB1": dict(start="OI", end="OBI", free="OI", chunk="B", after="BI", after_any=""),
+    # BIOES: O, E and S close a chunk and may be followed only by O, B, S; B and I
+    # open or continue one and must be followed by I or E of the same entity.
+    "BIOES": dict(start="OBS", end="OES", free="", chunk="IE", after="BI", after_any="OES"),
+}
+# AllenNLP's name for BIOES, with L(ast) for E and U(nit) for S.
+_BIOUL = str.maketrans("LU", "ES")
+
+
+def _split(label, scheme):
+    """Return ``(tag, entity)`` of ``label``: ``"B-PER"`` -> ``("B", "PER")``."""
+    if not isinstance(label, str) or not label:
+        raise TypeError(f"labels must be non-empty strings, got {label!r}")
+    tag, rest = label[0], label[1:]
+    if scheme == "BIOUL":
+        tag = tag.translate(_BIOUL)
+    if rest[:1] in ("-", "_"):
+        rest = rest[1:]
+    return tag, rest
+
+
+def allowed_transitions(labels, scheme="BIO"):
+    """Transitions a chunk tagging scheme permits, as a boolean matrix.
+
+    Parameters
+    ----------
+    labels : sequence of str, or mapping of int to str
+        The label of each index, e.g. ``["O", "B-PER", "I-PER"]`` or AllenNLP's
+        ``{0: "O", 1: "B-PER", 2: "I-PER"}`` (keys must be exactly ``0 .. K-1``).
+        A label is a one-letter tag, optionally followed by ``-`` or ``_`` and an
+        entity type; ``"O"`` stands alone.  Tags are case-sensitive.  A label whose
+        tag is not part of the scheme (e.g. a padding label) is never allowed, as
+        in AllenNLP.
+    scheme : {"BIO", "IOB1", "BIOES", "BIOUL"}, default="BIO"
+        ``"BIO"`` (IOB2): I-x only after B-x or I-x; a chunk starts with B.
+        ``"IOB1"``: B-x only after B-x or I-x (it separates adjacent chunks of
+        one type); a chunk otherwise starts with I.
+        ``"BIOES"``: B-x and I-x must be followed by I-x or E-x; S marks one-token
+        chunks; a sequence cannot end inside a chunk.  ``"BIOUL"`` is the same
+        scheme with AllenNLP's letters L and U for E and S.
+
+    Returns
+    -------
+    allowed : ndarray of bool of shape (K + 2, K + 2)
+        ``allowed[i, j]`` for labels i, j; row K is the START state (which labels
+        may come first) and column K + 1 the END state (which may come last).
+        Transitions into START or out of END are never allowed.
+
+    Examples
+    --------
+    >>> from fastcrf._constraints import allowed_transitions
+    >>> ok = allowed_transitions(["O", "B-PER", "I-PER"], "BIO")
+    >>> bool(ok[0, 2]), bool(ok[1, 2]), bool(ok[3, 2])   # O->I, B->I, START->I
+    (False, True, False)
+    """
+    if scheme not in _SCHEMES and scheme != "BIOUL":
+        raise ValueError(
+            f"scheme must be one of 'BIO', 'IOB1', 'BIOES', 'BIOUL', got {scheme!r}"
+        )
+    if isinstance(labels, Mapping):
+        if sorted(labels) != list(range(len(labels))):
+            raise ValueError("a labels mapping must have the keys 0 .. K-1 exactly")
+        labels = [labels[i] for i in range(len(labels))]
+    else:
+        labels = list(labels)
+    if not labels:
+        raise ValueError("labels must not be empty")
+    rules = _SCHEMES["BIOES" if scheme == "BIOUL" else scheme]
+    tags, entities = zip(*(_split(label, scheme) for label in labels))
+
+    letters = set(rules["start"] + rules["end"] + rules["chunk"])
+
+    K = len(labels)
+    allowed = np.zeros((K + 2, K + 2), dtype=bool)
+    for j, (to_tag, to_ent) in enumerate(zip(tags, entities)):
+        if to_tag not in letters:
+            continue
+        allowed[K, j] = to_tag in rules["start"]
+        allowed[j, K + 1] = to_tag in rules["end"]
+        for i, (from_tag, from_ent) in enumerate(zip(tags, entities)):
+            if from_tag not in letters:
+                continue
+            if to_tag in rules["chunk"]:
+                ok = from_tag in rules["after"] and from_ent == to_ent
+            elif rules["after_any"]:
+                ok = from_tag in rules["after_any"] and to_tag in "OBS"
+            else:
+                ok = to_tag in rules["free"]
+            allowed[i, j] = ok
+    return allowed
