@@ -14,7 +14,7 @@ from ._lbfgs import LBFGSSettings, fit_lbfgs
 from ._online import OnlineSettings, fit_online
 from ._parallel import effective_n_threads
 from ._sgd import SGDSettings, fit_sgd
-from ._training import TrainingData, n_threads_for
+from ._training import TrainingData, n_threads_for, sort_by_frequency
 
 ALGORITHMS = ("asgd", "lbfgs", "l2sgd", "ap", "pa")
 
@@ -398,7 +398,7 @@ calibration_max_trials
         if (X_dev is None) != (y_dev is None):
             raise ValueError("X_dev and y_dev must be given together")
         started = time.perf_counter()
-        vocabulary, features = fit_encode(X, min_freq=p["min_freq"])
+        vocabulary, features = sort_by_frequency(*fit_encode(X, min_freq=p["min_freq"]))
         classes, labels = encode_labels(y, lengths=features.lengths)
         data = TrainingData.build(features, labels, len(classes))
         if features.n_attributes == 0:

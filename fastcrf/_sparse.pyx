@@ -335,6 +335,32 @@ cdef void _fold(double* U, double* Uhat, Py_ssize_t nU, double* V, double* Vhat,
     scalars[S_GAMMA] = 1.0
 
 
+cdef inline void _sgd_row_update(double* urow, double* hrow, const double* mrow,
+                                 const double* p, Py_ssize_t K, int64_t y, double x,
+                                 double beta, bint averaging) noexcept nogil:
+    # One entry's share of a step: u += x (onehot(y) - p) and, while averaging,
+    # uhat -= beta * (that change).  mrow (or NULL) masks (attribute, label) pairs
+    # that are not weights; the observed label's pair always is.
+    cdef Py_ssize_t k
+    cdef double bx = beta * x
+    if mrow != NULL:
+        for k in range(K):
+            urow[k] -= x * p[k] * mrow[k]
+        if averaging:
+            for k in range(K):
+                hrow[k] += bx * p[k] * mrow[k]
+    elif averaging:
+        for k in range(K):
+            urow[k] -= x * p[k]
+            hrow[k] += bx * p[k]
+    else:
+        for k in range(K):
+            urow[k] -= x * p[k]
+    urow[y] += x
+    if averaging:
+        hrow[y] -= bx
+
+
 def sgd_epoch(
     double[:, ::1] U,                      # INOUT [A][K] scaled state weights
     double[:, ::1] Uhat,                   # INOUT [A][K] averaging accumulator
@@ -378,8 +404,8 @@ def sgd_epoch(
     cdef double* thread_buf = <double*> malloc(n_threads * wd * sizeof(double))
     cdef Chain c
     cdef Work w
-    cdef Py_ssize_t pos, nb, i, s, T, t, k, m
-    cdef int64_t t0, e
+    cdef Py_ssize_t pos, nb, i, s, T, t, k, m, part
+    cdef int64_t t0, e, a
     cdef const int64_t* y
     cdef double* P
     cdef double* dv
@@ -462,45 +488,32 @@ def sgd_epoch(
             if averaging and step > avg_start + 1.0:
                 mu = 1.0 / (step - avg_start)
             beta = scalars[S_BETA]
-            for i in range(nb):
-                s = order[pos + i]
-                t0 = seq_off[s]
-                T = seq_off[s + 1] - t0
-                y = &labels[t0]
-                P = mb_marg + i * Tmax * K
-                for t in range(T):
-                    for e in range(tok_off[t0 + t], tok_off[t0 + t + 1]):
-                        x = gain * vals[e]
-                        urow = &U[ids[e], 0]
-                        if masked:
-                            # Only (attribute, label) pairs seen in training are
-                            # weights; the observed label's pair always is.
-                            mrow = &U_mask[ids[e], 0]
-                            hrow = &Uhat[ids[e], 0]
-                            for k in range(K):
-                                urow[k] -= x * P[t * K + k] * mrow[k]
-                                if mu < 1.0:
-                                    hrow[k] += beta * x * P[t * K + k] * mrow[k]
-                            urow[y[t]] += x
+            # Rows are shared out by attribute id modulo the thread count: every row
+            # is written by one thread only, receiving its updates in mini-batch
+            # order, so the result is the same for any thread count.
+            for part in prange(n_threads, schedule="static", num_threads=n_threads):
+                for i in range(nb):
+                    s = order[pos + i]
+                    t0 = seq_off[s]
+                    T = seq_off[s + 1] - t0
+                    y = &labels[t0]
+                    P = mb_marg + i * Tmax * K
+                    for t in range(T):
+                        for e in range(tok_off[t0 + t], tok_off[t0 + t + 1]):
+                            a = ids[e]
+                            if a % n_threads != part:
+                                continue
+                            _sgd_row_update(&U[a, 0], &Uhat[a, 0],
+                                            &U_mask[a, 0] if masked else NULL,
+                                            P + t * K, K, y[t], gain * vals[e], beta,
+                                            mu < 1.0)
+                    if part == 0:
+                        dv = mb_v + i * nV
+                        for m in range(nV):
+                            x = gain * dv[m] * V_mask[m]
+                            V[m] += x
                             if mu < 1.0:
-                                hrow[y[t]] -= beta * x
-                        elif mu < 1.0:
-                            hrow = &Uhat[ids[e], 0]
-                            for k in range(K):
-                                urow[k] -= x * P[t * K + k]
-                                hrow[k] += beta * x * P[t * K + k]
-                            urow[y[t]] += x
-                            hrow[y[t]] -= beta * x
-                        else:
-                            for k in range(K):
-                                urow[k] -= x * P[t * K + k]
-                            urow[y[t]] += x
-                dv = mb_v + i * nV
-                for m in range(nV):
-                    x = gain * dv[m] * V_mask[m]
-                    V[m] += x
-                    if mu < 1.0:
-                        Vhat[m] -= beta * x
+                                Vhat[m] -= beta * x
             if mu < 1.0:
                 scalars[S_GAMMA] /= (1.0 - mu)
                 scalars[S_BETA] = beta + mu * scalars[S_GAMMA] * scalars[S_ALPHA]
