@@ -37,7 +37,8 @@ MACRO = re.compile(r"%x\[(-?\d+),(\d+)\]")
 def naive(lines, X):
     rules = []
     for line in lines:
-        rules.append((MACRO.split(line)[::3], [(int(r), int(c)) for r, c in MACRO.findall(line)]))
+        cells = [(int(r), int(c)) for r, c in MACRO.findall(line)]
+        rules.append((MACRO.split(line)[::3], cells))
     out = []
     for s in X:
         n = len(s)

@@ -198,7 +198,9 @@ def load_conll(source, *, label_column=-1, **kwargs):
     if label_column is not None and (
         isinstance(label_column, bool) or not isinstance(label_column, int)
     ):
-        raise TypeError(f"label_column must be an int or None, got {type(label_column).__name__}")
+        raise TypeError(
+            f"label_column must be an int or None, got {type(label_column).__name__}"
+        )
     X, y = [], []
     k = None
     for sentence in read_conll(source, **kwargs):
@@ -213,7 +215,9 @@ def load_conll(source, *, label_column=-1, **kwargs):
                     "columns"
                 )
             if n == 1:
-                raise ValueError("the file has a single column: no token columns beside the labels")
+                raise ValueError(
+                    "the file has a single column: no token columns beside the labels"
+                )
             k = label_column % n
         y.append([row[k] for row in sentence])
         X.append([row[:k] + row[k + 1:] for row in sentence])
@@ -278,7 +282,9 @@ def write_conll(target, sentences, *, sep=" ", encoding="utf-8"):
     """
     sep = " " if sep is None else _check_sep(sep)
     if isinstance(sentences, (str, bytes)) or not hasattr(sentences, "__iter__"):
-        raise TypeError(f"sentences must be an iterable of sentences, got {type(sentences).__name__}")
+        raise TypeError(
+            f"sentences must be an iterable of sentences, got {type(sentences).__name__}"
+        )
     if isinstance(target, (str, bytes, os.PathLike)):
         path = os.fsdecode(os.fspath(target))
         folder = os.path.dirname(os.path.abspath(path))
@@ -311,7 +317,9 @@ def _write(f, sentences, sep, encoding, binary):
     buf = []
     for i, sentence in enumerate(sentences):
         if isinstance(sentence, (str, bytes)) or not hasattr(sentence, "__iter__"):
-            raise TypeError(f"sentences[{i}] must be a sequence of rows, got {type(sentence).__name__}")
+            raise TypeError(
+                f"sentences[{i}] must be a sequence of rows, got {type(sentence).__name__}"
+            )
         rows = list(sentence)
         if not rows:
             raise ValueError(f"sentences[{i}] is empty; a sentence needs at least one row")

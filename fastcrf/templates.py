@@ -377,15 +377,15 @@ class _Extracted:
     """Every rule's attribute at every token, as global ids into ``names``.
 
     ``ids`` has shape (n_tokens, n_rules); ``names`` (an object array) lists the
-    distinct attribute strings of rule 0, then of rule 1, ... (a string two rules both produce appears
-    twice); ``first[k]`` is the token where each of rule k's strings first occurs.
+    distinct attribute strings of rule 0, then of rule 1, ... (a string two rules
+    both produce appears twice); ``first[k]`` gives the token where each of rule k's
+    strings first occurs.
     """
 
-    def __init__(self, ids, names, first, rule_offsets, lengths):
+    def __init__(self, ids, names, first, lengths):
         self.ids = ids
         self.names = names
         self.first = first
-        self.rule_offsets = rule_offsets
         self.lengths = lengths
 
     def first_seen_ids(self):
@@ -423,7 +423,9 @@ def _flatten(rules, sentences, forbid_empty):
     if sentences is None or isinstance(sentences, (str, bytes)) or not hasattr(
         sentences, "__iter__"
     ):
-        raise TypeError(f"sentences must be a list of sentences, got {type(sentences).__name__}")
+        raise TypeError(
+            f"sentences must be a list of sentences, got {type(sentences).__name__}"
+        )
     n_cols = max((c + 1 for r in rules for _, c in r.cells), default=0)
     cols = [[] for _ in range(n_cols)]
     extends = [c.extend for c in cols]
@@ -482,7 +484,9 @@ def _raise_field_type(col_values, c, bad, lengths):
     j = flat - (int(ends[i - 1]) if i else 0)
     if isinstance(bad, str):  # a str subclass
         raise TypeError(f"sentences[{i}][{j}][{c}] must be a str, got {type(bad).__name__}")
-    raise TypeError(f"sentences[{i}][{j}][{c}] must be a str, got {bad!r} ({type(bad).__name__})")
+    raise TypeError(
+        f"sentences[{i}][{j}][{c}] must be a str, got {bad!r} ({type(bad).__name__})"
+    )
 
 
 def _factorize(key, size):
@@ -556,10 +560,9 @@ def _extract(rules, sentences, forbid_empty=False):
         combos[cells] = result
         return result
 
-    all_ids, names, firsts, offsets = [], [], [], []
+    all_ids, names, firsts = [], [], []
     n_names = 0
     for rule in rules:
-        offsets.append(n_names)
         if not rule.cells:
             # No macro: the same attribute at every token.
             all_ids.append(np.full(n, n_names, dtype=np.int64))
@@ -580,4 +583,4 @@ def _extract(rules, sentences, forbid_empty=False):
         firsts.append(first)
     ids = np.stack(all_ids, axis=1) if all_ids else np.zeros((n, 0), dtype=np.int64)
     names = np.concatenate(names) if names else np.zeros(0, dtype=object)
-    return _Extracted(ids, names, firsts, offsets, lengths)
+    return _Extracted(ids, names, firsts, lengths)

@@ -43,11 +43,12 @@ def test_bio_labels_are_valid_chunks():
 
 
 def test_viterbi_with_true_parameters_beats_per_token():
-    X, y, params = make_sequences(300, n_labels=5, n_attributes=40, noise=0.1,
+    _, y, params = make_sequences(300, n_labels=5, n_attributes=40, noise=0.1,
                                   return_params=True, return_labels_as="int", random_state=0)
     K = len(params["labels"])
     assert params["transitions"].shape == (K, K)
-    assert np.allclose(params["transitions"].sum(1), 1) and np.allclose(params["emissions"].sum(1), 1)
+    assert np.allclose(params["transitions"].sum(1), 1)
+    assert np.allclose(params["emissions"].sum(1), 1)
     T = max(map(len, y))
     em = np.zeros((len(y), T, K))
     for i, w in enumerate(params["words"]):

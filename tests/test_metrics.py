@@ -130,7 +130,8 @@ class TestChunkRules:
         s = chunk_scores([], [])
         assert counts(s) == (0, 0, 0, 0, 0)
         assert s.f1 == 0.0 and s.accuracy == 0.0
-        assert s.report() == "processed 0 tokens with 0 phrases; found: 0 phrases; correct: 0.\n"
+        assert s.report() == (
+            "processed 0 tokens with 0 phrases; found: 0 phrases; correct: 0.\n")
 
     def test_digits(self):
         s = chunk_scores([["B-NP", "O", "B-NP"]], [["B-NP", "O", "O"]])
@@ -197,7 +198,7 @@ class TestFlat:
         fp = [t for s in yp for t in s]
         for avg in ("micro", "macro", "weighted"):
             for labels in (None, ["a", "b"]):
-                kw = dict(average=avg, labels=labels, zero_division=0)
+                kw = {"average": avg, "labels": labels, "zero_division": 0}
                 assert metrics.flat_f1_score(yt, yp, average=avg, labels=labels) == (
                     pytest.approx(sk.f1_score(ft, fp, **kw)))
                 assert metrics.flat_precision_score(yt, yp, average=avg, labels=labels) == (

@@ -121,7 +121,8 @@ class TestApply:
             t.transform([SENT, [("a",)]])
         with pytest.raises(TypeError, match=r"sentences\[1\]\[1\]\[1\] must be a str, got 3"):
             t.transform([SENT, [("a", "b"), ("c", 3)]])
-        with pytest.raises(TypeError, match=r"sentences\[0\]\[0\] must be a tuple or list of str fields, got str"):
+        msg = r"sentences\[0\]\[0\] must be a tuple or list of str fields, got str"
+        with pytest.raises(TypeError, match=msg):
             t.transform([["ab", "cd"]])
         with pytest.raises(TypeError, match=r"sentences\[0\] must be a sequence of rows"):
             t.transform(["He"])
@@ -168,13 +169,13 @@ class TestEncode:
             lines = [f"U{k}:" + "/".join(f"%x[{rng.randint(-2, 2)},{rng.randint(0, 1)}]"
                                          for _ in range(rng.randint(0, 3)))
                      for k in range(rng.randint(1, 5))]
-            sentences = [[(rng.choice("abc"), rng.choice("XY")) for _ in range(rng.randint(1, 6))]
-                         for _ in range(rng.randint(1, 6))]
+            sentences = [[(rng.choice("abc"), rng.choice("XY"))
+                          for _ in range(rng.randint(1, 6))] for _ in range(rng.randint(1, 6))]
             self.check(Template("\n".join(lines)), sentences)
 
     def test_with_vocabulary(self):
         t = Template("U0:%x[0,0]\nU1:%x[1,0]")
-        names, train = t.encode([[("a",), ("b",)]])
+        names, _ = t.encode([[("a",), ("b",)]])
         assert names == ["U0:a", "U1:b", "U0:b", "U1:_B+1"]
         for vocab in (AttributeVocabulary(names), names):
             got_names, enc = t.encode([[("b",), ("c",)]], vocabulary=vocab)
