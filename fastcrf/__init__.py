@@ -9,6 +9,13 @@ The dense API works on score arrays that any model can produce:
 - :func:`log_partition`, :func:`log_likelihood` (with gradients), :func:`marginals`,
   :func:`path_score` and :func:`viterbi` (optionally constrained).
 
+The sequence-labelling toolkit lives in submodules, imported on first use:
+
+- :mod:`fastcrf.io`: CoNLL-style column files;
+- :mod:`fastcrf.templates`: CRF++ feature templates;
+- :mod:`fastcrf.metrics`: conlleval-exact chunk scores and flat scores;
+- :mod:`fastcrf.datasets`: synthetic sequence data.
+
 The kernels are compiled Cython with OpenMP across sequences; :func:`show_config`
 tells how the extension was built.
 """
@@ -35,16 +42,36 @@ from ._dense import (  # noqa: E402
 from ._estimator import CRF, NotFittedError, TrainingLog  # noqa: E402
 from ._version import __version__  # noqa: E402
 
+_SUBMODULES = ("datasets", "io", "metrics", "templates")
+
+
+def __getattr__(name):
+    # Submodules load on first access, so ``import fastcrf`` stays cheap.
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))
+
+
 __all__ = [
     "CRF",
     "NotFittedError",
     "TrainingLog",
     "Gradients",
     "__version__",
+    "datasets",
+    "io",
     "log_likelihood",
     "log_partition",
     "marginals",
+    "metrics",
     "path_score",
     "show_config",
+    "templates",
     "viterbi",
 ]
