@@ -769,11 +769,15 @@ def _as_generator(random_state):
 
 
 def _encode_dev_labels(y_dev, classes, features):
+    """Label codes of the dev set; labels never seen in training get -1 (always wrong)."""
     try:
-        return encode_labels(y_dev, classes, lengths=features.lengths)
+        dev_classes, codes = encode_labels(y_dev, lengths=features.lengths)
     except (ValueError, TypeError) as exc:
         raise type(exc)(str(exc).replace("y[", "y_dev[").replace("X[", "X_dev[")
                         .replace("X and y", "X_dev and y_dev")) from None
+    index = {label: k for k, label in enumerate(classes)}
+    to_train = np.array([index.get(label, -1) for label in dev_classes], dtype=np.int64)
+    return dev_classes, to_train[codes]
 
 
 def _seen_pairs(data):
