@@ -14,7 +14,7 @@ from ._lbfgs import LBFGSSettings, fit_lbfgs
 from ._online import OnlineSettings, fit_online
 from ._parallel import effective_n_threads
 from ._sgd import SGDSettings, fit_sgd
-from ._training import TrainingData, n_threads_for, sort_by_frequency
+from ._training import TrainingData, drop_unit_values, n_threads_for, sort_by_frequency
 
 ALGORITHMS = ("asgd", "lbfgs", "l2sgd", "ap", "pa")
 
@@ -401,11 +401,12 @@ calibration_max_trials
         vocabulary, features = sort_by_frequency(*fit_encode(X, min_freq=p["min_freq"]))
         classes, labels = encode_labels(y, lengths=features.lengths)
         data = TrainingData.build(features, labels, len(classes))
+        features = data.features  # without a values array when all values are 1.0
         if features.n_attributes == 0:
             raise ValueError(f"no attribute occurs at least min_freq={p['min_freq']} times")
         dev = None
         if X_dev is not None:
-            dev_features = encode(X_dev, vocabulary)
+            dev_features = drop_unit_values(encode(X_dev, vocabulary))
             _, dev_labels = _encode_dev_labels(y_dev, classes, dev_features)
             dev = (dev_features, dev_labels)
         rng = _as_generator(p["random_state"])
@@ -544,8 +545,8 @@ calibration_max_trials
     def _encode(self, X):
         self._check_fitted()
         if isinstance(X, EncodedSequences):
-            return X
-        return encode(X, self.vocabulary_)
+            return drop_unit_values(X)
+        return drop_unit_values(encode(X, self.vocabulary_))
 
     def _viterbi_codes(self, features):
         """Best label code of every token: ndarray (n_tokens,), int64."""

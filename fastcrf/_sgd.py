@@ -61,8 +61,10 @@ class _State:
         a = self.scalars[0]
         return Weights.from_flat(a * self.U, a * self.V)
 
-    def average(self):
+    def average(self, copy=True):
         """The averaged weights (valid after an epoch that ran with averaging)."""
+        if not copy:  # the final result: hand over the arrays, no second copy
+            return Weights.from_flat(self.Uhat, self.Vhat)
         return Weights.from_flat(self.Uhat.copy(), self.Vhat.copy())
 
 
@@ -235,8 +237,8 @@ def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs
                 f"the weights diverged in epoch {epoch} (eta0={eta0:.3g}); "
                 "set a smaller eta0 or scale the feature values down")
         averaged = averaging and state.scalars[4] > avg_start + 1.0
-        current = state.iterate()
-        norm2 = current.squared_norm()
+        u = state.U.ravel()
+        norm2 = state.scalars[0] ** 2 * float(np.dot(u, u) + np.dot(state.V, state.V))
         info = {
             "loss": loss,
             "objective": loss + settings.c2 * norm2,
@@ -246,8 +248,8 @@ def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs
         }
         history.append(info["objective"])
 
-        def weights_fn(averaged=averaged, current=current):
-            return state.average() if averaged else current
+        def weights_fn(averaged=averaged):
+            return state.average() if averaged else state.iterate()
 
         stop = callback(epoch, info, weights_fn) if callback is not None else False
         if stop:
@@ -255,7 +257,7 @@ def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs
         if _converged(history, settings):
             break
     averaged = averaging and state.scalars[4] > avg_start + 1.0
-    return (state.average() if averaged else state.iterate()), epoch
+    return (state.average(copy=False) if averaged else state.iterate()), epoch
 
 
 def _converged(history, settings):

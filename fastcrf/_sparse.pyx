@@ -44,7 +44,7 @@ cdef int _sparse_rows(const double* W, double scale, Py_ssize_t K,
                       Py_ssize_t T,
                       double* lem                 # OUT [T][K]
                       ) noexcept nogil:
-    # lem[t][k] = scale * sum_{e in token t} vals[e] * W[ids[e]][k]
+    # lem[t][k] = scale * sum_{e in token t} vals[e] * W[ids[e]][k]; vals NULL: all 1.0
     # Returns 0, or -1 when a score is NaN, infinite or beyond MAX_SCORE.
     cdef Py_ssize_t t, k
     cdef int64_t e
@@ -56,7 +56,7 @@ cdef int _sparse_rows(const double* W, double scale, Py_ssize_t K,
         row = lem + t * K
         memset(row, 0, K * sizeof(double))
         for e in range(tok_off[t], tok_off[t + 1]):
-            x = vals[e] * scale
+            x = (vals[e] if vals != NULL else 1.0) * scale
             wrow = W + <Py_ssize_t> ids[e] * K
             for k in range(K):
                 row[k] += x * wrow[k]
@@ -66,6 +66,12 @@ cdef int _sparse_rows(const double* W, double scale, Py_ssize_t K,
             if not (x <= big):
                 big = x
     return 0 if big <= MAX_SCORE else -1
+
+
+cdef inline const double* _values(const double[::1] vals):
+    # An empty values array stands for "every value is 1.0" (binary attributes): the
+    # common case, which then needs no n_entries doubles of memory.
+    return &vals[0] if vals.shape[0] > 0 else NULL
 
 
 cdef void _chain_constants(const double* trans, Py_ssize_t K, double* E, double* ET,
@@ -94,7 +100,7 @@ cdef void _chain_constants(const double* trans, Py_ssize_t K, double* E, double*
 def forward_backward(
     const double[:, ::1] W,                # IN  [A][K] state weights
     const int32_t[::1] ids,                # IN  [n_entries] attribute ids
-    const double[::1] vals,                # IN  [n_entries] attribute values
+    const double[::1] vals,                # IN  [n_entries] attribute values, or [0]: all 1.0
     const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
     const int64_t[::1] seq_off,            # IN  [n_seq + 1] token offsets
     const int64_t[::1] labels,             # IN  [n_tokens] (length 0 without labels)
@@ -110,6 +116,7 @@ def forward_backward(
     int n_threads,
 ):
     """Log Z, path scores, marginals and transition gradients; returns 0 or -1 (bad scores)."""
+    cdef const double* vp = _values(vals)
     cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
     cdef Py_ssize_t K = trans.shape[0]
     cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
@@ -151,7 +158,7 @@ def forward_backward(
                 for s in range(ch * CHUNK, s_end):
                     t0 = seq_off[s]
                     T = seq_off[s + 1] - t0
-                    if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], &vals[0], &tok_off[t0], T,
+                    if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], vp, &tok_off[t0], T,
                                     w.lem) != 0:
                         bad_p[0] = 1
                         logz_out[s] = INFINITY
@@ -201,6 +208,7 @@ def state_gradient(
     cdef double v
     cdef double* g
     cdef const double* p
+    cdef int unit = entry_value.shape[0] == 0
     with nogil:
         for a in prange(A, schedule="static", num_threads=n_threads):
             g = &grad_out[a, 0]
@@ -208,7 +216,7 @@ def state_gradient(
                 g[k] = 0.0
             for e in range(attr_ptr[a], attr_ptr[a + 1]):
                 tok = entry_token[e]
-                v = entry_value[e]
+                v = entry_value[e] if unit == 0 else 1.0
                 p = &marg[tok, 0]
                 for k in range(K):
                     g[k] -= v * p[k]
@@ -236,6 +244,7 @@ def viterbi(
     int n_threads,
 ):
     """Best label path of every sequence; returns 0 or -1 (bad scores)."""
+    cdef const double* vp = _values(vals)
     cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
     cdef Py_ssize_t K = trans.shape[0]
     cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
@@ -267,7 +276,7 @@ def viterbi(
             for s in range(ch * CHUNK, s_end):
                 t0 = seq_off[s]
                 T = seq_off[s + 1] - t0
-                if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], &vals[0], &tok_off[t0], T,
+                if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], vp, &tok_off[t0], T,
                                 dbuf) != 0:
                     bad_p[0] = 1
                     score_out[s] = INFINITY
@@ -387,6 +396,7 @@ def sgd_epoch(
     int n_threads,
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
+    cdef const double* vp = _values(vals)
     cdef Py_ssize_t A = U.shape[0]
     cdef Py_ssize_t K = U.shape[1]
     cdef Py_ssize_t KK = K * K
@@ -449,7 +459,7 @@ def sgd_epoch(
                 y = &labels[t0]
                 P = mb_marg + i * Tmax * K
                 dv = mb_v + i * nV
-                if _sparse_rows(&U[0, 0], scalars[S_ALPHA], K, &ids[0], &vals[0],
+                if _sparse_rows(&U[0, 0], scalars[S_ALPHA], K, &ids[0], vp,
                                 &tok_off[t0], T, w.lem) != 0:
                     bad_p[0] = 1
                     loss_out[pos + i] = INFINITY
@@ -505,7 +515,7 @@ def sgd_epoch(
                                 continue
                             _sgd_row_update(&U[a, 0], &Uhat[a, 0],
                                             &U_mask[a, 0] if masked else NULL,
-                                            P + t * K, K, y[t], gain * vals[e], beta,
+                                            P + t * K, K, y[t], gain * (vp[e] if vp != NULL else 1.0), beta,
                                             mu < 1.0)
                     if part == 0:
                         dv = mb_v + i * nV
@@ -573,6 +583,7 @@ def online_epoch(
     double[::1] loss_out,                  # OUT [n_visit] errors (ap) or cost (pa)
 ):
     """One pass of the perceptron / passive-aggressive; returns 0 or -1 (bad scores)."""
+    cdef const double* vp = _values(vals)
     cdef Py_ssize_t K = W.shape[1]
     cdef Py_ssize_t KK = K * K
     cdef Py_ssize_t nV = KK + 2 * K
@@ -611,7 +622,7 @@ def online_epoch(
             t0 = seq_off[s]
             T = seq_off[s + 1] - t0
             y = &labels[t0]
-            if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], &vals[0], &tok_off[t0], T,
+            if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], vp, &tok_off[t0], T,
                             lem) != 0:
                 status = -1
                 break
@@ -635,12 +646,12 @@ def online_epoch(
                     if Dp[idx] == 0.0:
                         cell[n_touched] = idx
                         n_touched += 1
-                    Dp[idx] += vals[e]
+                    Dp[idx] += vp[e] if vp != NULL else 1.0
                     idx = <int64_t> ids[e] * K + path[t]
                     if Dp[idx] == 0.0:
                         cell[n_touched] = idx
                         n_touched += 1
-                    Dp[idx] -= vals[e]
+                    Dp[idx] -= vp[e] if vp != NULL else 1.0
             # Collect each distinct non-zero cell once and clear D behind it.
             n_cells = 0
             for m in range(n_touched):

@@ -41,6 +41,7 @@ class TrainingData:
     def build(cls, features, labels, n_labels):
         """Bundle encoded features with their int label codes."""
         labels = np.ascontiguousarray(labels, dtype=np.int64)
+        features = drop_unit_values(features)
         max_length = int(features.lengths.max()) if features.n_sequences else 0
         return cls(features, labels, int(n_labels), max_length)
 
@@ -60,7 +61,7 @@ class TrainingData:
         entries = _ranges(f.token_offsets[tokens], tok_len)
         sub = EncodedSequences(
             f.attr_ids[entries],
-            f.values[entries],
+            f.values[entries] if len(f.values) else f.values,
             np.concatenate(([0], np.cumsum(tok_len))).astype(np.int64),
             np.concatenate(([0], np.cumsum(seq_len))).astype(np.int64),
             f.n_attributes,
@@ -75,6 +76,19 @@ class TrainingData:
         sub = EncodedSequences(inverse.astype(np.int32), f.values, f.token_offsets,
                                f.seq_offsets, len(used))
         return TrainingData(sub, self.labels, self.n_labels, self.max_length), used
+
+
+def drop_unit_values(features):
+    """``features`` with an empty ``values`` array when every value is 1.0.
+
+    The compiled kernels read an empty values array as "all 1.0": binary attributes,
+    the common case, then cost no memory for their values.
+    """
+    values = features.values
+    if len(values) == 0 or not np.all(values == 1.0):
+        return features
+    return EncodedSequences(features.attr_ids, np.zeros(0), features.token_offsets,
+                            features.seq_offsets, features.n_attributes)
 
 
 def _ranges(starts, lengths):
@@ -200,11 +214,12 @@ def attribute_index(features):
                        np.diff(features.token_offsets))
     counts = np.bincount(features.attr_ids, minlength=features.n_attributes)
     attr_ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    return attr_ptr, tokens[order], np.ascontiguousarray(features.values[order])
+    values = features.values[order] if len(features.values) else features.values
+    return attr_ptr, tokens[order], np.ascontiguousarray(values)
 
 
 def sort_by_frequency(vocabulary, features):
-    """Renumber attributes by decreasing frequency (ties: first seen first).
+    """Renumber attributes by decreasing frequency (ties: first seen first), in place.
 
     The rows of the state weights are then ordered from hot to cold: the few
     attributes behind most occurrences share a compact block that stays in cache,
@@ -216,18 +231,21 @@ def sort_by_frequency(vocabulary, features):
     vocabulary : AttributeVocabulary
     features : EncodedSequences
     """
-    from ._encoding import AttributeVocabulary
-
     counts = vocabulary.counts
     if counts is None:
         counts = np.bincount(features.attr_ids, minlength=features.n_attributes)
     order = np.argsort(-np.asarray(counts), kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
+    # The vocabulary is rewritten in place: a second name -> id dict over hundreds of
+    # thousands of names would add tens of MB to the peak memory of a fit.
     names = vocabulary.names
-    sorted_vocab = AttributeVocabulary([names[i] for i in order.tolist()],
-                                       np.asarray(counts)[order], vocabulary.min_freq)
+    vocabulary.names = [names[i] for i in order.tolist()]
+    index = vocabulary.index
+    for i, name in enumerate(vocabulary.names):
+        index[name] = i
+    vocabulary.counts = np.asarray(counts)[order]
     sorted_features = EncodedSequences(rank[features.attr_ids].astype(np.int32),
                                        features.values, features.token_offsets,
                                        features.seq_offsets, features.n_attributes)
-    return sorted_vocab, sorted_features
+    return vocabulary, sorted_features

@@ -198,3 +198,31 @@ def test_state_gradient_index_is_attribute_major():
     for a in range(f.n_attributes):
         assert np.all(f.attr_ids[np.argsort(f.attr_ids, kind="stable")][ptr[a]:ptr[a + 1]] == a)
     assert len(tok) == len(val) == len(f.attr_ids)
+
+
+def test_unit_values_may_be_left_out():
+    # An empty values array means "all 1.0": same results, less memory.
+    from dataclasses import replace
+
+    from fastcrf._training import drop_unit_values
+
+    rng = np.random.default_rng(9)
+    data = random_data(rng, n_seq=12)
+    ones = replace(data.features, values=np.ones(len(data.features.attr_ids)))
+    full = TrainingData.build(ones, data.labels, data.n_labels)
+    assert len(full.features.values) == 0  # build drops them
+    kept = TrainingData(ones, data.labels, data.n_labels, data.max_length)
+    w = random_weights(rng, data.features.n_attributes, data.n_labels)
+    ll_a, g_a = log_likelihood(full, w, n_jobs=2)
+    ll_b, g_b = log_likelihood(kept, w, n_jobs=2)
+    assert ll_a == ll_b
+    np.testing.assert_array_equal(g_a.state, g_b.state)
+    K = data.n_labels
+    states = []
+    for d in (full, kept):
+        state = _State(data.features.n_attributes, K)
+        _epoch(state, d, np.arange(12), SGDSettings(batch_size=2), 0.1, 0.01, 1.0,
+               (None, np.ones(K * K + 2 * K)), 2)
+        states.append(state.average().state)
+    np.testing.assert_array_equal(states[0], states[1])
+    assert drop_unit_values(data.features) is data.features  # real values are kept
