@@ -203,8 +203,8 @@ def main():
             print(f"round {r + 1}: {c:16s} fit {row['fit']:7.2f}s  tag {row['tag']:6.3f}s  "
                   f"rss {row['peak_rss_mb']:7.0f} MB  acc {row['acc']:.2f}  F1 {row['f1']:.2f}",
                   flush=True)
-    med = {c: {k: statistics.median(r[k] for r in rows) for k in ("fit", "tag", "peak_rss_mb",
-                                                                  "rss_over_data_mb", "acc", "f1")}
+    keys = ("fit", "tag", "peak_rss_mb", "rss_over_data_mb", "acc", "f1")
+    med = {c: {k: statistics.median(r[k] for r in rows) for k in keys}
            for c, rows in results.items()}
     print()
     print("| configuration | fit (s) | tag (s) | peak RSS (MB) | RSS over data (MB) | "

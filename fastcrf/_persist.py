@@ -105,7 +105,8 @@ def load_model(cls, path):
 
     classes = header["classes"]
     if (not isinstance(classes, list) or not classes
-            or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes)):
+            or not all(isinstance(c, str) for c in classes)
+            or len(set(classes)) != len(classes)):
         raise ValueError(f"{path!r}: the label list is malformed")
     if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
         raise ValueError(f"{path!r}: the attribute list is malformed")

@@ -174,8 +174,8 @@ def calibrate_eta(data, settings, lam, masks, rng, n_jobs, log=None):
     return best_eta
 
 
-def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs=None, callback=None,
-            log=None, algorithm="asgd"):
+def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs=None,
+            callback=None, log=None, algorithm="asgd"):
     """Train by (averaged) SGD.
 
     Parameters

@@ -18,7 +18,8 @@ def random_data(rng, n_seq=7, K=4, A=9, max_len=6, max_feats=4):
     per_tok = rng.integers(0, max_feats + 1, size=n_tok)
     ids = rng.integers(0, A, size=int(per_tok.sum())).astype(np.int32)
     vals = rng.choice([1.0, 0.5, -2.0, 3.0], size=len(ids))
-    enc = EncodedSequences(ids, vals, np.concatenate(([0], np.cumsum(per_tok))).astype(np.int64),
+    token_offsets = np.concatenate(([0], np.cumsum(per_tok))).astype(np.int64)
+    enc = EncodedSequences(ids, vals, token_offsets,
                            np.concatenate(([0], np.cumsum(lengths))).astype(np.int64), A)
     labels = rng.integers(0, K, size=n_tok)
     return TrainingData.build(enc, labels, K)
