@@ -61,8 +61,12 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
     K = data.n_labels
     n_state = A * K
     n = n_state + K * K + 2 * K
-    mask = np.concatenate((np.ones(n_state) if state_mask is None else state_mask.ravel(),
-                           chain_mask))
+    # Fixed weights (all_possible_states / _transitions=False) get a zero gradient; no
+    # n-sized mask at all in the common all-trainable case.
+    mask = None
+    if state_mask is not None or not np.all(chain_mask == 1.0):
+        mask = np.concatenate((np.ones(n_state) if state_mask is None else state_mask.ravel(),
+                               chain_mask))
     csc = attribute_index(data.features)
     c1, c2 = float(settings.c1), float(settings.c2)
     split = c1 > 0.0
@@ -77,7 +81,13 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
         w = x[:n] - x[n:] if split else x
         weights = unpack(x)
         ll, g = log_likelihood(data, weights, n_jobs, csc=csc)
-        grad = -np.concatenate((g.state.ravel(), g.chain)) * mask + 2.0 * c2 * w
+        grad = np.concatenate((g.state.ravel(), g.chain))
+        del g
+        np.negative(grad, out=grad)
+        if mask is not None:
+            grad *= mask
+        if c2 > 0.0:
+            grad += (2.0 * c2) * w
         f = -ll + c2 * float(np.dot(w, w))
         cache["loss"] = -ll
         cache["grad_norm"] = float(np.linalg.norm(grad))
