@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._encode import Encoder
+
 #: Joins a feature name to its str value or to a nested attribute name, as
 #: python-crfsuite does.
 SEPARATOR = ":"
@@ -172,9 +174,10 @@ class AttributeVocabulary:
 
 
 # ---------------------------------------------------------------------------
-# Validation and the general (slow) path.  The fast loop in _encode handles the
-# common shapes inline and defers everything else here; a failure inside the fast
-# loop re-runs the sequence through here, so every precise error message and every
+# Validation and the general (slow) path.  The compiled loop (fastcrf/_encode.pyx,
+# driven by _encode) and the pure-Python one (_encode_py) handle the common shapes
+# inline and defer everything else here: a sequence they do not handle is encoded
+# (again) through here, so every precise error message and every
 # unusual-but-valid input (numpy scalars, str subclasses, bytes, Mappings, nested
 # features) is handled in one place.
 # ---------------------------------------------------------------------------
@@ -303,7 +306,9 @@ def _check_min_freq(min_freq):
 
 
 # ---------------------------------------------------------------------------
-# The encoding loop.
+# The encoding loop: compiled (_encode), with the pure-Python loop it replaced
+# (_encode_py) kept as the reference the tests and bench/bench_encoding.py compare
+# against.  Both give the same arrays and raise the same errors.
 # ---------------------------------------------------------------------------
 
 
@@ -311,7 +316,69 @@ def _encode(X, index, names, grow):
     """One pass over ``X``: return ``(ids, values, token_offsets, seq_offsets)``.
 
     With ``grow``, unseen attributes get the next id (``index`` and ``names`` are
-    extended in place); without, they get id -1 here and are dropped afterwards.
+    extended in place); without, they are dropped.  The compiled
+    :class:`~fastcrf._encode.Encoder` encodes every sequence of the common shapes;
+    it hands any other sequence back untouched, to :func:`_encode_slow`.
+    """
+    it = _check_outer(X, "X")
+    ids = array("i")
+    tok_offsets = array("q", [0])
+    seq_offsets = array("q", [0])
+    x_pos = array("q")
+    x_val = array("d")
+    enc = Encoder(index, names, grow, SEPARATOR, ids, tok_offsets, seq_offsets, x_pos, x_val)
+    args = (index, names, grow, ids, tok_offsets, seq_offsets, x_pos, x_val)
+    if type(X) is list or type(X) is tuple:
+        i = enc.run(X, 0)
+        while i < len(X):
+            _encode_slow(X[i], i, *args)
+            i = enc.run(X, i + 1)
+    else:
+        for i, seq in enumerate(it):
+            if not enc.one(seq):
+                _encode_slow(seq, i, *args)
+    return _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow)
+
+
+def _encode_slow(seq, i, index, names, grow, ids, tok_offsets, seq_offsets, x_pos, x_val):
+    """Append sequence ``X[i]`` through the general path (or raise its error)."""
+    if type(seq) is not list and type(seq) is not tuple:
+        seq = _as_sequence(seq, i, "X", "tokens")
+    if not seq:
+        raise ValueError(f"X[{i}] is an empty sequence; every sequence needs a token")
+    for j, tok in enumerate(seq):
+        for name, x in _token_pairs(tok, i, j):
+            aid = index.get(name)
+            if aid is None:
+                if grow:
+                    aid = index[name] = len(names)
+                    names.append(name)
+                else:
+                    aid = -1
+            if x != 1.0:
+                x_val.append(x)
+                x_pos.append(len(ids))
+            ids.append(aid)
+        tok_offsets.append(len(ids))
+    seq_offsets.append(len(tok_offsets) - 1)
+
+
+def _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow):
+    """The numpy arrays of an encoding pass; without ``grow``, -1 ids are dropped."""
+    ids = np.frombuffer(ids, dtype=np.intc).astype(np.int32, copy=False)
+    vals = np.ones(len(ids))
+    vals[np.frombuffer(x_pos, dtype=np.int64)] = np.frombuffer(x_val, dtype=np.float64)
+    tok_offsets = np.frombuffer(tok_offsets, dtype=np.int64)
+    seq_offsets = np.frombuffer(seq_offsets, dtype=np.int64)
+    if not grow:
+        ids, vals, tok_offsets = _drop_unmapped(ids, vals, tok_offsets)
+    return ids, vals, tok_offsets, seq_offsets
+
+
+def _encode_py(X, index, names, grow):
+    """The pure-Python :func:`_encode` (same arguments and results), for reference.
+
+    Unseen attributes get id -1 here and are dropped afterwards (without ``grow``).
     """
     it = _check_outer(X, "X")
     ids = array("i")
@@ -430,14 +497,7 @@ def _encode(X, index, names, grow):
                 tok_append(len(ids))
         seq_offsets.append(len(tok_offsets) - 1)
 
-    ids = np.frombuffer(ids, dtype=np.intc).astype(np.int32, copy=False)
-    vals = np.ones(len(ids))
-    vals[np.frombuffer(x_pos, dtype=np.int64)] = np.frombuffer(x_val, dtype=np.float64)
-    tok_offsets = np.frombuffer(tok_offsets, dtype=np.int64)
-    seq_offsets = np.frombuffer(seq_offsets, dtype=np.int64)
-    if not grow:
-        ids, vals, tok_offsets = _drop_unmapped(ids, vals, tok_offsets)
-    return ids, vals, tok_offsets, seq_offsets
+    return _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow)
 
 
 def _drop_unmapped(ids, vals, tok_offsets):
