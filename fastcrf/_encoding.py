@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._encode import Encoder
+from ._encode import Encoder, name_table
 
 #: Joins a feature name to its str value or to a nested attribute name, as
 #: python-crfsuite does.
@@ -151,6 +151,25 @@ class AttributeVocabulary:
             Ids follow the order in which the attributes are first seen.
         """
         return fit_encode(X, min_freq)[0]
+
+    @classmethod
+    def _from_pass(cls, names, index, counts, min_freq):
+        """The vocabulary of an encoding pass, whose ``names`` are distinct str by
+        construction: not checked again.  ``index`` is the pass's own (or None)."""
+        vocabulary = cls.__new__(cls)
+        vocabulary.names = names
+        vocabulary.index = {name: i for i, name in enumerate(names)} if index is None else index
+        vocabulary.counts = counts
+        vocabulary.min_freq = min_freq
+        return vocabulary
+
+    def _name_table(self):
+        """The compiled lookup table of ``index`` (fastcrf._encode.name_table), built on
+        first use and rebuilt if ``index`` is replaced or changes size."""
+        cached = self.__dict__.get("_table")
+        if cached is None or cached[0] is not self.index or cached[1] != len(self.index):
+            cached = self._table = (self.index, len(self.index), name_table(self.index))
+        return cached[2]
 
     def __len__(self):
         return len(self.names)
@@ -312,11 +331,12 @@ def _check_min_freq(min_freq):
 # ---------------------------------------------------------------------------
 
 
-def _encode(X, index, names, grow):
+def _encode(X, index, names, grow, table=None):
     """One pass over ``X``: return ``(ids, values, token_offsets, seq_offsets)``.
 
     With ``grow``, unseen attributes get the next id (``index`` and ``names`` are
-    extended in place); without, they are dropped.  The compiled
+    extended in place); without, they are dropped, and ``table`` may be the
+    vocabulary's compiled copy of ``index`` (it is then not read).  The compiled
     :class:`~fastcrf._encode.Encoder` encodes every sequence of the common shapes;
     it hands any other sequence back untouched, to :func:`_encode_slow`.
     """
@@ -326,8 +346,10 @@ def _encode(X, index, names, grow):
     seq_offsets = array("q", [0])
     x_pos = array("q")
     x_val = array("d")
-    enc = Encoder(index, names, grow, SEPARATOR, ids, tok_offsets, seq_offsets, x_pos, x_val)
-    args = (index, names, grow, ids, tok_offsets, seq_offsets, x_pos, x_val)
+    enc = Encoder(
+        index, names, grow, SEPARATOR, ids, tok_offsets, seq_offsets, x_pos, x_val, table
+    )
+    args = (enc.id_of, ids, tok_offsets, seq_offsets, x_pos, x_val)
     if type(X) is list or type(X) is tuple:
         i = enc.run(X, 0)
         while i < len(X):
@@ -340,21 +362,18 @@ def _encode(X, index, names, grow):
     return _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow)
 
 
-def _encode_slow(seq, i, index, names, grow, ids, tok_offsets, seq_offsets, x_pos, x_val):
-    """Append sequence ``X[i]`` through the general path (or raise its error)."""
+def _encode_slow(seq, i, id_of, ids, tok_offsets, seq_offsets, x_pos, x_val):
+    """Append sequence ``X[i]`` through the general path (or raise its error).
+
+    ``id_of(name)`` is the id of a name, a new one when growing, or -1 (unseen).
+    """
     if type(seq) is not list and type(seq) is not tuple:
         seq = _as_sequence(seq, i, "X", "tokens")
     if not seq:
         raise ValueError(f"X[{i}] is an empty sequence; every sequence needs a token")
     for j, tok in enumerate(seq):
         for name, x in _token_pairs(tok, i, j):
-            aid = index.get(name)
-            if aid is None:
-                if grow:
-                    aid = index[name] = len(names)
-                    names.append(name)
-                else:
-                    aid = -1
+            aid = id_of(name)
             if x != 1.0:
                 x_val.append(x)
                 x_pos.append(len(ids))
@@ -375,8 +394,9 @@ def _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow):
     return ids, vals, tok_offsets, seq_offsets
 
 
-def _encode_py(X, index, names, grow):
-    """The pure-Python :func:`_encode` (same arguments and results), for reference.
+def _encode_py(X, index, names, grow, table=None):
+    """The pure-Python :func:`_encode` (same arguments and results; ``table`` is not
+    used), for reference.
 
     Unseen attributes get id -1 here and are dropped afterwards (without ``grow``).
     """
@@ -552,7 +572,8 @@ def fit_encode(X, min_freq=0):
         ids, vals, tok_offsets = _drop_unmapped(remap[ids], vals, tok_offsets)
         names = [names[a] for a in np.flatnonzero(keep).tolist()]
         counts = counts[keep]
-    vocabulary = AttributeVocabulary(names, counts, min_freq)
+        index = None
+    vocabulary = AttributeVocabulary._from_pass(names, index, counts, min_freq)
     return vocabulary, EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(names))
 
 
@@ -575,7 +596,7 @@ def encode(X, vocabulary):
         )
     # Without grow, _encode only reads the index and names.
     ids, vals, tok_offsets, seq_offsets = _encode(
-        X, vocabulary.index, vocabulary.names, grow=False
+        X, vocabulary.index, vocabulary.names, grow=False, table=vocabulary._name_table()
     )
     return EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(vocabulary))
 
