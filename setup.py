@@ -36,6 +36,7 @@ extensions = [
         ["fastcrf/_sparse.pyx"],
         include_dirs=["fastcrf"],
     ),
+    Extension("fastcrf._encode", ["fastcrf/_encode.pyx"]),
 ]
 
 directives = {

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._encode import Encoder, name_table
+
 #: Joins a feature name to its str value or to a nested attribute name, as
 #: python-crfsuite does.
 SEPARATOR = ":"
@@ -150,6 +152,25 @@ class AttributeVocabulary:
         """
         return fit_encode(X, min_freq)[0]
 
+    @classmethod
+    def _from_pass(cls, names, index, counts, min_freq):
+        """The vocabulary of an encoding pass, whose ``names`` are distinct str by
+        construction: not checked again.  ``index`` is the pass's own (or None)."""
+        vocabulary = cls.__new__(cls)
+        vocabulary.names = names
+        vocabulary.index = {name: i for i, name in enumerate(names)} if index is None else index
+        vocabulary.counts = counts
+        vocabulary.min_freq = min_freq
+        return vocabulary
+
+    def _name_table(self):
+        """The compiled lookup table of ``index`` (fastcrf._encode.name_table), built on
+        first use and rebuilt if ``index`` is replaced or changes size."""
+        cached = self.__dict__.get("_table")
+        if cached is None or cached[0] is not self.index or cached[1] != len(self.index):
+            cached = self._table = (self.index, len(self.index), name_table(self.index))
+        return cached[2]
+
     def __len__(self):
         return len(self.names)
 
@@ -172,9 +193,10 @@ class AttributeVocabulary:
 
 
 # ---------------------------------------------------------------------------
-# Validation and the general (slow) path.  The fast loop in _encode handles the
-# common shapes inline and defers everything else here; a failure inside the fast
-# loop re-runs the sequence through here, so every precise error message and every
+# Validation and the general (slow) path.  The compiled loop (fastcrf/_encode.pyx,
+# driven by _encode) and the pure-Python one (_encode_py) handle the common shapes
+# inline and defer everything else here: a sequence they do not handle is encoded
+# (again) through here, so every precise error message and every
 # unusual-but-valid input (numpy scalars, str subclasses, bytes, Mappings, nested
 # features) is handled in one place.
 # ---------------------------------------------------------------------------
@@ -303,15 +325,80 @@ def _check_min_freq(min_freq):
 
 
 # ---------------------------------------------------------------------------
-# The encoding loop.
+# The encoding loop: compiled (_encode), with the pure-Python loop it replaced
+# (_encode_py) kept as the reference the tests and bench/bench_encoding.py compare
+# against.  Both give the same arrays and raise the same errors.
 # ---------------------------------------------------------------------------
 
 
-def _encode(X, index, names, grow):
+def _encode(X, index, names, grow, table=None):
     """One pass over ``X``: return ``(ids, values, token_offsets, seq_offsets)``.
 
     With ``grow``, unseen attributes get the next id (``index`` and ``names`` are
-    extended in place); without, they get id -1 here and are dropped afterwards.
+    extended in place); without, they are dropped, and ``table`` may be the
+    vocabulary's compiled copy of ``index`` (it is then not read).  The compiled
+    :class:`~fastcrf._encode.Encoder` encodes every sequence of the common shapes;
+    it hands any other sequence back untouched, to :func:`_encode_slow`.
+    """
+    it = _check_outer(X, "X")
+    ids = array("i")
+    tok_offsets = array("q", [0])
+    seq_offsets = array("q", [0])
+    x_pos = array("q")
+    x_val = array("d")
+    enc = Encoder(
+        index, names, grow, SEPARATOR, ids, tok_offsets, seq_offsets, x_pos, x_val, table
+    )
+    args = (enc.id_of, ids, tok_offsets, seq_offsets, x_pos, x_val)
+    if type(X) is list or type(X) is tuple:
+        i = enc.run(X, 0)
+        while i < len(X):
+            _encode_slow(X[i], i, *args)
+            i = enc.run(X, i + 1)
+    else:
+        for i, seq in enumerate(it):
+            if not enc.one(seq):
+                _encode_slow(seq, i, *args)
+    return _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow)
+
+
+def _encode_slow(seq, i, id_of, ids, tok_offsets, seq_offsets, x_pos, x_val):
+    """Append sequence ``X[i]`` through the general path (or raise its error).
+
+    ``id_of(name)`` is the id of a name, a new one when growing, or -1 (unseen).
+    """
+    if type(seq) is not list and type(seq) is not tuple:
+        seq = _as_sequence(seq, i, "X", "tokens")
+    if not seq:
+        raise ValueError(f"X[{i}] is an empty sequence; every sequence needs a token")
+    for j, tok in enumerate(seq):
+        for name, x in _token_pairs(tok, i, j):
+            aid = id_of(name)
+            if x != 1.0:
+                x_val.append(x)
+                x_pos.append(len(ids))
+            ids.append(aid)
+        tok_offsets.append(len(ids))
+    seq_offsets.append(len(tok_offsets) - 1)
+
+
+def _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow):
+    """The numpy arrays of an encoding pass; without ``grow``, -1 ids are dropped."""
+    ids = np.frombuffer(ids, dtype=np.intc).astype(np.int32, copy=False)
+    vals = np.ones(len(ids))
+    vals[np.frombuffer(x_pos, dtype=np.int64)] = np.frombuffer(x_val, dtype=np.float64)
+    tok_offsets = np.frombuffer(tok_offsets, dtype=np.int64)
+    seq_offsets = np.frombuffer(seq_offsets, dtype=np.int64)
+    if not grow:
+        ids, vals, tok_offsets = _drop_unmapped(ids, vals, tok_offsets)
+    return ids, vals, tok_offsets, seq_offsets
+
+
+def _encode_py(X, index, names, grow, table=None):
+    """The pure-Python :func:`_encode` (same arguments and results; ``table`` is not
+    used), for reference.
+
+    Unseen attributes get id -1 here and are dropped afterwards (without ``grow``).
     """
     it = _check_outer(X, "X")
     ids = array("i")
@@ -430,14 +517,7 @@ def _encode(X, index, names, grow):
                 tok_append(len(ids))
         seq_offsets.append(len(tok_offsets) - 1)
 
-    ids = np.frombuffer(ids, dtype=np.intc).astype(np.int32, copy=False)
-    vals = np.ones(len(ids))
-    vals[np.frombuffer(x_pos, dtype=np.int64)] = np.frombuffer(x_val, dtype=np.float64)
-    tok_offsets = np.frombuffer(tok_offsets, dtype=np.int64)
-    seq_offsets = np.frombuffer(seq_offsets, dtype=np.int64)
-    if not grow:
-        ids, vals, tok_offsets = _drop_unmapped(ids, vals, tok_offsets)
-    return ids, vals, tok_offsets, seq_offsets
+    return _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow)
 
 
 def _drop_unmapped(ids, vals, tok_offsets):
@@ -492,7 +572,8 @@ def fit_encode(X, min_freq=0):
         ids, vals, tok_offsets = _drop_unmapped(remap[ids], vals, tok_offsets)
         names = [names[a] for a in np.flatnonzero(keep).tolist()]
         counts = counts[keep]
-    vocabulary = AttributeVocabulary(names, counts, min_freq)
+        index = None
+    vocabulary = AttributeVocabulary._from_pass(names, index, counts, min_freq)
     return vocabulary, EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(names))
 
 
@@ -515,7 +596,7 @@ def encode(X, vocabulary):
         )
     # Without grow, _encode only reads the index and names.
     ids, vals, tok_offsets, seq_offsets = _encode(
-        X, vocabulary.index, vocabulary.names, grow=False
+        X, vocabulary.index, vocabulary.names, grow=False, table=vocabulary._name_table()
     )
     return EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(vocabulary))
 

@@ -506,3 +506,248 @@ BAD_Y = [
 def test_bad_y(y, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         encode_labels(y, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# The compiled loop (fastcrf/_encode.pyx) against the pure-Python one
+# ---------------------------------------------------------------------------
+
+
+class Sub(str):
+    """A str subclass: valid, but only the Python path takes it."""
+
+
+def outcome(fn, X, *args, python=False):
+    """``fn(X, *args)`` through the compiled or the pure-Python loop: its arrays and
+    names, or its exception as (type, message).  A callable X makes a fresh X."""
+    if callable(X):
+        X = X()
+    saved = _encoding._encode
+    if python:
+        _encoding._encode = _encoding._encode_py
+    try:
+        out = fn(X, *args)
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+    finally:
+        _encoding._encode = saved
+    vocab, enc = out if isinstance(out, tuple) else (None, out)
+    return (
+        None if vocab is None else (vocab.names, vocab.counts.tolist()),
+        [getattr(enc, f).tolist() for f in ("attr_ids", "values", "token_offsets")],
+        enc.seq_offsets.tolist(),
+        enc.n_attributes,
+    )
+
+
+def assert_same(fn, X, *args):
+    assert outcome(fn, X, *args) == outcome(fn, X, *args, python=True)
+
+
+def odd_value(rng, words, bad):
+    """A valid value only the Python path takes or, with probability ``bad``, an
+    invalid one."""
+    if rng.random() < bad:
+        return [float("nan"), float("inf"), 10**400, None, b"\xff", 1 + 2j][rng.integers(6)]
+    return [
+        Sub(rng.choice(words)),
+        str(rng.choice(words)).encode(),
+        np.float64(0.5),
+        np.int32(3),
+        np.bool_(True),
+        {"in": str(rng.choice(words))},
+        [str(rng.choice(words))],
+    ][rng.integers(7)]
+
+
+def random_mixed(rng, n_seq=30, pool=8, odd=0.0, bad=0.0):
+    """Lists and tuples of str, dicts of str/float/int/bool (repeats, large ints,
+    values that are exactly 1), and with probability ``odd`` per token an odd token,
+    invalid with probability ``bad``."""
+    keys = [f"k{i}" for i in range(pool)]
+    words = [f"v{i}" for i in range(pool)] + ["k0:v0", "k1"]
+
+    def value():
+        kind = rng.integers(9)
+        if kind <= 3:
+            return str(rng.choice(words))
+        if kind == 4:
+            return float(np.round(rng.normal(), 2))
+        if kind == 5:
+            return int(rng.integers(-2, 3))
+        if kind == 6:
+            return bool(rng.integers(2))
+        if kind == 7:
+            return [1.0, 1, 2**60 + 1, -0.0][rng.integers(4)]
+        return str(rng.choice(keys))
+
+    def token():
+        if rng.random() < odd:
+            if rng.random() < bad / 2:
+                return [None, {3: "v"}, [None], "tok"][rng.integers(4)]
+            kind = rng.integers(4)
+            if kind == 0:
+                return {str(rng.choice(keys)): odd_value(rng, words, bad / 2)}
+            if kind == 1:
+                word = str(rng.choice(words))
+                return [word, [Sub(word), word.encode(), np.str_(word)][rng.integers(3)]]
+            if kind == 2:
+                return {Sub("k0"): str(rng.choice(words)), "k1": 2.0}
+            return OrderedDict([(str(rng.choice(keys)), str(rng.choice(words)))])
+        if rng.integers(3) == 0:
+            names = [str(w) for w in rng.choice(words + keys, size=rng.integers(0, 5))]
+            return names if rng.integers(2) else tuple(names)
+        return {str(k): value() for k in rng.choice(keys, size=rng.integers(0, 6))}
+
+    X = []
+    for _ in range(n_seq):
+        seq = [token() for _ in range(rng.integers(1, 6))]
+        X.append(seq if rng.integers(4) else tuple(seq))
+    return X
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_compiled_matches_python_on_random_input(seed):
+    rng = np.random.default_rng(seed)
+    X = random_mixed(rng)
+    for min_freq in (0, 2, 3.5):
+        assert_same(fit_encode, X, min_freq)
+    vocab, _ = fit_encode(X[: len(X) // 2], 2)
+    assert_same(encode, X, vocab)  # half the names unseen
+    assert_same(encode, X[::-1], vocab)
+    assert_same(fit_encode, lambda: iter(X))  # not a list: one sequence at a time
+    assert_same(encode, lambda: (s for s in X), vocab)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_compiled_matches_python_on_odd_and_bad_input(seed):
+    # Odd tokens (valid or not) anywhere, after valid sequences: the same arrays or
+    # the same exception, naming the same position.
+    rng = np.random.default_rng(1000 + seed)
+    X = random_mixed(rng, odd=0.1, bad=[0.0, 0.05, 0.3][seed % 3])
+    assert_same(fit_encode, X)
+    assert_same(fit_encode, X, 2)
+    vocab, _ = fit_encode(random_mixed(rng))
+    assert_same(encode, X, vocab)
+    assert_same(encode, tuple(X), vocab)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        (),
+        "tok",
+        [{"w": "x"}, [], "tok"],
+        [{"w": float("nan")}],
+        [{"w": -float("inf")}],
+        [{"w": 10**400}],
+        [{"w": None}],
+        [{5: "x"}],
+        [{5: 1.0}],
+        [["a", None]],
+        [("a", b"\xff")],
+        [{"w": ["x", 3]}],
+        [{"w": {"x": object()}}],
+        [5],
+        7,
+        {"w": "x"},
+    ],
+)
+@pytest.mark.parametrize("where", [0, 1, 5])
+def test_compiled_errors_in_the_middle_of_X(bad, where):
+    good = [{"w": "x", "n": 2, "b": False, "f": 0.25}, ["a", "w:x"], ("c",), {"w": "y"}]
+    X = [list(good) for _ in range(5)]
+    X.insert(where, bad)
+    expected = outcome(fit_encode, X, python=True)
+    assert expected[0] in (TypeError, ValueError)
+    assert f"X[{where}]" in expected[1]
+    assert outcome(fit_encode, X) == expected
+    vocab, _ = fit_encode([good])
+    assert outcome(encode, X, vocab) == outcome(encode, X, vocab, python=True)
+    assert outcome(fit_encode, lambda: iter(X)) == expected
+
+
+def test_compiled_odd_but_valid_sequences_between_fast_ones():
+    # Each odd sequence goes through the Python path; the ones around it do not, and
+    # the ids stay in first-seen order across the switches.
+    X = [
+        [["a", "b"], {"w": "x"}],
+        [[Sub("s"), "a"], {"w": b"y"}],
+        [{"w": "x", "n": np.float32(2.0)}],
+        ([{"w": "z"}, ("s", "t")]),
+        [OrderedDict(w="x"), {"w": {"d": "e"}}],
+        [{"n": 3, "w": "x"}],
+    ]
+    assert_same(fit_encode, X)
+    assert_same(fit_encode, X, 2)
+    vocab, _ = fit_encode(X)
+    assert vocab.names == ["a", "b", "w:x", "s", "w:y", "n", "w:z", "t", "w:d:e"]
+    assert_same(encode, X + [[["zz"], {"w": "new"}]], vocab)
+
+
+def test_compiled_same_name_from_every_route():
+    X = [[{"w": "x"}, ["w:x"], {"w:x": 3}, {"w": ("x",)}, {"w": Sub("x")}, [Sub("w:x")]]]
+    assert_same(fit_encode, X)
+    vocab, enc = fit_encode(X)
+    assert vocab.names == ["w:x"] and enc.attr_ids.tolist() == [0] * 6
+    assert_same(encode, X, vocab)
+
+
+def test_compiled_non_ascii_names():
+    X = [[["é", "日本", "😀"], {"ключ": "значение", "é": "日本"}], [["😀", "e\u0301"]]]
+    assert_same(fit_encode, X)
+    vocab, _ = fit_encode(X)
+    assert_same(encode, [[["日本", "é:日本"], {"ключ": "значение"}]], vocab)
+
+
+def test_compiled_many_attributes():
+    # Enough distinct names to grow the compiled tables many times over.
+    rng = np.random.default_rng(0)
+    X = [
+        [[f"n{k}" for k in rng.integers(0, 20000, size=30)] for _ in range(8)]
+        + [{f"k{k % 7}": f"v{k}" for k in rng.integers(0, 20000, size=12)}]
+        for _ in range(300)
+    ]
+    assert_same(fit_encode, X)
+    assert_same(fit_encode, X, 3)
+    vocab, _ = fit_encode(X[:150])
+    assert_same(encode, X[150:], vocab)
+
+
+def test_vocabulary_table_follows_a_replaced_index():
+    vocab, _ = fit_encode([[["a", "b"]]])
+    X = [[["a", "b", "c"]]]
+    assert encode(X, vocab).attr_ids.tolist() == [0, 1]
+    replaced = AttributeVocabulary(["c", "a"])
+    vocab.names, vocab.index = replaced.names, replaced.index
+    assert encode(X, vocab).attr_ids.tolist() == [1, 0]
+    assert_same(encode, X, vocab)
+    # Not pickled.
+    loaded = pickle.loads(pickle.dumps(vocab))
+    assert "_table" not in loaded.__dict__
+    assert encode(X, loaded).attr_ids.tolist() == [1, 0]
+
+
+def test_encoder_is_safe_to_misuse():
+    from array import array
+
+    from fastcrf._encode import Encoder, name_table
+
+    def make(index=None, grow=True, kinds="iqqqd"):
+        arrays = [array(k) for k in kinds]
+        return Encoder({} if index is None else index, [], grow, ":", *arrays)
+
+    with pytest.raises(TypeError):
+        make(kinds="qqqqd")
+    with pytest.raises(ValueError):
+        make(index={"a": -1})
+    with pytest.raises(TypeError):
+        make().run(iter([]), 0)
+    assert name_table({"a": 0, 1: 1}) is None
+    assert name_table({"a": "0"}) is None
+    assert make().run([[["a"]]], 0) == 1
+    assert make().run([[["a"]]], 5) == 5
+    # A corrupted index: the compiled loop hands the sequence to the Python path.
+    enc = make(index={"a": 2**40}, grow=False)
+    assert enc.run([[["b"]], [["a"]]], 0) == 1

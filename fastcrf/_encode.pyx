@@ -1,0 +1,535 @@
+# Compiled feature-encoding loop for fastcrf._encoding (python-crfsuite-style features).
+#
+# Design
+# ------
+# a) The loop handles exactly the common shapes, with the C API: X a list or tuple of
+#    list/tuple sequences whose tokens are lists/tuples of exact str, or dicts with
+#    exact str keys and exact str, finite float, int or bool values.  Anything else
+#    (str subclasses, bytes, Mappings, nested values, NaN, ints beyond float64, empty
+#    or non-list sequences, a corrupted index) makes it stop *before* that sequence,
+#    with every buffer back at the sequence's start.  fastcrf._encoding then encodes
+#    that one sequence on its pure-Python path, which raises the precise error or
+#    handles the odd input, and calls back for the rest.  So this module never
+#    formats an error and never needs to guess one.
+# b) Output goes straight into the array.array buffers that the Python side owns:
+#    ids ('i'), token and sequence offsets ('q'), and the entries whose weight is not
+#    1.0 as (position 'q', weight 'd') exceptions.  They grow with amortised
+#    over-allocation (resize_smart); nothing is kept per occurrence.
+# c) The ids come from ``index`` (str -> int, a dict), but through Tables: open
+#    addressing over 24-byte slots (hash tag, id, name), linear probing, at most 2/3
+#    full.  A token's lookups are independent, so the token is done in
+#    three passes: hash every name and prefetch its slot; prefetch the name each
+#    slot holds (needed for the string comparison); then resolve.  The cache misses
+#    of one token then overlap instead of queueing, which is most of the speed-up:
+#    a vocabulary of 10^5-10^6 names does not fit in cache, and a dict lookup costs
+#    two or three dependent misses.  Without ``grow``, names are looked up in
+#    ``vocab``, a read-only Table of the whole index that the vocabulary keeps
+#    (name_table), or else in the dict through the pass's own cache.  With ``grow``,
+#    the pass's cache holds every name of the index (the Python path adds names
+#    through ``id_of``), so a name it lacks is new: it gets the next id and is added
+#    to ``index`` and ``names``.
+# d) A "key:value" pair of a dict token with a str value is cached as the pair
+#    (key, value), so a pair seen before builds no string.
+# e) Without ``grow`` an unseen name is cached as DROP and its entries are left out
+#    here, so no -1 ids are written.
+# f) Every object the loop inspects is held by an owned reference while it is used,
+#    and containers are re-measured before they are indexed: a garbage collection
+#    (which any allocation may start) can run arbitrary finalizers.
+#
+# Compiler directives live in setup.py, not here (a header would override the
+# FASTCRF_CYTHON_DEBUG switch).
+
+cimport cython
+from cpython.array cimport array, resize_smart
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.object cimport PyObject, Py_SIZE
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.sequence cimport PySequence_Fast_GET_ITEM
+from libc.math cimport isfinite
+from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, realloc
+
+cdef extern from "Python.h":
+    # Error-free variants: the loop tests for the error itself and bails.
+    double PyLong_AsDouble(object) noexcept
+    long PyLong_AsLongAndOverflow(object, int*) noexcept
+    Py_hash_t PyObject_Hash(PyObject*) noexcept
+    PyObject* PyErr_Occurred() noexcept
+    void PyErr_Clear() noexcept
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #  define FCRF_PREFETCH(p) __builtin_prefetch((const void *)(p))
+    #elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+    #  include <xmmintrin.h>
+    #  define FCRF_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+    #else
+    #  define FCRF_PREFETCH(p) ((void)0)
+    #endif
+
+    /* 0, or -1 with an exception: PEP 393 strings need no preparation since 3.12. */
+    static inline int fcrf_str_ready(PyObject *s) {
+    #if PY_VERSION_HEX < 0x030C0000
+        return PyUnicode_READY(s);
+    #else
+        (void)s;
+        return 0;
+    #endif
+    }
+
+    /* Equality of two ready exact str. */
+    static inline int fcrf_str_eq(PyObject *a, PyObject *b) {
+        Py_ssize_t n;
+        if (a == b) return 1;
+        n = PyUnicode_GET_LENGTH(a);
+        return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+               && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b),
+                         (size_t)n * PyUnicode_KIND(a)) == 0;
+    }
+    """
+    void FCRF_PREFETCH(const void*) noexcept nogil
+    int fcrf_str_ready(PyObject*) noexcept
+    int fcrf_str_eq(PyObject*, PyObject*) noexcept nogil
+
+# Ids are >= 0; the resolvers also return these.
+cdef enum:
+    DROP = -1    # unseen, and the vocabulary is fixed: leave the entry out
+    BAIL = -2    # the Python path must take this sequence
+
+cdef enum:
+    MIN_SLOTS = 1024
+
+
+cdef inline int _push_q(array a, int64_t x) except -1:
+    cdef Py_ssize_t n = Py_SIZE(a)
+    resize_smart(a, n + 1)
+    a.data.as_longlongs[n] = x
+    return 0
+
+
+cdef inline int _push_d(array a, double x) except -1:
+    cdef Py_ssize_t n = Py_SIZE(a)
+    resize_smart(a, n + 1)
+    a.data.as_doubles[n] = x
+    return 0
+
+
+cdef inline Py_hash_t _pair_hash(Py_hash_t ha, Py_hash_t hb) noexcept nogil:
+    cdef uint64_t h = <uint64_t> ha * 0x9E3779B97F4A7C15ULL + <uint64_t> hb
+    return <Py_hash_t> (h ^ (h >> 29))
+
+
+cdef inline Py_ssize_t _as_id(PyObject* p) noexcept:
+    # An id read from the index, or BAIL when it is not an int in [0, 2**31) (the
+    # Python path then does whatever Python does with it).
+    cdef int overflow = 0
+    cdef long v
+    if type(<object> p) is not int:
+        return BAIL
+    v = PyLong_AsLongAndOverflow(<object> p, &overflow)
+    if overflow or v < 0 or v > INT32_MAX:
+        return BAIL
+    return v
+
+
+ctypedef struct Slot:
+    uint32_t tag       # the low 32 bits of the hash (slot position and filter)
+    int32_t id         # an id, or DROP
+    PyObject* a        # the name, or the key of a (key, str value) pair; NULL: empty
+    PyObject* b        # the pair's value; NULL for a name
+
+
+@cython.final
+cdef class Table:
+    """(name) or (key, str value) -> id: open addressing, linear probing, at most 2/3
+    full.  Holds a reference to every string it keys on."""
+
+    cdef Slot* slots   # [mask + 1]
+    cdef size_t mask
+    cdef size_t used
+
+    def __cinit__(self):
+        self.slots = <Slot*> calloc(MIN_SLOTS, sizeof(Slot))
+        if self.slots == NULL:
+            raise MemoryError()
+        self.mask = MIN_SLOTS - 1
+
+    def __dealloc__(self):
+        cdef size_t i
+        if self.slots != NULL:
+            for i in range(self.mask + 1):
+                Py_XDECREF(self.slots[i].a)
+                Py_XDECREF(self.slots[i].b)
+            free(self.slots)
+
+    cdef inline Slot* first(self, Py_hash_t h) noexcept:
+        return self.slots + (<size_t> <uint32_t> h & self.mask)
+
+    cdef inline Slot* find(self, Py_hash_t h, PyObject* a, PyObject* b) noexcept:
+        # The slot holding (a, b), or the empty slot where it would go.
+        cdef uint32_t tag = <uint32_t> h
+        cdef size_t i = tag & self.mask
+        cdef Slot* s
+        while True:
+            s = self.slots + i
+            if s.a == NULL:
+                return s
+            if (s.tag == tag and (s.b == NULL) == (b == NULL) and fcrf_str_eq(s.a, a)
+                    and (b == NULL or fcrf_str_eq(s.b, b))):
+                return s
+            i = (i + 1) & self.mask
+
+    cdef int insert(self, Py_hash_t h, PyObject* a, PyObject* b, Py_ssize_t aid) except -1:
+        # Map (a, b) -> aid; (a, b) is not in the table.
+        cdef Slot* s
+        if 3 * (self.used + 1) > 2 * (self.mask + 1):
+            self._grow()
+        s = self.find(h, a, b)
+        Py_INCREF(<object> a)
+        if b != NULL:
+            Py_INCREF(<object> b)
+        s.tag = <uint32_t> h
+        s.id = <int32_t> aid
+        s.a = a
+        s.b = b
+        self.used += 1
+        return 0
+
+    cdef int _grow(self) except -1:
+        cdef size_t n = 2 * (self.mask + 1), i, j
+        cdef Slot* new
+        if n > (<size_t> 1) << 32:
+            raise MemoryError("fastcrf: too many attributes for the encoding table")
+        new = <Slot*> calloc(n, sizeof(Slot))
+        if new == NULL:
+            raise MemoryError()
+        for i in range(self.mask + 1):
+            if self.slots[i].a != NULL:
+                j = self.slots[i].tag & (n - 1)
+                while new[j].a != NULL:
+                    j = (j + 1) & (n - 1)
+                new[j] = self.slots[i]
+        free(self.slots)
+        self.slots = new
+        self.mask = n - 1
+        return 0
+
+
+def name_table(dict index not None):
+    """A :class:`Table` of the names of ``index`` (str -> id), for Encoder's ``vocab``;
+    None when ``index`` holds anything but exact str names and ids in [0, 2**31)."""
+    cdef Table t = Table()
+    for name, aid in index.items():
+        if type(name) is not str or _as_id(<PyObject*> aid) < 0:
+            return None
+        t.insert(hash(name), <PyObject*> name, NULL, aid)
+    return t
+
+
+@cython.final
+cdef class Encoder:
+    """One encoding pass: its buffers, the vocabulary it reads or grows, its cache.
+
+    ``ids``, ``token_offsets``, ``seq_offsets``, ``x_pos`` and ``x_val`` are the
+    array.array buffers (types 'i', 'q', 'q', 'q', 'd') that the Python path appends
+    to as well (see _encoding._encode).
+    """
+
+    cdef readonly array ids             # [n_entries]
+    cdef readonly array token_offsets   # [n_tokens + 1]
+    cdef readonly array seq_offsets     # [n_sequences + 1]
+    cdef readonly array x_pos           # entries whose weight is not 1.0
+    cdef readonly array x_val           # their weights
+    cdef dict index                     # name -> id
+    cdef list names                     # id -> name
+    cdef str separator
+    cdef bint grow
+    cdef Table cache                    # this pass's names and pairs
+    cdef Table vocab                    # all the names of ``index``, or None
+    # [cap] one token's items: a, b and hash as in Slot, and the weight
+    cdef PyObject** tok_a
+    cdef PyObject** tok_b
+    cdef Py_hash_t* tok_h
+    cdef double* tok_x
+    cdef Py_ssize_t cap
+
+    def __cinit__(self, dict index not None, list names not None, bint grow,
+                  str separator not None, array ids not None, array token_offsets not None,
+                  array seq_offsets not None, array x_pos not None, array x_val not None,
+                  Table vocab=None):
+        if (ids.ob_descr.itemsize != sizeof(int)
+                or token_offsets.ob_descr.itemsize != sizeof(int64_t)
+                or seq_offsets.ob_descr.itemsize != sizeof(int64_t)
+                or x_pos.ob_descr.itemsize != sizeof(int64_t)
+                or x_val.ob_descr.itemsize != sizeof(double)):
+            raise TypeError("Encoder needs arrays of types 'i', 'q', 'q', 'q', 'd'")
+        self.index = index
+        self.names = names
+        self.grow = grow
+        self.separator = separator
+        self.ids = ids
+        self.token_offsets = token_offsets
+        self.seq_offsets = seq_offsets
+        self.x_pos = x_pos
+        self.x_val = x_val
+        self.cache = Table()
+        if grow:
+            # While growing, every name of the index is cached (see _index_id).
+            for name, aid in index.items():
+                if type(name) is not str or _as_id(<PyObject*> aid) < 0:
+                    raise ValueError("index must map str names to ids in [0, 2**31)")
+                self.cache.insert(hash(name), <PyObject*> name, NULL, aid)
+        else:
+            # A read-only table of the whole index (name_table), shared between passes.
+            self.vocab = vocab
+
+    def __dealloc__(self):
+        free(self.tok_a)
+        free(self.tok_b)
+        free(self.tok_h)
+        free(self.tok_x)
+
+    def run(self, X, Py_ssize_t start):
+        """Encode ``X[start:]`` (X a list or tuple) up to the first sequence that needs
+        the Python path; return that sequence's position, or ``len(X)``."""
+        cdef Py_ssize_t i = start
+        cdef object seq
+        if type(X) is not list and type(X) is not tuple:
+            raise TypeError("Encoder.run needs a list or tuple")
+        while 0 <= i < Py_SIZE(X):
+            seq = <object> PySequence_Fast_GET_ITEM(X, i)
+            if not self._sequence(seq):
+                return i
+            i += 1
+        return i
+
+    def one(self, seq):
+        """Encode one sequence; False (nothing written) when it needs the Python path."""
+        return bool(self._sequence(seq))
+
+    def id_of(self, str name not None):
+        """The id of a name (exact str) for the Python path: as the index says, a new
+        one (grow), or -1 (unseen)."""
+        cdef Py_ssize_t aid
+        if type(name) is not str:
+            raise TypeError("id_of needs an exact str")
+        aid = self._resolve(hash(name), <PyObject*> name, NULL)
+        if aid == BAIL:
+            return self.index[name]  # a corrupted index: whatever it holds
+        return aid
+
+    cdef int _sequence(self, object seq) except -1:
+        # 1 when seq is encoded; 0 when it needs the Python path (buffers rolled back).
+        cdef Py_ssize_t n_ids = Py_SIZE(self.ids)
+        cdef Py_ssize_t n_tok = Py_SIZE(self.token_offsets)
+        cdef Py_ssize_t n_x = Py_SIZE(self.x_pos)
+        cdef Py_ssize_t j = 0
+        cdef int ok
+        cdef object tok
+        if type(seq) is not list and type(seq) is not tuple:
+            return 0
+        if Py_SIZE(seq) == 0:
+            return 0
+        while j < Py_SIZE(seq):
+            tok = <object> PySequence_Fast_GET_ITEM(seq, j)
+            ok = self._token(tok)
+            if not ok:
+                resize_smart(self.ids, n_ids)
+                resize_smart(self.token_offsets, n_tok)
+                resize_smart(self.x_pos, n_x)
+                resize_smart(self.x_val, n_x)
+                return 0
+            _push_q(self.token_offsets, Py_SIZE(self.ids))
+            j += 1
+        _push_q(self.seq_offsets, Py_SIZE(self.token_offsets) - 1)
+        return 1
+
+    # -- one token ---------------------------------------------------------------
+
+    cdef int _token(self, object tok) except -1:
+        # Append one token's entries: 1 when done, 0 to bail (the caller rolls back).
+        cdef Py_ssize_t g, q, c = 0, n = Py_SIZE(self.ids)
+        cdef Py_ssize_t aid
+        cdef int ok = 1
+        cdef Slot* s
+        if type(tok) is list or type(tok) is tuple:
+            g = self._gather_list(tok)
+        elif type(tok) is dict:
+            g = self._gather_dict(tok)
+        else:
+            return 0
+        if g < 0:
+            return 0
+        # Pass 2: the first slot of each item now is (or soon will be) in cache; fetch
+        # the strings it holds, which the comparison reads unless they are the same
+        # objects.
+        for q in range(g):
+            s = self._table(self.tok_b[q]).first(self.tok_h[q])
+            if s.a != NULL and s.tag == <uint32_t> self.tok_h[q]:
+                if s.a != self.tok_a[q]:
+                    FCRF_PREFETCH(s.a)
+                if s.b != self.tok_b[q]:
+                    FCRF_PREFETCH(s.b)
+        # Pass 3: resolve in order (ids are handed out in first-seen order).
+        try:
+            resize_smart(self.ids, n + g)
+            for q in range(g):
+                aid = self._resolve(self.tok_h[q], self.tok_a[q], self.tok_b[q])
+                if aid == BAIL:
+                    ok = 0
+                    break
+                if aid == DROP:
+                    continue
+                if self.tok_x[q] != 1.0:
+                    _push_q(self.x_pos, n + c)
+                    _push_d(self.x_val, self.tok_x[q])
+                self.ids.data.as_ints[n + c] = <int> aid
+                c += 1
+            resize_smart(self.ids, n + c)
+        finally:
+            self._release(g)
+        return ok
+
+    cdef int _reserve(self, Py_ssize_t m) except -1:
+        cdef Py_ssize_t cap = self.cap
+        cdef void* p
+        if m <= cap:
+            return 0
+        cap = max(m, 2 * cap, 64)
+        p = realloc(self.tok_a, cap * sizeof(PyObject*))
+        if p == NULL:
+            raise MemoryError()
+        self.tok_a = <PyObject**> p
+        p = realloc(self.tok_b, cap * sizeof(PyObject*))
+        if p == NULL:
+            raise MemoryError()
+        self.tok_b = <PyObject**> p
+        p = realloc(self.tok_h, cap * sizeof(Py_hash_t))
+        if p == NULL:
+            raise MemoryError()
+        self.tok_h = <Py_hash_t*> p
+        p = realloc(self.tok_x, cap * sizeof(double))
+        if p == NULL:
+            raise MemoryError()
+        self.tok_x = <double*> p
+        self.cap = cap
+        return 0
+
+    cdef void _release(self, Py_ssize_t g) noexcept:
+        cdef Py_ssize_t q
+        for q in range(g):
+            Py_XDECREF(self.tok_a[q])
+            Py_XDECREF(self.tok_b[q])
+
+    cdef inline int _hold(self, Py_ssize_t q, PyObject* a, PyObject* b, Py_hash_t h,
+                          double x) noexcept:
+        # Item q of the token: keep references, prefetch its slot.
+        Py_INCREF(<object> a)
+        if b != NULL:
+            Py_INCREF(<object> b)
+        self.tok_a[q] = a
+        self.tok_b[q] = b
+        self.tok_h[q] = h
+        self.tok_x[q] = x
+        FCRF_PREFETCH(self._table(b).first(h))
+        return 0
+
+    cdef Py_ssize_t _gather_list(self, object tok) except -2:
+        # Pass 1 for a list/tuple token: its names, held; -1 to bail.
+        cdef Py_ssize_t m = Py_SIZE(tok), k
+        cdef PyObject* p
+        cdef Py_hash_t h
+        self._reserve(m)
+        for k in range(m):
+            p = PySequence_Fast_GET_ITEM(tok, k)
+            if type(<object> p) is not str or fcrf_str_ready(p) < 0:
+                PyErr_Clear()
+                self._release(k)
+                return -1
+            h = PyObject_Hash(p)  # exact and ready: cannot fail
+            self._hold(k, p, NULL, h, 1.0)
+        return m
+
+    cdef Py_ssize_t _gather_dict(self, dict tok) except -2:
+        # Pass 1 for a dict token: its names or (key, str value) pairs and weights,
+        # held; -1 to bail.
+        cdef Py_ssize_t m = len(tok), pos = 0, g = 0
+        cdef PyObject* kp
+        cdef PyObject* vp
+        cdef object value
+        cdef double x
+        cdef Py_hash_t h
+        self._reserve(m)
+        while PyDict_Next(tok, &pos, &kp, &vp):
+            value = <object> vp
+            if g == m or type(<object> kp) is not str or fcrf_str_ready(kp) < 0:
+                break
+            h = PyObject_Hash(kp)
+            if type(value) is str:
+                if fcrf_str_ready(vp) < 0:
+                    break
+                self._hold(g, kp, vp, _pair_hash(h, PyObject_Hash(vp)), 1.0)
+                g += 1
+                continue
+            if type(value) is float:
+                x = PyFloat_AS_DOUBLE(value)
+                if not isfinite(x):
+                    break
+            elif type(value) is int:
+                x = PyLong_AsDouble(value)
+                if x == -1.0 and PyErr_Occurred() != NULL:
+                    break  # too large for a float64: the Python path says so
+            elif type(value) is bool:
+                x = 1.0 if value is True else 0.0
+            else:
+                break
+            self._hold(g, kp, NULL, h, x)
+            g += 1
+        else:
+            return g
+        PyErr_Clear()
+        self._release(g)
+        return -1
+
+    # -- ids ---------------------------------------------------------------------
+
+    cdef inline Table _table(self, PyObject* b):
+        # Where (a, b) is looked up: names in the vocabulary's table when there is one.
+        return self.vocab if b == NULL and self.vocab is not None else self.cache
+
+    cdef Py_ssize_t _resolve(self, Py_hash_t h, PyObject* a, PyObject* b) except -3:
+        # The id of name a (b NULL) or of the name "a:b": an id, DROP or BAIL.
+        cdef Table t = self._table(b)
+        cdef Slot* s = t.find(h, a, b)
+        cdef Py_ssize_t aid
+        cdef object name
+        if s.a != NULL:
+            return s.id
+        if t is self.vocab:
+            return DROP
+        if b == NULL:
+            aid = self._index_id(<object> a)
+        else:
+            name = <object> a + self.separator + <object> b
+            aid = self._resolve(PyObject_Hash(<PyObject*> name), <PyObject*> name, NULL)
+        if aid != BAIL:
+            self.cache.insert(h, a, b, aid)
+        return aid
+
+    cdef Py_ssize_t _index_id(self, object name) except -3:
+        # The id of exact str ``name``, which is not cached: found in the index, or
+        # DROP; or, growing, a new id (the cache then holds the whole index, so the
+        # name cannot be in it).
+        cdef PyObject* p
+        cdef Py_ssize_t aid
+        if not self.grow:
+            p = PyDict_GetItemWithError(self.index, name)
+            return DROP if p == NULL else _as_id(p)
+        aid = len(self.names)
+        if aid > INT32_MAX:
+            return BAIL
+        self.names.append(name)
+        self.index[name] = aid
+        return aid
