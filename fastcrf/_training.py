@@ -245,6 +245,7 @@ def sort_by_frequency(vocabulary, features):
     for i, name in enumerate(vocabulary.names):
         index[name] = i
     vocabulary.counts = np.asarray(counts)[order]
+    vocabulary.__dict__.pop("_table", None)  # a lookup table of the old ids, if built
     sorted_features = EncodedSequences(rank[features.attr_ids].astype(np.int32),
                                        features.values, features.token_offsets,
                                        features.seq_offsets, features.n_attributes)
