@@ -110,6 +110,8 @@ def calibrate_eta(data, settings, lam, masks, rng, n_jobs, log=None):
     # Only the sample's attributes matter during calibration: compact their ids
     # so each trial starts from a small zero vector, not the full model.
     sample, used = data.subset(index).compact()
+    if sample.features.n_attributes == 0:
+        return float(settings.calibration_eta)  # nothing to calibrate on
     if masks[0] is not None:
         masks = (np.ascontiguousarray(masks[0][used]), masks[1])
     order = np.arange(m)

@@ -74,6 +74,11 @@ cdef inline const double* _values(const double[::1] vals):
     return &vals[0] if vals.shape[0] > 0 else NULL
 
 
+cdef inline const int32_t* _ids(const int32_t[::1] ids):
+    # No entries at all (every token without attributes) is valid input.
+    return &ids[0] if ids.shape[0] > 0 else NULL
+
+
 cdef void _chain_constants(const double* trans, Py_ssize_t K, double* E, double* ET,
                            double* tmax, bint* raw_edges) noexcept nogil:
     # E = exp(trans - max(trans)), its transpose, and whether the raw edge sums of
@@ -117,6 +122,7 @@ def forward_backward(
 ):
     """Log Z, path scores, marginals and transition gradients; returns 0 or -1 (bad scores)."""
     cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
     cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
     cdef Py_ssize_t K = trans.shape[0]
     cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
@@ -158,7 +164,7 @@ def forward_backward(
                 for s in range(ch * CHUNK, s_end):
                     t0 = seq_off[s]
                     T = seq_off[s + 1] - t0
-                    if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], vp, &tok_off[t0], T,
+                    if _sparse_rows(&W[0, 0], 1.0, K, ip, vp, &tok_off[t0], T,
                                     w.lem) != 0:
                         bad_p[0] = 1
                         logz_out[s] = INFINITY
@@ -245,6 +251,7 @@ def viterbi(
 ):
     """Best label path of every sequence; returns 0 or -1 (bad scores)."""
     cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
     cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
     cdef Py_ssize_t K = trans.shape[0]
     cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
@@ -276,7 +283,7 @@ def viterbi(
             for s in range(ch * CHUNK, s_end):
                 t0 = seq_off[s]
                 T = seq_off[s + 1] - t0
-                if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], vp, &tok_off[t0], T,
+                if _sparse_rows(&W[0, 0], 1.0, K, ip, vp, &tok_off[t0], T,
                                 dbuf) != 0:
                     bad_p[0] = 1
                     score_out[s] = INFINITY
@@ -397,6 +404,7 @@ def sgd_epoch(
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
     cdef Py_ssize_t A = U.shape[0]
     cdef Py_ssize_t K = U.shape[1]
     cdef Py_ssize_t KK = K * K
@@ -459,7 +467,7 @@ def sgd_epoch(
                 y = &labels[t0]
                 P = mb_marg + i * Tmax * K
                 dv = mb_v + i * nV
-                if _sparse_rows(&U[0, 0], scalars[S_ALPHA], K, &ids[0], vp,
+                if _sparse_rows(&U[0, 0], scalars[S_ALPHA], K, ip, vp,
                                 &tok_off[t0], T, w.lem) != 0:
                     bad_p[0] = 1
                     loss_out[pos + i] = INFINITY
@@ -584,6 +592,7 @@ def online_epoch(
 ):
     """One pass of the perceptron / passive-aggressive; returns 0 or -1 (bad scores)."""
     cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
     cdef Py_ssize_t K = W.shape[1]
     cdef Py_ssize_t KK = K * K
     cdef Py_ssize_t nV = KK + 2 * K
@@ -622,7 +631,7 @@ def online_epoch(
             t0 = seq_off[s]
             T = seq_off[s + 1] - t0
             y = &labels[t0]
-            if _sparse_rows(&W[0, 0], 1.0, K, &ids[0], vp, &tok_off[t0], T,
+            if _sparse_rows(&W[0, 0], 1.0, K, ip, vp, &tok_off[t0], T,
                             lem) != 0:
                 status = -1
                 break
