@@ -415,21 +415,24 @@ def test_console_script_workflow(corpus, tmp_path):
              [script, "eval", tagged]]
     for argv in steps:
         proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, check=False)
         assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("processed ")
-    proc = subprocess.run([script, "tag", "-m", str(tmp_path / "none.npz"), "x"],
-                          capture_output=True, text=True, timeout=60)
+    missing = str(tmp_path / "none.npz")
+    proc = subprocess.run([script, "tag", "-m", missing, "x"], capture_output=True,
+                          text=True, timeout=60, check=False)
     assert proc.returncode == 1
-    assert proc.stderr == f"fastcrf: error: no such model file: {str(tmp_path / 'none.npz')!r}\n"
+    assert proc.stderr == f"fastcrf: error: no such model file: {missing!r}\n"
 
 
 def test_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fastcrf", "--version"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("fastcrf ")
     proc = subprocess.run([sys.executable, "-m", "fastcrf", "train", "--bogus"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
