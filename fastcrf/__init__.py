@@ -16,6 +16,9 @@ The sequence-labelling toolkit lives in submodules, imported on first use:
 - :mod:`fastcrf.metrics`: conlleval-exact chunk scores and flat scores;
 - :mod:`fastcrf.datasets`: synthetic sequence data.
 
+The ``fastcrf`` command (:mod:`fastcrf.cli`; also ``python -m fastcrf``) trains, tags,
+evaluates and describes models on column files.
+
 The kernels are compiled Cython with OpenMP across sequences; :func:`show_config`
 tells how the extension was built.
 """

@@ -174,6 +174,9 @@ calibration_max_trials
     transition_features_ : dict
         ``{(label_from, label_to): weight}``.
     training_log_ : TrainingLog
+    metadata_ : dict
+        What :meth:`save` was given as ``metadata``, for a loaded model; empty
+        after :meth:`fit`.
     n_iter_ : int
         Epochs / iterations actually run.
     size_ : int
@@ -489,6 +492,7 @@ calibration_max_trials
         self.end_weights_ = weights.end
         self.training_log_ = log
         self.n_iter_ = int(n_iter)
+        self.metadata_ = {}  # CRF.load puts the saved metadata here
         self._decoder = None
 
     # ------------------------------------------------------------------ #
@@ -679,7 +683,7 @@ calibration_max_trials
     # Persistence                                                          #
     # ------------------------------------------------------------------ #
 
-    def save(self, path):
+    def save(self, path, metadata=None):
         """Write the fitted model to ``path`` (atomically; no pickle inside).
 
         The file is a numpy ``.npz`` archive of the weight arrays plus a JSON
@@ -689,11 +693,20 @@ calibration_max_trials
         Parameters
         ----------
         path : str or os.PathLike
+        metadata : dict, optional
+            Anything JSON can hold, stored beside the weights and returned by
+            :meth:`CRF.load` as ``metadata_`` (``fastcrf train`` keeps its feature
+            template there, so ``fastcrf tag`` can extract the same features).
+
+        Raises
+        ------
+        TypeError
+            For ``metadata`` that is not a JSON-serialisable dict.
         """
         from ._persist import save_model
 
         self._check_fitted()
-        save_model(self, path)
+        save_model(self, path, metadata=metadata)
 
     @classmethod
     def load(cls, path):
@@ -708,6 +721,8 @@ calibration_max_trials
         Returns
         -------
         CRF
+            Fitted, with ``metadata_``: the dict given to :meth:`save` (empty
+            when none was).
 
         Raises
         ------

@@ -6,6 +6,10 @@ Layout (format version 1)::
                         "format_version": 1, "fastcrf_version", "classes",
                         "params", "n_iter", "training_log"}
     attributes.json     uint8 array: UTF-8 JSON list of attribute names
+    metadata.json       optional uint8 array: UTF-8 JSON object the caller attached
+                        (``CRF.save(path, metadata=...)``; the command line stores
+                        its feature template there); readers that do not know it
+                        ignore it, so the format version stays 1
     state               float64 (n_attributes, n_labels)
     transitions         float64 (n_labels, n_labels)
     start, end          float64 (n_labels,)
@@ -36,9 +40,16 @@ def _json_bytes(obj):
     return np.frombuffer(json.dumps(obj, allow_nan=True).encode("utf-8"), dtype=np.uint8)
 
 
-def save_model(crf, path):
+def save_model(crf, path, metadata=None):
     """Write a fitted :class:`fastcrf.CRF` to ``path`` atomically."""
     path = os.fspath(path)
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
+        try:
+            metadata_json = _json_bytes(metadata)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"metadata must be JSON-serialisable: {exc}") from None
     params = {}
     for name, value in crf.get_params().items():
         if value is None or isinstance(value, (bool, int, float, str)):
@@ -63,6 +74,8 @@ def save_model(crf, path):
         "start": np.ascontiguousarray(crf.start_weights_, dtype=np.float64),
         "end": np.ascontiguousarray(crf.end_weights_, dtype=np.float64),
     }
+    if metadata is not None:
+        arrays["metadata.json"] = metadata_json
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastcrf-", suffix=".tmp", dir=folder)
     try:
@@ -93,6 +106,12 @@ def load_model(cls, path):
             _check_header(header, path)
             attributes = _read_json(archive["attributes.json"], path, "attribute list")
             arrays = {name: archive[name] for name in _ARRAYS}
+            metadata = {}
+            if "metadata.json" in names:
+                metadata = _read_json(archive["metadata.json"], path, "metadata")
+                if not isinstance(metadata, dict):
+                    raise ValueError(f"{path!r} is not a readable fastcrf model file: its "
+                                     "metadata is not a JSON object")
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
@@ -134,6 +153,7 @@ def load_model(cls, path):
     log.iterations = list(log_data.get("iterations", []))
     weights = Weights(*(np.ascontiguousarray(arrays[name]) for name in _ARRAYS))
     crf._set_fitted(vocabulary, classes, weights, log, int(header.get("n_iter", 0)))
+    crf.metadata_ = metadata
     return crf
 
 

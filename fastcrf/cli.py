@@ -1,0 +1,732 @@
+"""The ``fastcrf`` command line: train, tag, eval, info and demo.
+
+The commands cover the CRF++ / CRFsuite workflow on CoNLL-style column files::
+
+    fastcrf train -t chunking -m model.npz train.txt.gz     # template + data -> model
+    fastcrf tag -m model.npz test.txt.gz > tagged.txt        # adds a predicted column
+    fastcrf eval tagged.txt                                  # conlleval's report
+    fastcrf info -m model.npz                                # labels, weights, transitions
+    fastcrf demo                                             # all of it, on synthetic data
+
+Flags follow CRF++ and CRFsuite where they mean the same thing: ``-t`` template,
+``-m`` model, ``-a`` algorithm, ``-c`` CRF++'s cost ``C``, ``-f`` CRF++'s feature
+frequency cut-off, ``-p name=value`` CRFsuite's training parameters, ``-i`` marginals.
+
+The model file is :meth:`fastcrf.CRF.save`'s ``.npz``; ``train`` stores its feature
+template (and the column layout of the training file) in the file's metadata, so
+``tag`` extracts exactly the features the model was trained on.
+
+Every failure the user can cause (a missing or malformed file, a bad template, a bad
+flag, a file that is not a model) prints one ``fastcrf: error: ...`` line on stderr
+and exits with status 1 (2 for a bad command line); Ctrl-C exits with 130.  Set
+``FASTCRF_DEBUG=1`` to get the Python traceback instead.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+__all__ = ["main"]
+
+PROG = "fastcrf"
+
+#: Templates that ``-t`` accepts by name.
+BUILTIN_TEMPLATES = ("chunking",)
+
+# The feature template of `fastcrf demo`: the word in a five-token window plus word
+# bigrams, CRF++ style (the synthetic corpus has one token column).
+DEMO_TEMPLATE = """\
+# Unigram
+U00:%x[-2,0]
+U01:%x[-1,0]
+U02:%x[0,0]
+U03:%x[1,0]
+U04:%x[2,0]
+U05:%x[-1,0]/%x[0,0]
+U06:%x[0,0]/%x[1,0]
+
+# Bigram
+B
+"""
+
+# Metadata key and version of what `train` stores in the model file, so a later
+# layout change can still read today's models.
+_META_KEY = "fastcrf_cli"
+_META_VERSION = 1
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr (exit status 1)."""
+
+
+class _UsageError(Exception):
+    """A bad command line (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage block and exits; a single line that names the
+    # help command is easier to read in a log, and main() decides the exit.
+    def error(self, message):
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# --------------------------------------------------------------------------- #
+# Small helpers                                                                 #
+# --------------------------------------------------------------------------- #
+
+
+def _say(*parts, quiet=False):
+    if not quiet:
+        print(*parts, flush=True)
+
+
+def _separator(text):
+    """``--sep`` value: ``\\t`` (as typed in a shell) or ``tab`` mean a tab."""
+    if text is None:
+        return None
+    if text in ("\\t", "tab", "TAB"):
+        return "\t"
+    if text == "" or "\n" in text:
+        raise CommandError(f"--sep must be a non-empty separator, got {text!r}")
+    return text
+
+
+def _template(spec):
+    """A :class:`~fastcrf.templates.Template` from a file path or a built-in name."""
+    from .templates import CHUNKING_TEMPLATE, Template
+
+    if os.path.exists(spec):
+        try:
+            return Template.from_file(spec)
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"{spec}: the template is not UTF-8 text ({exc.reason})") \
+                from None
+        except ValueError as exc:
+            raise CommandError(f"{spec}: {exc}") from None
+    if spec == "chunking":
+        return Template(CHUNKING_TEMPLATE)
+    raise CommandError(f"no such template file: {spec!r} (a CRF++ template file, or a "
+                       f"built-in name: {', '.join(BUILTIN_TEMPLATES)})")
+
+
+def _open_input(path):
+    """A path, or ``sys.stdin`` for ``-``."""
+    return sys.stdin if path == "-" else path
+
+
+def _name(path):
+    return "<stdin>" if path == "-" else path
+
+
+def _read_sentences(path, sep):
+    from .io import read_conll
+
+    sentences = list(read_conll(_open_input(path), sep=sep))
+    if not sentences:
+        raise CommandError(f"{_name(path)}: no sentences in the file")
+    return sentences
+
+
+def _load_labelled(path, label_column, sep):
+    """Sentences of a training / dev file: ``(tokens, labels, n_fields)``."""
+    sentences = _read_sentences(path, sep)
+    n_fields = len(sentences[0][0])
+    if n_fields < 2:
+        raise CommandError(f"{_name(path)}: rows have a single field; training needs at "
+                           "least one token column and a label column")
+    if not -n_fields <= label_column < n_fields:
+        raise CommandError(f"--label-column {label_column} is out of range for "
+                           f"{_name(path)}, whose rows have {n_fields} fields")
+    k = label_column % n_fields
+    X = [[row[:k] + row[k + 1:] for row in s] for s in sentences]
+    y = [[row[k] for row in s] for s in sentences]
+    return X, y, n_fields
+
+
+def _check_template_fits(template, n_token_columns, where):
+    need = template.n_columns
+    if need > n_token_columns:
+        raise CommandError(
+            f"{where}: the template reads column {need - 1} but the rows have "
+            f"{n_token_columns} token column{'s' if n_token_columns != 1 else ''} "
+            f"(columns are numbered from 0, the label column not counted)")
+
+
+def _parse_param(text):
+    """CRFsuite's ``-p name=value``: the value as an int, float, bool or str."""
+    name, eq, value = text.partition("=")
+    if not eq or not name:
+        raise CommandError(f"-p expects NAME=VALUE, got {text!r}")
+    low = value.lower()
+    if low in ("true", "false"):
+        return name, low == "true"
+    if low == "none":
+        return name, None
+    for kind in (int, float):
+        try:
+            return name, kind(value)
+        except ValueError:
+            pass
+    return name, value
+
+
+def _size(path):
+    n = os.path.getsize(path)
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def _load_model(path):
+    from ._estimator import CRF
+
+    if not os.path.exists(path):
+        raise CommandError(f"no such model file: {path!r}")
+    if os.path.isdir(path):
+        raise CommandError(f"{path}: a folder, not a model file")
+    # np.load would try to unpickle a file that is no zip archive and say so; name the
+    # real problem.  (A truncated archive still starts with the magic: CRF.load
+    # reports it as truncated.)
+    with open(path, "rb") as f:
+        if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise CommandError(f"{path}: not a fastcrf model file (not an .npz archive)")
+    return CRF.load(path)
+
+
+def _cli_metadata(crf, path):
+    meta = crf.metadata_.get(_META_KEY)
+    if not isinstance(meta, dict) or not isinstance(meta.get("template"), str):
+        raise CommandError(
+            f"{path}: the model holds no feature template (it was saved by CRF.save "
+            "without one, not by 'fastcrf train'), so 'fastcrf tag' cannot extract its "
+            "features")
+    return meta
+
+
+# --------------------------------------------------------------------------- #
+# train                                                                         #
+# --------------------------------------------------------------------------- #
+
+
+def _cmd_train(args):
+    from ._estimator import CRF
+    from .metrics import chunk_scores, classification_report
+
+    if not args.train:
+        raise CommandError("no training file given (no data at hand? 'fastcrf demo' "
+                           "trains on a synthetic corpus)")
+    if args.template is None:
+        raise CommandError("no feature template: give -t FILE (a CRF++ template) or "
+                           "-t chunking")
+    if args.cost is not None and args.c2 is not None:
+        raise CommandError("give -c (CRF++'s cost) or --c2, not both")
+    if args.cost is not None and not args.cost > 0:
+        raise CommandError(f"-c must be > 0, got {args.cost}")
+    if args.model is not None:
+        folder = os.path.dirname(os.path.abspath(args.model))
+        if not os.path.isdir(folder):  # checked now, not after minutes of training
+            raise CommandError(f"cannot write the model: no such folder {folder!r}")
+    template = _template(args.template)
+    sep = _separator(args.sep)
+    quiet = args.quiet
+
+    started = time.perf_counter()
+    X, y, n_fields = [], [], None
+    for path in args.train:
+        Xp, yp, n = _load_labelled(path, args.label_column, sep)
+        if n_fields is not None and n != n_fields:
+            raise CommandError(f"{_name(path)} has {n} fields per row but "
+                               f"{_name(args.train[0])} has {n_fields}")
+        n_fields = n
+        X += Xp
+        y += yp
+    _check_template_fits(template, n_fields - 1, _name(args.train[0]))
+    features = template.transform(X)
+    dev = None
+    if args.dev is not None:
+        Xd, yd, nd = _load_labelled(args.dev, args.label_column, sep)
+        if nd != n_fields:
+            raise CommandError(f"{_name(args.dev)} has {nd} fields per row but the "
+                               f"training data has {n_fields}")
+        dev = (template.transform(Xd), yd)
+    n_tokens = sum(map(len, y))
+    read_time = time.perf_counter() - started
+    _say(f"read {len(y):,} sentences, {n_tokens:,} tokens from "
+         f"{', '.join(map(_name, args.train))}; features extracted in {read_time:.1f} s",
+         quiet=quiet)
+
+    params = {"algorithm": args.algorithm, "c1": args.c1, "c2": args.c2,
+              "min_freq": args.min_freq, "max_iterations": args.max_iterations,
+              "n_jobs": args.n_jobs, "random_state": args.seed, "verbose": not quiet}
+    if args.cost is not None:
+        params["c2"] = 1.0 / (2.0 * args.cost)
+    for text in args.param:
+        name, value = _parse_param(text)
+        params[name] = value
+    crf = CRF()
+    crf.set_params(**params)
+    t0 = time.perf_counter()
+    crf.fit(features, y, *(dev or ()))
+    fit_time = time.perf_counter() - t0
+    K = len(crf.classes_)
+    n_weights = crf.num_attributes_ * K + K * K + 2 * K
+    _say(f"trained in {fit_time:.1f} s ({n_tokens * crf.n_iter_ / max(fit_time, 1e-9):,.0f} "
+         f"tokens/s over {crf.n_iter_} epochs/iterations): {K} labels, "
+         f"{crf.num_attributes_:,} attributes, {n_weights:,} weights "
+         f"({crf.size_:,} non-zero)")
+    if dev is not None:
+        predicted = crf.predict(dev[0])
+        scores = chunk_scores(dev[1], predicted)
+        _say(f"dev {_name(args.dev)}: accuracy {100 * scores.accuracy:.2f}%, "
+             f"FB1 {100 * scores.f1:.2f}")
+        if not quiet:
+            sys.stdout.write(classification_report(dev[1], predicted))
+    if args.model is not None:
+        meta = {_META_KEY: {"version": _META_VERSION, "template": template.text,
+                            "n_fields": n_fields,
+                            "label_column": args.label_column % n_fields,
+                            "sep": sep}}
+        crf.save(args.model, metadata=meta)
+        _say(f"model written to {args.model} ({_size(args.model)})")
+    else:
+        _say("model not saved (no -m MODEL given)")
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# tag                                                                           #
+# --------------------------------------------------------------------------- #
+
+
+def _split_gold(sentences, meta, path):
+    """Token columns of the input and whether it also holds the gold column."""
+    n = len(sentences[0][0])
+    with_gold = meta["n_fields"]
+    k = meta["label_column"]
+    if n == with_gold:
+        return [[row[:k] + row[k + 1:] for row in s] for s in sentences], True
+    if n == with_gold - 1:
+        return sentences, False
+    raise CommandError(
+        f"{_name(path)}: rows have {n} fields; the model was trained on rows of "
+        f"{with_gold} ({with_gold - 1} token column{'s' if with_gold != 2 else ''} and the "
+        f"label): give {with_gold - 1} (to tag) or {with_gold} (tag and keep the gold "
+        "labels for 'fastcrf eval')")
+
+
+def _cmd_tag(args):
+    from .io import write_conll
+    from .templates import Template
+
+    crf = _load_model(args.model)
+    meta = _cli_metadata(crf, args.model)
+    template = Template(meta["template"])
+    sep = _separator(args.sep) if args.sep is not None else meta.get("sep")
+    if args.n_jobs is not None:
+        crf.set_params(n_jobs=args.n_jobs)
+    sentences = _read_sentences(args.input, sep)
+    tokens, _ = _split_gold(sentences, meta, args.input)
+
+    t0 = time.perf_counter()
+    # The model's vocabulary drops attributes never seen in training, as CRF++ does.
+    _, encoded = template.encode(tokens, vocabulary=crf.vocabulary_)
+    codes = crf.predict_indices(encoded)
+    probs = crf.predict_proba(encoded) if args.marginals else None
+    tag_time = time.perf_counter() - t0
+
+    classes = crf.classes_
+    out = []
+    for i, (sentence, seq) in enumerate(zip(sentences, codes)):
+        rows = []
+        for t, (row, k) in enumerate(zip(sentence, seq.tolist())):
+            fields = (classes[k],) if args.only_labels else (*row, classes[k])
+            if probs is not None:
+                fields += (f"{probs[i][t, k]:.6f}",)
+            rows.append(fields)
+        out.append(rows)
+    out_sep = sep if sep is not None else " "
+    if args.output is None:
+        write_conll(sys.stdout, out, sep=out_sep)
+        sys.stdout.flush()
+    else:
+        write_conll(args.output, out, sep=out_sep)
+    if args.quiet:
+        return 0
+    n_tokens = sum(map(len, sentences))
+    # Statistics go to stderr so that stdout holds only the tagged file.
+    print(f"tagged {len(sentences):,} sentences, {n_tokens:,} tokens in {tag_time:.2f} s "
+          f"({n_tokens / max(tag_time, 1e-9):,.0f} tokens/s)"
+          + (f"; written to {args.output}" if args.output else ""),
+          file=sys.stderr, flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# eval                                                                          #
+# --------------------------------------------------------------------------- #
+
+
+def _cmd_eval(args):
+    from .metrics import classification_report
+
+    sentences = _read_sentences(args.input, _separator(args.sep))
+    if len(sentences[0][0]) < 2:
+        raise CommandError(f"{_name(args.input)}: rows have a single field; 'fastcrf eval' "
+                           "reads the gold label from the second-to-last column and the "
+                           "prediction from the last")
+    y_true = [[row[-2] for row in s] for s in sentences]
+    y_pred = [[row[-1] for row in s] for s in sentences]
+    sys.stdout.write(classification_report(y_true, y_pred, scheme=args.scheme,
+                                           raw=args.raw, o_tag=args.o_tag))
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# info                                                                          #
+# --------------------------------------------------------------------------- #
+
+
+def _top_state_features(W, n, largest):
+    """``(attribute row, label column, weight)`` of the ``n`` largest (smallest) weights.
+
+    The ``n`` extreme weights lie in at most ``n`` rows, each among the ``n`` rows
+    with the most extreme row maximum, so only those rows are searched: no index
+    array over the whole (possibly gigabyte) weight matrix.
+    """
+    import numpy as np
+
+    if n <= 0 or W.size == 0:
+        return []
+    sign = 1.0 if largest else -1.0
+    rowbest = sign * (W.max(axis=1) if largest else W.min(axis=1))
+    m = min(n, len(rowbest))
+    rows = np.argpartition(-rowbest, m - 1)[:m]
+    block = sign * W[rows]
+    order = np.argsort(-block, axis=None, kind="stable")[:n]
+    r, c = np.unravel_index(order, block.shape)
+    out = [(int(rows[i]), int(j), float(W[rows[i], j])) for i, j in zip(r, c)]
+    return [item for item in out if sign * item[2] > 0]
+
+
+def _cmd_info(args):
+    crf = _load_model(args.model)
+    labels = crf.classes_
+    K = len(labels)
+    A = crf.num_attributes_
+    log = crf.training_log_
+    print(f"model: {args.model} ({_size(args.model)})")
+    print(f"labels ({K}): {' '.join(labels)}")
+    print(f"attributes: {A:,}")
+    print(f"weights: {A * K + K * K + 2 * K:,} ({crf.size_:,} non-zero)")
+    shown = {k: v for k, v in crf.get_params().items()
+             if v is not None and k not in ("algorithm", "verbose", "model_filename",
+                                            "n_jobs")}
+    settings = " ".join(f"{k}={v}" for k, v in sorted(shown.items()))
+    print(f"training: {log.algorithm}, {crf.n_iter_} epochs/iterations"
+          + (f"; {settings}" if settings else ""))
+    last = log.last_iteration
+    if last:
+        text = f"  last: loss={last['loss']:.4f} objective={last['objective']:.4f}"
+        if "time" in last:
+            text += f" time={last['time']:.2f}s"
+        if "dev_accuracy" in last:
+            text += f" dev_acc={last['dev_accuracy']:.4f}"
+        print(text)
+    meta = crf.metadata_.get(_META_KEY)
+    if isinstance(meta, dict) and isinstance(meta.get("template"), str):
+        from .templates import Template
+
+        tpl = Template(meta["template"])
+        print(f"template: {len(tpl.unigram)} unigram, {len(tpl.bigram)} bigram; rows of "
+              f"{meta.get('n_fields')} fields, label in column {meta.get('label_column')}")
+        for line in tpl.unigram + tpl.bigram:
+            print(f"  {line}")
+    else:
+        print("template: none stored (not trained by 'fastcrf train')")
+
+    names = crf.attributes_
+    W = crf.state_weights_
+    for largest, what in ((True, "positive"), (False, "negative")):
+        top = _top_state_features(W, args.top, largest)
+        print(f"top {len(top)} {what} state features:")
+        width = max((len(labels[j]) for _, j, _ in top), default=5)
+        for a, j, w in top:
+            print(f"  {w:+10.4f}  {labels[j]:<{width}}  {names[a]}")
+
+    print("transitions (row: from, column: to):")
+    width = max(8, max(len(label) for label in labels) + 1)
+    first = max(len(label) for label in labels + ["(start)"])
+    print(" " * (first + 2) + "".join(f"{label:>{width}}" for label in labels))
+    rows = [(label, crf.transition_weights_[i]) for i, label in enumerate(labels)]
+    rows += [("(start)", crf.start_weights_), ("(end)", crf.end_weights_)]
+    for label, values in rows:
+        print(f"  {label:<{first}}" + "".join(f"{v:>{width}.3f}" for v in values.tolist()))
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# demo                                                                          #
+# --------------------------------------------------------------------------- #
+
+
+def _write_demo_corpus(folder, n_sequences, n_types, seed):
+    """Train / test column files (``word label``) from one synthetic HMM."""
+    from .datasets import make_sequences
+    from .io import write_conll
+
+    # One draw, then split: two draws with different seeds would come from two
+    # different generating models.
+    _, y, params = make_sequences(n_sequences, n_labels=n_types, scheme="BIO",
+                                  length=(5, 30), return_params=True, random_state=seed)
+    rows = [[(f"w{w}", label) for w, label in zip(ws.tolist(), labels)]
+            for ws, labels in zip(params["words"], y)]
+    n_test = max(1, n_sequences // 5)
+    train, test = os.path.join(folder, "train.txt"), os.path.join(folder, "test.txt")
+    write_conll(train, rows[n_test:])
+    write_conll(test, rows[:n_test])
+    template = os.path.join(folder, "template")
+    with open(template, "w", encoding="utf-8") as f:
+        f.write(DEMO_TEMPLATE)
+    return train, test, template, sum(map(len, y[n_test:])), sum(map(len, y[:n_test]))
+
+
+def _cmd_demo(args):
+    from .io import load_conll
+    from .metrics import chunk_scores
+
+    if args.sequences < 10:
+        raise CommandError(f"-n must be >= 10, got {args.sequences}")
+    if args.output_dir is not None:
+        os.makedirs(args.output_dir, exist_ok=True)
+        return _demo(args, args.output_dir, load_conll, chunk_scores)
+    with tempfile.TemporaryDirectory(prefix="fastcrf-demo-") as folder:
+        return _demo(args, folder, load_conll, chunk_scores)
+
+
+def _demo(args, folder, load_conll, chunk_scores):
+    train, test, template, n_train, n_test = _write_demo_corpus(
+        folder, args.sequences, args.types, args.seed)
+    model = os.path.join(folder, "model.npz")
+    tagged = os.path.join(folder, "tagged.txt")
+    print(f"synthetic corpus (BIO chunks of {args.types} types from a hidden Markov "
+          f"model): {n_train:,} training and {n_test:,} test tokens in {folder}")
+    # The same code paths as the commands themselves, so the demo exercises them.
+    steps = [
+        ["train", "-t", template, "-m", model, "-a", args.algorithm, "--seed",
+         str(args.seed)] + (["-j", str(args.n_jobs)] if args.n_jobs is not None else [])
+        + (["-q"] if args.quiet else []) + [train],
+        ["tag", "-q", "-m", model, "-o", tagged, test],  # the summary gives its speed
+        ["eval", tagged],
+    ]
+    times = []
+    for argv in steps:
+        print(f"\n$ fastcrf {' '.join(argv)}", flush=True)
+        parsed = _build_parser().parse_args(argv)
+        t0 = time.perf_counter()
+        parsed.run(parsed)
+        times.append(time.perf_counter() - t0)
+    X, y = load_conll(tagged)
+    truth = [[row[-1] for row in s] for s in X]
+    scores = chunk_scores(truth, y)
+    print(f"\ndemo: token accuracy {100 * scores.accuracy:.2f}%, chunk FB1 "
+          f"{100 * scores.f1:.2f}; train {times[0]:.1f} s, tag {times[1]:.2f} s "
+          f"({n_test / max(times[1], 1e-9):,.0f} tokens/s including model loading)")
+    if args.output_dir is not None:
+        print(f"files kept in {folder}: train.txt test.txt template model.npz tagged.txt")
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# Command line                                                                  #
+# --------------------------------------------------------------------------- #
+
+
+def _jobs(parser):
+    parser.add_argument("-j", "--n-jobs", type=int, default=None, metavar="N",
+                        help="OpenMP threads (default: all; -2 all but one); results do "
+                             "not depend on it")
+
+
+def _build_parser():
+    from ._estimator import ALGORITHMS
+    from ._version import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        description="Linear-chain CRFs on CoNLL-style column files (CRF++ templates, "
+                    "conlleval scores).",
+        epilog="Run 'fastcrf COMMAND --help' for a command's options; 'fastcrf demo' "
+               "runs train, tag and eval on a synthetic corpus.")
+    parser.add_argument("--version", action="version", version=f"fastcrf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train", help="train a model from a template and column files",
+        description="Train a CRF on column files (one token per line, a blank line "
+                    "between sentences, the label in the last column) with a CRF++ "
+                    "feature template, and save it with the template.")
+    p.add_argument("train", nargs="*", metavar="TRAIN",
+                   help="training column file(s); .gz is read directly")
+    p.add_argument("-t", "--template", metavar="TEMPLATE",
+                   help="CRF++ template file, or 'chunking' for CRF++'s CoNLL-2000 template")
+    p.add_argument("-m", "--model", metavar="MODEL",
+                   help="write the model here (a .npz file); without it nothing is saved")
+    p.add_argument("-a", "--algorithm", choices=ALGORITHMS, default="asgd",
+                   help="averaged SGD (default), L-BFGS, CRFsuite's SGD, averaged "
+                        "perceptron, passive-aggressive")
+    p.add_argument("-c", "--cost", type=float, default=None, metavar="C",
+                   help="CRF++'s cost C (larger: weaker regularisation): sets c2 = 1/(2C)")
+    p.add_argument("--c2", type=float, default=None,
+                   help="L2 coefficient of the objective (default: the algorithm's)")
+    p.add_argument("--c1", type=float, default=None,
+                   help="L1 coefficient (lbfgs only; default 0)")
+    p.add_argument("-f", "--min-freq", type=float, default=None, metavar="N",
+                   help="drop attributes seen fewer than N times (CRF++'s -f)")
+    p.add_argument("-i", "--max-iterations", type=int, default=None, metavar="N",
+                   help="epochs / iterations (default: the algorithm's; asgd: 10)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="any fastcrf.CRF parameter (CRFsuite's names), e.g. -p period=5; "
+                        "repeatable")
+    p.add_argument("--dev", metavar="DEVFILE",
+                   help="column file scored after every epoch (token accuracy) and at the "
+                        "end (conlleval)")
+    p.add_argument("--label-column", type=int, default=-1, metavar="K",
+                   help="column holding the labels (default -1: the last)")
+    p.add_argument("--sep", default=None,
+                   help="field separator (default: any whitespace; '\\t' for tabs)")
+    _jobs(p)
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed (default 0: the same command gives the same model)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
+    p.set_defaults(run=_cmd_train)
+
+    p = sub.add_parser(
+        "tag", help="label a column file with a model",
+        description="Label a column file: write its rows with the predicted label "
+                    "appended (a gold column, if present, is kept before it, so the "
+                    "output feeds 'fastcrf eval'), or only the labels.")
+    p.add_argument("input", metavar="FILE", help="column file to label, or - for stdin")
+    p.add_argument("-m", "--model", required=True, metavar="MODEL",
+                   help="model written by 'fastcrf train'")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="write here instead of stdout (.gz compresses)")
+    p.add_argument("-l", "--only-labels", action="store_true",
+                   help="write only the predicted labels, one per line")
+    p.add_argument("-i", "--marginals", action="store_true",
+                   help="append the marginal probability of each predicted label")
+    p.add_argument("--sep", default=None,
+                   help="field separator (default: the training file's)")
+    _jobs(p)
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no statistics on stderr")
+    p.set_defaults(run=_cmd_tag)
+
+    p = sub.add_parser(
+        "eval", help="conlleval's report from gold and predicted columns",
+        description="Score a column file whose last two columns are the gold and the "
+                    "predicted labels; prints conlleval's report byte for byte.")
+    p.add_argument("input", metavar="FILE", nargs="?", default="-",
+                   help="column file (default: - for stdin)")
+    p.add_argument("-r", "--raw", action="store_true",
+                   help="conlleval's -r: labels carry no B-/I- prefix")
+    p.add_argument("--o-tag", default="O", metavar="TAG",
+                   help="conlleval's -o: the outside label with --raw (default O)")
+    p.add_argument("--scheme", default=None,
+                   choices=["IOB1", "IOB2", "BIO", "IOE1", "IOE2", "IOBES"],
+                   help="IOBES adds the S-/E- rules; the others are conlleval's own")
+    p.add_argument("-d", "--sep", default=None,
+                   help="field separator (conlleval's -d; default: any whitespace)")
+    p.set_defaults(run=_cmd_eval)
+
+    p = sub.add_parser(
+        "info", help="describe a model",
+        description="Labels, attribute and weight counts, training settings, the "
+                    "template, the strongest state features and the transition matrix.")
+    p.add_argument("-m", "--model", required=True, metavar="MODEL")
+    p.add_argument("--top", type=int, default=10, metavar="N",
+                   help="state features to list per sign (default 10)")
+    p.set_defaults(run=_cmd_info)
+
+    p = sub.add_parser(
+        "demo", help="train, tag and eval on a synthetic corpus (no data needed)",
+        description="Write a synthetic chunking corpus (fastcrf.datasets), then run "
+                    "'fastcrf train', 'tag' and 'eval' on it and report accuracy, F1 "
+                    "and speed.")
+    p.add_argument("-n", "--sequences", type=int, default=2000, metavar="N",
+                   help="sentences in the corpus, a fifth held out for testing "
+                        "(default 2000)")
+    p.add_argument("--types", type=int, default=4, metavar="N",
+                   help="chunk types (default 4: 9 BIO labels)")
+    p.add_argument("-a", "--algorithm", choices=ALGORITHMS, default="asgd")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output-dir", metavar="DIR",
+                   help="keep the corpus, template, model and output here (default: a "
+                        "temporary folder)")
+    _jobs(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
+    p.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def _describe(exc):
+    """One line for an exception the user caused."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        text = "out of memory"
+    return " ".join(text.split("\n"))
+
+
+def _fail(message, status):
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return status
+
+
+def main(argv=None):
+    """Run the ``fastcrf`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 when a command fails (a bad file, template
+        or model), 2 for a bad command line, 130 when interrupted.
+    """
+    debug = os.environ.get("FASTCRF_DEBUG", "") not in ("", "0")
+    try:
+        parser = _build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except _UsageError as exc:
+            return _fail(str(exc), 2)
+        except SystemExit as exc:  # --help and --version have printed and "exited"
+            return exc.code if isinstance(exc.code, int) else 0
+        if args.command is None:
+            return _fail("no command given: train, tag, eval, info or demo "
+                         "(see 'fastcrf --help')", 2)
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do, and
+        # keep Python from complaining again when it flushes stdout at exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except (CommandError, OSError, ValueError, TypeError, LookupError, MemoryError) as exc:
+        if debug:
+            raise
+        return _fail(_describe(exc), 1)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m fastcrf` uses __main__.py
+    sys.exit(main())
