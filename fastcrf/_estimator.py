@@ -26,7 +26,7 @@ ALGORITHMS = ("asgd", "lbfgs", "l2sgd", "ap", "pa")
 _DEFAULTS = {
     "asgd": {"c2": 0.25, "max_iterations": 10, "averaging": True, "period": 10,
              "delta": 1e-6},
-    "lbfgs": {"c1": 0.0, "c2": 1.0, "max_iterations": None, "period": 10, "delta": 1e-5},
+    "lbfgs": {"c1": 0.0, "c2": 0.5, "max_iterations": None, "period": 10, "delta": 1e-5},
     "l2sgd": {"c2": 1.0, "max_iterations": 1000, "period": 10, "delta": 1e-6},
     "ap": {"max_iterations": 100, "averaging": True, "epsilon": 0.0},
     "pa": {"max_iterations": 100, "averaging": True, "epsilon": 0.0, "pa_type": 1,
@@ -105,7 +105,8 @@ class CRF:
         L1 coefficient ('lbfgs' only).
     c2 : float
         L2 coefficient: the objective is ``sum -log p + c1 |w|_1 + c2 |w|^2``.
-        Default: 0.25 for 'asgd', 1.0 for 'lbfgs' and 'l2sgd' (CRFsuite's).
+        Default: 0.25 for 'asgd', 0.5 for 'lbfgs' (CRF++'s C = 1), 1.0 for 'l2sgd'
+        (CRFsuite's).
     max_iterations : int
         Epochs (SGD, perceptron, PA) or iterations (L-BFGS).  Default: 10 for
         'asgd', 1000 for 'l2sgd', 100 for 'ap' and 'pa', unlimited for 'lbfgs'
