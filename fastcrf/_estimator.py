@@ -485,6 +485,9 @@ calibration_max_trials
         return self
 
     def _set_fitted(self, vocabulary, classes, weights, log, n_iter):
+        # The compiled name -> id table that predict's encoding reads: built here, once,
+        # like CRFsuite's Tagger.open, rather than inside the first predict call.
+        vocabulary._name_table()
         self.vocabulary_ = vocabulary
         self.classes_ = list(classes)
         self.state_weights_ = weights.state
