@@ -3,11 +3,11 @@
 A column file holds one token per line, its fields separated by whitespace (or by a
 chosen separator such as a tab), and a blank line after each sentence::
 
-    Confidence NN B-NP
-    in IN B-PP
+    The DT B-NP
+    cat NN I-NP
     ...
 
-    Chancellor NNP O
+    Dogs NNS B-NP
     ...
 
 Lines whose first field is ``-DOCSTART-`` (CoNLL-2003 document breaks) end the current
