@@ -20,7 +20,6 @@ of one call, old and new alternating within each round; the ratio is old / new.
 
 import argparse
 import gc
-import gzip
 import os
 import platform
 import statistics
@@ -29,6 +28,7 @@ import time
 import numpy as np
 
 import fastcrf
+from bench_conll import read_columns  # bench/ is sys.path[0] when run as a script
 from fastcrf import _encoding
 
 DATA = "/work/shared/data/conll2000"
@@ -38,22 +38,6 @@ WORD2 = [("U05", -1, 0), ("U06", 0, 1)]
 POS = [("U10", -2), ("U11", -1), ("U12", 0), ("U13", 1), ("U14", 2)]
 POS2 = [("U15", -2, -1), ("U16", -1, 0), ("U17", 0, 1), ("U18", 1, 2)]
 POS3 = [("U20", -2, -1, 0), ("U21", -1, 0, 1), ("U22", 0, 1, 2)]
-
-
-def read_conll(path):
-    """Sentences as lists of (word, pos) rows; blank lines separate sentences."""
-    sents, cur = [], []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            line = line.split()
-            if line:
-                cur.append((line[0], line[1]))
-            elif cur:
-                sents.append(cur)
-                cur = []
-    if cur:
-        sents.append(cur)
-    return sents
 
 
 def template_features(sent):
@@ -122,9 +106,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
-    train = featurize(read_conll(os.path.join(args.data, "train.txt.gz")))
+    train = featurize(read_columns(os.path.join(args.data, "train.txt.gz")))
     test_path = os.path.join(args.data, "test.txt.gz")
-    test = featurize(read_conll(test_path)) if os.path.exists(test_path) else train
+    test = featurize(read_columns(test_path)) if os.path.exists(test_path) else train
     n_tok = sum(len(s) for s in train["list"])
     n_occ = sum(len(t) for s in train["list"] for t in s)
 

@@ -41,6 +41,10 @@ cdef Py_ssize_t _work_doubles(Py_ssize_t T, Py_ssize_t K) noexcept nogil
 cdef Work _work_bind(double* buf, Py_ssize_t T, Py_ssize_t K) noexcept nogil
 cdef double _sequence_marginals(const Chain* c, Py_ssize_t T, Work* w,
                                 bint want_marginals, bint want_edges) noexcept nogil
+cdef void _add_path_counts(const int64_t* y, Py_ssize_t T, Py_ssize_t K, double weight,
+                           double* acc) noexcept nogil
+cdef void _chain_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
+                          double* acc) noexcept nogil
 cdef double _path_score(const Chain* c, const floating* lem, Py_ssize_t T,
                         const int64_t* y) noexcept nogil
 cdef double _viterbi_one(const Chain* c, const double* lem, Py_ssize_t T,

@@ -423,6 +423,30 @@ cdef double _sequence_marginals(const Chain* c, Py_ssize_t T, Work* w,
     return logz
 
 
+cdef void _add_path_counts(const int64_t* y, Py_ssize_t T, Py_ssize_t K, double weight,
+                           double* acc) noexcept nogil:
+    # acc[K*K + 2K] (transitions, start, end) += weight * the counts of the path y.
+    cdef Py_ssize_t t
+    for t in range(1, T):
+        acc[y[t - 1] * K + y[t]] += weight
+    acc[K * K + y[0]] += weight
+    acc[K * K + K + y[T - 1]] += weight
+
+
+cdef void _chain_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
+                          double* acc) noexcept nogil:
+    # acc[K*K + 2K] += observed minus expected transition, start and end counts of one
+    # sequence, from the node marginals (w.alpha) and edge sums (w.edge) of
+    # _sequence_marginals: the gradient of log p(y) with respect to those scores.
+    cdef Py_ssize_t i, k
+    for i in range(K * K):
+        acc[i] -= w.edge[i]
+    for k in range(K):
+        acc[K * K + k] -= w.alpha[k]
+        acc[K * K + K + k] -= w.alpha[(T - 1) * K + k]
+    _add_path_counts(y, T, K, 1.0, acc)
+
+
 cdef double _path_score(const Chain* c, const floating* lem, Py_ssize_t T,
                         const int64_t* y) noexcept nogil:
     # start[y_0] + sum_t lem[t][y_t] + sum_{t>=1} trans[y_{t-1}][y_t] + end[y_{T-1}]
@@ -475,7 +499,6 @@ def forward_backward(
     cdef Chain c = _make_chain(K, trans, start, end, E, ET, tmax, raw_edges)
     cdef Py_ssize_t ch, s, s_end, T, t, k, i, j
     cdef double* buf
-    cdef double* acc
     cdef const int64_t* y
     cdef Work w
     cdef int failed = 0
@@ -516,17 +539,7 @@ def forward_backward(
                             node_out[s, t, k] = <floating> (-w.alpha[t * K + k])
                         node_out[s, t, y[t]] = <floating> (1.0 - w.alpha[t * K + y[t]])
                 if want_edges:
-                    acc = &chunk_out[ch, 0]
-                    for i in range(K * K):
-                        acc[i] -= w.edge[i]
-                    for t in range(1, T):
-                        acc[y[t - 1] * K + y[t]] += 1.0
-                    acc = acc + K * K
-                    for k in range(K):
-                        acc[k] -= w.alpha[k]
-                        acc[K + k] -= w.alpha[(T - 1) * K + k]
-                    acc[y[0]] += 1.0
-                    acc[K + y[T - 1]] += 1.0
+                    _chain_gradient(&w, y, T, K, &chunk_out[ch, 0])
         free(buf)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread workspace "

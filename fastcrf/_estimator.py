@@ -14,7 +14,8 @@ from ._lbfgs import LBFGSSettings, fit_lbfgs
 from ._online import OnlineSettings, fit_online
 from ._parallel import effective_n_threads
 from ._sgd import SGDSettings, fit_sgd
-from ._training import TrainingData, drop_unit_values, n_threads_for, sort_by_frequency
+from ._training import (TrainingData, Weights, drop_unit_values, n_threads_for,
+                        sort_by_frequency)
 
 ALGORITHMS = ("asgd", "lbfgs", "l2sgd", "ap", "pa")
 
@@ -497,7 +498,6 @@ calibration_max_trials
         self.training_log_ = log
         self.n_iter_ = int(n_iter)
         self.metadata_ = {}  # CRF.load puts the saved metadata here
-        self._decoder = None
 
     # ------------------------------------------------------------------ #
     # Fitted attributes                                                    #
@@ -558,23 +558,13 @@ calibration_max_trials
             return drop_unit_values(X)
         return drop_unit_values(encode(X, self.vocabulary_))
 
+    def _weights(self):
+        return Weights(self.state_weights_, self.transition_weights_, self.start_weights_,
+                       self.end_weights_)
+
     def _viterbi_codes(self, features):
         """Best label code of every token: ndarray (n_tokens,), int64."""
-        n_seq = features.n_sequences
-        paths = np.zeros(features.n_tokens, dtype=np.int64)
-        if n_seq == 0:
-            return paths
-        if self._decoder is None:
-            trans = np.ascontiguousarray(self.transition_weights_, dtype=np.float64)
-            self._decoder = (trans, np.ascontiguousarray(trans.max(axis=1)),
-                             np.ascontiguousarray(trans.T))
-        trans, rowmax, transT = self._decoder
-        scores = np.zeros(n_seq)
-        status = _sparse.viterbi(
-            self.state_weights_, features.attr_ids, features.values,
-            features.token_offsets, features.seq_offsets, trans, self.start_weights_,
-            self.end_weights_, rowmax, transT, int(features.lengths.max()), paths, scores,
-            n_threads_for(self.n_jobs, n_seq))
+        status, paths = _viterbi_paths(self._weights(), features, self.n_jobs)
         if status != 0:
             raise ValueError("X produces scores that are not finite or exceed 1e150 in "
                              "magnitude: are some feature values huge?")
@@ -738,15 +728,6 @@ calibration_max_trials
 
         return load_model(cls, path)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_decoder", None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._decoder = None
-
 
 # ---------------------------------------------------------------------- #
 # Helpers                                                                  #
@@ -825,19 +806,28 @@ def _chain_mask(data, all_transitions):
     return mask
 
 
-def _token_accuracy(weights, features, labels, n_jobs):
-    """Token accuracy of Viterbi with ``weights`` on an encoded set."""
+def _viterbi_paths(weights, features, n_jobs):
+    """Compiled Viterbi over an encoded batch: ``(status, best label of every token)``.
+
+    ``status`` is 0, or -1 when some scores are not finite or exceed 1e150.
+    """
     n_seq = features.n_sequences
     paths = np.zeros(features.n_tokens, dtype=np.int64)
+    if n_seq == 0:
+        return 0, paths
     trans = weights.transitions
     status = _sparse.viterbi(
         weights.state, features.attr_ids, features.values, features.token_offsets,
         features.seq_offsets, trans, weights.start, weights.end,
         np.ascontiguousarray(trans.max(axis=1)), np.ascontiguousarray(trans.T),
         int(features.lengths.max()), paths, np.zeros(n_seq), n_threads_for(n_jobs, n_seq))
-    if status != 0:
-        return float("nan")
-    return float(np.mean(paths == labels))
+    return status, paths
+
+
+def _token_accuracy(weights, features, labels, n_jobs):
+    """Token accuracy of Viterbi with ``weights`` on an encoded set (NaN if it fails)."""
+    status, paths = _viterbi_paths(weights, features, n_jobs)
+    return float(np.mean(paths == labels)) if status == 0 else float("nan")
 
 
 def _format_entry(entry):

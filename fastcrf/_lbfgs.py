@@ -73,13 +73,16 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
     started = time.perf_counter()
     cache = {}
 
-    def unpack(x):
-        w = x[:n] - x[n:] if split else x
+    def signed(x):
+        """The weights of an optimiser vector (p - n when split)."""
+        return x[:n] - x[n:] if split else x
+
+    def as_weights(w):
         return Weights.from_flat(w[:n_state].reshape(A, K), w[n_state:])
 
     def fun(x):
-        w = x[:n] - x[n:] if split else x
-        weights = unpack(x)
+        w = signed(x)
+        weights = as_weights(w)
         ll, g = log_likelihood(data, weights, n_jobs, csc=csc)
         grad = np.concatenate((g.state.ravel(), g.chain))
         del g
@@ -103,7 +106,7 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
         nonlocal iteration
         iteration += 1
         x = intermediate_result.x
-        w = x[:n] - x[n:] if split else x
+        w = signed(x)
         norm = float(np.linalg.norm(w))
         f = float(intermediate_result.fun)
         history.append(f)
@@ -114,7 +117,7 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
             "active_features": int(np.count_nonzero(w)),
             "seconds": time.perf_counter() - started,
         }
-        if callback is not None and callback(iteration, info, lambda: unpack(x.copy())):
+        if callback is not None and callback(iteration, info, lambda: as_weights(w.copy())):
             raise StopIteration
         if cache.get("grad_norm", np.inf) / max(norm, 1.0) < settings.epsilon:
             raise StopIteration
@@ -135,4 +138,4 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
     )
     if not np.all(np.isfinite(result.x)):
         raise FloatingPointError("L-BFGS produced non-finite weights")
-    return unpack(result.x), iteration
+    return as_weights(signed(result.x)), iteration

@@ -29,8 +29,8 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
-from ._core cimport (CHUNK, Chain, Work, _work_doubles, _work_bind, _sequence_marginals,
-                     _path_score, _viterbi_one)
+from ._core cimport (CHUNK, Chain, Work, _add_path_counts, _chain_gradient, _work_doubles,
+                     _work_bind, _sequence_marginals, _path_score, _viterbi_one)
 
 # Emission scores beyond this magnitude are rejected (as fastcrf._validation.MAX_SCORE).
 cdef double MAX_SCORE = 1e150
@@ -134,7 +134,6 @@ def forward_backward(
     cdef Py_ssize_t ch, s, s_end, T, t, k, i
     cdef int64_t t0
     cdef double* buf
-    cdef double* acc
     cdef const int64_t* y
     cdef Work w
     cdef int failed = 0, bad = 0
@@ -178,17 +177,7 @@ def forward_backward(
                         y = &labels[t0]
                         score_out[s] = _path_score(&c, w.lem, T, y)
                     if want_edges:
-                        acc = &chunk_out[ch, 0]
-                        for i in range(K * K):
-                            acc[i] -= w.edge[i]
-                        for t in range(1, T):
-                            acc[y[t - 1] * K + y[t]] += 1.0
-                        acc = acc + K * K
-                        for k in range(K):
-                            acc[k] -= w.alpha[k]
-                            acc[K + k] -= w.alpha[(T - 1) * K + k]
-                        acc[y[0]] += 1.0
-                        acc[K + y[T - 1]] += 1.0
+                        _chain_gradient(&w, y, T, K, &chunk_out[ch, 0])
             free(buf)
     finally:
         free(E)
@@ -478,16 +467,8 @@ def sgd_epoch(
                 loss_out[pos + i] = logz - _path_score(&c, w.lem, T, y)
                 for m in range(T * K):
                     P[m] = w.alpha[m]
-                # Observed minus expected transition / start / end counts.
-                for m in range(KK):
-                    dv[m] = -w.edge[m]
-                for t in range(1, T):
-                    dv[y[t - 1] * K + y[t]] += 1.0
-                for k in range(K):
-                    dv[KK + k] = -w.alpha[k]
-                    dv[KK + K + k] = -w.alpha[(T - 1) * K + k]
-                dv[KK + y[0]] += 1.0
-                dv[KK + K + y[T - 1]] += 1.0
+                memset(dv, 0, nV * sizeof(double))
+                _chain_gradient(&w, y, T, K, dv)
             if bad:
                 status = -1
                 break
@@ -673,15 +654,9 @@ def online_epoch(
                     cell[n_cells] = idx
                     cval[n_cells] = x
                     n_cells += 1
-            for m in range(nV):
-                dv[m] = 0.0
-            for t in range(1, T):
-                dv[y[t - 1] * K + y[t]] += 1.0
-                dv[path[t - 1] * K + path[t]] -= 1.0
-            dv[KK + y[0]] += 1.0
-            dv[KK + path[0]] -= 1.0
-            dv[KK + K + y[T - 1]] += 1.0
-            dv[KK + K + path[T - 1]] -= 1.0
+            memset(dv, 0, nV * sizeof(double))
+            _add_path_counts(y, T, K, 1.0, dv)
+            _add_path_counts(path, T, K, -1.0, dv)
             for m in range(nV):
                 dv[m] *= V_mask[m]
             if pa_type < 0:
