@@ -35,6 +35,7 @@ extensions = [
         "fastcrf._sparse",
         ["fastcrf/_sparse.pyx"],
         include_dirs=["fastcrf"],
+        depends=["fastcrf/_rows.h", "fastcrf/_kernels.h"],
     ),
     Extension("fastcrf._encode", ["fastcrf/_encode.pyx"]),
 ]

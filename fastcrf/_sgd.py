@@ -45,12 +45,17 @@ class SGDSettings:
 
 
 class _State:
-    """The trainer's scaled weights (see the notes in _sparse.pyx)."""
+    """The trainer's scaled weights (see the notes in _sparse.pyx).
 
-    def __init__(self, n_attributes, n_labels):
-        K = n_labels
-        self.U = np.zeros((n_attributes, K))
-        self.Uhat = np.zeros((n_attributes, K))
+    ``U`` and ``Uhat`` are flat vectors over the kept state pairs of ``layout``
+    (fastcrf._layout.StateLayout).
+    """
+
+    def __init__(self, layout):
+        K = layout.n_labels
+        self.layout = layout
+        self.U = np.zeros(layout.size)
+        self.Uhat = np.zeros(layout.size)
         self.V = np.zeros(K * K + 2 * K)
         self.Vhat = np.zeros(K * K + 2 * K)
         # alpha, beta, gamma, t, steps
@@ -59,26 +64,25 @@ class _State:
     def iterate(self):
         """The current weights (after an epoch, when the scale is folded in)."""
         a = self.scalars[0]
-        return Weights.from_flat(a * self.U, a * self.V)
+        return Weights.from_flat(self.layout.to_dense(a * self.U), a * self.V)
 
-    def average(self, copy=True):
+    def average(self):
         """The averaged weights (valid after an epoch that ran with averaging)."""
-        if not copy:  # the final result: hand over the arrays, no second copy
-            return Weights.from_flat(self.Uhat, self.Vhat)
-        return Weights.from_flat(self.Uhat.copy(), self.Vhat.copy())
+        return Weights.from_flat(self.layout.to_dense(self.Uhat), self.Vhat.copy())
+
+    def squared_norm(self):
+        """Squared norm of the current weights."""
+        return self.scalars[0] ** 2 * float(np.dot(self.U, self.U) + np.dot(self.V, self.V))
 
 
-_NO_MASK = np.zeros((0, 0))
-
-
-def _epoch(state, data, order, settings, eta0, lam, avg_start, masks, n_threads):
+def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_threads):
     """One compiled pass; return the per-visit losses."""
     f = data.features
-    state_mask, chain_mask = masks
+    L = state.layout
     losses = np.zeros(len(order))
     status = _sparse.sgd_epoch(
-        state.U, state.Uhat, state.V, state.Vhat,
-        _NO_MASK if state_mask is None else state_mask, chain_mask, state.scalars,
+        state.U, state.Uhat, state.V, state.Vhat, L.n_labels, L.n_dense, L.tail_ptr,
+        L.tail_labels, chain_mask, state.scalars,
         f.attr_ids, f.values, f.token_offsets, f.seq_offsets, data.labels,
         np.ascontiguousarray(order, dtype=np.int64), data.max_length,
         settings.batch_size, eta0, lam, settings.power, avg_start, losses, n_threads)
@@ -87,7 +91,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, masks, n_threads)
     return losses
 
 
-def calibrate_eta(data, settings, lam, masks, rng, n_jobs, log=None):
+def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None):
     """Pick ``eta0`` by trial passes over a sample, as CRFsuite and crfasgd do.
 
     Each trial runs one SGD pass from w = 0 over ``calibration_samples`` random
@@ -112,8 +116,7 @@ def calibrate_eta(data, settings, lam, masks, rng, n_jobs, log=None):
     sample, used = data.subset(index).compact()
     if sample.features.n_attributes == 0:
         return float(settings.calibration_eta)  # nothing to calibrate on
-    if masks[0] is not None:
-        masks = (np.ascontiguousarray(masks[0][used]), masks[1])
+    layout = layout.subset(used)
     order = np.arange(m)
     n_threads = n_threads_for(n_jobs, m)
     K = data.n_labels
@@ -132,8 +135,9 @@ def calibrate_eta(data, settings, lam, masks, rng, n_jobs, log=None):
     def trial(eta):
         nonlocal trials, accepted, finite_trials
         trials += 1
-        state = _State(sample.features.n_attributes, K)
-        losses = _epoch(state, sample, order, settings, eta, lam, -1.0, masks, n_threads)
+        state = _State(layout)
+        losses = _epoch(state, sample, order, settings, eta, lam, -1.0, chain_mask,
+                        n_threads)
         f = objective(state.iterate()) if np.isfinite(losses).all() else np.inf
         ok = bool(np.isfinite(f) and f < f0)
         accepted += ok
@@ -176,7 +180,7 @@ def calibrate_eta(data, settings, lam, masks, rng, n_jobs, log=None):
     return best_eta
 
 
-def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs=None,
+def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             callback=None, log=None, algorithm="asgd"):
     """Train by (averaged) SGD.
 
@@ -184,9 +188,8 @@ def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs
     ----------
     data : TrainingData
     settings : SGDSettings
-    state_mask : ndarray of shape (A, K) or None
-        1.0 for trainable state weights, 0.0 for weights fixed at 0 (None: all
-        trainable).
+    layout : StateLayout
+        The trainable state weights; the others stay 0.
     chain_mask : ndarray of shape (K*K + 2K,)
         1.0 for trainable transition / start / end scores, 0.0 for fixed ones.
     random_state : numpy.random.Generator
@@ -217,12 +220,12 @@ def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs
     started = time.perf_counter()
     eta0 = settings.eta0
     if eta0 is None:
-        eta0 = calibrate_eta(data, settings, lam, (state_mask, chain_mask), random_state,
+        eta0 = calibrate_eta(data, settings, lam, layout, chain_mask, random_state,
                              n_jobs, log)
         if algorithm == "asgd":
             # crfasgd's rule: halve the calibrated step, on the safe side.
             eta0 /= settings.calibration_rate
-    state = _State(data.features.n_attributes, K)
+    state = _State(layout)
     steps_per_epoch = -(-n // settings.batch_size)
     avg_start = float(steps_per_epoch) if averaging else -1.0
     if averaging and settings.max_iterations <= 1:
@@ -232,15 +235,14 @@ def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs
     for epoch in range(1, settings.max_iterations + 1):
         order = random_state.permutation(n)
         losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
-                        (state_mask, chain_mask), n_threads)
+                        chain_mask, n_threads)
         loss = float(losses.sum())
         if not np.isfinite(loss):
             raise FloatingPointError(
                 f"the weights diverged in epoch {epoch} (eta0={eta0:.3g}); "
                 "set a smaller eta0 or scale the feature values down")
         averaged = averaging and state.scalars[4] > avg_start + 1.0
-        u = state.U.ravel()
-        norm2 = state.scalars[0] ** 2 * float(np.dot(u, u) + np.dot(state.V, state.V))
+        norm2 = state.squared_norm()
         info = {
             "loss": loss,
             "objective": loss + settings.c2 * norm2,
@@ -259,7 +261,10 @@ def fit_sgd(data, settings, *, state_mask=None, chain_mask, random_state, n_jobs
         if _converged(history, settings):
             break
     averaged = averaging and state.scalars[4] > avg_start + 1.0
-    return (state.average(copy=False) if averaged else state.iterate()), epoch
+    if averaged:
+        state.U = None  # not needed any more: free it before the dense result exists
+        return state.average(), epoch
+    return state.iterate(), epoch
 
 
 def _converged(history, settings):

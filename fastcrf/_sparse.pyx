@@ -29,6 +29,23 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
+cdef extern from "_rows.h":
+    ctypedef struct fcrf_layout:
+        Py_ssize_t K
+        Py_ssize_t D
+        const int64_t* ptr
+        const int32_t* label
+    void fcrf_prefetch_entries(const fcrf_layout* L, const double* U, const double* Uhat,
+                               const int32_t* ids, int64_t e0, int64_t e1, Py_ssize_t part,
+                               Py_ssize_t n_parts) noexcept nogil
+    double fcrf_emissions(const fcrf_layout* L, const double* U, const int32_t* ids,
+                          const double* vals, const int64_t* tok_off, Py_ssize_t T,
+                          double scale, double* lem) noexcept nogil
+    void fcrf_update_token(const fcrf_layout* L, double* U, double* Uhat, const int32_t* ids,
+                           const double* vals, int64_t e0, int64_t e1, const double* p,
+                           int64_t y, double gain, double beta, int averaging, Py_ssize_t part,
+                           Py_ssize_t n_parts) noexcept nogil
+
 from ._core cimport (CHUNK, Chain, Work, _add_path_counts, _chain_gradient, _work_doubles,
                      _work_bind, _sequence_marginals, _path_score, _viterbi_one)
 
@@ -340,43 +357,20 @@ cdef void _fold(double* U, double* Uhat, Py_ssize_t nU, double* V, double* Vhat,
     scalars[S_GAMMA] = 1.0
 
 
-cdef inline void _sgd_row_update(double* urow, double* hrow, const double* mrow,
-                                 const double* p, Py_ssize_t K, int64_t y, double x,
-                                 double beta, bint averaging) noexcept nogil:
-    # One entry's share of a step: u += x (onehot(y) - p) and, while averaging,
-    # uhat -= beta * (that change).  mrow (or NULL) masks (attribute, label) pairs
-    # that are not weights; the observed label's pair always is.
-    cdef Py_ssize_t k
-    cdef double bx = beta * x
-    if mrow != NULL:
-        for k in range(K):
-            urow[k] -= x * p[k] * mrow[k]
-        if averaging:
-            for k in range(K):
-                hrow[k] += bx * p[k] * mrow[k]
-    elif averaging:
-        for k in range(K):
-            urow[k] -= x * p[k]
-            hrow[k] += bx * p[k]
-    else:
-        for k in range(K):
-            urow[k] -= x * p[k]
-    urow[y] += x
-    if averaging:
-        hrow[y] -= bx
-
-
 def sgd_epoch(
-    double[:, ::1] U,                      # INOUT [A][K] scaled state weights
-    double[:, ::1] Uhat,                   # INOUT [A][K] averaging accumulator
+    double[::1] U,                         # INOUT [n_state] scaled state weights (layout below)
+    double[::1] Uhat,                      # INOUT [n_state] averaging accumulator
     double[::1] V,                         # INOUT [K*K + 2K] scaled transitions, start, end
     double[::1] Vhat,                      # INOUT [K*K + 2K]
-    const double[:, ::1] U_mask,           # IN  [A][K] 1 for trainable state weights, else 0;
-                                           #     shape (0, 0): all trainable
+    Py_ssize_t K,                          # IN  labels
+    Py_ssize_t D,                          # IN  dense attributes: U[a * K + k] for a < D
+    const int64_t[::1] tail_ptr,           # IN  [A - D + 1] tail offsets: attribute a >= D
+    const int32_t[::1] tail_label,         # IN  [n_tail]    has the weights U[D*K + j] of
+                                           #     labels tail_label[j], j in its offsets
     const double[::1] V_mask,              # IN  [K*K + 2K] 1 for trainable scores, else 0
     double[::1] scalars,                   # INOUT [5] alpha, beta, gamma, t, steps
     const int32_t[::1] ids,                # IN  [n_entries]
-    const double[::1] vals,                # IN  [n_entries]
+    const double[::1] vals,                # IN  [n_entries] or empty (all 1.0)
     const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
     const int64_t[::1] seq_off,            # IN  [n_seq + 1]
     const int64_t[::1] labels,             # IN  [n_tokens]
@@ -394,14 +388,14 @@ def sgd_epoch(
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef const double* vp = _values(vals)
     cdef const int32_t* ip = _ids(ids)
-    cdef Py_ssize_t A = U.shape[0]
-    cdef Py_ssize_t K = U.shape[1]
+    cdef Py_ssize_t nU = U.shape[0]
     cdef Py_ssize_t KK = K * K
     cdef Py_ssize_t nV = KK + 2 * K
     cdef Py_ssize_t n_visit = order.shape[0]
     cdef bint averaging = avg_start >= 0
-    cdef bint masked = U_mask.shape[0] > 0
-    cdef const double* mrow
+    cdef fcrf_layout L
+    cdef double* Up = &U[0] if nU > 0 else NULL
+    cdef double* Hp = &Uhat[0] if nU > 0 else NULL
     cdef Py_ssize_t wd = _work_doubles(Tmax, K)
     # Per mini-batch: the node marginals of each sequence ([batch][Tmax][K]) and its
     # observed-minus-expected transition, start and end counts ([batch][nV]).
@@ -416,16 +410,22 @@ def sgd_epoch(
     cdef const int64_t* y
     cdef double* P
     cdef double* dv
-    cdef double* urow
-    cdef double* hrow
     cdef double logz, eta, decay, gain, x, beta, mu, step
     cdef int status = 0
     cdef int bad = 0
     cdef int* bad_p = &bad
 
+    if (Uhat.shape[0] != nU or nU != D * K + tail_label.shape[0] or V.shape[0] != nV
+            or Vhat.shape[0] != nV or V_mask.shape[0] != nV):
+        free(mb_marg); free(mb_v); free(trans); free(thread_buf)
+        raise ValueError("sgd_epoch: the weight arrays do not match the layout")
     if mb_marg == NULL or mb_v == NULL or trans == NULL or thread_buf == NULL:
         free(mb_marg); free(mb_v); free(trans); free(thread_buf)
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
+    L.K = K
+    L.D = D
+    L.ptr = &tail_ptr[0] if tail_ptr.shape[0] > 0 else NULL
+    L.label = &tail_label[0] if tail_label.shape[0] > 0 else NULL
     c.K = K
     c.trans = trans
     c.start = trans + KK
@@ -456,8 +456,8 @@ def sgd_epoch(
                 y = &labels[t0]
                 P = mb_marg + i * Tmax * K
                 dv = mb_v + i * nV
-                if _sparse_rows(&U[0, 0], scalars[S_ALPHA], K, ip, vp,
-                                &tok_off[t0], T, w.lem) != 0:
+                if not (fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], T, scalars[S_ALPHA],
+                                       w.lem) <= MAX_SCORE):
                     bad_p[0] = 1
                     loss_out[pos + i] = INFINITY
                     memset(P, 0, T * K * sizeof(double))
@@ -498,14 +498,12 @@ def sgd_epoch(
                     y = &labels[t0]
                     P = mb_marg + i * Tmax * K
                     for t in range(T):
-                        for e in range(tok_off[t0 + t], tok_off[t0 + t + 1]):
-                            a = ids[e]
-                            if a % n_threads != part:
-                                continue
-                            _sgd_row_update(&U[a, 0], &Uhat[a, 0],
-                                            &U_mask[a, 0] if masked else NULL,
-                                            P + t * K, K, y[t], gain * (vp[e] if vp != NULL else 1.0), beta,
-                                            mu < 1.0)
+                        if t + 1 < T:
+                            fcrf_prefetch_entries(&L, Up, Hp, ip, tok_off[t0 + t + 1],
+                                                  tok_off[t0 + t + 2], part, n_threads)
+                        fcrf_update_token(&L, Up, Hp, ip, vp, tok_off[t0 + t],
+                                          tok_off[t0 + t + 1], P + t * K, y[t], gain, beta,
+                                          mu < 1.0, part, n_threads)
                     if part == 0:
                         dv = mb_v + i * nV
                         for m in range(nV):
@@ -523,11 +521,10 @@ def sgd_epoch(
             # u = w / alpha grows as alpha shrinks, and the average is a difference
             # of terms of size ~ u: fold before that costs more than ~1e-12.
             if scalars[S_ALPHA] < 1e-4 or scalars[S_GAMMA] > 1e9:
-                _fold(&U[0, 0], &Uhat[0, 0], A * K, &V[0], &Vhat[0], nV, &scalars[0],
-                      mu < 1.0)
+                _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0], mu < 1.0)
             pos += nb
         if status == 0:
-            _fold(&U[0, 0], &Uhat[0, 0], A * K, &V[0], &Vhat[0], nV, &scalars[0],
+            _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
                   averaging and scalars[S_STEP] > avg_start + 1.0)
     free(mb_marg)
     free(mb_v)

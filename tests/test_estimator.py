@@ -216,6 +216,17 @@ def test_all_possible_states_false_keeps_only_seen_pairs():
     assert ("a", "Y") in dense.state_features_
 
 
+def test_default_states_are_dense_for_frequent_attributes_only():
+    # "f" occurs 6 times (always with X), "r" once: the default keeps (f, Y) and
+    # (f, Z), learnt negative, but only the seen (r, X) for the rare attribute.
+    X = [[["f"], ["g"]]] * 5 + [[["f", "r"], ["h"]]]
+    y = [["X", "Y"]] * 5 + [["X", "Z"]]
+    crf = CRF(random_state=0).fit(X, y)
+    W = dict(zip(crf.attributes_, crf.state_weights_))
+    assert np.all(W["f"][1:] < 0) and W["f"][0] > 0
+    assert W["r"][0] > 0 and np.all(W["r"][1:] == 0)
+
+
 def test_all_possible_transitions_false_keeps_only_seen_bigrams():
     X = [[["a"], ["b"]], [["c"]]]
     y = [["X", "Y"], ["Z"]]

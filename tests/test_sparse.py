@@ -7,6 +7,7 @@ import pytest
 import fastcrf
 from fastcrf import _sparse
 from fastcrf._encoding import EncodedSequences
+from fastcrf._layout import StateLayout
 from fastcrf._sgd import SGDSettings, _epoch, _State
 from fastcrf._training import TrainingData, Weights, attribute_index, log_likelihood
 
@@ -120,8 +121,10 @@ def test_huge_feature_values_are_reported_not_propagated():
         log_likelihood(data, w, n_jobs=1)
 
 
-def naive_sgd(data, order, eta0, lam, power, batch, avg_start):
-    """Minibatch (averaged) SGD written out densely: the reference for sgd_epoch."""
+def naive_sgd(data, order, eta0, lam, power, batch, avg_start, mask=None):
+    """Minibatch (averaged) SGD written out densely: the reference for sgd_epoch.
+
+    ``mask`` (A, K): 1 for the state weights that train, 0 for those fixed at 0."""
     A, K = data.features.n_attributes, data.n_labels
     w = Weights.zeros(A, K)
     avg = None
@@ -132,6 +135,8 @@ def naive_sgd(data, order, eta0, lam, power, batch, avg_start):
         idx = order[pos:pos + batch]
         sub = data.subset(idx)
         _, g = log_likelihood(sub, w, n_jobs=1)
+        if mask is not None:
+            g = Weights.from_flat(g.state * mask, g.chain)
         eta = eta0 / (1 + lam * eta0 * t) ** power
         nb = len(idx)
         state = (1 - eta * lam * nb) * w.state + eta * g.state
@@ -158,9 +163,9 @@ def test_sgd_epoch_matches_naive_averaged_sgd(batch, avg_start):
     K = data.n_labels
     settings = SGDSettings(batch_size=batch, power=0.75)
     eta0, lam = 0.3, 0.05
-    state = _State(data.features.n_attributes, K)
+    state = _State(StateLayout.dense(data.features.n_attributes, K))
     losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
-                    (None, np.ones(K * K + 2 * K)), 2)
+                    np.ones(K * K + 2 * K), 2)
     assert np.isfinite(losses).all()
     w_ref, avg_ref = naive_sgd(data, order, eta0, lam, 0.75, batch, avg_start)
     it = state.iterate()
@@ -172,6 +177,26 @@ def test_sgd_epoch_matches_naive_averaged_sgd(batch, avg_start):
         np.testing.assert_allclose(avg.chain, avg_ref.chain, atol=1e-10)
 
 
+@pytest.mark.parametrize("n_dense", [0, 4, 9])
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_sgd_epoch_with_a_partial_layout_matches_masked_naive_sgd(n_dense, n_threads):
+    # Tail attributes (ids >= n_dense) keep only the labels they were seen with: the
+    # same as dense SGD whose gradient is masked to those pairs.
+    rng = np.random.default_rng(11)
+    data = random_data(rng, n_seq=13)
+    layout = StateLayout.build(data, n_dense)
+    order = rng.permutation(data.n_sequences)
+    K = data.n_labels
+    state = _State(layout)
+    _epoch(state, data, order, SGDSettings(batch_size=2), 0.3, 0.05, 1.0,
+           np.ones(K * K + 2 * K), n_threads)
+    w_ref, avg_ref = naive_sgd(data, order, 0.3, 0.05, 0.75, 2, 1.0, mask=layout.mask())
+    np.testing.assert_allclose(state.iterate().state, w_ref.state, atol=1e-10)
+    np.testing.assert_allclose(state.average().state, avg_ref.state, atol=1e-10)
+    np.testing.assert_allclose(state.average().chain, avg_ref.chain, atol=1e-10)
+    assert np.all(state.average().state[layout.mask() == 0] == 0.0)
+
+
 def test_sgd_epoch_survives_many_scale_folds():
     # lambda * eta summed over 1000 steps is ~26: the scale factor crosses its fold
     # threshold (1e-4, i.e. every ~9.2) twice, mid-epoch, with averaging on.
@@ -180,8 +205,8 @@ def test_sgd_epoch_survives_many_scale_folds():
     order = np.tile(rng.permutation(data.n_sequences), 25)
     K = data.n_labels
     settings = SGDSettings(batch_size=1, power=0.5)
-    state = _State(data.features.n_attributes, K)
-    _epoch(state, data, order, settings, 0.04, 5.0, 3.0, (None, np.ones(K * K + 2 * K)), 1)
+    state = _State(StateLayout.dense(data.features.n_attributes, K))
+    _epoch(state, data, order, settings, 0.04, 5.0, 3.0, np.ones(K * K + 2 * K), 1)
     w_ref, avg_ref = naive_sgd(data, order, 0.04, 5.0, 0.5, 1, 3.0)
     decay = np.prod([1 - 0.04 / (1 + 0.2 * t) ** 0.5 * 5.0 for t in range(len(order))])
     assert decay < 1e-8
@@ -221,9 +246,9 @@ def test_unit_values_may_be_left_out():
     K = data.n_labels
     states = []
     for d in (full, kept):
-        state = _State(data.features.n_attributes, K)
+        state = _State(StateLayout.dense(data.features.n_attributes, K))
         _epoch(state, d, np.arange(12), SGDSettings(batch_size=2), 0.1, 0.01, 1.0,
-               (None, np.ones(K * K + 2 * K)), 2)
+               np.ones(K * K + 2 * K), 2)
         states.append(state.average().state)
     np.testing.assert_array_equal(states[0], states[1])
     assert drop_unit_values(data.features) is data.features  # real values are kept
