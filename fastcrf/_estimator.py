@@ -15,8 +15,7 @@ from ._lbfgs import LBFGSSettings, fit_lbfgs
 from ._online import OnlineSettings, fit_online
 from ._parallel import effective_n_threads
 from ._sgd import SGDSettings, fit_sgd
-from ._training import (TrainingData, Weights, drop_unit_values, n_threads_for,
-                        sort_by_frequency)
+from ._training import TrainingData, Weights, drop_unit_values, n_threads_for, sort_by_frequency
 
 ALGORITHMS = ("asgd", "lbfgs", "l2sgd", "ap", "pa")
 

@@ -208,7 +208,6 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     n_epochs : int
     """
     n = data.n_sequences
-    K = data.n_labels
     lam = 2.0 * settings.c2 / n
     n_threads = n_threads_for(n_jobs, settings.batch_size)
     averaging = algorithm == "asgd" and settings.averaging
