@@ -18,7 +18,10 @@ class BuildExtWithOpenMP(build_ext):
 
     def build_extensions(self):
         compile_args, link_args = check_openmp(self.compiler)
-        optimise = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3"]
+        # -fno-trapping-math: fastcrf never reads floating-point exception flags, and
+        # without it GCC will not vectorise loops with comparisons (clang's default).
+        optimise = (["/O2"] if self.compiler.compiler_type == "msvc"
+                    else ["-O3", "-fno-trapping-math"])
         for ext in self.extensions:
             ext.extra_compile_args = optimise + compile_args + ext.extra_compile_args
             ext.extra_link_args = link_args + ext.extra_link_args
@@ -30,6 +33,7 @@ extensions = [
         "fastcrf._core",
         ["fastcrf/_core.pyx"],
         include_dirs=["fastcrf"],
+        depends=["fastcrf/_kernels.h"],
     ),
     Extension(
         "fastcrf._sparse",

@@ -48,6 +48,7 @@ cdef extern from "_kernels.h":
                       Py_ssize_t* rows, double* y, Py_ssize_t K) noexcept nogil
     Py_ssize_t fcrf_argmax_shifted(const double* d, const double* c, double* scratch,
                                    Py_ssize_t K) noexcept nogil
+    void fcrf_exp_shifted(const double* x, double shift, double* out, Py_ssize_t K) noexcept nogil
     int fcrf_multiversioned() noexcept nogil
 
 # CHUNK, the number of sequences per parallel work item, is set in _core.pxd.
@@ -188,8 +189,7 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
     for t in range(T):
         frow = emf + t * K
         mx = _row_scores(c, lem + t * K, t, T, frow)
-        for j in range(K):
-            frow[j] = exp(frow[j] - mx)
+        fcrf_exp_shifted(frow, mx, frow, K)
         row = alpha + t * K
         if t == 0:
             for j in range(K):

@@ -26,6 +26,9 @@
 #  define FCRF_PREFETCH_R(p) ((void)(p))
 #endif
 
+static int fcrf_pf_dist = 1;
+static int fcrf_pf_upd = 1;
+
 typedef struct {
     ptrdiff_t K;                 /* labels */
     ptrdiff_t D;                 /* dense attributes: ids [0, D) */
@@ -75,12 +78,13 @@ static double fcrf_emissions(const fcrf_layout* L, const double* FCRF_RESTRICT U
     double big = 0.0;
     ptrdiff_t t, k;
     int64_t e, j;
-    if (T > 0)
-        fcrf_prefetch_entries(L, U, NULL, ids, tok_off[0], tok_off[1], 0, 1);
+    if (fcrf_pf_dist > 0)
+        for (t = 0; t < T && t < fcrf_pf_dist; t++)
+            fcrf_prefetch_entries(L, U, NULL, ids, tok_off[t], tok_off[t + 1], 0, 1);
     for (t = 0; t < T; t++) {
         double* FCRF_RESTRICT row = lem + t * K;
-        if (t + 1 < T)
-            fcrf_prefetch_entries(L, U, NULL, ids, tok_off[t + 1], tok_off[t + 2], 0, 1);
+        if (fcrf_pf_dist > 0 && t + fcrf_pf_dist < T)
+            fcrf_prefetch_entries(L, U, NULL, ids, tok_off[t + fcrf_pf_dist], tok_off[t + fcrf_pf_dist + 1], 0, 1);
         for (k = 0; k < K; k++)
             row[k] = 0.0;
         for (e = tok_off[t]; e < tok_off[t + 1]; e++) {

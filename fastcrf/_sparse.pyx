@@ -30,6 +30,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 cdef extern from "_rows.h":
+    int fcrf_pf_dist
+    int fcrf_pf_upd
     ctypedef struct fcrf_layout:
         Py_ssize_t K
         Py_ssize_t D
@@ -498,7 +500,7 @@ def sgd_epoch(
                     y = &labels[t0]
                     P = mb_marg + i * Tmax * K
                     for t in range(T):
-                        if t + 1 < T:
+                        if fcrf_pf_upd and t + 1 < T:
                             fcrf_prefetch_entries(&L, Up, Hp, ip, tok_off[t0 + t + 1],
                                                   tok_off[t0 + t + 2], part, n_threads)
                         fcrf_update_token(&L, Up, Hp, ip, vp, tok_off[t0 + t],
@@ -703,3 +705,9 @@ cdef void _decoder_constants(const double* trans, Py_ssize_t K, double* rowmax,
             transT[j * K + i] = trans[i * K + j]
             if trans[i * K + j] > rowmax[i]:
                 rowmax[i] = trans[i * K + j]
+
+
+def _set_prefetch(int dist, int upd):
+    global fcrf_pf_dist, fcrf_pf_upd
+    fcrf_pf_dist = dist
+    fcrf_pf_upd = upd
