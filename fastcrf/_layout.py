@@ -31,8 +31,9 @@ DENSE_MIN_COUNT = 5
 class StateLayout:
     """The kept (attribute, label) pairs: a dense head and a CSR tail.
 
-    The flat weight vector of a layout holds the head, ``[n_dense][n_labels]``
-    row-major, then one weight per tail entry.
+    The flat weight vector of a layout holds the head, ``[n_dense][stride]``
+    row-major (``stride`` is ``n_labels`` padded to a multiple of 4 with weights that
+    stay 0), then one weight per tail entry.
 
     Attributes
     ----------
@@ -52,8 +53,20 @@ class StateLayout:
     tail_labels: np.ndarray
 
     @property
+    def stride(self):
+        """Length of a dense row in the flat vector: ``n_labels`` rounded up to a
+        multiple of 4 (the kernels work on whole 4-double vectors; the padding
+        weights are always 0)."""
+        return (self.n_labels + 3) // 4 * 4
+
+    @property
     def size(self):
-        """Number of state weights."""
+        """Length of the flat weight vector (padding included)."""
+        return self.n_dense * self.stride + len(self.tail_labels)
+
+    @property
+    def n_weights(self):
+        """Number of state weights (padding excluded)."""
         return self.n_dense * self.n_labels + len(self.tail_labels)
 
     @classmethod
@@ -75,7 +88,10 @@ class StateLayout:
         A, K = f.n_attributes, data.n_labels
         n_dense = int(min(max(n_dense, 0), A))
         tail = f.attr_ids >= n_dense
-        entry_labels = np.repeat(data.labels, np.diff(f.token_offsets))[tail]
+        # The label of every entry, in the smallest integer type (an int64 copy would
+        # be 8 bytes per entry of the training set).
+        small = data.labels.astype(np.min_scalar_type(max(K - 1, 0)))
+        entry_labels = np.repeat(small, np.diff(f.token_offsets))[tail].astype(np.int64)
         # One flag per tail (attribute, label) pair: linear time, and small, because
         # only rare attributes are in the tail (np.unique would sort or hash instead).
         seen = np.zeros((A - n_dense) * K, dtype=bool)
@@ -119,16 +135,24 @@ class StateLayout:
 
     def to_dense(self, flat, out=None):
         """The ``(n_attributes, n_labels)`` matrix of a flat weight vector (zeros elsewhere)."""
-        K = self.n_labels
-        head = self.n_dense * K
+        K, S = self.n_labels, self.stride
+        head = self.n_dense * S
         if out is None:
             out = np.zeros((self.n_attributes, K))
         else:
             out[:] = 0.0
-        out[: self.n_dense] = flat[:head].reshape(self.n_dense, K)
+        out[: self.n_dense] = flat[:head].reshape(self.n_dense, S)[:, :K]
         out[self._tail_rows(), self.tail_labels] = flat[head:]
         return out
 
     def mask(self):
         """1.0 where a pair is kept, as an ``(n_attributes, n_labels)`` matrix."""
         return self.to_dense(np.ones(self.size))
+
+    def from_dense(self, W):
+        """The flat weight vector of the kept pairs of ``W`` ``(n_attributes, n_labels)``."""
+        K, S = self.n_labels, self.stride
+        flat = np.zeros(self.size)
+        flat[: self.n_dense * S].reshape(self.n_dense, S)[:, :K] = W[: self.n_dense]
+        flat[self.n_dense * S:] = W[self._tail_rows(), self.tail_labels]
+        return flat

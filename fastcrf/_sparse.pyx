@@ -30,16 +30,12 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 cdef extern from "_rows.h":
-    int fcrf_pf_dist
-    int fcrf_pf_upd
     ctypedef struct fcrf_layout:
         Py_ssize_t K
+        Py_ssize_t S
         Py_ssize_t D
         const int64_t* ptr
         const int32_t* label
-    void fcrf_prefetch_entries(const fcrf_layout* L, const double* U, const double* Uhat,
-                               const int32_t* ids, int64_t e0, int64_t e1, Py_ssize_t part,
-                               Py_ssize_t n_parts) noexcept nogil
     double fcrf_emissions(const fcrf_layout* L, const double* U, const int32_t* ids,
                           const double* vals, const int64_t* tok_off, Py_ssize_t T,
                           double scale, double* lem) noexcept nogil
@@ -365,9 +361,10 @@ def sgd_epoch(
     double[::1] V,                         # INOUT [K*K + 2K] scaled transitions, start, end
     double[::1] Vhat,                      # INOUT [K*K + 2K]
     Py_ssize_t K,                          # IN  labels
-    Py_ssize_t D,                          # IN  dense attributes: U[a * K + k] for a < D
+    Py_ssize_t D,                          # IN  dense attributes: U[a * S + k] for a < D, where
+                                           #     S = K rounded up to a multiple of 4
     const int64_t[::1] tail_ptr,           # IN  [A - D + 1] tail offsets: attribute a >= D
-    const int32_t[::1] tail_label,         # IN  [n_tail]    has the weights U[D*K + j] of
+    const int32_t[::1] tail_label,         # IN  [n_tail]    has the weights U[D*S + j] of
                                            #     labels tail_label[j], j in its offsets
     const double[::1] V_mask,              # IN  [K*K + 2K] 1 for trainable scores, else 0
     double[::1] scalars,                   # INOUT [5] alpha, beta, gamma, t, steps
@@ -391,6 +388,7 @@ def sgd_epoch(
     cdef const double* vp = _values(vals)
     cdef const int32_t* ip = _ids(ids)
     cdef Py_ssize_t nU = U.shape[0]
+    cdef Py_ssize_t S = (K + 3) // 4 * 4
     cdef Py_ssize_t KK = K * K
     cdef Py_ssize_t nV = KK + 2 * K
     cdef Py_ssize_t n_visit = order.shape[0]
@@ -401,7 +399,7 @@ def sgd_epoch(
     cdef Py_ssize_t wd = _work_doubles(Tmax, K)
     # Per mini-batch: the node marginals of each sequence ([batch][Tmax][K]) and its
     # observed-minus-expected transition, start and end counts ([batch][nV]).
-    cdef double* mb_marg = <double*> malloc(batch_size * Tmax * K * sizeof(double))
+    cdef double* mb_marg = <double*> malloc(batch_size * Tmax * S * sizeof(double))
     cdef double* mb_v = <double*> malloc(batch_size * nV * sizeof(double))
     cdef double* trans = <double*> malloc((3 * KK + 2 * K) * sizeof(double))
     cdef double* thread_buf = <double*> malloc(n_threads * wd * sizeof(double))
@@ -417,7 +415,7 @@ def sgd_epoch(
     cdef int bad = 0
     cdef int* bad_p = &bad
 
-    if (Uhat.shape[0] != nU or nU != D * K + tail_label.shape[0] or V.shape[0] != nV
+    if (Uhat.shape[0] != nU or nU != D * S + tail_label.shape[0] or V.shape[0] != nV
             or Vhat.shape[0] != nV or V_mask.shape[0] != nV):
         free(mb_marg); free(mb_v); free(trans); free(thread_buf)
         raise ValueError("sgd_epoch: the weight arrays do not match the layout")
@@ -425,6 +423,7 @@ def sgd_epoch(
         free(mb_marg); free(mb_v); free(trans); free(thread_buf)
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
     L.K = K
+    L.S = S
     L.D = D
     L.ptr = &tail_ptr[0] if tail_ptr.shape[0] > 0 else NULL
     L.label = &tail_label[0] if tail_label.shape[0] > 0 else NULL
@@ -456,19 +455,23 @@ def sgd_epoch(
                 t0 = seq_off[s]
                 T = seq_off[s + 1] - t0
                 y = &labels[t0]
-                P = mb_marg + i * Tmax * K
+                P = mb_marg + i * Tmax * S
                 dv = mb_v + i * nV
                 if not (fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], T, scalars[S_ALPHA],
                                        w.lem) <= MAX_SCORE):
                     bad_p[0] = 1
                     loss_out[pos + i] = INFINITY
-                    memset(P, 0, T * K * sizeof(double))
+                    memset(P, 0, T * S * sizeof(double))
                     memset(dv, 0, nV * sizeof(double))
                     continue
                 logz = _sequence_marginals(&c, T, &w, True, True)
                 loss_out[pos + i] = logz - _path_score(&c, w.lem, T, y)
-                for m in range(T * K):
-                    P[m] = w.alpha[m]
+                # Rows of stride S, zero-padded: the update reads whole vectors.
+                for t in range(T):
+                    for k in range(K):
+                        P[t * S + k] = w.alpha[t * K + k]
+                    for k in range(K, S):
+                        P[t * S + k] = 0.0
                 memset(dv, 0, nV * sizeof(double))
                 _chain_gradient(&w, y, T, K, dv)
             if bad:
@@ -498,13 +501,10 @@ def sgd_epoch(
                     t0 = seq_off[s]
                     T = seq_off[s + 1] - t0
                     y = &labels[t0]
-                    P = mb_marg + i * Tmax * K
+                    P = mb_marg + i * Tmax * S
                     for t in range(T):
-                        if fcrf_pf_upd and t + 1 < T:
-                            fcrf_prefetch_entries(&L, Up, Hp, ip, tok_off[t0 + t + 1],
-                                                  tok_off[t0 + t + 2], part, n_threads)
                         fcrf_update_token(&L, Up, Hp, ip, vp, tok_off[t0 + t],
-                                          tok_off[t0 + t + 1], P + t * K, y[t], gain, beta,
+                                          tok_off[t0 + t + 1], P + t * S, y[t], gain, beta,
                                           mu < 1.0, part, n_threads)
                     if part == 0:
                         dv = mb_v + i * nV
@@ -705,9 +705,3 @@ cdef void _decoder_constants(const double* trans, Py_ssize_t K, double* rowmax,
             transT[j * K + i] = trans[i * K + j]
             if trans[i * K + j] > rowmax[i]:
                 rowmax[i] = trans[i * K + j]
-
-
-def _set_prefetch(int dist, int upd):
-    global fcrf_pf_dist, fcrf_pf_upd
-    fcrf_pf_dist = dist
-    fcrf_pf_upd = upd

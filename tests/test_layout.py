@@ -35,7 +35,8 @@ def test_build_keeps_all_pairs_of_the_head_and_seen_pairs_of_the_tail(n_dense):
     expected = {(a, k) for a in range(D) for k in range(3)}
     expected |= {(a, k) for a, k in seen_pairs(data) if a >= D}
     assert kept == expected
-    assert layout.size == len(expected)
+    assert layout.n_weights == len(expected)
+    assert layout.size == D * layout.stride + len(expected) - D * 3
     for i in range(layout.n_attributes - D):  # labels increase within an attribute
         assert np.all(np.diff(layout.tail_labels[layout.tail_ptr[i]:layout.tail_ptr[i + 1]]) > 0)
 
@@ -43,13 +44,15 @@ def test_build_keeps_all_pairs_of_the_head_and_seen_pairs_of_the_tail(n_dense):
 def test_to_dense_places_the_flat_weights():
     data = make_data([[0, 2], [1], [2, 3], [3]], [0, 1, 2, 1], 3)
     layout = StateLayout.build(data, 1)
-    flat = np.arange(1.0, layout.size + 1)
+    assert layout.stride == 4  # 3 labels, padded to a whole 4-double vector
+    flat = np.array([1.0, 2.0, 3.0, 0.0, 4.0, 5.0, 6.0, 7.0, 8.0])
     W = layout.to_dense(flat)
     np.testing.assert_array_equal(W[0], [1.0, 2.0, 3.0])
     # tail: attribute 1 saw label 1; 2 saw labels 0 and 2; 3 saw labels 1 and 2
     assert W[1].tolist() == [0.0, 4.0, 0.0]
     assert W[2].tolist() == [5.0, 0.0, 6.0]
     assert W[3].tolist() == [0.0, 7.0, 8.0]
+    np.testing.assert_array_equal(layout.from_dense(W), flat)
 
 
 def test_subset_renumbers_and_keeps_the_pairs():
@@ -67,7 +70,7 @@ def test_for_training_settings():
     # Attribute 0 occurs DENSE_MIN_COUNT times, attribute 1 once (ids by frequency).
     n = DENSE_MIN_COUNT
     data = make_data([[0]] * (n - 1) + [[0, 1]], [0] * n, 3)
-    assert StateLayout.for_training(data, True).size == 6
-    assert StateLayout.for_training(data, False).size == 2
+    assert StateLayout.for_training(data, True).n_weights == 6
+    assert StateLayout.for_training(data, False).n_weights == 2
     auto = StateLayout.for_training(data, None)
-    assert auto.n_dense == 1 and auto.size == 4
+    assert auto.n_dense == 1 and auto.n_weights == 4

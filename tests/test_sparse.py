@@ -179,14 +179,15 @@ def test_sgd_epoch_matches_naive_averaged_sgd(batch, avg_start):
 
 @pytest.mark.parametrize("n_dense", [0, 4, 9])
 @pytest.mark.parametrize("n_threads", [1, 3])
-def test_sgd_epoch_with_a_partial_layout_matches_masked_naive_sgd(n_dense, n_threads):
+@pytest.mark.parametrize("K", [3, 4, 6, 9])
+def test_sgd_epoch_with_a_partial_layout_matches_masked_naive_sgd(n_dense, n_threads, K):
     # Tail attributes (ids >= n_dense) keep only the labels they were seen with: the
-    # same as dense SGD whose gradient is masked to those pairs.
+    # same as dense SGD whose gradient is masked to those pairs.  K = 3, 6, 9: dense
+    # rows are padded to whole 4-double vectors.
     rng = np.random.default_rng(11)
-    data = random_data(rng, n_seq=13)
+    data = random_data(rng, n_seq=13, K=K)
     layout = StateLayout.build(data, n_dense)
     order = rng.permutation(data.n_sequences)
-    K = data.n_labels
     state = _State(layout)
     _epoch(state, data, order, SGDSettings(batch_size=2), 0.3, 0.05, 1.0,
            np.ones(K * K + 2 * K), n_threads)
