@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _sparse
 from ._encoding import EncodedSequences, encode, encode_labels, fit_encode
-from ._layout import StateLayout
+from ._layout import StateLayout, dense_kernel_args
 from ._lbfgs import LBFGSSettings, fit_lbfgs
 from ._online import OnlineSettings, fit_online
 from ._parallel import effective_n_threads
@@ -318,7 +318,7 @@ calibration_max_trials
         return Tags(estimator_type=None, target_tags=TargetTags(required=True))
 
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "state_weights_")
+        return "_state" in self.__dict__
 
     # ------------------------------------------------------------------ #
     # Parameters                                                           #
@@ -430,7 +430,7 @@ calibration_max_trials
         if out is not None:
             print(f"fastcrf: {p['algorithm']} on {data.n_sequences} sequences, "
                   f"{features.n_tokens} tokens, {features.n_attributes} attributes, "
-                  f"{K} labels, {features.n_attributes * K + K * K + 2 * K} weights "
+                  f"{K} labels, {layout.n_weights + K * K + 2 * K} weights "
                   f"(encoded in {time.perf_counter() - started:.2f}s)", file=out, flush=True)
 
         def callback(epoch, info, weights_fn):
@@ -461,7 +461,7 @@ calibration_max_trials
                 calibration_candidates=p["calibration_candidates"],
                 calibration_max_trials=p["calibration_max_trials"],
                 period=p["period"], delta=p["delta"])
-            weights, n_iter = fit_sgd(data, settings, layout=layout,
+            state, chain, n_iter = fit_sgd(data, settings, layout=layout,
                                       chain_mask=chain_mask, random_state=rng,
                                       n_jobs=p["n_jobs"], callback=callback, log=message,
                                       algorithm=algorithm)
@@ -485,21 +485,27 @@ calibration_max_trials
 
         # Everything is computed: only now replace the previous fit, so an error or
         # an interrupt above leaves the estimator as it was.
-        self._set_fitted(vocabulary, classes, weights, log, n_iter)
+        if algorithm not in ("asgd", "l2sgd"):
+            state, chain = layout.from_dense(weights.state), weights.chain
+        self._set_fitted(vocabulary, classes, layout, state, chain, log, n_iter)
         if p["model_filename"] is not None:
             self.save(p["model_filename"])
         return self
 
-    def _set_fitted(self, vocabulary, classes, weights, log, n_iter):
+    def _set_fitted(self, vocabulary, classes, layout, state, chain, log, n_iter):
         # The compiled name -> id table that predict's encoding reads: built here, once,
         # like CRFsuite's Tagger.open, rather than inside the first predict call.
         vocabulary._name_table()
         self.vocabulary_ = vocabulary
         self.classes_ = list(classes)
-        self.state_weights_ = weights.state
-        self.transition_weights_ = weights.transitions
-        self.start_weights_ = weights.start
-        self.end_weights_ = weights.end
+        # The state weights stay in their training layout (only the kept pairs); the
+        # dense matrix is built on request (state_weights_), never kept.
+        self._state_layout = layout
+        self._state = state
+        chain = Weights.from_flat(np.zeros((0, len(classes))), chain)
+        self.transition_weights_ = chain.transitions
+        self.start_weights_ = chain.start
+        self.end_weights_ = chain.end
         self.training_log_ = log
         self.n_iter_ = int(n_iter)
         self.metadata_ = {}  # CRF.load puts the saved metadata here
@@ -509,9 +515,25 @@ calibration_max_trials
     # ------------------------------------------------------------------ #
 
     def _check_fitted(self):
-        if not hasattr(self, "state_weights_"):
+        if "_state" not in self.__dict__:
             raise NotFittedError(
                 "this CRF is not fitted yet: call fit(X, y) or CRF.load(path) first")
+
+    @property
+    def state_weights_(self):
+        """The state weights as an ``(n_attributes, n_labels)`` array (0 for the pairs
+        the model does not keep).  Built on each access: the model itself keeps only
+        the kept pairs."""
+        self._check_fitted()
+        return self._state_layout.to_dense(self._state)
+
+    def __setstate__(self, state):
+        # Pickles of fastcrf < 0.2 hold the dense matrix itself.
+        if "state_weights_" in state:
+            W = state.pop("state_weights_")
+            state["_state_layout"] = StateLayout.dense(*W.shape)
+            state["_state"] = state["_state_layout"].from_dense(W)
+        self.__dict__.update(state)
 
     @property
     def attributes_(self):
@@ -529,7 +551,7 @@ calibration_max_trials
     def size_(self):
         """Number of non-zero weights."""
         self._check_fitted()
-        return int(np.count_nonzero(self.state_weights_)
+        return int(np.count_nonzero(self._state)
                    + np.count_nonzero(self.transition_weights_)
                    + np.count_nonzero(self.start_weights_)
                    + np.count_nonzero(self.end_weights_))
@@ -538,9 +560,9 @@ calibration_max_trials
     def state_features_(self):
         """``{(attribute, label): weight}`` for every non-zero state weight."""
         self._check_fitted()
-        rows, cols = np.nonzero(self.state_weights_)
+        rows, cols, values = self._state_layout.nonzero(self._state)
         names, labels = self.vocabulary_.names, self.classes_
-        values = self.state_weights_[rows, cols].tolist()
+        values = values.tolist()
         return {(names[a], labels[k]): v
                 for a, k, v in zip(rows.tolist(), cols.tolist(), values)}
 
@@ -563,13 +585,11 @@ calibration_max_trials
             return drop_unit_values(X)
         return drop_unit_values(encode(X, self.vocabulary_))
 
-    def _weights(self):
-        return Weights(self.state_weights_, self.transition_weights_, self.start_weights_,
-                       self.end_weights_)
-
     def _viterbi_codes(self, features):
         """Best label code of every token: ndarray (n_tokens,), int64."""
-        status, paths = _viterbi_paths(self._weights(), features, self.n_jobs)
+        status, paths = _viterbi_paths(
+            self._state_layout.kernel_args(self._state), self.transition_weights_,
+            self.start_weights_, self.end_weights_, features, self.n_jobs)
         if status != 0:
             raise ValueError("X produces scores that are not finite or exceed 1e150 in "
                              "magnitude: are some feature values huge?")
@@ -614,7 +634,7 @@ calibration_max_trials
         if n_seq == 0:
             return marg
         status = _sparse.forward_backward(
-            self.state_weights_, features.attr_ids, features.values,
+            *self._state_layout.kernel_args(self._state), features.attr_ids, features.values,
             features.token_offsets, features.seq_offsets, np.zeros(0, dtype=np.int64),
             self.transition_weights_, self.start_weights_, self.end_weights_,
             int(features.lengths.max()), np.zeros(n_seq), np.zeros(n_seq), marg,
@@ -807,19 +827,19 @@ def _chain_mask(data, all_transitions):
     return mask
 
 
-def _viterbi_paths(weights, features, n_jobs):
+def _viterbi_paths(state_args, trans, start, end, features, n_jobs):
     """Compiled Viterbi over an encoded batch: ``(status, best label of every token)``.
 
+    ``state_args``: the state weights as :meth:`StateLayout.kernel_args` gives them.
     ``status`` is 0, or -1 when some scores are not finite or exceed 1e150.
     """
     n_seq = features.n_sequences
     paths = np.zeros(features.n_tokens, dtype=np.int64)
     if n_seq == 0:
         return 0, paths
-    trans = weights.transitions
     status = _sparse.viterbi(
-        weights.state, features.attr_ids, features.values, features.token_offsets,
-        features.seq_offsets, trans, weights.start, weights.end,
+        *state_args, features.attr_ids, features.values, features.token_offsets,
+        features.seq_offsets, trans, start, end,
         np.ascontiguousarray(trans.max(axis=1)), np.ascontiguousarray(trans.T),
         int(features.lengths.max()), paths, np.zeros(n_seq), n_threads_for(n_jobs, n_seq))
     return status, paths
@@ -827,7 +847,8 @@ def _viterbi_paths(weights, features, n_jobs):
 
 def _token_accuracy(weights, features, labels, n_jobs):
     """Token accuracy of Viterbi with ``weights`` on an encoded set (NaN if it fails)."""
-    status, paths = _viterbi_paths(weights, features, n_jobs)
+    status, paths = _viterbi_paths(dense_kernel_args(weights.state), weights.transitions,
+                                   weights.start, weights.end, features, n_jobs)
     return float(np.mean(paths == labels)) if status == 0 else float("nan")
 
 

@@ -129,6 +129,24 @@ class StateLayout:
         return StateLayout(len(used), self.n_labels, n_dense, ptr,
                            self.tail_labels[index])
 
+    def kernel_args(self, flat):
+        """``(U, S, D, tail_ptr, tail_labels)``: how the compiled drivers of
+        fastcrf._sparse take the state weights ``flat`` of this layout."""
+        return (flat, self.stride, self.n_dense, self.tail_ptr, self.tail_labels)
+
+    def nonzero(self, flat):
+        """``(attributes, labels, weights)`` of the non-zero weights of ``flat``, in
+        attribute order, then label order."""
+        K, S, D = self.n_labels, self.stride, self.n_dense
+        head = flat[: D * S].reshape(D, S)[:, :K]
+        rows, cols = np.nonzero(head)
+        tail = flat[D * S:]
+        keep = np.flatnonzero(tail)
+        rows = np.concatenate((rows, self._tail_rows()[keep]))
+        cols = np.concatenate((cols, self.tail_labels[keep]))
+        return rows, cols, np.concatenate((head[rows[: len(rows) - len(keep)],
+                                                cols[: len(cols) - len(keep)]], tail[keep]))
+
     def _tail_rows(self):
         counts = np.diff(self.tail_ptr)
         return np.repeat(np.arange(self.n_dense, self.n_attributes, dtype=np.int64), counts)
@@ -156,3 +174,12 @@ class StateLayout:
         flat[: self.n_dense * S].reshape(self.n_dense, S)[:, :K] = W[: self.n_dense]
         flat[self.n_dense * S:] = W[self._tail_rows(), self.tail_labels]
         return flat
+
+
+_NO_TAIL = (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+
+
+def dense_kernel_args(W):
+    """The :meth:`StateLayout.kernel_args` of a dense ``(n_attributes, n_labels)`` matrix."""
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    return (W.reshape(-1), W.shape[1], W.shape[0]) + _NO_TAIL

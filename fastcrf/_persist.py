@@ -1,18 +1,26 @@
 """Model files: a numpy ``.npz`` archive plus a JSON header, never a pickle.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     header.json         uint8 array: UTF-8 JSON {"format": "fastcrf-crf",
-                        "format_version": 1, "fastcrf_version", "classes",
+                        "format_version": 2, "fastcrf_version", "classes",
                         "params", "n_iter", "training_log"}
     attributes.json     uint8 array: UTF-8 JSON list of attribute names
     metadata.json       optional uint8 array: UTF-8 JSON object the caller attached
                         (``CRF.save(path, metadata=...)``; the command line stores
                         its feature template there); readers that do not know it
-                        ignore it, so the format version stays 1
-    state               float64 (n_attributes, n_labels)
+                        ignore it
+    state_head          float64 (n_dense, n_labels): every label's weight for the
+                        attributes 0 .. n_dense - 1
+    tail_ptr            int64 (n_attributes - n_dense + 1,): attribute n_dense + i
+                        keeps the labels tail_labels[tail_ptr[i]:tail_ptr[i + 1]]
+    tail_labels         int32 (n_tail,), increasing within an attribute
+    state_tail          float64 (n_tail,): their weights
     transitions         float64 (n_labels, n_labels)
     start, end          float64 (n_labels,)
+
+Version 1 files (fastcrf 0.1) hold one dense ``state`` (n_attributes, n_labels) array
+instead of the four state arrays; they are still read.
 
 The file is written to a temporary name in the target folder and renamed over the
 target, so a reader never sees a half-written model.  Loading uses
@@ -28,12 +36,14 @@ import zipfile
 import numpy as np
 
 from ._encoding import AttributeVocabulary
-from ._training import Weights
+from ._layout import StateLayout
 from ._version import __version__
 
 FORMAT = "fastcrf-crf"
-FORMAT_VERSION = 1
-_ARRAYS = ("state", "transitions", "start", "end")
+FORMAT_VERSION = 2
+_READS = (1, 2)
+_CHAIN = ("transitions", "start", "end")
+_STATE = {1: ("state",), 2: ("state_head", "tail_ptr", "tail_labels", "state_tail")}
 
 
 def _json_bytes(obj):
@@ -69,7 +79,7 @@ def save_model(crf, path, metadata=None):
     arrays = {
         "header.json": _json_bytes(header),
         "attributes.json": _json_bytes(crf.vocabulary_.names),
-        "state": np.ascontiguousarray(crf.state_weights_, dtype=np.float64),
+        **_state_arrays(crf._state_layout, crf._state),
         "transitions": np.ascontiguousarray(crf.transition_weights_, dtype=np.float64),
         "start": np.ascontiguousarray(crf.start_weights_, dtype=np.float64),
         "end": np.ascontiguousarray(crf.end_weights_, dtype=np.float64),
@@ -98,14 +108,19 @@ def load_model(cls, path):
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = set(archive.files)
-            missing = {"header.json", "attributes.json", *_ARRAYS} - names
+            missing = {"header.json", "attributes.json", *_CHAIN} - names
             if missing:
                 raise ValueError(f"{path!r} is not a fastcrf model file (missing "
                                  f"{', '.join(sorted(missing))})")
             header = _read_json(archive["header.json"], path, "header")
             _check_header(header, path)
+            version = header["format_version"]
+            missing = set(_STATE[version]) - names
+            if missing:
+                raise ValueError(f"{path!r} is not a readable fastcrf model file (missing "
+                                 f"{', '.join(sorted(missing))})")
             attributes = _read_json(archive["attributes.json"], path, "attribute list")
-            arrays = {name: archive[name] for name in _ARRAYS}
+            arrays = {name: archive[name] for name in _CHAIN + _STATE[version]}
             metadata = {}
             if "metadata.json" in names:
                 metadata = _read_json(archive["metadata.json"], path, "metadata")
@@ -130,14 +145,14 @@ def load_model(cls, path):
     if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
         raise ValueError(f"{path!r}: the attribute list is malformed")
     K, A = len(classes), len(attributes)
-    expected = {"state": (A, K), "transitions": (K, K), "start": (K,), "end": (K,)}
-    for name, shape in expected.items():
-        arr = arrays[name]
-        if arr.dtype != np.float64 or arr.shape != shape:
-            raise ValueError(f"{path!r}: array {name!r} has dtype {arr.dtype} and shape "
-                             f"{arr.shape}; expected float64 {shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{path!r}: array {name!r} holds non-finite weights")
+    if version == 1:
+        _check_array(arrays, "state", np.float64, (A, K), path)
+        layout = StateLayout.dense(A, K)
+        state = layout.from_dense(arrays["state"])
+    else:
+        layout, state = _read_state(arrays, A, K, path)
+    for name, shape in {"transitions": (K, K), "start": (K,), "end": (K,)}.items():
+        _check_array(arrays, name, np.float64, shape, path)
     try:
         vocabulary = AttributeVocabulary(attributes)
     except (TypeError, ValueError) as exc:
@@ -151,8 +166,9 @@ def load_model(cls, path):
     log_data = header.get("training_log") or {}
     log = TrainingLog(log_data.get("algorithm", params.get("algorithm")))
     log.iterations = list(log_data.get("iterations", []))
-    weights = Weights(*(np.ascontiguousarray(arrays[name]) for name in _ARRAYS))
-    crf._set_fitted(vocabulary, classes, weights, log, int(header.get("n_iter", 0)))
+    chain = np.concatenate([arrays[name].ravel() for name in _CHAIN])
+    crf._set_fitted(vocabulary, classes, layout, state, chain, log,
+                    int(header.get("n_iter", 0)))
     crf.metadata_ = metadata
     return crf
 
@@ -170,8 +186,55 @@ def _check_header(header, path):
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a fastcrf model file")
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in _READS or isinstance(version, bool):
         raise ValueError(f"{path!r} has model format version {version!r}; this fastcrf "
-                         f"({__version__}) reads version {FORMAT_VERSION}")
+                         f"({__version__}) reads versions "
+                         f"{', '.join(str(v) for v in _READS)}")
     if not isinstance(header.get("classes"), list):
         raise ValueError(f"{path!r}: the header has no label list")
+
+
+def _state_arrays(layout, state):
+    """The version-2 arrays of the state weights ``state`` (flat in ``layout``)."""
+    K, S, D = layout.n_labels, layout.stride, layout.n_dense
+    return {
+        "state_head": np.ascontiguousarray(state[: D * S].reshape(D, S)[:, :K]),
+        "tail_ptr": np.ascontiguousarray(layout.tail_ptr, dtype=np.int64),
+        "tail_labels": np.ascontiguousarray(layout.tail_labels, dtype=np.int32),
+        "state_tail": np.ascontiguousarray(state[D * S:]),
+    }
+
+
+def _check_array(arrays, name, dtype, shape, path):
+    arr = arrays[name]
+    if arr.dtype != dtype or arr.shape != shape:
+        raise ValueError(f"{path!r}: array {name!r} has dtype {arr.dtype} and shape "
+                         f"{arr.shape}; expected {np.dtype(dtype).name} {shape}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{path!r}: array {name!r} holds non-finite weights")
+
+
+def _read_state(arrays, A, K, path):
+    """The checked (layout, flat state) of version-2 arrays."""
+    head = arrays["state_head"]
+    D = head.shape[0] if head.ndim == 2 else -1
+    if not 0 <= D <= A:
+        raise ValueError(f"{path!r}: array 'state_head' has shape {head.shape}; expected "
+                         f"(n_dense <= {A}, {K})")
+    _check_array(arrays, "state_head", np.float64, (D, K), path)
+    _check_array(arrays, "tail_ptr", np.int64, (A - D + 1,), path)
+    ptr = arrays["tail_ptr"]
+    n_tail = int(ptr[-1])
+    if ptr[0] != 0 or np.any(np.diff(ptr) < 0) or np.any(np.diff(ptr) > K):
+        raise ValueError(f"{path!r}: array 'tail_ptr' is not a valid offset array")
+    _check_array(arrays, "tail_labels", np.int32, (n_tail,), path)
+    _check_array(arrays, "state_tail", np.float64, (n_tail,), path)
+    labels = arrays["tail_labels"]
+    if n_tail and (labels.min() < 0 or labels.max() >= K):
+        raise ValueError(f"{path!r}: array 'tail_labels' holds labels outside [0, {K})")
+    layout = StateLayout(A, K, D, np.ascontiguousarray(ptr), np.ascontiguousarray(labels))
+    S = layout.stride
+    state = np.zeros(layout.size)
+    state[: D * S].reshape(D, S)[:, :K] = head
+    state[D * S:] = arrays["state_tail"]
+    return layout, state

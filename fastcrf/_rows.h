@@ -52,6 +52,9 @@ static double fcrf_emissions(const fcrf_layout* L, const double* FCRF_RESTRICT U
 {
     const ptrdiff_t K = L->K, S = L->S, D = L->D;
     const double* FCRF_RESTRICT tail = U + D * S;
+    /* Rows read as whole vectors need the padded stride (a dense [A][K] matrix with
+     * K % 4 != 0, as the L-BFGS trainer passes, takes the plain loop). */
+    const int vector_rows = S % 4 == 0;
     double big = 0.0;
     ptrdiff_t t, k;
     int64_t e, j;
@@ -60,43 +63,46 @@ static double fcrf_emissions(const fcrf_layout* L, const double* FCRF_RESTRICT U
         const int64_t e0 = tok_off[t], e1 = tok_off[t + 1];
         int has_tail = 0;
 #if FCRF_VECTORS
-        ptrdiff_t kb;
-        for (kb = 0; kb < S; kb += 8) {
-            const int two = kb + 8 <= S;
-            fcrf_v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0;
-            double out[8];
+        if (vector_rows) {
+            ptrdiff_t kb;
+            for (kb = 0; kb < S; kb += 8) {
+                const int two = kb + 8 <= S;
+                fcrf_v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0;
+                double out[8];
+                for (e = e0; e < e1; e++) {
+                    const ptrdiff_t a = ids[e];
+                    const double* w;
+                    double x;
+                    if (a >= D) {
+                        has_tail = 1;
+                        continue;
+                    }
+                    x = (vals ? vals[e] : 1.0) * scale;
+                    w = U + a * S + kb;
+                    a0 += x * *(const fcrf_v4d*) w;
+                    if (two)
+                        a1 += x * *(const fcrf_v4d*) (w + 4);
+                }
+                memcpy(out, &a0, sizeof a0);
+                memcpy(out + 4, &a1, sizeof a1);
+                memcpy(row + kb, out, (size_t) (K - kb < 8 ? K - kb : 8) * sizeof(double));
+            }
+        } else
+#endif
+        {
+            for (k = 0; k < K; k++)
+                row[k] = 0.0;
             for (e = e0; e < e1; e++) {
                 const ptrdiff_t a = ids[e];
-                const double* w;
-                double x;
+                const double x = (vals ? vals[e] : 1.0) * scale;
                 if (a >= D) {
                     has_tail = 1;
                     continue;
                 }
-                x = (vals ? vals[e] : 1.0) * scale;
-                w = U + a * S + kb;
-                a0 += x * *(const fcrf_v4d*) w;
-                if (two)
-                    a1 += x * *(const fcrf_v4d*) (w + 4);
+                for (k = 0; k < K; k++)
+                    row[k] += x * U[a * S + k];
             }
-            memcpy(out, &a0, sizeof a0);
-            memcpy(out + 4, &a1, sizeof a1);
-            memcpy(row + kb, out, (size_t) ((K - kb < 8 ? K - kb : 8)) * sizeof(double));
         }
-#else
-        for (k = 0; k < K; k++)
-            row[k] = 0.0;
-        for (e = e0; e < e1; e++) {
-            const ptrdiff_t a = ids[e];
-            const double x = (vals ? vals[e] : 1.0) * scale;
-            if (a >= D) {
-                has_tail = 1;
-                continue;
-            }
-            for (k = 0; k < K; k++)
-                row[k] += x * U[a * S + k];
-        }
-#endif
         if (has_tail) {
             for (e = e0; e < e1; e++) {
                 const ptrdiff_t a = ids[e];

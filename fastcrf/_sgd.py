@@ -204,7 +204,10 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
 
     Returns
     -------
-    weights : Weights
+    state : ndarray
+        The state weights, flat in ``layout``.
+    chain : ndarray of shape (K*K + 2K,)
+        Transition, start and end scores.
     n_epochs : int
     """
     n = data.n_sequences
@@ -260,10 +263,10 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         if _converged(history, settings):
             break
     averaged = averaging and state.scalars[4] > avg_start + 1.0
+    a = state.scalars[0]
     if averaged:
-        state.U = None  # not needed any more: free it before the dense result exists
-        return state.average(), epoch
-    return state.iterate(), epoch
+        return state.Uhat, state.Vhat, epoch
+    return a * state.U, a * state.V, epoch
 
 
 def _converged(history, settings):

@@ -53,34 +53,24 @@ cdef double MAX_SCORE = 1e150
 cdef double RAW_EDGE_RANGE = 300.0
 
 
-cdef int _sparse_rows(const double* W, double scale, Py_ssize_t K,
-                      const int32_t* ids, const double* vals,
-                      const int64_t* tok_off,     # [T + 1] entry offsets of the tokens
-                      Py_ssize_t T,
-                      double* lem                 # OUT [T][K]
-                      ) noexcept nogil:
-    # lem[t][k] = scale * sum_{e in token t} vals[e] * W[ids[e]][k]; vals NULL: all 1.0
-    # Returns 0, or -1 when a score is NaN, infinite or beyond MAX_SCORE.
-    cdef Py_ssize_t t, k
-    cdef int64_t e
-    cdef double x
-    cdef double* row
-    cdef const double* wrow
-    cdef double big = 0.0
-    for t in range(T):
-        row = lem + t * K
-        memset(row, 0, K * sizeof(double))
-        for e in range(tok_off[t], tok_off[t + 1]):
-            x = (vals[e] if vals != NULL else 1.0) * scale
-            wrow = W + <Py_ssize_t> ids[e] * K
-            for k in range(K):
-                row[k] += x * wrow[k]
-        for k in range(K):
-            x = fabs(row[k])
-            # NaN fails every comparison: max with "not <=" keeps it.
-            if not (x <= big):
-                big = x
-    return 0 if big <= MAX_SCORE else -1
+cdef int _check_layout(const double[::1] U, Py_ssize_t K, Py_ssize_t S, Py_ssize_t D,
+                       const int64_t[::1] tail_ptr, const int32_t[::1] tail_label,
+                       fcrf_layout* L) except -1:
+    # Fill L after checking that U has the size the layout says (the Python layer
+    # builds both; this catches a mismatch before any kernel reads out of bounds).
+    if S < K or D < 0 or U.shape[0] != D * S + tail_label.shape[0] or (
+            tail_label.shape[0] > 0 and tail_ptr.shape[0] < 2):
+        raise ValueError("the state weights do not match their layout")
+    L.K = K
+    L.S = S
+    L.D = D
+    L.ptr = &tail_ptr[0] if tail_ptr.shape[0] > 0 else NULL
+    L.label = &tail_label[0] if tail_label.shape[0] > 0 else NULL
+    return 0
+
+
+cdef inline const double* _ptr(const double[::1] x):
+    return &x[0] if x.shape[0] > 0 else NULL
 
 
 cdef inline const double* _values(const double[::1] vals):
@@ -118,7 +108,11 @@ cdef void _chain_constants(const double* trans, Py_ssize_t K, double* E, double*
 # --------------------------------------------------------------------------- #
 
 def forward_backward(
-    const double[:, ::1] W,                # IN  [A][K] state weights
+    const double[::1] U,                   # IN  state weights in the layout (S, D, tail_ptr,
+    Py_ssize_t S,                          #     tail_label) described in _rows.h; a dense
+    Py_ssize_t D,                          #     [A][K] matrix is S = K, D = A, no tail
+    const int64_t[::1] tail_ptr,
+    const int32_t[::1] tail_label,
     const int32_t[::1] ids,                # IN  [n_entries] attribute ids
     const double[::1] vals,                # IN  [n_entries] attribute values, or [0]: all 1.0
     const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
@@ -145,6 +139,8 @@ def forward_backward(
     cdef bint want_marginals = marg_out.shape[0] > 0
     cdef bint want_edges = with_labels and want_marginals
     cdef Chain c
+    cdef fcrf_layout L
+    cdef const double* Up = _ptr(U)
     cdef double* E = <double*> malloc(2 * K * K * sizeof(double))
     cdef Py_ssize_t ch, s, s_end, T, t, k, i
     cdef int64_t t0
@@ -157,6 +153,11 @@ def forward_backward(
 
     if E == NULL:
         raise MemoryError()
+    try:
+        _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+    except ValueError:
+        free(E)
+        raise
     c.K = K
     c.trans = &trans[0, 0]
     c.start = &start[0]
@@ -178,8 +179,8 @@ def forward_backward(
                 for s in range(ch * CHUNK, s_end):
                     t0 = seq_off[s]
                     T = seq_off[s + 1] - t0
-                    if _sparse_rows(&W[0, 0], 1.0, K, ip, vp, &tok_off[t0], T,
-                                    w.lem) != 0:
+                    if not (fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], T, 1.0, w.lem)
+                            <= MAX_SCORE):
                         bad_p[0] = 1
                         logz_out[s] = INFINITY
                         continue
@@ -238,7 +239,11 @@ def state_gradient(
 # --------------------------------------------------------------------------- #
 
 def viterbi(
-    const double[:, ::1] W,                # IN  [A][K]
+    const double[::1] U,                   # IN  state weights in a layout (as forward_backward)
+    Py_ssize_t S,
+    Py_ssize_t D,
+    const int64_t[::1] tail_ptr,
+    const int32_t[::1] tail_label,
     const int32_t[::1] ids,                # IN  [n_entries]
     const double[::1] vals,                # IN  [n_entries]
     const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
@@ -260,6 +265,8 @@ def viterbi(
     cdef Py_ssize_t K = trans.shape[0]
     cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
     cdef Chain c
+    cdef fcrf_layout L
+    cdef const double* Up = _ptr(U)
     cdef Py_ssize_t ch, s, s_end, T
     cdef int64_t t0
     cdef double* dbuf
@@ -268,6 +275,7 @@ def viterbi(
     cdef int* failed_p = &failed
     cdef int* bad_p = &bad
 
+    _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
     c.K = K
     c.trans = &trans[0, 0]
     c.start = &start[0]
@@ -287,8 +295,8 @@ def viterbi(
             for s in range(ch * CHUNK, s_end):
                 t0 = seq_off[s]
                 T = seq_off[s + 1] - t0
-                if _sparse_rows(&W[0, 0], 1.0, K, ip, vp, &tok_off[t0], T,
-                                dbuf) != 0:
+                if not (fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], T, 1.0, dbuf)
+                        <= MAX_SCORE):
                     bad_p[0] = 1
                     score_out[s] = INFINITY
                     continue
@@ -588,6 +596,7 @@ def online_epoch(
     cdef double* dv
     cdef double* Dp = &D[0, 0]
     cdef Chain c
+    cdef fcrf_layout L
     cdef Py_ssize_t i, s, T, t, k, m, j, n_touched, n_cells
     cdef int64_t t0, e, idx
     cdef const int64_t* y
@@ -598,6 +607,11 @@ def online_epoch(
         free(lem); free(rows); free(path); free(cell); free(cval)
         raise MemoryError("fastcrf: could not allocate the online-training workspace")
     dv = lem + 2 * Tmax * K + K
+    L.K = K
+    L.S = K
+    L.D = W.shape[0]
+    L.ptr = NULL
+    L.label = NULL
     c.K = K
     c.trans = &V[0]
     c.start = &V[KK]
@@ -611,8 +625,8 @@ def online_epoch(
             t0 = seq_off[s]
             T = seq_off[s + 1] - t0
             y = &labels[t0]
-            if _sparse_rows(&W[0, 0], 1.0, K, ip, vp, &tok_off[t0], T,
-                            lem) != 0:
+            if not (fcrf_emissions(&L, &W[0, 0], ip, vp, &tok_off[t0], T, 1.0, lem)
+                    <= MAX_SCORE):
                 status = -1
                 break
             best = _viterbi_one(&c, lem, T, lem + Tmax * K, lem + 2 * Tmax * K, rows, path)

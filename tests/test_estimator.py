@@ -412,12 +412,57 @@ def test_wrong_version_and_inconsistent_arrays_are_rejected(fitted, tmp_path):
         "header.json": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)})
     with pytest.raises(ValueError, match="format version 99"):
         CRF.load(tmp_path / "v99.npz")
-    _rewrite(path, tmp_path / "shape.npz", state=np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="'state'"):
+    K = len(fitted.classes_)
+    _rewrite(path, tmp_path / "shape.npz", state_head=np.zeros((1, K + 1)))
+    with pytest.raises(ValueError, match="'state_head'"):
         CRF.load(tmp_path / "shape.npz")
+    with np.load(path) as z:
+        ptr, labels = z["tail_ptr"], z["tail_labels"]
+    if len(labels):
+        _rewrite(path, tmp_path / "labels.npz", tail_labels=np.full_like(labels, K))
+        with pytest.raises(ValueError, match="'tail_labels'"):
+            CRF.load(tmp_path / "labels.npz")
+    bad_ptr = ptr.copy()
+    bad_ptr[0] = 1
+    _rewrite(path, tmp_path / "ptr.npz", tail_ptr=bad_ptr)
+    with pytest.raises(ValueError, match="'tail_ptr'"):
+        CRF.load(tmp_path / "ptr.npz")
     _rewrite(path, tmp_path / "nan.npz", start=np.full(len(fitted.classes_), np.nan))
     with pytest.raises(ValueError, match="non-finite"):
         CRF.load(tmp_path / "nan.npz")
+
+
+def test_version_1_files_still_load(fitted, tmp_path, hmm):
+    # fastcrf 0.1 wrote the state weights as one dense array.
+    import json
+
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(arrays["header.json"].tobytes())
+    header["format_version"] = 1
+    arrays["header.json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    for name in ("state_head", "tail_ptr", "tail_labels", "state_tail"):
+        del arrays[name]
+    arrays["state"] = fitted.state_weights_
+    np.savez(tmp_path / "v1.npz", **arrays)
+    old = CRF.load(tmp_path / "v1.npz")
+    np.testing.assert_array_equal(old.state_weights_, fitted.state_weights_)
+    X_test = hmm[2]
+    assert [list(p) for p in old.predict(X_test)] == [list(p) for p in fitted.predict(X_test)]
+
+
+def test_pickles_of_dense_models_still_load(fitted, hmm):
+    # fastcrf 0.1 pickled the dense state matrix as an attribute.
+    old_state = {k: v for k, v in fitted.__dict__.items()
+                 if k not in ("_state", "_state_layout")}
+    old_state["state_weights_"] = fitted.state_weights_
+    old = CRF.__new__(CRF)
+    old.__setstate__(old_state)
+    X_test = hmm[2]
+    assert [list(p) for p in old.predict(X_test)] == [list(p) for p in fitted.predict(X_test)]
+    np.testing.assert_array_equal(old.state_weights_, fitted.state_weights_)
 
 
 def test_loading_never_unpickles(tmp_path):
