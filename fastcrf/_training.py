@@ -192,7 +192,8 @@ def log_likelihood(data, weights, n_jobs=None, *, with_gradient=True, csc=None):
     marg = np.zeros((f.n_tokens, K) if with_gradient else (0, K))
     chunks = np.zeros((n_chunks, K * K + 2 * K) if with_gradient else (0, 0))
     status = _sparse.forward_backward(
-        *dense_kernel_args(weights.state), f.attr_ids, f.values, f.token_offsets, f.seq_offsets, data.labels,
+        *dense_kernel_args(weights.state), f.attr_ids, f.values, f.token_offsets,
+        f.seq_offsets, data.labels,
         weights.transitions, weights.start, weights.end, data.max_length,
         logz, score, marg, chunks, n_threads)
     if status != 0:

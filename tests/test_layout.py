@@ -38,7 +38,8 @@ def test_build_keeps_all_pairs_of_the_head_and_seen_pairs_of_the_tail(n_dense):
     assert layout.n_weights == len(expected)
     assert layout.size == D * layout.stride + len(expected) - D * 3
     for i in range(layout.n_attributes - D):  # labels increase within an attribute
-        assert np.all(np.diff(layout.tail_labels[layout.tail_ptr[i]:layout.tail_ptr[i + 1]]) > 0)
+        lo, hi = layout.tail_ptr[i], layout.tail_ptr[i + 1]
+        assert np.all(np.diff(layout.tail_labels[lo:hi]) > 0)
 
 
 def test_to_dense_places_the_flat_weights():
