@@ -39,7 +39,7 @@ extensions = [
         "fastcrf._sparse",
         ["fastcrf/_sparse.pyx"],
         include_dirs=["fastcrf"],
-        depends=["fastcrf/_rows.h", "fastcrf/_kernels.h"],
+        depends=["fastcrf/_rows.h", "fastcrf/_kernels.h", "fastcrf/_sync.h"],
     ),
     Extension("fastcrf._encode", ["fastcrf/_encode.pyx"]),
 ]

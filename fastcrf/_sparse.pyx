@@ -363,6 +363,142 @@ cdef void _fold(double* U, double* Uhat, Py_ssize_t nU, double* V, double* Vhat,
     scalars[S_GAMMA] = 1.0
 
 
+cdef extern from "_sync.h":
+    int64_t fcrf_sync_load(volatile int64_t* p) noexcept nogil
+    void fcrf_sync_store(volatile int64_t* p, int64_t v) noexcept nogil
+    void fcrf_sync_add(volatile int64_t* p, int64_t v) noexcept nogil
+    void fcrf_sync_wait(int64_t* spins) noexcept nogil
+    int64_t fcrf_claim_word(int64_t gen, int64_t n) noexcept nogil
+    int64_t fcrf_claim(volatile int64_t* word, int64_t gen) noexcept nogil
+
+# The largest mini-batch: a batch is claimed through a 16-bit field (_sync.h).
+MAX_BATCH = 65535
+
+
+
+
+cdef struct SGDBatch:
+    # What every thread reads to compute the marginals of one mini-batch.
+    const fcrf_layout* L
+    const Chain* c
+    const double* U
+    const double* scalars
+    const int32_t* ids
+    const double* vals
+    const int64_t* tok_off
+    const int64_t* seq_off
+    const int64_t* labels
+    const int64_t* order
+    double* marg          # [batch][Tmax][S] node marginals, rows zero-padded to S
+    double* dv            # [batch][nV] observed minus expected chain counts
+    double* loss          # [n_visit] -log p(y|x) of each visit
+    Py_ssize_t Tmax
+    Py_ssize_t S
+    Py_ssize_t nV
+    Py_ssize_t pos        # the batch is visits pos .. pos + nb - 1
+    Py_ssize_t nb
+    int kind              # what the current generation's items are: 0 the marginals of
+                          # sequence i, 1 the step for part i of the weights
+    # The step (kind 1): weights, and the step's scalars
+    double* Uw
+    double* Uhat
+    double* V
+    double* Vhat
+    const double* V_mask
+    double gain
+    double beta
+    int averaging
+    Py_ssize_t n_parts
+
+
+cdef int _batch_sequence(const SGDBatch* b, Work* w, Py_ssize_t i) noexcept nogil:
+    # Marginals and chain gradient of the i-th sequence of the batch, into its own
+    # slots; returns 1 when its scores are not finite or too large.
+    cdef Py_ssize_t K = b.c.K
+    cdef Py_ssize_t S = b.S
+    cdef int64_t s = b.order[b.pos + i]
+    cdef int64_t t0 = b.seq_off[s]
+    cdef Py_ssize_t T = b.seq_off[s + 1] - t0
+    cdef const int64_t* y = b.labels + t0
+    cdef double* P = b.marg + i * b.Tmax * S
+    cdef double* dv = b.dv + i * b.nV
+    cdef Py_ssize_t t, k
+    cdef double logz
+    memset(dv, 0, b.nV * sizeof(double))
+    if not (fcrf_emissions(b.L, b.U, b.ids, b.vals, b.tok_off + t0, T, b.scalars[S_ALPHA],
+                           w.lem) <= MAX_SCORE):
+        b.loss[b.pos + i] = INFINITY
+        memset(P, 0, T * S * sizeof(double))
+        return 1
+    logz = _sequence_marginals(b.c, T, w, True, True)
+    b.loss[b.pos + i] = logz - _path_score(b.c, w.lem, T, y)
+    # Rows of stride S, zero-padded: the update reads whole vectors.
+    for t in range(T):
+        for k in range(K):
+            P[t * S + k] = w.alpha[t * K + k]
+        for k in range(K, S):
+            P[t * S + k] = 0.0
+    _chain_gradient(w, y, T, K, dv)
+    return 0
+
+
+cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
+    # Part ``part`` of the step: the state rows of the attributes a with
+    # a % n_parts == part, each receiving its updates in mini-batch order (so the
+    # result is the same for any partition), and with part 0 the chain scores.
+    cdef Py_ssize_t S = b.S
+    cdef Py_ssize_t i, t, m
+    cdef int64_t s, t0, T
+    cdef double x
+    cdef const double* P
+    cdef const double* dv
+    for i in range(b.nb):
+        s = b.order[b.pos + i]
+        t0 = b.seq_off[s]
+        T = b.seq_off[s + 1] - t0
+        P = b.marg + i * b.Tmax * S
+        for t in range(T):
+            fcrf_update_token(b.L, b.Uw, b.Uhat, b.ids, b.vals, b.tok_off[t0 + t],
+                              b.tok_off[t0 + t + 1], P + t * S, b.labels[t0 + t], b.gain,
+                              b.beta, b.averaging, part, b.n_parts)
+        if part == 0:
+            dv = b.dv + i * b.nV
+            for m in range(b.nV):
+                x = b.gain * dv[m] * b.V_mask[m]
+                b.V[m] += x
+                if b.averaging:
+                    b.Vhat[m] -= b.beta * x
+
+
+cdef void _run_items(SGDBatch* b, Work* w, volatile int64_t* sync, int64_t gen,
+                     int* bad) noexcept nogil:
+    # Take and run items of generation gen until none is left.
+    cdef int64_t i = fcrf_claim(&sync[1], gen)
+    while i >= 0:
+        if b.kind == 0:
+            if _batch_sequence(b, w, i):
+                bad[0] = 1
+        else:
+            _batch_update(b, i)
+        fcrf_sync_add(&sync[2], 1)
+        i = fcrf_claim(&sync[1], gen)
+
+
+cdef void _publish(SGDBatch* b, volatile int64_t* sync, int64_t gen, int kind,
+                   Py_ssize_t n_items) noexcept nogil:
+    b.kind = kind
+    fcrf_sync_store(&sync[2], 0)
+    fcrf_sync_store(&sync[1], fcrf_claim_word(gen, n_items))
+    fcrf_sync_store(&sync[0], gen)
+
+
+cdef void _await(volatile int64_t* sync, Py_ssize_t n_items) noexcept nogil:
+    # Wait until the items of the current generation are done.
+    cdef int64_t spins = 0
+    while fcrf_sync_load(&sync[2]) < n_items:
+        fcrf_sync_wait(&spins)
+
+
 def sgd_epoch(
     double[::1] U,                         # INOUT [n_state] scaled state weights (layout below)
     double[::1] Uhat,                      # INOUT [n_state] averaging accumulator
@@ -413,13 +549,18 @@ def sgd_epoch(
     cdef double* thread_buf = <double*> malloc(n_threads * wd * sizeof(double))
     cdef Chain c
     cdef Work w
-    cdef Py_ssize_t pos, nb, i, s, T, t, k, m, part
-    cdef int64_t t0, e, a
+    cdef SGDBatch b
+    cdef SGDBatch* bp = &b       # written through inside the parallel block: stays shared
+    cdef int64_t sync[3]
+    cdef Py_ssize_t pos, nb, s, T, t, m
+    cdef int64_t t0, i, gen, seen, spins
+    cdef int tid
     cdef const int64_t* y
     cdef double* P
     cdef double* dv
-    cdef double logz, eta, decay, gain, x, beta, mu, step
+    cdef double eta, decay, gain, x, beta, mu, step
     cdef int status = 0
+    cdef int* status_p = &status
     cdef int bad = 0
     cdef int* bad_p = &bad
 
@@ -427,6 +568,9 @@ def sgd_epoch(
             or Vhat.shape[0] != nV or V_mask.shape[0] != nV):
         free(mb_marg); free(mb_v); free(trans); free(thread_buf)
         raise ValueError("sgd_epoch: the weight arrays do not match the layout")
+    if batch_size < 1 or batch_size > MAX_BATCH:
+        free(mb_marg); free(mb_v); free(trans); free(thread_buf)
+        raise ValueError(f"batch_size must be in [1, {MAX_BATCH}]")
     if mb_marg == NULL or mb_v == NULL or trans == NULL or thread_buf == NULL:
         free(mb_marg); free(mb_v); free(trans); free(thread_buf)
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
@@ -441,101 +585,112 @@ def sgd_epoch(
     c.end = trans + KK + K
     c.E = trans + KK + 2 * K
     c.ET = trans + 2 * KK + 2 * K
-    with nogil:
-        pos = 0
-        while pos < n_visit:
-            nb = batch_size
-            if nb > n_visit - pos:
-                nb = n_visit - pos
-            # Scores of the current iterate: alpha * V.
-            for m in range(nV):
-                trans[m] = scalars[S_ALPHA] * V[m]
-                if not (fabs(trans[m]) <= MAX_SCORE):
-                    bad = 1
-            if bad:
-                status = -1
-                break
-            _chain_constants(trans, K, <double*> c.E, <double*> c.ET, &c.tmax, &c.raw_edges)
+    b.L = &L
+    b.c = &c
+    b.U = Up
+    b.scalars = &scalars[0]
+    b.ids = ip
+    b.vals = vp
+    b.tok_off = &tok_off[0]
+    b.seq_off = &seq_off[0]
+    b.labels = &labels[0] if labels.shape[0] > 0 else NULL
+    b.order = &order[0] if n_visit > 0 else NULL
+    b.marg = mb_marg
+    b.dv = mb_v
+    b.loss = &loss_out[0] if n_visit > 0 else NULL
+    b.Tmax = Tmax
+    b.S = S
+    b.nV = nV
+    b.Uw = Up
+    b.Uhat = Hp
+    b.V = &V[0]
+    b.Vhat = &Vhat[0]
+    b.V_mask = &V_mask[0]
+    # Two parts whenever a second thread may help; one part is the same computation.
+    b.n_parts = 2 if n_threads > 1 else 1
+    sync[0] = 0   # the published generation; -1: the epoch is over
+    sync[1] = 0   # the claim word (_sync.h)
+    sync[2] = 0   # sequences of the current batch done
+    # Thread 0 runs the epoch; the others compute marginals of the batches they
+    # manage to claim (see _sync.h), and never block thread 0.
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        w = _work_bind(thread_buf + tid * wd, Tmax, K)
+        if tid == 0:
+            gen = 0
+            pos = 0
+            while pos < n_visit:
+                nb = batch_size
+                if nb > n_visit - pos:
+                    nb = n_visit - pos
+                # Scores of the current iterate: alpha * V.
+                for m in range(nV):
+                    trans[m] = scalars[S_ALPHA] * V[m]
+                    if not (fabs(trans[m]) <= MAX_SCORE):
+                        bad_p[0] = 1
+                if bad_p[0]:
+                    status_p[0] = -1
+                    break
+                _chain_constants(trans, K, <double*> c.E, <double*> c.ET, &c.tmax,
+                                 &c.raw_edges)
+                gen = gen + 1
+                bp.pos = pos
+                bp.nb = nb
+                _publish(bp, sync, gen, 0, nb)
+                _run_items(bp, &w, sync, gen, bad_p)
+                _await(sync, nb)
+                if bad_p[0]:
+                    status_p[0] = -1
+                    break
 
-            for i in prange(nb, schedule="dynamic", num_threads=n_threads):
-                w = _work_bind(thread_buf + threadid() * wd, Tmax, K)
-                s = order[pos + i]
-                t0 = seq_off[s]
-                T = seq_off[s + 1] - t0
-                y = &labels[t0]
-                P = mb_marg + i * Tmax * S
-                dv = mb_v + i * nV
-                if not (fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], T, scalars[S_ALPHA],
-                                       w.lem) <= MAX_SCORE):
-                    bad_p[0] = 1
-                    loss_out[pos + i] = INFINITY
-                    memset(P, 0, T * S * sizeof(double))
-                    memset(dv, 0, nV * sizeof(double))
-                    continue
-                logz = _sequence_marginals(&c, T, &w, True, True)
-                loss_out[pos + i] = logz - _path_score(&c, w.lem, T, y)
-                # Rows of stride S, zero-padded: the update reads whole vectors.
-                for t in range(T):
-                    for k in range(K):
-                        P[t * S + k] = w.alpha[t * K + k]
-                    for k in range(K, S):
-                        P[t * S + k] = 0.0
-                memset(dv, 0, nV * sizeof(double))
-                _chain_gradient(&w, y, T, K, dv)
-            if bad:
-                status = -1
-                break
-
-            # The step, applied serially in mini-batch order.
-            step = scalars[S_STEP] + 1.0
-            eta = eta0 / pow(1.0 + lam * eta0 * scalars[S_T], power)
-            decay = 1.0 - eta * lam * nb
-            if decay < 0.5:
-                # Keep the L2 shrink of a single step from reversing the weights; only
-                # a huge lambda (c2) together with a large eta gets here.
-                decay = 0.5
-            scalars[S_ALPHA] *= decay
-            gain = eta / scalars[S_ALPHA]
-            mu = 1.0
-            if averaging and step > avg_start + 1.0:
-                mu = 1.0 / (step - avg_start)
-            beta = scalars[S_BETA]
-            # Rows are shared out by attribute id modulo the thread count: every row
-            # is written by one thread only, receiving its updates in mini-batch
-            # order, so the result is the same for any thread count.
-            for part in prange(n_threads, schedule="static", num_threads=n_threads):
-                for i in range(nb):
-                    s = order[pos + i]
-                    t0 = seq_off[s]
-                    T = seq_off[s + 1] - t0
-                    y = &labels[t0]
-                    P = mb_marg + i * Tmax * S
-                    for t in range(T):
-                        fcrf_update_token(&L, Up, Hp, ip, vp, tok_off[t0 + t],
-                                          tok_off[t0 + t + 1], P + t * S, y[t], gain, beta,
-                                          mu < 1.0, part, n_threads)
-                    if part == 0:
-                        dv = mb_v + i * nV
-                        for m in range(nV):
-                            x = gain * dv[m] * V_mask[m]
-                            V[m] += x
-                            if mu < 1.0:
-                                Vhat[m] -= beta * x
-            if mu < 1.0:
-                scalars[S_GAMMA] /= (1.0 - mu)
-                scalars[S_BETA] = beta + mu * scalars[S_GAMMA] * scalars[S_ALPHA]
-            else:
-                scalars[S_BETA] = scalars[S_ALPHA]
-            scalars[S_T] += nb
-            scalars[S_STEP] = step
-            # u = w / alpha grows as alpha shrinks, and the average is a difference
-            # of terms of size ~ u: fold before that costs more than ~1e-12.
-            if scalars[S_ALPHA] < 1e-4 or scalars[S_GAMMA] > 1e9:
-                _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0], mu < 1.0)
-            pos += nb
-        if status == 0:
-            _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
-                  averaging and scalars[S_STEP] > avg_start + 1.0)
+                # The step, in parts that any thread may take (see _batch_update).
+                step = scalars[S_STEP] + 1.0
+                eta = eta0 / pow(1.0 + lam * eta0 * scalars[S_T], power)
+                decay = 1.0 - eta * lam * nb
+                if decay < 0.5:
+                    # Keep the L2 shrink of a single step from reversing the weights;
+                    # only a huge lambda (c2) together with a large eta gets here.
+                    decay = 0.5
+                scalars[S_ALPHA] *= decay
+                mu = 1.0
+                if averaging and step > avg_start + 1.0:
+                    mu = 1.0 / (step - avg_start)
+                beta = scalars[S_BETA]
+                bp.gain = eta / scalars[S_ALPHA]
+                bp.beta = beta
+                bp.averaging = mu < 1.0
+                gen = gen + 1
+                _publish(bp, sync, gen, 1, bp.n_parts)
+                _run_items(bp, &w, sync, gen, bad_p)
+                _await(sync, bp.n_parts)
+                if mu < 1.0:
+                    scalars[S_GAMMA] /= (1.0 - mu)
+                    scalars[S_BETA] = beta + mu * scalars[S_GAMMA] * scalars[S_ALPHA]
+                else:
+                    scalars[S_BETA] = scalars[S_ALPHA]
+                scalars[S_T] += nb
+                scalars[S_STEP] = step
+                # u = w / alpha grows as alpha shrinks, and the average is a difference
+                # of terms of size ~ u: fold before that costs more than ~1e-12.
+                if scalars[S_ALPHA] < 1e-4 or scalars[S_GAMMA] > 1e9:
+                    _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0], mu < 1.0)
+                pos = pos + nb
+            fcrf_sync_store(&sync[0], -1)
+        else:
+            seen = 0
+            while True:
+                spins = 0
+                gen = fcrf_sync_load(&sync[0])
+                while gen == seen:
+                    fcrf_sync_wait(&spins)
+                    gen = fcrf_sync_load(&sync[0])
+                if gen < 0:
+                    break
+                seen = gen
+                _run_items(bp, &w, sync, gen, bad_p)
+    if status == 0:
+        _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
+              averaging and scalars[S_STEP] > avg_start + 1.0)
     free(mb_marg)
     free(mb_v)
     free(trans)
