@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._training import Weights, attribute_index, log_likelihood
+from ._training import Weights, attribute_index, log_likelihood, sum_of_squares
 
 
 @dataclass
@@ -91,7 +91,7 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
             grad *= mask
         if c2 > 0.0:
             grad += (2.0 * c2) * w
-        f = -ll + c2 * float(np.dot(w, w))
+        f = -ll + c2 * sum_of_squares(w)
         cache["loss"] = -ll
         cache["grad_norm"] = float(np.linalg.norm(grad))
         if split:

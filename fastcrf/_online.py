@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _sparse
-from ._training import Weights
+from ._training import Weights, sum_of_squares
 
 
 @dataclass
@@ -85,7 +85,7 @@ def fit_online(data, settings, *, state_mask=None, chain_mask, random_state, cal
             raise FloatingPointError(
                 f"the weights diverged in epoch {epoch}; scale the feature values down")
         loss = float(losses.sum())
-        norm = float(np.sqrt(np.dot(W.ravel(), W.ravel()) + np.dot(V, V)))
+        norm = float(np.sqrt(sum_of_squares(W.ravel()) + sum_of_squares(V)))
         info = {"loss": loss, "objective": loss, "weight_norm": norm,
                 "seconds": time.perf_counter() - started}
         if callback is not None and callback(epoch, info, result):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _sparse
-from ._training import Weights, log_likelihood, n_threads_for
+from ._training import Weights, log_likelihood, n_threads_for, sum_of_squares
 
 
 @dataclass
@@ -72,7 +72,7 @@ class _State:
 
     def squared_norm(self):
         """Squared norm of the current weights."""
-        return self.scalars[0] ** 2 * float(np.dot(self.U, self.U) + np.dot(self.V, self.V))
+        return self.scalars[0] ** 2 * (sum_of_squares(self.U) + sum_of_squares(self.V))
 
 
 #: An epoch runs as this many compiled passes over consecutive slices of its visiting
@@ -148,7 +148,8 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
     return losses
 
 
-def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None):
+def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None,
+                  choice=None):
     """Pick ``eta0`` by trial passes over a sample, as CRFsuite and crfasgd do.
 
     Each trial runs one SGD pass from w = 0 over ``calibration_samples`` random
@@ -194,7 +195,7 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
         trials += 1
         state = _State(layout)
         losses = _epoch(state, sample, order, settings, eta, lam, -1.0, chain_mask,
-                        n_threads)
+                        n_threads, choice)
         f = objective(state.iterate()) if np.isfinite(losses).all() else np.inf
         ok = bool(np.isfinite(f) and f < f0)
         accepted += ok
@@ -277,10 +278,11 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         raise ValueError("algorithm='l2sgd' needs c2 > 0 (its step size is 1 / (lambda t))")
 
     started = time.perf_counter()
+    choice = _ThreadChoice(n_threads)
     eta0 = settings.eta0
     if eta0 is None:
         eta0 = calibrate_eta(data, settings, lam, layout, chain_mask, random_state,
-                             n_jobs, log)
+                             n_jobs, log, choice)
         if algorithm == "asgd":
             # crfasgd's rule: halve the calibrated step, on the safe side.
             eta0 /= settings.calibration_rate
@@ -291,7 +293,6 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         avg_start = 0.0
     history = []
     epoch = 0
-    choice = _ThreadChoice(n_threads)
     for epoch in range(1, settings.max_iterations + 1):
         order = random_state.permutation(n)
         losses = _epoch(state, data, order, settings, eta0, lam, avg_start,

@@ -146,12 +146,20 @@ class Weights:
 
     def squared_norm(self):
         """``||w||_2^2`` over all weights."""
-        return float(np.dot(self.state.ravel(), self.state.ravel())
-                     + np.dot(self.chain, self.chain))
+        return sum_of_squares(self.state.ravel()) + sum_of_squares(self.chain)
 
     def l1_norm(self):
         """``||w||_1`` over all weights."""
         return float(np.abs(self.state).sum() + np.abs(self.chain).sum())
+
+
+def sum_of_squares(x):
+    """``sum(x ** 2)`` of a 1-D float array, without BLAS.
+
+    ``np.dot`` would call a threaded BLAS whose worker threads keep spinning after the
+    call, taking cores from the OpenMP threads of the next compiled pass.
+    """
+    return float(np.einsum("i,i->", x, x))
 
 
 def n_threads_for(n_jobs, n_sequences):
