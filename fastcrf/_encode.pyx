@@ -679,7 +679,7 @@ cdef class Encoder:
         return aid
 
 
-# -- vocabulary upkeep --------------------------------------------------------------
+# -- vocabulary upkeep and labels ---------------------------------------------------
 
 
 def reorder(list items not None, const Py_ssize_t[::1] order not None):
@@ -752,3 +752,58 @@ def count_ids(const int32_t[::1] ids not None, int64_t[::1] counts not None):
             counts[ids[e]] += 1
     if bad >= 0:
         raise ValueError(f"ids[{bad}] = {ids[bad]} is not in [0, {n})")
+
+
+def label_run(y, Py_ssize_t start, dict index not None, list classes not None, bint grow,
+              const int64_t[::1] lengths, array codes not None):
+    """Append the codes of the label sequences ``y[start:]`` (y a list or tuple) to
+    ``codes`` ('i'), up to the first sequence that needs _encoding's Python path;
+    return that sequence's position, or ``len(y)``.
+
+    A sequence is done here when it is a non-empty list or tuple of exact str labels
+    that are in ``index`` (str -> code) or, with ``grow``, are added to ``index`` and
+    ``classes``; and, when ``lengths`` is not None, when it has ``lengths[i]``
+    labels.  Otherwise ``codes`` is left as it was before the sequence.
+    """
+    cdef Py_ssize_t i = start, j, m, n
+    cdef Py_ssize_t code
+    cdef PyObject* p
+    cdef object seq, label
+    if codes.ob_descr.itemsize != sizeof(int):
+        raise TypeError("label_run needs codes of type 'i'")
+    if type(y) is not list and type(y) is not tuple:
+        raise TypeError("label_run needs a list or tuple")
+    while 0 <= i < Py_SIZE(y):
+        seq = <object> PySequence_Fast_GET_ITEM(y, i)
+        if type(seq) is not list and type(seq) is not tuple:
+            return i
+        m = Py_SIZE(seq)
+        if m == 0 or (lengths is not None and (i >= lengths.shape[0] or lengths[i] != m)):
+            return i
+        n = Py_SIZE(codes)
+        resize_smart(codes, n + m)
+        j = 0
+        while j < m:
+            if j >= Py_SIZE(seq):
+                break
+            label = <object> PySequence_Fast_GET_ITEM(seq, j)
+            if type(label) is not str:
+                break
+            p = PyDict_GetItemWithError(index, label)  # exact str: cannot fail
+            if p != NULL:
+                code = _as_id(p)
+                if code < 0:
+                    break
+            elif grow and len(classes) <= INT32_MAX:
+                code = len(classes)
+                index[label] = code
+                classes.append(label)
+            else:
+                break
+            codes.data.as_ints[n + j] = <int> code
+            j += 1
+        if j < m:
+            resize_smart(codes, n)
+            return i
+        i += 1
+    return i

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._encode import Encoder, Table, count_ids, name_table, renumber_ids, reorder
+from ._encode import Encoder, Table, count_ids, label_run, name_table, renumber_ids, reorder
 
 #: Joins a feature name to its str value or to a nested attribute name, as
 #: python-crfsuite does.
@@ -770,52 +770,28 @@ def encode_labels(y, classes=None, *, lengths=None):
     grow = classes is None
     classes = [] if grow else _check_classes(classes)
     index = {label: k for k, label in enumerate(classes)}
-    get = index.get
-    n_expected = None
+    n_expected = fast_lengths = None
     if lengths is not None:
-        lengths = np.asarray(lengths).tolist()
+        lengths = np.asarray(lengths)
+        if lengths.dtype.kind in "iu":
+            fast_lengths = lengths.astype(np.int64)
+        lengths = lengths.tolist()
         n_expected = len(lengths)
     codes = array("i")
-    n = 0
-    for i, seq in enumerate(_check_outer(y, "y")):
-        n = i + 1
-        if type(seq) is not list and type(seq) is not tuple:
-            seq = _as_sequence(seq, i, "y", "labels")
-        if not seq:
-            raise ValueError(f"y[{i}] is an empty sequence; every sequence needs a label")
-        if n_expected is not None:
-            if i >= n_expected:
-                raise ValueError(
-                    f"X and y must have the same number of sequences: X has {n_expected}, "
-                    "y has more"
-                )
-            if len(seq) != lengths[i]:
-                raise ValueError(
-                    f"y[{i}] has {len(seq)} labels but X[{i}] has {lengths[i]} tokens"
-                )
-        try:
-            chunk = [get(label, -1) for label in seq]
-            ok = -1 not in chunk
-        except TypeError:  # an unhashable label
-            ok = False
-        if not ok:
-            chunk = []
-            for j, label in enumerate(seq):
-                if not isinstance(label, str):
-                    raise TypeError(
-                        f"y[{i}][{j}] must be a str label, got {label!r} "
-                        f"({type(label).__name__})"
-                    )
-                code = get(label)
-                if code is None:
-                    if not grow:
-                        raise ValueError(
-                            f"y[{i}][{j}] = {label!r} is not one of classes {classes}"
-                        )
-                    code = index[str(label)] = len(classes)
-                    classes.append(str(label))
-                chunk.append(code)
-        codes.extend(chunk)
+    args = (index, classes, grow, lengths, codes)
+    it = _check_outer(y, "y")
+    if (type(y) is list or type(y) is tuple) and (lengths is None or fast_lengths is not None):
+        # The compiled loop takes the common shapes and stops at anything else.
+        n = len(y)
+        i = label_run(y, 0, index, classes, grow, fast_lengths, codes)
+        while i < len(y):
+            _label_codes(y[i], i, *args)
+            i = label_run(y, i + 1, index, classes, grow, fast_lengths, codes)
+    else:
+        n = 0
+        for i, seq in enumerate(it):
+            n = i + 1
+            _label_codes(seq, i, *args)
     if n == 0:
         raise ValueError("y contains no sequences")
     if n_expected is not None and n != n_expected:
@@ -823,3 +799,41 @@ def encode_labels(y, classes=None, *, lengths=None):
             f"X and y must have the same number of sequences: X has {n_expected}, y has {n}"
         )
     return classes, np.frombuffer(codes, dtype=np.intc).astype(np.int32, copy=False)
+
+
+def _label_codes(seq, i, index, classes, grow, lengths, codes):
+    """Append the codes of label sequence ``y[i]`` to ``codes`` (or raise its error);
+    with ``grow``, new labels are added to ``index`` and ``classes``."""
+    if type(seq) is not list and type(seq) is not tuple:
+        seq = _as_sequence(seq, i, "y", "labels")
+    if not seq:
+        raise ValueError(f"y[{i}] is an empty sequence; every sequence needs a label")
+    if lengths is not None:
+        if i >= len(lengths):
+            raise ValueError(
+                f"X and y must have the same number of sequences: X has {len(lengths)}, "
+                "y has more"
+            )
+        if len(seq) != lengths[i]:
+            raise ValueError(f"y[{i}] has {len(seq)} labels but X[{i}] has {lengths[i]} tokens")
+    get = index.get
+    try:
+        chunk = [get(label, -1) for label in seq]
+        ok = -1 not in chunk
+    except TypeError:  # an unhashable label
+        ok = False
+    if not ok:
+        chunk = []
+        for j, label in enumerate(seq):
+            if not isinstance(label, str):
+                raise TypeError(
+                    f"y[{i}][{j}] must be a str label, got {label!r} ({type(label).__name__})"
+                )
+            code = get(label)
+            if code is None:
+                if not grow:
+                    raise ValueError(f"y[{i}][{j}] = {label!r} is not one of classes {classes}")
+                code = index[str(label)] = len(classes)
+                classes.append(str(label))
+            chunk.append(code)
+    codes.extend(chunk)

@@ -900,6 +900,43 @@ def test_fit_then_predict_finds_every_attribute(rng, tmp_path):
         assert loaded.predict(X) == crf.predict(X)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_label_codes_match_the_python_path(seed):
+    # A list y takes the compiled loop, a generator the Python one: same classes,
+    # codes and errors, for odd (str subclass, numpy) and bad labels anywhere.
+    rng = np.random.default_rng(seed)
+    pool = ["O", "B-NP", "I-NP", "B-VP"]
+
+    def label():
+        r = rng.random()
+        if r < 0.05:
+            return Sub(str(rng.choice(pool)))
+        if r < 0.08:
+            return np.str_(rng.choice(pool))
+        if r < 0.09 and seed % 2:
+            return [None, 3, b"O"][rng.integers(3)]
+        if r < 0.1:
+            return "NEW" + str(rng.integers(3))
+        return str(rng.choice(pool))
+
+    y = [[label() for _ in range(rng.integers(1, 8))] for _ in range(60)]
+    lengths = [len(s) for s in y]
+    if seed >= 3:
+        lengths[rng.integers(len(y))] += 1
+    def run(make, kwargs):
+        try:
+            classes, codes = encode_labels(make(y), **kwargs)
+        except (TypeError, ValueError) as exc:
+            return type(exc), str(exc)
+        assert all(type(c) is str for c in classes)
+        return classes, codes.dtype, codes.tolist()
+
+    for kwargs in ({}, {"classes": pool + ["NEW0", "NEW1"]}, {"lengths": lengths},
+                   {"lengths": np.array(lengths, dtype=np.float64)}):
+        expected = run(list, kwargs)
+        assert run(lambda y: (s for s in y), kwargs) == expected == run(tuple, kwargs)
+
+
 def test_vocabulary_helpers_reject_misuse():
     from fastcrf._encode import Table, count_ids, renumber_ids, reorder
 
