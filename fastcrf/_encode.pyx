@@ -15,19 +15,21 @@
 #    ids ('i'), token and sequence offsets ('q'), and the entries whose weight is not
 #    1.0 as (position 'q', weight 'd') exceptions.  They grow with amortised
 #    over-allocation (resize_smart); nothing is kept per occurrence.
-# c) The ids come from ``index`` (str -> int, a dict), but through Tables: open
-#    addressing over 24-byte slots (hash tag, id, name), linear probing, at most 2/3
-#    full.  A token's lookups are independent, so the token is done in
-#    three passes: hash every name and prefetch its slot; prefetch the name each
-#    slot holds (needed for the string comparison); then resolve.  The cache misses
-#    of one token then overlap instead of queueing, which is most of the speed-up:
-#    a vocabulary of 10^5-10^6 names does not fit in cache, and a dict lookup costs
-#    two or three dependent misses.  Without ``grow``, names are looked up in
-#    ``vocab``, a read-only Table of the whole index that the vocabulary keeps
-#    (name_table), or else in the dict through the pass's own cache.  With ``grow``,
-#    the pass's cache holds every name of the index (the Python path adds names
-#    through ``id_of``), so a name it lacks is new: it gets the next id and is added
-#    to ``index`` and ``names``.
+# c) Names are looked up in Tables: open addressing over 24-byte slots (hash tag,
+#    id, name), linear probing, at most 2/3 full.  A token's lookups are
+#    independent, so the token is done in three passes: hash every name and prefetch
+#    its slot; prefetch the name each slot holds (needed for the string
+#    comparison); then resolve.  The cache misses of one token then overlap instead
+#    of queueing, which is most of the speed-up: a vocabulary of 10^5-10^6 names
+#    does not fit in cache, and a dict lookup costs two or three dependent misses.
+#    Without ``grow``, names are looked up in ``vocab``, a read-only Table of the
+#    whole vocabulary (name_table, Table.add_names), or else in the dict ``index``
+#    through the pass's own cache.  With ``grow``, the pass's cache holds every name
+#    (the Python path adds names through ``id_of``), so a name it lacks is new: it
+#    gets the next id and is appended to ``names`` (and added to ``index``, when
+#    one is given: fit_encode keeps no dict).  After the pass, the cache is the
+#    vocabulary's name table: Table.renumber follows the vocabulary when its ids
+#    change (min_freq, sort_by_frequency) and drops the pairs (see d).
 # d) A "key:value" pair of a dict token with a str value is cached as the pair
 #    (key, value), so a pair seen before builds no string.
 # e) Without ``grow`` an unseen name is cached as DROP and its entries are left out
@@ -48,7 +50,8 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.sequence cimport PySequence_Fast_GET_ITEM
 from libc.math cimport isfinite
 from libc.stdint cimport INT32_MAX, int32_t, int64_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcpy
 
 cdef extern from "Python.h":
     # Error-free variants: the loop tests for the error itself and bails.
@@ -79,6 +82,11 @@ cdef extern from *:
     #endif
     }
 
+    /* The item array of a list (moved, not copied, by reorder). */
+    static inline PyObject **fcrf_list_items(PyObject *list) {
+        return ((PyListObject *)list)->ob_item;
+    }
+
     /* Equality of two ready exact str. */
     static inline int fcrf_str_eq(PyObject *a, PyObject *b) {
         Py_ssize_t n;
@@ -92,6 +100,7 @@ cdef extern from *:
     void FCRF_PREFETCH(const void*) noexcept nogil
     int fcrf_str_ready(PyObject*) noexcept
     int fcrf_str_eq(PyObject*, PyObject*) noexcept nogil
+    PyObject** fcrf_list_items(PyObject*) noexcept
 
 # Ids are >= 0; the resolvers also return these.
 cdef enum:
@@ -141,20 +150,44 @@ ctypedef struct Slot:
     PyObject* b        # the pair's value; NULL for a name
 
 
+cdef inline size_t _n_slots(Py_ssize_t n) noexcept:
+    # The fewest slots (a power of two, at least MIN_SLOTS) that hold n entries;
+    # beyond 2**32 slots, a size that _alloc_slots refuses.
+    cdef size_t size = MIN_SLOTS
+    cdef size_t m
+    if n > (<Py_ssize_t> 1) << 32:
+        return (<size_t> 1) << 33
+    m = <size_t> n if n > 0 else 0
+    while 3 * m > 2 * size:
+        size *= 2
+    return size
+
+
+cdef inline Slot* _alloc_slots(size_t n) except NULL:
+    cdef Slot* slots
+    if n > (<size_t> 1) << 32:
+        raise MemoryError("fastcrf: too many attributes for the encoding table")
+    slots = <Slot*> calloc(n, sizeof(Slot))
+    if slots == NULL:
+        raise MemoryError()
+    return slots
+
+
 @cython.final
 cdef class Table:
     """(name) or (key, str value) -> id: open addressing, linear probing, at most 2/3
-    full.  Holds a reference to every string it keys on."""
+    full.  Holds a reference to every string it keys on.  ``size_hint`` entries fit
+    without a resize."""
 
     cdef Slot* slots   # [mask + 1]
     cdef size_t mask
     cdef size_t used
+    cdef readonly size_t n_pairs   # entries that are (key, str value) pairs
 
-    def __cinit__(self):
-        self.slots = <Slot*> calloc(MIN_SLOTS, sizeof(Slot))
-        if self.slots == NULL:
-            raise MemoryError()
-        self.mask = MIN_SLOTS - 1
+    def __cinit__(self, Py_ssize_t size_hint=0):
+        cdef size_t n = _n_slots(size_hint)
+        self.slots = _alloc_slots(n)
+        self.mask = n - 1
 
     def __dealloc__(self):
         cdef size_t i
@@ -163,6 +196,11 @@ cdef class Table:
                 Py_XDECREF(self.slots[i].a)
                 Py_XDECREF(self.slots[i].b)
             free(self.slots)
+
+    @property
+    def n_names(self):
+        """Number of names (entries that are not pairs)."""
+        return self.used - self.n_pairs
 
     cdef inline Slot* first(self, Py_hash_t h) noexcept:
         return self.slots + (<size_t> <uint32_t> h & self.mask)
@@ -181,46 +219,140 @@ cdef class Table:
                 return s
             i = (i + 1) & self.mask
 
-    cdef int insert(self, Py_hash_t h, PyObject* a, PyObject* b, Py_ssize_t aid) except -1:
-        # Map (a, b) -> aid; (a, b) is not in the table.
-        cdef Slot* s
+    cdef inline int reserve(self) except -1:
+        # Room for one more entry (find's slot is stale after a resize).
         if 3 * (self.used + 1) > 2 * (self.mask + 1):
             self._grow()
-        s = self.find(h, a, b)
+        return 0
+
+    cdef inline void fill(self, Slot* s, Py_hash_t h, PyObject* a, PyObject* b,
+                          Py_ssize_t aid) noexcept:
+        # Store (a, b) -> aid in s, the empty slot find returned after reserve.
         Py_INCREF(<object> a)
         if b != NULL:
             Py_INCREF(<object> b)
+            self.n_pairs += 1
         s.tag = <uint32_t> h
         s.id = <int32_t> aid
         s.a = a
         s.b = b
         self.used += 1
+
+    cdef int insert(self, Py_hash_t h, PyObject* a, PyObject* b, Py_ssize_t aid) except -1:
+        # Map (a, b) -> aid; (a, b) is not in the table.
+        self.reserve()
+        self.fill(self.find(h, a, b), h, a, b, aid)
         return 0
 
     cdef int _grow(self) except -1:
-        cdef size_t n = 2 * (self.mask + 1), i, j
-        cdef Slot* new
-        if n > (<size_t> 1) << 32:
-            raise MemoryError("fastcrf: too many attributes for the encoding table")
-        new = <Slot*> calloc(n, sizeof(Slot))
-        if new == NULL:
-            raise MemoryError()
+        cdef size_t n = 2 * (self.mask + 1)
+        free(self._move(_alloc_slots(n), n, NULL, False))
+        return 0
+
+    cdef Slot* _move(self, Slot* new, size_t n, const int32_t* new_id,
+                     bint names_only) noexcept:
+        # Move the entries into ``new`` ([n], empty) and use it; return the old slots,
+        # for the caller to free.  ``names_only`` leaves the pairs out; with
+        # ``new_id``, a name gets the id new_id[id] and is left out when that is < 0.
+        cdef Slot* old = self.slots
+        cdef size_t i, j
+        cdef Slot s
         for i in range(self.mask + 1):
-            if self.slots[i].a != NULL:
-                j = self.slots[i].tag & (n - 1)
-                while new[j].a != NULL:
-                    j = (j + 1) & (n - 1)
-                new[j] = self.slots[i]
-        free(self.slots)
+            s = old[i]
+            if s.a == NULL or (names_only and s.b != NULL):
+                continue
+            if new_id != NULL:
+                if new_id[s.id] < 0:
+                    continue
+                s.id = new_id[s.id]
+            j = s.tag & (n - 1)
+            while new[j].a != NULL:
+                j = (j + 1) & (n - 1)
+            new[j] = s
         self.slots = new
         self.mask = n - 1
-        return 0
+        return old
+
+    def add_names(self, list names not None):
+        """Map ``names[i]`` -> ``i``, in order, up to the first name that is not an
+        exact str or is in the table already; return its position, or ``len(names)``
+        when every name was added."""
+        cdef Py_ssize_t i = 0
+        cdef PyObject* p
+        cdef Py_hash_t h
+        cdef Slot* s
+        if Py_SIZE(names) > INT32_MAX:
+            return 0
+        while i < Py_SIZE(names):
+            p = PySequence_Fast_GET_ITEM(names, i)
+            if i + 8 < Py_SIZE(names):
+                FCRF_PREFETCH(PySequence_Fast_GET_ITEM(names, i + 8))
+            if type(<object> p) is not str or fcrf_str_ready(p) < 0:
+                PyErr_Clear()
+                return i
+            h = PyObject_Hash(p)  # exact and ready: cannot fail
+            self.reserve()
+            s = self.find(h, p, NULL)
+            if s.a != NULL:
+                return i
+            self.fill(s, h, p, NULL, i)
+            i += 1
+        return i
+
+    def lookup(self, str name not None):
+        """The id of exact str ``name``, or -1 when the table lacks it."""
+        cdef Slot* s
+        if type(name) is not str:
+            raise TypeError("lookup needs an exact str")
+        s = self.find(hash(name), <PyObject*> name, NULL)
+        return -1 if s.a == NULL or s.id < 0 else s.id
+
+    def renumber(self, const int32_t[::1] new_id):
+        """Give every name the id ``new_id[id]`` (None: keep the ids), leaving out the
+        names whose new id is negative, and leave out the (key, value) pairs: the
+        table then maps names only.  In place when nothing is left out."""
+        cdef const int32_t* to = NULL
+        cdef Py_ssize_t n = 0
+        cdef size_t i, size, n_old, n_keep = 0
+        cdef Slot* s
+        cdef Slot* old
+        if new_id is not None:
+            n = new_id.shape[0]
+            if n > 0:
+                to = &new_id[0]
+        for i in range(self.mask + 1):
+            s = self.slots + i
+            if s.a == NULL:
+                continue
+            if new_id is not None and not 0 <= s.id < n:
+                raise ValueError(f"renumber: the table holds id {s.id}, not in [0, {n})")
+            if s.b == NULL and (to == NULL or to[s.id] >= 0):
+                n_keep += 1
+        if n_keep == self.used:
+            if to != NULL:
+                for i in range(self.mask + 1):
+                    s = self.slots + i
+                    if s.a != NULL:
+                        s.id = to[s.id]
+            return
+        size = _n_slots(n_keep)
+        n_old = self.mask + 1
+        old = self._move(_alloc_slots(size), size, to, True)
+        self.used = n_keep
+        self.n_pairs = 0
+        # Release what was left out (exact str: no code runs).
+        for i in range(n_old):
+            s = old + i
+            if s.a != NULL and (s.b != NULL or (to != NULL and to[s.id] < 0)):
+                Py_XDECREF(s.a)
+                Py_XDECREF(s.b)
+        free(old)
 
 
 def name_table(dict index not None):
     """A :class:`Table` of the names of ``index`` (str -> id), for Encoder's ``vocab``;
     None when ``index`` holds anything but exact str names and ids in [0, 2**31)."""
-    cdef Table t = Table()
+    cdef Table t = Table(len(index))
     for name, aid in index.items():
         if type(name) is not str or _as_id(<PyObject*> aid) < 0:
             return None
@@ -234,7 +366,10 @@ cdef class Encoder:
 
     ``ids``, ``token_offsets``, ``seq_offsets``, ``x_pos`` and ``x_val`` are the
     array.array buffers (types 'i', 'q', 'q', 'q', 'd') that the Python path appends
-    to as well (see _encoding._encode).
+    to as well (see _encoding._encode).  Without ``grow``, names are looked up in
+    ``table`` (a name_table) or, when it is None, in the dict ``index``.  With
+    ``grow``, ``table`` (empty) or a new Table is the pass's cache, which ends up
+    holding every name with its id; ``index``, when not None, is kept up to date too.
     """
 
     cdef readonly array ids             # [n_entries]
@@ -242,12 +377,12 @@ cdef class Encoder:
     cdef readonly array seq_offsets     # [n_sequences + 1]
     cdef readonly array x_pos           # entries whose weight is not 1.0
     cdef readonly array x_val           # their weights
-    cdef dict index                     # name -> id
+    cdef dict index                     # name -> id, or None
     cdef list names                     # id -> name
     cdef str separator
     cdef bint grow
     cdef Table cache                    # this pass's names and pairs
-    cdef Table vocab                    # all the names of ``index``, or None
+    cdef Table vocab                    # all the names of the vocabulary, or None
     # [cap] one token's items: a, b and hash as in Slot, and the weight
     cdef PyObject** tok_a
     cdef PyObject** tok_b
@@ -255,10 +390,10 @@ cdef class Encoder:
     cdef double* tok_x
     cdef Py_ssize_t cap
 
-    def __cinit__(self, dict index not None, list names not None, bint grow,
+    def __cinit__(self, dict index, list names not None, bint grow,
                   str separator not None, array ids not None, array token_offsets not None,
                   array seq_offsets not None, array x_pos not None, array x_val not None,
-                  Table vocab=None):
+                  Table table=None):
         if (ids.ob_descr.itemsize != sizeof(int)
                 or token_offsets.ob_descr.itemsize != sizeof(int64_t)
                 or seq_offsets.ob_descr.itemsize != sizeof(int64_t)
@@ -274,16 +409,22 @@ cdef class Encoder:
         self.seq_offsets = seq_offsets
         self.x_pos = x_pos
         self.x_val = x_val
-        self.cache = Table()
         if grow:
-            # While growing, every name of the index is cached (see _index_id).
-            for name, aid in index.items():
-                if type(name) is not str or _as_id(<PyObject*> aid) < 0:
-                    raise ValueError("index must map str names to ids in [0, 2**31)")
-                self.cache.insert(hash(name), <PyObject*> name, NULL, aid)
+            if table is not None and table.used != 0:
+                raise ValueError("a growing Encoder needs an empty table")
+            self.cache = Table() if table is None else table
+            if index is not None:
+                # Every name of the index is cached (see _index_id).
+                for name, aid in index.items():
+                    if type(name) is not str or _as_id(<PyObject*> aid) < 0:
+                        raise ValueError("index must map str names to ids in [0, 2**31)")
+                    self.cache.insert(hash(name), <PyObject*> name, NULL, aid)
         else:
-            # A read-only table of the whole index (name_table), shared between passes.
-            self.vocab = vocab
+            if table is None and index is None:
+                raise ValueError("Encoder needs an index or a table")
+            # A read-only table of the whole vocabulary, shared between passes.
+            self.vocab = table
+            self.cache = Table()
 
     def __dealloc__(self):
         free(self.tok_a)
@@ -317,6 +458,8 @@ cdef class Encoder:
             raise TypeError("id_of needs an exact str")
         aid = self._resolve(hash(name), <PyObject*> name, NULL)
         if aid == BAIL:
+            if self.grow:
+                raise ValueError("fastcrf: more than 2**31 - 1 distinct attributes")
             return self.index[name]  # a corrupted index: whatever it holds
         return aid
 
@@ -520,8 +663,8 @@ cdef class Encoder:
 
     cdef Py_ssize_t _index_id(self, object name) except -3:
         # The id of exact str ``name``, which is not cached: found in the index, or
-        # DROP; or, growing, a new id (the cache then holds the whole index, so the
-        # name cannot be in it).
+        # DROP; or, growing, a new id (the cache then holds every name, so the name
+        # cannot be in it).
         cdef PyObject* p
         cdef Py_ssize_t aid
         if not self.grow:
@@ -531,5 +674,136 @@ cdef class Encoder:
         if aid > INT32_MAX:
             return BAIL
         self.names.append(name)
-        self.index[name] = aid
+        if self.index is not None:
+            self.index[name] = aid
         return aid
+
+
+# -- vocabulary upkeep and labels ---------------------------------------------------
+
+
+def reorder(list items not None, const Py_ssize_t[::1] order not None):
+    """Make ``items`` ``[items[order[0]], items[order[1]], ...]``, in place.
+
+    ``order`` holds distinct positions of ``items``; the items it leaves out are
+    released.  The references are moved rather than copied, so the items themselves
+    are not touched (renumbering a vocabulary of 10^5-10^6 names would otherwise
+    visit every name string).
+    """
+    cdef Py_ssize_t n = Py_SIZE(items), m = order.shape[0], i, j
+    cdef PyObject** item = fcrf_list_items(<PyObject*> items)
+    cdef PyObject** old = NULL
+    cdef char* taken = NULL
+    if m > n:
+        raise ValueError(f"order has {m} positions for {n} items")
+    if n == 0:
+        return
+    taken = <char*> calloc(n, 1)
+    old = <PyObject**> malloc(n * sizeof(PyObject*))
+    if taken == NULL or old == NULL:
+        free(taken)
+        free(old)
+        raise MemoryError()
+    for i in range(m):
+        j = order[i]
+        if not 0 <= j < n or taken[j]:
+            free(taken)
+            free(old)
+            raise ValueError(f"order must hold distinct positions in [0, {n}); "
+                             f"order[{i}] is {j}")
+        taken[j] = 1
+    memcpy(old, item, n * sizeof(PyObject*))
+    for i in range(m):
+        item[i] = old[order[i]]
+    # The items left out go to the tail, which the slice deletion releases.
+    i = m
+    for j in range(n):
+        if not taken[j]:
+            item[i] = old[j]
+            i += 1
+    free(taken)
+    free(old)
+    del items[m:]
+
+
+def renumber_ids(int32_t[::1] ids not None, const int32_t[::1] new_id not None):
+    """``ids[e] = new_id[ids[e]]`` for every entry, in place (# IN/OUT ids)."""
+    cdef Py_ssize_t e, n = new_id.shape[0], bad = -1
+    with nogil:
+        for e in range(ids.shape[0]):
+            if not 0 <= ids[e] < n:
+                bad = e
+                break
+        if bad < 0:
+            for e in range(ids.shape[0]):
+                ids[e] = new_id[ids[e]]
+    if bad >= 0:
+        raise ValueError(f"ids[{bad}] = {ids[bad]} is not in [0, {n})")
+
+
+def count_ids(const int32_t[::1] ids not None, int64_t[::1] counts not None):
+    """``counts[a] += 1`` for every id ``a`` of ``ids`` (# IN ids, # IN/OUT counts)."""
+    cdef Py_ssize_t e, n = counts.shape[0], bad = -1
+    with nogil:
+        for e in range(ids.shape[0]):
+            if not 0 <= ids[e] < n:
+                bad = e
+                break
+            counts[ids[e]] += 1
+    if bad >= 0:
+        raise ValueError(f"ids[{bad}] = {ids[bad]} is not in [0, {n})")
+
+
+def label_run(y, Py_ssize_t start, dict index not None, list classes not None, bint grow,
+              const int64_t[::1] lengths, array codes not None):
+    """Append the codes of the label sequences ``y[start:]`` (y a list or tuple) to
+    ``codes`` ('i'), up to the first sequence that needs _encoding's Python path;
+    return that sequence's position, or ``len(y)``.
+
+    A sequence is done here when it is a non-empty list or tuple of exact str labels
+    that are in ``index`` (str -> code) or, with ``grow``, are added to ``index`` and
+    ``classes``; and, when ``lengths`` is not None, when it has ``lengths[i]``
+    labels.  Otherwise ``codes`` is left as it was before the sequence.
+    """
+    cdef Py_ssize_t i = start, j, m, n
+    cdef Py_ssize_t code
+    cdef PyObject* p
+    cdef object seq, label
+    if codes.ob_descr.itemsize != sizeof(int):
+        raise TypeError("label_run needs codes of type 'i'")
+    if type(y) is not list and type(y) is not tuple:
+        raise TypeError("label_run needs a list or tuple")
+    while 0 <= i < Py_SIZE(y):
+        seq = <object> PySequence_Fast_GET_ITEM(y, i)
+        if type(seq) is not list and type(seq) is not tuple:
+            return i
+        m = Py_SIZE(seq)
+        if m == 0 or (lengths is not None and (i >= lengths.shape[0] or lengths[i] != m)):
+            return i
+        n = Py_SIZE(codes)
+        resize_smart(codes, n + m)
+        j = 0
+        while j < m:
+            if j >= Py_SIZE(seq):
+                break
+            label = <object> PySequence_Fast_GET_ITEM(seq, j)
+            if type(label) is not str:
+                break
+            p = PyDict_GetItemWithError(index, label)  # exact str: cannot fail
+            if p != NULL:
+                code = _as_id(p)
+                if code < 0:
+                    break
+            elif grow and len(classes) <= INT32_MAX:
+                code = len(classes)
+                index[label] = code
+                classes.append(label)
+            else:
+                break
+            codes.data.as_ints[n + j] = <int> code
+            j += 1
+        if j < m:
+            resize_smart(codes, n)
+            return i
+        i += 1
+    return i

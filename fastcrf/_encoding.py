@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._encode import Encoder, name_table
+from ._encode import Encoder, Table, count_ids, label_run, name_table, renumber_ids, reorder
 
 #: Joins a feature name to its str value or to a nested attribute name, as
 #: python-crfsuite does.
@@ -54,7 +54,9 @@ class EncodedSequences:
         Attribute ids in ``[0, n_attributes)``, in the order the features were given.
         A token may list the same id more than once (as CRFsuite allows).
     values : ndarray of shape (n_entries,), float64
-        Finite weights, one per entry of ``attr_ids``.
+        Finite weights, one per entry of ``attr_ids``.  (The estimator's own
+        internal arrays leave it empty when every weight is 1.0: see
+        ``dense_values`` of :func:`fit_encode` and :func:`encode`.)
     token_offsets : ndarray of shape (n_tokens + 1,), int64
         Non-decreasing, from 0 to ``n_entries``.
     seq_offsets : ndarray of shape (n_sequences + 1,), int64
@@ -105,24 +107,34 @@ class AttributeVocabulary:
     names : list of str
         ``names[i]`` is the attribute with id ``i``.
     index : dict of str to int
-        The inverse of ``names``.
+        The inverse of ``names``, built on first use (encoding reads a compiled
+        table of the names instead, so a vocabulary of a fit need not hold a dict).
     counts : ndarray of shape (len(names),), int64, or None
     min_freq : float
     """
 
+    # Set on an instance only once known: the dict (see index) and the compiled
+    # name table with what it was built from (see _name_table).
+    _index = None
+    _table = None
+
     def __init__(self, names, counts=None, min_freq=0):
         names = list(names)
-        for pos, name in enumerate(names):
-            if type(name) is not str:
-                raise TypeError(
-                    f"names must hold str attribute names; names[{pos}] is "
-                    f"{name!r} ({type(name).__name__})"
-                )
-        index = {name: i for i, name in enumerate(names)}
-        if len(index) != len(names):
+        # The compiled table of the names checks them; only a failure is redone in
+        # Python, to name the culprit (types first, then duplicates).
+        table = Table(len(names))
+        if table.add_names(names) != len(names):
+            for pos, name in enumerate(names):
+                if type(name) is not str:
+                    raise TypeError(
+                        f"names must hold str attribute names; names[{pos}] is "
+                        f"{name!r} ({type(name).__name__})"
+                    )
             seen = set()
-            dup = next(name for name in names if name in seen or seen.add(name))
-            raise ValueError(f"names must be distinct; {dup!r} appears more than once")
+            dup = next((name for name in names if name in seen or seen.add(name)), None)
+            if dup is not None:
+                raise ValueError(f"names must be distinct; {dup!r} appears more than once")
+            table = None
         if counts is not None:
             counts = np.asarray(counts, dtype=np.int64)
             if counts.shape != (len(names),):
@@ -130,9 +142,10 @@ class AttributeVocabulary:
                     f"counts must have shape ({len(names)},), one per name, got {counts.shape}"
                 )
         self.names = names
-        self.index = index
         self.counts = counts
         self.min_freq = min_freq
+        if table is not None:
+            self._keep_table(table)
 
     @classmethod
     def build(cls, X, min_freq=0):
@@ -153,35 +166,111 @@ class AttributeVocabulary:
         return fit_encode(X, min_freq)[0]
 
     @classmethod
-    def _from_pass(cls, names, index, counts, min_freq):
+    def _from_pass(cls, names, table, counts, min_freq):
         """The vocabulary of an encoding pass, whose ``names`` are distinct str by
-        construction: not checked again.  ``index`` is the pass's own (or None)."""
+        construction: not checked again.  ``table`` is the pass's name table (a
+        :class:`~fastcrf._encode.Table` of ``names[i] -> i``), or None."""
         vocabulary = cls.__new__(cls)
         vocabulary.names = names
-        vocabulary.index = {name: i for i, name in enumerate(names)} if index is None else index
         vocabulary.counts = counts
         vocabulary.min_freq = min_freq
+        if table is not None:
+            vocabulary._keep_table(table)
         return vocabulary
 
+    @property
+    def index(self):
+        """dict of str to int: the inverse of ``names``, built on first use."""
+        index = self._index
+        if index is None:
+            names = self.names
+            index = dict(zip(names, range(len(names))))
+            cached = self._cached()
+            self._index = index
+            if cached is not None:
+                self._keep_table(cached[4])  # the same mapping: still current
+        return index
+
+    @index.setter
+    def index(self, index):
+        self._index = index
+
+    def _keep_table(self, table):
+        """Cache ``table`` (or None) as the compiled table of the current names and
+        index."""
+        index = self._index
+        self._table = (self.names, len(self.names), index,
+                       -1 if index is None else len(index), table)
+
+    def _cached(self):
+        """The cache entry of the name table, or None when the names or the index
+        were replaced or changed size since it was made."""
+        cached = self._table
+        if cached is None:
+            return None
+        names, n_names, index, n_index, _ = cached
+        if (names is not self.names or n_names != len(names) or index is not self._index
+                or n_index != (-1 if index is None else len(index))):
+            return None
+        return cached
+
     def _name_table(self):
-        """The compiled lookup table of ``index`` (fastcrf._encode.name_table), built on
-        first use and rebuilt if ``index`` is replaced or changes size."""
-        cached = self.__dict__.get("_table")
-        if cached is None or cached[0] is not self.index or cached[1] != len(self.index):
-            cached = self._table = (self.index, len(self.index), name_table(self.index))
-        return cached[2]
+        """The compiled lookup table of the names (fastcrf._encode.Table), made on
+        first use and again if ``names`` or ``index`` is replaced or changes size; None
+        when ``index`` holds anything but exact str names and ids in [0, 2**31)."""
+        cached = self._cached()
+        if cached is not None:
+            return cached[4]
+        table = None
+        if self._index is None:
+            table = Table(len(self.names))
+            if table.add_names(self.names) != len(self.names):
+                table = None  # not all exact str, or repeated: as the dict says
+        if table is None:
+            table = name_table(self.index)
+        self._keep_table(table)
+        return table
+
+    def _reorder(self, order):
+        """Keep the names ``names[order[0]], names[order[1]], ...`` as ids 0, 1, ...,
+        in place (with their counts and the name table); ``order`` holds distinct
+        ids, and the names it leaves out are dropped.
+
+        Returns
+        -------
+        new_id : ndarray of shape (n_names_before,), int32
+            The new id of each old id, -1 for a dropped name.
+        """
+        order = np.ascontiguousarray(order, dtype=np.intp)
+        cached = self._cached()
+        table = None if cached is None else cached[4]
+        new_id = np.full(len(self.names), -1, dtype=np.int32)
+        reorder(self.names, order)  # checks order first
+        new_id[order] = np.arange(len(order), dtype=np.int32)
+        if self.counts is not None:
+            self.counts = self.counts[order]
+        self._index = None
+        self._table = None
+        if table is not None:
+            table.renumber(new_id)
+            self._keep_table(table)
+        return new_id
 
     def __len__(self):
         return len(self.names)
 
     def __contains__(self, name):
+        if type(name) is str:
+            table = self._name_table()
+            if table is not None:
+                return table.lookup(name) >= 0
         return name in self.index
 
     def __repr__(self):
         return f"<AttributeVocabulary of {len(self.names)} attributes>"
 
-    # The index is redundant with the names: leave it out of pickles (they hold a
-    # fitted estimator's largest state) and rebuild it on load.
+    # The index and the table are redundant with the names: leave them out of
+    # pickles (they hold a fitted estimator's largest state) and rebuild on use.
     def __getstate__(self):
         return {"names": self.names, "counts": self.counts, "min_freq": self.min_freq}
 
@@ -189,7 +278,6 @@ class AttributeVocabulary:
         self.names = state["names"]
         self.counts = state["counts"]
         self.min_freq = state["min_freq"]
-        self.index = {name: i for i, name in enumerate(self.names)}
 
 
 # ---------------------------------------------------------------------------
@@ -331,14 +419,17 @@ def _check_min_freq(min_freq):
 # ---------------------------------------------------------------------------
 
 
-def _encode(X, index, names, grow, table=None):
+def _encode(X, index, names, grow, table=None, dense_values=True):
     """One pass over ``X``: return ``(ids, values, token_offsets, seq_offsets)``.
 
-    With ``grow``, unseen attributes get the next id (``index`` and ``names`` are
-    extended in place); without, they are dropped, and ``table`` may be the
-    vocabulary's compiled copy of ``index`` (it is then not read).  The compiled
-    :class:`~fastcrf._encode.Encoder` encodes every sequence of the common shapes;
-    it hands any other sequence back untouched, to :func:`_encode_slow`.
+    With ``grow``, unseen attributes get the next id (``names`` is extended in place,
+    and ``index`` too unless it is None); ``table``, when given, is an empty
+    :class:`~fastcrf._encode.Table` that receives every name and its id.  Without
+    ``grow``, unseen attributes are dropped, and ``table`` may be the vocabulary's
+    compiled copy of ``index`` (which is then not read, and may be None).  With
+    ``dense_values`` False, ``values`` is empty when every value is 1.0.  The
+    compiled :class:`~fastcrf._encode.Encoder` encodes every sequence of the common
+    shapes; it hands any other sequence back untouched, to :func:`_encode_slow`.
     """
     it = _check_outer(X, "X")
     ids = array("i")
@@ -359,7 +450,7 @@ def _encode(X, index, names, grow, table=None):
         for i, seq in enumerate(it):
             if not enc.one(seq):
                 _encode_slow(seq, i, *args)
-    return _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow)
+    return _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow, dense_values)
 
 
 def _encode_slow(seq, i, id_of, ids, tok_offsets, seq_offsets, x_pos, x_val):
@@ -382,11 +473,15 @@ def _encode_slow(seq, i, id_of, ids, tok_offsets, seq_offsets, x_pos, x_val):
     seq_offsets.append(len(tok_offsets) - 1)
 
 
-def _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow):
-    """The numpy arrays of an encoding pass; without ``grow``, -1 ids are dropped."""
+def _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow, dense_values=True):
+    """The numpy arrays of an encoding pass; without ``grow``, -1 ids are dropped.
+    Without ``dense_values``, the values are empty when all are 1.0 (no x_pos)."""
     ids = np.frombuffer(ids, dtype=np.intc).astype(np.int32, copy=False)
-    vals = np.ones(len(ids))
-    vals[np.frombuffer(x_pos, dtype=np.int64)] = np.frombuffer(x_val, dtype=np.float64)
+    if dense_values or len(x_pos):
+        vals = np.ones(len(ids))
+        vals[np.frombuffer(x_pos, dtype=np.int64)] = np.frombuffer(x_val, dtype=np.float64)
+    else:
+        vals = np.zeros(0)
     tok_offsets = np.frombuffer(tok_offsets, dtype=np.int64)
     seq_offsets = np.frombuffer(seq_offsets, dtype=np.int64)
     if not grow:
@@ -394,13 +489,15 @@ def _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow):
     return ids, vals, tok_offsets, seq_offsets
 
 
-def _encode_py(X, index, names, grow, table=None):
+def _encode_py(X, index, names, grow, table=None, dense_values=True):
     """The pure-Python :func:`_encode` (same arguments and results; ``table`` is not
-    used), for reference.
+    used, and an ``index`` of None is made from ``names``), for reference.
 
     Unseen attributes get id -1 here and are dropped afterwards (without ``grow``).
     """
     it = _check_outer(X, "X")
+    if index is None:
+        index = dict(zip(names, range(len(names))))
     ids = array("i")
     tok_offsets = array("q", [0])
     seq_offsets = array("q", [0])
@@ -517,22 +614,23 @@ def _encode_py(X, index, names, grow, table=None):
                 tok_append(len(ids))
         seq_offsets.append(len(tok_offsets) - 1)
 
-    return _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow)
+    return _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow, dense_values)
 
 
 def _drop_unmapped(ids, vals, tok_offsets):
     """Drop the entries whose id is -1; return ``(ids, values, token_offsets)``.
 
-    Token offsets move down by the number of entries dropped before them.
+    Token offsets move down by the number of entries dropped before them.  Empty
+    ``vals`` (all 1.0) stay empty.
     """
     kept = ids >= 0
     if kept.all():
         return ids, vals, tok_offsets
     kept_before = np.concatenate(([0], np.cumsum(kept, dtype=np.int64)))
-    return ids[kept], vals[kept], kept_before[tok_offsets]
+    return ids[kept], vals[kept] if len(vals) else vals, kept_before[tok_offsets]
 
 
-def fit_encode(X, min_freq=0):
+def fit_encode(X, min_freq=0, *, dense_values=True):
     """Build the attribute vocabulary of ``X`` and encode ``X``, in one pass.
 
     Parameters
@@ -543,6 +641,10 @@ def fit_encode(X, min_freq=0):
         Attributes occurring fewer than ``min_freq`` times in ``X`` (counting every
         occurrence, whatever its weight) are dropped from the vocabulary and from the
         encoding.
+    dense_values : bool, default=True
+        False leaves ``encoded.values`` empty when every value is 1.0, which the
+        compiled kernels read as "all 1.0" (the estimator's setting; see
+        fastcrf._training.drop_unit_values).
 
     Returns
     -------
@@ -558,32 +660,42 @@ def fit_encode(X, min_freq=0):
         For a malformed sequence, token, feature name or value.
     """
     _check_min_freq(min_freq)
-    index = {}
     names = []
-    ids, vals, tok_offsets, seq_offsets = _encode(X, index, names, grow=True)
+    # The pass keeps no name -> id dict: its compiled cache, which has every name,
+    # becomes the vocabulary's name table.
+    table = Table()
+    ids, vals, tok_offsets, seq_offsets = _encode(
+        X, None, names, grow=True, table=table, dense_values=dense_values
+    )
     if len(seq_offsets) == 1:
         raise ValueError("X contains no sequences")
-    counts = np.bincount(ids, minlength=len(names)).astype(np.int64, copy=False)
+    if table.n_names != len(names):
+        table = None  # filled by no pass (the pure-Python reference loop)
+    elif table.n_pairs:
+        table.renumber(None)  # names only: the pairs' strings need not stay alive
+    counts = np.zeros(len(names), dtype=np.int64)
+    count_ids(ids, counts)
+    vocabulary = AttributeVocabulary._from_pass(names, table, counts, min_freq)
     keep = counts >= min_freq
     if not keep.all():
-        # Provisional ids were handed out in first-seen order; renumbering the kept
-        # ones by a cumulative sum keeps that order.
-        remap = np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int32)
-        ids, vals, tok_offsets = _drop_unmapped(remap[ids], vals, tok_offsets)
-        names = [names[a] for a in np.flatnonzero(keep).tolist()]
-        counts = counts[keep]
-        index = None
-    vocabulary = AttributeVocabulary._from_pass(names, index, counts, min_freq)
+        # Provisional ids were handed out in first-seen order; the kept ones keep
+        # that order.
+        new_id = vocabulary._reorder(np.flatnonzero(keep))
+        renumber_ids(ids, new_id)
+        ids, vals, tok_offsets = _drop_unmapped(ids, vals, tok_offsets)
     return vocabulary, EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(names))
 
 
-def encode(X, vocabulary):
+def encode(X, vocabulary, *, dense_values=True):
     """Encode ``X`` with a fitted vocabulary; unseen attributes are ignored.
 
     Parameters
     ----------
     X : iterable of sequences of token features
     vocabulary : AttributeVocabulary
+    dense_values : bool, default=True
+        False leaves ``values`` empty when every value is 1.0 (as in
+        :func:`fit_encode`).
 
     Returns
     -------
@@ -594,9 +706,11 @@ def encode(X, vocabulary):
         raise TypeError(
             f"vocabulary must be an AttributeVocabulary, got {type(vocabulary).__name__}"
         )
-    # Without grow, _encode only reads the index and names.
+    # Without grow, _encode only reads the table (or, without one, the index).
+    table = vocabulary._name_table()
     ids, vals, tok_offsets, seq_offsets = _encode(
-        X, vocabulary.index, vocabulary.names, grow=False, table=vocabulary._name_table()
+        X, vocabulary.index if table is None else None, vocabulary.names, grow=False,
+        table=table, dense_values=dense_values,
     )
     return EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(vocabulary))
 
@@ -656,52 +770,28 @@ def encode_labels(y, classes=None, *, lengths=None):
     grow = classes is None
     classes = [] if grow else _check_classes(classes)
     index = {label: k for k, label in enumerate(classes)}
-    get = index.get
-    n_expected = None
+    n_expected = fast_lengths = None
     if lengths is not None:
-        lengths = np.asarray(lengths).tolist()
+        lengths = np.asarray(lengths)
+        if lengths.dtype.kind in "iu":
+            fast_lengths = lengths.astype(np.int64)
+        lengths = lengths.tolist()
         n_expected = len(lengths)
     codes = array("i")
-    n = 0
-    for i, seq in enumerate(_check_outer(y, "y")):
-        n = i + 1
-        if type(seq) is not list and type(seq) is not tuple:
-            seq = _as_sequence(seq, i, "y", "labels")
-        if not seq:
-            raise ValueError(f"y[{i}] is an empty sequence; every sequence needs a label")
-        if n_expected is not None:
-            if i >= n_expected:
-                raise ValueError(
-                    f"X and y must have the same number of sequences: X has {n_expected}, "
-                    "y has more"
-                )
-            if len(seq) != lengths[i]:
-                raise ValueError(
-                    f"y[{i}] has {len(seq)} labels but X[{i}] has {lengths[i]} tokens"
-                )
-        try:
-            chunk = [get(label, -1) for label in seq]
-            ok = -1 not in chunk
-        except TypeError:  # an unhashable label
-            ok = False
-        if not ok:
-            chunk = []
-            for j, label in enumerate(seq):
-                if not isinstance(label, str):
-                    raise TypeError(
-                        f"y[{i}][{j}] must be a str label, got {label!r} "
-                        f"({type(label).__name__})"
-                    )
-                code = get(label)
-                if code is None:
-                    if not grow:
-                        raise ValueError(
-                            f"y[{i}][{j}] = {label!r} is not one of classes {classes}"
-                        )
-                    code = index[str(label)] = len(classes)
-                    classes.append(str(label))
-                chunk.append(code)
-        codes.extend(chunk)
+    args = (index, classes, grow, lengths, codes)
+    it = _check_outer(y, "y")
+    if (type(y) is list or type(y) is tuple) and (lengths is None or fast_lengths is not None):
+        # The compiled loop takes the common shapes and stops at anything else.
+        n = len(y)
+        i = label_run(y, 0, index, classes, grow, fast_lengths, codes)
+        while i < len(y):
+            _label_codes(y[i], i, *args)
+            i = label_run(y, i + 1, index, classes, grow, fast_lengths, codes)
+    else:
+        n = 0
+        for i, seq in enumerate(it):
+            n = i + 1
+            _label_codes(seq, i, *args)
     if n == 0:
         raise ValueError("y contains no sequences")
     if n_expected is not None and n != n_expected:
@@ -709,3 +799,41 @@ def encode_labels(y, classes=None, *, lengths=None):
             f"X and y must have the same number of sequences: X has {n_expected}, y has {n}"
         )
     return classes, np.frombuffer(codes, dtype=np.intc).astype(np.int32, copy=False)
+
+
+def _label_codes(seq, i, index, classes, grow, lengths, codes):
+    """Append the codes of label sequence ``y[i]`` to ``codes`` (or raise its error);
+    with ``grow``, new labels are added to ``index`` and ``classes``."""
+    if type(seq) is not list and type(seq) is not tuple:
+        seq = _as_sequence(seq, i, "y", "labels")
+    if not seq:
+        raise ValueError(f"y[{i}] is an empty sequence; every sequence needs a label")
+    if lengths is not None:
+        if i >= len(lengths):
+            raise ValueError(
+                f"X and y must have the same number of sequences: X has {len(lengths)}, "
+                "y has more"
+            )
+        if len(seq) != lengths[i]:
+            raise ValueError(f"y[{i}] has {len(seq)} labels but X[{i}] has {lengths[i]} tokens")
+    get = index.get
+    try:
+        chunk = [get(label, -1) for label in seq]
+        ok = -1 not in chunk
+    except TypeError:  # an unhashable label
+        ok = False
+    if not ok:
+        chunk = []
+        for j, label in enumerate(seq):
+            if not isinstance(label, str):
+                raise TypeError(
+                    f"y[{i}][{j}] must be a str label, got {label!r} ({type(label).__name__})"
+                )
+            code = get(label)
+            if code is None:
+                if not grow:
+                    raise ValueError(f"y[{i}][{j}] = {label!r} is not one of classes {classes}")
+                code = index[str(label)] = len(classes)
+                classes.append(str(label))
+            chunk.append(code)
+    codes.extend(chunk)

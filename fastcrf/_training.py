@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core, _sparse
+from ._encode import renumber_ids
 from ._encoding import EncodedSequences
 from ._layout import dense_kernel_args
 from ._parallel import effective_n_threads
@@ -236,6 +237,10 @@ def sort_by_frequency(vocabulary, features):
     which is what makes an SGD epoch over millions of weights fast (crfasgd does
     the same).
 
+    The vocabulary is rewritten in place (its names, counts and compiled name
+    table), and so are the attribute ids of ``features`` when they are a writeable
+    int32 array: a copy of either would add tens of MB to the peak memory of a fit.
+
     Returns
     -------
     vocabulary : AttributeVocabulary
@@ -244,19 +249,12 @@ def sort_by_frequency(vocabulary, features):
     counts = vocabulary.counts
     if counts is None:
         counts = np.bincount(features.attr_ids, minlength=features.n_attributes)
-    order = np.argsort(-np.asarray(counts), kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    # The vocabulary is rewritten in place: a second name -> id dict over hundreds of
-    # thousands of names would add tens of MB to the peak memory of a fit.
-    names = vocabulary.names
-    vocabulary.names = [names[i] for i in order.tolist()]
-    index = vocabulary.index
-    for i, name in enumerate(vocabulary.names):
-        index[name] = i
-    vocabulary.counts = np.asarray(counts)[order]
-    vocabulary.__dict__.pop("_table", None)  # a lookup table of the old ids, if built
-    sorted_features = EncodedSequences(rank[features.attr_ids].astype(np.int32),
-                                       features.values, features.token_offsets,
+    vocabulary.counts = counts = np.asarray(counts)
+    rank = vocabulary._reorder(np.argsort(-counts, kind="stable"))
+    ids = features.attr_ids
+    if not (ids.dtype == np.int32 and ids.flags.c_contiguous and ids.flags.writeable):
+        ids = np.array(ids, dtype=np.int32)
+    renumber_ids(ids, rank)
+    sorted_features = EncodedSequences(ids, features.values, features.token_offsets,
                                        features.seq_offsets, features.n_attributes)
     return vocabulary, sorted_features

@@ -751,3 +751,214 @@ def test_encoder_is_safe_to_misuse():
     # A corrupted index: the compiled loop hands the sequence to the Python path.
     enc = make(index={"a": 2**40}, grow=False)
     assert enc.run([[["b"]], [["a"]]], 0) == 1
+
+
+# ---------------------------------------------------------------------------
+# Vocabulary upkeep: the lazy index, the compiled name table of a fit (renumbered
+# with the vocabulary), values left empty for the estimator, compiled label codes
+# ---------------------------------------------------------------------------
+
+
+def assert_table_matches(vocab, dropped=()):
+    """The compiled name table gives every name its id, and lacks ``dropped``."""
+    table = vocab._name_table()
+    assert table is not None
+    assert table.n_names == len(vocab) and table.n_pairs == 0
+    assert [table.lookup(name) for name in vocab.names] == list(range(len(vocab)))
+    assert all(table.lookup(name) == -1 for name in dropped)
+
+
+@pytest.mark.parametrize("min_freq", [0, 2, 3])
+def test_fit_vocabulary_index_is_lazy_and_equals_the_eager_one(rng, min_freq):
+    X = random_corpus(rng)
+    vocab, _ = fit_encode(X, min_freq=min_freq)
+    assert vars(vocab).get("_index") is None  # the pass keeps no dict
+    eager = AttributeVocabulary(vocab.names).index
+    assert vocab.index == eager == {name: i for i, name in enumerate(vocab.names)}
+    assert vocab.index is vocab.index
+    # Building the index does not make the table stale.
+    table = vocab._name_table()
+    assert vocab._name_table() is table
+    assert vars(pickle.loads(pickle.dumps(vocab))).get("_index") is None
+
+
+@pytest.mark.parametrize("min_freq", [0, 2, 3])
+def test_fit_name_table_gives_every_name_its_id(rng, min_freq):
+    X = random_corpus(rng, n_seq=80)  # dict tokens: the pass caches pairs too
+    names, _, _ = ref_fit_encode(X)
+    vocab, enc = fit_encode(X, min_freq=min_freq)
+    assert_table_matches(vocab, dropped=set(names) - set(vocab.names))
+    assert all(name in vocab for name in vocab.names)
+    assert not any(name in vocab for name in set(names) - set(vocab.names))
+    # The table is the same mapping as the dict path of the reference loop.
+    assert_same(encode, X, vocab)
+    again = encode(X, vocab)
+    for field in ("attr_ids", "values", "token_offsets", "seq_offsets"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(enc, field))
+
+
+@pytest.mark.parametrize("min_freq", [0, 2])
+def test_sort_by_frequency_renumbers_vocabulary_table_and_ids(rng, min_freq):
+    from fastcrf._training import sort_by_frequency
+
+    X = random_corpus(rng, n_seq=80)
+    vocab, enc = fit_encode(X, min_freq=min_freq)
+    before = decode(enc, list(vocab.names))
+    counts = dict(zip(vocab.names, vocab.counts.tolist()))
+    first_seen = list(vocab.names)
+    assert len(vocab.index) == len(vocab)  # built: must not survive renumbering stale
+    vocab, sorted_enc = sort_by_frequency(vocab, enc)
+    # By decreasing count, ties in first-seen order.
+    assert vocab.names == sorted(first_seen, key=lambda n: (-counts[n], first_seen.index(n)))
+    assert vocab.counts.tolist() == [counts[n] for n in vocab.names]
+    assert decode(sorted_enc, vocab.names) == before
+    assert vocab.index == {name: i for i, name in enumerate(vocab.names)}
+    assert_table_matches(vocab)
+    got = encode(X, vocab)
+    np.testing.assert_array_equal(got.attr_ids, sorted_enc.attr_ids)
+    assert_same(encode, X, vocab)
+    # A pickle rebuilds the same table from the names.
+    loaded = pickle.loads(pickle.dumps(vocab))
+    assert loaded.names == vocab.names and loaded.index == vocab.index
+    assert_table_matches(loaded)
+    np.testing.assert_array_equal(encode(X, loaded).attr_ids, got.attr_ids)
+
+
+def test_sort_by_frequency_without_counts_or_writeable_ids():
+    from fastcrf._training import sort_by_frequency
+
+    vocab = AttributeVocabulary(["a", "b", "c"])
+    ids = np.array([2, 1, 2, 0, 2, 1], dtype=np.int64)  # not int32: copied
+    enc = EncodedSequences(ids, np.ones(6), np.arange(7), np.array([0, 6]), 3)
+    vocab, out = sort_by_frequency(vocab, enc)
+    assert vocab.names == ["c", "b", "a"] and vocab.counts.tolist() == [3, 2, 1]
+    assert out.attr_ids.tolist() == [0, 1, 0, 2, 0, 1]
+    assert ids.tolist() == [2, 1, 2, 0, 2, 1]
+    assert_table_matches(vocab)
+    frozen = np.array([0, 1, 2], dtype=np.int32)
+    frozen.flags.writeable = False
+    enc = EncodedSequences(frozen, np.zeros(0), np.arange(4), np.array([0, 3]), 3)
+    _, out = sort_by_frequency(AttributeVocabulary(["x", "y", "z"], [1, 5, 1]), enc)
+    assert out.attr_ids.tolist() == [1, 0, 2] and frozen.tolist() == [0, 1, 2]
+
+
+def test_vocabulary_without_a_table_still_encodes():
+    # Names a compiled table cannot hold (a str subclass set after construction)
+    # fall back on the dict, as before.
+    vocab = AttributeVocabulary(["a", "b"])
+    vocab.names = [Sub("a"), "b"]
+    assert vocab._name_table() is None
+    assert encode([[["b", "a", "c"]]], vocab).attr_ids.tolist() == [1, 0]
+    assert "a" in vocab and Sub("b") in vocab and "c" not in vocab and 1 not in vocab
+
+
+def test_dense_values_false_leaves_unit_values_out(rng):
+    X = [[["a", "b"], {"c": "x", "d": True}], [("a",)]]
+    for fn, args in ((fit_encode, ()), (encode, (fit_encode(X)[0],))):
+        dense = fn(X, *args)
+        light = fn(X, *args, dense_values=False)
+        enc_d = dense[1] if isinstance(dense, tuple) else dense
+        enc_l = light[1] if isinstance(light, tuple) else light
+        assert len(enc_d.values) == len(enc_d.attr_ids) and len(enc_l.values) == 0
+        np.testing.assert_array_equal(enc_l.attr_ids, enc_d.attr_ids)
+    X = random_corpus(rng)  # weights other than 1.0: values are kept
+    for min_freq in (0, 2):
+        _, dense = fit_encode(X, min_freq)
+        _, light = fit_encode(X, min_freq, dense_values=False)
+        np.testing.assert_array_equal(light.values, dense.values)
+    # Unseen names dropped with empty values (the pure-Python path writes -1 ids).
+    vocab, _ = fit_encode([[["a"]]])
+    for python in (False, True):
+        saved = _encoding._encode
+        if python:
+            _encoding._encode = _encoding._encode_py
+        try:
+            got = encode([[["z", "a"], ["z"]]], vocab, dense_values=False)
+        finally:
+            _encoding._encode = saved
+        assert got.attr_ids.tolist() == [0] and len(got.values) == 0
+        assert got.token_offsets.tolist() == [0, 1, 1]
+
+
+def test_fit_then_predict_finds_every_attribute(rng, tmp_path):
+    from fastcrf import CRF
+
+    X = random_corpus(rng, n_seq=60)
+    y = [["A" if i % 2 else "B" for i in range(len(seq))] for seq in X]
+    names, _, pairs = ref_fit_encode(X, 2)
+    crf = CRF(algorithm="lbfgs", max_iterations=3, min_freq=2).fit(X, y)
+    vocab = crf.vocabulary_
+    assert sorted(vocab.names) == sorted(names)
+    assert_table_matches(vocab, dropped=set(ref_fit_encode(X)[0]) - set(names))
+    got = decode(encode(X, vocab), vocab.names)
+    assert got == pairs
+    # A pickled or saved model rebuilds the same table from its names.
+    crf.save(tmp_path / "model.npz")
+    for loaded in (pickle.loads(pickle.dumps(crf)), CRF.load(tmp_path / "model.npz")):
+        assert loaded.vocabulary_.names == vocab.names
+        assert_table_matches(loaded.vocabulary_)
+        assert loaded.predict(X) == crf.predict(X)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_label_codes_match_the_python_path(seed):
+    # A list y takes the compiled loop, a generator the Python one: same classes,
+    # codes and errors, for odd (str subclass, numpy) and bad labels anywhere.
+    rng = np.random.default_rng(seed)
+    pool = ["O", "B-NP", "I-NP", "B-VP"]
+
+    def label():
+        r = rng.random()
+        if r < 0.05:
+            return Sub(str(rng.choice(pool)))
+        if r < 0.08:
+            return np.str_(rng.choice(pool))
+        if r < 0.09 and seed % 2:
+            return [None, 3, b"O"][rng.integers(3)]
+        if r < 0.1:
+            return "NEW" + str(rng.integers(3))
+        return str(rng.choice(pool))
+
+    y = [[label() for _ in range(rng.integers(1, 8))] for _ in range(60)]
+    lengths = [len(s) for s in y]
+    if seed >= 3:
+        lengths[rng.integers(len(y))] += 1
+    def run(make, kwargs):
+        try:
+            classes, codes = encode_labels(make(y), **kwargs)
+        except (TypeError, ValueError) as exc:
+            return type(exc), str(exc)
+        assert all(type(c) is str for c in classes)
+        return classes, codes.dtype, codes.tolist()
+
+    for kwargs in ({}, {"classes": pool + ["NEW0", "NEW1"]}, {"lengths": lengths},
+                   {"lengths": np.array(lengths, dtype=np.float64)}):
+        expected = run(list, kwargs)
+        assert run(lambda y: (s for s in y), kwargs) == expected == run(tuple, kwargs)
+
+
+def test_vocabulary_helpers_reject_misuse():
+    from fastcrf._encode import Table, count_ids, renumber_ids, reorder
+
+    items = ["a", "b", "c"]
+    for order in ([0, 0], [3], [-1], [0, 1, 2, 0]):
+        with pytest.raises(ValueError):
+            reorder(items, np.array(order, dtype=np.intp))
+        assert items == ["a", "b", "c"]
+    reorder(items, np.array([2, 0], dtype=np.intp))
+    assert items == ["c", "a"]
+    ids = np.array([0, 3], dtype=np.int32)
+    with pytest.raises(ValueError, match=r"ids\[1\] = 3"):
+        renumber_ids(ids, np.array([1, 0], dtype=np.int32))
+    assert ids.tolist() == [0, 3]
+    with pytest.raises(ValueError, match=r"ids\[1\] = 3"):
+        count_ids(ids, np.zeros(2, dtype=np.int64))
+    table = Table(10)
+    assert table.add_names(["x", "y", "x"]) == 2  # stops at the repeat
+    with pytest.raises(ValueError, match="renumber"):
+        table.renumber(np.array([0], dtype=np.int32))
+    table.renumber(np.array([-1, 0], dtype=np.int32))
+    assert (table.lookup("x"), table.lookup("y"), table.n_names) == (-1, 0, 1)
+    assert Table(-5).add_names([]) == 0
+    with pytest.raises(MemoryError, match="too many attributes"):
+        Table(2**40)
