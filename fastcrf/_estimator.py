@@ -15,7 +15,13 @@ from ._lbfgs import LBFGSSettings, fit_lbfgs
 from ._online import OnlineSettings, fit_online
 from ._parallel import effective_n_threads
 from ._sgd import SGDSettings, fit_sgd
-from ._training import TrainingData, Weights, drop_unit_values, n_threads_for, sort_by_frequency
+from ._training import (
+    TrainingData,
+    drop_unit_values,
+    n_threads_for,
+    sort_by_frequency,
+    split_chain,
+)
 
 ALGORITHMS = ("asgd", "lbfgs", "l2sgd", "ap", "pa")
 
@@ -363,6 +369,9 @@ calibration_max_trials
         _check_int(p, "calibration_candidates", low=1)
         _check_int(p, "calibration_max_trials", low=1)
         _check_int(p, "batch_size", low=1)
+        if p["batch_size"] > _sparse.MAX_BATCH:
+            raise ValueError(f"batch_size must be at most {_sparse.MAX_BATCH}, "
+                             f"got {p['batch_size']}")
         _check_real(p, "eta0", low=0.0, strict=True, allow_none=True)
         if p["pa_type"] is not None and p["pa_type"] not in (0, 1, 2):
             raise ValueError(f"pa_type must be 0, 1 or 2, got {p['pa_type']!r}")
@@ -503,10 +512,8 @@ calibration_max_trials
         # dense matrix is built on request (state_weights_), never kept.
         self._state_layout = layout
         self._state = state
-        chain = Weights.from_flat(np.zeros((0, len(classes))), chain)
-        self.transition_weights_ = chain.transitions
-        self.start_weights_ = chain.start
-        self.end_weights_ = chain.end
+        self.transition_weights_, self.start_weights_, self.end_weights_ = split_chain(
+            chain, len(classes))
         self.training_log_ = log
         self.n_iter_ = int(n_iter)
         self.metadata_ = {}  # CRF.load puts the saved metadata here

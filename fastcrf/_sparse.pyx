@@ -552,33 +552,28 @@ def sgd_epoch(
     cdef SGDBatch b
     cdef SGDBatch* bp = &b       # written through inside the parallel block: stays shared
     cdef int64_t sync[3]
-    cdef Py_ssize_t pos, nb, s, T, t, m
-    cdef int64_t t0, i, gen, seen, spins
+    cdef Py_ssize_t pos, nb, m
+    cdef int64_t i, gen, seen, spins
     cdef int tid
-    cdef const int64_t* y
-    cdef double* P
-    cdef double* dv
-    cdef double eta, decay, gain, x, beta, mu, step
+    cdef double eta, decay, beta, mu, step
     cdef int status = 0
     cdef int* status_p = &status
     cdef int bad = 0
     cdef int* bad_p = &bad
 
-    if (Uhat.shape[0] != nU or nU != D * S + tail_label.shape[0] or V.shape[0] != nV
-            or Vhat.shape[0] != nV or V_mask.shape[0] != nV):
+    try:
+        _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+        if (Uhat.shape[0] != nU or V.shape[0] != nV or Vhat.shape[0] != nV
+                or V_mask.shape[0] != nV):
+            raise ValueError("sgd_epoch: the weight arrays do not match the layout")
+        if batch_size < 1 or batch_size > MAX_BATCH:
+            raise ValueError(f"batch_size must be in [1, {MAX_BATCH}]")
+    except ValueError:
         free(mb_marg); free(mb_v); free(trans); free(thread_buf)
-        raise ValueError("sgd_epoch: the weight arrays do not match the layout")
-    if batch_size < 1 or batch_size > MAX_BATCH:
-        free(mb_marg); free(mb_v); free(trans); free(thread_buf)
-        raise ValueError(f"batch_size must be in [1, {MAX_BATCH}]")
+        raise
     if mb_marg == NULL or mb_v == NULL or trans == NULL or thread_buf == NULL:
         free(mb_marg); free(mb_v); free(trans); free(thread_buf)
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
-    L.K = K
-    L.S = S
-    L.D = D
-    L.ptr = &tail_ptr[0] if tail_ptr.shape[0] > 0 else NULL
-    L.label = &tail_label[0] if tail_label.shape[0] > 0 else NULL
     c.K = K
     c.trans = trans
     c.start = trans + KK

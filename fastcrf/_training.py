@@ -132,13 +132,7 @@ class Weights:
     @classmethod
     def from_flat(cls, state, chain):
         """Weights from a state matrix and a flat (transitions, start, end) vector."""
-        K = state.shape[1]
-        return cls(
-            np.ascontiguousarray(state),
-            np.ascontiguousarray(chain[: K * K].reshape(K, K)),
-            np.ascontiguousarray(chain[K * K: K * K + K]),
-            np.ascontiguousarray(chain[K * K + K:]),
-        )
+        return cls(np.ascontiguousarray(state), *split_chain(chain, state.shape[1]))
 
     @property
     def chain(self):
@@ -152,6 +146,13 @@ class Weights:
     def l1_norm(self):
         """``||w||_1`` over all weights."""
         return float(np.abs(self.state).sum() + np.abs(self.chain).sum())
+
+
+def split_chain(chain, K):
+    """``(transitions (K, K), start (K,), end (K,))`` of a flat chain vector."""
+    return (np.ascontiguousarray(chain[: K * K].reshape(K, K)),
+            np.ascontiguousarray(chain[K * K: K * K + K]),
+            np.ascontiguousarray(chain[K * K + K:]))
 
 
 def sum_of_squares(x):

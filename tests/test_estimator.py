@@ -275,6 +275,7 @@ def test_unknown_algorithm_lists_the_implemented_ones():
     ({"min_freq": -1}, "min_freq must be >= 0"),
     ({"calibration_rate": 1.0}, "calibration_rate must be > 1"),
     ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"batch_size": 70000}, "batch_size must be at most 65535"),
     ({"pa_type": 3, "algorithm": "pa"}, "pa_type must be 0, 1 or 2"),
     ({"linesearch": "Armijo"}, "linesearch must be one of"),
     ({"variance": 1.0}, "variance is a parameter of CRFsuite's 'arow'"),
