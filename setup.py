@@ -39,7 +39,8 @@ extensions = [
         "fastcrf._sparse",
         ["fastcrf/_sparse.pyx"],
         include_dirs=["fastcrf"],
-        depends=["fastcrf/_rows.h", "fastcrf/_kernels.h", "fastcrf/_sync.h"],
+        depends=["fastcrf/_rows.h", "fastcrf/_kernels.h", "fastcrf/_sync.h",
+                 "fastcrf/_chain.h"],
     ),
     Extension("fastcrf._encode", ["fastcrf/_encode.pyx"]),
 ]

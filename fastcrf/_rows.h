@@ -40,57 +40,77 @@ typedef double fcrf_v4d __attribute__((vector_size(32), aligned(8), may_alias));
 #  define FCRF_VECTORS 0
 #endif
 
-/* lem[t][k] (k < K, row stride K) = scale * sum over the entries e of token t of
- * x_e * w(ids[e], k), for the T tokens whose entry offsets are tok_off[0..T];
- * x_e = vals[e], or 1.0 when vals is NULL.  Returns the largest |lem| (NaN if any is
- * NaN). */
+#if FCRF_VECTORS
+/* Columns [c0, c0 + 4N) of one token's emission row: the dense entries' weight rows
+ * summed in N registers over the token's entries (the tail entries are left for a
+ * second loop), then stored, the padding lanes included when stride is S (sums of
+ * zero weights: exact zeros). */
+#define FCRF_EMISSION_PASS(N)                                                      \
+    do {                                                                           \
+        fcrf_v4d acc_[N];                                                          \
+        double out_[4 * (N)];                                                      \
+        const ptrdiff_t n_out_ = stride - c0 < 4 * (N) ? stride - c0 : 4 * (N);    \
+        int q_;                                                                    \
+        for (q_ = 0; q_ < N; q_++)                                                 \
+            acc_[q_] = (fcrf_v4d) {0.0, 0.0, 0.0, 0.0};                            \
+        for (e = e0; e < e1; e++) {                                                \
+            const ptrdiff_t a_ = ids[e];                                           \
+            const double* w_;                                                      \
+            double x_;                                                             \
+            if (a_ >= D) {                                                         \
+                has_tail = 1;                                                      \
+                continue;                                                          \
+            }                                                                      \
+            x_ = (vals ? vals[e] : 1.0) * scale;                                   \
+            w_ = U + a_ * S + c0;                                                  \
+            for (q_ = 0; q_ < N; q_++)                                             \
+                acc_[q_] += x_ * *(const fcrf_v4d*) (w_ + 4 * q_);                 \
+        }                                                                          \
+        memcpy(out_, acc_, sizeof acc_);                                           \
+        memcpy(row + c0, out_, (size_t) n_out_ * sizeof(double));                  \
+        c0 += 4 * (N);                                                             \
+    } while (0)
+#endif
+
+/* lem[t][k] (k < K; row stride `stride`, K or S) = scale * sum over the entries e of
+ * token t of x_e * w(ids[e], k), for T tokens whose entries are
+ * [tok_start[t], tok_end[t]) (tok_end = tok_start + 1 for a CSR offset array);
+ * x_e = vals[e], or 1.0 when vals is NULL.  With stride S, the padding columns
+ * k >= K are set to 0. */
 FCRF_MULTIVERSION
-static double fcrf_emissions(const fcrf_layout* L, const double* FCRF_RESTRICT U,
+static void fcrf_emissions(const fcrf_layout* L, const double* FCRF_RESTRICT U,
                              const int32_t* ids, const double* vals,
-                             const int64_t* tok_off, ptrdiff_t T, double scale,
-                             double* FCRF_RESTRICT lem)
+                             const int64_t* tok_start, const int64_t* tok_end, ptrdiff_t T,
+                             double scale, double* FCRF_RESTRICT lem, ptrdiff_t stride)
 {
     const ptrdiff_t K = L->K, S = L->S, D = L->D;
     const double* FCRF_RESTRICT tail = U + D * S;
     /* Rows read as whole vectors need the padded stride (a dense [A][K] matrix with
      * K % 4 != 0, as the L-BFGS trainer passes, takes the plain loop). */
     const int vector_rows = S % 4 == 0;
-    double big = 0.0;
     ptrdiff_t t, k;
     int64_t e, j;
     for (t = 0; t < T; t++) {
-        double* FCRF_RESTRICT row = lem + t * K;
-        const int64_t e0 = tok_off[t], e1 = tok_off[t + 1];
+        double* FCRF_RESTRICT row = lem + t * stride;
+        const int64_t e0 = tok_start[t], e1 = tok_end[t];
         int has_tail = 0;
 #if FCRF_VECTORS
         if (vector_rows) {
-            ptrdiff_t kb;
-            for (kb = 0; kb < S; kb += 8) {
-                const int two = kb + 8 <= S;
-                fcrf_v4d a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0;
-                double out[8];
-                for (e = e0; e < e1; e++) {
-                    const ptrdiff_t a = ids[e];
-                    const double* w;
-                    double x;
-                    if (a >= D) {
-                        has_tail = 1;
-                        continue;
-                    }
-                    x = (vals ? vals[e] : 1.0) * scale;
-                    w = U + a * S + kb;
-                    a0 += x * *(const fcrf_v4d*) w;
-                    if (two)
-                        a1 += x * *(const fcrf_v4d*) (w + 4);
-                }
-                memcpy(out, &a0, sizeof a0);
-                memcpy(out + 4, &a1, sizeof a1);
-                memcpy(row + kb, out, (size_t) (K - kb < 8 ? K - kb : 8) * sizeof(double));
+            ptrdiff_t c0 = 0;
+            while (S - c0 >= 24)
+                FCRF_EMISSION_PASS(6);
+            switch ((S - c0) / 4) {
+            case 5: FCRF_EMISSION_PASS(5); break;
+            case 4: FCRF_EMISSION_PASS(4); break;
+            case 3: FCRF_EMISSION_PASS(3); break;
+            case 2: FCRF_EMISSION_PASS(2); break;
+            case 1: FCRF_EMISSION_PASS(1); break;
+            default: break;
             }
         } else
 #endif
         {
-            for (k = 0; k < K; k++)
+            for (k = 0; k < stride; k++)
                 row[k] = 0.0;
             for (e = e0; e < e1; e++) {
                 const ptrdiff_t a = ids[e];
@@ -114,17 +134,106 @@ static double fcrf_emissions(const fcrf_layout* L, const double* FCRF_RESTRICT U
                     row[L->label[j]] += x * tail[j];
             }
         }
-        for (k = 0; k < K; k++) {
-            const double m = fabs(row[k]);
-            if (!(m <= big))   /* NaN fails every comparison: keep it */
-                big = m;
-        }
+    }
+}
+
+/* max_k |x[k]| over n values (NaN if any is NaN): whether scores are in range. */
+FCRF_MULTIVERSION
+static double fcrf_max_abs(const double* x, ptrdiff_t n)
+{
+    double big = 0.0;
+    ptrdiff_t k = 0;
+#if FCRF_VECTORS
+    typedef int64_t fcrf_v4i __attribute__((vector_size(32)));
+    const fcrf_v4i sign = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+    fcrf_v4d bv = {0.0, 0.0, 0.0, 0.0};
+    double lanes[4];
+    for (; k + 4 <= n; k += 4) {
+        fcrf_v4d m;
+        fcrf_v4i keep;
+        memcpy(&m, x + k, sizeof m);
+        m = (fcrf_v4d) ((fcrf_v4i) m & sign);
+        keep = m <= bv;               /* false for NaN: a NaN replaces the maximum */
+        bv = (fcrf_v4d) (((fcrf_v4i) bv & keep) | ((fcrf_v4i) m & ~keep));
+    }
+    memcpy(lanes, &bv, sizeof lanes);
+    for (int q = 0; q < 4; q++)
+        if (!(lanes[q] <= big))
+            big = lanes[q];
+#endif
+    for (; k < n; k++) {
+        const double m = fabs(x[k]);
+        if (!(m <= big))   /* NaN fails every comparison: keep it */
+            big = m;
     }
     return big;
 }
 
-/* One token's share of an SGD step, for the entries [e0, e1) whose attribute falls in
- * this thread's part (a % n_parts == part):
+/* out = p0 + p1 over n doubles (a sequence's emission scores from its two parts,
+ * always added in this order); returns max |out| (NaN if any is NaN).  The rows'
+ * padding columns are zeros in both parts, so they do not change the maximum. */
+FCRF_MULTIVERSION
+static double fcrf_add_parts(const double* FCRF_RESTRICT p0, const double* FCRF_RESTRICT p1,
+                             double* FCRF_RESTRICT out, ptrdiff_t n)
+{
+    ptrdiff_t k;
+    for (k = 0; k < n; k++)
+        out[k] = p0[k] + p1[k];
+    return fcrf_max_abs(out, n);
+}
+
+/* Start loading the weights the entries [e0, e1) will read and write: the dense rows
+ * of U (and of Uhat, when not NULL), the tail offsets, then the tail labels and
+ * weights.  On CoNLL-2000 the rows are ~20 MB visited in random order, and the
+ * kernels above spend most of their time waiting for them one token at a time;
+ * asking for a whole sequence's rows up front keeps many misses in flight at once.
+ * The tail offsets are read in a second pass so that their misses overlap too.
+ * Only a hint: nothing is written. */
+static void fcrf_prefetch_rows(const fcrf_layout* L, const double* U, const double* Uhat,
+                               const int32_t* ids, const int64_t* tok_start,
+                               const int64_t* tok_end, ptrdiff_t T)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    const ptrdiff_t S = L->S, D = L->D;
+    const double* tail = U + D * S;
+    const double* tail_hat = Uhat ? Uhat + D * S : NULL;
+    ptrdiff_t t, k;
+    int64_t e;
+    for (t = 0; t < T; t++) {
+        for (e = tok_start[t]; e < tok_end[t]; e++) {
+            const ptrdiff_t a = ids[e];
+            if (a < D) {
+                /* a row of S doubles spans at most S / 8 + 1 lines of 64 bytes */
+                for (k = 0; k < S + 8; k += 8) {
+                    const ptrdiff_t o = a * S + (k < S ? k : S - 1);
+                    __builtin_prefetch(U + o, 0, 3);
+                    if (Uhat)
+                        __builtin_prefetch(Uhat + o, 0, 3);
+                }
+            } else {
+                __builtin_prefetch(L->ptr + (a - D), 0, 3);
+            }
+        }
+    }
+    for (t = 0; t < T; t++) {
+        for (e = tok_start[t]; e < tok_end[t]; e++) {
+            const ptrdiff_t a = ids[e];
+            if (a >= D) {
+                const int64_t j = L->ptr[a - D];
+                __builtin_prefetch(L->label + j, 0, 3);
+                __builtin_prefetch(tail + j, 0, 3);
+                if (tail_hat)
+                    __builtin_prefetch(tail_hat + j, 0, 3);
+            }
+        }
+    }
+#else
+    (void) L; (void) U; (void) Uhat; (void) ids; (void) tok_start; (void) tok_end;
+    (void) T;
+#endif
+}
+
+/* One token's share of an SGD step, for its entries [e0, e1):
  *     u += g x (onehot(y) - p)    and, when averaging,    uhat -= beta * (that change),
  * over the weights the layout has (a tail attribute without label y gets no onehot
  * term: that pair is not a weight).  p: the token's marginals, S values of which the
@@ -134,7 +243,7 @@ static void fcrf_update_token(const fcrf_layout* L, double* FCRF_RESTRICT U,
                               double* FCRF_RESTRICT Uhat, const int32_t* ids,
                               const double* vals, int64_t e0, int64_t e1,
                               const double* FCRF_RESTRICT p, int64_t y, double gain,
-                              double beta, int averaging, ptrdiff_t part, ptrdiff_t n_parts)
+                              double beta, int averaging)
 {
     const ptrdiff_t S = L->S, D = L->D;
     const ptrdiff_t n_dense = D * S;
@@ -143,8 +252,6 @@ static void fcrf_update_token(const fcrf_layout* L, double* FCRF_RESTRICT U,
     for (e = e0; e < e1; e++) {
         const ptrdiff_t a = ids[e];
         double gx, bx;
-        if (n_parts > 1 && a % n_parts != part)
-            continue;
         gx = gain * (vals ? vals[e] : 1.0);
         bx = beta * gx;
         if (a < D) {

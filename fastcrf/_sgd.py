@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _sparse
-from ._training import Weights, log_likelihood, n_threads_for, sum_of_squares
+from ._parallel import effective_n_threads
+from ._training import Weights, log_likelihood, sum_of_squares
 
 
 @dataclass
@@ -114,6 +115,37 @@ class _ThreadChoice:
         self.rate[option] = rate if old is None else 0.5 * (old + rate)
 
 
+def _sgd_threads(n_jobs, batch_size):
+    """Threads for :func:`fastcrf._sparse.sgd_epoch`: its work items per mini-batch
+    are the two weight parts and the batch's sequences."""
+    return effective_n_threads(n_jobs, max(_sparse.WEIGHT_PARTS, batch_size))
+
+
+def _part_offsets(data):
+    """``tok_mid`` of :func:`fastcrf._sparse.split_parts` for ``data``, made once.
+
+    The first call groups the entries of every token of ``data`` by weight part, in
+    place (the order of a token's entries does not change the model), and keeps the
+    offsets on ``data``.
+    """
+    mid = data.__dict__.get("_tok_mid")
+    if mid is None:
+        f = data.features
+        ids, vals = f.attr_ids, f.values
+        if not (ids.flags.writeable and ids.flags.c_contiguous and ids.dtype == np.int32):
+            ids = np.array(ids, dtype=np.int32)
+        if len(vals) and not (vals.flags.writeable and vals.flags.c_contiguous
+                              and vals.dtype == np.float64):
+            vals = np.array(vals, dtype=np.float64)
+        mid = np.empty(len(f.token_offsets) - 1, dtype=np.int64)
+        _sparse.split_parts(ids, vals, f.token_offsets, mid)
+        if ids is not f.attr_ids or vals is not f.values:
+            data.features = type(f)(ids, vals, f.token_offsets, f.seq_offsets,
+                                    f.n_attributes)
+        data._tok_mid = mid
+    return mid
+
+
 def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_threads,
            choice=None):
     """One pass over ``order`` (in SLICES compiled calls); return the per-visit losses.
@@ -121,6 +153,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
     ``choice`` (a :class:`_ThreadChoice`) picks the thread count of each slice; without
     it every slice runs on ``n_threads``.
     """
+    tok_mid = _part_offsets(data)
     f = data.features
     L = state.layout
     order = np.ascontiguousarray(order, dtype=np.int64)
@@ -137,7 +170,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
         status = _sparse.sgd_epoch(
             state.U, state.Uhat, state.V, state.Vhat, L.n_labels, L.n_dense, L.tail_ptr,
             L.tail_labels, chain_mask, state.scalars,
-            f.attr_ids, f.values, f.token_offsets, f.seq_offsets, data.labels,
+            f.attr_ids, f.values, f.token_offsets, tok_mid, f.seq_offsets, data.labels,
             order[lo:hi], data.max_length, settings.batch_size, eta0, lam,
             settings.power, avg_start, losses[lo:hi], threads)
         if choice is not None:
@@ -176,7 +209,7 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
         return float(settings.calibration_eta)  # nothing to calibrate on
     layout = layout.subset(used)
     order = np.arange(m)
-    n_threads = n_threads_for(n_jobs, m)
+    n_threads = _sgd_threads(n_jobs, settings.batch_size)
     K = data.n_labels
 
     def objective(weights):
@@ -270,7 +303,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     """
     n = data.n_sequences
     lam = 2.0 * settings.c2 / n
-    n_threads = n_threads_for(n_jobs, settings.batch_size)
+    n_threads = _sgd_threads(n_jobs, settings.batch_size)
     averaging = algorithm == "asgd" and settings.averaging
     power = settings.power if algorithm == "asgd" else 1.0
     settings = SGDSettings(**{**settings.__dict__, "power": power})

@@ -36,13 +36,38 @@ cdef extern from "_rows.h":
         Py_ssize_t D
         const int64_t* ptr
         const int32_t* label
-    double fcrf_emissions(const fcrf_layout* L, const double* U, const int32_t* ids,
-                          const double* vals, const int64_t* tok_off, Py_ssize_t T,
-                          double scale, double* lem) noexcept nogil
+    void fcrf_emissions(const fcrf_layout* L, const double* U, const int32_t* ids,
+                          const double* vals, const int64_t* tok_start,
+                          const int64_t* tok_end, Py_ssize_t T, double scale, double* lem,
+                          Py_ssize_t stride) noexcept nogil
+    double fcrf_add_parts(const double* p0, const double* p1, double* out,
+                          Py_ssize_t n) noexcept nogil
+    double fcrf_max_abs(const double* x, Py_ssize_t n) noexcept nogil
+    void fcrf_prefetch_rows(const fcrf_layout* L, const double* U, const double* Uhat,
+                            const int32_t* ids, const int64_t* tok_start,
+                            const int64_t* tok_end, Py_ssize_t T) noexcept nogil
     void fcrf_update_token(const fcrf_layout* L, double* U, double* Uhat, const int32_t* ids,
                            const double* vals, int64_t e0, int64_t e1, const double* p,
-                           int64_t y, double gain, double beta, int averaging, Py_ssize_t part,
-                           Py_ssize_t n_parts) noexcept nogil
+                           int64_t y, double gain, double beta,
+                           int averaging) noexcept nogil
+
+cdef extern from "_chain.h":
+    ctypedef struct fcrf_padded_chain:
+        Py_ssize_t K
+        Py_ssize_t S
+        const double* start
+        const double* end
+        const double* E
+        const double* ET
+        double tmax
+    Py_ssize_t fcrf_chain_work_doubles(Py_ssize_t T, Py_ssize_t S) noexcept nogil
+    int fcrf_chain_padded_available(Py_ssize_t S) noexcept nogil
+    int fcrf_chain_marginals(const fcrf_padded_chain* c, const double* lem, Py_ssize_t T,
+                             double* work, double* marg, double* edge,
+                             double* logz) noexcept nogil
+    double fcrf_path_score_strided(const double* trans, const double* start,
+                                   const double* end, const double* lem, Py_ssize_t T,
+                                   Py_ssize_t K, Py_ssize_t S, const int64_t* y) noexcept nogil
 
 from ._core cimport (CHUNK, Chain, Work, _add_path_counts, _chain_gradient, _work_doubles,
                      _work_bind, _sequence_marginals, _path_score, _viterbi_one)
@@ -179,8 +204,9 @@ def forward_backward(
                 for s in range(ch * CHUNK, s_end):
                     t0 = seq_off[s]
                     T = seq_off[s + 1] - t0
-                    if not (fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], T, 1.0, w.lem)
-                            <= MAX_SCORE):
+                    fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0,
+                                   w.lem, K)
+                    if not (fcrf_max_abs(w.lem, T * K) <= MAX_SCORE):
                         bad_p[0] = 1
                         logz_out[s] = INFINITY
                         continue
@@ -295,8 +321,9 @@ def viterbi(
             for s in range(ch * CHUNK, s_end):
                 t0 = seq_off[s]
                 T = seq_off[s + 1] - t0
-                if not (fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], T, 1.0, dbuf)
-                        <= MAX_SCORE):
+                fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0, dbuf,
+                               K)
+                if not (fcrf_max_abs(dbuf, T * K) <= MAX_SCORE):
                     bad_p[0] = 1
                     score_out[s] = INFINITY
                     continue
@@ -374,6 +401,25 @@ cdef extern from "_sync.h":
 # The largest mini-batch: a batch is claimed through a 16-bit field (_sync.h).
 MAX_BATCH = 65535
 
+cdef enum:
+    # The state weights are split into this many parts (split_parts) for the emission
+    # scores and the step, whatever the thread count: a sequence's emission scores
+    # are its parts' sums added in part order, so results do not depend on it.
+    # Thread 0 claims the first item of a generation and nearly always gets part 0,
+    # a helper thread part 1: each part's weight rows then stay in one core's cache
+    # (with every row visited by both cores, the step took three times as long).
+    N_PARTS = 2
+    # Part of attribute a: (a >> PART_SHIFT) & 1.  Blocks of 16 consecutive ids, not
+    # single ids, because neighbouring rows share cache lines.
+    PART_SHIFT = 4
+    # The three kinds of work items of a mini-batch, in the order they run.
+    KIND_EMISSIONS = 0     # item p: part p of every sequence's emission scores
+    KIND_SEQUENCE = 1      # item i: marginals and chain gradient of sequence i
+    KIND_STEP = 2          # item p: part p of the SGD step
+
+# For the Python layer (thread counts).
+WEIGHT_PARTS = N_PARTS
+
 
 
 
@@ -381,14 +427,18 @@ cdef struct SGDBatch:
     # What every thread reads to compute the marginals of one mini-batch.
     const fcrf_layout* L
     const Chain* c
+    const fcrf_padded_chain* pc   # the same chain with rows padded to S (_chain.h)
+    bint padded           # use pc: S % 4 == 0, and the transition range allows raw edges
     const double* U
     const double* scalars
     const int32_t* ids
     const double* vals
     const int64_t* tok_off
+    const int64_t* tok_mid   # [n_tokens] first entry of part 1 of each token (split_parts)
     const int64_t* seq_off
     const int64_t* labels
     const int64_t* order
+    double* part_lem      # [N_PARTS][batch][Tmax][S] emission scores, from each part
     double* marg          # [batch][Tmax][S] node marginals, rows zero-padded to S
     double* dv            # [batch][nV] observed minus expected chain counts
     double* loss          # [n_visit] -log p(y|x) of each visit
@@ -397,8 +447,9 @@ cdef struct SGDBatch:
     Py_ssize_t nV
     Py_ssize_t pos        # the batch is visits pos .. pos + nb - 1
     Py_ssize_t nb
-    int kind              # what the current generation's items are: 0 the marginals of
-                          # sequence i, 1 the step for part i of the weights
+    Py_ssize_t batch_size
+    int kind              # what the current generation's items are: KIND_EMISSIONS,
+                          # KIND_SEQUENCE or KIND_STEP
     # The step (kind 1): weights, and the step's scalars
     double* Uw
     double* Uhat
@@ -408,12 +459,46 @@ cdef struct SGDBatch:
     double gain
     double beta
     int averaging
-    Py_ssize_t n_parts
 
 
-cdef int _batch_sequence(const SGDBatch* b, Work* w, Py_ssize_t i) noexcept nogil:
+cdef void _chain_gradient_strided(const double* edge, const double* P, const int64_t* y,
+                                  Py_ssize_t T, Py_ssize_t K, Py_ssize_t S,
+                                  double* acc) noexcept nogil:
+    # _core._chain_gradient for node marginals P with row stride S.
+    cdef Py_ssize_t i, k
+    for i in range(K * K):
+        acc[i] -= edge[i]
+    for k in range(K):
+        acc[K * K + k] -= P[k]
+        acc[K * K + K + k] -= P[(T - 1) * S + k]
+    _add_path_counts(y, T, K, 1.0, acc)
+
+
+cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
+    # Part ``part`` of the emission scores of every sequence of the batch.  The thread
+    # that runs it usually runs the same part of the step (see N_PARTS), so the
+    # weight rows it loads here are still in its core's cache then.
+    cdef Py_ssize_t S = b.S
+    cdef Py_ssize_t i
+    cdef int64_t s, t0, T
+    # b.averaging: whether the previous step averaged, so that this one will too.
+    cdef const double* hat = b.Uhat if b.averaging else NULL
+    # Part 0 of token t is its entries [tok_off[t], tok_mid[t]), part 1 the rest.
+    cdef const int64_t* start = b.tok_off if part == 0 else b.tok_mid
+    cdef const int64_t* end = b.tok_mid if part == 0 else b.tok_off + 1
+    for i in range(b.nb):
+        s = b.order[b.pos + i]
+        t0 = b.seq_off[s]
+        T = b.seq_off[s + 1] - t0
+        fcrf_prefetch_rows(b.L, b.U, hat, b.ids, start + t0, end + t0, T)
+        fcrf_emissions(b.L, b.U, b.ids, b.vals, start + t0, end + t0, T, b.scalars[S_ALPHA],
+                       b.part_lem + (part * b.batch_size + i) * b.Tmax * S, S)
+
+
+cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) noexcept nogil:
     # Marginals and chain gradient of the i-th sequence of the batch, into its own
-    # slots; returns 1 when its scores are not finite or too large.
+    # slots; returns 1 when its scores are not finite or too large.  pw: the thread's
+    # scratch for the padded kernels (_chain.h), then [Tmax][S] emission scores.
     cdef Py_ssize_t K = b.c.K
     cdef Py_ssize_t S = b.S
     cdef int64_t s = b.order[b.pos + i]
@@ -424,12 +509,24 @@ cdef int _batch_sequence(const SGDBatch* b, Work* w, Py_ssize_t i) noexcept nogi
     cdef double* dv = b.dv + i * b.nV
     cdef Py_ssize_t t, k
     cdef double logz
+    cdef double* plem = pw + fcrf_chain_work_doubles(b.Tmax, S)
+    cdef Py_ssize_t part1 = b.batch_size * b.Tmax * S
     memset(dv, 0, b.nV * sizeof(double))
-    if not (fcrf_emissions(b.L, b.U, b.ids, b.vals, b.tok_off + t0, T, b.scalars[S_ALPHA],
-                           w.lem) <= MAX_SCORE):
+    if not (fcrf_add_parts(b.part_lem + i * b.Tmax * S, b.part_lem + part1 + i * b.Tmax * S,
+                           plem, T * S) <= MAX_SCORE):
         b.loss[b.pos + i] = INFINITY
         memset(P, 0, T * S * sizeof(double))
         return 1
+    if b.padded:
+        if fcrf_chain_marginals(b.pc, plem, T, pw, P, w.edge, &logz) == 0:
+            b.loss[b.pos + i] = logz - fcrf_path_score_strided(
+                b.c.trans, b.c.start, b.c.end, plem, T, K, S, y)
+            _chain_gradient_strided(w.edge, P, y, T, K, S, dv)
+            return 0
+    # Scores too extreme for the padded kernels: the exact ones of _core.pyx.
+    for t in range(T):
+        for k in range(K):
+            w.lem[t * K + k] = plem[t * S + k]
     logz = _sequence_marginals(b.c, T, w, True, True)
     b.loss[b.pos + i] = logz - _path_score(b.c, w.lem, T, y)
     # Rows of stride S, zero-padded: the update reads whole vectors.
@@ -443,24 +540,25 @@ cdef int _batch_sequence(const SGDBatch* b, Work* w, Py_ssize_t i) noexcept nogi
 
 
 cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
-    # Part ``part`` of the step: the state rows of the attributes a with
-    # a % n_parts == part, each receiving its updates in mini-batch order (so the
-    # result is the same for any partition), and with part 0 the chain scores.
+    # Part ``part`` of the step: the state rows of the attributes in that part
+    # (_rows.h, fcrf_in_part), each receiving its updates in mini-batch order, and
+    # with part 0 the chain scores.
     cdef Py_ssize_t S = b.S
     cdef Py_ssize_t i, t, m
     cdef int64_t s, t0, T
     cdef double x
     cdef const double* P
     cdef const double* dv
+    cdef const int64_t* start = b.tok_off if part == 0 else b.tok_mid
+    cdef const int64_t* end = b.tok_mid if part == 0 else b.tok_off + 1
     for i in range(b.nb):
         s = b.order[b.pos + i]
         t0 = b.seq_off[s]
         T = b.seq_off[s + 1] - t0
         P = b.marg + i * b.Tmax * S
         for t in range(T):
-            fcrf_update_token(b.L, b.Uw, b.Uhat, b.ids, b.vals, b.tok_off[t0 + t],
-                              b.tok_off[t0 + t + 1], P + t * S, b.labels[t0 + t], b.gain,
-                              b.beta, b.averaging, part, b.n_parts)
+            fcrf_update_token(b.L, b.Uw, b.Uhat, b.ids, b.vals, start[t0 + t], end[t0 + t],
+                              P + t * S, b.labels[t0 + t], b.gain, b.beta, b.averaging)
         if part == 0:
             dv = b.dv + i * b.nV
             for m in range(b.nV):
@@ -470,14 +568,16 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
                     b.Vhat[m] -= b.beta * x
 
 
-cdef void _run_items(SGDBatch* b, Work* w, volatile int64_t* sync, int64_t gen,
+cdef void _run_items(SGDBatch* b, Work* w, double* pw, volatile int64_t* sync, int64_t gen,
                      int* bad) noexcept nogil:
     # Take and run items of generation gen until none is left.
     cdef int64_t i = fcrf_claim(&sync[1], gen)
     while i >= 0:
-        if b.kind == 0:
-            if _batch_sequence(b, w, i):
+        if b.kind == KIND_SEQUENCE:
+            if _batch_sequence(b, w, pw, i):
                 bad[0] = 1
+        elif b.kind == KIND_EMISSIONS:
+            _batch_emissions(b, i)
         else:
             _batch_update(b, i)
         fcrf_sync_add(&sync[2], 1)
@@ -499,6 +599,92 @@ cdef void _await(volatile int64_t* sync, Py_ssize_t n_items) noexcept nogil:
         fcrf_sync_wait(&spins)
 
 
+cdef enum:
+    SORT_MAX = 64       # longer tokens keep their order (insertion sort is quadratic)
+
+
+cdef void _sort_entries(int32_t* ids, double* vals, int64_t lo, int64_t hi) noexcept nogil:
+    # Stable insertion sort of the entries [lo, hi) by attribute id.
+    cdef int64_t e, j
+    cdef int32_t a
+    cdef double v = 0.0
+    for e in range(lo + 1, hi):
+        a = ids[e]
+        if vals != NULL:
+            v = vals[e]
+        j = e
+        while j > lo and ids[j - 1] > a:
+            ids[j] = ids[j - 1]
+            if vals != NULL:
+                vals[j] = vals[j - 1]
+            j -= 1
+        ids[j] = a
+        if vals != NULL:
+            vals[j] = v
+
+
+def split_parts(
+    int32_t[::1] ids,                      # INOUT [n_entries] reordered within each token
+    double[::1] vals,                      # INOUT [n_entries] or empty, reordered alike
+    const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
+    int64_t[::1] tok_mid,                  # OUT [n_tokens]
+):
+    """Put each token's part-0 entries before its part-1 entries, in place.
+
+    ``sgd_epoch`` gives each of its two threads the weights of one part (attributes
+    in alternate blocks of 16 ids); it needs the entries of a token grouped by part,
+    with ``tok_mid[t]`` the first of part 1.  Inside a part, entries are sorted by
+    attribute id (stable) when the token has at most SORT_MAX of them: the dense
+    attributes (low ids) then come before the tail ones, and the kernels' branch
+    between the two is predicted.  Only speed depends on that order.
+    """
+    cdef Py_ssize_t n_tok = tok_off.shape[0] - 1
+    cdef bint with_vals = vals.shape[0] > 0
+    cdef Py_ssize_t t, longest = 0
+    cdef int64_t e, lo, n0, n1
+    cdef int32_t* tmp_id
+    cdef double* tmp_val
+    if tok_mid.shape[0] != n_tok or (with_vals and vals.shape[0] != ids.shape[0]):
+        raise ValueError("split_parts: the arrays do not match")
+    for t in range(n_tok):
+        if tok_off[t + 1] - tok_off[t] > longest:
+            longest = tok_off[t + 1] - tok_off[t]
+    tmp_id = <int32_t*> malloc((longest + 1) * sizeof(int32_t))
+    tmp_val = <double*> malloc((longest + 1) * sizeof(double))
+    if tmp_id == NULL or tmp_val == NULL:
+        free(tmp_id)
+        free(tmp_val)
+        raise MemoryError()
+    with nogil:
+        for t in range(n_tok):
+            lo = tok_off[t]
+            n0 = 0
+            n1 = 0
+            for e in range(lo, tok_off[t + 1]):
+                if (ids[e] >> PART_SHIFT) & 1:
+                    tmp_id[n1] = ids[e]
+                    if with_vals:
+                        tmp_val[n1] = vals[e]
+                    n1 += 1
+                else:
+                    ids[lo + n0] = ids[e]
+                    if with_vals:
+                        vals[lo + n0] = vals[e]
+                    n0 += 1
+            tok_mid[t] = lo + n0
+            for e in range(n1):
+                ids[lo + n0 + e] = tmp_id[e]
+                if with_vals:
+                    vals[lo + n0 + e] = tmp_val[e]
+            if n0 <= SORT_MAX:
+                _sort_entries(&ids[0], &vals[0] if with_vals else NULL, lo, lo + n0)
+            if n1 <= SORT_MAX:
+                _sort_entries(&ids[0], &vals[0] if with_vals else NULL, lo + n0,
+                              tok_off[t + 1])
+    free(tmp_id)
+    free(tmp_val)
+
+
 def sgd_epoch(
     double[::1] U,                         # INOUT [n_state] scaled state weights (layout below)
     double[::1] Uhat,                      # INOUT [n_state] averaging accumulator
@@ -515,6 +701,7 @@ def sgd_epoch(
     const int32_t[::1] ids,                # IN  [n_entries]
     const double[::1] vals,                # IN  [n_entries] or empty (all 1.0)
     const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
+    const int64_t[::1] tok_mid,            # IN  [n_tokens] from split_parts
     const int64_t[::1] seq_off,            # IN  [n_seq + 1]
     const int64_t[::1] labels,             # IN  [n_tokens]
     const int64_t[::1] order,              # IN  [n_visit] sequences, in visiting order
@@ -541,13 +728,18 @@ def sgd_epoch(
     cdef double* Up = &U[0] if nU > 0 else NULL
     cdef double* Hp = &Uhat[0] if nU > 0 else NULL
     cdef Py_ssize_t wd = _work_doubles(Tmax, K)
+    # Then the padded kernels' scratch and their [Tmax][S] emission rows.
+    cdef Py_ssize_t pwd = fcrf_chain_work_doubles(Tmax, S) + Tmax * S
     # Per mini-batch: the node marginals of each sequence ([batch][Tmax][K]) and its
     # observed-minus-expected transition, start and end counts ([batch][nV]).
     cdef double* mb_marg = <double*> malloc(batch_size * Tmax * S * sizeof(double))
+    cdef double* mb_part = <double*> malloc(N_PARTS * batch_size * Tmax * S * sizeof(double))
     cdef double* mb_v = <double*> malloc(batch_size * nV * sizeof(double))
-    cdef double* trans = <double*> malloc((3 * KK + 2 * K) * sizeof(double))
-    cdef double* thread_buf = <double*> malloc(n_threads * wd * sizeof(double))
+    cdef double* trans = <double*> malloc((3 * KK + 2 * K + 2 * K * S) * sizeof(double))
+    cdef double* thread_buf = <double*> malloc(n_threads * (wd + pwd) * sizeof(double))
+    cdef double* pw
     cdef Chain c
+    cdef fcrf_padded_chain pc
     cdef Work w
     cdef SGDBatch b
     cdef SGDBatch* bp = &b       # written through inside the parallel block: stays shared
@@ -566,13 +758,16 @@ def sgd_epoch(
         if (Uhat.shape[0] != nU or V.shape[0] != nV or Vhat.shape[0] != nV
                 or V_mask.shape[0] != nV):
             raise ValueError("sgd_epoch: the weight arrays do not match the layout")
+        if tok_mid.shape[0] != tok_off.shape[0] - 1:
+            raise ValueError("sgd_epoch: tok_mid does not match tok_off")
         if batch_size < 1 or batch_size > MAX_BATCH:
             raise ValueError(f"batch_size must be in [1, {MAX_BATCH}]")
     except ValueError:
-        free(mb_marg); free(mb_v); free(trans); free(thread_buf)
+        free(mb_marg); free(mb_part); free(mb_v); free(trans); free(thread_buf)
         raise
-    if mb_marg == NULL or mb_v == NULL or trans == NULL or thread_buf == NULL:
-        free(mb_marg); free(mb_v); free(trans); free(thread_buf)
+    if (mb_marg == NULL or mb_part == NULL or mb_v == NULL or trans == NULL
+            or thread_buf == NULL):
+        free(mb_marg); free(mb_part); free(mb_v); free(trans); free(thread_buf)
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
     c.K = K
     c.trans = trans
@@ -580,17 +775,28 @@ def sgd_epoch(
     c.end = trans + KK + K
     c.E = trans + KK + 2 * K
     c.ET = trans + 2 * KK + 2 * K
+    pc.K = K
+    pc.S = S
+    pc.start = c.start
+    pc.end = c.end
+    pc.E = trans + 3 * KK + 2 * K
+    pc.ET = pc.E + K * S
+    memset(<double*> pc.E, 0, 2 * K * S * sizeof(double))   # the padding stays 0
     b.L = &L
     b.c = &c
+    b.pc = &pc
     b.U = Up
     b.scalars = &scalars[0]
     b.ids = ip
     b.vals = vp
     b.tok_off = &tok_off[0]
+    b.tok_mid = &tok_mid[0] if tok_mid.shape[0] > 0 else NULL
     b.seq_off = &seq_off[0]
     b.labels = &labels[0] if labels.shape[0] > 0 else NULL
     b.order = &order[0] if n_visit > 0 else NULL
     b.marg = mb_marg
+    b.part_lem = mb_part
+    b.batch_size = batch_size
     b.dv = mb_v
     b.loss = &loss_out[0] if n_visit > 0 else NULL
     b.Tmax = Tmax
@@ -601,8 +807,7 @@ def sgd_epoch(
     b.V = &V[0]
     b.Vhat = &Vhat[0]
     b.V_mask = &V_mask[0]
-    # Two parts whenever a second thread may help; one part is the same computation.
-    b.n_parts = 2 if n_threads > 1 else 1
+    b.averaging = 0
     sync[0] = 0   # the published generation; -1: the epoch is over
     sync[1] = 0   # the claim word (_sync.h)
     sync[2] = 0   # sequences of the current batch done
@@ -610,7 +815,8 @@ def sgd_epoch(
     # manage to claim (see _sync.h), and never block thread 0.
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
-        w = _work_bind(thread_buf + tid * wd, Tmax, K)
+        w = _work_bind(thread_buf + tid * (wd + pwd), Tmax, K)
+        pw = thread_buf + tid * (wd + pwd) + wd
         if tid == 0:
             gen = 0
             pos = 0
@@ -626,13 +832,25 @@ def sgd_epoch(
                 if bad_p[0]:
                     status_p[0] = -1
                     break
-                _chain_constants(trans, K, <double*> c.E, <double*> c.ET, &c.tmax,
-                                 &c.raw_edges)
-                gen = gen + 1
                 bp.pos = pos
                 bp.nb = nb
-                _publish(bp, sync, gen, 0, nb)
-                _run_items(bp, &w, sync, gen, bad_p)
+                gen = gen + 1
+                _publish(bp, sync, gen, KIND_EMISSIONS, N_PARTS)
+                _run_items(bp, &w, pw, sync, gen, bad_p)
+                # The chain's constants while a helper may still be on its part.
+                _chain_constants(trans, K, <double*> c.E, <double*> c.ET, &c.tmax,
+                                 &c.raw_edges)
+                bp.padded = c.raw_edges and fcrf_chain_padded_available(S)
+                if bp.padded:
+                    pc.tmax = c.tmax
+                    for i in range(K):
+                        for m in range(K):
+                            (<double*> pc.E)[i * S + m] = c.E[i * K + m]
+                            (<double*> pc.ET)[i * S + m] = c.ET[i * K + m]
+                _await(sync, N_PARTS)
+                gen = gen + 1
+                _publish(bp, sync, gen, KIND_SEQUENCE, nb)
+                _run_items(bp, &w, pw, sync, gen, bad_p)
                 _await(sync, nb)
                 if bad_p[0]:
                     status_p[0] = -1
@@ -655,9 +873,9 @@ def sgd_epoch(
                 bp.beta = beta
                 bp.averaging = mu < 1.0
                 gen = gen + 1
-                _publish(bp, sync, gen, 1, bp.n_parts)
-                _run_items(bp, &w, sync, gen, bad_p)
-                _await(sync, bp.n_parts)
+                _publish(bp, sync, gen, KIND_STEP, N_PARTS)
+                _run_items(bp, &w, pw, sync, gen, bad_p)
+                _await(sync, N_PARTS)
                 if mu < 1.0:
                     scalars[S_GAMMA] /= (1.0 - mu)
                     scalars[S_BETA] = beta + mu * scalars[S_GAMMA] * scalars[S_ALPHA]
@@ -682,11 +900,12 @@ def sgd_epoch(
                 if gen < 0:
                     break
                 seen = gen
-                _run_items(bp, &w, sync, gen, bad_p)
+                _run_items(bp, &w, pw, sync, gen, bad_p)
     if status == 0:
         _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
               averaging and scalars[S_STEP] > avg_start + 1.0)
     free(mb_marg)
+    free(mb_part)
     free(mb_v)
     free(trans)
     free(thread_buf)
@@ -775,8 +994,9 @@ def online_epoch(
             t0 = seq_off[s]
             T = seq_off[s + 1] - t0
             y = &labels[t0]
-            if not (fcrf_emissions(&L, &W[0, 0], ip, vp, &tok_off[t0], T, 1.0, lem)
-                    <= MAX_SCORE):
+            fcrf_emissions(&L, &W[0, 0], ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0,
+                           lem, K)
+            if not (fcrf_max_abs(lem, T * K) <= MAX_SCORE):
                 status = -1
                 break
             best = _viterbi_one(&c, lem, T, lem + Tmax * K, lem + 2 * Tmax * K, rows, path)

@@ -75,8 +75,9 @@ class TrainingData:
         """Renumber the attributes to those present; return ``(data, used_ids)``."""
         used, inverse = np.unique(self.features.attr_ids, return_inverse=True)
         f = self.features
-        sub = EncodedSequences(inverse.astype(np.int32), f.values, f.token_offsets,
-                               f.seq_offsets, len(used))
+        # Copies: the SGD trainer reorders ids and values within tokens in place.
+        sub = EncodedSequences(inverse.astype(np.int32), f.values.copy(),
+                               f.token_offsets, f.seq_offsets, len(used))
         return TrainingData(sub, self.labels, self.n_labels, self.max_length), used
 
 

@@ -255,3 +255,94 @@ def test_unit_values_may_be_left_out():
         states.append(state.average().state)
     np.testing.assert_array_equal(states[0], states[1])
     assert drop_unit_values(data.features) is data.features  # real values are kept
+
+
+# The SGD trainer splits the state weights into two parts, attributes in alternate
+# blocks of 16 ids (_sparse.split_parts): the tests above use fewer than 16
+# attributes, so they exercise part 0 only.  These use enough for both.
+
+@pytest.mark.parametrize("K", [3, 22, 27, 30])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_sgd_epoch_over_both_weight_parts_matches_masked_naive_sgd(K, n_threads):
+    # K = 22, 27, 30: label rows of 24, 28 and 32 doubles, i.e. every register-block
+    # width of the padded chain kernels (_chain.h) and the emission rows (_rows.h).
+    rng = np.random.default_rng(21)
+    data = random_data(rng, n_seq=13, K=K, A=70, max_feats=9)
+    layout = StateLayout.build(data, 40)
+    order = rng.permutation(data.n_sequences)
+    state = _State(layout)
+    _epoch(state, data, order, SGDSettings(batch_size=3), 0.3, 0.05, 1.0,
+           np.ones(K * K + 2 * K), n_threads)
+    w_ref, avg_ref = naive_sgd(data, order, 0.3, 0.05, 0.75, 3, 1.0, mask=layout.mask())
+    np.testing.assert_allclose(state.iterate().state, w_ref.state, atol=1e-10)
+    np.testing.assert_allclose(state.average().state, avg_ref.state, atol=1e-10)
+    np.testing.assert_allclose(state.average().chain, avg_ref.chain, atol=1e-10)
+
+
+def test_sgd_epoch_is_bitwise_identical_for_any_thread_count():
+    rng = np.random.default_rng(4)
+    data = random_data(rng, n_seq=60, K=22, A=200, max_len=12, max_feats=12)
+    layout = StateLayout.build(data, 90)
+    order = np.tile(rng.permutation(data.n_sequences), 2)
+    K = data.n_labels
+    runs = []
+    for n_threads in (1, 2, 3):
+        state = _State(layout)
+        losses = _epoch(state, data, order, SGDSettings(batch_size=5), 0.2, 0.01, 4.0,
+                        np.ones(K * K + 2 * K), n_threads)
+        runs.append((losses, state.U, state.Uhat, state.V, state.Vhat))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("K", [4, 7])
+def test_sgd_epoch_with_extreme_scores_matches_naive_sgd(K):
+    # Steps so large that the transition range passes RAW_EDGE_RANGE (300) and the
+    # emission rows span thousands: the padded kernels hand such sequences to the
+    # exact log-space ones, and the result must not change.
+    rng = np.random.default_rng(13)
+    data = random_data(rng, n_seq=16, K=K, A=40, max_len=8, max_feats=5)
+    order = rng.permutation(data.n_sequences)
+    state = _State(StateLayout.dense(data.features.n_attributes, K))
+    losses = _epoch(state, data, order, SGDSettings(batch_size=1, power=0.0), 150.0, 1e-4,
+                    -1.0, np.ones(K * K + 2 * K), 2)
+    assert np.isfinite(losses).all()
+    w_ref, _ = naive_sgd(data, order, 150.0, 1e-4, 0.0, 1, -1.0)
+    it = state.iterate()
+    assert np.ptp(it.transitions) > 300
+    scale = max(1.0, np.abs(w_ref.state).max())
+    np.testing.assert_allclose(it.state, w_ref.state, rtol=1e-9, atol=1e-9 * scale)
+    np.testing.assert_allclose(it.chain, w_ref.chain, rtol=1e-9, atol=1e-9 * scale)
+
+
+def test_split_parts_groups_each_tokens_entries_by_part():
+    rng = np.random.default_rng(6)
+    per_tok = rng.integers(0, 90, size=50)
+    per_tok[:3] = [0, 1, 200]   # empty, single, and longer than the sorted limit
+    off = np.concatenate(([0], np.cumsum(per_tok))).astype(np.int64)
+    ids = rng.integers(0, 300, size=off[-1]).astype(np.int32)
+    vals = rng.normal(size=off[-1])
+    new_ids, new_vals = ids.copy(), vals.copy()
+    mid = np.empty(len(per_tok), dtype=np.int64)
+    _sparse.split_parts(new_ids, new_vals, off, mid)
+    part = (ids >> 4) & 1
+    for t in range(len(per_tok)):
+        lo, hi = off[t], off[t + 1]
+        assert lo <= mid[t] <= hi
+        got = list(zip(new_ids[lo:hi], new_vals[lo:hi]))
+        first = [(a, v) for a, v, p in zip(ids[lo:hi], vals[lo:hi], part[lo:hi]) if p == 0]
+        second = [(a, v) for a, v, p in zip(ids[lo:hi], vals[lo:hi], part[lo:hi]) if p == 1]
+        # A part of at most 64 entries is sorted by id (stably), a longer one kept.
+        if len(first) <= 64:
+            first = sorted(first, key=lambda p: p[0])
+        if len(second) <= 64:
+            second = sorted(second, key=lambda p: p[0])
+        assert got == first + second
+        assert mid[t] - lo == len(first)
+    # Values may be left out (all 1.0).
+    ids2 = ids.copy()
+    _sparse.split_parts(ids2, np.zeros(0), off, mid)
+    np.testing.assert_array_equal(ids2, new_ids)
+    with pytest.raises(ValueError, match="split_parts"):
+        _sparse.split_parts(ids.copy(), vals[:-1].copy(), off, mid)
