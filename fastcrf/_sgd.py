@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _sparse
 from ._parallel import effective_n_threads
-from ._training import Weights, log_likelihood, sum_of_squares
+from ._training import Weights, log_likelihood_of_flat, sum_of_squares
 
 
 @dataclass
@@ -83,33 +83,51 @@ SLICES = 8
 
 
 class _ThreadChoice:
-    """Pick, slice by slice, the faster of ``n_threads`` and 1 thread.
+    """Pick, slice by slice, between ``n_threads`` and 1 thread.
 
-    Two threads help with every mini-batch on an idle machine (about 1.4x per epoch
-    on CoNLL-2000 with 2 cores), but when other processes hold the cores a helper
-    thread is descheduled mid-batch and the master waits for it: slower than one
-    thread.  The seconds per sequence of each choice are tracked (the last
-    measurement counts half), the faster one runs, and the other is measured again
-    every fourth slice, so the choice follows the machine's load.  Which threads run
-    never changes the result.
+    On an idle machine two threads run an epoch about 1.6x faster than one (CoNLL-2000,
+    2 cores), but when other processes hold the cores a helper thread is descheduled
+    mid-batch and the master waits for it: slower than one thread.  The seconds per
+    sequence of each choice are tracked (the last measurement counts half), so the
+    choice follows the machine's load.  The other choice is measured again after
+    ``PROBE_EVERY`` slices on one thread, or four times that on ``n_threads``: there
+    a probe costs the most, and a load that slows the threads down shows in their
+    own measurements (the last one-thread rate is then the lower one) without one.
+    One thread must be ``MARGIN`` faster to be chosen:
+    each thread keeps its half of the weight rows in its core's cache, and the first
+    slice after a switch pays for moving them, which would otherwise tilt the
+    comparison towards whichever choice ran last.  Which threads run never changes
+    the result.
     """
+
+    PROBE_EVERY = 8
+    MARGIN = 0.85
 
     def __init__(self, n_threads):
         self.options = [n_threads, 1] if n_threads > 1 else [1]
         self.rate = {}
-        self.count = 0
+        self.since_probe = 0
 
     def pick(self):
-        self.count += 1
+        """The thread count for the next slice."""
         for option in self.options:
             if option not in self.rate:
                 return option
-        best = min(self.options, key=self.rate.__getitem__)
-        if self.count % 4 == 0:
-            return max(self.options, key=self.rate.__getitem__)
+        if len(self.options) == 1:
+            return 1
+        many, one = self.options
+        if self.rate[one] < self.MARGIN * self.rate[many]:
+            best, other, every = one, many, self.PROBE_EVERY
+        else:
+            best, other, every = many, one, 4 * self.PROBE_EVERY
+        self.since_probe += 1
+        if self.since_probe >= every:
+            self.since_probe = 0
+            return other
         return best
 
     def record(self, option, seconds, n_visits):
+        """Note that a slice of ``n_visits`` sequences took ``seconds`` on ``option``."""
         rate = seconds / max(n_visits, 1)
         old = self.rate.get(option)
         self.rate[option] = rate if old is None else 0.5 * (old + rate)
@@ -121,7 +139,7 @@ def _sgd_threads(n_jobs, batch_size):
     return effective_n_threads(n_jobs, max(_sparse.WEIGHT_PARTS, batch_size))
 
 
-def _part_offsets(data):
+def _part_offsets(data, n_threads=1):
     """``tok_mid`` of :func:`fastcrf._sparse.split_parts` for ``data``, made once.
 
     The first call groups the entries of every token of ``data`` by weight part, in
@@ -138,7 +156,7 @@ def _part_offsets(data):
                               and vals.dtype == np.float64):
             vals = np.array(vals, dtype=np.float64)
         mid = np.empty(len(f.token_offsets) - 1, dtype=np.int64)
-        _sparse.split_parts(ids, vals, f.token_offsets, mid)
+        _sparse.split_parts(ids, vals, f.token_offsets, mid, n_threads)
         if ids is not f.attr_ids or vals is not f.values:
             data.features = type(f)(ids, vals, f.token_offsets, f.seq_offsets,
                                     f.n_attributes)
@@ -153,7 +171,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
     ``choice`` (a :class:`_ThreadChoice`) picks the thread count of each slice; without
     it every slice runs on ``n_threads``.
     """
-    tok_mid = _part_offsets(data)
+    tok_mid = _part_offsets(data, n_threads)
     f = data.features
     L = state.layout
     order = np.ascontiguousarray(order, dtype=np.int64)
@@ -210,13 +228,13 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
     layout = layout.subset(used)
     order = np.arange(m)
     n_threads = _sgd_threads(n_jobs, settings.batch_size)
-    K = data.n_labels
 
-    def objective(weights):
-        ll, _ = log_likelihood(sample, weights, n_threads, with_gradient=False)
-        return (-ll + 0.5 * lam * m * weights.squared_norm()) / m
+    def objective(state):
+        a = state.scalars[0]
+        ll = log_likelihood_of_flat(sample, layout, a * state.U, a * state.V, n_threads)
+        return (-ll + 0.5 * lam * m * state.squared_norm()) / m
 
-    f0 = objective(Weights.zeros(sample.features.n_attributes, K))
+    f0 = objective(_State(layout))
     trials = 0
     accepted = 0
     best_eta, best_f = None, f0
@@ -229,7 +247,7 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
         state = _State(layout)
         losses = _epoch(state, sample, order, settings, eta, lam, -1.0, chain_mask,
                         n_threads, choice)
-        f = objective(state.iterate()) if np.isfinite(losses).all() else np.inf
+        f = objective(state) if np.isfinite(losses).all() else np.inf
         ok = bool(np.isfinite(f) and f < f0)
         accepted += ok
         finite_trials += bool(np.isfinite(f))

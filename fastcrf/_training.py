@@ -194,6 +194,32 @@ def log_likelihood(data, weights, n_jobs=None, *, with_gradient=True, csc=None):
         When a sequence's scores are not finite or exceed 1e150 in magnitude.
     """
     f = data.features
+    ll, marg, chunks = _forward_pass(data, dense_kernel_args(weights.state),
+                                     weights.chain, n_jobs, with_gradient)
+    if not with_gradient:
+        return ll, None
+    if csc is None:
+        csc = attribute_index(f)
+    state_grad = np.empty_like(weights.state)
+    _sparse.state_gradient(*csc, marg, data.labels, state_grad,
+                           effective_n_threads(n_jobs))
+    return ll, Weights.from_flat(state_grad, chunks.sum(axis=0))
+
+
+def log_likelihood_of_flat(data, layout, state, chain, n_jobs=None):
+    """Total log-likelihood of ``data`` under flat state weights in ``layout``.
+
+    As :func:`log_likelihood` without the gradient, for weights kept as a trainer
+    keeps them (a :class:`fastcrf._layout.StateLayout` and its flat vector ``state``;
+    ``chain``: transitions, start and end scores, flat): no dense (n_attributes,
+    n_labels) matrix is built.
+    """
+    return _forward_pass(data, layout.kernel_args(state), chain, n_jobs, False)[0]
+
+
+def _forward_pass(data, state_args, chain, n_jobs, with_gradient):
+    # (log-likelihood, node marginals, per-chunk chain gradients) from one compiled pass.
+    f = data.features
     K = data.n_labels
     n_seq = f.n_sequences
     n_threads = n_threads_for(n_jobs, n_seq)
@@ -203,21 +229,12 @@ def log_likelihood(data, weights, n_jobs=None, *, with_gradient=True, csc=None):
     marg = np.zeros((f.n_tokens, K) if with_gradient else (0, K))
     chunks = np.zeros((n_chunks, K * K + 2 * K) if with_gradient else (0, 0))
     status = _sparse.forward_backward(
-        *dense_kernel_args(weights.state), f.attr_ids, f.values, f.token_offsets,
-        f.seq_offsets, data.labels,
-        weights.transitions, weights.start, weights.end, data.max_length,
+        *state_args, f.attr_ids, f.values, f.token_offsets, f.seq_offsets, data.labels,
+        *split_chain(np.asarray(chain, dtype=np.float64), K), data.max_length,
         logz, score, marg, chunks, n_threads)
     if status != 0:
         raise FloatingPointError("the scores of a sequence are not finite or exceed 1e150")
-    ll = float(score.sum() - logz.sum())
-    if not with_gradient:
-        return ll, None
-    if csc is None:
-        csc = attribute_index(f)
-    state_grad = np.empty_like(weights.state)
-    _sparse.state_gradient(*csc, marg, data.labels, state_grad,
-                           effective_n_threads(n_jobs))
-    return ll, Weights.from_flat(state_grad, chunks.sum(axis=0))
+    return float(score.sum() - logz.sum()), marg, chunks
 
 
 def attribute_index(features):

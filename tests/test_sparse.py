@@ -340,9 +340,32 @@ def test_split_parts_groups_each_tokens_entries_by_part():
             second = sorted(second, key=lambda p: p[0])
         assert got == first + second
         assert mid[t] - lo == len(first)
-    # Values may be left out (all 1.0).
+    # Values may be left out (all 1.0); threads split the tokens, not the result.
     ids2 = ids.copy()
-    _sparse.split_parts(ids2, np.zeros(0), off, mid)
+    mid2 = np.empty_like(mid)
+    _sparse.split_parts(ids2, np.zeros(0), off, mid2, 3)
     np.testing.assert_array_equal(ids2, new_ids)
+    np.testing.assert_array_equal(mid2, mid)
     with pytest.raises(ValueError, match="split_parts"):
         _sparse.split_parts(ids.copy(), vals[:-1].copy(), off, mid)
+
+
+def test_thread_choice_follows_the_measured_speed():
+    from fastcrf._sgd import _ThreadChoice
+
+    choice = _ThreadChoice(2)
+    assert [choice.pick() for _ in range(1)] == [2]
+    choice.record(2, 1.0, 100)
+    assert choice.pick() == 1            # every option is measured once
+    choice.record(1, 1.5, 100)
+    picks = [choice.pick() for _ in range(64)]
+    assert picks.count(1) == 2           # two threads faster: a probe every 32 slices
+    choice.record(2, 4.0, 100)           # the machine got busy: 2.5 s per 100 now
+    assert choice.pick() == 1            # no probe needed to see it
+    picks = [choice.pick() for _ in range(16)]
+    assert picks.count(2) == 2           # one thread chosen: a probe every 8 slices
+    choice.record(1, 1.2, 100)           # within MARGIN of two threads' 1.0 ...
+    choice.record(2, 1.0, 100)
+    choice.record(2, 1.0, 100)
+    assert choice.pick() == 2            # ... is not enough to prefer one thread
+    assert _ThreadChoice(1).pick() == 1
