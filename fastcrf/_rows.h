@@ -153,17 +153,18 @@ static double fcrf_max_abs(const double* x, ptrdiff_t n)
         fcrf_v4i keep;
         memcpy(&m, x + k, sizeof m);
         m = (fcrf_v4d) ((fcrf_v4i) m & sign);
-        keep = m <= bv;               /* false for NaN: a NaN replaces the maximum */
+        /* a NaN replaces the maximum (m <= bv is false) and then stays (bv != bv) */
+        keep = (m <= bv) | (bv != bv);
         bv = (fcrf_v4d) (((fcrf_v4i) bv & keep) | ((fcrf_v4i) m & ~keep));
     }
     memcpy(lanes, &bv, sizeof lanes);
     for (int q = 0; q < 4; q++)
-        if (!(lanes[q] <= big))
+        if (!(lanes[q] <= big) && big == big)
             big = lanes[q];
 #endif
     for (; k < n; k++) {
         const double m = fabs(x[k]);
-        if (!(m <= big))   /* NaN fails every comparison: keep it */
+        if (!(m <= big) && big == big)   /* a NaN fails every comparison: keep it */
             big = m;
     }
     return big;

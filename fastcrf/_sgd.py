@@ -146,21 +146,24 @@ def _part_offsets(data, n_threads=1):
     place (the order of a token's entries does not change the model), and keeps the
     offsets on ``data``.
     """
-    mid = data.__dict__.get("_tok_mid")
-    if mid is None:
-        f = data.features
-        ids, vals = f.attr_ids, f.values
-        if not (ids.flags.writeable and ids.flags.c_contiguous and ids.dtype == np.int32):
-            ids = np.array(ids, dtype=np.int32)
-        if len(vals) and not (vals.flags.writeable and vals.flags.c_contiguous
-                              and vals.dtype == np.float64):
-            vals = np.array(vals, dtype=np.float64)
-        mid = np.empty(len(f.token_offsets) - 1, dtype=np.int64)
-        _sparse.split_parts(ids, vals, f.token_offsets, mid, n_threads)
-        if ids is not f.attr_ids or vals is not f.values:
-            data.features = type(f)(ids, vals, f.token_offsets, f.seq_offsets,
-                                    f.n_attributes)
-        data._tok_mid = mid
+    cached = data.__dict__.get("_tok_mid")
+    if cached is not None and cached[0] is data.features.attr_ids:
+        return cached[1]
+    f = data.features
+    ids, vals = f.attr_ids, f.values
+    owned = (ids.flags.writeable and ids.flags.c_contiguous and ids.dtype == np.int32
+             and (len(vals) == 0 or (vals.flags.writeable and vals.flags.c_contiguous
+                                     and vals.dtype == np.float64)))
+    if not owned:
+        # Both copied, or the caller's arrays would be left reordered unevenly.
+        ids = np.array(ids, dtype=np.int32)
+        vals = np.array(vals, dtype=np.float64)
+    mid = np.empty(len(f.token_offsets) - 1, dtype=np.int64)
+    _sparse.split_parts(ids, vals, f.token_offsets, mid, n_threads)
+    if not owned:
+        data.features = type(f)(ids, vals, f.token_offsets, f.seq_offsets, f.n_attributes)
+    # Tied to the ids array it was computed for.
+    data._tok_mid = (data.features.attr_ids, mid)
     return mid
 
 

@@ -648,7 +648,7 @@ def tail_pairs(
     cdef Py_ssize_t R = n_attributes - n_dense
     cdef Py_ssize_t n_tok = tok_off.shape[0] - 1
     if R < 0 or K < 1 or labels.shape[0] != n_tok or (
-            n_tok > 0 and tok_off[n_tok] > ids.shape[0]):
+            n_tok > 0 and (tok_off[0] < 0 or tok_off[n_tok] > ids.shape[0])):
         raise ValueError("tail_pairs: the arrays do not match")
     seen_arr = np.zeros(R * K, dtype=np.uint8)
     ptr_arr = np.zeros(R + 1, dtype=np.int64)
@@ -657,6 +657,9 @@ def tail_pairs(
     cdef Py_ssize_t t, r, k
     cdef int64_t e, y, a, j
     cdef int bad = 0
+    for t in range(n_tok):
+        if tok_off[t + 1] < tok_off[t]:
+            raise ValueError("tail_pairs: tok_off must not decrease")
     with nogil:
         for t in range(n_tok):
             y = labels[t]
@@ -720,6 +723,8 @@ def split_parts(
             n_tok > 0 and (tok_off[0] < 0 or tok_off[n_tok] > ids.shape[0])):
         raise ValueError("split_parts: the arrays do not match")
     for t in range(n_tok):
+        if tok_off[t + 1] < tok_off[t]:
+            raise ValueError("split_parts: tok_off must not decrease")
         if tok_off[t + 1] - tok_off[t] > longest:
             longest = tok_off[t + 1] - tok_off[t]
     with nogil, parallel(num_threads=n_threads):
@@ -833,6 +838,9 @@ def sgd_epoch(
             raise ValueError("sgd_epoch: the weight arrays do not match the layout")
         if tok_mid.shape[0] != tok_off.shape[0] - 1:
             raise ValueError("sgd_epoch: tok_mid does not match tok_off")
+        for m in range(tok_mid.shape[0]):
+            if not tok_off[m] <= tok_mid[m] <= tok_off[m + 1]:
+                raise ValueError("sgd_epoch: tok_mid does not match tok_off")
         if batch_size < 1 or batch_size > MAX_BATCH:
             raise ValueError(f"batch_size must be in [1, {MAX_BATCH}]")
     except ValueError:

@@ -369,3 +369,48 @@ def test_thread_choice_follows_the_measured_speed():
     choice.record(2, 1.0, 100)
     assert choice.pick() == 2            # ... is not enough to prefer one thread
     assert _ThreadChoice(1).pick() == 1
+
+
+def test_nan_scores_are_reported_not_propagated():
+    # A NaN weight must fail the score check wherever it sits in the emission row.
+    rng = np.random.default_rng(1)
+    data = random_data(rng, n_seq=5, K=9, A=30)
+    for k in range(9):
+        w = random_weights(rng, data.features.n_attributes, data.n_labels)
+        w.state[:, k] = np.nan
+        with pytest.raises(FloatingPointError):
+            log_likelihood(data, w, n_jobs=1)
+
+
+def test_sgd_epoch_rejects_offsets_that_do_not_match():
+    rng = np.random.default_rng(2)
+    data = random_data(rng, n_seq=6, K=3, A=40)
+    f = data.features
+    K = data.n_labels
+    state = _State(StateLayout.dense(f.n_attributes, K))
+    L = state.layout
+    bad_mid = f.token_offsets[1:] + 1     # past the end of every token
+    with pytest.raises(ValueError, match="tok_mid"):
+        _sparse.sgd_epoch(state.U, state.Uhat, state.V, state.Vhat, K, L.n_dense,
+                          L.tail_ptr, L.tail_labels, np.ones(K * K + 2 * K), state.scalars,
+                          f.attr_ids, f.values, f.token_offsets, bad_mid, f.seq_offsets,
+                          data.labels, np.arange(6), data.max_length, 2, 0.1, 0.01, 0.75,
+                          -1.0, np.zeros(6), 1)
+    with pytest.raises(ValueError, match="decrease"):
+        _sparse.split_parts(f.attr_ids.copy(), np.zeros(0), f.token_offsets[::-1].copy(),
+                            np.empty(len(f.token_offsets) - 1, dtype=np.int64))
+
+
+def test_split_leaves_shared_read_only_features_consistent():
+    # Read-only ids with real values: both are copied, neither is reordered in place.
+    rng = np.random.default_rng(3)
+    data = random_data(rng, n_seq=8, K=3, A=60)
+    f = data.features
+    ids_before, vals_before = f.attr_ids.copy(), f.values.copy()
+    f.attr_ids.flags.writeable = False
+    K = data.n_labels
+    _epoch(_State(StateLayout.dense(f.n_attributes, K)), data, np.arange(8),
+           SGDSettings(batch_size=2), 0.1, 0.01, 1.0, np.ones(K * K + 2 * K), 2)
+    np.testing.assert_array_equal(f.attr_ids, ids_before)
+    np.testing.assert_array_equal(f.values, vals_before)
+    assert data.features is not f
