@@ -45,6 +45,9 @@ cdef void _add_path_counts(const int64_t* y, Py_ssize_t T, Py_ssize_t K, double 
                            double* acc) noexcept nogil
 cdef void _chain_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
                           double* acc) noexcept nogil
+cdef void _chain_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
+                               const int64_t* y, Py_ssize_t T, Py_ssize_t K,
+                               double* acc) noexcept nogil
 cdef double _path_score(const Chain* c, const floating* lem, Py_ssize_t T,
                         const int64_t* y) noexcept nogil
 cdef double _viterbi_one(const Chain* c, const double* lem, Py_ssize_t T,

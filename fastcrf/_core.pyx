@@ -438,12 +438,19 @@ cdef void _chain_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssiz
     # acc[K*K + 2K] += observed minus expected transition, start and end counts of one
     # sequence, from the node marginals (w.alpha) and edge sums (w.edge) of
     # _sequence_marginals: the gradient of log p(y) with respect to those scores.
+    _chain_gradient_rows(w.edge, w.alpha, K, y, T, K, acc)
+
+
+cdef void _chain_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
+                               const int64_t* y, Py_ssize_t T, Py_ssize_t K,
+                               double* acc) noexcept nogil:
+    # _chain_gradient from edge sums [K][K] and node marginals [T] rows of ``stride``.
     cdef Py_ssize_t i, k
     for i in range(K * K):
-        acc[i] -= w.edge[i]
+        acc[i] -= edge[i]
     for k in range(K):
-        acc[K * K + k] -= w.alpha[k]
-        acc[K * K + K + k] -= w.alpha[(T - 1) * K + k]
+        acc[K * K + k] -= marg[k]
+        acc[K * K + K + k] -= marg[(T - 1) * stride + k]
     _add_path_counts(y, T, K, 1.0, acc)
 
 

@@ -73,7 +73,8 @@ cdef extern from "_chain.h":
                                    const double* end, const double* lem, Py_ssize_t T,
                                    Py_ssize_t K, Py_ssize_t S, const int64_t* y) noexcept nogil
 
-from ._core cimport (CHUNK, Chain, Work, _add_path_counts, _chain_gradient, _work_doubles,
+from ._core cimport (CHUNK, Chain, Work, _add_path_counts, _chain_gradient,
+                     _chain_gradient_rows, _work_doubles,
                      _work_bind, _sequence_marginals, _path_score, _viterbi_one)
 
 # Emission scores beyond this magnitude are rejected (as fastcrf._validation.MAX_SCORE).
@@ -466,17 +467,12 @@ cdef struct SGDBatch:
     int averaging
 
 
-cdef void _chain_gradient_strided(const double* edge, const double* P, const int64_t* y,
-                                  Py_ssize_t T, Py_ssize_t K, Py_ssize_t S,
-                                  double* acc) noexcept nogil:
-    # _core._chain_gradient for node marginals P with row stride S.
-    cdef Py_ssize_t i, k
-    for i in range(K * K):
-        acc[i] -= edge[i]
-    for k in range(K):
-        acc[K * K + k] -= P[k]
-        acc[K * K + K + k] -= P[(T - 1) * S + k]
-    _add_path_counts(y, T, K, 1.0, acc)
+cdef inline const int64_t* _part_starts(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
+    # Token t's entries of part p are [_part_starts(p)[t], _part_starts(p + 1)[t]):
+    # part 0 starts at tok_off[t], part 1 at tok_mid[t], and part 1 ends at tok_off[t + 1].
+    if part == 0:
+        return b.tok_off
+    return b.tok_mid if part == 1 else b.tok_off + 1
 
 
 cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
@@ -488,9 +484,8 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     cdef int64_t s, t0, T
     # b.averaging: whether the previous step averaged, so that this one will too.
     cdef const double* hat = b.Uhat if b.averaging else NULL
-    # Part 0 of token t is its entries [tok_off[t], tok_mid[t]), part 1 the rest.
-    cdef const int64_t* start = b.tok_off if part == 0 else b.tok_mid
-    cdef const int64_t* end = b.tok_mid if part == 0 else b.tok_off + 1
+    cdef const int64_t* start = _part_starts(b, part)
+    cdef const int64_t* end = _part_starts(b, part + 1)
     for i in range(b.nb):
         s = b.order[b.pos + i]
         t0 = b.seq_off[s]
@@ -526,7 +521,7 @@ cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) n
         if fcrf_chain_marginals(b.pc, plem, T, pw, P, w.edge, &logz) == 0:
             b.loss[b.pos + i] = logz - fcrf_path_score_strided(
                 b.c.trans, b.c.start, b.c.end, plem, T, K, S, y)
-            _chain_gradient_strided(w.edge, P, y, T, K, S, dv)
+            _chain_gradient_rows(w.edge, P, S, y, T, K, dv)
             return 0
     # Scores too extreme for the padded kernels: the exact ones of _core.pyx.
     for t in range(T):
@@ -554,8 +549,8 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     cdef double x
     cdef const double* P
     cdef const double* dv
-    cdef const int64_t* start = b.tok_off if part == 0 else b.tok_mid
-    cdef const int64_t* end = b.tok_mid if part == 0 else b.tok_off + 1
+    cdef const int64_t* start = _part_starts(b, part)
+    cdef const int64_t* end = _part_starts(b, part + 1)
     for i in range(b.nb):
         s = b.order[b.pos + i]
         t0 = b.seq_off[s]
