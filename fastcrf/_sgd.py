@@ -13,7 +13,7 @@ the mini-batch (the compiled loop is :func:`fastcrf._sparse.sgd_epoch`).
 
 ``eta0`` is calibrated as CRFsuite and crfasgd do: one pass over a random sample of
 the training set for each candidate, keeping the candidate with the lowest
-objective on the sample.
+objective on the sample, and used as it is (crfasgd halves it; see fit_sgd).
 """
 
 import time
@@ -31,7 +31,7 @@ class SGDSettings:
     """Settings of the SGD trainers (see :class:`fastcrf.CRF` for their meaning)."""
 
     c2: float = 1.0
-    max_iterations: int = 10
+    max_iterations: int = 8
     averaging: bool = True
     power: float = 0.75
     batch_size: int = 4
@@ -45,6 +45,19 @@ class SGDSettings:
     delta: float = 1e-6
 
 
+def _aligned_zeros(n, alignment=64):
+    """Zeros of float64 starting on an ``alignment``-byte boundary.
+
+    The SGD threads each update their own blocks of weight rows
+    (fastcrf._sparse.N_PARTS); with numpy's 16-byte alignment the rows at a block's
+    edge shared a cache line with the next block, which then bounced between the
+    cores at every step (the step took ~20% longer on two threads).
+    """
+    buf = np.zeros(n + alignment // 8)
+    skip = (-buf.ctypes.data % alignment) // 8
+    return buf[skip:skip + n]
+
+
 class _State:
     """The trainer's scaled weights (see the notes in _sparse.pyx).
 
@@ -55,8 +68,8 @@ class _State:
     def __init__(self, layout):
         K = layout.n_labels
         self.layout = layout
-        self.U = np.zeros(layout.size)
-        self.Uhat = np.zeros(layout.size)
+        self.U = _aligned_zeros(layout.size)
+        self.Uhat = _aligned_zeros(layout.size)
         self.V = np.zeros(K * K + 2 * K)
         self.Vhat = np.zeros(K * K + 2 * K)
         # alpha, beta, gamma, t, steps
@@ -337,9 +350,10 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     if eta0 is None:
         eta0 = calibrate_eta(data, settings, lam, layout, chain_mask, random_state,
                              n_jobs, log, choice)
-        if algorithm == "asgd":
-            # crfasgd's rule: halve the calibrated step, on the safe side.
-            eta0 /= settings.calibration_rate
+        # crfasgd halves the calibrated step "on the safe side"; fastcrf keeps it.
+        # CoNLL-2000, seeds 0-5: 8 epochs at the calibrated step reach chunk F1
+        # 93.73-93.84 (mean 93.80), 8 at half of it 93.64-93.80 (93.71), and 10 at
+        # half (the old default) 93.69-93.83 (93.73).
     state = _State(layout)
     steps_per_epoch = -(-n // settings.batch_size)
     avg_start = float(steps_per_epoch) if averaging else -1.0

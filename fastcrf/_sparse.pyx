@@ -402,7 +402,7 @@ cdef extern from "_sync.h":
     void fcrf_sync_add(volatile int64_t* p, int64_t v) noexcept nogil
     void fcrf_sync_wait(int64_t* spins) noexcept nogil
     int64_t fcrf_claim_word(int64_t gen, int64_t n) noexcept nogil
-    int64_t fcrf_claim(volatile int64_t* word, int64_t gen) noexcept nogil
+    int64_t fcrf_claim(volatile int64_t* word, int64_t gen, int from_back) noexcept nogil
 
 # The largest mini-batch: a batch is claimed through a 16-bit field (_sync.h).
 MAX_BATCH = 65535
@@ -411,12 +411,15 @@ cdef enum:
     # The state weights are split into this many parts (split_parts) for the emission
     # scores and the step, whatever the thread count: a sequence's emission scores
     # are its parts' sums added in part order, so results do not depend on it.
-    # Thread 0 claims the first item of a generation and nearly always gets part 0,
-    # a helper thread part 1: each part's weight rows then stay in one core's cache
-    # (with every row visited by both cores, the step took three times as long).
+    # Thread 0 takes items from the front and helpers from the back (_sync.h), so
+    # thread 0 runs part 0 and a helper part 1 unless the other is late: each part's
+    # weight rows then stay in one core's cache (with every row visited by both
+    # cores, the step took three times as long).
     N_PARTS = 2
     # Part of attribute a: (a >> PART_SHIFT) & 1.  Blocks of 16 consecutive ids, not
-    # single ids, because neighbouring rows share cache lines.
+    # single ids, because neighbouring rows share cache lines; the weights are
+    # 64-byte aligned (fastcrf._sgd) so that 16 dense rows, 128 S bytes, are whole
+    # lines.  (Tail attributes at a block's edge can still share a line.)
     PART_SHIFT = 4
     # The three kinds of work items of a mini-batch, in the order they run.
     KIND_EMISSIONS = 0     # item p: part p of every sequence's emission scores
@@ -569,9 +572,10 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
 
 
 cdef void _run_items(SGDBatch* b, Work* w, double* pw, volatile int64_t* sync, int64_t gen,
-                     int* bad) noexcept nogil:
-    # Take and run items of generation gen until none is left.
-    cdef int64_t i = fcrf_claim(&sync[1], gen)
+                     int* bad, int helper) noexcept nogil:
+    # Take and run items of generation gen until none is left: the master (helper=0)
+    # from the front, helpers from the back, so that each keeps its weight part.
+    cdef int64_t i = fcrf_claim(&sync[1], gen, helper)
     while i >= 0:
         if b.kind == KIND_SEQUENCE:
             if _batch_sequence(b, w, pw, i):
@@ -581,7 +585,7 @@ cdef void _run_items(SGDBatch* b, Work* w, double* pw, volatile int64_t* sync, i
         else:
             _batch_update(b, i)
         fcrf_sync_add(&sync[2], 1)
-        i = fcrf_claim(&sync[1], gen)
+        i = fcrf_claim(&sync[1], gen, helper)
 
 
 cdef void _publish(SGDBatch* b, volatile int64_t* sync, int64_t gen, int kind,
@@ -912,7 +916,7 @@ def sgd_epoch(
                 bp.nb = nb
                 gen = gen + 1
                 _publish(bp, sync, gen, KIND_EMISSIONS, N_PARTS)
-                _run_items(bp, &w, pw, sync, gen, bad_p)
+                _run_items(bp, &w, pw, sync, gen, bad_p, 0)
                 # The chain's constants while a helper may still be on its part.
                 _chain_constants(trans, K, <double*> c.E, <double*> c.ET, &c.tmax,
                                  &c.raw_edges)
@@ -926,7 +930,7 @@ def sgd_epoch(
                 _await(sync, N_PARTS)
                 gen = gen + 1
                 _publish(bp, sync, gen, KIND_SEQUENCE, nb)
-                _run_items(bp, &w, pw, sync, gen, bad_p)
+                _run_items(bp, &w, pw, sync, gen, bad_p, 0)
                 _await(sync, nb)
                 if bad_p[0]:
                     status_p[0] = -1
@@ -950,7 +954,7 @@ def sgd_epoch(
                 bp.averaging = mu < 1.0
                 gen = gen + 1
                 _publish(bp, sync, gen, KIND_STEP, N_PARTS)
-                _run_items(bp, &w, pw, sync, gen, bad_p)
+                _run_items(bp, &w, pw, sync, gen, bad_p, 0)
                 _await(sync, N_PARTS)
                 if mu < 1.0:
                     scalars[S_GAMMA] /= (1.0 - mu)
@@ -976,7 +980,7 @@ def sgd_epoch(
                 if gen < 0:
                     break
                 seen = gen
-                _run_items(bp, &w, pw, sync, gen, bad_p)
+                _run_items(bp, &w, pw, sync, gen, bad_p, 1)
     if status == 0:
         _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
               averaging and scalars[S_STEP] > avg_start + 1.0)

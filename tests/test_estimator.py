@@ -55,7 +55,7 @@ def test_default_is_averaged_sgd_with_calibrated_step(hmm):
     out = buf.getvalue()
     assert "asgd" in out and "calibration: eta=" in out
     epochs = [line for line in out.splitlines() if line.startswith("epoch")]
-    assert len(epochs) == crf.n_iter_ == 10
+    assert len(epochs) == crf.n_iter_ == 8
     assert "loss=" in epochs[0] and "objective=" in epochs[0] and "|w|=" in epochs[0]
     losses = [entry["loss"] for entry in crf.training_log_.iterations]
     assert losses[-1] < losses[0]

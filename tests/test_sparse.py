@@ -296,6 +296,18 @@ def test_sgd_epoch_is_bitwise_identical_for_any_thread_count():
             np.testing.assert_array_equal(a, b)
 
 
+def test_trainer_weights_start_on_a_cache_line():
+    # The two SGD threads own alternate blocks of 16 dense rows; blocks are whole
+    # cache lines only if the weights start on one.
+    rng = np.random.default_rng(5)
+    for A in (7, 50, 333):
+        data = random_data(rng, n_seq=10, K=5, A=A, max_len=6, max_feats=5)
+        state = _State(StateLayout.build(data, A // 2))
+        for w in (state.U, state.Uhat):
+            assert w.ctypes.data % 64 == 0
+            assert w.shape == (state.layout.size,) and not w.any()
+
+
 @pytest.mark.parametrize("K", [4, 7])
 def test_sgd_epoch_with_extreme_scores_matches_naive_sgd(K):
     # Steps so large that the transition range passes RAW_EDGE_RANGE (300) and the
