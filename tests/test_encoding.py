@@ -962,3 +962,25 @@ def test_vocabulary_helpers_reject_misuse():
     assert Table(-5).add_names([]) == 0
     with pytest.raises(MemoryError, match="too many attributes"):
         Table(2**40)
+
+
+def test_table_matches_names_by_their_characters():
+    # The table compares a lookup's characters with its own packed copy of each key
+    # (Table.arena), through growth and renumbering: every kind of str (1, 2 and 4
+    # bytes per character), the empty name, prefixes and names that differ only in
+    # their last character or their kind must each find their own id.
+    from fastcrf._encode import Table
+
+    names = ["", "a", "ab", "abc", "b", "ba", "é", "e\u0301", "日本", "日本語", "😀", "😀a",
+             "x" * 7, "x" * 8, "x" * 9, "x" * 64, "x" * 63 + "y"]
+    names += [f"w{i}:{'ü' * (i % 5)}{i * 7919}" for i in range(5000)]
+    table = Table()  # grows from its smallest size
+    assert table.add_names(names) == len(names)
+    fresh = [(name + "!")[:-1] for name in names]  # equal characters, new objects
+    assert [table.lookup(name) for name in fresh] == list(range(len(names)))
+    for missing in ("abcd", "x" * 10, "x" * 64 + "x", "日", "😀b", "w1:ü7919x", "E"):
+        assert table.lookup(missing) == -1
+    order = np.arange(len(names), dtype=np.int32)[::-1].copy()
+    order[::3] = -1  # renumbered, a third left out
+    table.renumber(order)
+    assert [table.lookup(name) for name in fresh] == order.tolist()
