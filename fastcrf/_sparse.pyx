@@ -791,6 +791,10 @@ def sgd_epoch(
     double[::1] loss_out,                  # OUT [n_visit] -log p(y|x) of each visit, before
                                            #     its step
     int n_threads,
+    bint fold=True,                        # IN  end with alpha = gamma = 1 (U, Uhat the
+                                           #     iterate and the average); False leaves
+                                           #     the scalars for the next call to go on
+                                           #     with, saving an O(n_weights) pass
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef const double* vp = _values(vals)
@@ -981,7 +985,7 @@ def sgd_epoch(
                     break
                 seen = gen
                 _run_items(bp, &w, pw, sync, gen, bad_p, 1)
-    if status == 0:
+    if status == 0 and fold:
         _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
               averaging and scalars[S_STEP] > avg_start + 1.0)
     free(mb_marg)

@@ -8,7 +8,7 @@ import fastcrf
 from fastcrf import _sparse
 from fastcrf._encoding import EncodedSequences
 from fastcrf._layout import StateLayout, dense_kernel_args
-from fastcrf._sgd import SGDSettings, _epoch, _State
+from fastcrf._sgd import SGDSettings, _epoch, _part_offsets, _State
 from fastcrf._training import TrainingData, Weights, attribute_index, log_likelihood
 
 
@@ -294,6 +294,33 @@ def test_sgd_epoch_is_bitwise_identical_for_any_thread_count():
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+def test_an_epoch_in_slices_equals_one_pass():
+    # _epoch runs SLICES compiled calls and folds the scale only after the last: the
+    # result must be that of one call over the whole order, to the bit.
+    rng = np.random.default_rng(6)
+    data = random_data(rng, n_seq=90, K=6, A=120, max_len=9, max_feats=7)
+    layout = StateLayout.build(data, 60)
+    order = np.concatenate([rng.permutation(data.n_sequences) for _ in range(2)])
+    K = data.n_labels
+    mask = np.ones(K * K + 2 * K)
+    settings = SGDSettings(batch_size=3)
+    sliced = _State(layout)
+    losses = _epoch(sliced, data, order, settings, 0.2, 0.01, 10.0, mask, 1)
+    whole = _State(layout)
+    f = data.features
+    tok_mid = _part_offsets(data)
+    one = np.zeros(len(order))
+    assert _sparse.sgd_epoch(
+        whole.U, whole.Uhat, whole.V, whole.Vhat, K, layout.n_dense, layout.tail_ptr,
+        layout.tail_labels, mask, whole.scalars, f.attr_ids, f.values, f.token_offsets,
+        tok_mid, f.seq_offsets, data.labels, order, data.max_length, 3, 0.2, 0.01,
+        settings.power, 10.0, one, 1) == 0
+    np.testing.assert_array_equal(losses, one)
+    for a, b in [(sliced.U, whole.U), (sliced.Uhat, whole.Uhat), (sliced.V, whole.V),
+                 (sliced.Vhat, whole.Vhat), (sliced.scalars, whole.scalars)]:
+        np.testing.assert_array_equal(a, b)
 
 
 def test_trainer_weights_start_on_a_cache_line():
