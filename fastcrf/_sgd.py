@@ -172,7 +172,8 @@ def _part_offsets(data, n_threads=1):
         ids = np.array(ids, dtype=np.int32)
         vals = np.array(vals, dtype=np.float64)
     mid = np.empty(len(f.token_offsets) - 1, dtype=np.int64)
-    _sparse.split_parts(ids, vals, f.token_offsets, mid, n_threads)
+    parts = _sparse.balanced_parts(ids, f.n_attributes)
+    _sparse.split_parts(ids, vals, f.token_offsets, mid, parts, n_threads)
     if not owned:
         data.features = type(f)(ids, vals, f.token_offsets, f.seq_offsets, f.n_attributes)
     # Tied to the ids array it was computed for.
