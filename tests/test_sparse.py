@@ -476,3 +476,16 @@ def test_split_leaves_shared_read_only_features_consistent():
     np.testing.assert_array_equal(f.attr_ids, ids_before)
     np.testing.assert_array_equal(f.values, vals_before)
     assert data.features is not f
+
+
+def test_compact_renumbers_the_present_attributes_in_order():
+    rng = np.random.default_rng(8)
+    data = random_data(rng, n_seq=7, K=3, A=500, max_feats=4)
+    sample, used = data.subset([5, 1]).compact()
+    ids = data.subset([5, 1]).features.attr_ids
+    np.testing.assert_array_equal(used, np.unique(ids))
+    assert sample.features.n_attributes == len(used) < 500
+    assert sample.features.attr_ids.dtype == np.int32
+    np.testing.assert_array_equal(used[sample.features.attr_ids], ids)
+    # Its own arrays: the SGD trainer regroups them in place.
+    assert not np.shares_memory(sample.features.attr_ids, data.features.attr_ids)
