@@ -15,11 +15,12 @@
 #    ids ('i'), token and sequence offsets ('q'), and the entries whose weight is not
 #    1.0 as (position 'q', weight 'd') exceptions.  They grow with amortised
 #    over-allocation (resize_smart); nothing is kept per occurrence.
-# c) Names are looked up in Tables: open addressing over 24-byte slots (hash tag,
-#    id, name), linear probing, at most 2/3 full.  A token's lookups are
-#    independent, so the token is done in three passes: hash every name and prefetch
-#    its slot; prefetch the name each slot holds (needed for the string
-#    comparison); then resolve.  The cache misses of one token then overlap instead
+# c) Names are looked up in Tables: open addressing over 32-byte slots (hash tag,
+#    id, name, offset of a packed copy of the name's characters), linear probing, at
+#    most 2/3 full; names are hashed by fcrf_str_hash, not CPython's SipHash.  A
+#    token's lookups are independent, so the token is done in three passes: hash
+#    every name and prefetch its slot; prefetch the characters each slot holds
+#    (needed for the string comparison); then resolve.  The cache misses of one token then overlap instead
 #    of queueing, which is most of the speed-up: a vocabulary of 10^5-10^6 names
 #    does not fit in cache, and a dict lookup costs two or three dependent misses.
 #    Without ``grow``, names are looked up in ``vocab``, a read-only Table of the
@@ -57,7 +58,6 @@ cdef extern from "Python.h":
     # Error-free variants: the loop tests for the error itself and bails.
     double PyLong_AsDouble(object) noexcept
     long PyLong_AsLongAndOverflow(object, int*) noexcept
-    Py_hash_t PyObject_Hash(PyObject*) noexcept
     PyObject* PyErr_Occurred() noexcept
     void PyErr_Clear() noexcept
 
@@ -102,6 +102,37 @@ cdef extern from *:
         return ((PyListObject *)list)->ob_item;
     }
 
+    /* fastcrf's hash of a ready str, in place of CPython's SipHash (which cost a
+     * sixth of the encoding of fresh strings): the bytes of its characters, 8 at a
+     * time, through multiply-xorshift steps and splitmix64's finalizer, from a seed
+     * drawn once per process (so that colliding names cannot be crafted). */
+    static uint64_t fcrf_hash_seed = 0x9E3779B97F4A7C15ull;
+    static inline Py_hash_t fcrf_str_hash(PyObject *s) {
+        const unsigned char *p = (const unsigned char *)PyUnicode_DATA(s);
+        const size_t n = (size_t)PyUnicode_GET_LENGTH(s) * PyUnicode_KIND(s);
+        uint64_t h = fcrf_hash_seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ull)
+                     ^ (uint64_t)PyUnicode_KIND(s);
+        uint64_t w;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&w, p + i, 8);
+            h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+            h ^= h >> 31;
+        }
+        if (i < n) {
+            w = 0;
+            memcpy(&w, p + i, n - i);
+            h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+            h ^= h >> 31;
+        }
+        h ^= h >> 30;
+        h *= 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 27;
+        h *= 0x94D049BB133111EBull;
+        h ^= h >> 31;
+        return (Py_hash_t)h;
+    }
+
     /* Key records (Table.arena): for each string of a key, a header
      * (length << 3 | kind) and its characters, zero-padded to 8 bytes. */
     static inline size_t fcrf_key_size(PyObject *s) {
@@ -135,6 +166,8 @@ cdef extern from *:
     size_t fcrf_key_size(PyObject*) noexcept
     char* fcrf_key_put(char*, PyObject*) noexcept
     const char* fcrf_key_match(const char*, PyObject*) noexcept
+    uint64_t fcrf_hash_seed
+    Py_hash_t fcrf_str_hash(PyObject*) noexcept
 
 # Ids are >= 0; the resolvers also return these.
 cdef enum:
@@ -157,6 +190,30 @@ cdef inline int _push_d(array a, double x) except -1:
     resize_smart(a, n + 1)
     a.data.as_doubles[n] = x
     return 0
+
+
+cdef bint _seeded = False
+
+
+def _seed_hash(uint64_t seed):
+    """Set the seed of fcrf_str_hash; only the first call counts (fastcrf._encoding
+    makes it at import), as every Table of the process must hash alike."""
+    global fcrf_hash_seed, _seeded
+    if not _seeded:
+        fcrf_hash_seed = seed
+        _seeded = True
+
+
+def fcrf_seed_for_tests():
+    """The seed of fcrf_str_hash (for the tests)."""
+    return fcrf_hash_seed
+
+
+cdef inline Py_hash_t _name_hash(str name) except? -1:
+    # fcrf_str_hash of an exact str from Python code.
+    if fcrf_str_ready(<PyObject*> name) < 0:
+        raise MemoryError()
+    return fcrf_str_hash(<PyObject*> name)
 
 
 cdef inline Py_hash_t _pair_hash(Py_hash_t ha, Py_hash_t hb) noexcept nogil:
@@ -365,7 +422,7 @@ cdef class Table:
             if type(<object> p) is not str or fcrf_str_ready(p) < 0:
                 PyErr_Clear()
                 return i
-            h = PyObject_Hash(p)  # exact and ready: cannot fail
+            h = fcrf_str_hash(p)  # exact and ready
             self.reserve()
             s = self.find(h, p, NULL)
             if s.a != NULL:
@@ -379,7 +436,7 @@ cdef class Table:
         cdef Slot* s
         if type(name) is not str:
             raise TypeError("lookup needs an exact str")
-        s = self.find(hash(name), <PyObject*> name, NULL)
+        s = self.find(_name_hash(name), <PyObject*> name, NULL)
         return -1 if s.a == NULL or s.id < 0 else s.id
 
     def renumber(self, const int32_t[::1] new_id):
@@ -431,7 +488,7 @@ def name_table(dict index not None):
     for name, aid in index.items():
         if type(name) is not str or _as_id(<PyObject*> aid) < 0:
             return None
-        t.insert(hash(name), <PyObject*> name, NULL, aid)
+        t.insert(_name_hash(name), <PyObject*> name, NULL, aid)
     return t
 
 
@@ -493,7 +550,7 @@ cdef class Encoder:
                 for name, aid in index.items():
                     if type(name) is not str or _as_id(<PyObject*> aid) < 0:
                         raise ValueError("index must map str names to ids in [0, 2**31)")
-                    self.cache.insert(hash(name), <PyObject*> name, NULL, aid)
+                    self.cache.insert(_name_hash(name), <PyObject*> name, NULL, aid)
         else:
             if table is None and index is None:
                 raise ValueError("Encoder needs an index or a table")
@@ -531,7 +588,7 @@ cdef class Encoder:
         cdef Py_ssize_t aid
         if type(name) is not str:
             raise TypeError("id_of needs an exact str")
-        aid = self._resolve(hash(name), <PyObject*> name, NULL)
+        aid = self._resolve(_name_hash(name), <PyObject*> name, NULL)
         if aid == BAIL:
             if self.grow:
                 raise ValueError("fastcrf: more than 2**31 - 1 distinct attributes")
@@ -666,7 +723,7 @@ cdef class Encoder:
                 PyErr_Clear()
                 self._release(k)
                 return -1
-            h = PyObject_Hash(p)  # exact and ready: cannot fail
+            h = fcrf_str_hash(p)  # exact and ready
             self._hold(k, p, NULL, h, 1.0)
         return m
 
@@ -684,11 +741,11 @@ cdef class Encoder:
             value = <object> vp
             if g == m or type(<object> kp) is not str or fcrf_str_ready(kp) < 0:
                 break
-            h = PyObject_Hash(kp)
+            h = fcrf_str_hash(kp)
             if type(value) is str:
                 if fcrf_str_ready(vp) < 0:
                     break
-                self._hold(g, kp, vp, _pair_hash(h, PyObject_Hash(vp)), 1.0)
+                self._hold(g, kp, vp, _pair_hash(h, fcrf_str_hash(vp)), 1.0)
                 g += 1
                 continue
             if type(value) is float:
@@ -731,7 +788,7 @@ cdef class Encoder:
             aid = self._index_id(<object> a)
         else:
             name = <object> a + self.separator + <object> b
-            aid = self._resolve(PyObject_Hash(<PyObject*> name), <PyObject*> name, NULL)
+            aid = self._resolve(_name_hash(name), <PyObject*> name, NULL)
         if aid != BAIL:
             self.cache.insert(h, a, b, aid)
         return aid

@@ -22,13 +22,27 @@ offset array in tokens.  Every error names the argument and the position, e.g.
 
 import math
 import numbers
+import os
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._encode import Encoder, Table, count_ids, label_run, name_table, renumber_ids, reorder
+from ._encode import (
+    Encoder,
+    Table,
+    _seed_hash,
+    count_ids,
+    label_run,
+    name_table,
+    renumber_ids,
+    reorder,
+)
+
+# The encoding tables hash names with a seed of their own, drawn once per process so
+# that no input can be crafted to collide (ids never depend on it).
+_seed_hash(int.from_bytes(os.urandom(8), "little"))
 
 #: Joins a feature name to its str value or to a nested attribute name, as
 #: python-crfsuite does.

@@ -984,3 +984,26 @@ def test_table_matches_names_by_their_characters():
     order[::3] = -1  # renumbered, a third left out
     table.renumber(order)
     assert [table.lookup(name) for name in fresh] == order.tolist()
+
+
+def test_encoding_does_not_depend_on_the_hash_seed(tmp_path):
+    # Each process hashes names with its own random seed (fastcrf._encoding); ids are
+    # handed out in first-seen order whatever the table layout.
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json, fastcrf._encode as e, fastcrf._encoding as enc\n"
+        "X = [[['a', 'b=1', 'é'], ['日本', 'a']], [['😀', ''], ['b=1', 'x' * 40]]] * 50\n"
+        "X += [[[f'w{i}', f'v{i % 7}'] for i in range(j, j + 9)] for j in range(300)]\n"
+        "v, f = enc.fit_encode(X)\n"
+        "print(json.dumps([v.names, f.attr_ids.tolist(), e.fcrf_seed_for_tests()]))\n"
+    )
+    # (run outside the source tree, whose uncompiled package would shadow fastcrf)
+    runs = [json.loads(subprocess.run([sys.executable, "-c", script], check=True,
+                                      capture_output=True, text=True, cwd=tmp_path,
+                                      timeout=120).stdout)
+            for _ in range(2)]
+    assert runs[0][:2] == runs[1][:2]
+    assert runs[0][2] != runs[1][2]  # two processes, two seeds
