@@ -435,7 +435,8 @@ calibration_max_trials
         rng = _as_generator(p["random_state"])
         K = len(classes)
         layout = StateLayout.for_training(
-            data, None if p["all_possible_states"] is None else bool(p["all_possible_states"]))
+            data, None if p["all_possible_states"] is None else bool(p["all_possible_states"]),
+            counts=vocabulary.counts)
         chain_mask = _chain_mask(data, p["all_possible_transitions"])
         log = TrainingLog(p["algorithm"])
         out = sys.stdout if p["verbose"] else None

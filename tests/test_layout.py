@@ -75,6 +75,10 @@ def test_for_training_settings():
     assert StateLayout.for_training(data, False).n_weights == 2
     auto = StateLayout.for_training(data, None)
     assert auto.n_dense == 1 and auto.n_weights == 4
+    # The counts a fit's vocabulary holds give the same layout without a recount.
+    given = StateLayout.for_training(data, None, counts=np.array([n, 1]))
+    assert given.n_dense == 1 and given.n_weights == 4
+    assert StateLayout.for_training(data, None, counts=np.array([n, n])).n_dense == 2
 
 
 def test_tail_pairs_rejects_ids_and_labels_out_of_range():
