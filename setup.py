@@ -42,7 +42,12 @@ extensions = [
         depends=["fastcrf/_rows.h", "fastcrf/_kernels.h", "fastcrf/_sync.h",
                  "fastcrf/_chain.h"],
     ),
-    Extension("fastcrf._encode", ["fastcrf/_encode.pyx"]),
+    Extension(
+        "fastcrf._encode",
+        ["fastcrf/_encode.pyx"],
+        include_dirs=["fastcrf"],
+        depends=["fastcrf/_openmp.h"],
+    ),
 ]
 
 directives = {

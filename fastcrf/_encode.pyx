@@ -38,6 +38,12 @@
 # f) Every object the loop inspects is held by an owned reference while it is used,
 #    and containers are re-measured before they are indexed: a garbage collection
 #    (which any allocation may start) can run arbitrary finalizers.
+# g) Prediction (a vocabulary table, no growth) takes runs of sequences that are
+#    lists/tuples of list/tuple tokens on a faster path (Encoder._run_lists): their
+#    tokens are listed, then fcrf_lookup_tokens looks their names up on OpenMP
+#    threads, in C, while this thread keeps the GIL and runs no Python code (so no
+#    object can change or go away, and no reference need be taken); any other
+#    sequence goes through the loop above.
 #
 # Compiler directives live in setup.py, not here (a header would override the
 # FASTCRF_CYTHON_DEBUG switch).
@@ -133,6 +139,14 @@ cdef extern from *:
         return (Py_hash_t)h;
     }
 
+    typedef struct {
+        uint32_t tag;      /* the low 32 bits of the hash (slot position and filter) */
+        int32_t id;        /* an id, or DROP */
+        PyObject *a;       /* the name, or the key of a (key, str value) pair; NULL: empty */
+        PyObject *b;       /* the pair's value; NULL for a name */
+        uint64_t key;      /* offset of the characters of a (and b) in the Table's arena */
+    } fcrf_slot;
+
     /* Key records (Table.arena): for each string of a key, a header
      * (length << 3 | kind) and its characters, zero-padded to 8 bytes. */
     static inline size_t fcrf_key_size(PyObject *s) {
@@ -166,8 +180,92 @@ cdef extern from *:
     size_t fcrf_key_size(PyObject*) noexcept
     char* fcrf_key_put(char*, PyObject*) noexcept
     const char* fcrf_key_match(const char*, PyObject*) noexcept
+    ctypedef struct Slot "fcrf_slot":
+        uint32_t tag
+        int32_t id
+        PyObject* a
+        PyObject* b
+        uint64_t key
     uint64_t fcrf_hash_seed
     Py_hash_t fcrf_str_hash(PyObject*) noexcept
+
+cdef extern from *:
+    """
+    #include "_openmp.h"
+
+    /* The id of name a (hash h) in a table of names, or -1.  Reads only. */
+    static inline int32_t fcrf_find_name(const fcrf_slot *slots, size_t mask,
+                                         const char *arena, PyObject *a, Py_hash_t h) {
+        const uint32_t tag = (uint32_t)h;
+        size_t i = tag & mask;
+        for (;;) {
+            const fcrf_slot *s = slots + i;
+            if (s->a == NULL)
+                return -1;
+            if (s->tag == tag && s->b == NULL
+                    && (s->a == a || fcrf_key_match(arena + s->key, a) != NULL))
+                return s->id;
+            i = (i + 1) & mask;
+        }
+    }
+
+    /* The names of n_tok list/tuple tokens, looked up in a read-only table of names
+     * by n_threads threads: out[item_off[t] + q] = id of item q of token t, or -1
+     * when the table lacks it; bad[t] = 1 when an item of token t is not an exact,
+     * ready str (nothing else is then written for it).  The caller holds the GIL and
+     * runs no Python code meanwhile, so nothing read here can change or be freed;
+     * the threads call no Python API.  As Encoder._token, each chunk of a token's
+     * items is hashed (slots prefetched), then its slots' keys are prefetched, then
+     * it is resolved, so that the cache misses of a chunk overlap. */
+    #define FCRF_LOOKUP_CHUNK 64
+    #if PY_VERSION_HEX < 0x030C0000
+    #  define FCRF_STR_IS_READY(s) PyUnicode_IS_READY(s)
+    #else
+    #  define FCRF_STR_IS_READY(s) 1   /* always, since 3.12 */
+    #endif
+    static void fcrf_lookup_tokens(PyObject *const *tokens, const int64_t *item_off,
+                                   Py_ssize_t n_tok, const fcrf_slot *slots, size_t mask,
+                                   const char *arena, int32_t *out, unsigned char *bad,
+                                   int n_threads) {
+        Py_ssize_t t;
+        #pragma omp parallel for schedule(static, 256) num_threads(n_threads)
+        for (t = 0; t < n_tok; t++) {
+            PyObject *tok = tokens[t];
+            PyObject **items = PyList_Check(tok) ? ((PyListObject *)tok)->ob_item
+                                                 : ((PyTupleObject *)tok)->ob_item;
+            const Py_ssize_t m = (Py_ssize_t)(item_off[t + 1] - item_off[t]);
+            int32_t *ids = out + item_off[t];
+            Py_hash_t h[FCRF_LOOKUP_CHUNK];
+            Py_ssize_t lo, q, n;
+            bad[t] = 0;
+            for (lo = 0; lo < m && !bad[t]; lo += FCRF_LOOKUP_CHUNK) {
+                n = m - lo < FCRF_LOOKUP_CHUNK ? m - lo : FCRF_LOOKUP_CHUNK;
+                for (q = 0; q < n; q++) {
+                    PyObject *p = items[lo + q];
+                    if (!PyUnicode_CheckExact(p) || !FCRF_STR_IS_READY(p)) {
+                        bad[t] = 1;
+                        break;
+                    }
+                    h[q] = fcrf_str_hash(p);
+                    FCRF_PREFETCH(slots + ((uint32_t)h[q] & mask));
+                }
+                if (bad[t])
+                    break;
+                for (q = 0; q < n; q++) {
+                    const fcrf_slot *s = slots + ((uint32_t)h[q] & mask);
+                    if (s->a != NULL && s->tag == (uint32_t)h[q] && s->a != items[lo + q])
+                        FCRF_PREFETCH(arena + s->key);
+                }
+                for (q = 0; q < n; q++)
+                    ids[lo + q] = fcrf_find_name(slots, mask, arena, items[lo + q], h[q]);
+            }
+        }
+    }
+    """
+    void fcrf_lookup_tokens(PyObject** tokens, const int64_t* item_off, Py_ssize_t n_tok,
+                            const Slot* slots, size_t mask, const char* arena,
+                            int32_t* out, unsigned char* bad, int n_threads) noexcept
+    int omp_get_max_threads() noexcept nogil
 
 # Ids are >= 0; the resolvers also return these.
 cdef enum:
@@ -232,14 +330,6 @@ cdef inline Py_ssize_t _as_id(PyObject* p) noexcept:
     if overflow or v < 0 or v > INT32_MAX:
         return BAIL
     return v
-
-
-ctypedef struct Slot:
-    uint32_t tag       # the low 32 bits of the hash (slot position and filter)
-    int32_t id         # an id, or DROP
-    PyObject* a        # the name, or the key of a (key, str value) pair; NULL: empty
-    PyObject* b        # the pair's value; NULL for a name
-    uint64_t key       # offset of the characters of a (and b) in the Table's arena
 
 
 cdef inline size_t _n_slots(Py_ssize_t n) noexcept:
@@ -572,6 +662,10 @@ cdef class Encoder:
         if type(X) is not list and type(X) is not tuple:
             raise TypeError("Encoder.run needs a list or tuple")
         while 0 <= i < Py_SIZE(X):
+            if self.vocab is not None:
+                i = self._run_lists(X, i)
+                if i >= Py_SIZE(X):
+                    break
             seq = <object> PySequence_Fast_GET_ITEM(X, i)
             if not self._sequence(seq):
                 return i
@@ -594,6 +688,97 @@ cdef class Encoder:
                 raise ValueError("fastcrf: more than 2**31 - 1 distinct attributes")
             return self.index[name]  # a corrupted index: whatever it holds
         return aid
+
+    cdef Py_ssize_t _run_lists(self, object X, Py_ssize_t start) except -1:
+        # Prediction's fast path: encode X[start:] up to the first sequence that is
+        # not a non-empty list/tuple of list/tuple tokens of exact str, looking the
+        # names up in the read-only vocab table on several threads
+        # (fcrf_lookup_tokens); return that sequence's position, for run's loop.
+        # Only the vocabulary table is read: every name it lacks is dropped, which is
+        # what _sequence does too without grow.
+        cdef Py_ssize_t i = start, j, n_tok = 0, t, q, c
+        cdef int64_t n_items = 0, m
+        cdef PyObject* seq
+        cdef PyObject* tok
+        cdef PyObject** tokens = NULL
+        cdef int64_t* item_off = NULL
+        cdef int32_t* out = NULL
+        cdef unsigned char* bad = NULL
+        cdef Py_ssize_t end, n_seq, n_ids
+        cdef int n_threads
+        cdef int32_t aid
+        # Which sequences have the shape, and how many tokens and items they hold.
+        while i < Py_SIZE(X):
+            seq = PySequence_Fast_GET_ITEM(X, i)
+            if (type(<object> seq) is not list and type(<object> seq) is not tuple) or (
+                    Py_SIZE(<object> seq) == 0):
+                break
+            m = 0
+            for j in range(Py_SIZE(<object> seq)):
+                tok = PySequence_Fast_GET_ITEM(<object> seq, j)
+                if type(<object> tok) is not list and type(<object> tok) is not tuple:
+                    break
+                m += Py_SIZE(<object> tok)
+            else:
+                n_items += m
+                n_tok += Py_SIZE(<object> seq)
+                i += 1
+                continue
+            break
+        end = i
+        if end == start:
+            return start
+        try:
+            tokens = <PyObject**> malloc(n_tok * sizeof(PyObject*))
+            item_off = <int64_t*> malloc((n_tok + 1) * sizeof(int64_t))
+            out = <int32_t*> malloc(max(n_items, 1) * sizeof(int32_t))
+            bad = <unsigned char*> malloc(n_tok)
+            if tokens == NULL or item_off == NULL or out == NULL or bad == NULL:
+                raise MemoryError()
+            t = 0
+            item_off[0] = 0
+            for i in range(start, end):
+                seq = PySequence_Fast_GET_ITEM(X, i)
+                for j in range(Py_SIZE(<object> seq)):
+                    tok = PySequence_Fast_GET_ITEM(<object> seq, j)
+                    tokens[t] = tok
+                    item_off[t + 1] = item_off[t] + Py_SIZE(<object> tok)
+                    t += 1
+            # Threads pay off from ~10^4 names up (starting them costs ~10 us).
+            n_threads = omp_get_max_threads() if n_items >= 16384 else 1
+            fcrf_lookup_tokens(tokens, item_off, n_tok, self.vocab.slots, self.vocab.mask,
+                               self.vocab.arena, out, bad, n_threads)
+            # Append the sequences up to the first with a token that is not all exact
+            # ready str (run's loop then takes that one).
+            n_ids = Py_SIZE(self.ids)
+            resize_smart(self.ids, n_ids + n_items)
+            c = 0
+            t = 0
+            for i in range(start, end):
+                n_seq = Py_SIZE(<object> PySequence_Fast_GET_ITEM(X, i))
+                for j in range(n_seq):
+                    if bad[t + j]:
+                        break
+                else:
+                    for j in range(n_seq):
+                        for q in range(item_off[t], item_off[t + 1]):
+                            aid = out[q]
+                            if aid >= 0:
+                                self.ids.data.as_ints[n_ids + c] = aid
+                                c += 1
+                        _push_q(self.token_offsets, n_ids + c)
+                        t += 1
+                    _push_q(self.seq_offsets, Py_SIZE(self.token_offsets) - 1)
+                    continue
+                end = i
+                break
+            resize_smart(self.ids, n_ids + c)
+        finally:
+            free(tokens)
+            free(item_off)
+            free(out)
+            free(bad)
+        return end
 
     cdef int _sequence(self, object seq) except -1:
         # 1 when seq is encoded; 0 when it needs the Python path (buffers rolled back).

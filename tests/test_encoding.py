@@ -632,6 +632,34 @@ def test_compiled_matches_python_on_odd_and_bad_input(seed):
     assert_same(encode, tuple(X), vocab)
 
 
+@pytest.mark.parametrize("odd", [0.0, 0.02, 0.2])
+def test_parallel_lookup_matches_python_on_large_input(odd):
+    # Prediction looks the names of runs of list/tuple-of-str sequences up on several
+    # threads (Encoder._run_lists, from ~16k names on); any other sequence (dict
+    # tokens, odd or invalid ones) goes one at a time through the serial loop, and the
+    # runs resume after it.  Same arrays, or the same exception, as the Python path.
+    rng = np.random.default_rng(int(odd * 100))
+    names = [f"n{i}" for i in range(600)] + ["é", "日本", "😀", "", "x" * 50]
+
+    def plain():
+        seq = [[str(w) for w in rng.choice(names, size=rng.integers(0, 9))]
+               for _ in range(rng.integers(1, 7))]
+        seq = [tok if rng.integers(3) else tuple(tok) for tok in seq]
+        return seq if rng.integers(4) else tuple(seq)
+
+    X = [plain() for _ in range(2500)]
+    assert sum(len(tok) for seq in X for tok in seq) > 20000
+    vocab, _ = fit_encode(X[:1200] + [[names[::2]]])
+    for i in range(0, len(X), 211):
+        if rng.random() < 5 * odd:
+            X[i] = random_mixed(rng, n_seq=1, odd=0.5, bad=odd)[0]
+    assert_same(encode, X, vocab)
+    if odd == 0:
+        # All in one run: the threads' result, against the serial loop's.
+        serial = outcome(encode, lambda: iter(X), vocab)
+        assert outcome(encode, X, vocab) == serial
+
+
 @pytest.mark.parametrize(
     "bad",
     [
