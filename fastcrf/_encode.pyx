@@ -38,12 +38,15 @@
 # f) Every object the loop inspects is held by an owned reference while it is used,
 #    and containers are re-measured before they are indexed: a garbage collection
 #    (which any allocation may start) can run arbitrary finalizers.
-# g) Prediction (a vocabulary table, no growth) takes runs of sequences that are
-#    lists/tuples of list/tuple tokens on a faster path (Encoder._run_lists): their
-#    tokens are listed, then fcrf_lookup_tokens looks their names up on OpenMP
-#    threads, in C, while this thread keeps the GIL and runs no Python code (so no
-#    object can change or go away, and no reference need be taken); any other
-#    sequence goes through the loop above.
+# g) Runs of sequences that are lists/tuples of list/tuple tokens take a faster path:
+#    their tokens are listed, then OpenMP threads work on their names in C while this
+#    thread keeps the GIL and runs no Python code (so no object can change or go
+#    away, and no reference need be taken).  Prediction (a vocabulary table, no
+#    growth; Encoder._run_lists) looks the names up there (fcrf_lookup_tokens);
+#    fitting (Encoder._run_lists_grow) only hashes them there (fcrf_hash_tokens) and
+#    numbers them in order here, prefetching ahead.  Any other sequence goes through
+#    the loop above.  CoNLL-2000: prediction encoding 0.057 -> 0.028 s, fitting
+#    0.31 -> 0.25 s.
 #
 # Compiler directives live in setup.py, not here (a header would override the
 # FASTCRF_CYTHON_DEBUG switch).
@@ -261,7 +264,39 @@ cdef extern from *:
             }
         }
     }
+
+    /* The names of n_tok list/tuple tokens, hashed by n_threads threads: item q of
+     * token t goes to flat[item_off[t] + q] with its hash in hashes[...]; bad[t] = 1
+     * when an item of token t is not an exact, ready str (the rest of that token is
+     * then not written).  Same conditions as fcrf_lookup_tokens. */
+    static void fcrf_hash_tokens(PyObject *const *tokens, const int64_t *item_off,
+                                 Py_ssize_t n_tok, PyObject **flat, Py_hash_t *hashes,
+                                 unsigned char *bad, int n_threads) {
+        Py_ssize_t t;
+        #pragma omp parallel for schedule(static, 64) num_threads(n_threads)
+        for (t = 0; t < n_tok; t++) {
+            PyObject *tok = tokens[t];
+            PyObject **items = PyList_Check(tok) ? ((PyListObject *)tok)->ob_item
+                                                 : ((PyTupleObject *)tok)->ob_item;
+            const int64_t lo = item_off[t];
+            const Py_ssize_t m = (Py_ssize_t)(item_off[t + 1] - lo);
+            Py_ssize_t q;
+            bad[t] = 0;
+            for (q = 0; q < m; q++) {
+                PyObject *p = items[q];
+                if (!PyUnicode_CheckExact(p) || !FCRF_STR_IS_READY(p)) {
+                    bad[t] = 1;
+                    break;
+                }
+                flat[lo + q] = p;
+                hashes[lo + q] = fcrf_str_hash(p);
+            }
+        }
+    }
     """
+    void fcrf_hash_tokens(PyObject** tokens, const int64_t* item_off, Py_ssize_t n_tok,
+                          PyObject** flat, Py_hash_t* hashes, unsigned char* bad,
+                          int n_threads) noexcept
     void fcrf_lookup_tokens(PyObject** tokens, const int64_t* item_off, Py_ssize_t n_tok,
                             const Slot* slots, size_t mask, const char* arena,
                             int32_t* out, unsigned char* bad, int n_threads) noexcept
@@ -274,6 +309,11 @@ cdef enum:
 
 cdef enum:
     MIN_SLOTS = 1024
+    # Fitting's fast path (Encoder._run_lists_grow) takes this many names at a time
+    # (its hashes and string pointers then stay in cache), and prefetches a name's
+    # slot, string and key this many names before resolving it.
+    GROW_CHUNK = 16384
+    AHEAD = 32
 
 
 cdef inline int _push_q(array a, int64_t x) except -1:
@@ -611,6 +651,7 @@ cdef class Encoder:
     cdef Py_hash_t* tok_h
     cdef double* tok_x
     cdef Py_ssize_t cap
+    cdef Py_ssize_t _n_run_tokens   # tokens of the last _list_run
 
     def __cinit__(self, dict index, list names not None, bint grow,
                   str separator not None, array ids not None, array token_offsets not None,
@@ -664,8 +705,10 @@ cdef class Encoder:
         while 0 <= i < Py_SIZE(X):
             if self.vocab is not None:
                 i = self._run_lists(X, i)
-                if i >= Py_SIZE(X):
-                    break
+            elif self.grow and self.index is None:
+                i = self._run_lists_grow(X, i)
+            if i >= Py_SIZE(X):
+                break
             seq = <object> PySequence_Fast_GET_ITEM(X, i)
             if not self._sequence(seq):
                 return i
@@ -688,6 +731,140 @@ cdef class Encoder:
                 raise ValueError("fastcrf: more than 2**31 - 1 distinct attributes")
             return self.index[name]  # a corrupted index: whatever it holds
         return aid
+
+    cdef Py_ssize_t _list_run(self, object X, Py_ssize_t start, int64_t max_items,
+                              int64_t* n_items_out) except -1:
+        # The end of the run of sequences from X[start] that are non-empty lists/tuples
+        # of list/tuple tokens, stopping once max_items names are in it (always taking
+        # at least one sequence); its token and name counts.
+        cdef Py_ssize_t i = start, j, n_tok = 0
+        cdef int64_t n_items = 0, m
+        cdef PyObject* seq
+        cdef PyObject* tok
+        while i < Py_SIZE(X) and n_items < max_items:
+            seq = PySequence_Fast_GET_ITEM(X, i)
+            if (type(<object> seq) is not list and type(<object> seq) is not tuple) or (
+                    Py_SIZE(<object> seq) == 0):
+                break
+            m = 0
+            for j in range(Py_SIZE(<object> seq)):
+                tok = PySequence_Fast_GET_ITEM(<object> seq, j)
+                if type(<object> tok) is not list and type(<object> tok) is not tuple:
+                    break
+                m += Py_SIZE(<object> tok)
+            else:
+                n_items += m
+                n_tok += Py_SIZE(<object> seq)
+                i += 1
+                continue
+            break
+        n_items_out[0] = n_items
+        self._n_run_tokens = n_tok
+        return i
+
+    cdef int _list_tokens(self, object X, Py_ssize_t start, Py_ssize_t end,
+                          PyObject** tokens, int64_t* item_off) except -1:
+        # The tokens of X[start:end] (a run of _list_run) and the offsets of their names.
+        cdef Py_ssize_t i, j, t = 0
+        cdef PyObject* seq
+        cdef PyObject* tok
+        item_off[0] = 0
+        for i in range(start, end):
+            seq = PySequence_Fast_GET_ITEM(X, i)
+            for j in range(Py_SIZE(<object> seq)):
+                tok = PySequence_Fast_GET_ITEM(<object> seq, j)
+                tokens[t] = tok
+                item_off[t + 1] = item_off[t] + Py_SIZE(<object> tok)
+                t += 1
+        return 0
+
+    cdef Py_ssize_t _run_lists_grow(self, object X, Py_ssize_t start) except -1:
+        # Fitting's fast path: as _run_lists, but the names are only hashed on the
+        # threads (fcrf_hash_tokens); they are resolved here, in order, since new names
+        # get ids in first-seen order.  The hashing threads take the first touch of
+        # each (fresh) string; this loop prefetches a name's slot, string and key
+        # AHEAD names before it needs them.  Runs no Python code: no reference is
+        # taken but by the table, for the names it keeps.  Returns the position of the
+        # first sequence left for run's loop.
+        cdef int64_t n_items = 0
+        cdef Py_ssize_t end = self._list_run(X, start, GROW_CHUNK, &n_items)
+        cdef Py_ssize_t n_tok = self._n_run_tokens
+        cdef PyObject** tokens = NULL
+        cdef int64_t* item_off = NULL
+        cdef PyObject** flat = NULL
+        cdef Py_hash_t* hashes = NULL
+        cdef unsigned char* bad = NULL
+        cdef Py_ssize_t i, j, t, n_seq, n_ids, n_tok0, q, qa, c = 0, c0
+        cdef Py_ssize_t aid
+        cdef Table cache = self.cache
+        cdef Slot* s
+        if end == start:
+            return start
+        try:
+            tokens = <PyObject**> malloc(n_tok * sizeof(PyObject*))
+            item_off = <int64_t*> malloc((n_tok + 1) * sizeof(int64_t))
+            flat = <PyObject**> malloc(max(n_items, 1) * sizeof(PyObject*))
+            hashes = <Py_hash_t*> malloc(max(n_items, 1) * sizeof(Py_hash_t))
+            bad = <unsigned char*> malloc(n_tok)
+            if tokens == NULL or item_off == NULL or flat == NULL or hashes == NULL or (
+                    bad == NULL):
+                raise MemoryError()
+            self._list_tokens(X, start, end, tokens, item_off)
+            fcrf_hash_tokens(tokens, item_off, n_tok, flat, hashes, bad,
+                             omp_get_max_threads() if n_items >= 4096 else 1)
+            # Sequences up to the first with a token that is not all exact ready str.
+            t = 0
+            for i in range(start, end):
+                n_seq = Py_SIZE(<object> PySequence_Fast_GET_ITEM(X, i))
+                for j in range(n_seq):
+                    if bad[t + j]:
+                        break
+                else:
+                    t += n_seq
+                    continue
+                end = i
+                break
+            n_items = item_off[t]
+            n_ids = Py_SIZE(self.ids)
+            resize_smart(self.ids, n_ids + n_items)
+            t = 0
+            q = 0
+            for i in range(start, end):
+                n_seq = Py_SIZE(<object> PySequence_Fast_GET_ITEM(X, i))
+                n_tok0 = Py_SIZE(self.token_offsets)
+                c0 = c
+                for j in range(n_seq):
+                    while q < item_off[t + 1]:
+                        qa = q + AHEAD
+                        if qa < n_items:
+                            FCRF_PREFETCH(cache.first(hashes[qa]))
+                            FCRF_PREFETCH(flat[qa])
+                        qa = q + AHEAD // 2
+                        if qa < n_items:
+                            s = cache.first(hashes[qa])
+                            if s.a != NULL and s.tag == <uint32_t> hashes[qa]:
+                                FCRF_PREFETCH(cache.key_of(s))
+                        aid = self._resolve(hashes[q], flat[q], NULL)
+                        if aid < 0:
+                            # BAIL (more than 2**31 - 1 names): run's loop takes this
+                            # sequence, and the Python path says so.
+                            resize_smart(self.token_offsets, n_tok0)
+                            resize_smart(self.ids, n_ids + c0)
+                            return i
+                        self.ids.data.as_ints[n_ids + c] = <int> aid
+                        c += 1
+                        q += 1
+                    _push_q(self.token_offsets, n_ids + c)
+                    t += 1
+                _push_q(self.seq_offsets, Py_SIZE(self.token_offsets) - 1)
+            resize_smart(self.ids, n_ids + c)
+        finally:
+            free(tokens)
+            free(item_off)
+            free(flat)
+            free(hashes)
+            free(bad)
+        return end
 
     cdef Py_ssize_t _run_lists(self, object X, Py_ssize_t start) except -1:
         # Prediction's fast path: encode X[start:] up to the first sequence that is

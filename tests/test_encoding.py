@@ -635,7 +635,8 @@ def test_compiled_matches_python_on_odd_and_bad_input(seed):
 @pytest.mark.parametrize("odd", [0.0, 0.02, 0.2])
 def test_parallel_lookup_matches_python_on_large_input(odd):
     # Prediction looks the names of runs of list/tuple-of-str sequences up on several
-    # threads (Encoder._run_lists, from ~16k names on); any other sequence (dict
+    # threads (Encoder._run_lists, from ~16k names on), fitting hashes them there
+    # (Encoder._run_lists_grow, in runs of ~16k names); any other sequence (dict
     # tokens, odd or invalid ones) goes one at a time through the serial loop, and the
     # runs resume after it.  Same arrays, or the same exception, as the Python path.
     rng = np.random.default_rng(int(odd * 100))
@@ -654,10 +655,15 @@ def test_parallel_lookup_matches_python_on_large_input(odd):
         if rng.random() < 5 * odd:
             X[i] = random_mixed(rng, n_seq=1, odd=0.5, bad=odd)[0]
     assert_same(encode, X, vocab)
+    # Fitting hashes the names of such runs on threads (Encoder._run_lists_grow) and
+    # numbers them here, in first-seen order.
+    assert_same(fit_encode, X)
+    assert_same(fit_encode, X, 3)
     if odd == 0:
         # All in one run: the threads' result, against the serial loop's.
         serial = outcome(encode, lambda: iter(X), vocab)
         assert outcome(encode, X, vocab) == serial
+        assert outcome(fit_encode, X) == outcome(fit_encode, lambda: iter(X))
 
 
 @pytest.mark.parametrize(
