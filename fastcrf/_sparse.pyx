@@ -751,10 +751,10 @@ def split_parts(
 
     ``sgd_epoch`` gives each of its two threads the weights of one part (attribute
     ``a`` is in part ``block_part[a >> BLOCK_SHIFT]``); it needs the entries of a
-    token grouped by part, with ``tok_mid[t]`` the first of part 1.  Inside a part, entries are sorted by
-    attribute id (stable) when the part has at most SORT_MAX of them: the dense
-    attributes (low ids) then come before the tail ones, and the kernels' branch
-    between the two is predicted.  Only speed depends on that order.
+    token grouped by part, with ``tok_mid[t]`` the first of part 1.  Inside a part,
+    entries are sorted by attribute id (stable) when the part has at most SORT_MAX of
+    them: the dense attributes (low ids) then come before the tail ones, and the
+    kernels' branch between the two is predicted.  Only speed depends on that order.
     """
     cdef Py_ssize_t n_tok = tok_off.shape[0] - 1
     cdef bint with_vals = vals.shape[0] > 0
@@ -879,7 +879,7 @@ def sgd_epoch(
     cdef SGDBatch* bp = &b       # written through inside the parallel block: stays shared
     cdef int64_t sync[3]
     cdef Py_ssize_t pos, nb, m
-    cdef int64_t i, gen, seen, spins
+    cdef int64_t i, gen, seen, spins, vs, vt
     cdef int tid
     cdef double eta, decay, beta, mu, step
     cdef int status = 0
@@ -894,9 +894,17 @@ def sgd_epoch(
             raise ValueError("sgd_epoch: the weight arrays do not match the layout")
         if tok_mid.shape[0] != tok_off.shape[0] - 1:
             raise ValueError("sgd_epoch: tok_mid does not match tok_off")
-        for m in range(tok_mid.shape[0]):
-            if not tok_off[m] <= tok_mid[m] <= tok_off[m + 1]:
-                raise ValueError("sgd_epoch: tok_mid does not match tok_off")
+        # Only what this call visits (an epoch runs as several calls).
+        for m in range(n_visit):
+            vs = order[m]
+            if not 0 <= vs < seq_off.shape[0] - 1:
+                raise ValueError("sgd_epoch: order holds a sequence not in seq_off")
+            if not (0 <= seq_off[vs] <= seq_off[vs + 1] <= tok_mid.shape[0]
+                    and seq_off[vs + 1] - seq_off[vs] <= Tmax):
+                raise ValueError("sgd_epoch: seq_off does not match tok_off and Tmax")
+            for vt in range(seq_off[vs], seq_off[vs + 1]):
+                if not tok_off[vt] <= tok_mid[vt] <= tok_off[vt + 1]:
+                    raise ValueError("sgd_epoch: tok_mid does not match tok_off")
         if batch_size < 1 or batch_size > MAX_BATCH:
             raise ValueError(f"batch_size must be in [1, {MAX_BATCH}]")
     except ValueError:

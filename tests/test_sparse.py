@@ -451,12 +451,25 @@ def test_sgd_epoch_rejects_offsets_that_do_not_match():
     state = _State(StateLayout.dense(f.n_attributes, K))
     L = state.layout
     bad_mid = f.token_offsets[1:] + 1     # past the end of every token
-    with pytest.raises(ValueError, match="tok_mid"):
+    def run(tok_mid, order, Tmax=data.max_length):
         _sparse.sgd_epoch(state.U, state.Uhat, state.V, state.Vhat, K, L.n_dense,
                           L.tail_ptr, L.tail_labels, np.ones(K * K + 2 * K), state.scalars,
-                          f.attr_ids, f.values, f.token_offsets, bad_mid, f.seq_offsets,
-                          data.labels, np.arange(6), data.max_length, 2, 0.1, 0.01, 0.75,
-                          -1.0, np.zeros(6), 1)
+                          f.attr_ids, f.values, f.token_offsets, tok_mid, f.seq_offsets,
+                          data.labels, np.asarray(order, dtype=np.int64), Tmax, 2, 0.1,
+                          0.01, 0.75, -1.0, np.zeros(len(order)), 1)
+
+    with pytest.raises(ValueError, match="tok_mid"):
+        run(bad_mid, np.arange(6))
+    good_mid = f.token_offsets[:-1].copy()   # every entry in part 1
+    with pytest.raises(ValueError, match="order"):
+        run(good_mid, [0, 6])
+    with pytest.raises(ValueError, match="order"):
+        run(good_mid, [-1])
+    longest = int(np.argmax(np.diff(f.seq_offsets)))
+    with pytest.raises(ValueError, match="Tmax"):
+        run(good_mid, [longest], Tmax=data.max_length - 1)
+    assert np.all(state.U == 0)  # nothing ran
+    run(good_mid, [longest, 0])
     with pytest.raises(ValueError, match="decrease"):
         _sparse.split_parts(f.attr_ids.copy(), np.zeros(0), f.token_offsets[::-1].copy(),
                             np.empty(len(f.token_offsets) - 1, dtype=np.int64),
