@@ -46,7 +46,7 @@ extensions = [
         "fastcrf._encode",
         ["fastcrf/_encode.pyx"],
         include_dirs=["fastcrf"],
-        depends=["fastcrf/_openmp.h"],
+        depends=["fastcrf/_names.h", "fastcrf/_openmp.h"],
     ),
 ]
 

@@ -1,0 +1,216 @@
+/* The C side of fastcrf/_encode.pyx: the name tables' hash, slots and packed keys,
+ * and the multi-threaded passes over runs of list-of-str tokens (see the design
+ * notes there, c and g).  The passes that OpenMP threads run (fcrf_lookup_tokens,
+ * fcrf_hash_tokens) read Python objects only through macros that do not call into
+ * the interpreter, while the calling thread holds the GIL.
+ */
+#ifndef FASTCRF_NAMES_H
+#define FASTCRF_NAMES_H
+
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include "_openmp.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define FCRF_PREFETCH(p) __builtin_prefetch((const void *)(p))
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#  include <xmmintrin.h>
+#  define FCRF_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#  define FCRF_PREFETCH(p) ((void)0)
+#endif
+
+/* 0, or -1 with an exception: PEP 393 strings need no preparation since 3.12. */
+static inline int fcrf_str_ready(PyObject *s) {
+#if PY_VERSION_HEX < 0x030C0000
+    return PyUnicode_READY(s);
+#else
+    (void)s;
+    return 0;
+#endif
+}
+
+#if defined(__linux__)
+#  include <sys/mman.h>
+#endif
+/* Ask for huge pages for a large table or arena (Linux' transparent huge pages,
+ * where they are "madvise"): random probes then miss the cache, not the TLB. */
+static inline void fcrf_advise_huge(void *p, size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t page = 4096, start = ((uintptr_t)p + page - 1) & ~(page - 1);
+    if (n >= ((size_t)4 << 20) && (uintptr_t)p + n > start + page)
+        madvise((void *)start, ((uintptr_t)p + n - start) & ~(page - 1), MADV_HUGEPAGE);
+#else
+    (void)p; (void)n;
+#endif
+}
+
+/* The item array of a list (moved, not copied, by reorder). */
+static inline PyObject **fcrf_list_items(PyObject *list) {
+    return ((PyListObject *)list)->ob_item;
+}
+
+/* fastcrf's hash of a ready str, in place of CPython's SipHash (which cost a
+ * sixth of the encoding of fresh strings): the bytes of its characters, 8 at a
+ * time, through multiply-xorshift steps and splitmix64's finalizer, from a seed
+ * drawn once per process (so that colliding names cannot be crafted). */
+static uint64_t fcrf_hash_seed = 0x9E3779B97F4A7C15ull;
+static inline Py_hash_t fcrf_str_hash(PyObject *s) {
+    const unsigned char *p = (const unsigned char *)PyUnicode_DATA(s);
+    const size_t n = (size_t)PyUnicode_GET_LENGTH(s) * PyUnicode_KIND(s);
+    uint64_t h = fcrf_hash_seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ull)
+                 ^ (uint64_t)PyUnicode_KIND(s);
+    uint64_t w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    if (i < n) {
+        w = 0;
+        memcpy(&w, p + i, n - i);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    h ^= h >> 30;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 27;
+    h *= 0x94D049BB133111EBull;
+    h ^= h >> 31;
+    return (Py_hash_t)h;
+}
+
+typedef struct {
+    uint32_t tag;      /* the low 32 bits of the hash (slot position and filter) */
+    int32_t id;        /* an id, or DROP */
+    PyObject *a;       /* the name, or the key of a (key, str value) pair; NULL: empty */
+    PyObject *b;       /* the pair's value; NULL for a name */
+    uint64_t key;      /* offset of the characters of a (and b) in the Table's arena */
+} fcrf_slot;
+
+/* Key records (Table.arena): for each string of a key, a header
+ * (length << 3 | kind) and its characters, zero-padded to 8 bytes. */
+static inline size_t fcrf_key_size(PyObject *s) {
+    return 8 + (((size_t)PyUnicode_GET_LENGTH(s) * PyUnicode_KIND(s) + 7) & ~(size_t)7);
+}
+static inline char *fcrf_key_put(char *p, PyObject *s) {
+    const uint64_t n = (uint64_t)PyUnicode_GET_LENGTH(s), k = PyUnicode_KIND(s);
+    const uint64_t header = (n << 3) | k;
+    const size_t size = fcrf_key_size(s) - 8;
+    memcpy(p, &header, 8);
+    if (size > 0)
+        memset(p + size, 0, 8);   /* the last word of the characters: the padding */
+    memcpy(p + 8, PyUnicode_DATA(s), (size_t)(n * k));
+    return p + 8 + size;
+}
+/* Past the record at p when it holds the characters of s, else NULL. */
+static inline const char *fcrf_key_match(const char *p, PyObject *s) {
+    const uint64_t n = (uint64_t)PyUnicode_GET_LENGTH(s), k = PyUnicode_KIND(s);
+    uint64_t header;
+    memcpy(&header, p, 8);
+    if (header != ((n << 3) | k) || memcmp(p + 8, PyUnicode_DATA(s), (size_t)(n * k)) != 0)
+        return NULL;
+    return p + 8 + ((n * k + 7) & ~(uint64_t)7);
+}
+
+/* The id of name a (hash h) in a table of names, or -1.  Reads only. */
+static inline int32_t fcrf_find_name(const fcrf_slot *slots, size_t mask,
+                                     const char *arena, PyObject *a, Py_hash_t h) {
+    const uint32_t tag = (uint32_t)h;
+    size_t i = tag & mask;
+    for (;;) {
+        const fcrf_slot *s = slots + i;
+        if (s->a == NULL)
+            return -1;
+        if (s->tag == tag && s->b == NULL
+                && (s->a == a || fcrf_key_match(arena + s->key, a) != NULL))
+            return s->id;
+        i = (i + 1) & mask;
+    }
+}
+
+/* The names of n_tok list/tuple tokens, looked up in a read-only table of names
+ * by n_threads threads: out[item_off[t] + q] = id of item q of token t, or -1
+ * when the table lacks it; bad[t] = 1 when an item of token t is not an exact,
+ * ready str (nothing else is then written for it).  The caller holds the GIL and
+ * runs no Python code meanwhile, so nothing read here can change or be freed;
+ * the threads call no Python API.  As Encoder._token, each chunk of a token's
+ * items is hashed (slots prefetched), then its slots' keys are prefetched, then
+ * it is resolved, so that the cache misses of a chunk overlap. */
+#define FCRF_LOOKUP_CHUNK 64
+#if PY_VERSION_HEX < 0x030C0000
+#  define FCRF_STR_IS_READY(s) PyUnicode_IS_READY(s)
+#else
+#  define FCRF_STR_IS_READY(s) 1   /* always, since 3.12 */
+#endif
+static void fcrf_lookup_tokens(PyObject *const *tokens, const int64_t *item_off,
+                               Py_ssize_t n_tok, const fcrf_slot *slots, size_t mask,
+                               const char *arena, int32_t *out, unsigned char *bad,
+                               int n_threads) {
+    Py_ssize_t t;
+    #pragma omp parallel for schedule(static, 256) num_threads(n_threads)
+    for (t = 0; t < n_tok; t++) {
+        PyObject *tok = tokens[t];
+        PyObject **items = PyList_Check(tok) ? ((PyListObject *)tok)->ob_item
+                                             : ((PyTupleObject *)tok)->ob_item;
+        const Py_ssize_t m = (Py_ssize_t)(item_off[t + 1] - item_off[t]);
+        int32_t *ids = out + item_off[t];
+        Py_hash_t h[FCRF_LOOKUP_CHUNK];
+        Py_ssize_t lo, q, n;
+        bad[t] = 0;
+        for (lo = 0; lo < m && !bad[t]; lo += FCRF_LOOKUP_CHUNK) {
+            n = m - lo < FCRF_LOOKUP_CHUNK ? m - lo : FCRF_LOOKUP_CHUNK;
+            for (q = 0; q < n; q++) {
+                PyObject *p = items[lo + q];
+                if (!PyUnicode_CheckExact(p) || !FCRF_STR_IS_READY(p)) {
+                    bad[t] = 1;
+                    break;
+                }
+                h[q] = fcrf_str_hash(p);
+                FCRF_PREFETCH(slots + ((uint32_t)h[q] & mask));
+            }
+            if (bad[t])
+                break;
+            for (q = 0; q < n; q++) {
+                const fcrf_slot *s = slots + ((uint32_t)h[q] & mask);
+                if (s->a != NULL && s->tag == (uint32_t)h[q] && s->a != items[lo + q])
+                    FCRF_PREFETCH(arena + s->key);
+            }
+            for (q = 0; q < n; q++)
+                ids[lo + q] = fcrf_find_name(slots, mask, arena, items[lo + q], h[q]);
+        }
+    }
+}
+
+/* The names of n_tok list/tuple tokens, hashed by n_threads threads: item q of
+ * token t goes to flat[item_off[t] + q] with its hash in hashes[...]; bad[t] = 1
+ * when an item of token t is not an exact, ready str (the rest of that token is
+ * then not written).  Same conditions as fcrf_lookup_tokens. */
+static void fcrf_hash_tokens(PyObject *const *tokens, const int64_t *item_off,
+                             Py_ssize_t n_tok, PyObject **flat, Py_hash_t *hashes,
+                             unsigned char *bad, int n_threads) {
+    Py_ssize_t t;
+    #pragma omp parallel for schedule(static, 64) num_threads(n_threads)
+    for (t = 0; t < n_tok; t++) {
+        PyObject *tok = tokens[t];
+        PyObject **items = PyList_Check(tok) ? ((PyListObject *)tok)->ob_item
+                                             : ((PyTupleObject *)tok)->ob_item;
+        const int64_t lo = item_off[t];
+        const Py_ssize_t m = (Py_ssize_t)(item_off[t + 1] - lo);
+        Py_ssize_t q;
+        bad[t] = 0;
+        for (q = 0; q < m; q++) {
+            PyObject *p = items[q];
+            if (!PyUnicode_CheckExact(p) || !FCRF_STR_IS_READY(p)) {
+                bad[t] = 1;
+                break;
+            }
+            flat[lo + q] = p;
+            hashes[lo + q] = fcrf_str_hash(p);
+        }
+    }
+}
+
+#endif
