@@ -92,7 +92,6 @@ cdef extern from "_names.h":
     void fcrf_lookup_tokens(PyObject** tokens, const int64_t* item_off, Py_ssize_t n_tok,
                             const Slot* slots, size_t mask, const char* arena,
                             int32_t* out, unsigned char* bad, int n_threads) noexcept
-    int omp_get_max_threads() noexcept nogil
 
 # Ids are >= 0; the resolvers also return these.
 cdef enum:
@@ -444,17 +443,21 @@ cdef class Encoder:
     cdef double* tok_x
     cdef Py_ssize_t cap
     cdef Py_ssize_t _n_run_tokens   # tokens of the last _list_run
+    cdef int n_threads              # for the runs of list tokens (_run_lists*)
 
     def __cinit__(self, dict index, list names not None, bint grow,
                   str separator not None, array ids not None, array token_offsets not None,
                   array seq_offsets not None, array x_pos not None, array x_val not None,
-                  Table table=None):
+                  Table table=None, int n_threads=1):
         if (ids.ob_descr.itemsize != sizeof(int)
                 or token_offsets.ob_descr.itemsize != sizeof(int64_t)
                 or seq_offsets.ob_descr.itemsize != sizeof(int64_t)
                 or x_pos.ob_descr.itemsize != sizeof(int64_t)
                 or x_val.ob_descr.itemsize != sizeof(double)):
             raise TypeError("Encoder needs arrays of types 'i', 'q', 'q', 'q', 'd'")
+        if n_threads < 1:
+            raise ValueError("n_threads must be >= 1")
+        self.n_threads = n_threads
         self.index = index
         self.names = names
         self.grow = grow
@@ -603,7 +606,7 @@ cdef class Encoder:
                 raise MemoryError()
             self._list_tokens(X, start, end, tokens, item_off)
             fcrf_hash_tokens(tokens, item_off, n_tok, flat, hashes, bad,
-                             omp_get_max_threads() if n_items >= 4096 else 1)
+                             self.n_threads if n_items >= 4096 else 1)
             # Sequences up to the first with a token that is not all exact ready str.
             t = 0
             for i in range(start, end):
@@ -714,7 +717,7 @@ cdef class Encoder:
                     item_off[t + 1] = item_off[t] + Py_SIZE(<object> tok)
                     t += 1
             # Threads pay off from ~10^4 names up (starting them costs ~10 us).
-            n_threads = omp_get_max_threads() if n_items >= 16384 else 1
+            n_threads = self.n_threads if n_items >= 16384 else 1
             fcrf_lookup_tokens(tokens, item_off, n_tok, self.vocab.slots, self.vocab.mask,
                                self.vocab.arena, out, bad, n_threads)
             # Append the sequences up to the first with a token that is not all exact

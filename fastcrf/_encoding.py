@@ -39,6 +39,7 @@ from ._encode import (
     renumber_ids,
     reorder,
 )
+from ._parallel import effective_n_threads
 
 # The encoding tables hash names with a seed of their own, drawn once per process so
 # that no input can be crafted to collide (ids never depend on it).
@@ -433,7 +434,7 @@ def _check_min_freq(min_freq):
 # ---------------------------------------------------------------------------
 
 
-def _encode(X, index, names, grow, table=None, dense_values=True):
+def _encode(X, index, names, grow, table=None, dense_values=True, n_threads=None):
     """One pass over ``X``: return ``(ids, values, token_offsets, seq_offsets)``.
 
     With ``grow``, unseen attributes get the next id (``names`` is extended in place,
@@ -443,7 +444,8 @@ def _encode(X, index, names, grow, table=None, dense_values=True):
     compiled copy of ``index`` (which is then not read, and may be None).  With
     ``dense_values`` False, ``values`` is empty when every value is 1.0.  The
     compiled :class:`~fastcrf._encode.Encoder` encodes every sequence of the common
-    shapes; it hands any other sequence back untouched, to :func:`_encode_slow`.
+    shapes (on ``n_threads`` OpenMP threads where it can; None: all of them); it hands
+    any other sequence back untouched, to :func:`_encode_slow`.
     """
     it = _check_outer(X, "X")
     ids = array("i")
@@ -452,7 +454,8 @@ def _encode(X, index, names, grow, table=None, dense_values=True):
     x_pos = array("q")
     x_val = array("d")
     enc = Encoder(
-        index, names, grow, SEPARATOR, ids, tok_offsets, seq_offsets, x_pos, x_val, table
+        index, names, grow, SEPARATOR, ids, tok_offsets, seq_offsets, x_pos, x_val, table,
+        effective_n_threads(n_threads),
     )
     args = (enc.id_of, ids, tok_offsets, seq_offsets, x_pos, x_val)
     if type(X) is list or type(X) is tuple:
@@ -503,7 +506,7 @@ def _finish(ids, tok_offsets, seq_offsets, x_pos, x_val, grow, dense_values=True
     return ids, vals, tok_offsets, seq_offsets
 
 
-def _encode_py(X, index, names, grow, table=None, dense_values=True):
+def _encode_py(X, index, names, grow, table=None, dense_values=True, n_threads=None):
     """The pure-Python :func:`_encode` (same arguments and results; ``table`` is not
     used, and an ``index`` of None is made from ``names``), for reference.
 
@@ -644,7 +647,7 @@ def _drop_unmapped(ids, vals, tok_offsets):
     return ids[kept], vals[kept] if len(vals) else vals, kept_before[tok_offsets]
 
 
-def fit_encode(X, min_freq=0, *, dense_values=True):
+def fit_encode(X, min_freq=0, *, dense_values=True, n_jobs=None):
     """Build the attribute vocabulary of ``X`` and encode ``X``, in one pass.
 
     Parameters
@@ -659,6 +662,9 @@ def fit_encode(X, min_freq=0, *, dense_values=True):
         False leaves ``encoded.values`` empty when every value is 1.0, which the
         compiled kernels read as "all 1.0" (the estimator's setting; see
         fastcrf._training.drop_unit_values).
+    n_jobs : int, optional
+        OpenMP threads for the names of lists of str tokens (scikit-learn's
+        convention: None or -1 all); the result does not depend on it.
 
     Returns
     -------
@@ -679,7 +685,7 @@ def fit_encode(X, min_freq=0, *, dense_values=True):
     # becomes the vocabulary's name table.
     table = Table()
     ids, vals, tok_offsets, seq_offsets = _encode(
-        X, None, names, grow=True, table=table, dense_values=dense_values
+        X, None, names, grow=True, table=table, dense_values=dense_values, n_threads=n_jobs
     )
     if len(seq_offsets) == 1:
         raise ValueError("X contains no sequences")
@@ -700,7 +706,7 @@ def fit_encode(X, min_freq=0, *, dense_values=True):
     return vocabulary, EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(names))
 
 
-def encode(X, vocabulary, *, dense_values=True):
+def encode(X, vocabulary, *, dense_values=True, n_jobs=None):
     """Encode ``X`` with a fitted vocabulary; unseen attributes are ignored.
 
     Parameters
@@ -710,6 +716,9 @@ def encode(X, vocabulary, *, dense_values=True):
     dense_values : bool, default=True
         False leaves ``values`` empty when every value is 1.0 (as in
         :func:`fit_encode`).
+    n_jobs : int, optional
+        OpenMP threads for the names of lists of str tokens (scikit-learn's
+        convention: None or -1 all); the result does not depend on it.
 
     Returns
     -------
@@ -724,7 +733,7 @@ def encode(X, vocabulary, *, dense_values=True):
     table = vocabulary._name_table()
     ids, vals, tok_offsets, seq_offsets = _encode(
         X, vocabulary.index if table is None else None, vocabulary.names, grow=False,
-        table=table, dense_values=dense_values,
+        table=table, dense_values=dense_values, n_threads=n_jobs,
     )
     return EncodedSequences(ids, vals, tok_offsets, seq_offsets, len(vocabulary))
 

@@ -421,7 +421,7 @@ calibration_max_trials
             raise ValueError("X_dev and y_dev must be given together")
         started = time.perf_counter()
         vocabulary, features = sort_by_frequency(
-            *fit_encode(X, min_freq=p["min_freq"], dense_values=False))
+            *fit_encode(X, min_freq=p["min_freq"], dense_values=False, n_jobs=p["n_jobs"]))
         classes, labels = encode_labels(y, lengths=features.lengths)
         data = TrainingData.build(features, labels, len(classes))
         features = data.features  # without a values array when all values are 1.0
@@ -429,7 +429,7 @@ calibration_max_trials
             raise ValueError(f"no attribute occurs at least min_freq={p['min_freq']} times")
         dev = None
         if X_dev is not None:
-            dev_features = encode(X_dev, vocabulary, dense_values=False)
+            dev_features = encode(X_dev, vocabulary, dense_values=False, n_jobs=p["n_jobs"])
             _, dev_labels = _encode_dev_labels(y_dev, classes, dev_features)
             dev = (dev_features, dev_labels)
         rng = _as_generator(p["random_state"])
@@ -594,7 +594,7 @@ calibration_max_trials
         self._check_fitted()
         if isinstance(X, EncodedSequences):
             return drop_unit_values(X)
-        return encode(X, self.vocabulary_, dense_values=False)
+        return encode(X, self.vocabulary_, dense_values=False, n_jobs=self.n_jobs)
 
     def _viterbi_codes(self, features):
         """Best label code of every token: ndarray (n_tokens,), int64."""

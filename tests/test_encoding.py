@@ -660,10 +660,17 @@ def test_parallel_lookup_matches_python_on_large_input(odd):
     assert_same(fit_encode, X)
     assert_same(fit_encode, X, 3)
     if odd == 0:
-        # All in one run: the threads' result, against the serial loop's.
+        # All in one run: the threads' result, against the serial loop's, and for
+        # any thread count.
         serial = outcome(encode, lambda: iter(X), vocab)
         assert outcome(encode, X, vocab) == serial
         assert outcome(fit_encode, X) == outcome(fit_encode, lambda: iter(X))
+        for n_jobs in (1, 2, 3):
+            assert outcome(lambda X, v: encode(X, v, n_jobs=n_jobs), X, vocab) == serial
+            assert (outcome(lambda X: fit_encode(X, n_jobs=n_jobs), X)
+                    == outcome(fit_encode, X))
+        with pytest.raises(ValueError, match="n_jobs"):
+            encode(X, vocab, n_jobs=0)
 
 
 @pytest.mark.parametrize(
