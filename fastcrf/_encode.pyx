@@ -78,6 +78,7 @@ cdef extern from "_names.h":
     size_t fcrf_key_size(PyObject*) noexcept
     char* fcrf_key_put(char*, PyObject*) noexcept
     const char* fcrf_key_match(const char*, PyObject*) noexcept
+    const char* fcrf_key_skip(const char*) noexcept
     ctypedef struct Slot "fcrf_slot":
         uint32_t tag
         int32_t id
@@ -246,8 +247,11 @@ cdef class Table:
             i = (i + 1) & self.mask
 
     cdef inline bint key_equals(self, const Slot* s, PyObject* a, PyObject* b) noexcept:
-        cdef const char* p = fcrf_key_match(self.arena + s.key, a)
-        return p != NULL and (b == NULL or fcrf_key_match(p, b) != NULL)
+        # Whether slot s holds (a, b), a and b not both the objects it holds.  A pair
+        # of a dict token usually has the very key object the slot holds.
+        cdef const char* p = self.arena + s.key
+        p = fcrf_key_skip(p) if s.a == a else fcrf_key_match(p, a)
+        return p != NULL and (b == NULL or s.b == b or fcrf_key_match(p, b) != NULL)
 
     cdef inline const char* key_of(self, const Slot* s) noexcept:
         return self.arena + s.key

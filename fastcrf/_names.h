@@ -53,9 +53,15 @@ static inline PyObject **fcrf_list_items(PyObject *list) {
 
 /* fastcrf's hash of a ready str, in place of CPython's SipHash (which cost a
  * sixth of the encoding of fresh strings): the bytes of its characters, 8 at a
- * time, through multiply-xorshift steps and splitmix64's finalizer, from a seed
- * drawn once per process (so that colliding names cannot be crafted). */
+ * time with fixed-size loads only (the tail overlapping them), through
+ * multiply-xorshift steps and splitmix64's finalizer, from a seed drawn once per
+ * process (so that colliding names cannot be crafted); the byte count and the
+ * kind go in first. */
 static uint64_t fcrf_hash_seed = 0x9E3779B97F4A7C15ull;
+static inline uint64_t fcrf_hash_step(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
+}
 static inline Py_hash_t fcrf_str_hash(PyObject *s) {
     const unsigned char *p = (const unsigned char *)PyUnicode_DATA(s);
     const size_t n = (size_t)PyUnicode_GET_LENGTH(s) * PyUnicode_KIND(s);
@@ -63,16 +69,22 @@ static inline Py_hash_t fcrf_str_hash(PyObject *s) {
                  ^ (uint64_t)PyUnicode_KIND(s);
     uint64_t w;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 31;
-    }
-    if (i < n) {
-        w = 0;
-        memcpy(&w, p + i, n - i);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 31;
+    if (n >= 8) {
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&w, p + i, 8);
+            h = fcrf_hash_step(h, w);
+        }
+        if (i < n) {   /* the last 8 bytes, overlapping the words before */
+            memcpy(&w, p + n - 8, 8);
+            h = fcrf_hash_step(h, w);
+        }
+    } else if (n >= 4) {   /* first and last 4 bytes: every byte, fixed-size loads */
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        h = fcrf_hash_step(h, ((uint64_t)a << 32) | b);
+    } else if (n > 0) {
+        h = fcrf_hash_step(h, ((uint64_t)p[0] << 16) | ((uint64_t)p[n >> 1] << 8) | p[n - 1]);
     }
     h ^= h >> 30;
     h *= 0xBF58476D1CE4E5B9ull;
@@ -104,6 +116,12 @@ static inline char *fcrf_key_put(char *p, PyObject *s) {
         memset(p + size, 0, 8);   /* the last word of the characters: the padding */
     memcpy(p + 8, PyUnicode_DATA(s), (size_t)(n * k));
     return p + 8 + size;
+}
+/* Past the record at p. */
+static inline const char *fcrf_key_skip(const char *p) {
+    uint64_t header;
+    memcpy(&header, p, 8);
+    return p + 8 + (((header >> 3) * (header & 7) + 7) & ~(uint64_t)7);
 }
 /* Past the record at p when it holds the characters of s, else NULL. */
 static inline const char *fcrf_key_match(const char *p, PyObject *s) {
