@@ -42,6 +42,11 @@ extensions = [
         depends=["fastcrf/_rows.h", "fastcrf/_kernels.h", "fastcrf/_sync.h",
                  "fastcrf/_chain.h"],
     ),
+]
+# The encoder reads the caller's lists and strings without locks, and its threaded
+# passes rely on the GIL keeping every other thread out (fastcrf/_encode.pyx, g):
+# free-threaded CPython re-enables the GIL when it is imported.
+encoder = [
     Extension(
         "fastcrf._encode",
         ["fastcrf/_encode.pyx"],
@@ -58,7 +63,7 @@ directives = {
     "nonecheck": DEBUG,
     "cdivision": True,
     # The kernels keep no shared Python state, so free-threaded CPython (3.13t) need
-    # not re-enable the GIL on import.
+    # not re-enable the GIL on import (but see `encoder`).
     "freethreading_compatible": True,
 }
 
@@ -68,6 +73,10 @@ setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
+        build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython"),
+    ) + cythonize(
+        encoder,
+        compiler_directives={**directives, "freethreading_compatible": False},
         build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython"),
     ),
     cmdclass={"build_ext": BuildExtWithOpenMP},

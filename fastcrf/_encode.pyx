@@ -85,7 +85,8 @@ cdef extern from "_names.h":
         PyObject* a
         PyObject* b
         uint64_t key
-    uint64_t fcrf_hash_seed
+    void fcrf_seed_hash(uint64_t seed) noexcept
+    uint64_t fcrf_hash_k0
     Py_hash_t fcrf_str_hash(PyObject*) noexcept
     void fcrf_hash_tokens(PyObject** tokens, const int64_t* item_off, Py_ssize_t n_tok,
                           PyObject** flat, Py_hash_t* hashes, unsigned char* bad,
@@ -106,6 +107,13 @@ cdef enum:
     # slot, string and key this many names before resolving it.
     GROW_CHUNK = 16384
     AHEAD = 32
+    # Prediction's fast path (Encoder._run_lists) takes at most this many names at a
+    # time, which bounds its buffers and the work redone when a run stops early.
+    LOOKUP_CHUNK = 1 << 16
+    # After a fast pass stopped at an item only the serial loop takes (np.str_, a str
+    # subclass, bytes), that many sequences go through the serial loop before the
+    # next try, twice as many after each further stop, up to MAX_SERIAL.
+    MAX_SERIAL = 1 << 12
 
 
 cdef inline int _push_q(array a, int64_t x) except -1:
@@ -126,17 +134,23 @@ cdef bint _seeded = False
 
 
 def _seed_hash(uint64_t seed):
-    """Set the seed of fcrf_str_hash; only the first call counts (fastcrf._encoding
-    makes it at import), as every Table of the process must hash alike."""
-    global fcrf_hash_seed, _seeded
+    """Set the keys of fcrf_str_hash from ``seed``; only the first call counts
+    (fastcrf._encoding makes it at import), as every Table of the process must hash
+    alike."""
+    global _seeded
     if not _seeded:
-        fcrf_hash_seed = seed
+        fcrf_seed_hash(seed)
         _seeded = True
 
 
 def fcrf_seed_for_tests():
-    """The seed of fcrf_str_hash (for the tests)."""
-    return fcrf_hash_seed
+    """A key of fcrf_str_hash (for the tests)."""
+    return fcrf_hash_k0
+
+
+def fcrf_hash_for_tests(str name not None):
+    """fcrf_str_hash of ``name`` (for the tests)."""
+    return _name_hash(name)
 
 
 cdef inline Py_hash_t _name_hash(str name) except? -1:
@@ -404,6 +418,37 @@ cdef class Table:
                 Py_XDECREF(s.a)
                 Py_XDECREF(s.b)
         free(old)
+        self._compact_arena()
+
+    cdef int _compact_arena(self) except -1:
+        # Keep only the keys of the entries left (renumber drops the pairs and, with
+        # min_freq, rare names: a fit's vocabulary table would carry their bytes).
+        cdef size_t i, used = 0, n
+        cdef const char* p
+        cdef char* arena
+        for i in range(self.mask + 1):
+            if self.slots[i].a != NULL:
+                p = self.arena + self.slots[i].key
+                used += <size_t> (fcrf_key_skip(fcrf_key_skip(p) if self.slots[i].b != NULL
+                                                else p) - p)
+        arena = <char*> malloc(max(used, 8))
+        if arena == NULL:
+            raise MemoryError()
+        fcrf_advise_huge(arena, max(used, 8))
+        used = 0
+        for i in range(self.mask + 1):
+            if self.slots[i].a != NULL:
+                p = self.arena + self.slots[i].key
+                n = <size_t> (fcrf_key_skip(fcrf_key_skip(p) if self.slots[i].b != NULL
+                                            else p) - p)
+                memcpy(arena + used, p, n)
+                self.slots[i].key = used
+                used += n
+        free(self.arena)
+        self.arena = arena
+        self.arena_used = used
+        self.arena_cap = max(used, 8)
+        return 0
 
 
 def name_table(dict index not None):
@@ -447,6 +492,9 @@ cdef class Encoder:
     cdef double* tok_x
     cdef Py_ssize_t cap
     cdef Py_ssize_t _n_run_tokens   # tokens of the last _list_run
+    cdef bint _stopped_on_item      # the last _run_lists* stopped at an item not exact str
+    cdef Py_ssize_t _serial         # sequences for the serial loop before the next fast try
+    cdef Py_ssize_t _backoff        # the next _serial after a fast pass stops on an item
     cdef int n_threads              # for the runs of list tokens (_run_lists*)
 
     def __cinit__(self, dict index, list names not None, bint grow,
@@ -462,6 +510,7 @@ cdef class Encoder:
         if n_threads < 1:
             raise ValueError("n_threads must be >= 1")
         self.n_threads = n_threads
+        self._backoff = 1
         self.index = index
         self.names = names
         self.grow = grow
@@ -502,12 +551,25 @@ cdef class Encoder:
         if type(X) is not list and type(X) is not tuple:
             raise TypeError("Encoder.run needs a list or tuple")
         while 0 <= i < Py_SIZE(X):
-            if self.vocab is not None:
-                i = self._run_lists(X, i)
-            elif self.grow and self.index is None:
-                i = self._run_lists_grow(X, i)
-            if i >= Py_SIZE(X):
-                break
+            if self._serial == 0 and (
+                    self.vocab is not None or (self.grow and self.index is None)):
+                if self.vocab is not None:
+                    i = self._run_lists(X, i)
+                else:
+                    i = self._run_lists_grow(X, i)
+                # Input whose items the fast path cannot take would otherwise be
+                # listed (and hashed) again and again, for nothing: the state is
+                # kept across calls, as the Python path calls run once per sequence
+                # it takes.
+                if self._stopped_on_item:
+                    self._serial = self._backoff
+                    self._backoff = min(2 * self._backoff, MAX_SERIAL)
+                else:
+                    self._backoff = 1
+                if i >= Py_SIZE(X):
+                    break
+            elif self._serial > 0:
+                self._serial -= 1
             seq = <object> PySequence_Fast_GET_ITEM(X, i)
             if not self._sequence(seq):
                 return i
@@ -597,6 +659,7 @@ cdef class Encoder:
         cdef Py_ssize_t aid
         cdef Table cache = self.cache
         cdef Slot* s
+        self._stopped_on_item = 0
         if end == start:
             return start
         try:
@@ -622,6 +685,7 @@ cdef class Encoder:
                     t += n_seq
                     continue
                 end = i
+                self._stopped_on_item = 1
                 break
             n_items = item_off[t]
             n_ids = Py_SIZE(self.ids)
@@ -667,41 +731,23 @@ cdef class Encoder:
 
     cdef Py_ssize_t _run_lists(self, object X, Py_ssize_t start) except -1:
         # Prediction's fast path: encode X[start:] up to the first sequence that is
-        # not a non-empty list/tuple of list/tuple tokens of exact str, looking the
-        # names up in the read-only vocab table on several threads
-        # (fcrf_lookup_tokens); return that sequence's position, for run's loop.
-        # Only the vocabulary table is read: every name it lacks is dropped, which is
-        # what _sequence does too without grow.
-        cdef Py_ssize_t i = start, j, n_tok = 0, t, q, c
-        cdef int64_t n_items = 0, m
-        cdef PyObject* seq
-        cdef PyObject* tok
+        # not a non-empty list/tuple of list/tuple tokens of exact str (or after about
+        # LOOKUP_CHUNK names), looking the names up in the read-only vocab table on
+        # several threads (fcrf_lookup_tokens); return the position of the first
+        # sequence left, for run's loop.  Only the vocabulary table is read: every
+        # name it lacks is dropped, which is what _sequence does too without grow.
+        cdef int64_t n_items = 0
+        cdef Py_ssize_t end = self._list_run(X, start, LOOKUP_CHUNK, &n_items)
+        cdef Py_ssize_t n_tok = self._n_run_tokens
+        cdef Py_ssize_t i, j, t, q, c
         cdef PyObject** tokens = NULL
         cdef int64_t* item_off = NULL
         cdef int32_t* out = NULL
         cdef unsigned char* bad = NULL
-        cdef Py_ssize_t end, n_seq, n_ids
+        cdef Py_ssize_t n_seq, n_ids
         cdef int n_threads
         cdef int32_t aid
-        # Which sequences have the shape, and how many tokens and items they hold.
-        while i < Py_SIZE(X):
-            seq = PySequence_Fast_GET_ITEM(X, i)
-            if (type(<object> seq) is not list and type(<object> seq) is not tuple) or (
-                    Py_SIZE(<object> seq) == 0):
-                break
-            m = 0
-            for j in range(Py_SIZE(<object> seq)):
-                tok = PySequence_Fast_GET_ITEM(<object> seq, j)
-                if type(<object> tok) is not list and type(<object> tok) is not tuple:
-                    break
-                m += Py_SIZE(<object> tok)
-            else:
-                n_items += m
-                n_tok += Py_SIZE(<object> seq)
-                i += 1
-                continue
-            break
-        end = i
+        self._stopped_on_item = 0
         if end == start:
             return start
         try:
@@ -711,15 +757,7 @@ cdef class Encoder:
             bad = <unsigned char*> malloc(n_tok)
             if tokens == NULL or item_off == NULL or out == NULL or bad == NULL:
                 raise MemoryError()
-            t = 0
-            item_off[0] = 0
-            for i in range(start, end):
-                seq = PySequence_Fast_GET_ITEM(X, i)
-                for j in range(Py_SIZE(<object> seq)):
-                    tok = PySequence_Fast_GET_ITEM(<object> seq, j)
-                    tokens[t] = tok
-                    item_off[t + 1] = item_off[t] + Py_SIZE(<object> tok)
-                    t += 1
+            self._list_tokens(X, start, end, tokens, item_off)
             # Threads pay off from ~10^4 names up (starting them costs ~10 us).
             n_threads = self.n_threads if n_items >= 16384 else 1
             fcrf_lookup_tokens(tokens, item_off, n_tok, self.vocab.slots, self.vocab.mask,
@@ -747,6 +785,7 @@ cdef class Encoder:
                     _push_q(self.seq_offsets, Py_SIZE(self.token_offsets) - 1)
                     continue
                 end = i
+                self._stopped_on_item = 1
                 break
             resize_smart(self.ids, n_ids + c)
         finally:

@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <string.h>
 #include "_openmp.h"
+#if defined(_MSC_VER) && defined(_M_X64)
+#  include <intrin.h>
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define FCRF_PREFETCH(p) __builtin_prefetch((const void *)(p))
@@ -51,47 +54,77 @@ static inline PyObject **fcrf_list_items(PyObject *list) {
     return ((PyListObject *)list)->ob_item;
 }
 
-/* fastcrf's hash of a ready str, in place of CPython's SipHash (which cost a
- * sixth of the encoding of fresh strings): the bytes of its characters, 8 at a
- * time with fixed-size loads only (the tail overlapping them), through
- * multiply-xorshift steps and splitmix64's finalizer, from a seed drawn once per
- * process (so that colliding names cannot be crafted); the byte count and the
- * kind go in first. */
-static uint64_t fcrf_hash_seed = 0x9E3779B97F4A7C15ull;
-static inline uint64_t fcrf_hash_step(uint64_t h, uint64_t w) {
-    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-    return h ^ (h >> 31);
+/* fastcrf's hash of a ready str, in place of CPython's SipHash (which cost a sixth
+ * of the encoding of fresh strings), after wyhash/rapidhash: each 8 bytes of its
+ * characters w go in as h = mum(w ^ k1, h ^ k2), mum being the 64x64 -> 128-bit
+ * product folded to 64 bits, with keys drawn once per process (fcrf_seed_hash).  A
+ * change of w changes the product by an amount that depends on the unknown keys, so
+ * colliding names cannot be crafted in advance (a plain multiply-xorshift step has
+ * key-independent differences that cancel).  Only fixed-size loads: the tail
+ * overlaps the words before it, and a short string is read from its first and last
+ * bytes; the byte count and the kind go in first. */
+static uint64_t fcrf_hash_k0 = 0x243F6A8885A308D3ull;
+static uint64_t fcrf_hash_k1 = 0x13198A2E03707344ull;
+static uint64_t fcrf_hash_k2 = 0xA4093822299F31D0ull;
+
+static inline uint64_t fcrf_mum(uint64_t a, uint64_t b) {
+#if defined(__SIZEOF_INT128__)
+    const __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+#elif defined(_MSC_VER) && defined(_M_X64)
+    uint64_t hi;
+    const uint64_t lo = _umul128(a, b, &hi);
+    return lo ^ hi;
+#else
+    const uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
+    const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    const uint64_t mid = (p00 >> 32) + (uint32_t)p01 + (uint32_t)p10;
+    const uint64_t lo = (mid << 32) | (uint32_t)p00;
+    const uint64_t hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+    return lo ^ hi;
+#endif
 }
+
+static inline uint64_t fcrf_splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* The hash keys, from a seed. */
+static void fcrf_seed_hash(uint64_t seed) {
+    fcrf_hash_k0 = fcrf_splitmix(&seed);
+    fcrf_hash_k1 = fcrf_splitmix(&seed) | 1;
+    fcrf_hash_k2 = fcrf_splitmix(&seed) | 1;
+}
+
 static inline Py_hash_t fcrf_str_hash(PyObject *s) {
     const unsigned char *p = (const unsigned char *)PyUnicode_DATA(s);
     const size_t n = (size_t)PyUnicode_GET_LENGTH(s) * PyUnicode_KIND(s);
-    uint64_t h = fcrf_hash_seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ull)
-                 ^ (uint64_t)PyUnicode_KIND(s);
+    const uint64_t k1 = fcrf_hash_k1, k2 = fcrf_hash_k2;
+    uint64_t h = fcrf_mum(fcrf_hash_k0 ^ ((uint64_t)n << 3) ^ (uint64_t)PyUnicode_KIND(s), k1);
     uint64_t w;
     size_t i = 0;
     if (n >= 8) {
         for (; i + 8 <= n; i += 8) {
             memcpy(&w, p + i, 8);
-            h = fcrf_hash_step(h, w);
+            h = fcrf_mum(w ^ k1, h ^ k2);
         }
         if (i < n) {   /* the last 8 bytes, overlapping the words before */
             memcpy(&w, p + n - 8, 8);
-            h = fcrf_hash_step(h, w);
+            h = fcrf_mum(w ^ k1, h ^ k2);
         }
-    } else if (n >= 4) {   /* first and last 4 bytes: every byte, fixed-size loads */
+    } else if (n >= 4) {   /* first and last 4 bytes: every byte */
         uint32_t a, b;
         memcpy(&a, p, 4);
         memcpy(&b, p + n - 4, 4);
-        h = fcrf_hash_step(h, ((uint64_t)a << 32) | b);
+        h = fcrf_mum((((uint64_t)a << 32) | b) ^ k1, h ^ k2);
     } else if (n > 0) {
-        h = fcrf_hash_step(h, ((uint64_t)p[0] << 16) | ((uint64_t)p[n >> 1] << 8) | p[n - 1]);
+        w = ((uint64_t)p[0] << 16) | ((uint64_t)p[n >> 1] << 8) | p[n - 1];
+        h = fcrf_mum(w ^ k1, h ^ k2);
     }
-    h ^= h >> 30;
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 27;
-    h *= 0x94D049BB133111EBull;
-    h ^= h >> 31;
-    return (Py_hash_t)h;
+    return (Py_hash_t)fcrf_mum(h ^ k2, (uint64_t)n ^ k1);
 }
 
 typedef struct {

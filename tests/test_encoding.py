@@ -654,6 +654,11 @@ def test_parallel_lookup_matches_python_on_large_input(odd):
     for i in range(0, len(X), 211):
         if rng.random() < 5 * odd:
             X[i] = random_mixed(rng, n_seq=1, odd=0.5, bad=odd)[0]
+    if odd > 0:
+        # Items only the serial loop takes (np.str_), in runs: the fast passes stop
+        # on them and back off (Encoder.run).
+        for i in range(300, 900):
+            X[i] = [[np.str_(w) for w in tok] for tok in X[i]]
     assert_same(encode, X, vocab)
     # Fitting hashes the names of such runs on threads (Encoder._run_lists_grow) and
     # numbers them here, in first-seen order.
@@ -1048,3 +1053,24 @@ def test_encoding_does_not_depend_on_the_hash_seed(tmp_path):
             for _ in range(2)]
     assert runs[0][:2] == runs[1][:2]
     assert runs[0][2] != runs[1][2]  # two processes, two seeds
+
+
+def test_name_hash_has_no_differences_that_cancel_whatever_the_key():
+    # A multiply-xorshift step let flips of bits 63 of one word and 32 and 63 of the
+    # next cancel for any key, so 2**k crafted names all collided and a table of them
+    # took quadratic time (hash flooding).  Each such name must hash apart now, and
+    # the hash must see every character, whatever the length and kind.
+    from fastcrf._encode import fcrf_hash_for_tests as h
+
+    base = "abcdefghijklmnop"
+    mod = list(base)
+    for pos, bit in ((7, 0x80), (12, 0x01), (15, 0x80)):
+        mod[pos] = chr(ord(mod[pos]) ^ bit)
+    mod = "".join(mod)
+    crafted = ["".join(mod if m >> j & 1 else base for j in range(12)) for m in range(4096)]
+    assert len({h(name) for name in crafted}) == 4096
+    names = ["", "a", "b", "ab", "ba", "abc", "abd", "abcd", "abce", "abcdefg", "abcdefh",
+             "abcdefgh", "abcdefgi", "abcdefghi", "abcdefghj", "é", "e\u0301", "日本", "😀"]
+    names += ["x" * n for n in range(1, 40)] + ["x" * n + "y" for n in range(40)]
+    assert len({h(name) for name in names}) == len(set(names))
+    assert h("日本語" * 5) == h("".join(["日本", "語"] * 5))  # characters, not objects
