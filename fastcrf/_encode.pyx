@@ -114,6 +114,8 @@ cdef enum:
     # subclass, bytes), that many sequences go through the serial loop before the
     # next try, twice as many after each further stop, up to MAX_SERIAL.
     MAX_SERIAL = 1 << 12
+    # Positions of dict-token keys whose hashes an Encoder keeps (_key_hash).
+    KEY_CACHE = 64
 
 
 cdef inline int _push_q(array a, int64_t x) except -1:
@@ -495,6 +497,8 @@ cdef class Encoder:
     cdef bint _stopped_on_item      # the last _run_lists* stopped at an item not exact str
     cdef Py_ssize_t _serial         # sequences for the serial loop before the next fast try
     cdef Py_ssize_t _backoff        # the next _serial after a fast pass stops on an item
+    cdef PyObject* key_obj[KEY_CACHE]   # _key_hash's keys (owned references), by position
+    cdef Py_hash_t key_hash[KEY_CACHE]
     cdef int n_threads              # for the runs of list tokens (_run_lists*)
 
     def __cinit__(self, dict index, list names not None, bint grow,
@@ -538,10 +542,29 @@ cdef class Encoder:
             self.cache = Table()
 
     def __dealloc__(self):
+        cdef Py_ssize_t k
         free(self.tok_a)
         free(self.tok_b)
         free(self.tok_h)
         free(self.tok_x)
+        for k in range(KEY_CACHE):
+            Py_XDECREF(self.key_obj[k])
+
+    cdef inline Py_hash_t _key_hash(self, PyObject* key, Py_ssize_t g) noexcept:
+        # The hash of the g-th key of a dict token (an exact ready str).  Tokens of a
+        # feature extractor repeat the same key objects in the same order, whose
+        # hashes (CPython caches its own in the str; fastcrf's is not) are kept here
+        # per position, with a reference so that the object cannot be another one.
+        cdef Py_hash_t h
+        if g < KEY_CACHE and self.key_obj[g] == key:
+            return self.key_hash[g]
+        h = fcrf_str_hash(key)
+        if g < KEY_CACHE:
+            Py_INCREF(<object> key)
+            Py_XDECREF(self.key_obj[g])   # an exact str: freeing it runs no code
+            self.key_obj[g] = key
+            self.key_hash[g] = h
+        return h
 
     def run(self, X, Py_ssize_t start):
         """Encode ``X[start:]`` (X a list or tuple) up to the first sequence that needs
@@ -941,7 +964,7 @@ cdef class Encoder:
             value = <object> vp
             if g == m or type(<object> kp) is not str or fcrf_str_ready(kp) < 0:
                 break
-            h = fcrf_str_hash(kp)
+            h = self._key_hash(kp, g)
             if type(value) is str:
                 if fcrf_str_ready(vp) < 0:
                     break

@@ -1074,3 +1074,20 @@ def test_name_hash_has_no_differences_that_cancel_whatever_the_key():
     names += ["x" * n for n in range(1, 40)] + ["x" * n + "y" for n in range(40)]
     assert len({h(name) for name in names}) == len(set(names))
     assert h("日本語" * 5) == h("".join(["日本", "語"] * 5))  # characters, not objects
+
+
+def test_dict_keys_built_afresh_for_each_token():
+    # The encoder keeps the hash of each dict-token key by position, tied to the key
+    # object (Encoder._key_hash): fresh key objects of the same or other characters,
+    # at the same or another position, must each be hashed for what they hold.
+    rng = np.random.default_rng(11)
+
+    def token():
+        keys = [f"k{int(k)}" for k in rng.integers(0, 6, size=rng.integers(1, 8))]
+        return {key: str(rng.choice(["a", "b", "é"])) if rng.integers(2) else 1.5
+                for key in keys}
+
+    X = [[token() for _ in range(rng.integers(1, 5))] for _ in range(300)]
+    assert_same(fit_encode, X)
+    vocab, _ = fit_encode(X[:100])
+    assert_same(encode, X, vocab)
