@@ -493,7 +493,6 @@ cdef class Encoder:
     cdef Py_hash_t* tok_h
     cdef double* tok_x
     cdef Py_ssize_t cap
-    cdef Py_ssize_t _n_run_tokens   # tokens of the last _list_run
     cdef bint _stopped_on_item      # the last _run_lists* stopped at an item not exact str
     cdef Py_ssize_t _serial         # sequences for the serial loop before the next fast try
     cdef Py_ssize_t _backoff        # the next _serial after a fast pass stops on an item
@@ -617,7 +616,7 @@ cdef class Encoder:
         return aid
 
     cdef Py_ssize_t _list_run(self, object X, Py_ssize_t start, int64_t max_items,
-                              int64_t* n_items_out) except -1:
+                              Py_ssize_t* n_tok_out, int64_t* n_items_out) except -1:
         # The end of the run of sequences from X[start] that are non-empty lists/tuples
         # of list/tuple tokens, stopping once max_items names are in it (always taking
         # at least one sequence); its token and name counts.
@@ -642,8 +641,8 @@ cdef class Encoder:
                 i += 1
                 continue
             break
+        n_tok_out[0] = n_tok
         n_items_out[0] = n_items
-        self._n_run_tokens = n_tok
         return i
 
     cdef int _list_tokens(self, object X, Py_ssize_t start, Py_ssize_t end,
@@ -662,6 +661,28 @@ cdef class Encoder:
                 t += 1
         return 0
 
+    cdef Py_ssize_t _clean_end(self, object X, Py_ssize_t start, Py_ssize_t end,
+                               const unsigned char* bad) noexcept:
+        # The first sequence of the run X[start:end] with a token that bad marks (an
+        # item not an exact ready str; _stopped_on_item is then set), or end.
+        cdef Py_ssize_t i, j, n_seq, t = 0
+        for i in range(start, end):
+            n_seq = Py_SIZE(<object> PySequence_Fast_GET_ITEM(X, i))
+            for j in range(n_seq):
+                if bad[t + j]:
+                    self._stopped_on_item = 1
+                    return i
+            t += n_seq
+        return end
+
+    cdef Py_ssize_t _tokens_before(self, object X, Py_ssize_t start,
+                                   Py_ssize_t end) noexcept:
+        # The tokens of the sequences X[start:end].
+        cdef Py_ssize_t i, n = 0
+        for i in range(start, end):
+            n += Py_SIZE(<object> PySequence_Fast_GET_ITEM(X, i))
+        return n
+
     cdef Py_ssize_t _run_lists_grow(self, object X, Py_ssize_t start) except -1:
         # Fitting's fast path: as _run_lists, but the names are only hashed on the
         # threads (fcrf_hash_tokens); they are resolved here, in order, since new names
@@ -671,8 +692,8 @@ cdef class Encoder:
         # taken but by the table, for the names it keeps.  Returns the position of the
         # first sequence left for run's loop.
         cdef int64_t n_items = 0
-        cdef Py_ssize_t end = self._list_run(X, start, GROW_CHUNK, &n_items)
-        cdef Py_ssize_t n_tok = self._n_run_tokens
+        cdef Py_ssize_t n_tok = 0
+        cdef Py_ssize_t end = self._list_run(X, start, GROW_CHUNK, &n_tok, &n_items)
         cdef PyObject** tokens = NULL
         cdef int64_t* item_off = NULL
         cdef PyObject** flat = NULL
@@ -697,20 +718,8 @@ cdef class Encoder:
             self._list_tokens(X, start, end, tokens, item_off)
             fcrf_hash_tokens(tokens, item_off, n_tok, flat, hashes, bad,
                              self.n_threads if n_items >= 4096 else 1)
-            # Sequences up to the first with a token that is not all exact ready str.
-            t = 0
-            for i in range(start, end):
-                n_seq = Py_SIZE(<object> PySequence_Fast_GET_ITEM(X, i))
-                for j in range(n_seq):
-                    if bad[t + j]:
-                        break
-                else:
-                    t += n_seq
-                    continue
-                end = i
-                self._stopped_on_item = 1
-                break
-            n_items = item_off[t]
+            end = self._clean_end(X, start, end, bad)
+            n_items = item_off[self._tokens_before(X, start, end)]
             n_ids = Py_SIZE(self.ids)
             resize_smart(self.ids, n_ids + n_items)
             t = 0
@@ -760,14 +769,14 @@ cdef class Encoder:
         # sequence left, for run's loop.  Only the vocabulary table is read: every
         # name it lacks is dropped, which is what _sequence does too without grow.
         cdef int64_t n_items = 0
-        cdef Py_ssize_t end = self._list_run(X, start, LOOKUP_CHUNK, &n_items)
-        cdef Py_ssize_t n_tok = self._n_run_tokens
+        cdef Py_ssize_t n_tok = 0
+        cdef Py_ssize_t end = self._list_run(X, start, LOOKUP_CHUNK, &n_tok, &n_items)
         cdef Py_ssize_t i, j, t, q, c
         cdef PyObject** tokens = NULL
         cdef int64_t* item_off = NULL
         cdef int32_t* out = NULL
         cdef unsigned char* bad = NULL
-        cdef Py_ssize_t n_seq, n_ids
+        cdef Py_ssize_t n_ids
         cdef int n_threads
         cdef int32_t aid
         self._stopped_on_item = 0
@@ -787,29 +796,21 @@ cdef class Encoder:
                                self.vocab.arena, out, bad, n_threads)
             # Append the sequences up to the first with a token that is not all exact
             # ready str (run's loop then takes that one).
+            end = self._clean_end(X, start, end, bad)
             n_ids = Py_SIZE(self.ids)
             resize_smart(self.ids, n_ids + n_items)
             c = 0
             t = 0
             for i in range(start, end):
-                n_seq = Py_SIZE(<object> PySequence_Fast_GET_ITEM(X, i))
-                for j in range(n_seq):
-                    if bad[t + j]:
-                        break
-                else:
-                    for j in range(n_seq):
-                        for q in range(item_off[t], item_off[t + 1]):
-                            aid = out[q]
-                            if aid >= 0:
-                                self.ids.data.as_ints[n_ids + c] = aid
-                                c += 1
-                        _push_q(self.token_offsets, n_ids + c)
-                        t += 1
-                    _push_q(self.seq_offsets, Py_SIZE(self.token_offsets) - 1)
-                    continue
-                end = i
-                self._stopped_on_item = 1
-                break
+                for j in range(Py_SIZE(<object> PySequence_Fast_GET_ITEM(X, i))):
+                    for q in range(item_off[t], item_off[t + 1]):
+                        aid = out[q]
+                        if aid >= 0:
+                            self.ids.data.as_ints[n_ids + c] = aid
+                            c += 1
+                    _push_q(self.token_offsets, n_ids + c)
+                    t += 1
+                _push_q(self.seq_offsets, Py_SIZE(self.token_offsets) - 1)
             resize_smart(self.ids, n_ids + c)
         finally:
             free(tokens)

@@ -196,6 +196,16 @@ static inline int32_t fcrf_find_name(const fcrf_slot *slots, size_t mask,
 #else
 #  define FCRF_STR_IS_READY(s) 1   /* always, since 3.12 */
 #endif
+/* The item array of a list or tuple token, and whether an item is an exact ready
+ * str: what the threaded passes below may read without the C API. */
+static inline PyObject **fcrf_token_items(PyObject *tok) {
+    return PyList_Check(tok) ? ((PyListObject *)tok)->ob_item
+                             : ((PyTupleObject *)tok)->ob_item;
+}
+static inline int fcrf_plain_str(PyObject *p) {
+    return PyUnicode_CheckExact(p) && FCRF_STR_IS_READY(p);
+}
+
 static void fcrf_lookup_tokens(PyObject *const *tokens, const int64_t *item_off,
                                Py_ssize_t n_tok, const fcrf_slot *slots, size_t mask,
                                const char *arena, int32_t *out, unsigned char *bad,
@@ -203,9 +213,7 @@ static void fcrf_lookup_tokens(PyObject *const *tokens, const int64_t *item_off,
     Py_ssize_t t;
     #pragma omp parallel for schedule(static, 256) num_threads(n_threads)
     for (t = 0; t < n_tok; t++) {
-        PyObject *tok = tokens[t];
-        PyObject **items = PyList_Check(tok) ? ((PyListObject *)tok)->ob_item
-                                             : ((PyTupleObject *)tok)->ob_item;
+        PyObject **items = fcrf_token_items(tokens[t]);
         const Py_ssize_t m = (Py_ssize_t)(item_off[t + 1] - item_off[t]);
         int32_t *ids = out + item_off[t];
         Py_hash_t h[FCRF_LOOKUP_CHUNK];
@@ -215,7 +223,7 @@ static void fcrf_lookup_tokens(PyObject *const *tokens, const int64_t *item_off,
             n = m - lo < FCRF_LOOKUP_CHUNK ? m - lo : FCRF_LOOKUP_CHUNK;
             for (q = 0; q < n; q++) {
                 PyObject *p = items[lo + q];
-                if (!PyUnicode_CheckExact(p) || !FCRF_STR_IS_READY(p)) {
+                if (!fcrf_plain_str(p)) {
                     bad[t] = 1;
                     break;
                 }
@@ -245,16 +253,14 @@ static void fcrf_hash_tokens(PyObject *const *tokens, const int64_t *item_off,
     Py_ssize_t t;
     #pragma omp parallel for schedule(static, 64) num_threads(n_threads)
     for (t = 0; t < n_tok; t++) {
-        PyObject *tok = tokens[t];
-        PyObject **items = PyList_Check(tok) ? ((PyListObject *)tok)->ob_item
-                                             : ((PyTupleObject *)tok)->ob_item;
+        PyObject **items = fcrf_token_items(tokens[t]);
         const int64_t lo = item_off[t];
         const Py_ssize_t m = (Py_ssize_t)(item_off[t + 1] - lo);
         Py_ssize_t q;
         bad[t] = 0;
         for (q = 0; q < m; q++) {
             PyObject *p = items[q];
-            if (!PyUnicode_CheckExact(p) || !FCRF_STR_IS_READY(p)) {
+            if (!fcrf_plain_str(p)) {
                 bad[t] = 1;
                 break;
             }
