@@ -483,9 +483,9 @@ calibration_max_trials
                 c1=p["c1"], c2=p["c2"], max_iterations=p["max_iterations"],
                 num_memories=p["num_memories"], epsilon=p["epsilon"], period=p["period"],
                 delta=p["delta"], max_linesearch=p["max_linesearch"])
-            weights, n_iter = fit_lbfgs(data, settings, state_mask=_state_mask(layout),
-                                        chain_mask=chain_mask, n_jobs=p["n_jobs"],
-                                        callback=callback)
+            state, chain, n_iter = fit_lbfgs(data, settings, layout=layout,
+                                             chain_mask=chain_mask, n_jobs=p["n_jobs"],
+                                             callback=callback, log=message)
         else:
             settings = OnlineSettings(
                 algorithm=algorithm, max_iterations=p["max_iterations"],
@@ -498,7 +498,7 @@ calibration_max_trials
 
         # Everything is computed: only now replace the previous fit, so an error or
         # an interrupt above leaves the estimator as it was.
-        if algorithm not in ("asgd", "l2sgd"):
+        if algorithm not in ("asgd", "l2sgd", "lbfgs"):
             state, chain = layout.from_dense(weights.state), weights.chain
         self._set_fitted(vocabulary, classes, layout, state, chain, log, n_iter)
         if p["model_filename"] is not None:

@@ -1,13 +1,18 @@
-"""Batch training with L-BFGS ('lbfgs') through scipy.optimize.
+"""Batch training with L-BFGS ('lbfgs'): scipy's L-BFGS-B for L2, OWL-QN with L1.
 
 The objective ``sum_i -log p(y_i|x_i) + c1 ||w||_1 + c2 ||w||^2`` and its gradient
-come from one parallel compiled pass over all sequences (:func:`log_likelihood`).
-With ``c1 > 0`` the weights are split as ``w = p - n`` with ``p, n >= 0`` so the L1
-term becomes the linear ``c1 * sum(p + n)`` and L-BFGS-B handles the bounds.
+come from compiled passes over all sequences (:func:`fastcrf._sparse.forward_backward`
+for the likelihood and the node marginals, then :func:`fastcrf._sparse.layout_gradient`
+for the state gradient), on the variables the model keeps: the flat state vector of
+the :class:`fastcrf._layout.StateLayout` followed by the transition, start and end
+scores.  With ``c1 > 0`` the optimiser is OWL-QN (:mod:`fastcrf._train.owlqn`), as
+in CRFsuite, on the same variables (no split ``w = p - n``); with ``c1 = 0`` it is
+scipy's L-BFGS-B without bounds.
 
 Stopping follows CRFsuite: after ``max_iterations`` iterations, when
-``||g|| / max(||w||, 1) < epsilon``, or when the objective improved by less than
-``delta`` (relative) over the last ``period`` iterations.
+``||g|| / max(||w||, 1) < epsilon`` (``g`` the pseudo-gradient with L1), or when the
+objective improved by less than ``delta`` (relative) over the last ``period``
+iterations.
 """
 
 import time
@@ -15,7 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._training import Weights, attribute_index, log_likelihood, sum_of_squares
+from . import _sparse
+from ._parallel import effective_n_threads
+from ._train.owlqn import minimize_owlqn
+from ._training import Weights, _forward_pass, attribute_index, sum_of_squares
 
 
 @dataclass
@@ -32,110 +40,166 @@ class LBFGSSettings:
     max_linesearch: int = 20
 
 
-class _Stop(Exception):
-    pass
+class _Objective:
+    """``x -> (f, grad)`` of the training objective without its L1 term.
+
+    ``x`` is ``[state (layout.size), chain (K*K + 2K)]``.  The gradient is written
+    into one buffer reused by every call (both optimisers copy what they keep), so an
+    evaluation allocates only the node marginals and the per-chunk chain gradients.
+    """
+
+    def __init__(self, data, layout, chain_mask, c2, n_jobs):
+        self.data = data
+        self.layout = layout
+        self.n_state = layout.size
+        self.chain_mask = None if np.all(chain_mask == 1.0) else chain_mask
+        self.c2 = float(c2)
+        self.n_jobs = n_jobs
+        self.n_threads = effective_n_threads(n_jobs)
+        self.csc = attribute_index(data.features)
+        n = self.n_state + len(chain_mask)
+        self.grad = np.empty(n)
+        self.work = np.empty(n)
+        self.loss = np.nan
+
+    def __call__(self, x):
+        L, n_state, grad = self.layout, self.n_state, self.grad
+        state, chain = x[:n_state], x[n_state:]
+        try:
+            ll, marg, chunks = _forward_pass(self.data, L.kernel_args(state), chain,
+                                             self.n_jobs, True)
+        except FloatingPointError:
+            # Scores out of range at a trial point: the line searches step back.
+            return np.inf, grad
+        _sparse.layout_gradient(*self.csc, marg, self.data.labels, L.stride, L.n_dense,
+                                L.tail_ptr, L.tail_labels, grad[:n_state], self.n_threads)
+        del marg
+        np.sum(chunks, axis=0, out=grad[n_state:])
+        # The log-likelihood's gradient, turned into the objective's.
+        np.negative(grad, out=grad)
+        if self.chain_mask is not None:
+            grad[n_state:] *= self.chain_mask
+        self.loss = -ll
+        f = -ll
+        if self.c2 > 0.0:
+            np.multiply(x, 2.0 * self.c2, out=self.work)
+            grad += self.work
+            f += self.c2 * sum_of_squares(x)
+        return f, grad
 
 
-def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callback=None):
-    """Train by L-BFGS-B.
+def fit_lbfgs(data, settings, *, layout, chain_mask, n_jobs=None, callback=None, log=None):
+    """Train by L-BFGS (L2) or OWL-QN (L1 and elastic net).
 
     Parameters
     ----------
     data : TrainingData
     settings : LBFGSSettings
-    state_mask : ndarray of shape (A, K) or None
-        1.0 for trainable state weights (None: all).
+    layout : StateLayout
+        The trainable state weights; the others stay 0.
     chain_mask : ndarray of shape (K*K + 2K,)
+        1.0 for trainable transition / start / end scores.
     n_jobs : int or None
     callback : callable, optional
         ``callback(iteration, info, weights_fn)``; returning True stops training.
+        ``weights_fn()`` returns the current :class:`Weights`.
+    log : callable, optional
+        Receives a message when the optimiser stops for another reason than its
+        stopping tests (a line search that found no lower point).
 
     Returns
     -------
-    weights : Weights
+    state : ndarray of shape (layout.size,)
+    chain : ndarray of shape (K*K + 2K,)
     n_iterations : int
+
+    Raises
+    ------
+    FloatingPointError
+        When the objective is not finite at the start (feature values too large).
     """
-    from scipy.optimize import Bounds, minimize
-
-    A = data.features.n_attributes
     K = data.n_labels
-    n_state = A * K
-    n = n_state + K * K + 2 * K
-    # Fixed weights (all_possible_states / _transitions=False) get a zero gradient; no
-    # n-sized mask at all in the common all-trainable case.
-    mask = None
-    if state_mask is not None or not np.all(chain_mask == 1.0):
-        mask = np.concatenate((np.ones(n_state) if state_mask is None else state_mask.ravel(),
-                               chain_mask))
-    csc = attribute_index(data.features)
-    c1, c2 = float(settings.c1), float(settings.c2)
-    split = c1 > 0.0
+    fun = _Objective(data, layout, chain_mask, settings.c2, n_jobs)
+    n_state = fun.n_state
+    c1 = float(settings.c1)
     started = time.perf_counter()
-    cache = {}
+    history = []
+    stop = {"iteration": 0}
 
-    def signed(x):
-        """The weights of an optimiser vector (p - n when split)."""
-        return x[:n] - x[n:] if split else x
+    def split(x):
+        return x[:n_state].copy(), x[n_state:].copy()
 
-    def as_weights(w):
-        return Weights.from_flat(w[:n_state].reshape(A, K), w[n_state:])
+    def report(iteration, x, F):
+        stop["iteration"] = iteration
+        history.append(F)
+        info = {
+            "loss": fun.loss,
+            "objective": F,
+            "weight_norm": float(np.sqrt(sum_of_squares(x))),
+            "active_features": int(np.count_nonzero(x)),
+            "seconds": time.perf_counter() - started,
+        }
+        return callback is not None and callback(
+            iteration, info,
+            lambda: Weights.from_flat(fun.layout.to_dense(x[:n_state]), x[n_state:].copy()))
 
-    def fun(x):
-        w = signed(x)
-        weights = as_weights(w)
-        ll, g = log_likelihood(data, weights, n_jobs, csc=csc)
-        grad = np.concatenate((g.state.ravel(), g.chain))
-        del g
-        np.negative(grad, out=grad)
-        if mask is not None:
-            grad *= mask
-        if c2 > 0.0:
-            grad += (2.0 * c2) * w
-        f = -ll + c2 * sum_of_squares(w)
-        cache["loss"] = -ll
-        cache["grad_norm"] = float(np.linalg.norm(grad))
-        if split:
-            f += c1 * float(x.sum())
-            grad = np.concatenate((grad + c1, -grad + c1))
-        return f, grad
+    x0 = np.zeros(n_state + K * K + 2 * K)
+    if c1 > 0.0:
+        result = minimize_owlqn(
+            fun, x0, c1, num_memories=settings.num_memories, epsilon=settings.epsilon,
+            max_iterations=settings.max_iterations, period=settings.period,
+            delta=settings.delta, max_linesearch=settings.max_linesearch,
+            callback=lambda k, x, F, pg: report(k, x, F))
+        if result.status == "linesearch" and log is not None:
+            log(f"lbfgs: {result.message}")
+        x = result.x
+    else:
+        x = _minimize_lbfgsb(fun, x0, settings, report)
+    if not np.all(np.isfinite(x)):
+        raise FloatingPointError("L-BFGS produced non-finite weights")
+    state, chain = split(x)
+    return state, chain, stop["iteration"]
+
+
+def _minimize_lbfgsb(fun, x0, settings, report):
+    """scipy's L-BFGS-B without bounds, with CRFsuite's stopping tests."""
+    from scipy.optimize import minimize
 
     history = []
     iteration = 0
+    last = {"x": x0}
 
     def on_iteration(intermediate_result):
         nonlocal iteration
         iteration += 1
         x = intermediate_result.x
-        w = signed(x)
-        norm = float(np.linalg.norm(w))
+        last["x"] = x
         f = float(intermediate_result.fun)
         history.append(f)
-        info = {
-            "loss": cache.get("loss", np.nan),
-            "objective": f,
-            "weight_norm": norm,
-            "active_features": int(np.count_nonzero(w)),
-            "seconds": time.perf_counter() - started,
-        }
-        if callback is not None and callback(iteration, info, lambda: as_weights(w.copy())):
+        if report(iteration, x, f):
             raise StopIteration
-        if cache.get("grad_norm", np.inf) / max(norm, 1.0) < settings.epsilon:
+        # fun's gradient buffer holds the gradient at x: the accepted point is the
+        # last one evaluated.
+        gnorm = float(np.sqrt(sum_of_squares(fun.grad)))
+        if gnorm / max(float(np.sqrt(sum_of_squares(x))), 1.0) < settings.epsilon:
             raise StopIteration
         p = settings.period
         if settings.delta > 0 and len(history) > p:
             if (history[-p - 1] - f) / max(abs(f), 1e-300) < settings.delta:
                 raise StopIteration
 
+    def fun_copy(x):
+        # scipy keeps the gradient it is given between calls: not fun's buffer.
+        f, g = fun(x)
+        return f, g.copy()
+
     max_iter = settings.max_iterations if settings.max_iterations is not None else 100000
-    x0 = np.zeros(2 * n if split else n)
     result = minimize(
-        fun, x0, jac=True, method="L-BFGS-B",
-        bounds=Bounds(np.zeros(2 * n), np.full(2 * n, np.inf)) if split else None,
-        callback=on_iteration,
+        fun_copy, x0, jac=True, method="L-BFGS-B", callback=on_iteration,
         options={"maxiter": int(max_iter), "maxcor": int(settings.num_memories),
                  "maxls": int(settings.max_linesearch), "ftol": 0.0, "gtol": 0.0,
                  "maxfun": 10 * int(max_iter) + 20},
     )
-    if not np.all(np.isfinite(result.x)):
-        raise FloatingPointError("L-BFGS produced non-finite weights")
-    return as_weights(signed(result.x)), iteration
+    if not np.isfinite(result.fun):
+        raise FloatingPointError("the objective is not finite at the starting point")
+    return result.x

@@ -266,6 +266,66 @@ def state_gradient(
                 g[labels[tok]] += v
 
 
+def layout_gradient(
+    const int64_t[::1] attr_ptr,           # IN  [A + 1] CSC: entries of attribute a are
+                                           #     attr_ptr[a] .. attr_ptr[a + 1] - 1
+    const int64_t[::1] entry_token,        # IN  [n_entries] token of each (sorted) entry
+    const double[::1] entry_value,         # IN  [n_entries] value of each entry; empty: 1.0
+    const double[:, ::1] marg,             # IN  [n_tokens][K] P(y_t = k)
+    const int64_t[::1] labels,             # IN  [n_tokens]
+    Py_ssize_t S,                          # IN  dense row stride (K padded)
+    Py_ssize_t D,                          # IN  attributes < D own a dense row
+    const int64_t[::1] tail_ptr,           # IN  [A - D + 1] tail attribute a keeps the
+    const int32_t[::1] tail_label,         # IN  labels tail_label[tail_ptr[a - D] ..]
+    double[::1] grad_out,                  # OUT [D * S + n_tail] the gradient, flat in the
+                                           #     layout (fastcrf._layout.StateLayout)
+    int n_threads,
+):
+    """Gradient of the log-likelihood with respect to the state weights of a layout.
+
+    As :func:`state_gradient`, written straight into the layout's flat vector: a
+    dense row (padding 0) for attributes ``< D``, one value per kept label for the
+    others.  Each attribute is summed by one thread in entry order, so the result
+    does not depend on ``n_threads``.
+    """
+    cdef Py_ssize_t A = attr_ptr.shape[0] - 1
+    cdef Py_ssize_t K = marg.shape[1]
+    cdef Py_ssize_t a, k, j, j0, j1
+    cdef int64_t e, tok, y
+    cdef double v
+    cdef double* g
+    cdef const double* p
+    cdef int unit = entry_value.shape[0] == 0
+    with nogil:
+        for a in prange(A, schedule="static", num_threads=n_threads):
+            if a < D:
+                g = &grad_out[a * S]
+                for k in range(S):
+                    g[k] = 0.0
+                for e in range(attr_ptr[a], attr_ptr[a + 1]):
+                    tok = entry_token[e]
+                    v = entry_value[e] if unit == 0 else 1.0
+                    p = &marg[tok, 0]
+                    for k in range(K):
+                        g[k] -= v * p[k]
+                    g[labels[tok]] += v
+            else:
+                j0 = tail_ptr[a - D]
+                j1 = tail_ptr[a - D + 1]
+                g = &grad_out[D * S]
+                for j in range(j0, j1):
+                    g[j] = 0.0
+                for e in range(attr_ptr[a], attr_ptr[a + 1]):
+                    tok = entry_token[e]
+                    v = entry_value[e] if unit == 0 else 1.0
+                    p = &marg[tok, 0]
+                    y = labels[tok]
+                    for j in range(j0, j1):
+                        g[j] -= v * p[tail_label[j]]
+                        if tail_label[j] == y:
+                            g[j] += v
+
+
 # --------------------------------------------------------------------------- #
 # Viterbi over a whole encoded batch.                                           #
 # --------------------------------------------------------------------------- #

@@ -1,0 +1,169 @@
+"""The 'lbfgs' trainer: its layout gradient, and the optimum it reaches with L1 (OWL-QN)."""
+
+import numpy as np
+import pytest
+
+from crf_data import sample_hmm
+from fastcrf import CRF
+from fastcrf import _sparse
+from fastcrf._encoding import encode, encode_labels, fit_encode
+from fastcrf._layout import StateLayout
+from fastcrf._training import (TrainingData, Weights, _forward_pass, attribute_index,
+                               log_likelihood, sort_by_frequency)
+
+
+def _corpus(n=200, seed=3):
+    # An HMM corpus plus rare attributes, so a default layout has a dense head and a tail.
+    X, y, _ = sample_hmm(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    for seq in X:
+        for tok in seq:
+            tok["r"] = f"r{int(rng.integers(0, 400))}"
+            tok["x"] = float(rng.uniform(0.5, 2.0))
+    return X, y
+
+
+def _zero_padding(layout, flat):
+    # The padding of the dense rows is always 0 in a real weight vector.
+    S, D, K = layout.stride, layout.n_dense, layout.n_labels
+    flat[: D * S].reshape(D, S)[:, K:] = 0.0
+    return flat
+
+
+def _data(X, y):
+    vocabulary, features = sort_by_frequency(*fit_encode(X, dense_values=False))
+    classes, labels = encode_labels(y, lengths=features.lengths)
+    return TrainingData.build(features, labels, len(classes))
+
+
+@pytest.mark.parametrize("all_states", [None, False, True])
+def test_layout_gradient_is_the_dense_gradient_of_the_kept_pairs(all_states):
+    X, y = _corpus()
+    data = _data(X, y)
+    layout = StateLayout.for_training(data, all_states)
+    rng = np.random.default_rng(0)
+    K = data.n_labels
+    flat = _zero_padding(layout, rng.standard_normal(layout.size) * 0.3)
+    chain = rng.standard_normal(K * K + 2 * K) * 0.3
+    _, marg, _ = _forward_pass(data, layout.kernel_args(flat), chain, None, True)
+    csc = attribute_index(data.features)
+    dense = np.empty((data.features.n_attributes, K))
+    _sparse.state_gradient(*csc, marg, data.labels, dense, 1)
+    out = {}
+    for n_threads in (1, 2):
+        grad = np.full(layout.size, np.nan)
+        _sparse.layout_gradient(*csc, marg, data.labels, layout.stride, layout.n_dense,
+                                layout.tail_ptr, layout.tail_labels, grad, n_threads)
+        out[n_threads] = grad
+    np.testing.assert_array_equal(out[1], out[2])
+    # Same operations in the same order as the dense kernel: equal bitwise.
+    np.testing.assert_array_equal(out[1], layout.from_dense(dense))
+    if all_states is None:
+        assert 0 < layout.n_dense < layout.n_attributes
+
+
+def test_objective_gradient_matches_finite_differences():
+    from fastcrf._lbfgs import _Objective
+
+    X, y = _corpus(40)
+    data = _data(X, y)
+    layout = StateLayout.for_training(data, None)
+    K = data.n_labels
+    chain_mask = np.ones(K * K + 2 * K)
+    chain_mask[1] = 0.0
+    fun = _Objective(data, layout, chain_mask, 0.3, None)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(layout.size + len(chain_mask)) * 0.2
+    _zero_padding(layout, x[: layout.size])
+    f, g = fun(x)
+    g = g.copy()
+    idx = np.concatenate((rng.choice(layout.size, 15, replace=False),
+                          layout.size + np.arange(len(chain_mask))))
+    h = 1e-6
+    for i in idx:
+        e = np.zeros_like(x)
+        e[i] = h
+        fd = (fun(x + e)[0] - fun(x - e)[0]) / (2 * h)
+        if i == layout.size + 1:
+            # A fixed score: only the L2 term's gradient (it never moves from 0).
+            assert g[i] == 2 * 0.3 * x[i]
+            continue
+        assert g[i] == pytest.approx(fd, rel=1e-5, abs=1e-6)
+
+
+def _kkt_violation(crf, X, y, c1, c2):
+    """Largest violation of the L1 optimality conditions over the kept weights."""
+    enc = encode(X, crf.vocabulary_)
+    _, lab = encode_labels(y, crf.classes_, lengths=enc.lengths)
+    data = TrainingData.build(enc, lab, len(crf.classes_))
+    w = Weights(crf.state_weights_, crf.transition_weights_, crf.start_weights_,
+                crf.end_weights_)
+    _, g = log_likelihood(data, w)
+    layout = crf._state_layout
+    grad = -np.concatenate((layout.from_dense(g.state), g.chain))
+    x = np.concatenate((layout.from_dense(w.state), w.chain))
+    grad += 2 * c2 * x
+    nonzero = x != 0
+    worst_nonzero = np.abs(grad[nonzero] + c1 * np.sign(x[nonzero])).max()
+    worst_zero = (np.abs(grad[~nonzero]) - c1).max() if (~nonzero).any() else -np.inf
+    return max(worst_nonzero, worst_zero), int(nonzero.sum())
+
+
+def test_owlqn_reaches_the_l1_optimum():
+    X, y = _corpus()
+    c1, c2 = 1.0, 0.05
+    crf = CRF(algorithm="lbfgs", c1=c1, c2=c2, epsilon=1e-9, delta=0.0,
+              max_iterations=3000).fit(X, y)
+    violation, n_nonzero = _kkt_violation(crf, X, y, c1, c2)
+    assert violation < 1e-3
+    n_kept = crf._state_layout.size + len(crf.classes_) * (len(crf.classes_) + 2)
+    # L1 zeroes most of the rare attributes' weights, exactly.
+    assert n_nonzero < 0.5 * n_kept
+    assert crf.size_ == n_nonzero
+
+
+def test_owlqn_matches_split_variable_lbfgsb_on_the_objective():
+    X, y = _corpus(40)
+    c1, c2 = 0.5, 0.1
+    crf = CRF(algorithm="lbfgs", c1=c1, c2=c2, epsilon=1e-10, delta=0.0,
+              max_iterations=5000).fit(X, y)
+    F = crf.training_log_.last_iteration["objective"]
+
+    from scipy.optimize import minimize
+
+    from fastcrf._lbfgs import _Objective
+
+    data = _data(X, y)
+    layout = StateLayout.for_training(data, None)
+    K = data.n_labels
+    fun = _Objective(data, layout, np.ones(K * K + 2 * K), c2, None)
+    n = layout.size + K * K + 2 * K
+
+    def split(z):
+        f, g = fun(z[:n] - z[n:])
+        return f + c1 * z.sum(), np.concatenate((g + c1, -g + c1))
+
+    ref = minimize(split, np.zeros(2 * n), jac=True, method="L-BFGS-B",
+                   bounds=[(0, None)] * (2 * n),
+                   options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 50000,
+                            "maxfun": 100000})
+    assert F == pytest.approx(ref.fun, rel=1e-6)
+    assert F <= ref.fun * (1 + 1e-9)
+
+
+def test_lbfgs_results_do_not_depend_on_n_jobs():
+    X, y = _corpus(120)
+    a = CRF(algorithm="lbfgs", c1=0.2, c2=0.05, max_iterations=30, n_jobs=1).fit(X, y)
+    b = CRF(algorithm="lbfgs", c1=0.2, c2=0.05, max_iterations=30, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(a._state, b._state)
+    np.testing.assert_array_equal(a.transition_weights_, b.transition_weights_)
+
+
+def test_lbfgs_verbose_reports_a_failed_line_search_in_words(capsys):
+    X, y = _corpus(20)
+    # delta=0, epsilon=0: only the line search can end this run.
+    CRF(algorithm="lbfgs", c1=0.5, c2=0.0, epsilon=0.0, delta=0.0, max_iterations=5000,
+        verbose=True).fit(X, y)
+    out = capsys.readouterr().out
+    assert "no step along the search direction lowered the objective" in out
+    assert "error code" not in out
