@@ -23,7 +23,7 @@ import numpy as np
 from . import _sparse
 from ._parallel import effective_n_threads
 from ._train.owlqn import minimize_owlqn
-from ._training import Weights, _forward_pass, attribute_index, sum_of_squares
+from ._training import Weights, _forward_pass, sum_of_squares
 
 
 @dataclass
@@ -56,7 +56,7 @@ class _Objective:
         self.c2 = float(c2)
         self.n_jobs = n_jobs
         self.n_threads = effective_n_threads(n_jobs)
-        self.csc = attribute_index(data.features)
+        self.part_bounds = attribute_parts(data.features, self.n_threads)
         n = self.n_state + len(chain_mask)
         self.grad = np.empty(n)
         self.work = np.empty(n)
@@ -71,8 +71,11 @@ class _Objective:
         except FloatingPointError:
             # Scores out of range at a trial point: the line searches step back.
             return np.inf, grad
-        _sparse.layout_gradient(*self.csc, marg, self.data.labels, L.stride, L.n_dense,
-                                L.tail_ptr, L.tail_labels, grad[:n_state], self.n_threads)
+        f = self.data.features
+        _sparse.layout_gradient(f.attr_ids, f.values, f.token_offsets, marg,
+                                self.data.labels, L.stride, L.n_dense, L.tail_ptr,
+                                L.tail_labels, self.part_bounds, grad[:n_state],
+                                self.n_threads)
         del marg
         np.sum(chunks, axis=0, out=grad[n_state:])
         # The log-likelihood's gradient, turned into the objective's.
@@ -86,6 +89,25 @@ class _Objective:
             grad += self.work
             f += self.c2 * sum_of_squares(x)
         return f, grad
+
+
+def attribute_parts(features, n_parts):
+    """Bounds of ``n_parts`` ranges of attribute ids holding about as many entries.
+
+    The work items of :func:`fastcrf._sparse.layout_gradient`; they do not change its
+    result, only how the work is shared.
+
+    Returns
+    -------
+    ndarray of shape (n_parts + 1,), int64
+    """
+    A = features.n_attributes
+    counts = np.bincount(features.attr_ids, minlength=A)
+    cum = np.cumsum(counts)
+    total = int(cum[-1]) if A else 0
+    inner = np.searchsorted(cum, [total * p // n_parts for p in range(1, n_parts)],
+                            side="right")
+    return np.concatenate(([0], inner, [A])).astype(np.int64)
 
 
 def fit_lbfgs(data, settings, *, layout, chain_mask, n_jobs=None, callback=None, log=None):

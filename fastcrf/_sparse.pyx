@@ -267,63 +267,78 @@ def state_gradient(
 
 
 def layout_gradient(
-    const int64_t[::1] attr_ptr,           # IN  [A + 1] CSC: entries of attribute a are
-                                           #     attr_ptr[a] .. attr_ptr[a + 1] - 1
-    const int64_t[::1] entry_token,        # IN  [n_entries] token of each (sorted) entry
-    const double[::1] entry_value,         # IN  [n_entries] value of each entry; empty: 1.0
+    const int32_t[::1] ids,                # IN  [n_entries] attribute id of each entry
+    const double[::1] vals,                # IN  [n_entries] value of each entry; empty: 1.0
+    const int64_t[::1] tok_off,            # IN  [n_tokens + 1] entries of token t are
+                                           #     tok_off[t] .. tok_off[t + 1] - 1
     const double[:, ::1] marg,             # IN  [n_tokens][K] P(y_t = k)
     const int64_t[::1] labels,             # IN  [n_tokens]
     Py_ssize_t S,                          # IN  dense row stride (K padded)
     Py_ssize_t D,                          # IN  attributes < D own a dense row
     const int64_t[::1] tail_ptr,           # IN  [A - D + 1] tail attribute a keeps the
     const int32_t[::1] tail_label,         # IN  labels tail_label[tail_ptr[a - D] ..]
+    const int64_t[::1] part_bounds,        # IN  [P + 1] part p is attributes
+                                           #     part_bounds[p] .. part_bounds[p + 1] - 1
     double[::1] grad_out,                  # OUT [D * S + n_tail] the gradient, flat in the
                                            #     layout (fastcrf._layout.StateLayout)
     int n_threads,
 ):
     """Gradient of the log-likelihood with respect to the state weights of a layout.
 
-    As :func:`state_gradient`, written straight into the layout's flat vector: a
-    dense row (padding 0) for attributes ``< D``, one value per kept label for the
-    others.  Each attribute is summed by one thread in entry order, so the result
-    does not depend on ``n_threads``.
+        grad[a][k] = sum over entries (t, a, v) of  v * ([y_t == k] - P(y_t = k))
+
+    written straight into the layout's flat vector: a dense row (padding 0) for
+    attributes ``< D``, one value per kept label for the others.  Each part of the
+    attributes is one work item: its thread scans the tokens in order and adds the
+    entries of its attributes, so every weight sums its entries in token order
+    whatever the parts and the thread count (the result equals
+    :func:`state_gradient`'s, bitwise).  The marginals are read in order, not
+    gathered by attribute.
     """
-    cdef Py_ssize_t A = attr_ptr.shape[0] - 1
+    cdef Py_ssize_t n_tokens = tok_off.shape[0] - 1
     cdef Py_ssize_t K = marg.shape[1]
-    cdef Py_ssize_t a, k, j, j0, j1
-    cdef int64_t e, tok, y
+    cdef Py_ssize_t n_parts = part_bounds.shape[0] - 1
+    cdef Py_ssize_t p, t, k, j, j0, j1
+    cdef int64_t e, lo, hi, a, y, z0, z1
     cdef double v
     cdef double* g
-    cdef const double* p
-    cdef int unit = entry_value.shape[0] == 0
+    cdef double* tail = &grad_out[0] + D * S
+    cdef const double* P
+    cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
     with nogil:
-        for a in prange(A, schedule="static", num_threads=n_threads):
-            if a < D:
-                g = &grad_out[a * S]
-                for k in range(S):
-                    g[k] = 0.0
-                for e in range(attr_ptr[a], attr_ptr[a + 1]):
-                    tok = entry_token[e]
-                    v = entry_value[e] if unit == 0 else 1.0
-                    p = &marg[tok, 0]
-                    for k in range(K):
-                        g[k] -= v * p[k]
-                    g[labels[tok]] += v
-            else:
-                j0 = tail_ptr[a - D]
-                j1 = tail_ptr[a - D + 1]
-                g = &grad_out[D * S]
-                for j in range(j0, j1):
-                    g[j] = 0.0
-                for e in range(attr_ptr[a], attr_ptr[a + 1]):
-                    tok = entry_token[e]
-                    v = entry_value[e] if unit == 0 else 1.0
-                    p = &marg[tok, 0]
-                    y = labels[tok]
-                    for j in range(j0, j1):
-                        g[j] -= v * p[tail_label[j]]
-                        if tail_label[j] == y:
-                            g[j] += v
+        for p in prange(n_parts, schedule="dynamic", chunksize=1, num_threads=n_threads):
+            lo = part_bounds[p]
+            hi = part_bounds[p + 1]
+            # Zero the part's weights: its dense rows, then its tail entries.
+            z0 = lo * S if lo < D else D * S
+            z1 = hi * S if hi < D else D * S
+            if hi > D:
+                z1 = D * S + tail_ptr[hi - D]
+            if lo > D:
+                z0 = D * S + tail_ptr[lo - D]
+            for e in range(z0, z1):
+                grad_out[e] = 0.0
+            for t in range(n_tokens):
+                P = &marg[t, 0]
+                y = labels[t]
+                for e in range(tok_off[t], tok_off[t + 1]):
+                    a = ip[e]
+                    if a < lo or a >= hi:
+                        continue
+                    v = vp[e] if vp != NULL else 1.0
+                    if a < D:
+                        g = &grad_out[0] + a * S
+                        for k in range(K):
+                            g[k] -= v * P[k]
+                        g[y] += v
+                    else:
+                        j0 = tail_ptr[a - D]
+                        j1 = tail_ptr[a - D + 1]
+                        for j in range(j0, j1):
+                            tail[j] -= v * P[tail_label[j]]
+                            if tail_label[j] == y:
+                                tail[j] += v
 
 
 # --------------------------------------------------------------------------- #

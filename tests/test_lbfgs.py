@@ -6,6 +6,7 @@ import pytest
 from crf_data import sample_hmm
 from fastcrf import CRF
 from fastcrf import _sparse
+from fastcrf._lbfgs import attribute_parts
 from fastcrf._encoding import encode, encode_labels, fit_encode
 from fastcrf._layout import StateLayout
 from fastcrf._training import (TrainingData, Weights, _forward_pass, attribute_index,
@@ -49,13 +50,19 @@ def test_layout_gradient_is_the_dense_gradient_of_the_kept_pairs(all_states):
     csc = attribute_index(data.features)
     dense = np.empty((data.features.n_attributes, K))
     _sparse.state_gradient(*csc, marg, data.labels, dense, 1)
+    f = data.features
     out = {}
-    for n_threads in (1, 2):
+    # Neither the parts nor the threads that run them change the result.
+    for n_parts, n_threads in ((1, 1), (2, 2), (5, 2), (3, 1)):
         grad = np.full(layout.size, np.nan)
-        _sparse.layout_gradient(*csc, marg, data.labels, layout.stride, layout.n_dense,
-                                layout.tail_ptr, layout.tail_labels, grad, n_threads)
-        out[n_threads] = grad
-    np.testing.assert_array_equal(out[1], out[2])
+        _sparse.layout_gradient(f.attr_ids, f.values, f.token_offsets, marg, data.labels,
+                                layout.stride, layout.n_dense, layout.tail_ptr,
+                                layout.tail_labels, attribute_parts(f, n_parts), grad,
+                                n_threads)
+        out[n_parts, n_threads] = grad
+    for key in out:
+        np.testing.assert_array_equal(out[key], out[1, 1])
+    out[1] = out[1, 1]
     # Same operations in the same order as the dense kernel: equal bitwise.
     np.testing.assert_array_equal(out[1], layout.from_dense(dense))
     if all_states is None:
