@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core, _sparse
 from ._encode import renumber_ids
-from ._encoding import EncodedSequences
+from ._encoding import EncodedSequences, encode_labels, fit_encode
 from ._layout import dense_kernel_args
 from ._parallel import effective_n_threads
 
@@ -86,6 +86,41 @@ class TrainingData:
         sub = EncodedSequences(new_id[f.attr_ids], f.values.copy(),
                                f.token_offsets, f.seq_offsets, len(used))
         return TrainingData(sub, self.labels, self.n_labels, self.max_length), used
+
+
+def encode_training(X, y, min_freq, n_jobs):
+    """Encode a training set: ``(vocabulary, classes, data)``.
+
+    The attributes occurring at least ``min_freq`` times are numbered by decreasing
+    frequency (:func:`sort_by_frequency`); ``classes`` are the labels in code order.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For malformed ``X`` or ``y``, or when no attribute is frequent enough.
+    """
+    vocabulary, features = sort_by_frequency(
+        *fit_encode(X, min_freq=min_freq, dense_values=False, n_jobs=n_jobs))
+    classes, labels = encode_labels(y, lengths=features.lengths)
+    data = TrainingData.build(features, labels, len(classes))
+    if data.features.n_attributes == 0:
+        raise ValueError(f"no attribute occurs at least min_freq={min_freq} times")
+    return vocabulary, classes, data
+
+
+def chain_mask(data, all_transitions):
+    """1.0 for the trainable transition / start / end scores: all of them, or with
+    ``all_transitions`` False only the transitions of label bigrams seen in ``data``."""
+    K = data.n_labels
+    mask = np.ones(K * K + 2 * K)
+    if not all_transitions:
+        seen = np.zeros((K, K))
+        y = data.labels
+        same_seq = np.ones(len(y) - 1, dtype=bool) if len(y) > 1 else np.zeros(0, bool)
+        same_seq[data.features.seq_offsets[1:-1] - 1] = False
+        seen[y[:-1][same_seq], y[1:][same_seq]] = 1.0
+        mask[: K * K] = seen.ravel()
+    return mask
 
 
 def drop_unit_values(features):

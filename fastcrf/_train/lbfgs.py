@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._training import Weights, attribute_index, log_likelihood, sum_of_squares
+from .._training import Weights, attribute_index, log_likelihood, sum_of_squares
+from .base import LayoutWeights, Trainer, pick_fields, state_mask
 
 
 @dataclass
@@ -31,28 +32,36 @@ class LBFGSSettings:
     delta: float = 1e-5
     max_linesearch: int = 20
 
+    @classmethod
+    def from_params(cls, params):
+        """The settings of the estimator's validated parameters."""
+        return pick_fields(cls, params)
+
 
 class _Stop(Exception):
     pass
 
 
-def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callback=None):
+def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=None,
+              callback=None, log=None):
     """Train by L-BFGS-B.
 
     Parameters
     ----------
     data : TrainingData
     settings : LBFGSSettings
-    state_mask : ndarray of shape (A, K) or None
-        1.0 for trainable state weights (None: all).
+    layout : StateLayout
+        The trainable state weights; the others stay 0.
     chain_mask : ndarray of shape (K*K + 2K,)
+    random_state, log
+        Unused (the trainer contract's arguments; L-BFGS is deterministic and quiet).
     n_jobs : int or None
     callback : callable, optional
         ``callback(iteration, info, weights_fn)``; returning True stops training.
 
     Returns
     -------
-    weights : Weights
+    weights : LayoutWeights
     n_iterations : int
     """
     from scipy.optimize import Bounds, minimize
@@ -63,9 +72,10 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
     n = n_state + K * K + 2 * K
     # Fixed weights (all_possible_states / _transitions=False) get a zero gradient; no
     # n-sized mask at all in the common all-trainable case.
+    trainable = state_mask(layout)
     mask = None
-    if state_mask is not None or not np.all(chain_mask == 1.0):
-        mask = np.concatenate((np.ones(n_state) if state_mask is None else state_mask.ravel(),
+    if trainable is not None or not np.all(chain_mask == 1.0):
+        mask = np.concatenate((np.ones(n_state) if trainable is None else trainable.ravel(),
                                chain_mask))
     csc = attribute_index(data.features)
     c1, c2 = float(settings.c1), float(settings.c2)
@@ -79,6 +89,9 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
 
     def as_weights(w):
         return Weights.from_flat(w[:n_state].reshape(A, K), w[n_state:])
+
+    def in_layout(w):
+        return LayoutWeights.from_dense(layout, w[:n_state].reshape(A, K), w[n_state:])
 
     def fun(x):
         w = signed(x)
@@ -117,7 +130,7 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
             "active_features": int(np.count_nonzero(w)),
             "seconds": time.perf_counter() - started,
         }
-        if callback is not None and callback(iteration, info, lambda: as_weights(w.copy())):
+        if callback is not None and callback(iteration, info, lambda: in_layout(w)):
             raise StopIteration
         if cache.get("grad_norm", np.inf) / max(norm, 1.0) < settings.epsilon:
             raise StopIteration
@@ -138,4 +151,11 @@ def fit_lbfgs(data, settings, *, state_mask=None, chain_mask, n_jobs=None, callb
     )
     if not np.all(np.isfinite(result.x)):
         raise FloatingPointError("L-BFGS produced non-finite weights")
-    return as_weights(signed(result.x)), iteration
+    return in_layout(signed(result.x)), iteration
+
+
+# CRFsuite's own defaults (what sklearn-crfsuite gets when it passes None).
+LBFGS = Trainer("lbfgs", LBFGSSettings, fit_lbfgs,
+                defaults={"c1": 0.0, "c2": 0.5, "max_iterations": None, "period": 10,
+                          "delta": 1e-5},
+                supports_l1=True)
