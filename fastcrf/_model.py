@@ -3,8 +3,9 @@
 :class:`CRFModel` is what :meth:`fastcrf.CRF.fit` produces and what a model file
 holds (fastcrf._persist); the estimator keeps one and forwards its prediction
 methods to it.  Prediction runs the compiled sparse drivers (fastcrf._sparse) over
-encoded sequences; :func:`check_scores` is the one place where their status codes
-become exceptions.
+encoded sequences (Viterbi here, forward-backward through
+fastcrf._training.forward_backward); :func:`check_scores` is the one place where their
+status codes become prediction errors.
 """
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from . import _sparse
 from ._encoding import EncodedSequences, encode
 from ._layout import StateLayout
-from ._training import drop_unit_values, n_threads_for, split_chain
+from ._training import drop_unit_values, forward_backward, n_threads_for, split_chain
 
 
 class TrainingLog:
@@ -87,14 +88,11 @@ def marginals(layout, state, chain, features, n_jobs=None):
     """``P(y_t = k | x)`` of every token of an encoded batch: (n_tokens, K) float64."""
     n_seq = features.n_sequences
     K = layout.n_labels
-    marg = np.zeros((features.n_tokens, K))
     if n_seq == 0:
-        return marg
-    status = _sparse.forward_backward(
-        *layout.kernel_args(state), features.attr_ids, features.values,
-        features.token_offsets, features.seq_offsets, np.zeros(0, dtype=np.int64),
-        *split_chain(chain, K), int(features.lengths.max()), np.zeros(n_seq),
-        np.zeros(n_seq), marg, np.zeros((0, 0)), n_threads_for(n_jobs, n_seq))
+        return np.zeros((features.n_tokens, K))
+    status, _, _, marg, _ = forward_backward(
+        layout.kernel_args(state), chain, K, features, np.zeros(0, dtype=np.int64),
+        int(features.lengths.max()), n_jobs, marginals=True, chain_sums=False)
     check_scores(status)
     return marg
 
