@@ -31,7 +31,7 @@ def corpus():
 def test_every_trainer_returns_weights_in_the_layout(name, corpus):
     X, y = corpus
     p = resolve({**CRF(algorithm=name).get_params(), "max_iterations": 3})
-    vocabulary, classes, data = encode_training(X, y, 0.0, None)
+    _, classes, data = encode_training(X, y, 0.0, None)
     K = len(classes)
     layout = StateLayout.for_training(data, False)  # a tail: not every pair is kept
     assert layout.n_dense < layout.n_attributes

@@ -38,31 +38,13 @@ class LBFGSSettings:
         return pick_fields(cls, params)
 
 
-class _Stop(Exception):
-    pass
-
-
 def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=None,
               callback=None, log=None):
-    """Train by L-BFGS-B.
+    """Train by L-BFGS-B: the ``fit`` of the trainer contract
+    (:class:`fastcrf._train.base.Trainer`), with ``settings`` an :class:`LBFGSSettings`.
 
-    Parameters
-    ----------
-    data : TrainingData
-    settings : LBFGSSettings
-    layout : StateLayout
-        The trainable state weights; the others stay 0.
-    chain_mask : ndarray of shape (K*K + 2K,)
-    random_state, log
-        Unused (the trainer contract's arguments; L-BFGS is deterministic and quiet).
-    n_jobs : int or None
-    callback : callable, optional
-        ``callback(iteration, info, weights_fn)``; returning True stops training.
-
-    Returns
-    -------
-    weights : LayoutWeights
-    n_iterations : int
+    ``random_state`` and ``log`` are unused (L-BFGS is deterministic and quiet); the
+    callback's ``info`` also holds ``active_features``.
     """
     from scipy.optimize import Bounds, minimize
 

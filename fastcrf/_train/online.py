@@ -43,26 +43,12 @@ class OnlineSettings:
 
 def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
                callback=None, log=None):
-    """Train by averaged perceptron or passive-aggressive.
+    """Train by averaged perceptron or passive-aggressive: the ``fit`` of the trainer
+    contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
+    :class:`OnlineSettings`.
 
-    Parameters
-    ----------
-    data : TrainingData
-    settings : OnlineSettings
-    layout : StateLayout
-        The trainable state weights; the others stay 0.
-    chain_mask : ndarray of shape (K*K + 2K,)
-    random_state : numpy.random.Generator
-        Shuffles the sequences every epoch.
-    n_jobs, log
-        Unused (the trainer contract's arguments; the loop is serial and quiet).
-    callback : callable, optional
-        ``callback(epoch, info, weights_fn)``; returning True stops training.
-
-    Returns
-    -------
-    weights : LayoutWeights
-    n_epochs : int
+    ``random_state`` shuffles the sequences every epoch; ``n_jobs`` and ``log`` are
+    unused (the loop is serial and quiet).
     """
     f = data.features
     A, K = f.n_attributes, data.n_labels

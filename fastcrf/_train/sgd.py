@@ -328,29 +328,12 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
 
 def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             callback=None, log=None):
-    """Train by (averaged) SGD.
+    """Train by (averaged) SGD: the ``fit`` of the trainer contract
+    (:class:`fastcrf._train.base.Trainer`), with ``settings`` an :class:`SGDSettings`.
 
-    Parameters
-    ----------
-    data : TrainingData
-    settings : SGDSettings
-    layout : StateLayout
-        The trainable state weights; the others stay 0.
-    chain_mask : ndarray of shape (K*K + 2K,)
-        1.0 for trainable transition / start / end scores, 0.0 for fixed ones.
-    random_state : numpy.random.Generator
-    n_jobs : int or None
-    callback : callable, optional
-        ``callback(epoch, info, weights_fn)`` after every epoch, where ``info`` is a
-        dict (loss, objective, norm, seconds, eta0) and ``weights_fn()`` returns the
-        weights the model would have now; returning True stops training.
-    log : callable, optional
-        Receives progress messages (calibration trials).
-
-    Returns
-    -------
-    weights : LayoutWeights
-    n_epochs : int
+    ``random_state`` shuffles every epoch and samples the calibration set; the
+    callback's ``info`` also holds the step size ``eta0``; ``log`` receives the
+    calibration trials.
     """
     n = data.n_sequences
     lam = 2.0 * settings.c2 / n
