@@ -20,6 +20,7 @@ from ._training import chain_mask, encode_training
 #: The implemented ``algorithm`` values.
 ALGORITHMS = tuple(TRAINERS)
 
+
 class NotFittedError(ValueError, AttributeError):
     """Raised when a CRF is used before it is fitted (as scikit-learn's)."""
 
@@ -244,12 +245,14 @@ calibration_max_trials
         methodcaller("state_weights"),
         "The state weights as an ``(n_attributes, n_labels)`` array (0 for the pairs the "
         "model does not keep).  Built on each access: the model keeps only the kept pairs.")
-    transition_weights_ = _fitted(attrgetter("transitions"),
-                                  "``[i, j]`` scores ``classes_[i]`` followed by ``classes_[j]``.")
+    transition_weights_ = _fitted(
+        attrgetter("transitions"),
+        "``[i, j]`` scores ``classes_[i]`` followed by ``classes_[j]``.")
     start_weights_ = _fitted(attrgetter("start"), "Scores of a sequence's first label.")
     end_weights_ = _fitted(attrgetter("end"), "Scores of a sequence's last label.")
-    state_features_ = _fitted(methodcaller("state_features"),
-                              "``{(attribute, label): weight}`` for every non-zero state weight.")
+    state_features_ = _fitted(
+        methodcaller("state_features"), "``{(attribute, label): weight}`` for every non-zero "
+        "state weight.")
     transition_features_ = _fitted(methodcaller("transition_features"),
                                    "``{(label_from, label_to): weight}`` for every label pair.")
     size_ = _fitted(methodcaller("n_nonzero"), "Number of non-zero weights.")

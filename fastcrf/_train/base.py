@@ -15,8 +15,8 @@ start, end).  That is the model's own representation, so the estimator stores it
 it is, whatever the algorithm.
 """
 
-from dataclasses import dataclass, field, fields
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
