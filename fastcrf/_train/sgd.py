@@ -82,21 +82,25 @@ class _State:
         # alpha, beta, gamma, t, steps
         self.scalars = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
 
-    def iterate(self):
-        """The current weights (after an epoch, when the scale is folded in)."""
-        a = self.scalars[0]
-        return Weights.from_flat(self.layout.to_dense(a * self.U), a * self.V)
-
-    def average(self):
-        """The averaged weights (valid after an epoch that ran with averaging)."""
-        return Weights.from_flat(self.layout.to_dense(self.Uhat), self.Vhat.copy())
-
     def weights(self, averaged):
-        """The averaged or the current weights as the model keeps them."""
+        """The averaged weights (valid after an epoch that ran with averaging) or the
+        current ones (after an epoch, when the scale is folded in), as the model keeps
+        them."""
         if averaged:
             return LayoutWeights(self.Uhat.copy(), self.Vhat.copy())
         a = self.scalars[0]
         return LayoutWeights(a * self.U, a * self.V)
+
+    def iterate(self):
+        """The current weights as a dense :class:`Weights` (for inspection and tests)."""
+        return self._dense(self.weights(False))
+
+    def average(self):
+        """The averaged weights as a dense :class:`Weights`."""
+        return self._dense(self.weights(True))
+
+    def _dense(self, weights):
+        return Weights.from_flat(self.layout.to_dense(weights.state), weights.chain)
 
     def squared_norm(self):
         """Squared norm of the current weights."""
