@@ -37,6 +37,7 @@ import numpy as np
 
 from ._encoding import AttributeVocabulary
 from ._layout import StateLayout
+from ._model import CRFModel, TrainingLog
 from ._version import __version__
 
 FORMAT = "fastcrf-crf"
@@ -50,8 +51,12 @@ def _json_bytes(obj):
     return np.frombuffer(json.dumps(obj, allow_nan=True).encode("utf-8"), dtype=np.uint8)
 
 
-def save_model(crf, path, metadata=None):
-    """Write a fitted :class:`fastcrf.CRF` to ``path`` atomically."""
+def save_model(model, path, *, params, metadata=None):
+    """Write ``model`` (a :class:`fastcrf._model.CRFModel`) to ``path`` atomically.
+
+    ``params``: the estimator's parameters, kept in the header (values JSON cannot
+    hold are stored as None); ``metadata``: a JSON-serialisable dict or None.
+    """
     path = os.fspath(path)
     if metadata is not None:
         if not isinstance(metadata, dict):
@@ -60,29 +65,26 @@ def save_model(crf, path, metadata=None):
             metadata_json = _json_bytes(metadata)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"metadata must be JSON-serialisable: {exc}") from None
-    params = {}
-    for name, value in crf.get_params().items():
-        if value is None or isinstance(value, (bool, int, float, str)):
-            params[name] = value
-        else:  # e.g. a Generator as random_state: not representable, not needed
-            params[name] = None
-    log = crf.training_log_
+    params = {name: value if value is None or isinstance(value, (bool, int, float, str))
+              # e.g. a Generator as random_state: not representable, not needed
+              else None for name, value in params.items()}
+    log = model.training_log
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "fastcrf_version": __version__,
-        "classes": list(crf.classes_),
+        "classes": list(model.classes),
         "params": params,
-        "n_iter": int(crf.n_iter_),
+        "n_iter": int(model.n_iter),
         "training_log": {"algorithm": log.algorithm, "iterations": log.iterations},
     }
     arrays = {
         "header.json": _json_bytes(header),
-        "attributes.json": _json_bytes(crf.vocabulary_.names),
-        **_state_arrays(crf._state_layout, crf._state),
-        "transitions": np.ascontiguousarray(crf.transition_weights_, dtype=np.float64),
-        "start": np.ascontiguousarray(crf.start_weights_, dtype=np.float64),
-        "end": np.ascontiguousarray(crf.end_weights_, dtype=np.float64),
+        "attributes.json": _json_bytes(model.vocabulary.names),
+        **_state_arrays(model.layout, model.state),
+        "transitions": np.ascontiguousarray(model.transitions, dtype=np.float64),
+        "start": np.ascontiguousarray(model.start, dtype=np.float64),
+        "end": np.ascontiguousarray(model.end, dtype=np.float64),
     }
     if metadata is not None:
         arrays["metadata.json"] = metadata_json
@@ -102,8 +104,16 @@ def save_model(crf, path, metadata=None):
         raise
 
 
-def load_model(cls, path):
-    """Read a model written by :func:`save_model`; see the module docstring."""
+def load_model(path):
+    """Read a model written by :func:`save_model`; see the module docstring.
+
+    Returns
+    -------
+    model : CRFModel
+        With the file's metadata (an empty dict when it has none).
+    params : dict
+        The estimator parameters the header holds.
+    """
     path = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -159,18 +169,13 @@ def load_model(cls, path):
         raise ValueError(f"{path!r}: the attribute list is malformed ({exc})") from None
 
     params = header.get("params") or {}
-    valid = set(cls._get_param_names())
-    crf = cls(**{k: v for k, v in params.items() if k in valid})
-    from ._estimator import TrainingLog
-
     log_data = header.get("training_log") or {}
     log = TrainingLog(log_data.get("algorithm", params.get("algorithm")))
     log.iterations = list(log_data.get("iterations", []))
     chain = np.concatenate([arrays[name].ravel() for name in _CHAIN])
-    crf._set_fitted(vocabulary, classes, layout, state, chain, log,
-                    int(header.get("n_iter", 0)))
-    crf.metadata_ = metadata
-    return crf
+    model = CRFModel(classes, vocabulary, layout, state, chain, training_log=log,
+                     n_iter=int(header.get("n_iter", 0)), metadata=metadata)
+    return model, params
 
 
 def _read_json(arr, path, what):

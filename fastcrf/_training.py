@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core, _sparse
 from ._encode import renumber_ids
-from ._encoding import EncodedSequences
+from ._encoding import EncodedSequences, encode_labels, fit_encode
 from ._layout import dense_kernel_args
 from ._parallel import effective_n_threads
 
@@ -86,6 +86,41 @@ class TrainingData:
         sub = EncodedSequences(new_id[f.attr_ids], f.values.copy(),
                                f.token_offsets, f.seq_offsets, len(used))
         return TrainingData(sub, self.labels, self.n_labels, self.max_length), used
+
+
+def encode_training(X, y, min_freq, n_jobs):
+    """Encode a training set: ``(vocabulary, classes, data)``.
+
+    The attributes occurring at least ``min_freq`` times are numbered by decreasing
+    frequency (:func:`sort_by_frequency`); ``classes`` are the labels in code order.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For malformed ``X`` or ``y``, or when no attribute is frequent enough.
+    """
+    vocabulary, features = sort_by_frequency(
+        *fit_encode(X, min_freq=min_freq, dense_values=False, n_jobs=n_jobs))
+    classes, labels = encode_labels(y, lengths=features.lengths)
+    data = TrainingData.build(features, labels, len(classes))
+    if data.features.n_attributes == 0:
+        raise ValueError(f"no attribute occurs at least min_freq={min_freq} times")
+    return vocabulary, classes, data
+
+
+def chain_mask(data, all_transitions):
+    """1.0 for the trainable transition / start / end scores: all of them, or with
+    ``all_transitions`` False only the transitions of label bigrams seen in ``data``."""
+    K = data.n_labels
+    mask = np.ones(K * K + 2 * K)
+    if not all_transitions:
+        seen = np.zeros((K, K))
+        y = data.labels
+        same_seq = np.ones(len(y) - 1, dtype=bool) if len(y) > 1 else np.zeros(0, bool)
+        same_seq[data.features.seq_offsets[1:-1] - 1] = False
+        seen[y[:-1][same_seq], y[1:][same_seq]] = 1.0
+        mask[: K * K] = seen.ravel()
+    return mask
 
 
 def drop_unit_values(features):
@@ -226,22 +261,54 @@ def log_likelihood_of_flat(data, layout, state, chain, n_jobs=None):
 
 def _forward_pass(data, state_args, chain, n_jobs, with_gradient):
     # (log-likelihood, node marginals, per-chunk chain gradients) from one compiled pass.
-    f = data.features
-    K = data.n_labels
-    n_seq = f.n_sequences
-    n_threads = n_threads_for(n_jobs, n_seq)
-    n_chunks = -(-n_seq // _core.chunk_size())
-    logz = np.zeros(n_seq)
-    score = np.zeros(n_seq)
-    marg = np.zeros((f.n_tokens, K) if with_gradient else (0, K))
-    chunks = np.zeros((n_chunks, K * K + 2 * K) if with_gradient else (0, 0))
-    status = _sparse.forward_backward(
-        *state_args, f.attr_ids, f.values, f.token_offsets, f.seq_offsets, data.labels,
-        *split_chain(np.asarray(chain, dtype=np.float64), K), data.max_length,
-        logz, score, marg, chunks, n_threads)
+    status, logz, score, marg, chunks = forward_backward(
+        state_args, chain, data.n_labels, data.features, data.labels, data.max_length,
+        n_jobs, marginals=with_gradient, chain_sums=with_gradient)
     if status != 0:
         raise FloatingPointError("the scores of a sequence are not finite or exceed 1e150")
     return float(score.sum() - logz.sum()), marg, chunks
+
+
+def forward_backward(state_args, chain, n_labels, features, labels, max_length, n_jobs, *,
+                     marginals, chain_sums):
+    """One compiled forward-backward pass over an encoded batch (the one place that
+    calls the sparse driver).
+
+    Parameters
+    ----------
+    state_args : tuple
+        The state weights as :meth:`fastcrf._layout.StateLayout.kernel_args` gives them.
+    chain : ndarray of shape (K*K + 2K,)
+    n_labels : int
+    features : EncodedSequences
+    labels : ndarray of shape (n_tokens,) or (0,), int64
+        Gold label codes (their path scores and chain counts), or empty.
+    max_length : int
+        Length of the longest sequence of ``features``.
+    n_jobs : int or None
+    marginals, chain_sums : bool
+        Whether to compute the node marginals / the per-chunk chain gradients.
+
+    Returns
+    -------
+    status : int
+        0, or -1 when some scores are not finite or exceed 1e150.
+    logz, score : ndarray of shape (n_sequences,)
+    marg : ndarray of shape (n_tokens, K), or (0, K)
+    chunks : ndarray of shape (n_chunks, K*K + 2K), or (0, 0)
+    """
+    K = n_labels
+    n_seq = features.n_sequences
+    n_chunks = -(-n_seq // _core.chunk_size())
+    logz = np.zeros(n_seq)
+    score = np.zeros(n_seq)
+    marg = np.zeros((features.n_tokens, K) if marginals else (0, K))
+    chunks = np.zeros((n_chunks, K * K + 2 * K) if chain_sums else (0, 0))
+    status = _sparse.forward_backward(
+        *state_args, features.attr_ids, features.values, features.token_offsets,
+        features.seq_offsets, labels, *split_chain(np.asarray(chain, dtype=np.float64), K),
+        max_length, logz, score, marg, chunks, n_threads_for(n_jobs, n_seq))
+    return status, logz, score, marg, chunks
 
 
 def attribute_index(features):

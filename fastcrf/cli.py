@@ -269,7 +269,7 @@ def _cmd_train(args):
     crf.fit(features, y, *(dev or ()))
     fit_time = time.perf_counter() - t0
     K = len(crf.classes_)
-    n_weights = crf._state_layout.n_weights + K * K + 2 * K
+    n_weights = crf._model.n_weights
     _say(f"trained in {fit_time:.1f} s ({n_tokens * crf.n_iter_ / max(fit_time, 1e-9):,.0f} "
          f"tokens/s over {crf.n_iter_} epochs/iterations): {K} labels, "
          f"{crf.num_attributes_:,} attributes, {n_weights:,} weights "
@@ -417,7 +417,7 @@ def _cmd_info(args):
     print(f"model: {args.model} ({_size(args.model)})")
     print(f"labels ({K}): {' '.join(labels)}")
     print(f"attributes: {A:,}")
-    print(f"weights: {crf._state_layout.n_weights + K * K + 2 * K:,} "
+    print(f"weights: {crf._model.n_weights:,} "
           f"({crf.size_:,} non-zero)")
     shown = {k: v for k, v in crf.get_params().items()
              if v is not None and k not in ("algorithm", "verbose", "model_filename",

@@ -1,6 +1,7 @@
 """fastcrf.CRF through its public API: learning, the sklearn-crfsuite interface,
 validation, persistence and scikit-learn interoperability."""
 
+import dataclasses
 import io
 import os
 import pickle
@@ -13,6 +14,7 @@ from crf_data import hmm_viterbi_accuracy, sample_hmm
 
 import fastcrf
 from fastcrf import CRF, NotFittedError
+from fastcrf._train import TRAINERS
 
 ALGORITHMS = ["asgd", "lbfgs", "l2sgd", "ap", "pa"]
 
@@ -334,7 +336,8 @@ def test_failed_fit_keeps_the_previous_model(fitted, hmm, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("fastcrf._estimator.fit_sgd", interrupted)
+    monkeypatch.setitem(TRAINERS, "asgd", dataclasses.replace(TRAINERS["asgd"],
+                                                              fit=interrupted))
     with pytest.raises(KeyboardInterrupt):
         crf.fit(X[:10], [["L0"] * len(s) for s in X[:10]])
     assert crf.predict(X_test) == before
@@ -454,15 +457,37 @@ def test_version_1_files_still_load(fitted, tmp_path, hmm):
     assert [list(p) for p in old.predict(X_test)] == [list(p) for p in fitted.predict(X_test)]
 
 
+def _old_pickle_state(crf):
+    # What the pickles of fastcrf < 0.3 held: the parameters and the fitted attributes.
+    model = crf._model
+    return {**crf.get_params(), "vocabulary_": model.vocabulary,
+            "classes_": list(model.classes), "transition_weights_": model.transitions,
+            "start_weights_": model.start, "end_weights_": model.end,
+            "training_log_": model.training_log, "n_iter_": model.n_iter, "metadata_": {}}
+
+
 def test_pickles_of_dense_models_still_load(fitted, hmm):
     # fastcrf 0.1 pickled the dense state matrix as an attribute.
-    old_state = {k: v for k, v in fitted.__dict__.items()
-                 if k not in ("_state", "_state_layout")}
+    old_state = _old_pickle_state(fitted)
     old_state["state_weights_"] = fitted.state_weights_
     old = CRF.__new__(CRF)
     old.__setstate__(old_state)
     X_test = hmm[2]
     assert [list(p) for p in old.predict(X_test)] == [list(p) for p in fitted.predict(X_test)]
+    np.testing.assert_array_equal(old.state_weights_, fitted.state_weights_)
+
+
+def test_pickles_of_layout_models_still_load(fitted, hmm):
+    # fastcrf 0.2 pickled the state layout and its flat weights as attributes.
+    old_state = _old_pickle_state(fitted)
+    old_state["_state_layout"] = fitted._model.layout
+    old_state["_state"] = fitted._model.state
+    old = CRF.__new__(CRF)
+    old.__setstate__(old_state)
+    X_test = hmm[2]
+    assert old.predict(X_test) == fitted.predict(X_test)
+    assert old.get_params() == fitted.get_params()
+    assert old.n_iter_ == fitted.n_iter_ and old.training_log_ is fitted.training_log_
     np.testing.assert_array_equal(old.state_weights_, fitted.state_weights_)
 
 

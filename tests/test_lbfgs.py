@@ -6,7 +6,7 @@ import pytest
 from crf_data import sample_hmm
 from fastcrf import CRF
 from fastcrf import _sparse
-from fastcrf._lbfgs import attribute_parts
+from fastcrf._train.lbfgs import attribute_parts
 from fastcrf._encoding import encode, encode_labels, fit_encode
 from fastcrf._layout import StateLayout
 from fastcrf._training import (TrainingData, Weights, _forward_pass, attribute_index,
@@ -70,7 +70,7 @@ def test_layout_gradient_is_the_dense_gradient_of_the_kept_pairs(all_states):
 
 
 def test_objective_gradient_matches_finite_differences():
-    from fastcrf._lbfgs import _Objective
+    from fastcrf._train.lbfgs import _Objective
 
     X, y = _corpus(40)
     data = _data(X, y)
@@ -106,7 +106,7 @@ def _kkt_violation(crf, X, y, c1, c2):
     w = Weights(crf.state_weights_, crf.transition_weights_, crf.start_weights_,
                 crf.end_weights_)
     _, g = log_likelihood(data, w)
-    layout = crf._state_layout
+    layout = crf._model.layout
     grad = -np.concatenate((layout.from_dense(g.state), g.chain))
     x = np.concatenate((layout.from_dense(w.state), w.chain))
     grad += 2 * c2 * x
@@ -123,7 +123,7 @@ def test_owlqn_reaches_the_l1_optimum():
               max_iterations=3000).fit(X, y)
     violation, n_nonzero = _kkt_violation(crf, X, y, c1, c2)
     assert violation < 1e-3
-    n_kept = crf._state_layout.size + len(crf.classes_) * (len(crf.classes_) + 2)
+    n_kept = crf._model.layout.size + len(crf.classes_) * (len(crf.classes_) + 2)
     # L1 zeroes most of the rare attributes' weights, exactly.
     assert n_nonzero < 0.5 * n_kept
     assert crf.size_ == n_nonzero
@@ -138,7 +138,7 @@ def test_owlqn_matches_split_variable_lbfgsb_on_the_objective():
 
     from scipy.optimize import minimize
 
-    from fastcrf._lbfgs import _Objective
+    from fastcrf._train.lbfgs import _Objective
 
     data = _data(X, y)
     layout = StateLayout.for_training(data, None)
@@ -162,7 +162,7 @@ def test_lbfgs_results_do_not_depend_on_n_jobs():
     X, y = _corpus(120)
     a = CRF(algorithm="lbfgs", c1=0.2, c2=0.05, max_iterations=30, n_jobs=1).fit(X, y)
     b = CRF(algorithm="lbfgs", c1=0.2, c2=0.05, max_iterations=30, n_jobs=2).fit(X, y)
-    np.testing.assert_array_equal(a._state, b._state)
+    np.testing.assert_array_equal(a._model.state, b._model.state)
     np.testing.assert_array_equal(a.transition_weights_, b.transition_weights_)
 
 

@@ -8,7 +8,7 @@ import fastcrf
 from fastcrf import _sparse
 from fastcrf._encoding import EncodedSequences
 from fastcrf._layout import StateLayout, dense_kernel_args
-from fastcrf._sgd import SGDSettings, _epoch, _part_offsets, _State
+from fastcrf._train.sgd import SGDSettings, _epoch, _part_offsets, _State
 from fastcrf._training import TrainingData, Weights, attribute_index, log_likelihood
 
 
@@ -412,7 +412,7 @@ def test_balanced_parts_share_the_entries_evenly():
 
 
 def test_thread_choice_follows_the_measured_speed():
-    from fastcrf._sgd import _ThreadChoice
+    from fastcrf._train.sgd import _ThreadChoice
 
     choice = _ThreadChoice(2)
     assert [choice.pick() for _ in range(1)] == [2]

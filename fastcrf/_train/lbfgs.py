@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _sparse
-from ._parallel import effective_n_threads
-from ._train.owlqn import minimize_owlqn
-from ._training import Weights, _forward_pass, sum_of_squares
+from .. import _sparse
+from .._parallel import effective_n_threads
+from .._training import _forward_pass, sum_of_squares
+from .base import LayoutWeights, Trainer, pick_fields
+from .owlqn import minimize_owlqn
 
 
 @dataclass
@@ -38,6 +39,11 @@ class LBFGSSettings:
     period: int = 10
     delta: float = 1e-5
     max_linesearch: int = 20
+
+    @classmethod
+    def from_params(cls, params):
+        """The settings of the estimator's validated parameters."""
+        return pick_fields(cls, params)
 
 
 class _Objective:
@@ -110,30 +116,16 @@ def attribute_parts(features, n_parts):
     return np.concatenate(([0], inner, [A])).astype(np.int64)
 
 
-def fit_lbfgs(data, settings, *, layout, chain_mask, n_jobs=None, callback=None, log=None):
-    """Train by L-BFGS (L2) or OWL-QN (L1 and elastic net).
+def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=None,
+              callback=None, log=None):
+    """Train by L-BFGS (L2) or OWL-QN (L1 and elastic net): the ``fit`` of the trainer
+    contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
+    :class:`LBFGSSettings`.
 
-    Parameters
-    ----------
-    data : TrainingData
-    settings : LBFGSSettings
-    layout : StateLayout
-        The trainable state weights; the others stay 0.
-    chain_mask : ndarray of shape (K*K + 2K,)
-        1.0 for trainable transition / start / end scores.
-    n_jobs : int or None
-    callback : callable, optional
-        ``callback(iteration, info, weights_fn)``; returning True stops training.
-        ``weights_fn()`` returns the current :class:`Weights`.
-    log : callable, optional
-        Receives a message when the optimiser stops for another reason than its
-        stopping tests (a line search that found no lower point).
-
-    Returns
-    -------
-    state : ndarray of shape (layout.size,)
-    chain : ndarray of shape (K*K + 2K,)
-    n_iterations : int
+    ``random_state`` is unused (L-BFGS is deterministic); ``log`` receives a message
+    when OWL-QN stops on a line search that found no lower point (CRFsuite's "error
+    code -998", which is how it usually ends near the optimum); the callback's
+    ``info`` also holds ``active_features``.
 
     Raises
     ------
@@ -145,7 +137,6 @@ def fit_lbfgs(data, settings, *, layout, chain_mask, n_jobs=None, callback=None,
     n_state = fun.n_state
     c1 = float(settings.c1)
     started = time.perf_counter()
-    history = []
     stop = {"iteration": 0}
 
     def split(x):
@@ -153,7 +144,6 @@ def fit_lbfgs(data, settings, *, layout, chain_mask, n_jobs=None, callback=None,
 
     def report(iteration, x, F):
         stop["iteration"] = iteration
-        history.append(F)
         info = {
             "loss": fun.loss,
             "objective": F,
@@ -162,8 +152,7 @@ def fit_lbfgs(data, settings, *, layout, chain_mask, n_jobs=None, callback=None,
             "seconds": time.perf_counter() - started,
         }
         return callback is not None and callback(
-            iteration, info,
-            lambda: Weights.from_flat(fun.layout.to_dense(x[:n_state]), x[n_state:].copy()))
+            iteration, info, lambda: LayoutWeights(*split(x)))
 
     x0 = np.zeros(n_state + K * K + 2 * K)
     if c1 > 0.0:
@@ -179,8 +168,7 @@ def fit_lbfgs(data, settings, *, layout, chain_mask, n_jobs=None, callback=None,
         x = _minimize_lbfgsb(fun, x0, settings, report)
     if not np.all(np.isfinite(x)):
         raise FloatingPointError("L-BFGS produced non-finite weights")
-    state, chain = split(x)
-    return state, chain, stop["iteration"]
+    return LayoutWeights(*split(x)), stop["iteration"]
 
 
 def _minimize_lbfgsb(fun, x0, settings, report):
@@ -225,3 +213,10 @@ def _minimize_lbfgsb(fun, x0, settings, report):
     if not np.isfinite(result.fun):
         raise FloatingPointError("the objective is not finite at the starting point")
     return result.x
+
+
+# CRFsuite's own defaults (what sklearn-crfsuite gets when it passes None).
+LBFGS = Trainer("lbfgs", LBFGSSettings, fit_lbfgs,
+                defaults={"c1": 0.0, "c2": 0.5, "max_iterations": None, "period": 10,
+                          "delta": 1e-5},
+                supports_l1=True)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _sparse
-from ._training import Weights, sum_of_squares
+from .. import _sparse
+from .._training import sum_of_squares
+from .base import LayoutWeights, Trainer, pick_fields, state_mask
 
 
 @dataclass
@@ -32,25 +33,22 @@ class OnlineSettings:
     c: float = 1.0
     error_sensitive: bool = True
 
+    @classmethod
+    def from_params(cls, params):
+        """The settings of the estimator's validated parameters."""
+        return pick_fields(cls, params, pa_type=params["pa_type"] or 0,
+                           c=1.0 if params["c"] is None else params["c"],
+                           error_sensitive=bool(params["error_sensitive"]))
 
-def fit_online(data, settings, *, state_mask=None, chain_mask, random_state, callback=None):
-    """Train by averaged perceptron or passive-aggressive.
 
-    Parameters
-    ----------
-    data : TrainingData
-    settings : OnlineSettings
-    state_mask : ndarray of shape (A, K) or None
-    chain_mask : ndarray of shape (K*K + 2K,)
-    random_state : numpy.random.Generator
-        Shuffles the sequences every epoch.
-    callback : callable, optional
-        ``callback(epoch, info, weights_fn)``; returning True stops training.
+def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
+               callback=None, log=None):
+    """Train by averaged perceptron or passive-aggressive: the ``fit`` of the trainer
+    contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
+    :class:`OnlineSettings`.
 
-    Returns
-    -------
-    weights : Weights
-    n_epochs : int
+    ``random_state`` shuffles the sequences every epoch; ``n_jobs`` and ``log`` are
+    unused (the loop is serial and quiet).
     """
     f = data.features
     A, K = f.n_attributes, data.n_labels
@@ -63,15 +61,16 @@ def fit_online(data, settings, *, state_mask=None, chain_mask, random_state, cal
     entries = np.diff(f.token_offsets[f.seq_offsets])
     max_entries = int(entries.max()) if len(entries) else 0
     pa_type = -1 if settings.algorithm == "ap" else int(settings.pa_type)
-    mask = np.zeros((0, 0)) if state_mask is None else state_mask
+    trainable = state_mask(layout)
+    mask = np.zeros((0, 0)) if trainable is None else trainable
     n = data.n_sequences
     started = time.perf_counter()
 
     def result():
         if settings.averaging and counter[0] > 0:
             c = counter[0]
-            return Weights.from_flat(W - Wsum / c, V - Vsum / c)
-        return Weights.from_flat(W.copy(), V.copy())
+            return LayoutWeights.from_dense(layout, W - Wsum / c, V - Vsum / c)
+        return LayoutWeights.from_dense(layout, W, V)
 
     epoch = 0
     for epoch in range(1, settings.max_iterations + 1):
@@ -93,3 +92,11 @@ def fit_online(data, settings, *, state_mask=None, chain_mask, random_state, cal
         if loss / max(n, 1) <= settings.epsilon:
             break
     return result(), epoch
+
+
+# CRFsuite's own defaults (what sklearn-crfsuite gets when it passes None).
+AP = Trainer("ap", OnlineSettings, fit_online,
+             defaults={"max_iterations": 100, "averaging": True, "epsilon": 0.0})
+PA = Trainer("pa", OnlineSettings, fit_online,
+             defaults={"max_iterations": 100, "averaging": True, "epsilon": 0.0,
+                       "pa_type": 1, "c": 1.0, "error_sensitive": True})

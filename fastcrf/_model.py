@@ -1,0 +1,259 @@
+"""A fitted CRF: labels, attribute vocabulary, state layout, weights and metadata.
+
+:class:`CRFModel` is what :meth:`fastcrf.CRF.fit` produces and what a model file
+holds (fastcrf._persist); the estimator keeps one and forwards its prediction
+methods to it.  Prediction runs the compiled sparse drivers (fastcrf._sparse) over
+encoded sequences (Viterbi here, forward-backward through
+fastcrf._training.forward_backward); :func:`check_scores` is the one place where their
+status codes become prediction errors.
+"""
+
+import numpy as np
+
+from . import _sparse
+from ._encoding import EncodedSequences, encode
+from ._layout import StateLayout
+from ._training import drop_unit_values, forward_backward, n_threads_for, split_chain
+
+
+class TrainingLog:
+    """What ``fit`` reported, one dict per epoch / iteration.
+
+    Attributes
+    ----------
+    iterations : list of dict
+        Keys: ``num``, ``loss`` (sum of -log p(y|x) over the training set),
+        ``objective`` (loss plus regularisation), ``feature_norm``, ``time``
+        (seconds since fit started) and, with a dev set, ``dev_accuracy``.
+    algorithm : str
+    """
+
+    def __init__(self, algorithm):
+        self.algorithm = algorithm
+        self.iterations = []
+
+    @property
+    def last_iteration(self):
+        """The last entry of :attr:`iterations` (an empty dict before any)."""
+        return self.iterations[-1] if self.iterations else {}
+
+    def __len__(self):
+        return len(self.iterations)
+
+    def __repr__(self):
+        return f"TrainingLog(algorithm={self.algorithm!r}, iterations={len(self)})"
+
+
+def check_scores(status):
+    """Raise the error of a prediction kernel's non-zero ``status`` (-1: some score is
+    not finite or exceeds the kernels' limit, 1e150)."""
+    if status != 0:
+        raise ValueError("X produces scores that are not finite or exceed 1e150 in "
+                         "magnitude: are some feature values huge?")
+
+
+def viterbi_codes(layout, state, chain, features, n_jobs=None, *, strict=True):
+    """Best label code of every token of an encoded batch: ndarray (n_tokens,), int64.
+
+    Parameters
+    ----------
+    layout : StateLayout
+    state : ndarray of shape (layout.size,)
+        State weights, flat in ``layout``.
+    chain : ndarray of shape (K*K + 2K,)
+        Transitions, start and end scores.
+    features : EncodedSequences
+    n_jobs : int or None
+    strict : bool, default=True
+        Raise (:func:`check_scores`) when some scores exceed the kernels' limit;
+        with False return None instead.
+    """
+    n_seq = features.n_sequences
+    paths = np.zeros(features.n_tokens, dtype=np.int64)
+    if n_seq == 0:
+        return paths
+    trans, start, end = split_chain(chain, layout.n_labels)
+    status = _sparse.viterbi(
+        *layout.kernel_args(state), features.attr_ids, features.values,
+        features.token_offsets, features.seq_offsets, trans, start, end,
+        np.ascontiguousarray(trans.max(axis=1)), np.ascontiguousarray(trans.T),
+        int(features.lengths.max()), paths, np.zeros(n_seq), n_threads_for(n_jobs, n_seq))
+    if status != 0 and not strict:
+        return None
+    check_scores(status)
+    return paths
+
+
+def marginals(layout, state, chain, features, n_jobs=None):
+    """``P(y_t = k | x)`` of every token of an encoded batch: (n_tokens, K) float64."""
+    n_seq = features.n_sequences
+    K = layout.n_labels
+    if n_seq == 0:
+        return np.zeros((features.n_tokens, K))
+    status, _, _, marg, _ = forward_backward(
+        layout.kernel_args(state), chain, K, features, np.zeros(0, dtype=np.int64),
+        int(features.lengths.max()), n_jobs, marginals=True, chain_sums=False)
+    check_scores(status)
+    return marg
+
+
+class CRFModel:
+    """A fitted linear-chain CRF, independent of the estimator that trained it.
+
+    Parameters
+    ----------
+    classes : list of str
+        Labels, in the order of the weight columns.
+    vocabulary : AttributeVocabulary
+        Attribute names, in the order of the weight rows.
+    layout : StateLayout
+        The kept (attribute, label) pairs.
+    state : ndarray of shape (layout.size,)
+        Their weights, flat in ``layout``.
+    chain : ndarray of shape (K*K + 2K,)
+        Transitions (``[i, j]``: label i followed by j), start and end scores.
+    training_log : TrainingLog, optional
+    n_iter : int, default=0
+        Epochs / iterations the training ran.
+    metadata : dict, optional
+        What the model file carried beside the weights (empty after a fit).
+    """
+
+    def __init__(self, classes, vocabulary, layout, state, chain, training_log=None,
+                 n_iter=0, metadata=None):
+        K = len(classes)
+        self.classes = list(classes)
+        self.vocabulary = vocabulary
+        self.layout = layout
+        self.state = state
+        self.transitions, self.start, self.end = split_chain(
+            np.asarray(chain, dtype=np.float64), K)
+        self.training_log = training_log
+        self.n_iter = int(n_iter)
+        self.metadata = {} if metadata is None else metadata
+        # The compiled name -> id table that predict's encoding reads: built here, once,
+        # like CRFsuite's Tagger.open, rather than inside the first predict call.
+        vocabulary._name_table()
+
+    @property
+    def chain(self):
+        """Transitions, start and end as one flat vector."""
+        return np.concatenate((self.transitions.ravel(), self.start, self.end))
+
+    @property
+    def n_weights(self):
+        """Number of weights the model keeps (state pairs plus the chain scores)."""
+        K = len(self.classes)
+        return self.layout.n_weights + K * K + 2 * K
+
+    def state_weights(self):
+        """The state weights as an ``(n_attributes, n_labels)`` array (0 where no pair
+        is kept)."""
+        return self.layout.to_dense(self.state)
+
+    def n_nonzero(self):
+        """Number of non-zero weights."""
+        return int(np.count_nonzero(self.state) + np.count_nonzero(self.transitions)
+                   + np.count_nonzero(self.start) + np.count_nonzero(self.end))
+
+    def state_features(self):
+        """``{(attribute, label): weight}`` for every non-zero state weight."""
+        rows, cols, values = self.layout.nonzero(self.state)
+        names, labels = self.vocabulary.names, self.classes
+        return {(names[a], labels[k]): v
+                for a, k, v in zip(rows.tolist(), cols.tolist(), values.tolist())}
+
+    def transition_features(self):
+        """``{(label_from, label_to): weight}`` for every label pair."""
+        labels = self.classes
+        K = len(labels)
+        return {(labels[i], labels[j]): float(self.transitions[i, j])
+                for i in range(K) for j in range(K)}
+
+    # Prediction ----------------------------------------------------------------
+
+    def encode(self, X, n_jobs=None):
+        """``X`` (token features, or already :class:`EncodedSequences`) in the model's
+        attribute ids; attributes it does not know are dropped."""
+        if isinstance(X, EncodedSequences):
+            return drop_unit_values(X)
+        return encode(X, self.vocabulary, dense_values=False, n_jobs=n_jobs)
+
+    def viterbi_codes(self, features, n_jobs=None):
+        """Best label code of every token of ``features``: ndarray (n_tokens,), int64."""
+        return viterbi_codes(self.layout, self.state, self.chain, features, n_jobs)
+
+    def marginals(self, features, n_jobs=None):
+        """Label marginals of every token of ``features``: ndarray (n_tokens, K)."""
+        return marginals(self.layout, self.state, self.chain, features, n_jobs)
+
+    def predict(self, X, n_jobs=None):
+        """Most likely label sequence of every sequence of ``X``: list of lists of str."""
+        features = self.encode(X, n_jobs)
+        labels = np.asarray(self.classes, dtype=object)[
+            self.viterbi_codes(features, n_jobs)].tolist()
+        return _split_list(labels, features)
+
+    def predict_indices(self, X, n_jobs=None):
+        """As :meth:`predict`, but label codes: list of int64 ndarrays."""
+        features = self.encode(X, n_jobs)
+        return np.split(self.viterbi_codes(features, n_jobs), features.seq_offsets[1:-1])
+
+    def predict_proba(self, X, n_jobs=None):
+        """Marginals of every sequence of ``X``: list of (T, K) ndarrays."""
+        features = self.encode(X, n_jobs)
+        return np.split(self.marginals(features, n_jobs), features.seq_offsets[1:-1])
+
+    def predict_marginals(self, X, n_jobs=None):
+        """Marginals of every sequence of ``X``: list of lists of ``{label: p}`` dicts."""
+        features = self.encode(X, n_jobs)
+        labels = self.classes
+        rows = [dict(zip(labels, row)) for row in self.marginals(features, n_jobs).tolist()]
+        return _split_list(rows, features)
+
+    def score(self, X, y, n_jobs=None):
+        """Token accuracy of :meth:`predict` on ``X`` against ``y``: a float."""
+        features = self.encode(X, n_jobs)
+        index = {label: k for k, label in enumerate(self.classes)}
+        codes = self.viterbi_codes(features, n_jobs)
+        lengths = features.lengths.tolist()
+        gold = []
+        n = 0
+        for i, seq in enumerate(y):
+            if i >= len(lengths) or len(seq) != lengths[i]:
+                raise ValueError(f"y[{i}] does not match the length of X[{i}]")
+            gold.extend(index.get(label, -1) for label in seq)
+            n += 1
+        if n != len(lengths):
+            raise ValueError(f"X has {len(lengths)} sequences but y has {n}")
+        if not gold:
+            raise ValueError("X and y hold no tokens")
+        return float(np.mean(codes == np.asarray(gold)))
+
+
+# The fitted attributes that pickles of fastcrf < 0.3 hold in the estimator itself.
+_OLD_FITTED = ("vocabulary_", "classes_", "transition_weights_", "start_weights_",
+               "end_weights_", "training_log_", "n_iter_", "metadata_", "_state",
+               "_state_layout", "state_weights_")
+
+
+def model_of_old_pickle(state):
+    """The :class:`CRFModel` of the pickled ``__dict__`` of a fastcrf < 0.3 estimator,
+    whose fitted attributes are removed from ``state`` (those of fastcrf < 0.2 hold the
+    dense state matrix, those of 0.2 a layout and its flat weights)."""
+    old = {name: state.pop(name) for name in _OLD_FITTED if name in state}
+    if "state_weights_" in old:
+        W = old["state_weights_"]
+        old["_state_layout"] = StateLayout.dense(*W.shape)
+        old["_state"] = old["_state_layout"].from_dense(W)
+    chain = np.concatenate([old[name].ravel() for name in
+                            ("transition_weights_", "start_weights_", "end_weights_")])
+    return CRFModel(old["classes_"], old["vocabulary_"], old["_state_layout"], old["_state"],
+                    chain, training_log=old.get("training_log_"),
+                    n_iter=old.get("n_iter_", 0), metadata=old.get("metadata_"))
+
+
+def _split_list(items, features):
+    """A flat per-token list cut into one list per sequence of ``features``."""
+    offsets = features.seq_offsets.tolist()
+    return [items[offsets[s]:offsets[s + 1]] for s in range(features.n_sequences)]
