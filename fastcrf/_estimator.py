@@ -11,10 +11,10 @@ from operator import attrgetter, methodcaller
 from ._base import ParamsMixin
 from ._layout import StateLayout
 from ._model import CRFModel, TrainingLog, model_of_old_pickle  # noqa: F401 (pickled name)
-from ._params import as_generator, resolve
+from ._params import as_generator, for_data, resolve
 from ._persist import load_model, save_model
 from ._train import TRAINERS
-from ._train.progress import Progress, encode_dev
+from ._train.progress import Progress, encode_dev, hold_out
 from ._training import chain_mask, encode_training
 
 #: The implemented ``algorithm`` values.
@@ -45,9 +45,13 @@ class CRF(ParamsMixin):
 
     Parameters
     ----------
-    algorithm : {'asgd', 'lbfgs', 'l2sgd', 'ap', 'pa'}, default='asgd'
-        - 'asgd': averaged SGD (Bottou's crfasgd): L2, fast; the default.
-        - 'lbfgs': L-BFGS on the full objective (scipy); L1 and/or L2.
+    algorithm : {'asgd', 'lbfgs', 'l2sgd', 'ap', 'pa'} or None, default=None
+        - 'asgd': averaged SGD (Bottou's crfasgd): fast.  None means 'asgd', except
+          on a training set of so few (long) sequences that SGD would take too few
+          steps to converge (fewer than 20 mini-batches): then 'lbfgs' on the same
+          objective (``training_log_.algorithm`` says which ran).
+        - 'lbfgs': L-BFGS on the full objective (scipy's L-BFGS-B for L2, OWL-QN as
+          in CRFsuite when ``c1 > 0``).
         - 'l2sgd': CRFsuite's SGD with L2 and a 1 / (lambda t) step size.
         - 'ap': averaged perceptron.
         - 'pa': passive-aggressive (PA, PA-I, PA-II).
@@ -70,9 +74,11 @@ class CRF(ParamsMixin):
         Default: 0.25 for 'asgd', 0.5 for 'lbfgs' (CRF++'s C = 1), 1.0 for 'l2sgd'
         (CRFsuite's).
     max_iterations : int
-        Epochs (SGD, perceptron, PA) or iterations (L-BFGS).  Default: 8 for
-        'asgd', 1000 for 'l2sgd', 100 for 'ap' and 'pa', unlimited for 'lbfgs'
-        (which stops by ``epsilon``/``delta``).
+        Epochs (SGD, perceptron, PA) or iterations (L-BFGS): a cap, the stopping
+        tests (``period``/``delta``, ``epsilon``, ``early_stopping``) may end
+        sooner.  Default: for 'asgd', 8 epochs or as many as make 2000 mini-batch
+        steps (small training sets), at most 100; 1000 for 'l2sgd', 100 for 'ap'
+        and 'pa', unlimited for 'lbfgs' (which stops by ``epsilon``/``delta``).
     num_memories : int, default=6
         L-BFGS history size.
     epsilon : float
@@ -120,6 +126,18 @@ calibration_max_trials
     eta0 : float, optional
         Initial SGD step size; None calibrates it (``calibration_*``): the step
         size whose trial pass over a sample lowers the objective most.
+    early_stopping : bool, default=False
+        Measure the dev token accuracy after every epoch / iteration, stop after
+        ``n_iter_no_change`` of them without a better one, and keep the weights of
+        the best (``training_log_.best_iteration``).  The dev set is ``X_dev`` /
+        ``y_dev`` of :meth:`fit`, or else a random ``validation_fraction`` of the
+        training sequences, held out of training (as scikit-learn's SGD estimators
+        do).
+    validation_fraction : float, default=0.1
+        Share of the training sequences held out under ``early_stopping`` when no
+        dev set is given; in (0, 1).
+    n_iter_no_change : int, default=5
+        Epochs / iterations without a better dev accuracy before early stopping.
 
     Attributes
     ----------
@@ -164,7 +182,8 @@ calibration_max_trials
         calibration_samples=None, calibration_candidates=None, calibration_max_trials=None,
         pa_type=None, c=None, error_sensitive=None, averaging=None, variance=None,
         gamma=None, verbose=False, model_filename=None, n_jobs=None, random_state=None,
-        batch_size=None, eta0=None,
+        batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
+        n_iter_no_change=None,
     ):
         self._store_params(locals())
 
@@ -185,7 +204,8 @@ calibration_max_trials
             One label per token.
         X_dev, y_dev : optional
             A development set whose token accuracy is reported every epoch
-            (``verbose`` and ``training_log_``); it does not change the training.
+            (``verbose`` and ``training_log_``); it changes the training only under
+            ``early_stopping``.
 
         Returns
         -------
@@ -201,22 +221,28 @@ calibration_max_trials
         p = resolve(self.get_params())
         if (X_dev is None) != (y_dev is None):
             raise ValueError("X_dev and y_dev must be given together")
+        rng = as_generator(p["random_state"])
+        if p["early_stopping"] and X_dev is None:
+            X, y, X_dev, y_dev = hold_out(X, y, p["validation_fraction"], rng)
         started = time.perf_counter()
         vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"])
+        p, note = for_data(self.get_params(), p, data.n_sequences)
         dev = None if X_dev is None else encode_dev(X_dev, y_dev, vocabulary, classes,
                                                     p["n_jobs"])
-        rng = as_generator(p["random_state"])
         states = p["all_possible_states"]
         layout = StateLayout.for_training(data, None if states is None else bool(states),
                                           counts=vocabulary.counts)
         progress = Progress(p["algorithm"], layout, dev, verbose=p["verbose"],
-                            n_jobs=p["n_jobs"], started=started)
-        progress.announce(data)
+                            n_jobs=p["n_jobs"], started=started,
+                            n_iter_no_change=p["n_iter_no_change"] if p["early_stopping"]
+                            else None)
+        progress.announce(data, note)
         trainer = TRAINERS[p["algorithm"]]
         weights, n_iter = trainer.fit(
             data, trainer.Settings.from_params(p), layout=layout,
             chain_mask=chain_mask(data, p["all_possible_transitions"]), random_state=rng,
             n_jobs=p["n_jobs"], callback=progress.callback, log=progress.message)
+        weights = progress.best_weights or weights
         # Everything is computed: only now replace the previous fit, so an error or an
         # interrupt above leaves the estimator as it was.
         self._model = CRFModel(classes, vocabulary, layout, weights.state, weights.chain,

@@ -26,11 +26,15 @@ class TrainingLog:
         ``objective`` (loss plus regularisation), ``feature_norm``, ``time``
         (seconds since fit started) and, with a dev set, ``dev_accuracy``.
     algorithm : str
+        The algorithm that trained the model.
+    best_iteration : int or None
+        Under ``early_stopping``: the epoch / iteration whose weights the model kept.
     """
 
     def __init__(self, algorithm):
         self.algorithm = algorithm
         self.iterations = []
+        self.best_iteration = None
 
     @property
     def last_iteration(self):

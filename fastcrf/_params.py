@@ -9,6 +9,7 @@ scikit-learn's ``_parameter_constraints`` does.  Every error names the parameter
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from . import _sparse
 from ._parallel import effective_n_threads
 from ._train import TRAINERS
+from ._train.sgd import steps_per_epoch, too_few_steps
 
 #: Defaults of the parameters left at None, whatever the algorithm (a trainer's own
 #: defaults, ``Trainer.defaults``, take precedence).
@@ -24,6 +26,7 @@ COMMON_DEFAULTS = {
     "num_memories": 6, "epsilon": 1e-5, "linesearch": "MoreThuente", "max_linesearch": 20,
     "calibration_eta": 0.1, "calibration_rate": 2.0, "calibration_samples": 1000,
     "calibration_candidates": 10, "calibration_max_trials": 20, "batch_size": 4,
+    "early_stopping": False, "validation_fraction": 0.1, "n_iter_no_change": 5,
 }
 LINESEARCHES = ("MoreThuente", "Backtracking", "StrongBacktracking")
 DEFAULT_ALGORITHM = "asgd"
@@ -31,10 +34,12 @@ DEFAULT_ALGORITHM = "asgd"
 
 @dataclass(frozen=True)
 class Real:
-    """A finite real number ``>= low`` (``> low`` when ``strict``); stored as float."""
+    """A finite real number ``>= low`` (``> low`` when ``strict``), and ``< high``
+    when given; stored as float."""
 
     low: float = None
     strict: bool = False
+    high: float = None
 
     def check(self, name, value):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -45,6 +50,8 @@ class Real:
         if low is not None and (value <= low if self.strict else value < low):
             raise ValueError(f"{name} must be {'>' if self.strict else '>='} {low}, "
                              f"got {value}")
+        if self.high is not None and value >= self.high:
+            raise ValueError(f"{name} must be < {self.high}, got {value}")
         return float(value)
 
 
@@ -152,6 +159,9 @@ CONSTRAINTS = {
     "error_sensitive": Param(Bool(), none=True),
     "variance": Param(_ARROW, none=True),
     "gamma": Param(_ARROW, none=True),
+    "early_stopping": Param(Bool()),
+    "validation_fraction": Param(Real(low=0.0, strict=True, high=1.0)),
+    "n_iter_no_change": Param(Int(low=1)),
     "n_jobs": Param(NJobs(), none=True),
     "verbose": Param(Unchecked(), none=True),
     "model_filename": Param(Unchecked(), none=True),
@@ -195,6 +205,38 @@ def resolve(params):
                                 if t.supports_l1)
         raise ValueError(f"c1 (L1) is only supported by {supported}, not {algorithm!r}")
     return p
+
+
+def for_data(params, resolved, n_sequences):
+    """The resolved parameters, adjusted to a training set of ``n_sequences``.
+
+    Averaged SGD takes one step per mini-batch, so a training set of a few (long)
+    sequences gives it too few steps to converge in any sensible number of epochs
+    (:func:`fastcrf._train.sgd.too_few_steps`): a single sequence of a million tokens
+    makes one step an epoch.  Then the default algorithm (``algorithm=None``) is
+    'lbfgs' on the same objective (the same ``c1`` and ``c2``); an explicit
+    ``algorithm='asgd'`` is kept, with a warning.
+
+    Returns
+    -------
+    resolved : dict
+    note : str or None
+        Why the algorithm was changed, for the verbose log.
+    """
+    if resolved["algorithm"] != "asgd" or not too_few_steps(n_sequences,
+                                                             resolved["batch_size"]):
+        return resolved, None
+    steps = steps_per_epoch(n_sequences, resolved["batch_size"])
+    reason = (f"{n_sequences} training sequences give averaged SGD only {steps} "
+              f"step{'s' if steps > 1 else ''} per epoch (one per batch_size="
+              f"{resolved['batch_size']} sequences), too few to converge")
+    if params["algorithm"] is not None:
+        warnings.warn(f"{reason}: the model may be poor; algorithm='lbfgs' (or the "
+                      "default algorithm=None, which picks it for such data) reaches "
+                      "the optimum of the same objective", UserWarning, stacklevel=3)
+        return resolved, None
+    lbfgs = resolve(dict(params, algorithm="lbfgs", c1=resolved["c1"], c2=resolved["c2"]))
+    return lbfgs, f"fastcrf: {reason}; training with algorithm='lbfgs' instead"
 
 
 def as_generator(random_state):

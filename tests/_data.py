@@ -1,4 +1,4 @@
-"""Where the optional CoNLL-2000 data lives (never copied into the repository)."""
+"""Where the optional CoNLL data lives (never copied into the repository)."""
 
 import os
 from pathlib import Path
@@ -21,5 +21,23 @@ def conll2000_file(name):
         pytest.skip(
             f"CoNLL-2000 data not found at {path}; set FASTCRF_CONLL2000 to the folder "
             "holding train.txt.gz and test.txt.gz"
+        )
+    return path
+
+
+def conll2002_file(name):
+    """Path of CoNLL-2002 Spanish ``esp.train.gz``, ``esp.testa.gz`` or ``esp.testb.gz``.
+
+    The folder is $FASTCRF_CONLL2002, else ../shared/data/conll2002; the test is
+    skipped, naming where to put the files, when it is missing.
+    """
+    env = os.environ.get("FASTCRF_CONLL2002")
+    folder = Path(env) if env else (
+        Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2002")
+    path = folder / name
+    if not path.is_file():
+        pytest.skip(
+            f"CoNLL-2002 data not found at {path}; set FASTCRF_CONLL2002 to the folder "
+            "holding esp.train.gz, esp.testa.gz and esp.testb.gz"
         )
     return path

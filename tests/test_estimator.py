@@ -53,11 +53,12 @@ def test_default_is_averaged_sgd_with_calibrated_step(hmm):
     X, y, *_ = hmm
     buf = io.StringIO()
     with redirect_stdout(buf):
-        crf = CRF(verbose=True, random_state=0).fit(X, y)
+        crf = CRF(verbose=True, random_state=0, delta=0.0).fit(X, y)
     out = buf.getvalue()
     assert "asgd" in out and "calibration: eta=" in out
     epochs = [line for line in out.splitlines() if line.startswith("epoch")]
-    assert len(epochs) == crf.n_iter_ == 8
+    # 300 sequences make 75 steps an epoch: 27 epochs reach the 2000 steps asgd needs.
+    assert len(epochs) == crf.n_iter_ == 27
     assert "loss=" in epochs[0] and "objective=" in epochs[0] and "|w|=" in epochs[0]
     losses = [entry["loss"] for entry in crf.training_log_.iterations]
     assert losses[-1] < losses[0]
@@ -339,7 +340,7 @@ def test_failed_fit_keeps_the_previous_model(fitted, hmm, monkeypatch):
     monkeypatch.setitem(TRAINERS, "asgd", dataclasses.replace(TRAINERS["asgd"],
                                                               fit=interrupted))
     with pytest.raises(KeyboardInterrupt):
-        crf.fit(X[:10], [["L0"] * len(s) for s in X[:10]])
+        crf.fit(X[:100], [["L0"] * len(s) for s in X[:100]])
     assert crf.predict(X_test) == before
     assert crf.classes_ == fitted.classes_
 
@@ -540,3 +541,81 @@ def test_public_names():
     assert fastcrf.CRF is CRF
     assert fastcrf.TrainingLog is type(CRF(random_state=0).fit([[["a"]]], [["A"]])
                                        .training_log_)
+
+
+# --------------------------------------------------------------------------- #
+# Adapting to the training set's size, early stopping                        #
+# --------------------------------------------------------------------------- #
+
+
+def _long_sequence(n_tokens, n_words, seed=0):
+    # One sequence whose label is the word's number mod 5: a per-word lookup table
+    # that L-BFGS learns exactly but SGD, one step per epoch, cannot.
+    words = np.random.default_rng(seed).integers(0, n_words, n_tokens).tolist()
+    return [[[f"w={w}"] for w in words]], [[f"L{w % 5}" for w in words]]
+
+
+def test_default_trains_few_long_sequences_by_lbfgs(capsys):
+    X, y = _long_sequence(20000, 200)
+    crf = CRF(random_state=0, verbose=True).fit(X, y)
+    assert crf.training_log_.algorithm == "lbfgs"
+    assert crf.score(X, y) >= 0.99
+    assert "training with algorithm='lbfgs' instead" in capsys.readouterr().out
+    # The same objective as asgd's defaults: c2 is asgd's.
+    assert crf.get_params()["algorithm"] is None
+
+
+def test_explicit_asgd_on_few_sequences_warns():
+    X, y = _long_sequence(2000, 50)
+    with pytest.warns(UserWarning, match=r"only 1 step per epoch.*algorithm='lbfgs'"):
+        crf = CRF(algorithm="asgd", random_state=0, max_iterations=3).fit(X, y)
+    assert crf.training_log_.algorithm == "asgd"
+
+
+def test_asgd_runs_more_epochs_on_small_sets_and_the_base_count_on_large_ones():
+    from fastcrf._train.sgd import BASE_EPOCHS, default_epochs
+
+    assert default_epochs(1000, 4) == BASE_EPOCHS == 8
+    assert default_epochs(100, 4) == 80
+    assert default_epochs(41, 4) == 100   # capped
+    X, y, _ = sample_hmm(100, seed=4)
+    crf = CRF(random_state=0, delta=0.0).fit(X, y)
+    assert crf.n_iter_ == 80
+    crf = CRF(random_state=0, delta=0.0, max_iterations=5).fit(X, y)
+    assert crf.n_iter_ == 5
+
+
+def test_early_stopping_keeps_the_best_dev_epoch(hmm):
+    X, y, X_test, y_test, _ = hmm
+    crf = CRF(random_state=0, early_stopping=True, n_iter_no_change=2,
+              max_iterations=40, delta=0.0).fit(X, y, X_dev=X_test, y_dev=y_test)
+    log = crf.training_log_
+    accs = [e["dev_accuracy"] for e in log.iterations]
+    best = log.best_iteration
+    assert accs[best - 1] == max(accs)
+    # Stopped two epochs after the last improvement, before the cap.
+    assert crf.n_iter_ == len(accs) < 40
+    assert len(accs) - best >= 2
+    # The model is the best epoch's: its dev accuracy is the logged one.
+    assert crf.score(X_test, y_test) == pytest.approx(accs[best - 1], abs=1e-12)
+
+
+def test_early_stopping_holds_out_part_of_the_training_set(hmm):
+    X, y, *_ = hmm
+    crf = CRF(random_state=0, early_stopping=True, validation_fraction=0.2).fit(X, y)
+    assert all("dev_accuracy" in e for e in crf.training_log_.iterations)
+    assert crf.training_log_.best_iteration >= 1
+    with pytest.raises(ValueError, match="leaves none to train on"):
+        CRF(early_stopping=True, validation_fraction=0.9).fit(X[:1], y[:1])
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"validation_fraction": 1.0}, "validation_fraction must be < 1"),
+    ({"validation_fraction": 0.0}, "validation_fraction must be > 0"),
+    ({"n_iter_no_change": 0}, "n_iter_no_change must be >= 1"),
+    ({"early_stopping": "yes"}, "early_stopping must be a bool"),
+])
+def test_early_stopping_parameters_are_checked(hmm, params, match):
+    X, y, *_ = hmm
+    with pytest.raises((ValueError, TypeError), match=match):
+        CRF(**params).fit(X[:5], y[:5])

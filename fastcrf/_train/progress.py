@@ -13,6 +13,34 @@ import numpy as np
 
 from .._encoding import encode, encode_labels
 from .._model import TrainingLog, viterbi_codes
+from .stopping import EarlyStopping
+
+
+def hold_out(X, y, fraction, rng):
+    """Split a training set for ``early_stopping``: ``(X_train, y_train, X_dev, y_dev)``.
+
+    A random ``fraction`` of the sequences (at least one) becomes the development set;
+    both parts keep the input order.
+
+    Raises
+    ------
+    ValueError
+        When fewer than two sequences are given, or ``X`` and ``y`` differ in length.
+    """
+    X, y = list(X), list(y)
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} sequences but y has {len(y)}")
+    n = len(X)
+    n_dev = max(1, int(round(fraction * n)))
+    if n - n_dev < 1:
+        raise ValueError(f"early_stopping holds out validation_fraction={fraction} of the "
+                         f"{n} training sequences, which leaves none to train on; give "
+                         "X_dev and y_dev, or more training sequences")
+    order = rng.permutation(n)
+    dev = np.sort(order[:n_dev]).tolist()
+    train = np.sort(order[n_dev:]).tolist()
+    return ([X[i] for i in train], [y[i] for i in train], [X[i] for i in dev],
+            [y[i] for i in dev])
 
 
 def encode_dev(X_dev, y_dev, vocabulary, classes, n_jobs):
@@ -43,17 +71,25 @@ class Progress:
     n_jobs : int or None
     started : float
         ``time.perf_counter()`` when the fit began (the log's times count from it).
+    n_iter_no_change : int, optional
+        Early stopping: stop after this many epochs without a better dev accuracy
+        (needs ``dev``) and keep the best epoch's weights (:attr:`best_weights`).
 
     Attributes
     ----------
     log : TrainingLog
+    best_weights : LayoutWeights or None
+        Under early stopping, the weights of the best epoch.
     """
 
     def __init__(self, algorithm, layout, dev=None, *, verbose=False, n_jobs=None,
-                 started=None):
+                 started=None, n_iter_no_change=None):
         self.log = TrainingLog(algorithm)
         self.layout = layout
         self.dev = dev
+        if n_iter_no_change is not None and dev is None:
+            raise ValueError("early stopping needs a development set")
+        self.early = None if n_iter_no_change is None else EarlyStopping(n_iter_no_change)
         self.out = sys.stdout if verbose else None
         self.n_jobs = n_jobs
         self.started = time.perf_counter() if started is None else started
@@ -63,8 +99,11 @@ class Progress:
         if self.out is not None:
             print(text, file=self.out, flush=True)
 
-    def announce(self, data):
-        """The first verbose line: what is about to be trained."""
+    def announce(self, data, note=None):
+        """The first verbose lines: a ``note`` (why the algorithm changed), then what is
+        about to be trained."""
+        if note:
+            self.message(note)
         f, K = data.features, data.n_labels
         self.message(
             f"fastcrf: {self.log.algorithm} on {data.n_sequences} sequences, "
@@ -72,18 +111,35 @@ class Progress:
             f"{self.layout.n_weights + K * K + 2 * K} weights "
             f"(encoded in {time.perf_counter() - self.started:.2f}s)")
 
+    @property
+    def best_weights(self):
+        """The best epoch's weights under early stopping, else None."""
+        return None if self.early is None else self.early.best_weights
+
     def callback(self, epoch, info, weights_fn):
-        """Log one epoch / iteration (see the trainer contract); never stops training."""
+        """Log one epoch / iteration (see the trainer contract); stops training only
+        under early stopping."""
         entry = {"num": epoch, "loss": info["loss"], "objective": info["objective"],
                  "feature_norm": info["weight_norm"],
                  "time": time.perf_counter() - self.started}
         if "active_features" in info:
             entry["active_features"] = info["active_features"]
+        weights = None
         if self.dev is not None:
-            entry["dev_accuracy"] = self._dev_accuracy(weights_fn())
+            weights = weights_fn()
+            entry["dev_accuracy"] = self._dev_accuracy(weights)
         self.log.iterations.append(entry)
         self.message(format_entry(entry))
-        return False
+        if self.early is None:
+            return False
+        stop = self.early.update(epoch, entry["dev_accuracy"], lambda: weights)
+        self.log.best_iteration = self.early.best_epoch
+        if stop:
+            self.message(f"early stopping: no better dev accuracy in "
+                         f"{self.early.n_iter_no_change} epochs; keeping epoch "
+                         f"{self.early.best_epoch} (dev_acc="
+                         f"{self.early.best_score:.4f})")
+        return stop
 
     def _dev_accuracy(self, weights):
         # NaN rather than an error when the weights of an epoch overflow the kernels.

@@ -32,7 +32,7 @@ class SGDSettings:
     """Settings of the SGD trainers (see :class:`fastcrf.CRF` for their meaning)."""
 
     c2: float = 1.0
-    max_iterations: int = 8
+    max_iterations: int = None
     averaging: bool = True
     power: float = 0.75
     batch_size: int = 4
@@ -330,6 +330,34 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
     return best_eta
 
 
+#: Averaged SGD needs enough steps, whatever its step size: an 'asgd' fit left at its
+#: default epoch count (``max_iterations=None``) runs at least :data:`BASE_EPOCHS`
+#: epochs and at least :data:`MIN_STEPS` steps, but at most :data:`MAX_EPOCHS` epochs.
+#: Small training sets then get more epochs (50 CoNLL sentences, 13 steps an epoch: 154
+#: epochs, still a fraction of a second), large ones the base count.
+BASE_EPOCHS = 8
+MIN_STEPS = 2000
+MAX_EPOCHS = 100
+
+
+def steps_per_epoch(n_sequences, batch_size):
+    """SGD steps in one pass over ``n_sequences`` sequences."""
+    return -(-int(n_sequences) // int(batch_size))
+
+
+def default_epochs(n_sequences, batch_size):
+    """The epoch count of an 'asgd' fit whose ``max_iterations`` is None."""
+    needed = -(-MIN_STEPS // max(steps_per_epoch(n_sequences, batch_size), 1))
+    return min(MAX_EPOCHS, max(BASE_EPOCHS, needed))
+
+
+def too_few_steps(n_sequences, batch_size):
+    """Whether even :data:`MAX_EPOCHS` epochs give fewer than :data:`MIN_STEPS` steps
+    (a training set of a few, typically long, sequences: SGD takes one step per
+    mini-batch, so one million tokens in one sequence make one step per epoch)."""
+    return steps_per_epoch(n_sequences, batch_size) * MAX_EPOCHS < MIN_STEPS
+
+
 def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             callback=None, log=None):
     """Train by (averaged) SGD: the ``fit`` of the trainer contract
@@ -360,13 +388,15 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         # 93.73-93.84 (mean 93.80), 8 at half of it 93.64-93.80 (93.71), and 10 at
         # half (the old default) 93.69-93.83 (93.73).
     state = _State(layout)
-    steps_per_epoch = -(-n // settings.batch_size)
-    avg_start = float(steps_per_epoch) if averaging else -1.0
-    if averaging and settings.max_iterations <= 1:
+    max_epochs = settings.max_iterations
+    if max_epochs is None:
+        max_epochs = default_epochs(n, settings.batch_size)
+    avg_start = float(steps_per_epoch(n, settings.batch_size)) if averaging else -1.0
+    if averaging and max_epochs <= 1:
         avg_start = 0.0
     history = []
     epoch = 0
-    for epoch in range(1, settings.max_iterations + 1):
+    for epoch in range(1, max_epochs + 1):
         order = random_state.permutation(n)
         losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
                         chain_mask, n_threads, choice)
@@ -414,7 +444,7 @@ def _converged(history, settings):
 # better F1 on CoNLL-2000 (see fit_sgd); its c2 is a little below crfasgd's c = 1
 # (c2 = 0.25 here), which measured best there (bench/README.md).
 ASGD = Trainer("asgd", SGDSettings, fit_sgd,
-               defaults={"c2": 0.25, "max_iterations": 8, "averaging": True,
+               defaults={"c2": 0.25, "max_iterations": None, "averaging": True,
                          "period": 10, "delta": 1e-6})
 # CRFsuite's own defaults (what sklearn-crfsuite gets when it passes None).
 L2SGD = Trainer("l2sgd", SGDSettings, fit_sgd,
