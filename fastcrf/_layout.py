@@ -125,6 +125,39 @@ class StateLayout:
         return StateLayout(len(used), self.n_labels, n_dense, ptr,
                            self.tail_labels[index])
 
+    def without_zeros(self, flat):
+        """The layout of the non-zero weights of ``flat`` and their flat vector.
+
+        Pairs whose weight is exactly 0 (an L1 fit zeroes most of them) are dropped,
+        except in the dense head rows it pays to keep: the head becomes the prefix of
+        attributes that minimises the stored size (a dense row costs ``n_labels``
+        weights, a tail entry a weight and a label).  Predictions are unchanged:
+        a dropped pair only ever added 0.
+
+        Returns
+        -------
+        layout : StateLayout
+        flat : ndarray of shape (layout.size,)
+        """
+        K, S, D = self.n_labels, self.stride, self.n_dense
+        head = flat[: D * S].reshape(D, S)[:, :K]
+        head_nnz = np.count_nonzero(head, axis=1)
+        # Bytes with a head of d rows: 8 K d + 12 (non-zeros of head rows >= d).
+        cost = 8 * K * np.arange(D + 1) + 12 * (head_nnz.sum() - np.concatenate(
+            ([0], np.cumsum(head_nnz))))
+        d = int(np.argmin(cost))
+        rows, cols, values = self.nonzero(flat)
+        tail = rows >= d
+        rows, cols, values = rows[tail], cols[tail], values[tail]
+        counts = np.bincount(rows - d, minlength=self.n_attributes - d)
+        layout = StateLayout(self.n_attributes, K, d,
+                             np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+                             cols.astype(np.int32))
+        out = np.zeros(layout.size)
+        out[: d * S] = flat[: d * S]
+        out[d * S:] = values
+        return layout, out
+
     def kernel_args(self, flat):
         """``(U, S, D, tail_ptr, tail_labels)``: how the compiled drivers of
         fastcrf._sparse take the state weights ``flat`` of this layout."""

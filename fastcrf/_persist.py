@@ -200,7 +200,9 @@ def _check_header(header, path):
 
 
 def _state_arrays(layout, state):
-    """The version-2 arrays of the state weights ``state`` (flat in ``layout``)."""
+    """The version-2 arrays of the state weights ``state`` (flat in ``layout``),
+    without the weights that are exactly 0 (:meth:`StateLayout.without_zeros`)."""
+    layout, state = layout.without_zeros(state)
     K, S, D = layout.n_labels, layout.stride, layout.n_dense
     return {
         "state_head": np.ascontiguousarray(state[: D * S].reshape(D, S)[:, :K]),

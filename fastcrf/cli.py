@@ -513,8 +513,8 @@ def _demo(args, folder, load_conll, chunk_scores):
           f"model): {n_train:,} training and {n_test:,} test tokens in {folder}")
     # The same code paths as the commands themselves, so the demo exercises them.
     steps = [
-        ["train", "-t", template, "-m", model, "-a", args.algorithm, "--seed",
-         str(args.seed)] + (["-j", str(args.n_jobs)] if args.n_jobs is not None else [])
+        ["train", "-t", template, "-m", model, "--seed", str(args.seed)]
+        + (["-a", args.algorithm] if args.algorithm is not None else []) + (["-j", str(args.n_jobs)] if args.n_jobs is not None else [])
         + (["-q"] if args.quiet else []) + [train],
         ["tag", "-q", "-m", model, "-o", tagged, test],  # the summary gives its speed
         ["eval", tagged],
@@ -572,9 +572,9 @@ def _build_parser():
                    help="CRF++ template file, or 'chunking' for CRF++'s CoNLL-2000 template")
     p.add_argument("-m", "--model", metavar="MODEL",
                    help="write the model here (a .npz file); without it nothing is saved")
-    p.add_argument("-a", "--algorithm", choices=ALGORITHMS, default="asgd",
-                   help="averaged SGD (default), L-BFGS, CRFsuite's SGD, averaged "
-                        "perceptron, passive-aggressive")
+    p.add_argument("-a", "--algorithm", choices=ALGORITHMS, default=None,
+                   help="averaged SGD (default; L-BFGS for a few long sequences), L-BFGS, "
+                        "CRFsuite's SGD, averaged perceptron, passive-aggressive")
     p.add_argument("-c", "--cost", type=float, default=None, metavar="C",
                    help="CRF++'s cost C (larger: weaker regularisation): sets c2 = 1/(2C)")
     p.add_argument("--c2", type=float, default=None,
@@ -584,7 +584,8 @@ def _build_parser():
     p.add_argument("-f", "--min-freq", type=float, default=None, metavar="N",
                    help="drop attributes seen fewer than N times (CRF++'s -f)")
     p.add_argument("-i", "--max-iterations", type=int, default=None, metavar="N",
-                   help="epochs / iterations (default: the algorithm's; asgd: 10)")
+                   help="epochs / iterations (default: the algorithm's; asgd: 8, more on "
+                        "small training sets)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any fastcrf.CRF parameter (CRFsuite's names), e.g. -p period=5; "
                         "repeatable")
@@ -658,7 +659,7 @@ def _build_parser():
                         "(default 2000)")
     p.add_argument("--types", type=int, default=4, metavar="N",
                    help="chunk types (default 4: 9 BIO labels)")
-    p.add_argument("-a", "--algorithm", choices=ALGORITHMS, default="asgd")
+    p.add_argument("-a", "--algorithm", choices=ALGORITHMS, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output-dir", metavar="DIR",
                    help="keep the corpus, template, model and output here (default: a "

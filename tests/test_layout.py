@@ -95,3 +95,24 @@ def test_tail_pairs_rejects_ids_and_labels_out_of_range():
         _sparse.tail_pairs(ids, off, np.array([1, 0]), 1, 5, 2)
     with pytest.raises(ValueError, match="do not match"):
         _sparse.tail_pairs(ids, off, np.array([1]), 1, 6, 2)
+
+
+@pytest.mark.parametrize("zero_share", [0.0, 0.5, 0.95, 1.0])
+def test_without_zeros_keeps_exactly_the_non_zero_weights(zero_share):
+    rng = np.random.default_rng(7)
+    toks = [list(rng.integers(0, 40, size=rng.integers(1, 6))) for _ in range(300)]
+    data = make_data(toks, rng.integers(0, 5, size=300), 5)
+    layout = StateLayout.build(data, 12)
+    flat = rng.standard_normal(layout.size)
+    flat[rng.random(layout.size) < zero_share] = 0.0
+    S, D, K = layout.stride, layout.n_dense, layout.n_labels
+    flat[: D * S].reshape(D, S)[:, K:] = 0.0
+    small, compact = layout.without_zeros(flat)
+    np.testing.assert_array_equal(small.to_dense(compact), layout.to_dense(flat))
+    # Only the head rows that pay for themselves stay dense; no zero is in the tail.
+    assert small.n_dense <= D
+    assert np.all(compact[small.n_dense * S:] != 0)
+    if zero_share >= 0.95:
+        assert small.size < layout.size / 4
+    if zero_share == 0.0:
+        assert small.n_dense == D

@@ -174,3 +174,19 @@ def test_lbfgs_verbose_reports_a_failed_line_search_in_words(capsys):
     out = capsys.readouterr().out
     assert "no step along the search direction lowered the objective" in out
     assert "error code" not in out
+
+
+def test_l1_model_files_drop_the_zero_weights(tmp_path):
+    X, y = _corpus()
+    sparse = CRF(algorithm="lbfgs", c1=2.0, c2=0.01, max_iterations=60).fit(X, y)
+    dense = CRF(algorithm="lbfgs", c1=0.0, c2=0.01, max_iterations=60).fit(X, y)
+    assert sparse.size_ < 0.5 * dense.size_
+    for crf, name in ((sparse, "sparse.npz"), (dense, "dense.npz")):
+        crf.save(tmp_path / name)
+        loaded = CRF.load(tmp_path / name)
+        assert loaded.size_ == crf.size_
+        np.testing.assert_array_equal(loaded.state_weights_, crf.state_weights_)
+        assert loaded.predict(X) == crf.predict(X)
+        np.testing.assert_array_equal(np.concatenate(loaded.predict_proba(X)),
+                                      np.concatenate(crf.predict_proba(X)))
+    assert (tmp_path / "sparse.npz").stat().st_size < 0.7 * (tmp_path / "dense.npz").stat().st_size
