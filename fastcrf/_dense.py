@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
+from ._kernels import _core
 from ._parallel import effective_n_threads
 from ._validation import check_allowed, check_chain, check_tags
 

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from . import _sparse
+from ._kernels import _sgd_engine, _sparse
 from ._encoding import EncodedSequences, encode, encode_labels, fit_encode
 from ._layout import StateLayout, dense_kernel_args
 from ._lbfgs import LBFGSSettings, fit_lbfgs
@@ -371,8 +371,8 @@ calibration_max_trials
         _check_int(p, "calibration_candidates", low=1)
         _check_int(p, "calibration_max_trials", low=1)
         _check_int(p, "batch_size", low=1)
-        if p["batch_size"] > _sparse.MAX_BATCH:
-            raise ValueError(f"batch_size must be at most {_sparse.MAX_BATCH}, "
+        if p["batch_size"] > _sgd_engine.MAX_BATCH:
+            raise ValueError(f"batch_size must be at most {_sgd_engine.MAX_BATCH}, "
                              f"got {p['batch_size']}")
         _check_real(p, "eta0", low=0.0, strict=True, allow_none=True)
         if p["pa_type"] is not None and p["pa_type"] not in (0, 1, 2):

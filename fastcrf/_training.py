@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, _sparse
-from ._encode import renumber_ids
-from ._encoding import EncodedSequences
+from ._features._encode import renumber_ids
+from ._features._encoding import EncodedSequences
+from ._kernels import _core, _sparse
 from ._layout import dense_kernel_args
 from ._parallel import effective_n_threads
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastcrf
-from fastcrf import _sparse
+from fastcrf._kernels import _prep, _sgd_engine, _sparse
 from fastcrf._encoding import EncodedSequences
 from fastcrf._layout import StateLayout, dense_kernel_args
 from fastcrf._sgd import SGDSettings, _epoch, _part_offsets, _State
@@ -258,7 +258,7 @@ def test_unit_values_may_be_left_out():
 
 
 # The SGD trainer splits the state weights into two parts, by blocks of 64 attribute
-# ids (_sparse.balanced_parts, split_parts): the tests above use fewer than 64
+# ids (_prep.balanced_parts, split_parts): the tests above use fewer than 64
 # attributes, so they exercise part 0 only.  These use enough for both.
 
 @pytest.mark.parametrize("K", [3, 22, 27, 30])
@@ -312,7 +312,7 @@ def test_an_epoch_in_slices_equals_one_pass():
     f = data.features
     tok_mid = _part_offsets(data)
     one = np.zeros(len(order))
-    assert _sparse.sgd_epoch(
+    assert _sgd_engine.sgd_epoch(
         whole.U, whole.Uhat, whole.V, whole.Vhat, K, layout.n_dense, layout.tail_ptr,
         layout.tail_labels, mask, whole.scalars, f.attr_ids, f.values, f.token_offsets,
         tok_mid, f.seq_offsets, data.labels, order, data.max_length, 3, 0.2, 0.01,
@@ -365,7 +365,7 @@ def test_split_parts_groups_each_tokens_entries_by_part():
     new_ids, new_vals = ids.copy(), vals.copy()
     mid = np.empty(len(per_tok), dtype=np.int64)
     block_part = rng.integers(0, 2, size=5).astype(np.uint8)  # ids < 5 * 64
-    _sparse.split_parts(new_ids, new_vals, off, mid, block_part)
+    _prep.split_parts(new_ids, new_vals, off, mid, block_part)
     part = block_part[ids >> 6]
     for t in range(len(per_tok)):
         lo, hi = off[t], off[t + 1]
@@ -383,13 +383,13 @@ def test_split_parts_groups_each_tokens_entries_by_part():
     # Values may be left out (all 1.0); threads split the tokens, not the result.
     ids2 = ids.copy()
     mid2 = np.empty_like(mid)
-    _sparse.split_parts(ids2, np.zeros(0), off, mid2, block_part, 3)
+    _prep.split_parts(ids2, np.zeros(0), off, mid2, block_part, 3)
     np.testing.assert_array_equal(ids2, new_ids)
     np.testing.assert_array_equal(mid2, mid)
     with pytest.raises(ValueError, match="split_parts"):
-        _sparse.split_parts(ids.copy(), vals[:-1].copy(), off, mid, block_part)
+        _prep.split_parts(ids.copy(), vals[:-1].copy(), off, mid, block_part)
     with pytest.raises(ValueError, match="no block"):
-        _sparse.split_parts(ids.copy(), vals.copy(), off, mid, block_part[:4])
+        _prep.split_parts(ids.copy(), vals.copy(), off, mid, block_part[:4])
 
 
 def test_balanced_parts_share_the_entries_evenly():
@@ -397,18 +397,18 @@ def test_balanced_parts_share_the_entries_evenly():
     A = 64 * 40 + 5
     # Zipf-like ids, as the encoder numbers attributes by decreasing frequency.
     ids = np.minimum(rng.zipf(1.3, size=20000) - 1, A - 1).astype(np.int32)
-    parts = _sparse.balanced_parts(ids, A)
+    parts = _prep.balanced_parts(ids, A)
     assert parts.dtype == np.uint8 and parts.shape == (41,) and set(parts) == {0, 1}
     counts = np.bincount(ids >> 6, minlength=41)
     load = [counts[parts == p].sum() for p in (0, 1)]
     # Greedy in id order: the parts differ by at most the largest block after the first.
     assert abs(load[0] - load[1]) <= max(counts[0] - counts[1:].sum(), counts[1:].max())
     assert parts[0] == 0
-    np.testing.assert_array_equal(parts, _sparse.balanced_parts(ids, A))
-    assert _sparse.balanced_parts(np.zeros(0, dtype=np.int32), 0).shape == (0,)
+    np.testing.assert_array_equal(parts, _prep.balanced_parts(ids, A))
+    assert _prep.balanced_parts(np.zeros(0, dtype=np.int32), 0).shape == (0,)
     for bad in (A, -1):
         with pytest.raises(ValueError, match="balanced_parts"):
-            _sparse.balanced_parts(np.array([0, bad], dtype=np.int32), A)
+            _prep.balanced_parts(np.array([0, bad], dtype=np.int32), A)
 
 
 def test_thread_choice_follows_the_measured_speed():
@@ -452,7 +452,7 @@ def test_sgd_epoch_rejects_offsets_that_do_not_match():
     L = state.layout
     bad_mid = f.token_offsets[1:] + 1     # past the end of every token
     def run(tok_mid, order, Tmax=data.max_length):
-        _sparse.sgd_epoch(state.U, state.Uhat, state.V, state.Vhat, K, L.n_dense,
+        _sgd_engine.sgd_epoch(state.U, state.Uhat, state.V, state.Vhat, K, L.n_dense,
                           L.tail_ptr, L.tail_labels, np.ones(K * K + 2 * K), state.scalars,
                           f.attr_ids, f.values, f.token_offsets, tok_mid, f.seq_offsets,
                           data.labels, np.asarray(order, dtype=np.int64), Tmax, 2, 0.1,
@@ -471,7 +471,7 @@ def test_sgd_epoch_rejects_offsets_that_do_not_match():
     assert np.all(state.U == 0)  # nothing ran
     run(good_mid, [longest, 0])
     with pytest.raises(ValueError, match="decrease"):
-        _sparse.split_parts(f.attr_ids.copy(), np.zeros(0), f.token_offsets[::-1].copy(),
+        _prep.split_parts(f.attr_ids.copy(), np.zeros(0), f.token_offsets[::-1].copy(),
                             np.empty(len(f.token_offsets) - 1, dtype=np.int64),
                             np.zeros(1, dtype=np.uint8))
 

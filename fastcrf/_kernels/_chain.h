@@ -1,6 +1,6 @@
 /* Scaled forward-backward of one sequence over label rows padded to S = K rounded up
  * to a multiple of 4, register-blocked: the chain part of an SGD step
- * (fastcrf/_sparse.pyx, _batch_sequence).
+ * (fastcrf/_kernels/_sgd_engine.pyx, _batch_sequence).
  *
  * It computes what _core.pyx's _forward_scaled + _backward_scaled compute (same
  * recurrences, same underflow bounds, same fallback signal), but
@@ -23,13 +23,12 @@
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
+#include "_limits.h"
 #include "_rows.h"
 
-/* As UNDERFLOW_TERM and LOSS_TOL in _core.pyx: one product that underflows loses at
- * most FCRF_UNDERFLOW_TERM; a row whose lost mass could exceed FCRF_LOSS_TOL of its
- * sum sends the sequence to the exact log-space kernels. */
-#define FCRF_UNDERFLOW_TERM 1e-300
-#define FCRF_LOSS_TOL 1e-20
+/* As in _core.pyx: one product that underflows loses at most FCRF_UNDERFLOW_TERM; a
+ * row whose lost mass could exceed FCRF_LOSS_TOL of its sum sends the sequence to
+ * the exact log-space kernels (_limits.h). */
 
 typedef struct {
     ptrdiff_t K;              /* labels */

@@ -51,14 +51,15 @@ cdef extern from "_kernels.h":
     void fcrf_exp_shifted(const double* x, double shift, double* out, Py_ssize_t K) noexcept nogil
     int fcrf_multiversioned() noexcept nogil
 
-# CHUNK, the number of sequences per parallel work item, is set in _core.pxd.
+# CHUNK, the number of sequences per parallel work item, is set in _core.pxd; the
+# numeric limits (UNDERFLOW_TERM, LOSS_TOL, ...) in _limits.h.
+from . cimport _limits
 
-# Scaled recursions: a product of factors <= 1 that underflows loses at most this much
-# (gradual underflow rounds to within 5e-324; the margin covers several roundings).
-cdef double UNDERFLOW_TERM = 1e-300
-# Fall back to log space as soon as the mass a row may have lost to underflow, relative
-# to the row, could exceed this: far below double precision.
-cdef double LOSS_TOL = 1e-20
+# The limits, for the Python layer (fastcrf._validation, fastcrf._dense).
+MAX_SCORE = _limits.MAX_SCORE
+RAW_EDGE_RANGE = _limits.RAW_EDGE_RANGE
+UNDERFLOW_TERM = _limits.UNDERFLOW_TERM
+LOSS_TOL = _limits.LOSS_TOL
 
 
 def openmp_enabled():
@@ -102,6 +103,70 @@ cdef Chain _make_chain(Py_ssize_t K, const double[:, ::1] trans, const double[::
     c.tmax = tmax
     c.raw_edges = raw_edges
     return c
+
+
+cdef Py_ssize_t _chain_doubles(Py_ssize_t K) noexcept nogil:
+    # E, ET, transT: [K][K] each; rowmax: [K].
+    return 3 * K * K + K
+
+
+cdef Chain _chain_bind(Py_ssize_t K, const double* trans, const double* start,
+                       const double* end, double* buf) noexcept nogil:
+    # A Chain over the caller's scores whose derived constants will live in buf
+    # ([_chain_doubles(K)]); _chain_scaled and _chain_decoder fill them.  Returned by
+    # value for the reason given at _work_bind.
+    cdef Chain c
+    c.K = K
+    c.trans = trans
+    c.start = start
+    c.end = end
+    c.E = buf
+    c.ET = buf + K * K
+    c.transT = buf + 2 * K * K
+    c.rowmax = buf + 3 * K * K
+    c.tmax = 0.0
+    c.raw_edges = False
+    return c
+
+
+cdef void _chain_scaled(Chain* c) noexcept nogil:
+    # What the scaled forward-backward needs: tmax = max(trans), E = exp(trans - tmax),
+    # its transpose ET, and raw_edges: whether the raw edge sums of the scaled
+    # backward pass are safe for this range of transitions (_limits.h, RAW_EDGE_RANGE).
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t i, j
+    cdef const double* trans = c.trans
+    cdef double* E = <double*> c.E
+    cdef double* ET = <double*> c.ET
+    cdef double hi = trans[0], lo = trans[0]
+    for i in range(K * K):
+        if trans[i] > hi:
+            hi = trans[i]
+        if trans[i] < lo:
+            lo = trans[i]
+    # The vectorised exp (_kernels.h): libm's took ~7 us per mini-batch for K = 22.
+    fcrf_exp_shifted(trans, hi, E, K * K)
+    for i in range(K):
+        for j in range(K):
+            ET[j * K + i] = E[i * K + j]
+    c.tmax = hi
+    c.raw_edges = (hi - lo) <= _limits.RAW_EDGE_RANGE
+
+
+cdef void _chain_decoder(Chain* c) noexcept nogil:
+    # What Viterbi needs: its pruning bound rowmax[i] = max_j trans[i][j] and the
+    # transposed transitions transT (backtracking reads columns).
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t i, j
+    cdef const double* trans = c.trans
+    cdef double* rowmax = <double*> c.rowmax
+    cdef double* transT = <double*> c.transT
+    for i in range(K):
+        rowmax[i] = trans[i * K]
+        for j in range(K):
+            transT[j * K + i] = trans[i * K + j]
+            if trans[i * K + j] > rowmax[i]:
+                rowmax[i] = trans[i * K + j]
 
 
 cdef Py_ssize_t _work_doubles(Py_ssize_t T, Py_ssize_t K) noexcept nogil:
@@ -182,7 +247,7 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
     cdef Py_ssize_t t, j
     cdef double mx, s, inv
     cdef double loss = 0.0
-    cdef double new_loss = K * K * UNDERFLOW_TERM
+    cdef double new_loss = K * K * _limits.UNDERFLOW_TERM
     cdef double acc = 0.0, comp = 0.0
     cdef double* row
     cdef double* frow
@@ -204,7 +269,7 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
         if not (s > 0.0):
             return -1
         loss = (loss + new_loss) / s
-        if not (loss <= LOSS_TOL):
+        if not (loss <= _limits.LOSS_TOL):
             return -1
         asum[t] = s
         aloss[t] = loss
@@ -233,7 +298,7 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
     cdef Py_ssize_t t, i, j
     cdef double s, n, inv
     cdef double loss = 0.0
-    cdef double new_loss = K * K * UNDERFLOW_TERM
+    cdef double new_loss = K * K * _limits.UNDERFLOW_TERM
     cdef double* beta = w.b0
     cdef double* nxt = w.b1
     cdef double* tmp
@@ -249,7 +314,7 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
         n = 0.0
         for i in range(K):
             n += row[i] * beta[i]
-        if not (n > 0.0 and (aloss[t] + loss) / n <= LOSS_TOL):
+        if not (n > 0.0 and (aloss[t] + loss) / n <= _limits.LOSS_TOL):
             return -1
         if t > 0:
             frow = emf + t * K
@@ -274,7 +339,7 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
             if not (s > 0.0):
                 return -1
             loss = (loss + new_loss) / s
-            if not (loss <= LOSS_TOL):
+            if not (loss <= _limits.LOSS_TOL):
                 return -1
             inv = 1.0 / s
             for i in range(K):

@@ -1,4 +1,4 @@
-# Type stub for the compiled kernels (fastcrf/_core.pyx).  Internal API: the public
+# Type stub for the compiled kernels (fastcrf/_kernels/_core.pyx).  Internal API: the public
 # functions live in fastcrf._dense and validate everything before calling these.
 import numpy as np
 from numpy.typing import NDArray

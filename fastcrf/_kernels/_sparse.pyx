@@ -1,0 +1,242 @@
+# Compiled drivers for CRFs over sparse token features: log Z, marginals and
+# gradients, and Viterbi over a whole encoded batch (the estimator's inference).
+#
+# Design
+# ------
+# a) A token's emission row is a sparse-dense product: the token lists attributes
+#    ``a`` with values ``v`` and row[k] = scale * sum v * W[a][k].  W is [A][K]
+#    row-major, so one attribute costs one contiguous K-vector (_rows.h, with the
+#    sparse tail layout of fastcrf/_layout.py).  ``scale`` lets the SGD engine keep
+#    W = scale * U (L2 decay is one scalar multiply).
+# b) Each sequence then goes through the dense single-sequence kernels of _core
+#    (scaled forward-backward with its exact log-space fallback, Viterbi), so the
+#    sparse and dense APIs share one set of numerics, and one set of chain constants
+#    (_core's _chain_scaled / _chain_decoder, built once per call from the transitions).
+# c) Batch drivers ``prange`` over fixed chunks of sequences (CHUNK, from _core.pxd)
+#    and write only their own outputs: results never depend on the thread count.
+# d) The gradient of the state weights, sum over tokens of v * (onehot - P), is
+#    reduced per attribute through an attribute-major (CSC) index of the entries:
+#    each attribute's row is one thread's, and its entries are added in a fixed
+#    order.  No per-thread copies of W, no atomics.
+# e) Inputs are trusted: fastcrf/_training.py and fastcrf/_estimator.py validate ids,
+#    offsets and labels (_check_layout is a bounds check of the weights' size).
+#    Emission rows that come out non-finite or beyond MAX_SCORE (diverging weights,
+#    huge feature values) are reported through a status, never passed to the
+#    recursions.
+#
+# The SGD and perceptron/PA epoch engines are _sgd_engine.pyx and _online_engine.pyx.
+
+from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport malloc, free
+
+from ._core cimport (CHUNK, Chain, Work, _chain_bind, _chain_doubles, _chain_gradient,
+                     _chain_scaled, _path_score, _sequence_marginals, _viterbi_one,
+                     _work_bind, _work_doubles)
+from ._limits cimport MAX_SCORE
+from ._rows cimport (_check_layout, _ids, _ptr, _values, fcrf_emissions, fcrf_layout,
+                     fcrf_max_abs)
+
+
+# --------------------------------------------------------------------------- #
+# Log-likelihood, marginals and gradient over a whole encoded batch.            #
+# --------------------------------------------------------------------------- #
+
+def forward_backward(
+    const double[::1] U,                   # IN  state weights in the layout (S, D, tail_ptr,
+    Py_ssize_t S,                          #     tail_label) described in _rows.h; a dense
+    Py_ssize_t D,                          #     [A][K] matrix is S = K, D = A, no tail
+    const int64_t[::1] tail_ptr,
+    const int32_t[::1] tail_label,
+    const int32_t[::1] ids,                # IN  [n_entries] attribute ids
+    const double[::1] vals,                # IN  [n_entries] attribute values, or [0]: all 1.0
+    const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
+    const int64_t[::1] seq_off,            # IN  [n_seq + 1] token offsets
+    const int64_t[::1] labels,             # IN  [n_tokens] (length 0 without labels)
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    Py_ssize_t Tmax,                       # IN  longest sequence
+    double[::1] logz_out,                  # OUT [n_seq]
+    double[::1] score_out,                 # OUT [n_seq] path score of the labels
+    double[:, ::1] marg_out,               # OUT [n_tokens][K] P(y_t = k) (or shape (0, K))
+    double[:, ::1] chunk_out,              # OUT [n_chunks][K*K + 2K] with labels: observed
+                                           #     minus expected transition, start, end counts
+    int n_threads,
+):
+    """Log Z, path scores, marginals and transition gradients; returns 0 or -1 (bad scores)."""
+    cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
+    cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
+    cdef Py_ssize_t K = trans.shape[0]
+    cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
+    cdef bint with_labels = labels.shape[0] > 0
+    cdef bint want_marginals = marg_out.shape[0] > 0
+    cdef bint want_edges = with_labels and want_marginals
+    cdef Chain c
+    cdef fcrf_layout L
+    cdef const double* Up = _ptr(U)
+    cdef double* cbuf = <double*> malloc(_chain_doubles(K) * sizeof(double))
+    cdef Py_ssize_t ch, s, s_end, T, t, k, i
+    cdef int64_t t0
+    cdef double* buf
+    cdef const int64_t* y
+    cdef Work w
+    cdef int failed = 0, bad = 0
+    cdef int* failed_p = &failed
+    cdef int* bad_p = &bad
+
+    if cbuf == NULL:
+        raise MemoryError()
+    try:
+        _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+    except ValueError:
+        free(cbuf)
+        raise
+    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], cbuf)
+    _chain_scaled(&c)
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            buf = <double*> malloc(_work_doubles(Tmax, K) * sizeof(double))
+            w = _work_bind(buf, Tmax, K)
+            for ch in prange(n_chunks, schedule="dynamic"):
+                if buf == NULL:
+                    failed_p[0] = 1
+                    continue
+                s_end = (ch + 1) * CHUNK
+                if s_end > n_seq:
+                    s_end = n_seq
+                for s in range(ch * CHUNK, s_end):
+                    t0 = seq_off[s]
+                    T = seq_off[s + 1] - t0
+                    fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0,
+                                   w.lem, K)
+                    if not (fcrf_max_abs(w.lem, T * K) <= MAX_SCORE):
+                        bad_p[0] = 1
+                        logz_out[s] = INFINITY
+                        continue
+                    logz_out[s] = _sequence_marginals(&c, T, &w, want_marginals, want_edges)
+                    if want_marginals:
+                        for t in range(T):
+                            for k in range(K):
+                                marg_out[t0 + t, k] = w.alpha[t * K + k]
+                    if with_labels:
+                        y = &labels[t0]
+                        score_out[s] = _path_score(&c, w.lem, T, y)
+                    if want_edges:
+                        _chain_gradient(&w, y, T, K, &chunk_out[ch, 0])
+            free(buf)
+    finally:
+        free(cbuf)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread workspace")
+    return -1 if bad else 0
+
+
+def state_gradient(
+    const int64_t[::1] attr_ptr,           # IN  [A + 1] CSC: entries of attribute a are
+    const int64_t[::1] entry_token,        # IN  [n_entries] token of each (sorted) entry
+    const double[::1] entry_value,         # IN  [n_entries] value of each (sorted) entry
+    const double[:, ::1] marg,             # IN  [n_tokens][K] P(y_t = k)
+    const int64_t[::1] labels,             # IN  [n_tokens]
+    double[:, ::1] grad_out,               # OUT [A][K] sum v * ([y_t == k] - P(y_t = k))
+    int n_threads,
+):
+    """Gradient of the log-likelihood with respect to the state weights."""
+    cdef Py_ssize_t A = attr_ptr.shape[0] - 1
+    cdef Py_ssize_t K = marg.shape[1]
+    cdef Py_ssize_t a, k
+    cdef int64_t e, tok
+    cdef double v
+    cdef double* g
+    cdef const double* p
+    cdef int unit = entry_value.shape[0] == 0
+    with nogil:
+        for a in prange(A, schedule="static", num_threads=n_threads):
+            g = &grad_out[a, 0]
+            for k in range(K):
+                g[k] = 0.0
+            for e in range(attr_ptr[a], attr_ptr[a + 1]):
+                tok = entry_token[e]
+                v = entry_value[e] if unit == 0 else 1.0
+                p = &marg[tok, 0]
+                for k in range(K):
+                    g[k] -= v * p[k]
+                g[labels[tok]] += v
+
+
+# --------------------------------------------------------------------------- #
+# Viterbi over a whole encoded batch.                                           #
+# --------------------------------------------------------------------------- #
+
+def viterbi(
+    const double[::1] U,                   # IN  state weights in a layout (as forward_backward)
+    Py_ssize_t S,
+    Py_ssize_t D,
+    const int64_t[::1] tail_ptr,
+    const int32_t[::1] tail_label,
+    const int32_t[::1] ids,                # IN  [n_entries]
+    const double[::1] vals,                # IN  [n_entries]
+    const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
+    const int64_t[::1] seq_off,            # IN  [n_seq + 1]
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    const double[::1] rowmax,              # IN  [K] max_j trans[i][j]
+    const double[:, ::1] transT,           # IN  [K][K]
+    Py_ssize_t Tmax,                       # IN  longest sequence
+    int64_t[::1] paths_out,                # OUT [n_tokens] best label of every token
+    double[::1] score_out,                 # OUT [n_seq]
+    int n_threads,
+):
+    """Best label path of every sequence; returns 0 or -1 (bad scores)."""
+    cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
+    cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
+    cdef Py_ssize_t K = trans.shape[0]
+    cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
+    cdef Chain c
+    cdef fcrf_layout L
+    cdef const double* Up = _ptr(U)
+    cdef Py_ssize_t ch, s, s_end, T
+    cdef int64_t t0
+    cdef double* dbuf
+    cdef Py_ssize_t* rows
+    cdef int failed = 0, bad = 0
+    cdef int* failed_p = &failed
+    cdef int* bad_p = &bad
+
+    _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+    c.K = K
+    c.trans = &trans[0, 0]
+    c.start = &start[0]
+    c.end = &end[0]
+    c.rowmax = &rowmax[0]
+    c.transT = &transT[0, 0]
+    with nogil, parallel(num_threads=n_threads):
+        dbuf = <double*> malloc((2 * Tmax * K + K) * sizeof(double))
+        rows = <Py_ssize_t*> malloc(K * sizeof(Py_ssize_t))
+        for ch in prange(n_chunks, schedule="dynamic"):
+            if dbuf == NULL or rows == NULL:
+                failed_p[0] = 1
+                continue
+            s_end = (ch + 1) * CHUNK
+            if s_end > n_seq:
+                s_end = n_seq
+            for s in range(ch * CHUNK, s_end):
+                t0 = seq_off[s]
+                T = seq_off[s + 1] - t0
+                fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0, dbuf,
+                               K)
+                if not (fcrf_max_abs(dbuf, T * K) <= MAX_SCORE):
+                    bad_p[0] = 1
+                    score_out[s] = INFINITY
+                    continue
+                score_out[s] = _viterbi_one(&c, dbuf, T, dbuf + Tmax * K,
+                                            dbuf + 2 * Tmax * K, rows, &paths_out[t0])
+        free(dbuf)
+        free(rows)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread Viterbi workspace")
+    return -1 if bad else 0
