@@ -44,24 +44,11 @@ class Gradients(NamedTuple):
     end: np.ndarray
 
 
-# Up to this range of transition scores, the unnormalised edge sums a[i] w[j] of the
-# scaled recursion stay below exp(300) * T and are multiplied by exp(trans - max) once
-# per sequence; wider ranges take the per-step product instead.
-RAW_EDGE_RANGE = 300.0
-
-
-def _exp_factors(scores):
-    """Return ``(exp(scores - max), max)``: the scaled kernels' constant factors."""
-    top = float(scores.max())
-    return np.exp(scores - top), top
-
-
 def _run_forward_backward(chain, tags, want_marginals, n_jobs):
     """Call the compiled driver; return ``(logz, path_scores, node, chunk_sums)``."""
     B, T, K = chain.shape
     n_chunks = -(-B // _core.chunk_size())
     n_threads = effective_n_threads(n_jobs, n_chunks)
-    E, tmax = _exp_factors(chain.transitions)
     with_tags = tags is not None
     logz = np.zeros(B)
     score = np.zeros(B)
@@ -74,15 +61,10 @@ def _run_forward_backward(chain, tags, want_marginals, n_jobs):
         chain.transitions,
         chain.start,
         chain.end,
-        E,
-        np.ascontiguousarray(E.T),
-        tmax,
-        float(np.ptp(chain.transitions)) <= RAW_EDGE_RANGE,
         logz,
         score,
         node,
         chunk_sums,
-        want_marginals,
         n_threads,
     )
     return logz, score, node, chunk_sums
@@ -302,11 +284,7 @@ def viterbi(
         en = np.where(en_ok, en, -np.inf)
     paths = np.full((B, T), -1, dtype=np.int64)
     scores = np.zeros(B)
-    rowmax = np.ascontiguousarray(trans.max(axis=1))
-    transT = np.ascontiguousarray(trans.T)
-    _core.viterbi(
-        chain.emissions, chain.lengths, trans, st, en, rowmax, transT, paths, scores, n_threads
-    )
+    _core.viterbi(chain.emissions, chain.lengths, trans, st, en, paths, scores, n_threads)
     if allowed is not None and np.isneginf(scores).any():
         bad = np.flatnonzero(np.isneginf(scores))
         raise ValueError(

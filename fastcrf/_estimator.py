@@ -645,11 +645,10 @@ calibration_max_trials
         if n_seq == 0:
             return marg
         status = _sparse.forward_backward(
-            *self._state_layout.kernel_args(self._state), features.attr_ids, features.values,
-            features.token_offsets, features.seq_offsets, np.zeros(0, dtype=np.int64),
-            self.transition_weights_, self.start_weights_, self.end_weights_,
-            int(features.lengths.max()), np.zeros(n_seq), np.zeros(n_seq), marg,
-            np.zeros((0, 0)), n_threads_for(self.n_jobs, n_seq))
+            self._state_layout.kernel_args(self._state), features.kernel_args(),
+            np.zeros(0, dtype=np.int64), self.transition_weights_, self.start_weights_,
+            self.end_weights_, np.zeros(n_seq), np.zeros(n_seq), marg, np.zeros((0, 0)),
+            n_threads_for(self.n_jobs, n_seq))
         if status != 0:
             raise ValueError("X produces scores that are not finite or exceed 1e150 in "
                              "magnitude: are some feature values huge?")
@@ -848,11 +847,8 @@ def _viterbi_paths(state_args, trans, start, end, features, n_jobs):
     paths = np.zeros(features.n_tokens, dtype=np.int64)
     if n_seq == 0:
         return 0, paths
-    status = _sparse.viterbi(
-        *state_args, features.attr_ids, features.values, features.token_offsets,
-        features.seq_offsets, trans, start, end,
-        np.ascontiguousarray(trans.max(axis=1)), np.ascontiguousarray(trans.T),
-        int(features.lengths.max()), paths, np.zeros(n_seq), n_threads_for(n_jobs, n_seq))
+    status = _sparse.viterbi(state_args, features.kernel_args(), trans, start, end, paths,
+                             np.zeros(n_seq), n_threads_for(n_jobs, n_seq))
     return status, paths
 
 

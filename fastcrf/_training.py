@@ -236,9 +236,9 @@ def _forward_pass(data, state_args, chain, n_jobs, with_gradient):
     marg = np.zeros((f.n_tokens, K) if with_gradient else (0, K))
     chunks = np.zeros((n_chunks, K * K + 2 * K) if with_gradient else (0, 0))
     status = _sparse.forward_backward(
-        *state_args, f.attr_ids, f.values, f.token_offsets, f.seq_offsets, data.labels,
-        *split_chain(np.asarray(chain, dtype=np.float64), K), data.max_length,
-        logz, score, marg, chunks, n_threads)
+        state_args, f.kernel_args(), data.labels,
+        *split_chain(np.asarray(chain, dtype=np.float64), K), logz, score, marg, chunks,
+        n_threads)
     if status != 0:
         raise FloatingPointError("the scores of a sequence are not finite or exceed 1e150")
     return float(score.sum() - logz.sum()), marg, chunks

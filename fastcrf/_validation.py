@@ -11,7 +11,7 @@ import numpy as np
 
 # Scores beyond this magnitude are rejected: sums over any realistic sequence length
 # then stay far from double overflow (1.8e308), so no kernel ever sees inf or NaN.
-MAX_SCORE = 1e150
+from ._kernels._core import MAX_SCORE  # defined once, in fastcrf/_kernels/_limits.h
 
 
 @dataclass(frozen=True)

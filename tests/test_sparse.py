@@ -94,19 +94,15 @@ def test_marginals_and_viterbi_match_dense_api():
     f = data.features
     K = data.n_labels
     marg = np.zeros((f.n_tokens, K))
-    _sparse.forward_backward(*dense_kernel_args(w.state), f.attr_ids, f.values,
-                             f.token_offsets, f.seq_offsets,
+    _sparse.forward_backward(dense_kernel_args(w.state), f.kernel_args(),
                              np.zeros(0, np.int64), w.transitions, w.start, w.end,
-                             data.max_length, np.zeros(f.n_sequences), np.zeros(f.n_sequences),
+                             np.zeros(f.n_sequences), np.zeros(f.n_sequences),
                              marg, np.zeros((0, 0)), 2)
     em, _, lengths = dense_emissions(data, w)
     dense = fastcrf.marginals(em, w.transitions, w.start, w.end, lengths)
     paths = np.zeros(f.n_tokens, dtype=np.int64)
-    _sparse.viterbi(*dense_kernel_args(w.state), f.attr_ids, f.values, f.token_offsets,
-                    f.seq_offsets,
-                    w.transitions, w.start, w.end, w.transitions.max(axis=1),
-                    np.ascontiguousarray(w.transitions.T), data.max_length, paths,
-                    np.zeros(f.n_sequences), 2)
+    _sparse.viterbi(dense_kernel_args(w.state), f.kernel_args(), w.transitions, w.start,
+                    w.end, paths, np.zeros(f.n_sequences), 2)
     dense_paths, _ = fastcrf.viterbi(em, w.transitions, w.start, w.end, lengths)
     for s in range(f.n_sequences):
         lo, hi = f.seq_offsets[s], f.seq_offsets[s + 1]

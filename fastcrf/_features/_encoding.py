@@ -86,6 +86,11 @@ class EncodedSequences:
     seq_offsets: np.ndarray
     n_attributes: int
 
+    def kernel_args(self):
+        """``(attr_ids, values, token_offsets, seq_offsets)``: how the compiled drivers
+        of fastcrf._kernels take this batch."""
+        return (self.attr_ids, self.values, self.token_offsets, self.seq_offsets)
+
     @property
     def n_sequences(self):
         """Number of sequences."""

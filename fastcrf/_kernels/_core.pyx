@@ -90,21 +90,6 @@ def chunk_size():
 # kernel modules cimport.
 
 
-cdef Chain _make_chain(Py_ssize_t K, const double[:, ::1] trans, const double[::1] start,
-                       const double[::1] end, const double[:, ::1] E,
-                       const double[:, ::1] ET, double tmax, bint raw_edges):
-    cdef Chain c
-    c.K = K
-    c.trans = &trans[0, 0]
-    c.start = &start[0]
-    c.end = &end[0]
-    c.E = &E[0, 0]
-    c.ET = &ET[0, 0]
-    c.tmax = tmax
-    c.raw_edges = raw_edges
-    return c
-
-
 cdef Py_ssize_t _chain_doubles(Py_ssize_t K) noexcept nogil:
     # E, ET, transT: [K][K] each; rowmax: [K].
     return 3 * K * K + K
@@ -549,16 +534,12 @@ def forward_backward(
     const double[:, ::1] trans,            # IN  [K][K]
     const double[::1] start,               # IN  [K]
     const double[::1] end,                 # IN  [K]
-    const double[:, ::1] E,                # IN  [K][K] exp(trans - tmax)
-    const double[:, ::1] ET,               # IN  [K][K] E transposed
-    double tmax,                           # IN  max(trans)
-    bint raw_edges,                        # IN  max(trans) - min(trans) <= RAW_EDGE_RANGE
     double[::1] logz_out,                  # OUT [B]
     double[::1] score_out,                 # OUT [B] path score of tags (with tags)
-    floating[:, :, ::1] node_out,          # OUT [B][T][K] marginals, or onehot - marginals with tags
+    floating[:, :, ::1] node_out,          # OUT [B][T][K] marginals, or onehot - marginals with
+                                           #     tags; shape (0, 0, 0): log Z (and scores) only
     double[:, ::1] chunk_out,              # OUT [n_chunks][K*K + 2K] tags: (empirical - expected)
                                            #     transition, start, end counts per chunk
-    bint want_marginals,
     int n_threads,
 ):
     """Run forward(-backward) over a batch; see the module design notes."""
@@ -567,8 +548,10 @@ def forward_backward(
     cdef Py_ssize_t K = emissions.shape[2]
     cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
     cdef bint with_tags = tags.shape[0] > 0
+    cdef bint want_marginals = node_out.shape[0] > 0
     cdef bint want_edges = with_tags and want_marginals
-    cdef Chain c = _make_chain(K, trans, start, end, E, ET, tmax, raw_edges)
+    cdef Chain c
+    cdef double* cbuf
     cdef Py_ssize_t ch, s, s_end, T, t, k, i, j
     cdef double* buf
     cdef const int64_t* y
@@ -578,6 +561,11 @@ def forward_backward(
 
     if B == 0 or Tmax == 0:
         return
+    cbuf = <double*> malloc(_chain_doubles(K) * sizeof(double))
+    if cbuf == NULL:
+        raise MemoryError()
+    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], cbuf)
+    _chain_scaled(&c)
     with nogil, parallel(num_threads=n_threads):
         buf = <double*> malloc(_work_doubles(Tmax, K) * sizeof(double))
         w = _work_bind(buf, Tmax, K)
@@ -613,6 +601,7 @@ def forward_backward(
                 if want_edges:
                     _chain_gradient(&w, y, T, K, &chunk_out[ch, 0])
         free(buf)
+    free(cbuf)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread workspace "
                           f"({_work_doubles(Tmax, K)} doubles)")
@@ -670,8 +659,6 @@ def viterbi(
     const double[:, ::1] trans,            # IN  [K][K], -inf where forbidden
     const double[::1] start,               # IN  [K], -inf where forbidden
     const double[::1] end,                 # IN  [K], -inf where forbidden
-    const double[::1] rowmax,              # IN  [K] max_j trans[i][j]
-    const double[:, ::1] transT,           # IN  [K][K] trans transposed
     int64_t[:, ::1] paths_out,             # OUT [B][T], pre-filled with -1
     double[::1] score_out,                 # OUT [B]
     int n_threads,
@@ -682,6 +669,7 @@ def viterbi(
     cdef Py_ssize_t K = emissions.shape[2]
     cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
     cdef Chain c
+    cdef double* cbuf
     cdef Py_ssize_t ch, s, s_end, T
     cdef double* dbuf
     cdef Py_ssize_t* rows
@@ -690,12 +678,11 @@ def viterbi(
 
     if B == 0 or Tmax == 0:
         return
-    c.K = K
-    c.trans = &trans[0, 0]
-    c.start = &start[0]
-    c.end = &end[0]
-    c.rowmax = &rowmax[0]
-    c.transT = &transT[0, 0]
+    cbuf = <double*> malloc(_chain_doubles(K) * sizeof(double))
+    if cbuf == NULL:
+        raise MemoryError()
+    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], cbuf)
+    _chain_decoder(&c)
     with nogil, parallel(num_threads=n_threads):
         dbuf = <double*> malloc((2 * Tmax * K + K) * sizeof(double))
         rows = <Py_ssize_t*> malloc(K * sizeof(Py_ssize_t))
@@ -716,6 +703,7 @@ def viterbi(
                                             dbuf + 2 * Tmax * K, rows, &paths_out[s, 0])
         free(dbuf)
         free(rows)
+    free(cbuf)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread Viterbi workspace")
 

@@ -31,12 +31,34 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
 
-from ._core cimport (CHUNK, Chain, Work, _chain_bind, _chain_doubles, _chain_gradient,
-                     _chain_scaled, _path_score, _sequence_marginals, _viterbi_one,
-                     _work_bind, _work_doubles)
+from ._core cimport (CHUNK, Chain, Work, _chain_bind, _chain_decoder, _chain_doubles,
+                     _chain_gradient, _chain_scaled, _path_score, _sequence_marginals,
+                     _viterbi_one, _work_bind, _work_doubles)
 from ._limits cimport MAX_SCORE
 from ._rows cimport (_check_layout, _ids, _ptr, _values, fcrf_emissions, fcrf_layout,
                      fcrf_max_abs)
+
+
+# The public drivers take the model and the data as two tuples, unpacked here:
+#   _STATE = (U, S, D, tail_ptr, tail_label)   StateLayout.kernel_args(flat)
+#       U           [D * S + n_tail] state weights in the layout of _rows.h: attribute
+#                   a < D owns U[a * S + k]; a dense [A][K] matrix is S = K, D = A
+#       tail_ptr    [A - D + 1] (or [0]) offsets of the tail attributes' labels
+#       tail_label  [n_tail] the labels whose weights U[D * S + j] they own
+#   _BATCH = (ids, vals, tok_off, seq_off)     EncodedSequences.kernel_args()
+#       ids         [n_entries] int32 attribute ids
+#       vals        [n_entries] attribute values, or [0]: all 1.0
+#       tok_off     [n_tokens + 1] entries of each token
+#       seq_off     [n_seq + 1] tokens of each sequence (none empty)
+
+
+cdef Py_ssize_t _longest(const int64_t[::1] seq_off) noexcept:
+    # The longest sequence, which sizes the per-thread scratch.
+    cdef Py_ssize_t s, T = 0
+    for s in range(seq_off.shape[0] - 1):
+        if seq_off[s + 1] - seq_off[s] > T:
+            T = seq_off[s + 1] - seq_off[s]
+    return T
 
 
 # --------------------------------------------------------------------------- #
@@ -44,20 +66,12 @@ from ._rows cimport (_check_layout, _ids, _ptr, _values, fcrf_emissions, fcrf_la
 # --------------------------------------------------------------------------- #
 
 def forward_backward(
-    const double[::1] U,                   # IN  state weights in the layout (S, D, tail_ptr,
-    Py_ssize_t S,                          #     tail_label) described in _rows.h; a dense
-    Py_ssize_t D,                          #     [A][K] matrix is S = K, D = A, no tail
-    const int64_t[::1] tail_ptr,
-    const int32_t[::1] tail_label,
-    const int32_t[::1] ids,                # IN  [n_entries] attribute ids
-    const double[::1] vals,                # IN  [n_entries] attribute values, or [0]: all 1.0
-    const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
-    const int64_t[::1] seq_off,            # IN  [n_seq + 1] token offsets
+    tuple state,                           # IN  the state weights (see _STATE)
+    tuple batch,                           # IN  the encoded sequences (see _BATCH)
     const int64_t[::1] labels,             # IN  [n_tokens] (length 0 without labels)
     const double[:, ::1] trans,            # IN  [K][K]
     const double[::1] start,               # IN  [K]
     const double[::1] end,                 # IN  [K]
-    Py_ssize_t Tmax,                       # IN  longest sequence
     double[::1] logz_out,                  # OUT [n_seq]
     double[::1] score_out,                 # OUT [n_seq] path score of the labels
     double[:, ::1] marg_out,               # OUT [n_tokens][K] P(y_t = k) (or shape (0, K))
@@ -66,11 +80,27 @@ def forward_backward(
     int n_threads,
 ):
     """Log Z, path scores, marginals and transition gradients; returns 0 or -1 (bad scores)."""
+    U, S, D, tail_ptr, tail_label = state
+    ids, vals, tok_off, seq_off = batch
+    return _forward_backward(U, S, D, tail_ptr, tail_label, ids, vals, tok_off, seq_off,
+                             labels, trans, start, end, logz_out, score_out, marg_out,
+                             chunk_out, n_threads)
+
+
+cdef int _forward_backward(
+    const double[::1] U, Py_ssize_t S, Py_ssize_t D, const int64_t[::1] tail_ptr,
+    const int32_t[::1] tail_label, const int32_t[::1] ids, const double[::1] vals,
+    const int64_t[::1] tok_off, const int64_t[::1] seq_off, const int64_t[::1] labels,
+    const double[:, ::1] trans, const double[::1] start, const double[::1] end,
+    double[::1] logz_out, double[::1] score_out, double[:, ::1] marg_out,
+    double[:, ::1] chunk_out, int n_threads,
+) except -2:
     cdef const double* vp = _values(vals)
     cdef const int32_t* ip = _ids(ids)
     cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
     cdef Py_ssize_t K = trans.shape[0]
     cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t Tmax = _longest(seq_off)
     cdef bint with_labels = labels.shape[0] > 0
     cdef bint want_marginals = marg_out.shape[0] > 0
     cdef bint want_edges = with_labels and want_marginals
@@ -171,34 +201,39 @@ def state_gradient(
 # --------------------------------------------------------------------------- #
 
 def viterbi(
-    const double[::1] U,                   # IN  state weights in a layout (as forward_backward)
-    Py_ssize_t S,
-    Py_ssize_t D,
-    const int64_t[::1] tail_ptr,
-    const int32_t[::1] tail_label,
-    const int32_t[::1] ids,                # IN  [n_entries]
-    const double[::1] vals,                # IN  [n_entries]
-    const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
-    const int64_t[::1] seq_off,            # IN  [n_seq + 1]
+    tuple state,                           # IN  the state weights (see _STATE)
+    tuple batch,                           # IN  the encoded sequences (see _BATCH)
     const double[:, ::1] trans,            # IN  [K][K]
     const double[::1] start,               # IN  [K]
     const double[::1] end,                 # IN  [K]
-    const double[::1] rowmax,              # IN  [K] max_j trans[i][j]
-    const double[:, ::1] transT,           # IN  [K][K]
-    Py_ssize_t Tmax,                       # IN  longest sequence
     int64_t[::1] paths_out,                # OUT [n_tokens] best label of every token
     double[::1] score_out,                 # OUT [n_seq]
     int n_threads,
 ):
     """Best label path of every sequence; returns 0 or -1 (bad scores)."""
+    U, S, D, tail_ptr, tail_label = state
+    ids, vals, tok_off, seq_off = batch
+    return _viterbi(U, S, D, tail_ptr, tail_label, ids, vals, tok_off, seq_off, trans, start,
+                    end, paths_out, score_out, n_threads)
+
+
+cdef int _viterbi(
+    const double[::1] U, Py_ssize_t S, Py_ssize_t D, const int64_t[::1] tail_ptr,
+    const int32_t[::1] tail_label, const int32_t[::1] ids, const double[::1] vals,
+    const int64_t[::1] tok_off, const int64_t[::1] seq_off, const double[:, ::1] trans,
+    const double[::1] start, const double[::1] end, int64_t[::1] paths_out,
+    double[::1] score_out, int n_threads,
+) except -2:
     cdef const double* vp = _values(vals)
     cdef const int32_t* ip = _ids(ids)
     cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
     cdef Py_ssize_t K = trans.shape[0]
     cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t Tmax = _longest(seq_off)
     cdef Chain c
     cdef fcrf_layout L
     cdef const double* Up = _ptr(U)
+    cdef double* cbuf
     cdef Py_ssize_t ch, s, s_end, T
     cdef int64_t t0
     cdef double* dbuf
@@ -208,12 +243,11 @@ def viterbi(
     cdef int* bad_p = &bad
 
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
-    c.K = K
-    c.trans = &trans[0, 0]
-    c.start = &start[0]
-    c.end = &end[0]
-    c.rowmax = &rowmax[0]
-    c.transT = &transT[0, 0]
+    cbuf = <double*> malloc(_chain_doubles(K) * sizeof(double))
+    if cbuf == NULL:
+        raise MemoryError()
+    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], cbuf)
+    _chain_decoder(&c)
     with nogil, parallel(num_threads=n_threads):
         dbuf = <double*> malloc((2 * Tmax * K + K) * sizeof(double))
         rows = <Py_ssize_t*> malloc(K * sizeof(Py_ssize_t))
@@ -237,6 +271,7 @@ def viterbi(
                                             dbuf + 2 * Tmax * K, rows, &paths_out[t0])
         free(dbuf)
         free(rows)
+    free(cbuf)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread Viterbi workspace")
     return -1 if bad else 0
