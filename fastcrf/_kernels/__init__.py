@@ -7,6 +7,6 @@
 - ``_sgd_engine``: one epoch of (averaged) SGD over mini-batches.
 - ``_online_engine``: one epoch of the perceptron / passive-aggressive.
 - ``_prep``: layout preparation before training (tail pairs, the weight parts).
-- ``*.h``: the C row kernels (``_kernels.h``, ``_rows.h``, ``_chain.h``), the
+- ``*.h``: the C row kernels (``_kernels.h``, ``_rows.h``, ``_padded.h``), the
   thread hand-off (``_sync.h``), the OpenMP shim and the shared limits.
 """

@@ -51,9 +51,9 @@ cdef double _sequence_marginals(const Chain* c, Py_ssize_t T, Work* w,
                                 bint want_marginals, bint want_edges) noexcept nogil
 cdef void _add_path_counts(const int64_t* y, Py_ssize_t T, Py_ssize_t K, double weight,
                            double* acc) noexcept nogil
-cdef void _chain_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
+cdef void _transition_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
                           double* acc) noexcept nogil
-cdef void _chain_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
+cdef void _transition_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
                                const int64_t* y, Py_ssize_t T, Py_ssize_t K,
                                double* acc) noexcept nogil
 cdef double _path_score(const Chain* c, const floating* lem, Py_ssize_t T,

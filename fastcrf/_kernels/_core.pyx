@@ -10,9 +10,12 @@
 #    its own row of ``chunk_out``; the Python layer sums those rows in index
 #    order.  The chunk size never depends on the thread count, so every result is
 #    bitwise identical for any ``n_threads``.
-# c) ``def`` wrappers only unpack memoryviews.  All validation and allocation
-#    happens in ``fastcrf/_validation.py`` and ``fastcrf/_dense.py``: this module
-#    trusts its inputs (finite scores, 0 <= lengths <= T, tags in range).
+# c) ``def`` wrappers only unpack memoryviews.  All validation and the allocation of
+#    every output happen in ``fastcrf/_validation.py`` and ``fastcrf/_dense.py``: this
+#    module trusts its inputs (finite scores, 0 <= lengths <= T, tags in range).  The
+#    constants derived from the transitions (Chain: E, ET, tmax, raw_edges, rowmax,
+#    transT) are built here, once per call, and nowhere else (_chain_scaled,
+#    _chain_decoder; the sparse drivers and the epoch engines use the same ones).
 # d) Sums are scaled probabilities (CRFsuite, Wapiti): scores are exponentiated
 #    once, each forward/backward row is renormalised and its normaliser kept, so
 #    the O(K^2) inner loops are multiply-adds the compiler vectorises instead of
@@ -483,18 +486,18 @@ cdef void _add_path_counts(const int64_t* y, Py_ssize_t T, Py_ssize_t K, double 
     acc[K * K + K + y[T - 1]] += weight
 
 
-cdef void _chain_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
+cdef void _transition_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
                           double* acc) noexcept nogil:
     # acc[K*K + 2K] += observed minus expected transition, start and end counts of one
     # sequence, from the node marginals (w.alpha) and edge sums (w.edge) of
     # _sequence_marginals: the gradient of log p(y) with respect to those scores.
-    _chain_gradient_rows(w.edge, w.alpha, K, y, T, K, acc)
+    _transition_gradient_rows(w.edge, w.alpha, K, y, T, K, acc)
 
 
-cdef void _chain_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
+cdef void _transition_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
                                const int64_t* y, Py_ssize_t T, Py_ssize_t K,
                                double* acc) noexcept nogil:
-    # _chain_gradient from edge sums [K][K] and node marginals [T] rows of ``stride``.
+    # _transition_gradient from edge sums [K][K] and node marginals [T] rows of ``stride``.
     cdef Py_ssize_t i, k
     for i in range(K * K):
         acc[i] -= edge[i]
@@ -599,7 +602,7 @@ def forward_backward(
                             node_out[s, t, k] = <floating> (-w.alpha[t * K + k])
                         node_out[s, t, y[t]] = <floating> (1.0 - w.alpha[t * K + y[t]])
                 if want_edges:
-                    _chain_gradient(&w, y, T, K, &chunk_out[ch, 0])
+                    _transition_gradient(&w, y, T, K, &chunk_out[ch, 0])
         free(buf)
     free(cbuf)
     if failed:

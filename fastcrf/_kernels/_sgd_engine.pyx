@@ -5,7 +5,7 @@
 # ------
 # a) A mini-batch runs in three generations of work items (KIND_EMISSIONS,
 #    KIND_SEQUENCE, KIND_STEP): the emission scores of its sequences, one weight part
-#    at a time; then the marginals and chain gradient of each sequence, with the
+#    at a time; then the marginals and transition gradient of each sequence, with the
 #    weights frozen; then the step, one weight part at a time.  Every item writes
 #    only its own slots, and the step applies the updates in mini-batch order, so the
 #    result never depends on which thread ran what, nor on the thread count.  The
@@ -25,16 +25,16 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
-from ._core cimport (Chain, Work, _chain_bind, _chain_doubles, _chain_gradient,
-                     _chain_gradient_rows, _chain_scaled, _path_score, _sequence_marginals,
+from ._core cimport (Chain, Work, _chain_bind, _chain_doubles, _transition_gradient,
+                     _transition_gradient_rows, _chain_scaled, _path_score, _sequence_marginals,
                      _work_bind, _work_doubles)
 from ._limits cimport MAX_SCORE
 from ._prep cimport BLOCK_SHIFT, N_PARTS
 from ._rows cimport (_check_layout, _ids, _values, fcrf_add_parts, fcrf_emissions,
                      fcrf_layout, fcrf_prefetch_rows, fcrf_update_token)
 
-cdef extern from "_chain.h":
-    ctypedef struct fcrf_padded_chain:
+cdef extern from "_padded.h":
+    ctypedef struct fcrf_padded_lattice:
         Py_ssize_t K
         Py_ssize_t S
         const double* start
@@ -42,9 +42,9 @@ cdef extern from "_chain.h":
         const double* E
         const double* ET
         double tmax
-    Py_ssize_t fcrf_chain_work_doubles(Py_ssize_t T, Py_ssize_t S) noexcept nogil
-    int fcrf_chain_padded_available(Py_ssize_t S) noexcept nogil
-    int fcrf_chain_marginals(const fcrf_padded_chain* c, const double* lem, Py_ssize_t T,
+    Py_ssize_t fcrf_padded_work_doubles(Py_ssize_t T, Py_ssize_t S) noexcept nogil
+    int fcrf_padded_available(Py_ssize_t S) noexcept nogil
+    int fcrf_padded_marginals(const fcrf_padded_lattice* c, const double* lem, Py_ssize_t T,
                              double* work, double* marg, double* edge,
                              double* logz) noexcept nogil
     double fcrf_path_score_strided(const double* trans, const double* start,
@@ -120,7 +120,7 @@ MAX_BATCH = 65535
 cdef enum:
     # The three kinds of work items of a mini-batch, in the order they run.
     KIND_EMISSIONS = 0     # item p: part p of every sequence's emission scores
-    KIND_SEQUENCE = 1      # item i: marginals and chain gradient of sequence i
+    KIND_SEQUENCE = 1      # item i: marginals and transition gradient of sequence i
     KIND_STEP = 2          # item p: part p of the SGD step
 
 # For the Python layer (thread counts).
@@ -131,7 +131,7 @@ cdef struct SGDBatch:
     # What every thread reads to compute the marginals of one mini-batch.
     const fcrf_layout* L
     const Chain* c
-    const fcrf_padded_chain* pc   # the same chain with rows padded to S (_chain.h)
+    const fcrf_padded_lattice* pc   # the same constants in rows padded to S (_padded.h)
     bint padded           # use pc: S % 4 == 0, and the transition range allows raw edges
     const double* U
     const double* scalars
@@ -144,17 +144,18 @@ cdef struct SGDBatch:
     const int64_t* order
     double* part_lem      # [N_PARTS][batch][Tmax][S] emission scores, from each part
     double* marg          # [batch][Tmax][S] node marginals, rows zero-padded to S
-    double* dv            # [batch][nV] observed minus expected chain counts
+    double* dv            # [batch][nV] observed minus expected transition, start, end counts
     double* loss          # [n_visit] -log p(y|x) of each visit
     Py_ssize_t Tmax
     Py_ssize_t S
+    Py_ssize_t nU
     Py_ssize_t nV
     Py_ssize_t pos        # the batch is visits pos .. pos + nb - 1
     Py_ssize_t nb
     Py_ssize_t batch_size
     int kind              # what the current generation's items are: KIND_EMISSIONS,
                           # KIND_SEQUENCE or KIND_STEP
-    # The step (kind 1): weights, and the step's scalars
+    # The step (KIND_STEP): the weights, and the step's scalars (_begin_step)
     double* Uw
     double* Uhat
     double* V
@@ -194,9 +195,9 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
 
 
 cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) noexcept nogil:
-    # Marginals and chain gradient of the i-th sequence of the batch, into its own
+    # Marginals and transition gradient of the i-th sequence of the batch, into its own
     # slots; returns 1 when its scores are not finite or too large.  pw: the thread's
-    # scratch for the padded kernels (_chain.h), then [Tmax][S] emission scores.
+    # scratch for the padded kernels (_padded.h), then [Tmax][S] emission scores.
     cdef Py_ssize_t K = b.c.K
     cdef Py_ssize_t S = b.S
     cdef int64_t s = b.order[b.pos + i]
@@ -207,7 +208,7 @@ cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) n
     cdef double* dv = b.dv + i * b.nV
     cdef Py_ssize_t t, k
     cdef double logz
-    cdef double* plem = pw + fcrf_chain_work_doubles(b.Tmax, S)
+    cdef double* plem = pw + fcrf_padded_work_doubles(b.Tmax, S)
     cdef Py_ssize_t part1 = b.batch_size * b.Tmax * S
     memset(dv, 0, b.nV * sizeof(double))
     if not (fcrf_add_parts(b.part_lem + i * b.Tmax * S, b.part_lem + part1 + i * b.Tmax * S,
@@ -216,10 +217,10 @@ cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) n
         memset(P, 0, T * S * sizeof(double))
         return 1
     if b.padded:
-        if fcrf_chain_marginals(b.pc, plem, T, pw, P, w.edge, &logz) == 0:
+        if fcrf_padded_marginals(b.pc, plem, T, pw, P, w.edge, &logz) == 0:
             b.loss[b.pos + i] = logz - fcrf_path_score_strided(
                 b.c.trans, b.c.start, b.c.end, plem, T, K, S, y)
-            _chain_gradient_rows(w.edge, P, S, y, T, K, dv)
+            _transition_gradient_rows(w.edge, P, S, y, T, K, dv)
             return 0
     # Scores too extreme for the padded kernels: the exact ones of _core.pyx.
     for t in range(T):
@@ -233,14 +234,14 @@ cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) n
             P[t * S + k] = w.alpha[t * K + k]
         for k in range(K, S):
             P[t * S + k] = 0.0
-    _chain_gradient(w, y, T, K, dv)
+    _transition_gradient(w, y, T, K, dv)
     return 0
 
 
 cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     # Part ``part`` of the step: the state rows of the attributes in that part
     # (_rows.h, fcrf_in_part), each receiving its updates in mini-batch order, and
-    # with part 0 the chain scores.
+    # with part 0 the transition, start and end scores.
     cdef Py_ssize_t S = b.S
     cdef Py_ssize_t i, t, m
     cdef int64_t s, t0, T
@@ -298,6 +299,234 @@ cdef void _await(volatile int64_t* sync, Py_ssize_t n_items) noexcept nogil:
         fcrf_sync_wait(&spins)
 
 
+# --------------------------------------------------------------------------- #
+# The step schedule.                                                            #
+# --------------------------------------------------------------------------- #
+
+cdef struct StepSchedule:
+    double eta0           # initial step size
+    double lam            # L2 strength per sequence (2 c2 / n_seq)
+    double power          # decay exponent of the step size
+    double avg_start      # steps before averaging starts (< 0: never)
+
+
+cdef inline double _step_size(const StepSchedule* sch, double t) noexcept nogil:
+    # eta_t = eta0 / (1 + lambda eta0 t)^power, t = sequences seen so far
+    # (power 1: the 1/t schedule of Bottou's crfsgd; 0.75 with averaging, Xu 2011).
+    return sch.eta0 / pow(1.0 + sch.lam * sch.eta0 * t, sch.power)
+
+
+cdef double _begin_step(SGDBatch* b, const StepSchedule* sch, double* scalars,
+                        Py_ssize_t nb) noexcept nogil:
+    # Before the KIND_STEP items: the L2 shrink alpha <- alpha (1 - eta lambda n_b),
+    # and the step's gain eta / alpha and averaging state for _batch_update.  Returns
+    # the averaging weight mu (1 while averaging has not started).
+    cdef double step = scalars[S_STEP] + 1.0
+    cdef double eta = _step_size(sch, scalars[S_T])
+    cdef double decay = 1.0 - eta * sch.lam * nb
+    cdef double mu = 1.0
+    if decay < 0.5:
+        # Keep the L2 shrink of a single step from reversing the weights; only a huge
+        # lambda (c2) together with a large eta gets here.
+        decay = 0.5
+    scalars[S_ALPHA] *= decay
+    if sch.avg_start >= 0 and step > sch.avg_start + 1.0:
+        mu = 1.0 / (step - sch.avg_start)
+    b.gain = eta / scalars[S_ALPHA]
+    b.beta = scalars[S_BETA]
+    b.averaging = mu < 1.0
+    return mu
+
+
+cdef void _end_step(SGDBatch* b, double* scalars, double mu, Py_ssize_t nb) noexcept nogil:
+    # After the KIND_STEP items: the averaging scalars (gamma, beta), the counters,
+    # and a fold when alpha or gamma get extreme.
+    if mu < 1.0:
+        scalars[S_GAMMA] /= (1.0 - mu)
+        scalars[S_BETA] = b.beta + mu * scalars[S_GAMMA] * scalars[S_ALPHA]
+    else:
+        scalars[S_BETA] = scalars[S_ALPHA]
+    scalars[S_T] += nb
+    scalars[S_STEP] += 1.0
+    # u = w / alpha grows as alpha shrinks, and the average is a difference of terms
+    # of size ~ u: fold before that costs more than ~1e-12.
+    if scalars[S_ALPHA] < 1e-4 or scalars[S_GAMMA] > 1e9:
+        _fold(b.Uw, b.Uhat, b.nU, b.V, b.Vhat, b.nV, scalars, mu < 1.0)
+
+
+# --------------------------------------------------------------------------- #
+# The master and helper loops.                                                  #
+# --------------------------------------------------------------------------- #
+
+cdef int _current_scores(const SGDBatch* b, double* scores) noexcept nogil:
+    # scores[nV] = alpha * V, the transition, start and end scores of the current
+    # iterate; returns 1 when one is not finite or beyond MAX_SCORE.
+    cdef Py_ssize_t m
+    cdef int bad = 0
+    for m in range(b.nV):
+        scores[m] = b.scalars[S_ALPHA] * b.V[m]
+        if not (fabs(scores[m]) <= MAX_SCORE):
+            bad = 1
+    return bad
+
+
+cdef void _lattice_constants(SGDBatch* b, Chain* c, fcrf_padded_lattice* pc) noexcept nogil:
+    # The constants of the current scores (_core's _chain_scaled), and their copies in
+    # rows padded to S when the padded kernels (_padded.h) can take this batch.
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t S = b.S
+    cdef Py_ssize_t i, j
+    _chain_scaled(c)
+    b.padded = c.raw_edges and fcrf_padded_available(S)
+    if b.padded:
+        pc.tmax = c.tmax
+        for i in range(K):
+            for j in range(K):
+                (<double*> pc.E)[i * S + j] = c.E[i * K + j]
+                (<double*> pc.ET)[i * S + j] = c.ET[i * K + j]
+
+
+cdef int _master_loop(SGDBatch* b, Chain* c, fcrf_padded_lattice* pc, const StepSchedule* sch,
+                      double* scalars, Work* w, double* pw, volatile int64_t* sync,
+                      Py_ssize_t n_visit, int* bad) noexcept nogil:
+    # Thread 0: every mini-batch of the call, as three published generations of work
+    # items it runs too (see the design notes); returns 0, or -1 once scores diverge.
+    cdef Py_ssize_t pos = 0, nb
+    cdef int64_t gen = 0
+    cdef double mu
+    cdef int status = 0
+    while pos < n_visit:
+        nb = b.batch_size
+        if nb > n_visit - pos:
+            nb = n_visit - pos
+        if _current_scores(b, <double*> c.trans):
+            bad[0] = 1
+        if bad[0]:
+            status = -1
+            break
+        b.pos = pos
+        b.nb = nb
+        gen = gen + 1
+        _publish(b, sync, gen, KIND_EMISSIONS, N_PARTS)
+        _run_items(b, w, pw, sync, gen, bad, 0)
+        # The lattice constants while a helper may still be on its part.
+        _lattice_constants(b, c, pc)
+        _await(sync, N_PARTS)
+        gen = gen + 1
+        _publish(b, sync, gen, KIND_SEQUENCE, nb)
+        _run_items(b, w, pw, sync, gen, bad, 0)
+        _await(sync, nb)
+        if bad[0]:
+            status = -1
+            break
+        # The step, in parts that any thread may take (see _batch_update).
+        mu = _begin_step(b, sch, scalars, nb)
+        gen = gen + 1
+        _publish(b, sync, gen, KIND_STEP, N_PARTS)
+        _run_items(b, w, pw, sync, gen, bad, 0)
+        _await(sync, N_PARTS)
+        _end_step(b, scalars, mu, nb)
+        pos = pos + nb
+    fcrf_sync_store(&sync[0], -1)
+    return status
+
+
+cdef void _helper_loop(SGDBatch* b, Work* w, double* pw, volatile int64_t* sync,
+                       int* bad) noexcept nogil:
+    # The other threads: wait for each new generation and take what items are left
+    # of it (from the back, _sync.h), until the master ends the call.
+    cdef int64_t seen = 0, gen, spins
+    while True:
+        spins = 0
+        gen = fcrf_sync_load(&sync[0])
+        while gen == seen:
+            fcrf_sync_wait(&spins)
+            gen = fcrf_sync_load(&sync[0])
+        if gen < 0:
+            break
+        seen = gen
+        _run_items(b, w, pw, sync, gen, bad, 1)
+
+
+# --------------------------------------------------------------------------- #
+# Scratch and bounds checks of one call.                                        #
+# --------------------------------------------------------------------------- #
+
+cdef struct SGDScratch:
+    # The buffers of one sgd_epoch call (sizes in doubles), allocated together:
+    double* marg          # [batch][Tmax][S] node marginals of each sequence (SGDBatch.marg)
+    double* part_lem      # [N_PARTS][batch][Tmax][S] emission scores from each part
+    double* dv            # [batch][nV] observed minus expected transition, start, end counts
+    double* scores        # [nV] the current scores alpha * V, then [_chain_doubles(K)]
+                          #     their constants (Chain), then [2][K][S] the padded copies
+                          #     of E and ET (fcrf_padded_lattice), zero beyond K
+    double* threads       # [n_threads][per_thread]: each thread's Work ([work]), then
+                          #     the padded kernels' scratch and its [Tmax][S] emission rows
+    Py_ssize_t work       # _work_doubles(Tmax, K)
+    Py_ssize_t per_thread
+
+
+cdef int _scratch_alloc(SGDScratch* m, Py_ssize_t K, Py_ssize_t S, Py_ssize_t Tmax,
+                        Py_ssize_t batch_size, Py_ssize_t nV, int n_threads) noexcept:
+    # 0, or -1 (nothing left allocated) when the memory is not there.
+    m.work = _work_doubles(Tmax, K)
+    m.per_thread = m.work + fcrf_padded_work_doubles(Tmax, S) + Tmax * S
+    m.marg = <double*> malloc(batch_size * Tmax * S * sizeof(double))
+    m.part_lem = <double*> malloc(N_PARTS * batch_size * Tmax * S * sizeof(double))
+    m.dv = <double*> malloc(batch_size * nV * sizeof(double))
+    m.scores = <double*> malloc((nV + _chain_doubles(K) + 2 * K * S) * sizeof(double))
+    m.threads = <double*> malloc(n_threads * m.per_thread * sizeof(double))
+    if (m.marg == NULL or m.part_lem == NULL or m.dv == NULL or m.scores == NULL
+            or m.threads == NULL):
+        _scratch_free(m)
+        return -1
+    return 0
+
+
+cdef void _scratch_free(SGDScratch* m) noexcept:
+    free(m.marg)
+    free(m.part_lem)
+    free(m.dv)
+    free(m.scores)
+    free(m.threads)
+    m.marg = m.part_lem = m.dv = m.scores = m.threads = NULL
+
+
+cdef int _check_bounds(const double[::1] U, const double[::1] Uhat, const double[::1] V,
+                       const double[::1] Vhat, const double[::1] V_mask, Py_ssize_t nV,
+                       const int64_t[::1] tok_off, const int64_t[::1] tok_mid,
+                       const int64_t[::1] seq_off, const int64_t[::1] order,
+                       Py_ssize_t Tmax, Py_ssize_t batch_size) except -1:
+    # Bounds checks, not validation: fastcrf/_sgd.py builds every array, but an
+    # epoch runs as several calls over slices of ``order``, and a wrong index here
+    # reads or writes out of bounds (the scratch is sized by Tmax, a batch is claimed
+    # through a 16-bit field).  O(tokens visited), before anything is allocated.
+    cdef Py_ssize_t m
+    cdef int64_t vs, vt
+    if (Uhat.shape[0] != U.shape[0] or V.shape[0] != nV or Vhat.shape[0] != nV
+            or V_mask.shape[0] != nV):
+        raise ValueError("sgd_epoch: the weight arrays do not match the layout")
+    if tok_mid.shape[0] != tok_off.shape[0] - 1:
+        raise ValueError("sgd_epoch: tok_mid does not match tok_off")
+    for m in range(order.shape[0]):
+        vs = order[m]
+        if not 0 <= vs < seq_off.shape[0] - 1:
+            raise ValueError("sgd_epoch: order holds a sequence not in seq_off")
+        if not (0 <= seq_off[vs] <= seq_off[vs + 1] <= tok_mid.shape[0]
+                and seq_off[vs + 1] - seq_off[vs] <= Tmax):
+            raise ValueError("sgd_epoch: seq_off does not match tok_off and Tmax")
+        for vt in range(seq_off[vs], seq_off[vs + 1]):
+            if not tok_off[vt] <= tok_mid[vt] <= tok_off[vt + 1]:
+                raise ValueError("sgd_epoch: tok_mid does not match tok_off")
+    if batch_size < 1 or batch_size > MAX_BATCH:
+        raise ValueError(f"batch_size must be in [1, {MAX_BATCH}]")
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# One call: a slice of an epoch.                                                #
+# --------------------------------------------------------------------------- #
+
 def sgd_epoch(
     double[::1] U,                         # INOUT [n_state] scaled state weights (layout below)
     double[::1] Uhat,                      # INOUT [n_state] averaging accumulator
@@ -333,78 +562,44 @@ def sgd_epoch(
                                            #     with, saving an O(n_weights) pass
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
-    cdef const double* vp = _values(vals)
-    cdef const int32_t* ip = _ids(ids)
     cdef Py_ssize_t nU = U.shape[0]
     cdef Py_ssize_t S = (K + 3) // 4 * 4
     cdef Py_ssize_t KK = K * K
     cdef Py_ssize_t nV = KK + 2 * K
     cdef Py_ssize_t n_visit = order.shape[0]
-    cdef bint averaging = avg_start >= 0
     cdef fcrf_layout L
     cdef double* Up = &U[0] if nU > 0 else NULL
     cdef double* Hp = &Uhat[0] if nU > 0 else NULL
-    cdef Py_ssize_t wd = _work_doubles(Tmax, K)
-    # Then the padded kernels' scratch and their [Tmax][S] emission rows.
-    cdef Py_ssize_t pwd = fcrf_chain_work_doubles(Tmax, S) + Tmax * S
-    # Per mini-batch: the node marginals of each sequence ([batch][Tmax][K]) and its
-    # observed-minus-expected transition, start and end counts ([batch][nV]).
-    cdef double* mb_marg = <double*> malloc(batch_size * Tmax * S * sizeof(double))
-    cdef double* mb_part = <double*> malloc(N_PARTS * batch_size * Tmax * S * sizeof(double))
-    cdef double* mb_v = <double*> malloc(batch_size * nV * sizeof(double))
-    # [nV] the current scores alpha * V, then their constants (_chain_bind) and the
-    # padded copies of E and ET ([K][S] each).
-    cdef double* trans = <double*> malloc((nV + _chain_doubles(K) + 2 * K * S) * sizeof(double))
-    cdef double* thread_buf = <double*> malloc(n_threads * (wd + pwd) * sizeof(double))
+    cdef SGDScratch m
+    cdef StepSchedule sch
     cdef double* pw
     cdef Chain c
-    cdef fcrf_padded_chain pc
+    cdef fcrf_padded_lattice pc
     cdef Work w
     cdef SGDBatch b
     cdef SGDBatch* bp = &b       # written through inside the parallel block: stays shared
     cdef int64_t sync[3]
-    cdef Py_ssize_t pos, nb, m
-    cdef int64_t i, gen, seen, spins, vs, vt
     cdef int tid
-    cdef double eta, decay, beta, mu, step
     cdef int status = 0
     cdef int* status_p = &status
     cdef int bad = 0
     cdef int* bad_p = &bad
 
-    try:
-        _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
-        if (Uhat.shape[0] != nU or V.shape[0] != nV or Vhat.shape[0] != nV
-                or V_mask.shape[0] != nV):
-            raise ValueError("sgd_epoch: the weight arrays do not match the layout")
-        if tok_mid.shape[0] != tok_off.shape[0] - 1:
-            raise ValueError("sgd_epoch: tok_mid does not match tok_off")
-        # Only what this call visits (an epoch runs as several calls).
-        for m in range(n_visit):
-            vs = order[m]
-            if not 0 <= vs < seq_off.shape[0] - 1:
-                raise ValueError("sgd_epoch: order holds a sequence not in seq_off")
-            if not (0 <= seq_off[vs] <= seq_off[vs + 1] <= tok_mid.shape[0]
-                    and seq_off[vs + 1] - seq_off[vs] <= Tmax):
-                raise ValueError("sgd_epoch: seq_off does not match tok_off and Tmax")
-            for vt in range(seq_off[vs], seq_off[vs + 1]):
-                if not tok_off[vt] <= tok_mid[vt] <= tok_off[vt + 1]:
-                    raise ValueError("sgd_epoch: tok_mid does not match tok_off")
-        if batch_size < 1 or batch_size > MAX_BATCH:
-            raise ValueError(f"batch_size must be in [1, {MAX_BATCH}]")
-    except ValueError:
-        free(mb_marg); free(mb_part); free(mb_v); free(trans); free(thread_buf)
-        raise
-    if (mb_marg == NULL or mb_part == NULL or mb_v == NULL or trans == NULL
-            or thread_buf == NULL):
-        free(mb_marg); free(mb_part); free(mb_v); free(trans); free(thread_buf)
+    _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+    _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
+                  batch_size)
+    if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads) != 0:
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
-    c = _chain_bind(K, trans, trans + KK, trans + KK + K, trans + nV)
+    sch.eta0 = eta0
+    sch.lam = lam
+    sch.power = power
+    sch.avg_start = avg_start
+    c = _chain_bind(K, m.scores, m.scores + KK, m.scores + KK + K, m.scores + nV)
     pc.K = K
     pc.S = S
     pc.start = c.start
     pc.end = c.end
-    pc.E = trans + nV + _chain_doubles(K)
+    pc.E = m.scores + nV + _chain_doubles(K)
     pc.ET = pc.E + K * S
     memset(<double*> pc.E, 0, 2 * K * S * sizeof(double))   # the padding stays 0
     b.L = &L
@@ -412,20 +607,21 @@ def sgd_epoch(
     b.pc = &pc
     b.U = Up
     b.scalars = &scalars[0]
-    b.ids = ip
-    b.vals = vp
+    b.ids = _ids(ids)
+    b.vals = _values(vals)
     b.tok_off = &tok_off[0]
     b.tok_mid = &tok_mid[0] if tok_mid.shape[0] > 0 else NULL
     b.seq_off = &seq_off[0]
     b.labels = &labels[0] if labels.shape[0] > 0 else NULL
     b.order = &order[0] if n_visit > 0 else NULL
-    b.marg = mb_marg
-    b.part_lem = mb_part
+    b.marg = m.marg
+    b.part_lem = m.part_lem
     b.batch_size = batch_size
-    b.dv = mb_v
+    b.dv = m.dv
     b.loss = &loss_out[0] if n_visit > 0 else NULL
     b.Tmax = Tmax
     b.S = S
+    b.nU = nU
     b.nV = nV
     b.Uw = Up
     b.Uhat = Hp
@@ -433,104 +629,94 @@ def sgd_epoch(
     b.Vhat = &Vhat[0]
     b.V_mask = &V_mask[0]
     b.averaging = 0
-    sync[0] = 0   # the published generation; -1: the epoch is over
+    sync[0] = 0   # the published generation; -1: the call is over
     sync[1] = 0   # the claim word (_sync.h)
-    sync[2] = 0   # sequences of the current batch done
-    # Thread 0 runs the epoch; the others compute marginals of the batches they
-    # manage to claim (see _sync.h), and never block thread 0.
+    sync[2] = 0   # items of the current generation done
     with nogil, parallel(num_threads=n_threads):
         tid = threadid()
-        w = _work_bind(thread_buf + tid * (wd + pwd), Tmax, K)
-        pw = thread_buf + tid * (wd + pwd) + wd
+        w = _work_bind(m.threads + tid * m.per_thread, Tmax, K)
+        pw = m.threads + tid * m.per_thread + m.work
         if tid == 0:
-            gen = 0
-            pos = 0
-            while pos < n_visit:
-                nb = batch_size
-                if nb > n_visit - pos:
-                    nb = n_visit - pos
-                # Scores of the current iterate: alpha * V.
-                for m in range(nV):
-                    trans[m] = scalars[S_ALPHA] * V[m]
-                    if not (fabs(trans[m]) <= MAX_SCORE):
-                        bad_p[0] = 1
-                if bad_p[0]:
-                    status_p[0] = -1
-                    break
-                bp.pos = pos
-                bp.nb = nb
-                gen = gen + 1
-                _publish(bp, sync, gen, KIND_EMISSIONS, N_PARTS)
-                _run_items(bp, &w, pw, sync, gen, bad_p, 0)
-                # The chain's constants while a helper may still be on its part.
-                _chain_scaled(&c)
-                bp.padded = c.raw_edges and fcrf_chain_padded_available(S)
-                if bp.padded:
-                    pc.tmax = c.tmax
-                    for i in range(K):
-                        for m in range(K):
-                            (<double*> pc.E)[i * S + m] = c.E[i * K + m]
-                            (<double*> pc.ET)[i * S + m] = c.ET[i * K + m]
-                _await(sync, N_PARTS)
-                gen = gen + 1
-                _publish(bp, sync, gen, KIND_SEQUENCE, nb)
-                _run_items(bp, &w, pw, sync, gen, bad_p, 0)
-                _await(sync, nb)
-                if bad_p[0]:
-                    status_p[0] = -1
-                    break
-
-                # The step, in parts that any thread may take (see _batch_update).
-                step = scalars[S_STEP] + 1.0
-                eta = eta0 / pow(1.0 + lam * eta0 * scalars[S_T], power)
-                decay = 1.0 - eta * lam * nb
-                if decay < 0.5:
-                    # Keep the L2 shrink of a single step from reversing the weights;
-                    # only a huge lambda (c2) together with a large eta gets here.
-                    decay = 0.5
-                scalars[S_ALPHA] *= decay
-                mu = 1.0
-                if averaging and step > avg_start + 1.0:
-                    mu = 1.0 / (step - avg_start)
-                beta = scalars[S_BETA]
-                bp.gain = eta / scalars[S_ALPHA]
-                bp.beta = beta
-                bp.averaging = mu < 1.0
-                gen = gen + 1
-                _publish(bp, sync, gen, KIND_STEP, N_PARTS)
-                _run_items(bp, &w, pw, sync, gen, bad_p, 0)
-                _await(sync, N_PARTS)
-                if mu < 1.0:
-                    scalars[S_GAMMA] /= (1.0 - mu)
-                    scalars[S_BETA] = beta + mu * scalars[S_GAMMA] * scalars[S_ALPHA]
-                else:
-                    scalars[S_BETA] = scalars[S_ALPHA]
-                scalars[S_T] += nb
-                scalars[S_STEP] = step
-                # u = w / alpha grows as alpha shrinks, and the average is a difference
-                # of terms of size ~ u: fold before that costs more than ~1e-12.
-                if scalars[S_ALPHA] < 1e-4 or scalars[S_GAMMA] > 1e9:
-                    _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0], mu < 1.0)
-                pos = pos + nb
-            fcrf_sync_store(&sync[0], -1)
+            status_p[0] = _master_loop(bp, &c, &pc, &sch, &scalars[0], &w, pw, sync, n_visit,
+                                       bad_p)
         else:
-            seen = 0
-            while True:
-                spins = 0
-                gen = fcrf_sync_load(&sync[0])
-                while gen == seen:
-                    fcrf_sync_wait(&spins)
-                    gen = fcrf_sync_load(&sync[0])
-                if gen < 0:
-                    break
-                seen = gen
-                _run_items(bp, &w, pw, sync, gen, bad_p, 1)
+            _helper_loop(bp, &w, pw, sync, bad_p)
     if status == 0 and fold:
         _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
-              averaging and scalars[S_STEP] > avg_start + 1.0)
-    free(mb_marg)
-    free(mb_part)
-    free(mb_v)
-    free(trans)
-    free(thread_buf)
+              avg_start >= 0 and scalars[S_STEP] > avg_start + 1.0)
+    _scratch_free(&m)
     return status
+
+
+def _py_sequence_marginals(
+    const double[:, ::1] lem,              # IN  [T][K] emission scores of one sequence
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    double[:, ::1] marg_out,               # OUT [T][K] node marginals
+    double[:, ::1] edge_out,               # OUT [K][K] summed edge marginals
+    bint padded,                           # IN  the padded kernels (_padded.h) or _core's
+    Py_ssize_t repeats=1,                  # IN  run it this many times (timing)
+):
+    """Test and bench twin of the lattice part of _batch_sequence; returns log Z, or NaN
+    when the padded kernels decline the sequence (then _core's take it)."""
+    cdef Py_ssize_t T = lem.shape[0]
+    cdef Py_ssize_t K = lem.shape[1]
+    cdef Py_ssize_t S = (K + 3) // 4 * 4
+    cdef Py_ssize_t wd = _work_doubles(T, K)
+    cdef Py_ssize_t pwd = fcrf_padded_work_doubles(T, S)
+    cdef double* buf = <double*> malloc((_chain_doubles(K) + 2 * K * S + wd + pwd + 2 * T * S)
+                                        * sizeof(double))
+    cdef double* pe
+    cdef double* plem
+    cdef double* P
+    cdef Chain c
+    cdef fcrf_padded_lattice pc
+    cdef Work w
+    cdef Py_ssize_t r, t, k, i
+    cdef double logz = 0.0
+    cdef int status = 0
+    if buf == NULL:
+        raise MemoryError()
+    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], buf)
+    _chain_scaled(&c)
+    pe = buf + _chain_doubles(K)
+    memset(pe, 0, 2 * K * S * sizeof(double))
+    for i in range(K):
+        for k in range(K):
+            pe[i * S + k] = c.E[i * K + k]
+            pe[K * S + i * S + k] = c.ET[i * K + k]
+    pc.K = K
+    pc.S = S
+    pc.start = c.start
+    pc.end = c.end
+    pc.E = pe
+    pc.ET = pe + K * S
+    pc.tmax = c.tmax
+    w = _work_bind(pe + 2 * K * S, T, K)
+    plem = pe + 2 * K * S + wd + pwd
+    P = plem + T * S
+    memset(plem, 0, T * S * sizeof(double))
+    for t in range(T):
+        for k in range(K):
+            plem[t * S + k] = lem[t, k]
+    with nogil:
+        for r in range(repeats):
+            if padded:
+                status = fcrf_padded_marginals(&pc, plem, T, pe + 2 * K * S + wd, P, w.edge,
+                                              &logz)
+            else:
+                for t in range(T):
+                    for k in range(K):
+                        w.lem[t * K + k] = lem[t, k]
+                logz = _sequence_marginals(&c, T, &w, True, True)
+    if padded and (status != 0 or not (c.raw_edges and fcrf_padded_available(S))):
+        free(buf)
+        return float("nan")
+    for t in range(T):
+        for k in range(K):
+            marg_out[t, k] = P[t * S + k] if padded else w.alpha[t * K + k]
+    for i in range(K * K):
+        edge_out[i // K, i % K] = w.edge[i]
+    free(buf)
+    return logz

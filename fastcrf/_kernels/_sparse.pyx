@@ -32,7 +32,7 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
 
 from ._core cimport (CHUNK, Chain, Work, _chain_bind, _chain_decoder, _chain_doubles,
-                     _chain_gradient, _chain_scaled, _path_score, _sequence_marginals,
+                     _transition_gradient, _chain_scaled, _path_score, _sequence_marginals,
                      _viterbi_one, _work_bind, _work_doubles)
 from ._limits cimport MAX_SCORE
 from ._rows cimport (_check_layout, _ids, _ptr, _values, fcrf_emissions, fcrf_layout,
@@ -155,7 +155,7 @@ cdef int _forward_backward(
                         y = &labels[t0]
                         score_out[s] = _path_score(&c, w.lem, T, y)
                     if want_edges:
-                        _chain_gradient(&w, y, T, K, &chunk_out[ch, 0])
+                        _transition_gradient(&w, y, T, K, &chunk_out[ch, 0])
             free(buf)
     finally:
         free(cbuf)

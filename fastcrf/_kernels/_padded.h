@@ -1,5 +1,5 @@
 /* Scaled forward-backward of one sequence over label rows padded to S = K rounded up
- * to a multiple of 4, register-blocked: the chain part of an SGD step
+ * to a multiple of 4, register-blocked: the lattice part of an SGD step
  * (fastcrf/_kernels/_sgd_engine.pyx, _batch_sequence).
  *
  * It computes what _core.pyx's _forward_scaled + _backward_scaled compute (same
@@ -14,11 +14,11 @@
  * On CoNLL-2000 (K = 22) this was half of an SGD epoch's instructions before.
  *
  * Buffers are row-major; [T][S] means buf[t * S + k].  Needs S % 4 == 0 and the GCC
- * vector extensions (fcrf_chain_padded_available); callers use the _core.pyx kernels
+ * vector extensions (fcrf_padded_available); callers use the _core.pyx kernels
  * otherwise, and whenever a function here returns -1.
  */
-#ifndef FASTCRF_CHAIN_H
-#define FASTCRF_CHAIN_H
+#ifndef FASTCRF_PADDED_H
+#define FASTCRF_PADDED_H
 
 #include <math.h>
 #include <stddef.h>
@@ -38,15 +38,15 @@ typedef struct {
     const double* E;          /* [K][S] exp(trans[i][j] - tmax), zero for j >= K */
     const double* ET;         /* [K][S] its transpose, zero for i >= K */
     double tmax;              /* max of the transition scores */
-} fcrf_padded_chain;
+} fcrf_padded_lattice;
 
-/* Doubles of scratch fcrf_chain_marginals needs for T positions. */
-static inline ptrdiff_t fcrf_chain_work_doubles(ptrdiff_t T, ptrdiff_t S)
+/* Doubles of scratch fcrf_padded_marginals needs for T positions. */
+static inline ptrdiff_t fcrf_padded_work_doubles(ptrdiff_t T, ptrdiff_t S)
 {
     return 3 * T * S + 2 * T + 2 * S;
 }
 
-static inline int fcrf_chain_padded_available(ptrdiff_t S)
+static inline int fcrf_padded_available(ptrdiff_t S)
 {
 #if FCRF_VECTORS
     return S % 4 == 0;
@@ -172,7 +172,7 @@ static inline void fcrf_kahan_add(double* acc, double* comp, double x)
 /* Node marginals, summed edge marginals and log Z of one sequence.
  *
  *   lem   [T][S] emission scores (columns >= K are finite and otherwise ignored)
- *   work  fcrf_chain_work_doubles(T, S) doubles of scratch
+ *   work  fcrf_padded_work_doubles(T, S) doubles of scratch
  *   marg  [T][S] OUT P(y_t = k), zero for k >= K
  *   edge  [K][K] OUT sum_{t >= 1} P(y_{t-1} = i, y_t = j)
  *   logz  OUT log Z
@@ -192,7 +192,7 @@ static inline void fcrf_kahan_add(double* acc, double* comp, double x)
  * to the largest (a transition range within RAW_EDGE_RANGE, checked by the caller),
  * or the raw sums could overflow. */
 FCRF_MULTIVERSION
-static int fcrf_chain_marginals(const fcrf_padded_chain* c, const double* FCRF_RESTRICT lem,
+static int fcrf_padded_marginals(const fcrf_padded_lattice* c, const double* FCRF_RESTRICT lem,
                                 ptrdiff_t T, double* FCRF_RESTRICT work,
                                 double* FCRF_RESTRICT marg, double* FCRF_RESTRICT edge,
                                 double* logz)
@@ -307,7 +307,7 @@ static int fcrf_chain_marginals(const fcrf_padded_chain* c, const double* FCRF_R
 
 #else   /* no vector extensions: callers take the _core.pyx kernels */
 
-static int fcrf_chain_marginals(const fcrf_padded_chain* c, const double* lem, ptrdiff_t T,
+static int fcrf_padded_marginals(const fcrf_padded_lattice* c, const double* lem, ptrdiff_t T,
                                 double* work, double* marg, double* edge, double* logz)
 {
     (void) c; (void) lem; (void) T; (void) work; (void) marg; (void) edge; (void) logz;
