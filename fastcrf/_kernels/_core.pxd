@@ -43,6 +43,8 @@ cdef struct Work:
 cdef Py_ssize_t _chain_doubles(Py_ssize_t K) noexcept nogil
 cdef Chain _chain_bind(Py_ssize_t K, const double* trans, const double* start,
                        const double* end, double* buf) noexcept nogil
+cdef double* _chain_new(Chain* c, Py_ssize_t K, const double* trans, const double* start,
+                        const double* end) except NULL
 cdef void _chain_scaled(Chain* c) noexcept nogil
 cdef void _chain_decoder(Chain* c) noexcept nogil
 cdef Py_ssize_t _work_doubles(Py_ssize_t T, Py_ssize_t K) noexcept nogil

@@ -117,6 +117,16 @@ cdef Chain _chain_bind(Py_ssize_t K, const double* trans, const double* start,
     return c
 
 
+cdef double* _chain_new(Chain* c, Py_ssize_t K, const double* trans, const double* start,
+                        const double* end) except NULL:
+    # _chain_bind over a buffer of its own, which the caller frees.
+    cdef double* buf = <double*> malloc(_chain_doubles(K) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    c[0] = _chain_bind(K, trans, start, end, buf)
+    return buf
+
+
 cdef void _chain_scaled(Chain* c) noexcept nogil:
     # What the scaled forward-backward needs: tmax = max(trans), E = exp(trans - tmax),
     # its transpose ET, and raw_edges: whether the raw edge sums of the scaled
@@ -564,10 +574,7 @@ def forward_backward(
 
     if B == 0 or Tmax == 0:
         return
-    cbuf = <double*> malloc(_chain_doubles(K) * sizeof(double))
-    if cbuf == NULL:
-        raise MemoryError()
-    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], cbuf)
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
     _chain_scaled(&c)
     with nogil, parallel(num_threads=n_threads):
         buf = <double*> malloc(_work_doubles(Tmax, K) * sizeof(double))
@@ -681,10 +688,7 @@ def viterbi(
 
     if B == 0 or Tmax == 0:
         return
-    cbuf = <double*> malloc(_chain_doubles(K) * sizeof(double))
-    if cbuf == NULL:
-        raise MemoryError()
-    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], cbuf)
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
     _chain_decoder(&c)
     with nogil, parallel(num_threads=n_threads):
         dbuf = <double*> malloc((2 * Tmax * K + K) * sizeof(double))

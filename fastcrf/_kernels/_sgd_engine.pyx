@@ -174,21 +174,26 @@ cdef inline const int64_t* _part_starts(const SGDBatch* b, Py_ssize_t part) noex
     return b.tok_mid if part == 1 else b.tok_off + 1
 
 
+cdef inline Py_ssize_t _visit(const SGDBatch* b, Py_ssize_t i, int64_t* t0) noexcept nogil:
+    # The i-th sequence of the batch: its first token (t0) and its length.
+    cdef int64_t s = b.order[b.pos + i]
+    t0[0] = b.seq_off[s]
+    return b.seq_off[s + 1] - t0[0]
+
+
 cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     # Part ``part`` of the emission scores of every sequence of the batch.  The thread
     # that runs it usually runs the same part of the step (see N_PARTS), so the
     # weight rows it loads here are still in its core's cache then.
     cdef Py_ssize_t S = b.S
     cdef Py_ssize_t i
-    cdef int64_t s, t0, T
+    cdef int64_t t0, T
     # b.averaging: whether the previous step averaged, so that this one will too.
     cdef const double* hat = b.Uhat if b.averaging else NULL
     cdef const int64_t* start = _part_starts(b, part)
     cdef const int64_t* end = _part_starts(b, part + 1)
     for i in range(b.nb):
-        s = b.order[b.pos + i]
-        t0 = b.seq_off[s]
-        T = b.seq_off[s + 1] - t0
+        T = _visit(b, i, &t0)
         fcrf_prefetch_rows(b.L, b.U, hat, b.ids, start + t0, end + t0, T)
         fcrf_emissions(b.L, b.U, b.ids, b.vals, start + t0, end + t0, T, b.scalars[S_ALPHA],
                        b.part_lem + (part * b.batch_size + i) * b.Tmax * S, S)
@@ -200,9 +205,8 @@ cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) n
     # scratch for the padded kernels (_padded.h), then [Tmax][S] emission scores.
     cdef Py_ssize_t K = b.c.K
     cdef Py_ssize_t S = b.S
-    cdef int64_t s = b.order[b.pos + i]
-    cdef int64_t t0 = b.seq_off[s]
-    cdef Py_ssize_t T = b.seq_off[s + 1] - t0
+    cdef int64_t t0
+    cdef Py_ssize_t T = _visit(b, i, &t0)
     cdef const int64_t* y = b.labels + t0
     cdef double* P = b.marg + i * b.Tmax * S
     cdef double* dv = b.dv + i * b.nV
@@ -244,16 +248,14 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     # with part 0 the transition, start and end scores.
     cdef Py_ssize_t S = b.S
     cdef Py_ssize_t i, t, m
-    cdef int64_t s, t0, T
+    cdef int64_t t0, T
     cdef double x
     cdef const double* P
     cdef const double* dv
     cdef const int64_t* start = _part_starts(b, part)
     cdef const int64_t* end = _part_starts(b, part + 1)
     for i in range(b.nb):
-        s = b.order[b.pos + i]
-        t0 = b.seq_off[s]
-        T = b.seq_off[s + 1] - t0
+        T = _visit(b, i, &t0)
         P = b.marg + i * b.Tmax * S
         for t in range(T):
             fcrf_update_token(b.L, b.Uw, b.Uhat, b.ids, b.vals, start[t0 + t], end[t0 + t],

@@ -31,7 +31,7 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
 
-from ._core cimport (CHUNK, Chain, Work, _chain_bind, _chain_decoder, _chain_doubles,
+from ._core cimport (CHUNK, Chain, Work, _chain_decoder, _chain_new,
                      _transition_gradient, _chain_scaled, _path_score, _sequence_marginals,
                      _viterbi_one, _work_bind, _work_doubles)
 from ._limits cimport MAX_SCORE
@@ -107,7 +107,7 @@ cdef int _forward_backward(
     cdef Chain c
     cdef fcrf_layout L
     cdef const double* Up = _ptr(U)
-    cdef double* cbuf = <double*> malloc(_chain_doubles(K) * sizeof(double))
+    cdef double* cbuf
     cdef Py_ssize_t ch, s, s_end, T, t, k, i
     cdef int64_t t0
     cdef double* buf
@@ -117,14 +117,8 @@ cdef int _forward_backward(
     cdef int* failed_p = &failed
     cdef int* bad_p = &bad
 
-    if cbuf == NULL:
-        raise MemoryError()
-    try:
-        _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
-    except ValueError:
-        free(cbuf)
-        raise
-    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], cbuf)
+    _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
     _chain_scaled(&c)
     try:
         with nogil, parallel(num_threads=n_threads):
@@ -243,10 +237,7 @@ cdef int _viterbi(
     cdef int* bad_p = &bad
 
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
-    cbuf = <double*> malloc(_chain_doubles(K) * sizeof(double))
-    if cbuf == NULL:
-        raise MemoryError()
-    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], cbuf)
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
     _chain_decoder(&c)
     with nogil, parallel(num_threads=n_threads):
         dbuf = <double*> malloc((2 * Tmax * K + K) * sizeof(double))
