@@ -12,6 +12,9 @@
  *     product of two [T][S] matrices after the backward pass instead of a rank-1
  *     update of a [K][K] matrix in memory per position.
  * On CoNLL-2000 (K = 22) this was half of an SGD epoch's instructions before.
+ * Measured against _core's kernels on identical inputs (one sequence, T = 24): 1.5x
+ * (K = 5), 1.8x (K = 22), 1.7x (K = 50) faster; a single-thread CoNLL-2000 fit ~20%
+ * faster (CPU time).  tests/test_padded.py checks that the two agree.
  *
  * Buffers are row-major; [T][S] means buf[t * S + k].  Needs S % 4 == 0 and the GCC
  * vector extensions (fcrf_padded_available); callers use the _core.pyx kernels
