@@ -1,4 +1,5 @@
-"""Build the compiled core; all metadata lives in pyproject.toml."""
+"""Build the compiled modules (fastcrf._kernels, fastcrf._features); all metadata lives
+in pyproject.toml."""
 
 import os
 import sys
@@ -28,30 +29,39 @@ class BuildExtWithOpenMP(build_ext):
         super().build_extensions()
 
 
+KERNELS = "fastcrf/_kernels"
+FEATURES = "fastcrf/_features"
+
+
+def kernel(name, headers=(), pxds=()):
+    """One module of fastcrf._kernels, rebuilt when its headers or .pxd files change."""
+    return Extension(
+        f"fastcrf._kernels.{name}",
+        [f"{KERNELS}/{name}.pyx"],
+        include_dirs=[KERNELS],
+        depends=[f"{KERNELS}/{d}" for d in headers + pxds],
+    )
+
+
+CORE_PXD = ("_core.pxd", "_limits.pxd")
 extensions = [
-    Extension(
-        "fastcrf._core",
-        ["fastcrf/_core.pyx"],
-        include_dirs=["fastcrf"],
-        depends=["fastcrf/_kernels.h"],
-    ),
-    Extension(
-        "fastcrf._sparse",
-        ["fastcrf/_sparse.pyx"],
-        include_dirs=["fastcrf"],
-        depends=["fastcrf/_rows.h", "fastcrf/_kernels.h", "fastcrf/_sync.h",
-                 "fastcrf/_chain.h"],
-    ),
+    kernel("_core", ("_limits.h", "_kernels.h", "_openmp.h"), CORE_PXD),
+    kernel("_sparse", ("_limits.h", "_kernels.h", "_rows.h"), CORE_PXD + ("_rows.pxd",)),
+    kernel("_sgd_engine", ("_limits.h", "_kernels.h", "_rows.h", "_sync.h", "_padded.h"),
+           CORE_PXD + ("_rows.pxd", "_prep.pxd")),
+    kernel("_online_engine", ("_limits.h", "_kernels.h", "_rows.h"),
+           CORE_PXD + ("_rows.pxd",)),
+    kernel("_prep", (), ("_prep.pxd",)),
 ]
 # The encoder reads the caller's lists and strings without locks, and its threaded
-# passes rely on the GIL keeping every other thread out (fastcrf/_encode.pyx, g):
-# free-threaded CPython re-enables the GIL when it is imported.
+# passes rely on the GIL keeping every other thread out (fastcrf/_features/_encode.pyx,
+# g): free-threaded CPython re-enables the GIL when it is imported.
 encoder = [
     Extension(
-        "fastcrf._encode",
-        ["fastcrf/_encode.pyx"],
-        include_dirs=["fastcrf"],
-        depends=["fastcrf/_names.h", "fastcrf/_openmp.h"],
+        "fastcrf._features._encode",
+        [f"{FEATURES}/_encode.pyx"],
+        include_dirs=[FEATURES, KERNELS],   # _openmp.h is the kernels'
+        depends=[f"{FEATURES}/_names.h", f"{KERNELS}/_openmp.h"],
     ),
 ]
 

@@ -24,7 +24,7 @@ tells how the extension was built.
 """
 
 try:
-    from . import _core  # noqa: F401
+    from ._kernels import _core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on how fastcrf was installed
     raise ImportError(
         "fastcrf's compiled extension could not be imported. If you ran Python from the "

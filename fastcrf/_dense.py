@@ -20,9 +20,9 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
+from ._kernels import _core
 from ._parallel import effective_n_threads
-from ._validation import check_allowed, check_chain, check_tags
+from ._validation import check_allowed, check_batch, check_tags
 
 
 class Gradients(NamedTuple):
@@ -44,45 +44,27 @@ class Gradients(NamedTuple):
     end: np.ndarray
 
 
-# Up to this range of transition scores, the unnormalised edge sums a[i] w[j] of the
-# scaled recursion stay below exp(300) * T and are multiplied by exp(trans - max) once
-# per sequence; wider ranges take the per-step product instead.
-RAW_EDGE_RANGE = 300.0
-
-
-def _exp_factors(scores):
-    """Return ``(exp(scores - max), max)``: the scaled kernels' constant factors."""
-    top = float(scores.max())
-    return np.exp(scores - top), top
-
-
-def _run_forward_backward(chain, tags, want_marginals, n_jobs):
+def _run_forward_backward(batch, tags, want_marginals, n_jobs):
     """Call the compiled driver; return ``(logz, path_scores, node, chunk_sums)``."""
-    B, T, K = chain.shape
+    B, T, K = batch.shape
     n_chunks = -(-B // _core.chunk_size())
     n_threads = effective_n_threads(n_jobs, n_chunks)
-    E, tmax = _exp_factors(chain.transitions)
     with_tags = tags is not None
     logz = np.zeros(B)
     score = np.zeros(B)
-    node = np.zeros((B, T, K) if want_marginals else (0, 0, 0), dtype=chain.dtype)
+    node = np.zeros((B, T, K) if want_marginals else (0, 0, 0), dtype=batch.dtype)
     chunk_sums = np.zeros((n_chunks, K * K + 2 * K) if with_tags and want_marginals else (0, 0))
     _core.forward_backward(
-        chain.emissions,
-        chain.lengths,
+        batch.emissions,
+        batch.lengths,
         tags if with_tags else np.zeros((0, 0), dtype=np.int64),
-        chain.transitions,
-        chain.start,
-        chain.end,
-        E,
-        np.ascontiguousarray(E.T),
-        tmax,
-        float(np.ptp(chain.transitions)) <= RAW_EDGE_RANGE,
+        batch.transitions,
+        batch.start,
+        batch.end,
         logz,
         score,
         node,
         chunk_sums,
-        want_marginals,
         n_threads,
     )
     return logz, score, node, chunk_sums
@@ -136,9 +118,9 @@ def log_partition(
     >>> fastcrf.log_partition(np.zeros((1, 3, 2)), np.zeros((2, 2)))  # log 2**3
     array([2.07944154])
     """
-    chain = check_chain(emissions, transitions, start, end, lengths)
-    logz, _, _, _ = _run_forward_backward(chain, None, False, n_jobs)
-    return _as_result(logz, chain.dtype, "log-partition")
+    batch = check_batch(emissions, transitions, start, end, lengths)
+    logz, _, _, _ = _run_forward_backward(batch, None, False, n_jobs)
+    return _as_result(logz, batch.dtype, "log-partition")
 
 
 def log_likelihood(
@@ -173,21 +155,21 @@ def log_likelihood(
         Only with ``return_grad=True``: attributes ``emissions`` (B, T, K),
         ``transitions`` (K, K), ``start`` (K,) and ``end`` (K,).
     """
-    chain = check_chain(emissions, transitions, start, end, lengths)
-    gold = check_tags(tags, chain)
-    logz, score, node, chunk_sums = _run_forward_backward(chain, gold, bool(return_grad), n_jobs)
-    ll = _as_result(score - logz, chain.dtype, "log-likelihood")
+    batch = check_batch(emissions, transitions, start, end, lengths)
+    gold = check_tags(tags, batch)
+    logz, score, node, chunk_sums = _run_forward_backward(batch, gold, bool(return_grad), n_jobs)
+    ll = _as_result(score - logz, batch.dtype, "log-likelihood")
     if not return_grad:
         return ll
-    K = chain.shape[2]
+    K = batch.shape[2]
     # Rows are per-chunk sums; adding them here, in order, keeps the result
     # independent of how the chunks were spread over threads.
     totals = chunk_sums.sum(axis=0) if chunk_sums.shape[0] else np.zeros(K * K + 2 * K)
     grads = Gradients(
         emissions=node,
-        transitions=totals[: K * K].reshape(K, K).astype(chain.dtype),
-        start=totals[K * K : K * K + K].astype(chain.dtype),
-        end=totals[K * K + K :].astype(chain.dtype),
+        transitions=totals[: K * K].reshape(K, K).astype(batch.dtype),
+        start=totals[K * K : K * K + K].astype(batch.dtype),
+        end=totals[K * K + K :].astype(batch.dtype),
     )
     return ll, grads
 
@@ -216,8 +198,8 @@ def marginals(
     ndarray of shape (B, T, K)
         Each valid row sums to 1; rows past a sequence's length are 0.
     """
-    chain = check_chain(emissions, transitions, start, end, lengths)
-    _, _, node, _ = _run_forward_backward(chain, None, True, n_jobs)
+    batch = check_batch(emissions, transitions, start, end, lengths)
+    _, _, node, _ = _run_forward_backward(batch, None, True, n_jobs)
     return node
 
 
@@ -244,13 +226,13 @@ def path_score(
     ndarray of shape (B,)
         ``start[y0] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_last]``.
     """
-    chain = check_chain(emissions, transitions, start, end, lengths)
-    gold = check_tags(tags, chain)
-    score = np.zeros(chain.shape[0])
+    batch = check_batch(emissions, transitions, start, end, lengths)
+    gold = check_tags(tags, batch)
+    score = np.zeros(batch.shape[0])
     _core.path_scores(
-        chain.emissions, chain.lengths, gold, chain.transitions, chain.start, chain.end, score
+        batch.emissions, batch.lengths, gold, batch.transitions, batch.start, batch.end, score
     )
-    return _as_result(score, chain.dtype, "path score")
+    return _as_result(score, batch.dtype, "path score")
 
 
 def viterbi(
@@ -291,10 +273,10 @@ def viterbi(
     ValueError
         When ``allowed`` leaves some sequence without any permitted path.
     """
-    chain = check_chain(emissions, transitions, start, end, lengths)
-    B, T, K = chain.shape
+    batch = check_batch(emissions, transitions, start, end, lengths)
+    B, T, K = batch.shape
     n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
-    trans, st, en = chain.transitions, chain.start, chain.end
+    trans, st, en = batch.transitions, batch.start, batch.end
     if allowed is not None:
         ok, st_ok, en_ok = check_allowed(allowed, K)
         trans = np.where(ok, trans, -np.inf)
@@ -302,15 +284,11 @@ def viterbi(
         en = np.where(en_ok, en, -np.inf)
     paths = np.full((B, T), -1, dtype=np.int64)
     scores = np.zeros(B)
-    rowmax = np.ascontiguousarray(trans.max(axis=1))
-    transT = np.ascontiguousarray(trans.T)
-    _core.viterbi(
-        chain.emissions, chain.lengths, trans, st, en, rowmax, transT, paths, scores, n_threads
-    )
+    _core.viterbi(batch.emissions, batch.lengths, trans, st, en, paths, scores, n_threads)
     if allowed is not None and np.isneginf(scores).any():
         bad = np.flatnonzero(np.isneginf(scores))
         raise ValueError(
             f"allowed permits no label path for sequence(s) {bad[:10].tolist()} "
-            f"(lengths {chain.lengths[bad[:10]].tolist()})"
+            f"(lengths {batch.lengths[bad[:10]].tolist()})"
         )
-    return paths, _as_result(scores, chain.dtype, "best path score")
+    return paths, _as_result(scores, batch.dtype, "best path score")

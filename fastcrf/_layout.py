@@ -10,7 +10,7 @@ training time without helping: the default keeps every pair for attributes seen 
 least :data:`DENSE_MIN_COUNT` times and the seen pairs for the rest.
 
 :class:`StateLayout` describes the kept pairs as two parts, which is what the SGD
-kernels read (fastcrf/_rows.h): attributes ``a < n_dense`` own a row of every label,
+kernels read (fastcrf/_kernels/_rows.h): attributes ``a < n_dense`` own a row of every label,
 and the others ("the tail") own only the labels listed for them, CSR-style.  The
 training code renumbers attributes by decreasing frequency first, so "frequent
 enough" is always a prefix of the ids.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _sparse
+from ._kernels import _prep
 
 #: Attributes seen at least this many times in training keep a weight for every label
 #: under ``all_possible_states=None``.  Measured on CoNLL-2000 chunking (CRF++
@@ -89,7 +89,7 @@ class StateLayout:
         f = data.features
         A, K = f.n_attributes, data.n_labels
         n_dense = int(min(max(n_dense, 0), A))
-        ptr, labels = _sparse.tail_pairs(np.ascontiguousarray(f.attr_ids, dtype=np.int32),
+        ptr, labels = _prep.tail_pairs(np.ascontiguousarray(f.attr_ids, dtype=np.int32),
                                          f.token_offsets, data.labels, n_dense, A, K)
         return cls(A, K, n_dense, ptr, labels)
 
@@ -160,7 +160,7 @@ class StateLayout:
 
     def kernel_args(self, flat):
         """``(U, S, D, tail_ptr, tail_labels)``: how the compiled drivers of
-        fastcrf._sparse take the state weights ``flat`` of this layout."""
+        fastcrf._kernels take the state weights ``flat`` of this layout."""
         return (flat, self.stride, self.n_dense, self.tail_ptr, self.tail_labels)
 
     def nonzero(self, flat):

@@ -2,7 +2,7 @@
 
 :class:`CRFModel` is what :meth:`fastcrf.CRF.fit` produces and what a model file
 holds (fastcrf._persist); the estimator keeps one and forwards its prediction
-methods to it.  Prediction runs the compiled sparse drivers (fastcrf._sparse) over
+methods to it.  Prediction runs the compiled sparse drivers (fastcrf._kernels._sparse) over
 encoded sequences (Viterbi here, forward-backward through
 fastcrf._training.forward_backward); :func:`check_scores` is the one place where their
 status codes become prediction errors.
@@ -10,8 +10,8 @@ status codes become prediction errors.
 
 import numpy as np
 
-from . import _sparse
-from ._encoding import EncodedSequences, encode
+from ._kernels import _sparse
+from ._features._encoding import EncodedSequences, encode
 from ._layout import StateLayout
 from ._training import drop_unit_values, forward_backward, n_threads_for, split_chain
 
@@ -77,11 +77,8 @@ def viterbi_codes(layout, state, chain, features, n_jobs=None, *, strict=True):
     if n_seq == 0:
         return paths
     trans, start, end = split_chain(chain, layout.n_labels)
-    status = _sparse.viterbi(
-        *layout.kernel_args(state), features.attr_ids, features.values,
-        features.token_offsets, features.seq_offsets, trans, start, end,
-        np.ascontiguousarray(trans.max(axis=1)), np.ascontiguousarray(trans.T),
-        int(features.lengths.max()), paths, np.zeros(n_seq), n_threads_for(n_jobs, n_seq))
+    status = _sparse.viterbi(layout.kernel_args(state), features.kernel_args(), trans, start,
+                             end, paths, np.zeros(n_seq), n_threads_for(n_jobs, n_seq))
     if status != 0 and not strict:
         return None
     check_scores(status)

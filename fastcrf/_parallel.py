@@ -3,7 +3,7 @@
 import numbers
 import os
 
-from . import _core
+from ._kernels import _core
 
 
 def effective_n_threads(n_jobs, n_tasks=None) -> int:

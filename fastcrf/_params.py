@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _sparse
+from ._kernels import _sgd_engine
 from ._parallel import effective_n_threads
 from ._train import TRAINERS
 from ._train.sgd import steps_per_epoch, too_few_steps
@@ -149,7 +149,7 @@ CONSTRAINTS = {
     "calibration_samples": Param(Int(low=1)),
     "calibration_candidates": Param(Int(low=1)),
     "calibration_max_trials": Param(Int(low=1)),
-    "batch_size": Param(Int(low=1, high=_sparse.MAX_BATCH)),
+    "batch_size": Param(Int(low=1, high=_sgd_engine.MAX_BATCH)),
     "eta0": Param(Real(low=0.0, strict=True), none=True),
     "pa_type": Param(OneOf((0, 1, 2), "0, 1 or 2"), none=True),
     "c": Param(Real(low=0.0, strict=True), none=True),

@@ -35,7 +35,7 @@ import zipfile
 
 import numpy as np
 
-from ._encoding import AttributeVocabulary
+from ._features._encoding import AttributeVocabulary
 from ._layout import StateLayout
 from ._model import CRFModel, TrainingLog
 from ._version import __version__

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, _sparse
-from ._encode import renumber_ids
-from ._encoding import EncodedSequences, encode_labels, fit_encode
+from ._features._encode import renumber_ids
+from ._features._encoding import EncodedSequences, encode_labels, fit_encode
+from ._kernels import _core, _sparse
 from ._layout import dense_kernel_args
 from ._parallel import effective_n_threads
 
@@ -305,9 +305,9 @@ def forward_backward(state_args, chain, n_labels, features, labels, max_length, 
     marg = np.zeros((features.n_tokens, K) if marginals else (0, K))
     chunks = np.zeros((n_chunks, K * K + 2 * K) if chain_sums else (0, 0))
     status = _sparse.forward_backward(
-        *state_args, features.attr_ids, features.values, features.token_offsets,
-        features.seq_offsets, labels, *split_chain(np.asarray(chain, dtype=np.float64), K),
-        max_length, logz, score, marg, chunks, n_threads_for(n_jobs, n_seq))
+        state_args, features.kernel_args(), labels,
+        *split_chain(np.asarray(chain, dtype=np.float64), K), logz, score, marg, chunks,
+        n_threads_for(n_jobs, n_seq))
     return status, logz, score, marg, chunks
 
 

@@ -11,12 +11,12 @@ import numpy as np
 
 # Scores beyond this magnitude are rejected: sums over any realistic sequence length
 # then stay far from double overflow (1.8e308), so no kernel ever sees inf or NaN.
-MAX_SCORE = 1e150
+from ._kernels._core import MAX_SCORE  # defined once, in fastcrf/_kernels/_limits.h
 
 
 @dataclass(frozen=True)
-class Chain:
-    """Validated inputs of a batch of chains.
+class DenseBatch:
+    """Validated inputs of the dense API: the scores of a batch of sequences.
 
     Attributes
     ----------
@@ -121,7 +121,7 @@ def check_lengths(lengths, n_sequences, max_length):
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def check_chain(emissions, transitions, start=None, end=None, lengths=None):
+def check_batch(emissions, transitions, start=None, end=None, lengths=None):
     """Validate the score arrays shared by every dense function.
 
     Parameters
@@ -133,7 +133,7 @@ def check_chain(emissions, transitions, start=None, end=None, lengths=None):
 
     Returns
     -------
-    Chain
+    DenseBatch
     """
     em = _as_real_array(emissions, "emissions")
     if em.ndim != 3:
@@ -149,11 +149,11 @@ def check_chain(emissions, transitions, start=None, end=None, lengths=None):
     tr = _check_scores(transitions, "transitions", (K, K), np.float64)
     st = np.zeros(K) if start is None else _check_scores(start, "start", (K,), np.float64)
     en = np.zeros(K) if end is None else _check_scores(end, "end", (K,), np.float64)
-    return Chain(em, tr, st, en, check_lengths(lengths, B, T), dtype)
+    return DenseBatch(em, tr, st, en, check_lengths(lengths, B, T), dtype)
 
 
-def check_tags(tags, chain):
-    """Validate gold label indices for ``chain``.
+def check_tags(tags, batch):
+    """Validate gold label indices for ``batch`` (a :class:`DenseBatch`).
 
     Positions at or past a sequence's length are ignored and may hold anything
     (e.g. -1 padding).
@@ -162,11 +162,11 @@ def check_tags(tags, chain):
     -------
     ndarray of shape (B, T), int64
     """
-    B, T, K = chain.shape
+    B, T, K = batch.shape
     arr = _as_int_array(tags, "tags", "integer label indices")
     if arr.shape != (B, T):
         raise ValueError(f"tags must have shape {(B, T)} like emissions[..., 0], got {arr.shape}")
-    valid = np.arange(T)[None, :] < chain.lengths[:, None]
+    valid = np.arange(T)[None, :] < batch.lengths[:, None]
     used = arr[valid]
     if used.size and (used.min() < 0 or used.max() >= K):
         bad = np.argwhere(valid & ((arr < 0) | (arr >= K)))[0]

@@ -33,7 +33,7 @@ import re
 
 import numpy as np
 
-from ._encoding import AttributeVocabulary, EncodedSequences, _drop_unmapped
+from ._features._encoding import AttributeVocabulary, EncodedSequences, _drop_unmapped
 
 __all__ = ["CHUNKING_TEMPLATE", "Template"]
 

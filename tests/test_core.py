@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from brute_force import enumerate_chain, path_score
-from conftest import make_problem
+from helpers import make_problem
 
 import fastcrf
 

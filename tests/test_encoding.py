@@ -509,7 +509,7 @@ def test_bad_y(y, kwargs, exc, match):
 
 
 # ---------------------------------------------------------------------------
-# The compiled loop (fastcrf/_encode.pyx) against the pure-Python one
+# The compiled loop (fastcrf/_features/_encode.pyx) against the pure-Python one
 # ---------------------------------------------------------------------------
 
 
@@ -778,7 +778,7 @@ def test_vocabulary_table_follows_a_replaced_index():
 def test_encoder_is_safe_to_misuse():
     from array import array
 
-    from fastcrf._encode import Encoder, name_table
+    from fastcrf._features._encode import Encoder, name_table
 
     def make(index=None, grow=True, kinds="iqqqd"):
         arrays = [array(k) for k in kinds]
@@ -984,7 +984,7 @@ def test_compiled_label_codes_match_the_python_path(seed):
 
 
 def test_vocabulary_helpers_reject_misuse():
-    from fastcrf._encode import Table, count_ids, renumber_ids, reorder
+    from fastcrf._features._encode import Table, count_ids, renumber_ids, reorder
 
     items = ["a", "b", "c"]
     for order in ([0, 0], [3], [-1], [0, 1, 2, 0]):
@@ -1015,7 +1015,7 @@ def test_table_matches_names_by_their_characters():
     # (Table.arena), through growth and renumbering: every kind of str (1, 2 and 4
     # bytes per character), the empty name, prefixes and names that differ only in
     # their last character or their kind must each find their own id.
-    from fastcrf._encode import Table
+    from fastcrf._features._encode import Table
 
     names = ["", "a", "ab", "abc", "b", "ba", "é", "e\u0301", "日本", "日本語", "😀", "😀a",
              "x" * 7, "x" * 8, "x" * 9, "x" * 64, "x" * 63 + "y"]
@@ -1040,7 +1040,7 @@ def test_encoding_does_not_depend_on_the_hash_seed(tmp_path):
     import sys
 
     script = (
-        "import json, fastcrf._encode as e, fastcrf._encoding as enc\n"
+        "import json, fastcrf._features._encode as e, fastcrf._encoding as enc\n"
         "X = [[['a', 'b=1', 'é'], ['日本', 'a']], [['😀', ''], ['b=1', 'x' * 40]]] * 50\n"
         "X += [[[f'w{i}', f'v{i % 7}'] for i in range(j, j + 9)] for j in range(300)]\n"
         "v, f = enc.fit_encode(X)\n"
@@ -1060,7 +1060,7 @@ def test_name_hash_has_no_differences_that_cancel_whatever_the_key():
     # next cancel for any key, so 2**k crafted names all collided and a table of them
     # took quadratic time (hash flooding).  Each such name must hash apart now, and
     # the hash must see every character, whatever the length and kind.
-    from fastcrf._encode import fcrf_hash_for_tests as h
+    from fastcrf._features._encode import fcrf_hash_for_tests as h
 
     base = "abcdefghijklmnop"
     mod = list(base)

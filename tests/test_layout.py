@@ -82,19 +82,19 @@ def test_for_training_settings():
 
 
 def test_tail_pairs_rejects_ids_and_labels_out_of_range():
-    from fastcrf import _sparse
+    from fastcrf._kernels import _prep
 
     ids = np.array([0, 3, 5], dtype=np.int32)
     off = np.array([0, 2, 3], dtype=np.int64)
-    ptr, labels = _sparse.tail_pairs(ids, off, np.array([1, 0]), 1, 6, 2)
+    ptr, labels = _prep.tail_pairs(ids, off, np.array([1, 0]), 1, 6, 2)
     np.testing.assert_array_equal(ptr, [0, 0, 0, 1, 1, 2])
     np.testing.assert_array_equal(labels, [1, 0])
     with pytest.raises(ValueError, match="out of range"):
-        _sparse.tail_pairs(ids, off, np.array([1, 2]), 1, 6, 2)
+        _prep.tail_pairs(ids, off, np.array([1, 2]), 1, 6, 2)
     with pytest.raises(ValueError, match="out of range"):
-        _sparse.tail_pairs(ids, off, np.array([1, 0]), 1, 5, 2)
+        _prep.tail_pairs(ids, off, np.array([1, 0]), 1, 5, 2)
     with pytest.raises(ValueError, match="do not match"):
-        _sparse.tail_pairs(ids, off, np.array([1]), 1, 6, 2)
+        _prep.tail_pairs(ids, off, np.array([1]), 1, 6, 2)
 
 
 @pytest.mark.parametrize("zero_share", [0.0, 0.5, 0.95, 1.0])

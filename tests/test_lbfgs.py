@@ -5,7 +5,7 @@ import pytest
 
 from crf_data import sample_hmm
 from fastcrf import CRF
-from fastcrf import _sparse
+from fastcrf._kernels import _sparse
 from fastcrf._train.lbfgs import attribute_parts
 from fastcrf._encoding import encode, encode_labels, fit_encode
 from fastcrf._layout import StateLayout
@@ -55,9 +55,9 @@ def test_layout_gradient_is_the_dense_gradient_of_the_kept_pairs(all_states):
     # Neither the parts nor the threads that run them change the result.
     for n_parts, n_threads in ((1, 1), (2, 2), (5, 2), (3, 1)):
         grad = np.full(layout.size, np.nan)
-        _sparse.layout_gradient(f.attr_ids, f.values, f.token_offsets, marg, data.labels,
-                                layout.stride, layout.n_dense, layout.tail_ptr,
-                                layout.tail_labels, attribute_parts(f, n_parts), grad,
+        _sparse.layout_gradient(f.kernel_args(), marg, data.labels,
+                                (layout.stride, layout.n_dense, layout.tail_ptr,
+                                 layout.tail_labels), attribute_parts(f, n_parts), grad,
                                 n_threads)
         out[n_parts, n_threads] = grad
     for key in out:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import make_problem
+from helpers import make_problem
 
 import fastcrf
 

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 import fastcrf
-from fastcrf import _sparse
+from fastcrf._kernels import _prep, _sparse
 from fastcrf._encoding import EncodedSequences
 from fastcrf._layout import StateLayout, dense_kernel_args
-from fastcrf._train.sgd import SGDSettings, _epoch, _part_offsets, _State
+from fastcrf._train.sgd import SGDSettings, _State
 from fastcrf._training import TrainingData, Weights, attribute_index, log_likelihood
+from helpers import run_epoch, sgd_engine_call
 
 
 def random_data(rng, n_seq=7, K=4, A=9, max_len=6, max_feats=4):
@@ -94,19 +95,15 @@ def test_marginals_and_viterbi_match_dense_api():
     f = data.features
     K = data.n_labels
     marg = np.zeros((f.n_tokens, K))
-    _sparse.forward_backward(*dense_kernel_args(w.state), f.attr_ids, f.values,
-                             f.token_offsets, f.seq_offsets,
+    _sparse.forward_backward(dense_kernel_args(w.state), f.kernel_args(),
                              np.zeros(0, np.int64), w.transitions, w.start, w.end,
-                             data.max_length, np.zeros(f.n_sequences), np.zeros(f.n_sequences),
+                             np.zeros(f.n_sequences), np.zeros(f.n_sequences),
                              marg, np.zeros((0, 0)), 2)
     em, _, lengths = dense_emissions(data, w)
     dense = fastcrf.marginals(em, w.transitions, w.start, w.end, lengths)
     paths = np.zeros(f.n_tokens, dtype=np.int64)
-    _sparse.viterbi(*dense_kernel_args(w.state), f.attr_ids, f.values, f.token_offsets,
-                    f.seq_offsets,
-                    w.transitions, w.start, w.end, w.transitions.max(axis=1),
-                    np.ascontiguousarray(w.transitions.T), data.max_length, paths,
-                    np.zeros(f.n_sequences), 2)
+    _sparse.viterbi(dense_kernel_args(w.state), f.kernel_args(), w.transitions, w.start,
+                    w.end, paths, np.zeros(f.n_sequences), 2)
     dense_paths, _ = fastcrf.viterbi(em, w.transitions, w.start, w.end, lengths)
     for s in range(f.n_sequences):
         lo, hi = f.seq_offsets[s], f.seq_offsets[s + 1]
@@ -163,11 +160,10 @@ def test_sgd_epoch_matches_naive_averaged_sgd(batch, avg_start):
     data = random_data(rng, n_seq=11)
     order = rng.permutation(data.n_sequences)
     K = data.n_labels
-    settings = SGDSettings(batch_size=batch, power=0.75)
     eta0, lam = 0.3, 0.05
     state = _State(StateLayout.dense(data.features.n_attributes, K))
-    losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
-                    np.ones(K * K + 2 * K), 2)
+    losses = run_epoch(state, data, order, eta0=eta0, lam=lam, avg_start=avg_start,
+                       n_threads=2, batch_size=batch, power=0.75)
     assert np.isfinite(losses).all()
     w_ref, avg_ref = naive_sgd(data, order, eta0, lam, 0.75, batch, avg_start)
     it = state.iterate()
@@ -191,8 +187,8 @@ def test_sgd_epoch_with_a_partial_layout_matches_masked_naive_sgd(n_dense, n_thr
     layout = StateLayout.build(data, n_dense)
     order = rng.permutation(data.n_sequences)
     state = _State(layout)
-    _epoch(state, data, order, SGDSettings(batch_size=2), 0.3, 0.05, 1.0,
-           np.ones(K * K + 2 * K), n_threads)
+    run_epoch(state, data, order, eta0=0.3, lam=0.05, avg_start=1.0, n_threads=n_threads,
+              batch_size=2)
     w_ref, avg_ref = naive_sgd(data, order, 0.3, 0.05, 0.75, 2, 1.0, mask=layout.mask())
     np.testing.assert_allclose(state.iterate().state, w_ref.state, atol=1e-10)
     np.testing.assert_allclose(state.average().state, avg_ref.state, atol=1e-10)
@@ -207,9 +203,9 @@ def test_sgd_epoch_survives_many_scale_folds():
     data = random_data(rng, n_seq=40)
     order = np.tile(rng.permutation(data.n_sequences), 25)
     K = data.n_labels
-    settings = SGDSettings(batch_size=1, power=0.5)
     state = _State(StateLayout.dense(data.features.n_attributes, K))
-    _epoch(state, data, order, settings, 0.04, 5.0, 3.0, np.ones(K * K + 2 * K), 1)
+    run_epoch(state, data, order, eta0=0.04, lam=5.0, avg_start=3.0, n_threads=1,
+              batch_size=1, power=0.5)
     w_ref, avg_ref = naive_sgd(data, order, 0.04, 5.0, 0.5, 1, 3.0)
     decay = np.prod([1 - 0.04 / (1 + 0.2 * t) ** 0.5 * 5.0 for t in range(len(order))])
     assert decay < 1e-8
@@ -250,29 +246,29 @@ def test_unit_values_may_be_left_out():
     states = []
     for d in (full, kept):
         state = _State(StateLayout.dense(data.features.n_attributes, K))
-        _epoch(state, d, np.arange(12), SGDSettings(batch_size=2), 0.1, 0.01, 1.0,
-               np.ones(K * K + 2 * K), 2)
+        run_epoch(state, d, np.arange(12), eta0=0.1, lam=0.01, avg_start=1.0, n_threads=2,
+                  batch_size=2)
         states.append(state.average().state)
     np.testing.assert_array_equal(states[0], states[1])
     assert drop_unit_values(data.features) is data.features  # real values are kept
 
 
 # The SGD trainer splits the state weights into two parts, by blocks of 64 attribute
-# ids (_sparse.balanced_parts, split_parts): the tests above use fewer than 64
+# ids (_prep.balanced_parts, split_parts): the tests above use fewer than 64
 # attributes, so they exercise part 0 only.  These use enough for both.
 
 @pytest.mark.parametrize("K", [3, 22, 27, 30])
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 def test_sgd_epoch_over_both_weight_parts_matches_masked_naive_sgd(K, n_threads):
     # K = 22, 27, 30: label rows of 24, 28 and 32 doubles, i.e. every register-block
-    # width of the padded chain kernels (_chain.h) and the emission rows (_rows.h).
+    # width of the padded chain kernels (_padded.h) and the emission rows (_rows.h).
     rng = np.random.default_rng(21)
     data = random_data(rng, n_seq=13, K=K, A=70, max_feats=9)
     layout = StateLayout.build(data, 40)
     order = rng.permutation(data.n_sequences)
     state = _State(layout)
-    _epoch(state, data, order, SGDSettings(batch_size=3), 0.3, 0.05, 1.0,
-           np.ones(K * K + 2 * K), n_threads)
+    run_epoch(state, data, order, eta0=0.3, lam=0.05, avg_start=1.0, n_threads=n_threads,
+              batch_size=3)
     w_ref, avg_ref = naive_sgd(data, order, 0.3, 0.05, 0.75, 3, 1.0, mask=layout.mask())
     np.testing.assert_allclose(state.iterate().state, w_ref.state, atol=1e-10)
     np.testing.assert_allclose(state.average().state, avg_ref.state, atol=1e-10)
@@ -288,8 +284,8 @@ def test_sgd_epoch_is_bitwise_identical_for_any_thread_count():
     runs = []
     for n_threads in (1, 2, 3):
         state = _State(layout)
-        losses = _epoch(state, data, order, SGDSettings(batch_size=5), 0.2, 0.01, 4.0,
-                        np.ones(K * K + 2 * K), n_threads)
+        losses = run_epoch(state, data, order, eta0=0.2, lam=0.01, avg_start=4.0,
+                           n_threads=n_threads, batch_size=5)
         runs.append((losses, state.U, state.Uhat, state.V, state.Vhat))
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
@@ -305,18 +301,14 @@ def test_an_epoch_in_slices_equals_one_pass():
     order = np.concatenate([rng.permutation(data.n_sequences) for _ in range(2)])
     K = data.n_labels
     mask = np.ones(K * K + 2 * K)
-    settings = SGDSettings(batch_size=3)
+    power = SGDSettings().power
     sliced = _State(layout)
-    losses = _epoch(sliced, data, order, settings, 0.2, 0.01, 10.0, mask, 1)
+    losses = run_epoch(sliced, data, order, eta0=0.2, lam=0.01, avg_start=10.0,
+                       chain_mask=mask, n_threads=1, batch_size=3, power=power)
     whole = _State(layout)
-    f = data.features
-    tok_mid = _part_offsets(data)
-    one = np.zeros(len(order))
-    assert _sparse.sgd_epoch(
-        whole.U, whole.Uhat, whole.V, whole.Vhat, K, layout.n_dense, layout.tail_ptr,
-        layout.tail_labels, mask, whole.scalars, f.attr_ids, f.values, f.token_offsets,
-        tok_mid, f.seq_offsets, data.labels, order, data.max_length, 3, 0.2, 0.01,
-        settings.power, 10.0, one, 1) == 0
+    status, one = sgd_engine_call(whole, data, order, eta0=0.2, lam=0.01, avg_start=10.0,
+                                  batch_size=3, power=power, chain_mask=mask, n_threads=1)
+    assert status == 0
     np.testing.assert_array_equal(losses, one)
     for a, b in [(sliced.U, whole.U), (sliced.Uhat, whole.Uhat), (sliced.V, whole.V),
                  (sliced.Vhat, whole.Vhat), (sliced.scalars, whole.scalars)]:
@@ -324,8 +316,9 @@ def test_an_epoch_in_slices_equals_one_pass():
 
 
 def test_trainer_weights_start_on_a_cache_line():
-    # The two SGD threads own alternate blocks of 16 dense rows; blocks are whole
-    # cache lines only if the weights start on one.
+    # The two weight parts of the SGD engine are made of blocks of 64 (2**BLOCK_SHIFT)
+    # consecutive attribute ids; blocks are whole cache lines only if the weights
+    # start on one.
     rng = np.random.default_rng(5)
     for A in (7, 50, 333):
         data = random_data(rng, n_seq=10, K=5, A=A, max_len=6, max_feats=5)
@@ -344,8 +337,8 @@ def test_sgd_epoch_with_extreme_scores_matches_naive_sgd(K):
     data = random_data(rng, n_seq=16, K=K, A=40, max_len=8, max_feats=5)
     order = rng.permutation(data.n_sequences)
     state = _State(StateLayout.dense(data.features.n_attributes, K))
-    losses = _epoch(state, data, order, SGDSettings(batch_size=1, power=0.0), 150.0, 1e-4,
-                    -1.0, np.ones(K * K + 2 * K), 2)
+    losses = run_epoch(state, data, order, eta0=150.0, lam=1e-4, avg_start=-1.0,
+                       n_threads=2, batch_size=1, power=0.0)
     assert np.isfinite(losses).all()
     w_ref, _ = naive_sgd(data, order, 150.0, 1e-4, 0.0, 1, -1.0)
     it = state.iterate()
@@ -365,7 +358,7 @@ def test_split_parts_groups_each_tokens_entries_by_part():
     new_ids, new_vals = ids.copy(), vals.copy()
     mid = np.empty(len(per_tok), dtype=np.int64)
     block_part = rng.integers(0, 2, size=5).astype(np.uint8)  # ids < 5 * 64
-    _sparse.split_parts(new_ids, new_vals, off, mid, block_part)
+    _prep.split_parts(new_ids, new_vals, off, mid, block_part)
     part = block_part[ids >> 6]
     for t in range(len(per_tok)):
         lo, hi = off[t], off[t + 1]
@@ -383,13 +376,13 @@ def test_split_parts_groups_each_tokens_entries_by_part():
     # Values may be left out (all 1.0); threads split the tokens, not the result.
     ids2 = ids.copy()
     mid2 = np.empty_like(mid)
-    _sparse.split_parts(ids2, np.zeros(0), off, mid2, block_part, 3)
+    _prep.split_parts(ids2, np.zeros(0), off, mid2, block_part, 3)
     np.testing.assert_array_equal(ids2, new_ids)
     np.testing.assert_array_equal(mid2, mid)
     with pytest.raises(ValueError, match="split_parts"):
-        _sparse.split_parts(ids.copy(), vals[:-1].copy(), off, mid, block_part)
+        _prep.split_parts(ids.copy(), vals[:-1].copy(), off, mid, block_part)
     with pytest.raises(ValueError, match="no block"):
-        _sparse.split_parts(ids.copy(), vals.copy(), off, mid, block_part[:4])
+        _prep.split_parts(ids.copy(), vals.copy(), off, mid, block_part[:4])
 
 
 def test_balanced_parts_share_the_entries_evenly():
@@ -397,18 +390,18 @@ def test_balanced_parts_share_the_entries_evenly():
     A = 64 * 40 + 5
     # Zipf-like ids, as the encoder numbers attributes by decreasing frequency.
     ids = np.minimum(rng.zipf(1.3, size=20000) - 1, A - 1).astype(np.int32)
-    parts = _sparse.balanced_parts(ids, A)
+    parts = _prep.balanced_parts(ids, A)
     assert parts.dtype == np.uint8 and parts.shape == (41,) and set(parts) == {0, 1}
     counts = np.bincount(ids >> 6, minlength=41)
     load = [counts[parts == p].sum() for p in (0, 1)]
     # Greedy in id order: the parts differ by at most the largest block after the first.
     assert abs(load[0] - load[1]) <= max(counts[0] - counts[1:].sum(), counts[1:].max())
     assert parts[0] == 0
-    np.testing.assert_array_equal(parts, _sparse.balanced_parts(ids, A))
-    assert _sparse.balanced_parts(np.zeros(0, dtype=np.int32), 0).shape == (0,)
+    np.testing.assert_array_equal(parts, _prep.balanced_parts(ids, A))
+    assert _prep.balanced_parts(np.zeros(0, dtype=np.int32), 0).shape == (0,)
     for bad in (A, -1):
         with pytest.raises(ValueError, match="balanced_parts"):
-            _sparse.balanced_parts(np.array([0, bad], dtype=np.int32), A)
+            _prep.balanced_parts(np.array([0, bad], dtype=np.int32), A)
 
 
 def test_thread_choice_follows_the_measured_speed():
@@ -452,11 +445,9 @@ def test_sgd_epoch_rejects_offsets_that_do_not_match():
     L = state.layout
     bad_mid = f.token_offsets[1:] + 1     # past the end of every token
     def run(tok_mid, order, Tmax=data.max_length):
-        _sparse.sgd_epoch(state.U, state.Uhat, state.V, state.Vhat, K, L.n_dense,
-                          L.tail_ptr, L.tail_labels, np.ones(K * K + 2 * K), state.scalars,
-                          f.attr_ids, f.values, f.token_offsets, tok_mid, f.seq_offsets,
-                          data.labels, np.asarray(order, dtype=np.int64), Tmax, 2, 0.1,
-                          0.01, 0.75, -1.0, np.zeros(len(order)), 1)
+        sgd_engine_call(state, data, order, eta0=0.1, lam=0.01, avg_start=-1.0,
+                        batch_size=2, power=0.75, tok_mid=tok_mid, max_length=Tmax,
+                        n_threads=1)
 
     with pytest.raises(ValueError, match="tok_mid"):
         run(bad_mid, np.arange(6))
@@ -471,7 +462,7 @@ def test_sgd_epoch_rejects_offsets_that_do_not_match():
     assert np.all(state.U == 0)  # nothing ran
     run(good_mid, [longest, 0])
     with pytest.raises(ValueError, match="decrease"):
-        _sparse.split_parts(f.attr_ids.copy(), np.zeros(0), f.token_offsets[::-1].copy(),
+        _prep.split_parts(f.attr_ids.copy(), np.zeros(0), f.token_offsets[::-1].copy(),
                             np.empty(len(f.token_offsets) - 1, dtype=np.int64),
                             np.zeros(1, dtype=np.uint8))
 
@@ -484,8 +475,8 @@ def test_split_leaves_shared_read_only_features_consistent():
     ids_before, vals_before = f.attr_ids.copy(), f.values.copy()
     f.attr_ids.flags.writeable = False
     K = data.n_labels
-    _epoch(_State(StateLayout.dense(f.n_attributes, K)), data, np.arange(8),
-           SGDSettings(batch_size=2), 0.1, 0.01, 1.0, np.ones(K * K + 2 * K), 2)
+    run_epoch(_State(StateLayout.dense(f.n_attributes, K)), data, np.arange(8), eta0=0.1,
+              lam=0.01, avg_start=1.0, n_threads=2, batch_size=2)
     np.testing.assert_array_equal(f.attr_ids, ids_before)
     np.testing.assert_array_equal(f.values, vals_before)
     assert data.features is not f

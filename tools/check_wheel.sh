@@ -20,8 +20,8 @@ sdist=$(ls "$work"/dist/fastcrf-*.tar.gz)
 mkdir -p "$root/wheelhouse"
 cp "$sdist" "$root/wheelhouse/"
 echo "== sdist contents that matter"
-tar tzf "$sdist" | grep -E '\.(pyx|h)$|build_tools/openmp.py|LICENSE|_core\.c$' | sort
-if tar tzf "$sdist" | grep -q '_core\.c$'; then
+tar tzf "$sdist" | grep -E '\.(pyx|pxd|h)$|build_tools/openmp.py|LICENSE|\.c$' | sort
+if tar tzf "$sdist" | grep -q 'fastcrf/.*\.c$'; then
   echo "error: generated C is in the sdist" >&2; exit 1
 fi
 

@@ -1,8 +1,8 @@
 """Batch training with L-BFGS ('lbfgs'): scipy's L-BFGS-B for L2, OWL-QN with L1.
 
 The objective ``sum_i -log p(y_i|x_i) + c1 ||w||_1 + c2 ||w||^2`` and its gradient
-come from compiled passes over all sequences (:func:`fastcrf._sparse.forward_backward`
-for the likelihood and the node marginals, then :func:`fastcrf._sparse.layout_gradient`
+come from compiled passes over all sequences (:func:`fastcrf._kernels._sparse.forward_backward`
+for the likelihood and the node marginals, then :func:`fastcrf._kernels._sparse.layout_gradient`
 for the state gradient), on the variables the model keeps: the flat state vector of
 the :class:`fastcrf._layout.StateLayout` followed by the transition, start and end
 scores.  With ``c1 > 0`` the optimiser is OWL-QN (:mod:`fastcrf._train.owlqn`), as
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _sparse
+from .._kernels import _sparse
 from .._parallel import effective_n_threads
 from .._training import _forward_pass, sum_of_squares
 from .base import LayoutWeights, Trainer, pick_fields
@@ -78,10 +78,9 @@ class _Objective:
             # Scores out of range at a trial point: the line searches step back.
             return np.inf, grad
         f = self.data.features
-        _sparse.layout_gradient(f.attr_ids, f.values, f.token_offsets, marg,
-                                self.data.labels, L.stride, L.n_dense, L.tail_ptr,
-                                L.tail_labels, self.part_bounds, grad[:n_state],
-                                self.n_threads)
+        _sparse.layout_gradient(f.kernel_args(), marg, self.data.labels,
+                                (L.stride, L.n_dense, L.tail_ptr, L.tail_labels),
+                                self.part_bounds, grad[:n_state], self.n_threads)
         del marg
         np.sum(chunks, axis=0, out=grad[n_state:])
         # The log-likelihood's gradient, turned into the objective's.
@@ -100,7 +99,7 @@ class _Objective:
 def attribute_parts(features, n_parts):
     """Bounds of ``n_parts`` ranges of attribute ids holding about as many entries.
 
-    The work items of :func:`fastcrf._sparse.layout_gradient`; they do not change its
+    The work items of :func:`fastcrf._kernels._sparse.layout_gradient`; they do not change its
     result, only how the work is shared.
 
     Returns

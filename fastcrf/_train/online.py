@@ -8,7 +8,7 @@ perceptron (Collins 2002), by PA's closed-form step for passive-aggressive
 cost of PA is ``score(best) - score(gold) + sqrt(#errors)`` (or ``+ 1`` when not
 ``error_sensitive``).  With averaging the result is the mean of the weights after
 every sequence.  The loop is serial (each step needs the previous weights) and
-compiled: :func:`fastcrf._sparse.online_epoch`.
+compiled: :func:`fastcrf._kernels._online_engine.online_epoch`.
 """
 
 import time
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _sparse
+from .._kernels import _online_engine
 from .._training import sum_of_squares
 from .base import LayoutWeights, Trainer, pick_fields, state_mask
 
@@ -76,7 +76,7 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     for epoch in range(1, settings.max_iterations + 1):
         order = random_state.permutation(n).astype(np.int64)
         losses = np.zeros(n)
-        status = _sparse.online_epoch(
+        status = _online_engine.online_epoch(
             W, Wsum, V, Vsum, D, mask, chain_mask, f.attr_ids, f.values, f.token_offsets,
             f.seq_offsets, data.labels, order, data.max_length, max_entries, pa_type,
             float(settings.c), bool(settings.error_sensitive), counter, losses)

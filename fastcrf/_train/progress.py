@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .._encoding import encode, encode_labels
+from .._features._encoding import encode, encode_labels
 from .._model import TrainingLog, viterbi_codes
 from .stopping import EarlyStopping
 

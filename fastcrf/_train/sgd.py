@@ -2,7 +2,7 @@
 
 Both minimise ``sum_i -log p(y_i | x_i) + c2 ||w||^2`` one mini-batch at a time,
 with the L2 term folded into a scale factor so a step costs only the features of
-the mini-batch (the compiled loop is :func:`fastcrf._sparse.sgd_epoch`).
+the mini-batch (the compiled loop is :func:`fastcrf._kernels._sgd_engine.sgd_epoch`).
 
 - 'asgd' (Bottou's crfasgd; Xu 2011, "Towards optimal one pass large scale learning
   with averaged stochastic gradient descent"): ``eta_t = eta0 / (1 + lambda eta0
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _sparse
+from .._kernels import _prep, _sgd_engine
 from .._parallel import effective_n_threads
 from .._training import Weights, log_likelihood_of_flat, sum_of_squares
 from .base import LayoutWeights, Trainer, pick_fields
@@ -56,7 +56,7 @@ def _aligned_zeros(n, alignment=64):
     """Zeros of float64 starting on an ``alignment``-byte boundary.
 
     The SGD threads each update their own blocks of weight rows
-    (fastcrf._sparse.N_PARTS); with numpy's 16-byte alignment the rows at a block's
+    (fastcrf/_kernels/_prep.pxd, N_PARTS); with numpy's 16-byte alignment the rows at a block's
     edge shared a cache line with the next block, which then bounced between the
     cores at every step (the step took ~20% longer on two threads).
     """
@@ -66,7 +66,7 @@ def _aligned_zeros(n, alignment=64):
 
 
 class _State:
-    """The trainer's scaled weights (see the notes in _sparse.pyx).
+    """The trainer's scaled weights (see the notes in _kernels/_sgd_engine.pyx).
 
     ``U`` and ``Uhat`` are flat vectors over the kept state pairs of ``layout``
     (fastcrf._layout.StateLayout).
@@ -165,13 +165,13 @@ class _ThreadChoice:
 
 
 def _sgd_threads(n_jobs, batch_size):
-    """Threads for :func:`fastcrf._sparse.sgd_epoch`: its work items per mini-batch
+    """Threads for :func:`fastcrf._kernels._sgd_engine.sgd_epoch`: its work items per mini-batch
     are the two weight parts and the batch's sequences."""
-    return effective_n_threads(n_jobs, max(_sparse.WEIGHT_PARTS, batch_size))
+    return effective_n_threads(n_jobs, max(_sgd_engine.WEIGHT_PARTS, batch_size))
 
 
 def _part_offsets(data, n_threads=1):
-    """``tok_mid`` of :func:`fastcrf._sparse.split_parts` for ``data``, made once.
+    """``tok_mid`` of :func:`fastcrf._kernels._prep.split_parts` for ``data``, made once.
 
     The first call groups the entries of every token of ``data`` by weight part, in
     place (the order of a token's entries does not change the model), and keeps the
@@ -190,8 +190,8 @@ def _part_offsets(data, n_threads=1):
         ids = np.array(ids, dtype=np.int32)
         vals = np.array(vals, dtype=np.float64)
     mid = np.empty(len(f.token_offsets) - 1, dtype=np.int64)
-    parts = _sparse.balanced_parts(ids, f.n_attributes)
-    _sparse.split_parts(ids, vals, f.token_offsets, mid, parts, n_threads)
+    parts = _prep.balanced_parts(ids, f.n_attributes)
+    _prep.split_parts(ids, vals, f.token_offsets, mid, parts, n_threads)
     if not owned:
         data.features = type(f)(ids, vals, f.token_offsets, f.seq_offsets, f.n_attributes)
     # Tied to the ids array it was computed for.
@@ -220,7 +220,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             continue
         threads = choice.pick() if choice is not None else n_threads
         started = time.perf_counter()
-        status = _sparse.sgd_epoch(
+        status = _sgd_engine.sgd_epoch(
             state.U, state.Uhat, state.V, state.Vhat, L.n_labels, L.n_dense, L.tail_ptr,
             L.tail_labels, chain_mask, state.scalars,
             f.attr_ids, f.values, f.token_offsets, tok_mid, f.seq_offsets, data.labels,

@@ -1,6 +1,7 @@
 # Declarations shared by the compiled kernel modules: the chain constants, the
 # per-thread scratch and the single-sequence kernels of _core.pyx, which the sparse
-# feature drivers (_sparse.pyx) reuse.  See _core.pyx for the design notes.
+# drivers (_sparse.pyx) and the epoch engines (_sgd_engine.pyx, _online_engine.pyx)
+# reuse.  See _core.pyx for the design notes.
 
 from libc.stdint cimport int64_t
 from cython cimport floating
@@ -12,6 +13,8 @@ cdef enum:
 
 
 cdef struct Chain:
+    # The scores of a linear chain and the constants derived from them (_chain_scaled
+    # for forward-backward, _chain_decoder for Viterbi), built once per batch.
     Py_ssize_t K
     const double* trans     # [K][K] transition scores, [i][j] scores i -> j
     const double* start     # [K]    start scores
@@ -37,15 +40,22 @@ cdef struct Work:
     double* edge    # [K][K] sum_t P(y_{t-1} = i, y_t = j) for this sequence
 
 
+cdef Py_ssize_t _chain_doubles(Py_ssize_t K) noexcept nogil
+cdef Chain _chain_bind(Py_ssize_t K, const double* trans, const double* start,
+                       const double* end, double* buf) noexcept nogil
+cdef double* _chain_new(Chain* c, Py_ssize_t K, const double* trans, const double* start,
+                        const double* end) except NULL
+cdef void _chain_scaled(Chain* c) noexcept nogil
+cdef void _chain_decoder(Chain* c) noexcept nogil
 cdef Py_ssize_t _work_doubles(Py_ssize_t T, Py_ssize_t K) noexcept nogil
 cdef Work _work_bind(double* buf, Py_ssize_t T, Py_ssize_t K) noexcept nogil
 cdef double _sequence_marginals(const Chain* c, Py_ssize_t T, Work* w,
                                 bint want_marginals, bint want_edges) noexcept nogil
 cdef void _add_path_counts(const int64_t* y, Py_ssize_t T, Py_ssize_t K, double weight,
                            double* acc) noexcept nogil
-cdef void _chain_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
+cdef void _transition_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
                           double* acc) noexcept nogil
-cdef void _chain_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
+cdef void _transition_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
                                const int64_t* y, Py_ssize_t T, Py_ssize_t K,
                                double* acc) noexcept nogil
 cdef double _path_score(const Chain* c, const floating* lem, Py_ssize_t T,

@@ -1,4 +1,4 @@
-/* Lock-free hand-off between the SGD trainer's threads (fastcrf/_sparse.pyx, sgd_epoch).
+/* Lock-free hand-off between the SGD trainer's threads (fastcrf/_kernels/_sgd_engine.pyx, sgd_epoch).
  *
  * One thread (the master) runs the epoch; the others only help with the work items
  * of each mini-batch.  The master publishes a generation of items as a claim word
@@ -94,7 +94,7 @@ static inline int64_t fcrf_claim_word(int64_t gen, int64_t n)
 /* Take an item of generation gen: its index, or -1 when the batch is all taken or
  * the master has moved on to another generation.  The master takes items from the
  * front, helpers from the back, so that with two items (the weight parts of
- * fastcrf/_sparse.pyx) each thread gets the same one every time unless the other
+ * fastcrf/_kernels/_sgd_engine.pyx) each thread gets the same one every time unless the other
  * is late: a part's weight rows then stay in one core's cache.  (Both claiming
  * from the front, the helper won the race for the first part of a quarter of the
  * steps on a 2-vCPU Xeon, and moving the rows cost the second core's whole gain.) */

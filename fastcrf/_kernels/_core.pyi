@@ -1,7 +1,13 @@
-# Type stub for the compiled kernels (fastcrf/_core.pyx).  Internal API: the public
-# functions live in fastcrf._dense and validate everything before calling these.
+# Type stub for the compiled kernels (fastcrf/_kernels/_core.pyx).  Internal API: the
+# public functions live in fastcrf._dense and validate everything before calling these.
 import numpy as np
 from numpy.typing import NDArray
+
+# The numeric limits of _limits.h.
+MAX_SCORE: float
+RAW_EDGE_RANGE: float
+UNDERFLOW_TERM: float
+LOSS_TOL: float
 
 def openmp_enabled() -> bool: ...
 def max_threads() -> int: ...
@@ -14,15 +20,10 @@ def forward_backward(
     trans: NDArray[np.float64],
     start: NDArray[np.float64],
     end: NDArray[np.float64],
-    E: NDArray[np.float64],
-    ET: NDArray[np.float64],
-    tmax: float,
-    raw_edges: bool,
     logz_out: NDArray[np.float64],
     score_out: NDArray[np.float64],
     node_out: NDArray[np.floating],
     chunk_out: NDArray[np.float64],
-    want_marginals: bool,
     n_threads: int,
 ) -> None: ...
 def viterbi(
@@ -31,8 +32,6 @@ def viterbi(
     trans: NDArray[np.float64],
     start: NDArray[np.float64],
     end: NDArray[np.float64],
-    rowmax: NDArray[np.float64],
-    transT: NDArray[np.float64],
     paths_out: NDArray[np.int64],
     score_out: NDArray[np.float64],
     n_threads: int,

@@ -1,4 +1,4 @@
-/* The per-token state-weight operations of the SGD trainer (fastcrf/_sparse.pyx,
+/* The per-token state-weight operations of the SGD trainer (fastcrf/_kernels/_sgd_engine.pyx,
  * sgd_epoch), in C so that they are built for x86-64-v3 as well (see _kernels.h).
  *
  * State weights follow a two-part layout (fastcrf/_layout.py):

@@ -1,4 +1,4 @@
-/* The C side of fastcrf/_encode.pyx: the name tables' hash, slots and packed keys,
+/* The C side of fastcrf/_features/_encode.pyx: the name tables' hash, slots and packed keys,
  * and the multi-threaded passes over runs of list-of-str tokens (see the design
  * notes there, c and g).  The passes that OpenMP threads run (fcrf_lookup_tokens,
  * fcrf_hash_tokens) read Python objects only through macros that do not call into

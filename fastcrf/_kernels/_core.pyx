@@ -10,9 +10,12 @@
 #    its own row of ``chunk_out``; the Python layer sums those rows in index
 #    order.  The chunk size never depends on the thread count, so every result is
 #    bitwise identical for any ``n_threads``.
-# c) ``def`` wrappers only unpack memoryviews.  All validation and allocation
-#    happens in ``fastcrf/_validation.py`` and ``fastcrf/_dense.py``: this module
-#    trusts its inputs (finite scores, 0 <= lengths <= T, tags in range).
+# c) ``def`` wrappers only unpack memoryviews.  All validation and the allocation of
+#    every output happen in ``fastcrf/_validation.py`` and ``fastcrf/_dense.py``: this
+#    module trusts its inputs (finite scores, 0 <= lengths <= T, tags in range).  The
+#    constants derived from the transitions (Chain: E, ET, tmax, raw_edges, rowmax,
+#    transT) are built here, once per call, and nowhere else (_chain_scaled,
+#    _chain_decoder; the sparse drivers and the epoch engines use the same ones).
 # d) Sums are scaled probabilities (CRFsuite, Wapiti): scores are exponentiated
 #    once, each forward/backward row is renormalised and its normaliser kept, so
 #    the O(K^2) inner loops are multiply-adds the compiler vectorises instead of
@@ -51,14 +54,15 @@ cdef extern from "_kernels.h":
     void fcrf_exp_shifted(const double* x, double shift, double* out, Py_ssize_t K) noexcept nogil
     int fcrf_multiversioned() noexcept nogil
 
-# CHUNK, the number of sequences per parallel work item, is set in _core.pxd.
+# CHUNK, the number of sequences per parallel work item, is set in _core.pxd; the
+# numeric limits (UNDERFLOW_TERM, LOSS_TOL, ...) in _limits.h.
+from . cimport _limits
 
-# Scaled recursions: a product of factors <= 1 that underflows loses at most this much
-# (gradual underflow rounds to within 5e-324; the margin covers several roundings).
-cdef double UNDERFLOW_TERM = 1e-300
-# Fall back to log space as soon as the mass a row may have lost to underflow, relative
-# to the row, could exceed this: far below double precision.
-cdef double LOSS_TOL = 1e-20
+# The limits, for the Python layer (fastcrf._validation, fastcrf._dense).
+MAX_SCORE = _limits.MAX_SCORE
+RAW_EDGE_RANGE = _limits.RAW_EDGE_RANGE
+UNDERFLOW_TERM = _limits.UNDERFLOW_TERM
+LOSS_TOL = _limits.LOSS_TOL
 
 
 def openmp_enabled():
@@ -89,19 +93,78 @@ def chunk_size():
 # kernel modules cimport.
 
 
-cdef Chain _make_chain(Py_ssize_t K, const double[:, ::1] trans, const double[::1] start,
-                       const double[::1] end, const double[:, ::1] E,
-                       const double[:, ::1] ET, double tmax, bint raw_edges):
+cdef Py_ssize_t _chain_doubles(Py_ssize_t K) noexcept nogil:
+    # E, ET, transT: [K][K] each; rowmax: [K].
+    return 3 * K * K + K
+
+
+cdef Chain _chain_bind(Py_ssize_t K, const double* trans, const double* start,
+                       const double* end, double* buf) noexcept nogil:
+    # A Chain over the caller's scores whose derived constants will live in buf
+    # ([_chain_doubles(K)]); _chain_scaled and _chain_decoder fill them.  Returned by
+    # value for the reason given at _work_bind.
     cdef Chain c
     c.K = K
-    c.trans = &trans[0, 0]
-    c.start = &start[0]
-    c.end = &end[0]
-    c.E = &E[0, 0]
-    c.ET = &ET[0, 0]
-    c.tmax = tmax
-    c.raw_edges = raw_edges
+    c.trans = trans
+    c.start = start
+    c.end = end
+    c.E = buf
+    c.ET = buf + K * K
+    c.transT = buf + 2 * K * K
+    c.rowmax = buf + 3 * K * K
+    c.tmax = 0.0
+    c.raw_edges = False
     return c
+
+
+cdef double* _chain_new(Chain* c, Py_ssize_t K, const double* trans, const double* start,
+                        const double* end) except NULL:
+    # _chain_bind over a buffer of its own, which the caller frees.
+    cdef double* buf = <double*> malloc(_chain_doubles(K) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    c[0] = _chain_bind(K, trans, start, end, buf)
+    return buf
+
+
+cdef void _chain_scaled(Chain* c) noexcept nogil:
+    # What the scaled forward-backward needs: tmax = max(trans), E = exp(trans - tmax),
+    # its transpose ET, and raw_edges: whether the raw edge sums of the scaled
+    # backward pass are safe for this range of transitions (_limits.h, RAW_EDGE_RANGE).
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t i, j
+    cdef const double* trans = c.trans
+    cdef double* E = <double*> c.E
+    cdef double* ET = <double*> c.ET
+    cdef double hi = trans[0], lo = trans[0]
+    for i in range(K * K):
+        if trans[i] > hi:
+            hi = trans[i]
+        if trans[i] < lo:
+            lo = trans[i]
+    # The vectorised exp (_kernels.h): libm's took ~7 us per mini-batch for K = 22.
+    fcrf_exp_shifted(trans, hi, E, K * K)
+    for i in range(K):
+        for j in range(K):
+            ET[j * K + i] = E[i * K + j]
+    c.tmax = hi
+    c.raw_edges = (hi - lo) <= _limits.RAW_EDGE_RANGE
+
+
+cdef void _chain_decoder(Chain* c) noexcept nogil:
+    # What Viterbi needs: its pruning bound rowmax[i] = max_j trans[i][j] and the
+    # transposed transitions transT (backtracking reads columns).
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t i, j
+    cdef const double* trans = c.trans
+    cdef double* rowmax = <double*> c.rowmax
+    cdef double* transT = <double*> c.transT
+    for i in range(K):
+        rowmax[i] = trans[i * K]
+        for j in range(K):
+            transT[j * K + i] = trans[i * K + j]
+            if trans[i * K + j] > rowmax[i]:
+                rowmax[i] = trans[i * K + j]
 
 
 cdef Py_ssize_t _work_doubles(Py_ssize_t T, Py_ssize_t K) noexcept nogil:
@@ -182,7 +245,7 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
     cdef Py_ssize_t t, j
     cdef double mx, s, inv
     cdef double loss = 0.0
-    cdef double new_loss = K * K * UNDERFLOW_TERM
+    cdef double new_loss = K * K * _limits.UNDERFLOW_TERM
     cdef double acc = 0.0, comp = 0.0
     cdef double* row
     cdef double* frow
@@ -204,7 +267,7 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
         if not (s > 0.0):
             return -1
         loss = (loss + new_loss) / s
-        if not (loss <= LOSS_TOL):
+        if not (loss <= _limits.LOSS_TOL):
             return -1
         asum[t] = s
         aloss[t] = loss
@@ -233,7 +296,7 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
     cdef Py_ssize_t t, i, j
     cdef double s, n, inv
     cdef double loss = 0.0
-    cdef double new_loss = K * K * UNDERFLOW_TERM
+    cdef double new_loss = K * K * _limits.UNDERFLOW_TERM
     cdef double* beta = w.b0
     cdef double* nxt = w.b1
     cdef double* tmp
@@ -249,7 +312,7 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
         n = 0.0
         for i in range(K):
             n += row[i] * beta[i]
-        if not (n > 0.0 and (aloss[t] + loss) / n <= LOSS_TOL):
+        if not (n > 0.0 and (aloss[t] + loss) / n <= _limits.LOSS_TOL):
             return -1
         if t > 0:
             frow = emf + t * K
@@ -274,7 +337,7 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
             if not (s > 0.0):
                 return -1
             loss = (loss + new_loss) / s
-            if not (loss <= LOSS_TOL):
+            if not (loss <= _limits.LOSS_TOL):
                 return -1
             inv = 1.0 / s
             for i in range(K):
@@ -433,18 +496,18 @@ cdef void _add_path_counts(const int64_t* y, Py_ssize_t T, Py_ssize_t K, double 
     acc[K * K + K + y[T - 1]] += weight
 
 
-cdef void _chain_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
+cdef void _transition_gradient(const Work* w, const int64_t* y, Py_ssize_t T, Py_ssize_t K,
                           double* acc) noexcept nogil:
     # acc[K*K + 2K] += observed minus expected transition, start and end counts of one
     # sequence, from the node marginals (w.alpha) and edge sums (w.edge) of
     # _sequence_marginals: the gradient of log p(y) with respect to those scores.
-    _chain_gradient_rows(w.edge, w.alpha, K, y, T, K, acc)
+    _transition_gradient_rows(w.edge, w.alpha, K, y, T, K, acc)
 
 
-cdef void _chain_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
+cdef void _transition_gradient_rows(const double* edge, const double* marg, Py_ssize_t stride,
                                const int64_t* y, Py_ssize_t T, Py_ssize_t K,
                                double* acc) noexcept nogil:
-    # _chain_gradient from edge sums [K][K] and node marginals [T] rows of ``stride``.
+    # _transition_gradient from edge sums [K][K] and node marginals [T] rows of ``stride``.
     cdef Py_ssize_t i, k
     for i in range(K * K):
         acc[i] -= edge[i]
@@ -484,16 +547,12 @@ def forward_backward(
     const double[:, ::1] trans,            # IN  [K][K]
     const double[::1] start,               # IN  [K]
     const double[::1] end,                 # IN  [K]
-    const double[:, ::1] E,                # IN  [K][K] exp(trans - tmax)
-    const double[:, ::1] ET,               # IN  [K][K] E transposed
-    double tmax,                           # IN  max(trans)
-    bint raw_edges,                        # IN  max(trans) - min(trans) <= RAW_EDGE_RANGE
     double[::1] logz_out,                  # OUT [B]
     double[::1] score_out,                 # OUT [B] path score of tags (with tags)
-    floating[:, :, ::1] node_out,          # OUT [B][T][K] marginals, or onehot - marginals with tags
+    floating[:, :, ::1] node_out,          # OUT [B][T][K] marginals, or onehot - marginals with
+                                           #     tags; shape (0, 0, 0): log Z (and scores) only
     double[:, ::1] chunk_out,              # OUT [n_chunks][K*K + 2K] tags: (empirical - expected)
                                            #     transition, start, end counts per chunk
-    bint want_marginals,
     int n_threads,
 ):
     """Run forward(-backward) over a batch; see the module design notes."""
@@ -502,8 +561,10 @@ def forward_backward(
     cdef Py_ssize_t K = emissions.shape[2]
     cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
     cdef bint with_tags = tags.shape[0] > 0
+    cdef bint want_marginals = node_out.shape[0] > 0
     cdef bint want_edges = with_tags and want_marginals
-    cdef Chain c = _make_chain(K, trans, start, end, E, ET, tmax, raw_edges)
+    cdef Chain c
+    cdef double* cbuf
     cdef Py_ssize_t ch, s, s_end, T, t, k, i, j
     cdef double* buf
     cdef const int64_t* y
@@ -513,6 +574,8 @@ def forward_backward(
 
     if B == 0 or Tmax == 0:
         return
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
+    _chain_scaled(&c)
     with nogil, parallel(num_threads=n_threads):
         buf = <double*> malloc(_work_doubles(Tmax, K) * sizeof(double))
         w = _work_bind(buf, Tmax, K)
@@ -546,8 +609,9 @@ def forward_backward(
                             node_out[s, t, k] = <floating> (-w.alpha[t * K + k])
                         node_out[s, t, y[t]] = <floating> (1.0 - w.alpha[t * K + y[t]])
                 if want_edges:
-                    _chain_gradient(&w, y, T, K, &chunk_out[ch, 0])
+                    _transition_gradient(&w, y, T, K, &chunk_out[ch, 0])
         free(buf)
+    free(cbuf)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread workspace "
                           f"({_work_doubles(Tmax, K)} doubles)")
@@ -605,8 +669,6 @@ def viterbi(
     const double[:, ::1] trans,            # IN  [K][K], -inf where forbidden
     const double[::1] start,               # IN  [K], -inf where forbidden
     const double[::1] end,                 # IN  [K], -inf where forbidden
-    const double[::1] rowmax,              # IN  [K] max_j trans[i][j]
-    const double[:, ::1] transT,           # IN  [K][K] trans transposed
     int64_t[:, ::1] paths_out,             # OUT [B][T], pre-filled with -1
     double[::1] score_out,                 # OUT [B]
     int n_threads,
@@ -617,6 +679,7 @@ def viterbi(
     cdef Py_ssize_t K = emissions.shape[2]
     cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
     cdef Chain c
+    cdef double* cbuf
     cdef Py_ssize_t ch, s, s_end, T
     cdef double* dbuf
     cdef Py_ssize_t* rows
@@ -625,12 +688,8 @@ def viterbi(
 
     if B == 0 or Tmax == 0:
         return
-    c.K = K
-    c.trans = &trans[0, 0]
-    c.start = &start[0]
-    c.end = &end[0]
-    c.rowmax = &rowmax[0]
-    c.transT = &transT[0, 0]
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
+    _chain_decoder(&c)
     with nogil, parallel(num_threads=n_threads):
         dbuf = <double*> malloc((2 * Tmax * K + K) * sizeof(double))
         rows = <Py_ssize_t*> malloc(K * sizeof(Py_ssize_t))
@@ -651,6 +710,7 @@ def viterbi(
                                             dbuf + 2 * Tmax * K, rows, &paths_out[s, 0])
         free(dbuf)
         free(rows)
+    free(cbuf)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread Viterbi workspace")
 

@@ -1,0 +1,724 @@
+# The SGD epoch engine: one pass of (averaged) SGD over mini-batches of an encoded
+# training set, on the scaled weights of fastcrf/_sgd.py.
+#
+# Design
+# ------
+# a) A mini-batch runs in three generations of work items (KIND_EMISSIONS,
+#    KIND_SEQUENCE, KIND_STEP): the emission scores of its sequences, one weight part
+#    at a time; then the marginals and transition gradient of each sequence, with the
+#    weights frozen; then the step, one weight part at a time.  Every item writes
+#    only its own slots, and the step applies the updates in mini-batch order, so the
+#    result never depends on which thread ran what, nor on the thread count.  The
+#    mini-batch size is a parameter, never the thread count.
+# b) Thread 0 (the master) runs the epoch and publishes each generation; the other
+#    threads (helpers) only take items of the published generation (_sync.h) and
+#    never block the master.
+# c) The weights are split into N_PARTS parts (_prep.pxd, made by _prep.split_parts)
+#    so that each core keeps its part's weight rows in cache.
+# d) Inputs are trusted: fastcrf/_sgd.py checks the arrays (_check_layout is a bounds
+#    check of the weights' size).  Scores that come out non-finite or beyond
+#    MAX_SCORE (diverging weights) end the epoch with status -1.
+
+from cython.parallel cimport parallel, threadid
+from libc.math cimport fabs, pow, INFINITY
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+from ._core cimport (Chain, Work, _chain_bind, _chain_doubles, _transition_gradient,
+                     _transition_gradient_rows, _chain_scaled, _path_score, _sequence_marginals,
+                     _work_bind, _work_doubles)
+from ._limits cimport MAX_SCORE
+from ._prep cimport BLOCK_SHIFT, N_PARTS
+from ._rows cimport (_check_layout, _ids, _values, fcrf_add_parts, fcrf_emissions,
+                     fcrf_layout, fcrf_prefetch_rows, fcrf_update_token)
+
+cdef extern from "_padded.h":
+    ctypedef struct fcrf_padded_lattice:
+        Py_ssize_t K
+        Py_ssize_t S
+        const double* start
+        const double* end
+        const double* E
+        const double* ET
+        double tmax
+    Py_ssize_t fcrf_padded_work_doubles(Py_ssize_t T, Py_ssize_t S) noexcept nogil
+    int fcrf_padded_available(Py_ssize_t S) noexcept nogil
+    int fcrf_padded_marginals(const fcrf_padded_lattice* c, const double* lem, Py_ssize_t T,
+                             double* work, double* marg, double* edge,
+                             double* logz) noexcept nogil
+    double fcrf_path_score_strided(const double* trans, const double* start,
+                                   const double* end, const double* lem, Py_ssize_t T,
+                                   Py_ssize_t K, Py_ssize_t S, const int64_t* y) noexcept nogil
+
+
+# --------------------------------------------------------------------------- #
+# Averaged SGD (Bottou's crfasgd; Xu 2011) over mini-batches.                   #
+# --------------------------------------------------------------------------- #
+#
+# The weights are never stored as such.  With U the state weights and V the
+# transition, start and end scores (one flat vector), the current iterate is
+#     w = alpha * (U, V)
+# and the running average is
+#     wbar = (Uhat + beta * U, Vhat + beta * V) / gamma.
+# A step w <- (1 - eta lambda n_b) w + eta g (g: the summed log-likelihood gradient
+# of the n_b sequences of the mini-batch) becomes
+#     alpha <- alpha (1 - eta lambda n_b);  dU = (eta / alpha) g;  U += dU,
+# and the averaging step wbar <- (1 - mu) wbar + mu w becomes
+#     Uhat -= beta dU;  gamma <- gamma / (1 - mu);  beta <- beta + mu gamma alpha,
+# so a step only touches the weights of the attributes the mini-batch holds.
+# While mu = 1 (before averaging starts) wbar = w: Uhat = 0, beta = alpha, gamma = 1.
+#
+# scalars: [0] alpha  [1] beta  [2] gamma  [3] t (sequences seen)  [4] steps taken
+
+cdef enum:
+    S_ALPHA = 0
+    S_BETA = 1
+    S_GAMMA = 2
+    S_T = 3
+    S_STEP = 4
+
+
+cdef void _fold(double* U, double* Uhat, Py_ssize_t nU, double* V, double* Vhat,
+                Py_ssize_t nV, double* scalars, bint averaging) noexcept nogil:
+    # Rewrite (U, V, Uhat, Vhat, alpha, beta, gamma) with alpha = gamma = 1; the
+    # iterate and the average stay the same.  O(n_weights): once per epoch, or when
+    # alpha gets small enough to cost precision.
+    cdef Py_ssize_t i
+    cdef double alpha = scalars[S_ALPHA]
+    cdef double beta = scalars[S_BETA]
+    cdef double inv_gamma = 1.0 / scalars[S_GAMMA]
+    if averaging:
+        for i in range(nU):
+            Uhat[i] = (Uhat[i] + beta * U[i]) * inv_gamma
+            U[i] *= alpha
+        for i in range(nV):
+            Vhat[i] = (Vhat[i] + beta * V[i]) * inv_gamma
+            V[i] *= alpha
+        scalars[S_BETA] = 0.0
+    else:
+        for i in range(nU):
+            U[i] *= alpha
+        for i in range(nV):
+            V[i] *= alpha
+        scalars[S_BETA] = 1.0
+    scalars[S_ALPHA] = 1.0
+    scalars[S_GAMMA] = 1.0
+
+
+cdef extern from "_sync.h":
+    int64_t fcrf_sync_load(volatile int64_t* p) noexcept nogil
+    void fcrf_sync_store(volatile int64_t* p, int64_t v) noexcept nogil
+    void fcrf_sync_add(volatile int64_t* p, int64_t v) noexcept nogil
+    void fcrf_sync_wait(int64_t* spins) noexcept nogil
+    int64_t fcrf_claim_word(int64_t gen, int64_t n) noexcept nogil
+    int64_t fcrf_claim(volatile int64_t* word, int64_t gen, int from_back) noexcept nogil
+
+# The largest mini-batch: a batch is claimed through a 16-bit field (_sync.h).
+MAX_BATCH = 65535
+
+cdef enum:
+    # The three kinds of work items of a mini-batch, in the order they run.
+    KIND_EMISSIONS = 0     # item p: part p of every sequence's emission scores
+    KIND_SEQUENCE = 1      # item i: marginals and transition gradient of sequence i
+    KIND_STEP = 2          # item p: part p of the SGD step
+
+# For the Python layer (thread counts).
+WEIGHT_PARTS = N_PARTS
+
+
+cdef struct SGDBatch:
+    # What every thread reads to compute the marginals of one mini-batch.
+    const fcrf_layout* L
+    const Chain* c
+    const fcrf_padded_lattice* pc   # the same constants in rows padded to S (_padded.h)
+    bint padded           # use pc: S % 4 == 0, and the transition range allows raw edges
+    const double* U
+    const double* scalars
+    const int32_t* ids
+    const double* vals
+    const int64_t* tok_off
+    const int64_t* tok_mid   # [n_tokens] first entry of part 1 of each token (split_parts)
+    const int64_t* seq_off
+    const int64_t* labels
+    const int64_t* order
+    double* part_lem      # [N_PARTS][batch][Tmax][S] emission scores, from each part
+    double* marg          # [batch][Tmax][S] node marginals, rows zero-padded to S
+    double* dv            # [batch][nV] observed minus expected transition, start, end counts
+    double* loss          # [n_visit] -log p(y|x) of each visit
+    Py_ssize_t Tmax
+    Py_ssize_t S
+    Py_ssize_t nU
+    Py_ssize_t nV
+    Py_ssize_t pos        # the batch is visits pos .. pos + nb - 1
+    Py_ssize_t nb
+    Py_ssize_t batch_size
+    int kind              # what the current generation's items are: KIND_EMISSIONS,
+                          # KIND_SEQUENCE or KIND_STEP
+    # The step (KIND_STEP): the weights, and the step's scalars (_begin_step)
+    double* Uw
+    double* Uhat
+    double* V
+    double* Vhat
+    const double* V_mask
+    double gain
+    double beta
+    int averaging
+
+
+cdef inline const int64_t* _part_starts(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
+    # Token t's entries of part p are [_part_starts(p)[t], _part_starts(p + 1)[t]):
+    # part 0 starts at tok_off[t], part 1 at tok_mid[t], and part 1 ends at tok_off[t + 1].
+    if part == 0:
+        return b.tok_off
+    return b.tok_mid if part == 1 else b.tok_off + 1
+
+
+cdef inline Py_ssize_t _visit(const SGDBatch* b, Py_ssize_t i, int64_t* t0) noexcept nogil:
+    # The i-th sequence of the batch: its first token (t0) and its length.
+    cdef int64_t s = b.order[b.pos + i]
+    t0[0] = b.seq_off[s]
+    return b.seq_off[s + 1] - t0[0]
+
+
+cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
+    # Part ``part`` of the emission scores of every sequence of the batch.  The thread
+    # that runs it usually runs the same part of the step (see N_PARTS), so the
+    # weight rows it loads here are still in its core's cache then.
+    cdef Py_ssize_t S = b.S
+    cdef Py_ssize_t i
+    cdef int64_t t0, T
+    # b.averaging: whether the previous step averaged, so that this one will too.
+    cdef const double* hat = b.Uhat if b.averaging else NULL
+    cdef const int64_t* start = _part_starts(b, part)
+    cdef const int64_t* end = _part_starts(b, part + 1)
+    for i in range(b.nb):
+        T = _visit(b, i, &t0)
+        fcrf_prefetch_rows(b.L, b.U, hat, b.ids, start + t0, end + t0, T)
+        fcrf_emissions(b.L, b.U, b.ids, b.vals, start + t0, end + t0, T, b.scalars[S_ALPHA],
+                       b.part_lem + (part * b.batch_size + i) * b.Tmax * S, S)
+
+
+cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) noexcept nogil:
+    # Marginals and transition gradient of the i-th sequence of the batch, into its own
+    # slots; returns 1 when its scores are not finite or too large.  pw: the thread's
+    # scratch for the padded kernels (_padded.h), then [Tmax][S] emission scores.
+    cdef Py_ssize_t K = b.c.K
+    cdef Py_ssize_t S = b.S
+    cdef int64_t t0
+    cdef Py_ssize_t T = _visit(b, i, &t0)
+    cdef const int64_t* y = b.labels + t0
+    cdef double* P = b.marg + i * b.Tmax * S
+    cdef double* dv = b.dv + i * b.nV
+    cdef Py_ssize_t t, k
+    cdef double logz
+    cdef double* plem = pw + fcrf_padded_work_doubles(b.Tmax, S)
+    cdef Py_ssize_t part1 = b.batch_size * b.Tmax * S
+    memset(dv, 0, b.nV * sizeof(double))
+    if not (fcrf_add_parts(b.part_lem + i * b.Tmax * S, b.part_lem + part1 + i * b.Tmax * S,
+                           plem, T * S) <= MAX_SCORE):
+        b.loss[b.pos + i] = INFINITY
+        memset(P, 0, T * S * sizeof(double))
+        return 1
+    if b.padded:
+        if fcrf_padded_marginals(b.pc, plem, T, pw, P, w.edge, &logz) == 0:
+            b.loss[b.pos + i] = logz - fcrf_path_score_strided(
+                b.c.trans, b.c.start, b.c.end, plem, T, K, S, y)
+            _transition_gradient_rows(w.edge, P, S, y, T, K, dv)
+            return 0
+    # Scores too extreme for the padded kernels: the exact ones of _core.pyx.
+    for t in range(T):
+        for k in range(K):
+            w.lem[t * K + k] = plem[t * S + k]
+    logz = _sequence_marginals(b.c, T, w, True, True)
+    b.loss[b.pos + i] = logz - _path_score(b.c, w.lem, T, y)
+    # Rows of stride S, zero-padded: the update reads whole vectors.
+    for t in range(T):
+        for k in range(K):
+            P[t * S + k] = w.alpha[t * K + k]
+        for k in range(K, S):
+            P[t * S + k] = 0.0
+    _transition_gradient(w, y, T, K, dv)
+    return 0
+
+
+cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
+    # Part ``part`` of the step: the state rows of the attributes in that part
+    # (_rows.h, fcrf_in_part), each receiving its updates in mini-batch order, and
+    # with part 0 the transition, start and end scores.
+    cdef Py_ssize_t S = b.S
+    cdef Py_ssize_t i, t, m
+    cdef int64_t t0, T
+    cdef double x
+    cdef const double* P
+    cdef const double* dv
+    cdef const int64_t* start = _part_starts(b, part)
+    cdef const int64_t* end = _part_starts(b, part + 1)
+    for i in range(b.nb):
+        T = _visit(b, i, &t0)
+        P = b.marg + i * b.Tmax * S
+        for t in range(T):
+            fcrf_update_token(b.L, b.Uw, b.Uhat, b.ids, b.vals, start[t0 + t], end[t0 + t],
+                              P + t * S, b.labels[t0 + t], b.gain, b.beta, b.averaging)
+        if part == 0:
+            dv = b.dv + i * b.nV
+            for m in range(b.nV):
+                x = b.gain * dv[m] * b.V_mask[m]
+                b.V[m] += x
+                if b.averaging:
+                    b.Vhat[m] -= b.beta * x
+
+
+cdef void _run_items(SGDBatch* b, Work* w, double* pw, volatile int64_t* sync, int64_t gen,
+                     int* bad, int helper) noexcept nogil:
+    # Take and run items of generation gen until none is left: the master (helper=0)
+    # from the front, helpers from the back, so that each keeps its weight part.
+    cdef int64_t i = fcrf_claim(&sync[1], gen, helper)
+    while i >= 0:
+        if b.kind == KIND_SEQUENCE:
+            if _batch_sequence(b, w, pw, i):
+                bad[0] = 1
+        elif b.kind == KIND_EMISSIONS:
+            _batch_emissions(b, i)
+        else:
+            _batch_update(b, i)
+        fcrf_sync_add(&sync[2], 1)
+        i = fcrf_claim(&sync[1], gen, helper)
+
+
+cdef void _publish(SGDBatch* b, volatile int64_t* sync, int64_t gen, int kind,
+                   Py_ssize_t n_items) noexcept nogil:
+    b.kind = kind
+    fcrf_sync_store(&sync[2], 0)
+    fcrf_sync_store(&sync[1], fcrf_claim_word(gen, n_items))
+    fcrf_sync_store(&sync[0], gen)
+
+
+cdef void _await(volatile int64_t* sync, Py_ssize_t n_items) noexcept nogil:
+    # Wait until the items of the current generation are done.
+    cdef int64_t spins = 0
+    while fcrf_sync_load(&sync[2]) < n_items:
+        fcrf_sync_wait(&spins)
+
+
+# --------------------------------------------------------------------------- #
+# The step schedule.                                                            #
+# --------------------------------------------------------------------------- #
+
+cdef struct StepSchedule:
+    double eta0           # initial step size
+    double lam            # L2 strength per sequence (2 c2 / n_seq)
+    double power          # decay exponent of the step size
+    double avg_start      # steps before averaging starts (< 0: never)
+
+
+cdef inline double _step_size(const StepSchedule* sch, double t) noexcept nogil:
+    # eta_t = eta0 / (1 + lambda eta0 t)^power, t = sequences seen so far
+    # (power 1: the 1/t schedule of Bottou's crfsgd; 0.75 with averaging, Xu 2011).
+    return sch.eta0 / pow(1.0 + sch.lam * sch.eta0 * t, sch.power)
+
+
+cdef double _begin_step(SGDBatch* b, const StepSchedule* sch, double* scalars,
+                        Py_ssize_t nb) noexcept nogil:
+    # Before the KIND_STEP items: the L2 shrink alpha <- alpha (1 - eta lambda n_b),
+    # and the step's gain eta / alpha and averaging state for _batch_update.  Returns
+    # the averaging weight mu (1 while averaging has not started).
+    cdef double step = scalars[S_STEP] + 1.0
+    cdef double eta = _step_size(sch, scalars[S_T])
+    cdef double decay = 1.0 - eta * sch.lam * nb
+    cdef double mu = 1.0
+    if decay < 0.5:
+        # Keep the L2 shrink of a single step from reversing the weights; only a huge
+        # lambda (c2) together with a large eta gets here.
+        decay = 0.5
+    scalars[S_ALPHA] *= decay
+    if sch.avg_start >= 0 and step > sch.avg_start + 1.0:
+        mu = 1.0 / (step - sch.avg_start)
+    b.gain = eta / scalars[S_ALPHA]
+    b.beta = scalars[S_BETA]
+    b.averaging = mu < 1.0
+    return mu
+
+
+cdef void _end_step(SGDBatch* b, double* scalars, double mu, Py_ssize_t nb) noexcept nogil:
+    # After the KIND_STEP items: the averaging scalars (gamma, beta), the counters,
+    # and a fold when alpha or gamma get extreme.
+    if mu < 1.0:
+        scalars[S_GAMMA] /= (1.0 - mu)
+        scalars[S_BETA] = b.beta + mu * scalars[S_GAMMA] * scalars[S_ALPHA]
+    else:
+        scalars[S_BETA] = scalars[S_ALPHA]
+    scalars[S_T] += nb
+    scalars[S_STEP] += 1.0
+    # u = w / alpha grows as alpha shrinks, and the average is a difference of terms
+    # of size ~ u: fold before that costs more than ~1e-12.
+    if scalars[S_ALPHA] < 1e-4 or scalars[S_GAMMA] > 1e9:
+        _fold(b.Uw, b.Uhat, b.nU, b.V, b.Vhat, b.nV, scalars, mu < 1.0)
+
+
+# --------------------------------------------------------------------------- #
+# The master and helper loops.                                                  #
+# --------------------------------------------------------------------------- #
+
+cdef int _current_scores(const SGDBatch* b, double* scores) noexcept nogil:
+    # scores[nV] = alpha * V, the transition, start and end scores of the current
+    # iterate; returns 1 when one is not finite or beyond MAX_SCORE.
+    cdef Py_ssize_t m
+    cdef int bad = 0
+    for m in range(b.nV):
+        scores[m] = b.scalars[S_ALPHA] * b.V[m]
+        if not (fabs(scores[m]) <= MAX_SCORE):
+            bad = 1
+    return bad
+
+
+cdef void _lattice_constants(SGDBatch* b, Chain* c, fcrf_padded_lattice* pc) noexcept nogil:
+    # The constants of the current scores (_core's _chain_scaled), and their copies in
+    # rows padded to S when the padded kernels (_padded.h) can take this batch.
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t S = b.S
+    cdef Py_ssize_t i, j
+    _chain_scaled(c)
+    b.padded = c.raw_edges and fcrf_padded_available(S)
+    if b.padded:
+        pc.tmax = c.tmax
+        for i in range(K):
+            for j in range(K):
+                (<double*> pc.E)[i * S + j] = c.E[i * K + j]
+                (<double*> pc.ET)[i * S + j] = c.ET[i * K + j]
+
+
+cdef int _master_loop(SGDBatch* b, Chain* c, fcrf_padded_lattice* pc, const StepSchedule* sch,
+                      double* scalars, Work* w, double* pw, volatile int64_t* sync,
+                      Py_ssize_t n_visit, int* bad) noexcept nogil:
+    # Thread 0: every mini-batch of the call, as three published generations of work
+    # items it runs too (see the design notes); returns 0, or -1 once scores diverge.
+    cdef Py_ssize_t pos = 0, nb
+    cdef int64_t gen = 0
+    cdef double mu
+    cdef int status = 0
+    while pos < n_visit:
+        nb = b.batch_size
+        if nb > n_visit - pos:
+            nb = n_visit - pos
+        if _current_scores(b, <double*> c.trans):
+            bad[0] = 1
+        if bad[0]:
+            status = -1
+            break
+        b.pos = pos
+        b.nb = nb
+        gen = gen + 1
+        _publish(b, sync, gen, KIND_EMISSIONS, N_PARTS)
+        _run_items(b, w, pw, sync, gen, bad, 0)
+        # The lattice constants while a helper may still be on its part.
+        _lattice_constants(b, c, pc)
+        _await(sync, N_PARTS)
+        gen = gen + 1
+        _publish(b, sync, gen, KIND_SEQUENCE, nb)
+        _run_items(b, w, pw, sync, gen, bad, 0)
+        _await(sync, nb)
+        if bad[0]:
+            status = -1
+            break
+        # The step, in parts that any thread may take (see _batch_update).
+        mu = _begin_step(b, sch, scalars, nb)
+        gen = gen + 1
+        _publish(b, sync, gen, KIND_STEP, N_PARTS)
+        _run_items(b, w, pw, sync, gen, bad, 0)
+        _await(sync, N_PARTS)
+        _end_step(b, scalars, mu, nb)
+        pos = pos + nb
+    fcrf_sync_store(&sync[0], -1)
+    return status
+
+
+cdef void _helper_loop(SGDBatch* b, Work* w, double* pw, volatile int64_t* sync,
+                       int* bad) noexcept nogil:
+    # The other threads: wait for each new generation and take what items are left
+    # of it (from the back, _sync.h), until the master ends the call.
+    cdef int64_t seen = 0, gen, spins
+    while True:
+        spins = 0
+        gen = fcrf_sync_load(&sync[0])
+        while gen == seen:
+            fcrf_sync_wait(&spins)
+            gen = fcrf_sync_load(&sync[0])
+        if gen < 0:
+            break
+        seen = gen
+        _run_items(b, w, pw, sync, gen, bad, 1)
+
+
+# --------------------------------------------------------------------------- #
+# Scratch and bounds checks of one call.                                        #
+# --------------------------------------------------------------------------- #
+
+cdef struct SGDScratch:
+    # The buffers of one sgd_epoch call (sizes in doubles), allocated together:
+    double* marg          # [batch][Tmax][S] node marginals of each sequence (SGDBatch.marg)
+    double* part_lem      # [N_PARTS][batch][Tmax][S] emission scores from each part
+    double* dv            # [batch][nV] observed minus expected transition, start, end counts
+    double* scores        # [nV] the current scores alpha * V, then [_chain_doubles(K)]
+                          #     their constants (Chain), then [2][K][S] the padded copies
+                          #     of E and ET (fcrf_padded_lattice), zero beyond K
+    double* threads       # [n_threads][per_thread]: each thread's Work ([work]), then
+                          #     the padded kernels' scratch and its [Tmax][S] emission rows
+    Py_ssize_t work       # _work_doubles(Tmax, K)
+    Py_ssize_t per_thread
+
+
+cdef int _scratch_alloc(SGDScratch* m, Py_ssize_t K, Py_ssize_t S, Py_ssize_t Tmax,
+                        Py_ssize_t batch_size, Py_ssize_t nV, int n_threads) noexcept:
+    # 0, or -1 (nothing left allocated) when the memory is not there.
+    m.work = _work_doubles(Tmax, K)
+    m.per_thread = m.work + fcrf_padded_work_doubles(Tmax, S) + Tmax * S
+    m.marg = <double*> malloc(batch_size * Tmax * S * sizeof(double))
+    m.part_lem = <double*> malloc(N_PARTS * batch_size * Tmax * S * sizeof(double))
+    m.dv = <double*> malloc(batch_size * nV * sizeof(double))
+    m.scores = <double*> malloc((nV + _chain_doubles(K) + 2 * K * S) * sizeof(double))
+    m.threads = <double*> malloc(n_threads * m.per_thread * sizeof(double))
+    if (m.marg == NULL or m.part_lem == NULL or m.dv == NULL or m.scores == NULL
+            or m.threads == NULL):
+        _scratch_free(m)
+        return -1
+    return 0
+
+
+cdef void _scratch_free(SGDScratch* m) noexcept:
+    free(m.marg)
+    free(m.part_lem)
+    free(m.dv)
+    free(m.scores)
+    free(m.threads)
+    m.marg = m.part_lem = m.dv = m.scores = m.threads = NULL
+
+
+cdef int _check_bounds(const double[::1] U, const double[::1] Uhat, const double[::1] V,
+                       const double[::1] Vhat, const double[::1] V_mask, Py_ssize_t nV,
+                       const int64_t[::1] tok_off, const int64_t[::1] tok_mid,
+                       const int64_t[::1] seq_off, const int64_t[::1] order,
+                       Py_ssize_t Tmax, Py_ssize_t batch_size) except -1:
+    # Bounds checks, not validation: fastcrf/_sgd.py builds every array, but an
+    # epoch runs as several calls over slices of ``order``, and a wrong index here
+    # reads or writes out of bounds (the scratch is sized by Tmax, a batch is claimed
+    # through a 16-bit field).  O(tokens visited), before anything is allocated.
+    cdef Py_ssize_t m
+    cdef int64_t vs, vt
+    if (Uhat.shape[0] != U.shape[0] or V.shape[0] != nV or Vhat.shape[0] != nV
+            or V_mask.shape[0] != nV):
+        raise ValueError("sgd_epoch: the weight arrays do not match the layout")
+    if tok_mid.shape[0] != tok_off.shape[0] - 1:
+        raise ValueError("sgd_epoch: tok_mid does not match tok_off")
+    for m in range(order.shape[0]):
+        vs = order[m]
+        if not 0 <= vs < seq_off.shape[0] - 1:
+            raise ValueError("sgd_epoch: order holds a sequence not in seq_off")
+        if not (0 <= seq_off[vs] <= seq_off[vs + 1] <= tok_mid.shape[0]
+                and seq_off[vs + 1] - seq_off[vs] <= Tmax):
+            raise ValueError("sgd_epoch: seq_off does not match tok_off and Tmax")
+        for vt in range(seq_off[vs], seq_off[vs + 1]):
+            if not tok_off[vt] <= tok_mid[vt] <= tok_off[vt + 1]:
+                raise ValueError("sgd_epoch: tok_mid does not match tok_off")
+    if batch_size < 1 or batch_size > MAX_BATCH:
+        raise ValueError(f"batch_size must be in [1, {MAX_BATCH}]")
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# One call: a slice of an epoch.                                                #
+# --------------------------------------------------------------------------- #
+
+def sgd_epoch(
+    double[::1] U,                         # INOUT [n_state] scaled state weights (layout below)
+    double[::1] Uhat,                      # INOUT [n_state] averaging accumulator
+    double[::1] V,                         # INOUT [K*K + 2K] scaled transitions, start, end
+    double[::1] Vhat,                      # INOUT [K*K + 2K]
+    Py_ssize_t K,                          # IN  labels
+    Py_ssize_t D,                          # IN  dense attributes: U[a * S + k] for a < D, where
+                                           #     S = K rounded up to a multiple of 4
+    const int64_t[::1] tail_ptr,           # IN  [A - D + 1] tail offsets: attribute a >= D
+    const int32_t[::1] tail_label,         # IN  [n_tail]    has the weights U[D*S + j] of
+                                           #     labels tail_label[j], j in its offsets
+    const double[::1] V_mask,              # IN  [K*K + 2K] 1 for trainable scores, else 0
+    double[::1] scalars,                   # INOUT [5] alpha, beta, gamma, t, steps
+    const int32_t[::1] ids,                # IN  [n_entries]
+    const double[::1] vals,                # IN  [n_entries] or empty (all 1.0)
+    const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
+    const int64_t[::1] tok_mid,            # IN  [n_tokens] from split_parts
+    const int64_t[::1] seq_off,            # IN  [n_seq + 1]
+    const int64_t[::1] labels,             # IN  [n_tokens]
+    const int64_t[::1] order,              # IN  [n_visit] sequences, in visiting order
+    Py_ssize_t Tmax,                       # IN  longest sequence
+    Py_ssize_t batch_size,                 # IN  sequences per step
+    double eta0,                           # IN  initial step size
+    double lam,                            # IN  L2 strength per sequence (2 c2 / n_seq)
+    double power,                          # IN  eta_t = eta0 / (1 + lam eta0 t)^power
+    double avg_start,                      # IN  steps before averaging starts (< 0: never)
+    double[::1] loss_out,                  # OUT [n_visit] -log p(y|x) of each visit, before
+                                           #     its step
+    int n_threads,
+    bint fold=True,                        # IN  end with alpha = gamma = 1 (U, Uhat the
+                                           #     iterate and the average); False leaves
+                                           #     the scalars for the next call to go on
+                                           #     with, saving an O(n_weights) pass
+):
+    """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
+    cdef Py_ssize_t nU = U.shape[0]
+    cdef Py_ssize_t S = (K + 3) // 4 * 4
+    cdef Py_ssize_t KK = K * K
+    cdef Py_ssize_t nV = KK + 2 * K
+    cdef Py_ssize_t n_visit = order.shape[0]
+    cdef fcrf_layout L
+    cdef double* Up = &U[0] if nU > 0 else NULL
+    cdef double* Hp = &Uhat[0] if nU > 0 else NULL
+    cdef SGDScratch m
+    cdef StepSchedule sch
+    cdef double* pw
+    cdef Chain c
+    cdef fcrf_padded_lattice pc
+    cdef Work w
+    cdef SGDBatch b
+    cdef SGDBatch* bp = &b       # written through inside the parallel block: stays shared
+    cdef int64_t sync[3]
+    cdef int tid
+    cdef int status = 0
+    cdef int* status_p = &status
+    cdef int bad = 0
+    cdef int* bad_p = &bad
+
+    _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+    _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
+                  batch_size)
+    if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads) != 0:
+        raise MemoryError("fastcrf: could not allocate the SGD workspace")
+    sch.eta0 = eta0
+    sch.lam = lam
+    sch.power = power
+    sch.avg_start = avg_start
+    c = _chain_bind(K, m.scores, m.scores + KK, m.scores + KK + K, m.scores + nV)
+    pc.K = K
+    pc.S = S
+    pc.start = c.start
+    pc.end = c.end
+    pc.E = m.scores + nV + _chain_doubles(K)
+    pc.ET = pc.E + K * S
+    memset(<double*> pc.E, 0, 2 * K * S * sizeof(double))   # the padding stays 0
+    b.L = &L
+    b.c = &c
+    b.pc = &pc
+    b.U = Up
+    b.scalars = &scalars[0]
+    b.ids = _ids(ids)
+    b.vals = _values(vals)
+    b.tok_off = &tok_off[0]
+    b.tok_mid = &tok_mid[0] if tok_mid.shape[0] > 0 else NULL
+    b.seq_off = &seq_off[0]
+    b.labels = &labels[0] if labels.shape[0] > 0 else NULL
+    b.order = &order[0] if n_visit > 0 else NULL
+    b.marg = m.marg
+    b.part_lem = m.part_lem
+    b.batch_size = batch_size
+    b.dv = m.dv
+    b.loss = &loss_out[0] if n_visit > 0 else NULL
+    b.Tmax = Tmax
+    b.S = S
+    b.nU = nU
+    b.nV = nV
+    b.Uw = Up
+    b.Uhat = Hp
+    b.V = &V[0]
+    b.Vhat = &Vhat[0]
+    b.V_mask = &V_mask[0]
+    b.averaging = 0
+    sync[0] = 0   # the published generation; -1: the call is over
+    sync[1] = 0   # the claim word (_sync.h)
+    sync[2] = 0   # items of the current generation done
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        w = _work_bind(m.threads + tid * m.per_thread, Tmax, K)
+        pw = m.threads + tid * m.per_thread + m.work
+        if tid == 0:
+            status_p[0] = _master_loop(bp, &c, &pc, &sch, &scalars[0], &w, pw, sync, n_visit,
+                                       bad_p)
+        else:
+            _helper_loop(bp, &w, pw, sync, bad_p)
+    if status == 0 and fold:
+        _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
+              avg_start >= 0 and scalars[S_STEP] > avg_start + 1.0)
+    _scratch_free(&m)
+    return status
+
+
+def _py_sequence_marginals(
+    const double[:, ::1] lem,              # IN  [T][K] emission scores of one sequence
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    double[:, ::1] marg_out,               # OUT [T][K] node marginals
+    double[:, ::1] edge_out,               # OUT [K][K] summed edge marginals
+    bint padded,                           # IN  the padded kernels (_padded.h) or _core's
+    Py_ssize_t repeats=1,                  # IN  run it this many times (timing)
+):
+    """Test and bench twin of the lattice part of _batch_sequence; returns log Z, or NaN
+    when the padded kernels decline the sequence (then _core's take it)."""
+    cdef Py_ssize_t T = lem.shape[0]
+    cdef Py_ssize_t K = lem.shape[1]
+    cdef Py_ssize_t S = (K + 3) // 4 * 4
+    cdef Py_ssize_t wd = _work_doubles(T, K)
+    cdef Py_ssize_t pwd = fcrf_padded_work_doubles(T, S)
+    cdef double* buf = <double*> malloc((_chain_doubles(K) + 2 * K * S + wd + pwd + 2 * T * S)
+                                        * sizeof(double))
+    cdef double* pe
+    cdef double* plem
+    cdef double* P
+    cdef Chain c
+    cdef fcrf_padded_lattice pc
+    cdef Work w
+    cdef Py_ssize_t r, t, k, i
+    cdef double logz = 0.0
+    cdef int status = 0
+    if buf == NULL:
+        raise MemoryError()
+    c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], buf)
+    _chain_scaled(&c)
+    pe = buf + _chain_doubles(K)
+    memset(pe, 0, 2 * K * S * sizeof(double))
+    for i in range(K):
+        for k in range(K):
+            pe[i * S + k] = c.E[i * K + k]
+            pe[K * S + i * S + k] = c.ET[i * K + k]
+    pc.K = K
+    pc.S = S
+    pc.start = c.start
+    pc.end = c.end
+    pc.E = pe
+    pc.ET = pe + K * S
+    pc.tmax = c.tmax
+    w = _work_bind(pe + 2 * K * S, T, K)
+    plem = pe + 2 * K * S + wd + pwd
+    P = plem + T * S
+    memset(plem, 0, T * S * sizeof(double))
+    for t in range(T):
+        for k in range(K):
+            plem[t * S + k] = lem[t, k]
+    with nogil:
+        for r in range(repeats):
+            if padded:
+                status = fcrf_padded_marginals(&pc, plem, T, pe + 2 * K * S + wd, P, w.edge,
+                                              &logz)
+            else:
+                for t in range(T):
+                    for k in range(K):
+                        w.lem[t * K + k] = lem[t, k]
+                logz = _sequence_marginals(&c, T, &w, True, True)
+    if padded and (status != 0 or not (c.raw_edges and fcrf_padded_available(S))):
+        free(buf)
+        return float("nan")
+    for t in range(T):
+        for k in range(K):
+            marg_out[t, k] = P[t * S + k] if padded else w.alpha[t * K + k]
+    for i in range(K * K):
+        edge_out[i // K, i % K] = w.edge[i]
+    free(buf)
+    return logz

@@ -1,0 +1,351 @@
+# Compiled drivers for CRFs over sparse token features: log Z, marginals and
+# gradients, and Viterbi over a whole encoded batch (the estimator's inference).
+#
+# Design
+# ------
+# a) A token's emission row is a sparse-dense product: the token lists attributes
+#    ``a`` with values ``v`` and row[k] = scale * sum v * W[a][k].  W is [A][K]
+#    row-major, so one attribute costs one contiguous K-vector (_rows.h, with the
+#    sparse tail layout of fastcrf/_layout.py).  ``scale`` lets the SGD engine keep
+#    W = scale * U (L2 decay is one scalar multiply).
+# b) Each sequence then goes through the dense single-sequence kernels of _core
+#    (scaled forward-backward with its exact log-space fallback, Viterbi), so the
+#    sparse and dense APIs share one set of numerics, and one set of chain constants
+#    (_core's _chain_scaled / _chain_decoder, built once per call from the transitions).
+# c) Batch drivers ``prange`` over fixed chunks of sequences (CHUNK, from _core.pxd)
+#    and write only their own outputs: results never depend on the thread count.
+# d) The gradient of the state weights, sum over tokens of v * (onehot - P), is
+#    reduced per attribute: each attribute's row is one thread's, and its entries are
+#    added in token order (state_gradient through an attribute-major (CSC) index of
+#    the entries; layout_gradient by ranges of attributes that each scan the tokens).
+#    No per-thread copies of W, no atomics.
+# e) Inputs are trusted: fastcrf/_training.py and fastcrf/_estimator.py validate ids,
+#    offsets and labels (_check_layout is a bounds check of the weights' size).
+#    Emission rows that come out non-finite or beyond MAX_SCORE (diverging weights,
+#    huge feature values) are reported through a status, never passed to the
+#    recursions.
+#
+# The SGD and perceptron/PA epoch engines are _sgd_engine.pyx and _online_engine.pyx.
+
+from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport malloc, free
+
+from ._core cimport (CHUNK, Chain, Work, _chain_decoder, _chain_new,
+                     _transition_gradient, _chain_scaled, _path_score, _sequence_marginals,
+                     _viterbi_one, _work_bind, _work_doubles)
+from ._limits cimport MAX_SCORE
+from ._rows cimport (_check_layout, _ids, _ptr, _values, fcrf_emissions, fcrf_layout,
+                     fcrf_max_abs)
+
+
+# The public drivers take the model and the data as two tuples, unpacked here:
+#   _STATE = (U, S, D, tail_ptr, tail_label)   StateLayout.kernel_args(flat)
+#       U           [D * S + n_tail] state weights in the layout of _rows.h: attribute
+#                   a < D owns U[a * S + k]; a dense [A][K] matrix is S = K, D = A
+#       tail_ptr    [A - D + 1] (or [0]) offsets of the tail attributes' labels
+#       tail_label  [n_tail] the labels whose weights U[D * S + j] they own
+#   _BATCH = (ids, vals, tok_off, seq_off)     EncodedSequences.kernel_args()
+#       ids         [n_entries] int32 attribute ids
+#       vals        [n_entries] attribute values, or [0]: all 1.0
+#       tok_off     [n_tokens + 1] entries of each token
+#       seq_off     [n_seq + 1] tokens of each sequence (none empty)
+
+
+cdef Py_ssize_t _longest(const int64_t[::1] seq_off) noexcept:
+    # The longest sequence, which sizes the per-thread scratch.
+    cdef Py_ssize_t s, T = 0
+    for s in range(seq_off.shape[0] - 1):
+        if seq_off[s + 1] - seq_off[s] > T:
+            T = seq_off[s + 1] - seq_off[s]
+    return T
+
+
+# --------------------------------------------------------------------------- #
+# Log-likelihood, marginals and gradient over a whole encoded batch.            #
+# --------------------------------------------------------------------------- #
+
+def forward_backward(
+    tuple state,                           # IN  the state weights (see _STATE)
+    tuple batch,                           # IN  the encoded sequences (see _BATCH)
+    const int64_t[::1] labels,             # IN  [n_tokens] (length 0 without labels)
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    double[::1] logz_out,                  # OUT [n_seq]
+    double[::1] score_out,                 # OUT [n_seq] path score of the labels
+    double[:, ::1] marg_out,               # OUT [n_tokens][K] P(y_t = k) (or shape (0, K))
+    double[:, ::1] chunk_out,              # OUT [n_chunks][K*K + 2K] with labels: observed
+                                           #     minus expected transition, start, end counts
+    int n_threads,
+):
+    """Log Z, path scores, marginals and transition gradients; returns 0 or -1 (bad scores)."""
+    U, S, D, tail_ptr, tail_label = state
+    ids, vals, tok_off, seq_off = batch
+    return _forward_backward(U, S, D, tail_ptr, tail_label, ids, vals, tok_off, seq_off,
+                             labels, trans, start, end, logz_out, score_out, marg_out,
+                             chunk_out, n_threads)
+
+
+cdef int _forward_backward(
+    const double[::1] U, Py_ssize_t S, Py_ssize_t D, const int64_t[::1] tail_ptr,
+    const int32_t[::1] tail_label, const int32_t[::1] ids, const double[::1] vals,
+    const int64_t[::1] tok_off, const int64_t[::1] seq_off, const int64_t[::1] labels,
+    const double[:, ::1] trans, const double[::1] start, const double[::1] end,
+    double[::1] logz_out, double[::1] score_out, double[:, ::1] marg_out,
+    double[:, ::1] chunk_out, int n_threads,
+) except -2:
+    cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
+    cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
+    cdef Py_ssize_t K = trans.shape[0]
+    cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t Tmax = _longest(seq_off)
+    cdef bint with_labels = labels.shape[0] > 0
+    cdef bint want_marginals = marg_out.shape[0] > 0
+    cdef bint want_edges = with_labels and want_marginals
+    cdef Chain c
+    cdef fcrf_layout L
+    cdef const double* Up = _ptr(U)
+    cdef double* cbuf
+    cdef Py_ssize_t ch, s, s_end, T, t, k, i
+    cdef int64_t t0
+    cdef double* buf
+    cdef const int64_t* y
+    cdef Work w
+    cdef int failed = 0, bad = 0
+    cdef int* failed_p = &failed
+    cdef int* bad_p = &bad
+
+    _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
+    _chain_scaled(&c)
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            buf = <double*> malloc(_work_doubles(Tmax, K) * sizeof(double))
+            w = _work_bind(buf, Tmax, K)
+            for ch in prange(n_chunks, schedule="dynamic"):
+                if buf == NULL:
+                    failed_p[0] = 1
+                    continue
+                s_end = (ch + 1) * CHUNK
+                if s_end > n_seq:
+                    s_end = n_seq
+                for s in range(ch * CHUNK, s_end):
+                    t0 = seq_off[s]
+                    T = seq_off[s + 1] - t0
+                    fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0,
+                                   w.lem, K)
+                    if not (fcrf_max_abs(w.lem, T * K) <= MAX_SCORE):
+                        bad_p[0] = 1
+                        logz_out[s] = INFINITY
+                        continue
+                    logz_out[s] = _sequence_marginals(&c, T, &w, want_marginals, want_edges)
+                    if want_marginals:
+                        for t in range(T):
+                            for k in range(K):
+                                marg_out[t0 + t, k] = w.alpha[t * K + k]
+                    if with_labels:
+                        y = &labels[t0]
+                        score_out[s] = _path_score(&c, w.lem, T, y)
+                    if want_edges:
+                        _transition_gradient(&w, y, T, K, &chunk_out[ch, 0])
+            free(buf)
+    finally:
+        free(cbuf)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread workspace")
+    return -1 if bad else 0
+
+
+def state_gradient(
+    const int64_t[::1] attr_ptr,           # IN  [A + 1] CSC: entries of attribute a are
+    const int64_t[::1] entry_token,        # IN  [n_entries] token of each (sorted) entry
+    const double[::1] entry_value,         # IN  [n_entries] value of each (sorted) entry
+    const double[:, ::1] marg,             # IN  [n_tokens][K] P(y_t = k)
+    const int64_t[::1] labels,             # IN  [n_tokens]
+    double[:, ::1] grad_out,               # OUT [A][K] sum v * ([y_t == k] - P(y_t = k))
+    int n_threads,
+):
+    """Gradient of the log-likelihood with respect to the state weights."""
+    cdef Py_ssize_t A = attr_ptr.shape[0] - 1
+    cdef Py_ssize_t K = marg.shape[1]
+    cdef Py_ssize_t a, k
+    cdef int64_t e, tok
+    cdef double v
+    cdef double* g
+    cdef const double* p
+    cdef int unit = entry_value.shape[0] == 0
+    with nogil:
+        for a in prange(A, schedule="static", num_threads=n_threads):
+            g = &grad_out[a, 0]
+            for k in range(K):
+                g[k] = 0.0
+            for e in range(attr_ptr[a], attr_ptr[a + 1]):
+                tok = entry_token[e]
+                v = entry_value[e] if unit == 0 else 1.0
+                p = &marg[tok, 0]
+                for k in range(K):
+                    g[k] -= v * p[k]
+                g[labels[tok]] += v
+
+
+def layout_gradient(
+    tuple batch,                           # IN  the encoded sequences (see _BATCH)
+    const double[:, ::1] marg,             # IN  [n_tokens][K] P(y_t = k)
+    const int64_t[::1] labels,             # IN  [n_tokens]
+    tuple layout,                          # IN  (S, D, tail_ptr, tail_label): the layout
+                                           #     of grad_out (see _STATE, without U)
+    const int64_t[::1] part_bounds,        # IN  [P + 1] part p is attributes
+                                           #     part_bounds[p] .. part_bounds[p + 1] - 1
+    double[::1] grad_out,                  # OUT [D * S + n_tail] the gradient, flat in the
+                                           #     layout (fastcrf._layout.StateLayout)
+    int n_threads,
+):
+    """Gradient of the log-likelihood with respect to the state weights of a layout.
+
+        grad[a][k] = sum over entries (t, a, v) of  v * ([y_t == k] - P(y_t = k))
+
+    written straight into the layout's flat vector: a dense row (padding 0) for
+    attributes ``< D``, one value per kept label for the others.  Each part of the
+    attributes is one work item: its thread scans the tokens in order and adds the
+    entries of its attributes, so every weight sums its entries in token order
+    whatever the parts and the thread count (the result equals
+    :func:`state_gradient`'s, bitwise).  The marginals are read in order, not
+    gathered by attribute.
+    """
+    ids, vals, tok_off, _ = batch
+    S, D, tail_ptr, tail_label = layout
+    _layout_gradient(ids, vals, tok_off, marg, labels, S, D, tail_ptr, tail_label,
+                     part_bounds, grad_out, n_threads)
+
+
+cdef void _layout_gradient(
+    const int32_t[::1] ids, const double[::1] vals, const int64_t[::1] tok_off,
+    const double[:, ::1] marg, const int64_t[::1] labels, Py_ssize_t S, Py_ssize_t D,
+    const int64_t[::1] tail_ptr, const int32_t[::1] tail_label,
+    const int64_t[::1] part_bounds, double[::1] grad_out, int n_threads,
+):
+    cdef Py_ssize_t n_tokens = tok_off.shape[0] - 1
+    cdef Py_ssize_t K = marg.shape[1]
+    cdef Py_ssize_t n_parts = part_bounds.shape[0] - 1
+    cdef Py_ssize_t p, t, k, j, j0, j1
+    cdef int64_t e, lo, hi, a, y, z0, z1
+    cdef double v
+    cdef double* g
+    cdef double* tail = &grad_out[0] + D * S
+    cdef const double* P
+    cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
+    with nogil:
+        for p in prange(n_parts, schedule="dynamic", chunksize=1, num_threads=n_threads):
+            lo = part_bounds[p]
+            hi = part_bounds[p + 1]
+            # Zero the part's weights: its dense rows, then its tail entries.
+            z0 = lo * S if lo < D else D * S
+            z1 = hi * S if hi < D else D * S
+            if hi > D:
+                z1 = D * S + tail_ptr[hi - D]
+            if lo > D:
+                z0 = D * S + tail_ptr[lo - D]
+            for e in range(z0, z1):
+                grad_out[e] = 0.0
+            for t in range(n_tokens):
+                P = &marg[t, 0]
+                y = labels[t]
+                for e in range(tok_off[t], tok_off[t + 1]):
+                    a = ip[e]
+                    if a < lo or a >= hi:
+                        continue
+                    v = vp[e] if vp != NULL else 1.0
+                    if a < D:
+                        g = &grad_out[0] + a * S
+                        for k in range(K):
+                            g[k] -= v * P[k]
+                        g[y] += v
+                    else:
+                        j0 = tail_ptr[a - D]
+                        j1 = tail_ptr[a - D + 1]
+                        for j in range(j0, j1):
+                            tail[j] -= v * P[tail_label[j]]
+                            if tail_label[j] == y:
+                                tail[j] += v
+
+
+# --------------------------------------------------------------------------- #
+# Viterbi over a whole encoded batch.                                           #
+# --------------------------------------------------------------------------- #
+
+def viterbi(
+    tuple state,                           # IN  the state weights (see _STATE)
+    tuple batch,                           # IN  the encoded sequences (see _BATCH)
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    int64_t[::1] paths_out,                # OUT [n_tokens] best label of every token
+    double[::1] score_out,                 # OUT [n_seq]
+    int n_threads,
+):
+    """Best label path of every sequence; returns 0 or -1 (bad scores)."""
+    U, S, D, tail_ptr, tail_label = state
+    ids, vals, tok_off, seq_off = batch
+    return _viterbi(U, S, D, tail_ptr, tail_label, ids, vals, tok_off, seq_off, trans, start,
+                    end, paths_out, score_out, n_threads)
+
+
+cdef int _viterbi(
+    const double[::1] U, Py_ssize_t S, Py_ssize_t D, const int64_t[::1] tail_ptr,
+    const int32_t[::1] tail_label, const int32_t[::1] ids, const double[::1] vals,
+    const int64_t[::1] tok_off, const int64_t[::1] seq_off, const double[:, ::1] trans,
+    const double[::1] start, const double[::1] end, int64_t[::1] paths_out,
+    double[::1] score_out, int n_threads,
+) except -2:
+    cdef const double* vp = _values(vals)
+    cdef const int32_t* ip = _ids(ids)
+    cdef Py_ssize_t n_seq = seq_off.shape[0] - 1
+    cdef Py_ssize_t K = trans.shape[0]
+    cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t Tmax = _longest(seq_off)
+    cdef Chain c
+    cdef fcrf_layout L
+    cdef const double* Up = _ptr(U)
+    cdef double* cbuf
+    cdef Py_ssize_t ch, s, s_end, T
+    cdef int64_t t0
+    cdef double* dbuf
+    cdef Py_ssize_t* rows
+    cdef int failed = 0, bad = 0
+    cdef int* failed_p = &failed
+    cdef int* bad_p = &bad
+
+    _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
+    _chain_decoder(&c)
+    with nogil, parallel(num_threads=n_threads):
+        dbuf = <double*> malloc((2 * Tmax * K + K) * sizeof(double))
+        rows = <Py_ssize_t*> malloc(K * sizeof(Py_ssize_t))
+        for ch in prange(n_chunks, schedule="dynamic"):
+            if dbuf == NULL or rows == NULL:
+                failed_p[0] = 1
+                continue
+            s_end = (ch + 1) * CHUNK
+            if s_end > n_seq:
+                s_end = n_seq
+            for s in range(ch * CHUNK, s_end):
+                t0 = seq_off[s]
+                T = seq_off[s + 1] - t0
+                fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0, dbuf,
+                               K)
+                if not (fcrf_max_abs(dbuf, T * K) <= MAX_SCORE):
+                    bad_p[0] = 1
+                    score_out[s] = INFINITY
+                    continue
+                score_out[s] = _viterbi_one(&c, dbuf, T, dbuf + Tmax * K,
+                                            dbuf + 2 * Tmax * K, rows, &paths_out[t0])
+        free(dbuf)
+        free(rows)
+    free(cbuf)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread Viterbi workspace")
+    return -1 if bad else 0
