@@ -69,3 +69,18 @@ def sgd_engine_call(state, data, order, *, eta0, lam, avg_start, batch_size, pow
         order, data.max_length if max_length is None else max_length, batch_size, eta0,
         lam, power, avg_start, losses, n_threads, fold=fold)
     return status, losses
+
+
+def fitted_gradient(crf, X, y):
+    """``(weights, gradient)`` of a fitted CRF's log-likelihood on ``(X, y)``, both as
+    dense :class:`fastcrf._training.Weights` (the gradient: observed minus expected
+    counts, without regularisation)."""
+    from fastcrf._encoding import encode, encode_labels
+    from fastcrf._training import TrainingData, Weights, log_likelihood
+
+    enc = encode(X, crf.vocabulary_)
+    _, lab = encode_labels(y, crf.classes_, lengths=enc.lengths)
+    data = TrainingData.build(enc, lab, len(crf.classes_))
+    w = Weights(crf.state_weights_, crf.transition_weights_, crf.start_weights_,
+                crf.end_weights_)
+    return w, log_likelihood(data, w)[1]

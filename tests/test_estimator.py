@@ -11,6 +11,7 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 from crf_data import hmm_viterbi_accuracy, sample_hmm
+from helpers import fitted_gradient
 
 import fastcrf
 from fastcrf import CRF, NotFittedError
@@ -68,15 +69,7 @@ def test_lbfgs_reaches_the_optimum_of_the_objective(hmm):
     X, y, *_ = hmm
     crf = CRF(algorithm="lbfgs", c2=1.0, epsilon=1e-7, delta=0.0, max_iterations=500).fit(X, y)
     # At the optimum the gradient of the regularised objective vanishes.
-    from fastcrf._encoding import encode, encode_labels
-    from fastcrf._training import TrainingData, Weights, log_likelihood
-
-    enc = encode(X, crf.vocabulary_)
-    _, lab = encode_labels(y, crf.classes_, lengths=enc.lengths)
-    data = TrainingData.build(enc, lab, len(crf.classes_))
-    w = Weights(crf.state_weights_, crf.transition_weights_, crf.start_weights_,
-                crf.end_weights_)
-    _, g = log_likelihood(data, w)
+    w, g = fitted_gradient(crf, X, y)
     grad = np.concatenate((g.state.ravel(), g.chain)) - 2 * 1.0 * np.concatenate(
         (w.state.ravel(), w.chain))
     assert np.abs(grad).max() < 1e-3 * max(1.0, np.abs(w.state).max())

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from crf_data import sample_hmm
+from helpers import fitted_gradient
+
 from fastcrf import CRF
+from fastcrf._encoding import encode_labels, fit_encode
 from fastcrf._kernels import _sparse
-from fastcrf._train.lbfgs import attribute_parts
-from fastcrf._encoding import encode, encode_labels, fit_encode
 from fastcrf._layout import StateLayout
-from fastcrf._training import (TrainingData, Weights, _forward_pass, attribute_index,
-                               log_likelihood, sort_by_frequency)
+from fastcrf._train.lbfgs import attribute_parts
+from fastcrf._training import TrainingData, _forward_pass, attribute_index, sort_by_frequency
 
 
 def _corpus(n=200, seed=3):
@@ -100,12 +101,7 @@ def test_objective_gradient_matches_finite_differences():
 
 def _kkt_violation(crf, X, y, c1, c2):
     """Largest violation of the L1 optimality conditions over the kept weights."""
-    enc = encode(X, crf.vocabulary_)
-    _, lab = encode_labels(y, crf.classes_, lengths=enc.lengths)
-    data = TrainingData.build(enc, lab, len(crf.classes_))
-    w = Weights(crf.state_weights_, crf.transition_weights_, crf.start_weights_,
-                crf.end_weights_)
-    _, g = log_likelihood(data, w)
+    w, g = fitted_gradient(crf, X, y)
     layout = crf._model.layout
     grad = -np.concatenate((layout.from_dense(g.state), g.chain))
     x = np.concatenate((layout.from_dense(w.state), w.chain))
