@@ -301,6 +301,16 @@ def objective(X, y, attributes, labels, W, transitions, start, end, c1, c2, n_jo
     return loss + c1 * l1 + c2 * l2, loss
 
 
+def _fit_and_tag(crf, X_train, y_train, X_test):
+    """``(fit s, tag s, predictions, peak RSS KiB)`` of one estimator."""
+    t0 = time.perf_counter()
+    crf.fit(X_train, y_train)
+    t1 = time.perf_counter()
+    pred = crf.predict(X_test)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, pred, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def run_fastcrf(kwargs, X_train, y_train, X_test, n_jobs):
     """Fit and tag with one tool: ``(fit s, tag s, predictions, peak RSS KiB, extra)``.
 
@@ -311,12 +321,8 @@ def run_fastcrf(kwargs, X_train, y_train, X_test, n_jobs):
 
     kwargs = {"random_state": 0, **kwargs}
     kwargs.setdefault("n_jobs", n_jobs)
-    t0 = time.perf_counter()
-    crf = fastcrf.CRF(**kwargs).fit(X_train, y_train)
-    t1 = time.perf_counter()
-    pred = crf.predict(X_test)
-    t2 = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    crf = fastcrf.CRF(**kwargs)
+    fit, tag, pred, peak = _fit_and_tag(crf, X_train, y_train, X_test)
 
     def extra():
         # After the peak RSS was read: the dense state matrix is built on request.
@@ -334,19 +340,15 @@ def run_fastcrf(kwargs, X_train, y_train, X_test, n_jobs):
                        objective=obj, loss=loss, penalty_start_end=c1 * e1 + c2 * e2)
         return out
 
-    return t1 - t0, t2 - t1, pred, peak, extra
+    return fit, tag, pred, peak, extra
 
 
 def run_sklearn(kwargs, X_train, y_train, X_test, n_jobs):
     """As :func:`run_fastcrf`, with sklearn-crfsuite (``n_jobs`` is unused)."""
     import sklearn_crfsuite
 
-    t0 = time.perf_counter()
-    crf = sklearn_crfsuite.CRF(**kwargs).fit(X_train, y_train)
-    t1 = time.perf_counter()
-    pred = crf.predict(X_test)
-    t2 = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    crf = sklearn_crfsuite.CRF(**kwargs)
+    fit, tag, pred, peak = _fit_and_tag(crf, X_train, y_train, X_test)
 
     def extra():
         # The model file keeps only the non-zero weights (printed with 6 decimals).
@@ -378,7 +380,7 @@ def run_sklearn(kwargs, X_train, y_train, X_test, n_jobs):
             out.update(objective_logged=last["loss"], objective=obj, loss=loss)
         return out
 
-    return t1 - t0, t2 - t1, pred, peak, extra
+    return fit, tag, pred, peak, extra
 
 
 def worker(config, args):
