@@ -16,7 +16,7 @@ import numpy as np
 from ._features._encode import renumber_ids
 from ._features._encoding import EncodedSequences, encode_labels, fit_encode
 from ._kernels import _core, _sparse
-from ._layout import dense_kernel_args
+from ._layout import _NO_TAIL, dense_kernel_args
 from ._parallel import effective_n_threads
 
 
@@ -212,7 +212,7 @@ def n_threads_for(n_jobs, n_sequences):
     return effective_n_threads(n_jobs, -(-max(n_sequences, 1) // _core.chunk_size()))
 
 
-def log_likelihood(data, weights, n_jobs=None, *, with_gradient=True, csc=None):
+def log_likelihood(data, weights, n_jobs=None, *, with_gradient=True):
     """Total log-likelihood of ``data`` and, optionally, its gradient.
 
     Parameters
@@ -221,8 +221,6 @@ def log_likelihood(data, weights, n_jobs=None, *, with_gradient=True, csc=None):
     weights : Weights
     n_jobs : int or None
     with_gradient : bool
-    csc : tuple, optional
-        :func:`attribute_index` of ``data`` (computed when missing).
 
     Returns
     -------
@@ -235,16 +233,13 @@ def log_likelihood(data, weights, n_jobs=None, *, with_gradient=True, csc=None):
     FloatingPointError
         When a sequence's scores are not finite or exceed 1e150 in magnitude.
     """
-    f = data.features
     ll, marg, chunks = _forward_pass(data, dense_kernel_args(weights.state),
                                      weights.chain, n_jobs, with_gradient)
     if not with_gradient:
         return ll, None
-    if csc is None:
-        csc = attribute_index(f)
-    state_grad = np.empty_like(weights.state)
-    _sparse.state_gradient(*csc, marg, data.labels, state_grad,
-                           effective_n_threads(n_jobs))
+    A, K = weights.state.shape
+    state_grad = np.empty((A, K))
+    state_gradient(data, marg, (K, A) + _NO_TAIL, state_grad.reshape(-1), n_jobs)
     return ll, Weights.from_flat(state_grad, chunks.sum(axis=0))
 
 
@@ -311,15 +306,38 @@ def forward_backward(state_args, chain, n_labels, features, labels, max_length, 
     return status, logz, score, marg, chunks
 
 
-def attribute_index(features):
-    """Attribute-major index of the entries: ``(attr_ptr, entry_token, entry_value)``."""
-    order = np.argsort(features.attr_ids, kind="stable")
-    tokens = np.repeat(np.arange(features.n_tokens, dtype=np.int64),
-                       np.diff(features.token_offsets))
-    counts = np.bincount(features.attr_ids, minlength=features.n_attributes)
-    attr_ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    values = features.values[order] if len(features.values) else features.values
-    return attr_ptr, tokens[order], np.ascontiguousarray(values)
+def attribute_parts(features, n_parts):
+    """Bounds of ``n_parts`` ranges of attribute ids holding about as many entries.
+
+    The work items of :func:`fastcrf._kernels._sparse.layout_gradient`; they do not
+    change its result, only how the work is shared.
+
+    Returns
+    -------
+    ndarray of shape (n_parts + 1,), int64
+    """
+    A = features.n_attributes
+    counts = np.bincount(features.attr_ids, minlength=A)
+    cum = np.cumsum(counts)
+    total = int(cum[-1]) if A else 0
+    inner = np.searchsorted(cum, [total * p // n_parts for p in range(1, n_parts)],
+                            side="right")
+    return np.concatenate(([0], inner, [A])).astype(np.int64)
+
+
+def state_gradient(data, marg, layout_args, out, n_jobs=None, parts=None):
+    """Write the log-likelihood's state gradient into ``out``, flat in a layout.
+
+    ``layout_args`` is ``(S, D, tail_ptr, tail_labels)`` (a layout's, or a dense
+    matrix's: ``(K, A, [0], [])``); ``marg`` the node marginals of ``data``;
+    ``parts`` the :func:`attribute_parts` to share the work (made when missing).
+    """
+    n_threads = effective_n_threads(n_jobs)
+    if parts is None:
+        parts = attribute_parts(data.features, n_threads)
+    _sparse.layout_gradient(data.features.kernel_args(), marg, data.labels, layout_args,
+                            parts, out, n_threads)
+    return out
 
 
 def sort_by_frequency(vocabulary, features):

@@ -10,8 +10,7 @@ from fastcrf import CRF
 from fastcrf._encoding import encode_labels, fit_encode
 from fastcrf._kernels import _sparse
 from fastcrf._layout import StateLayout
-from fastcrf._train.lbfgs import attribute_parts
-from fastcrf._training import TrainingData, _forward_pass, attribute_index, sort_by_frequency
+from fastcrf._training import TrainingData, _forward_pass, attribute_parts, sort_by_frequency
 
 
 def _corpus(n=200, seed=3):
@@ -48,9 +47,19 @@ def test_layout_gradient_is_the_dense_gradient_of_the_kept_pairs(all_states):
     flat = _zero_padding(layout, rng.standard_normal(layout.size) * 0.3)
     chain = rng.standard_normal(K * K + 2 * K) * 0.3
     _, marg, _ = _forward_pass(data, layout.kernel_args(flat), chain, None, True)
-    csc = attribute_index(data.features)
-    dense = np.empty((data.features.n_attributes, K))
-    _sparse.state_gradient(*csc, marg, data.labels, dense, 1)
+    A = data.features.n_attributes
+    dense = np.empty((A, K))
+    _sparse.layout_gradient(data.features.kernel_args(), marg, data.labels,
+                            (K, A, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)),
+                            attribute_parts(data.features, 1), dense.reshape(-1), 1)
+    # The dense gradient, summed per pair by brute force over the entries.
+    f = data.features
+    tokens = np.repeat(np.arange(f.n_tokens), np.diff(f.token_offsets))
+    values = f.values if len(f.values) else np.ones(len(f.attr_ids))
+    brute = np.zeros((A, K))
+    np.add.at(brute, f.attr_ids, -values[:, None] * marg[tokens])
+    np.add.at(brute, (f.attr_ids, data.labels[tokens]), values)
+    np.testing.assert_allclose(dense, brute, rtol=1e-10, atol=1e-10)
     f = data.features
     out = {}
     # Neither the parts nor the threads that run them change the result.
@@ -64,7 +73,7 @@ def test_layout_gradient_is_the_dense_gradient_of_the_kept_pairs(all_states):
     for key in out:
         np.testing.assert_array_equal(out[key], out[1, 1])
     out[1] = out[1, 1]
-    # Same operations in the same order as the dense kernel: equal bitwise.
+    # Each kept pair sums its entries in the same order as the dense layout: bitwise.
     np.testing.assert_array_equal(out[1], layout.from_dense(dense))
     if all_states is None:
         assert 0 < layout.n_dense < layout.n_attributes

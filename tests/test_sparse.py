@@ -9,7 +9,7 @@ from fastcrf._kernels import _prep, _sparse
 from fastcrf._encoding import EncodedSequences
 from fastcrf._layout import StateLayout, dense_kernel_args
 from fastcrf._train.sgd import SGDSettings, _State
-from fastcrf._training import TrainingData, Weights, attribute_index, log_likelihood
+from fastcrf._training import TrainingData, Weights, log_likelihood
 from helpers import run_epoch, sgd_engine_call
 
 
@@ -212,17 +212,6 @@ def test_sgd_epoch_survives_many_scale_folds():
     np.testing.assert_allclose(state.iterate().state, w_ref.state, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(state.average().state, avg_ref.state, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(state.average().chain, avg_ref.chain, rtol=1e-9, atol=1e-12)
-
-
-def test_state_gradient_index_is_attribute_major():
-    rng = np.random.default_rng(2)
-    data = random_data(rng)
-    ptr, tok, val = attribute_index(data.features)
-    f = data.features
-    assert ptr[-1] == len(f.attr_ids)
-    for a in range(f.n_attributes):
-        assert np.all(f.attr_ids[np.argsort(f.attr_ids, kind="stable")][ptr[a]:ptr[a + 1]] == a)
-    assert len(tok) == len(val) == len(f.attr_ids)
 
 
 def test_unit_values_may_be_left_out():

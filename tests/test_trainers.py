@@ -155,8 +155,7 @@ def test_kernel_calls_stay_in_their_modules():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     allowed = {"viterbi": {"_model.py", "_dense.py"},
                "forward_backward": {"_training.py", "_dense.py"},
-               "path_scores": {"_dense.py"}, "state_gradient": {"_training.py"},
-               "layout_gradient": {"lbfgs.py"},
+               "path_scores": {"_dense.py"}, "layout_gradient": {"_training.py"},
                "sgd_epoch": {"sgd.py"}, "balanced_parts": {"sgd.py"},
                "split_parts": {"sgd.py"}, "online_epoch": {"online.py"},
                "tail_pairs": {"_layout.py"}}

@@ -15,10 +15,9 @@
 # c) Batch drivers ``prange`` over fixed chunks of sequences (CHUNK, from _core.pxd)
 #    and write only their own outputs: results never depend on the thread count.
 # d) The gradient of the state weights, sum over tokens of v * (onehot - P), is
-#    reduced per attribute: each attribute's row is one thread's, and its entries are
-#    added in token order (state_gradient through an attribute-major (CSC) index of
-#    the entries; layout_gradient by ranges of attributes that each scan the tokens).
-#    No per-thread copies of W, no atomics.
+#    reduced per attribute (layout_gradient): each range of attributes is one work
+#    item whose thread scans the tokens, so each weight's entries are added in token
+#    order by one thread.  No per-thread copies of W, no atomics.
 # e) Inputs are trusted: fastcrf/_training.py and fastcrf/_estimator.py validate ids,
 #    offsets and labels (_check_layout is a bounds check of the weights' size).
 #    Emission rows that come out non-finite or beyond MAX_SCORE (diverging weights,
@@ -159,38 +158,6 @@ cdef int _forward_backward(
     return -1 if bad else 0
 
 
-def state_gradient(
-    const int64_t[::1] attr_ptr,           # IN  [A + 1] CSC: entries of attribute a are
-    const int64_t[::1] entry_token,        # IN  [n_entries] token of each (sorted) entry
-    const double[::1] entry_value,         # IN  [n_entries] value of each (sorted) entry
-    const double[:, ::1] marg,             # IN  [n_tokens][K] P(y_t = k)
-    const int64_t[::1] labels,             # IN  [n_tokens]
-    double[:, ::1] grad_out,               # OUT [A][K] sum v * ([y_t == k] - P(y_t = k))
-    int n_threads,
-):
-    """Gradient of the log-likelihood with respect to the state weights."""
-    cdef Py_ssize_t A = attr_ptr.shape[0] - 1
-    cdef Py_ssize_t K = marg.shape[1]
-    cdef Py_ssize_t a, k
-    cdef int64_t e, tok
-    cdef double v
-    cdef double* g
-    cdef const double* p
-    cdef int unit = entry_value.shape[0] == 0
-    with nogil:
-        for a in prange(A, schedule="static", num_threads=n_threads):
-            g = &grad_out[a, 0]
-            for k in range(K):
-                g[k] = 0.0
-            for e in range(attr_ptr[a], attr_ptr[a + 1]):
-                tok = entry_token[e]
-                v = entry_value[e] if unit == 0 else 1.0
-                p = &marg[tok, 0]
-                for k in range(K):
-                    g[k] -= v * p[k]
-                g[labels[tok]] += v
-
-
 def layout_gradient(
     tuple batch,                           # IN  the encoded sequences (see _BATCH)
     const double[:, ::1] marg,             # IN  [n_tokens][K] P(y_t = k)
@@ -211,8 +178,7 @@ def layout_gradient(
     attributes ``< D``, one value per kept label for the others.  Each part of the
     attributes is one work item: its thread scans the tokens in order and adds the
     entries of its attributes, so every weight sums its entries in token order
-    whatever the parts and the thread count (the result equals
-    :func:`state_gradient`'s, bitwise).  The marginals are read in order, not
+    whatever the parts and the thread count.  The marginals are read in order, not
     gathered by attribute.
     """
     ids, vals, tok_off, _ = batch

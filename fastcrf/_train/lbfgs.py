@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._kernels import _sparse
 from .._parallel import effective_n_threads
-from .._training import _forward_pass, sum_of_squares
+from .._training import _forward_pass, attribute_parts, state_gradient, sum_of_squares
 from .base import LayoutWeights, Trainer, pick_fields
 from .owlqn import minimize_owlqn
 
@@ -77,10 +76,8 @@ class _Objective:
         except FloatingPointError:
             # Scores out of range at a trial point: the line searches step back.
             return np.inf, grad
-        f = self.data.features
-        _sparse.layout_gradient(f.kernel_args(), marg, self.data.labels,
-                                (L.stride, L.n_dense, L.tail_ptr, L.tail_labels),
-                                self.part_bounds, grad[:n_state], self.n_threads)
+        state_gradient(self.data, marg, (L.stride, L.n_dense, L.tail_ptr, L.tail_labels),
+                       grad[:n_state], self.n_jobs, self.part_bounds)
         del marg
         np.sum(chunks, axis=0, out=grad[n_state:])
         # The log-likelihood's gradient, turned into the objective's.
@@ -94,25 +91,6 @@ class _Objective:
             grad += self.work
             f += self.c2 * sum_of_squares(x)
         return f, grad
-
-
-def attribute_parts(features, n_parts):
-    """Bounds of ``n_parts`` ranges of attribute ids holding about as many entries.
-
-    The work items of :func:`fastcrf._kernels._sparse.layout_gradient`; they do not change its
-    result, only how the work is shared.
-
-    Returns
-    -------
-    ndarray of shape (n_parts + 1,), int64
-    """
-    A = features.n_attributes
-    counts = np.bincount(features.attr_ids, minlength=A)
-    cum = np.cumsum(counts)
-    total = int(cum[-1]) if A else 0
-    inner = np.searchsorted(cum, [total * p // n_parts for p in range(1, n_parts)],
-                            side="right")
-    return np.concatenate(([0], inner, [A])).astype(np.int64)
 
 
 def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=None,
