@@ -77,24 +77,17 @@ def word2features(sent, i):
         "word.istitle()": word.istitle(),
         "word.isdigit()": word.isdigit(),
     }
-    if i > 0:
-        word1 = sent[i - 1][0]
-        features.update({
-            "-1:word.lower()": word1.lower(),
-            "-1:word.istitle()": word1.istitle(),
-            "-1:word.isupper()": word1.isupper(),
-        })
-    else:
-        features["BOS"] = True
-    if i < len(sent) - 1:
-        word1 = sent[i + 1][0]
-        features.update({
-            "+1:word.lower()": word1.lower(),
-            "+1:word.istitle()": word1.istitle(),
-            "+1:word.isupper()": word1.isupper(),
-        })
-    else:
-        features["EOS"] = True
+    # The previous and the next word, or BOS / EOS at the ends.
+    for j, prefix, edge in ((i - 1, "-1:", "BOS"), (i + 1, "+1:", "EOS")):
+        if 0 <= j < len(sent):
+            other = sent[j][0]
+            features.update({
+                prefix + "word.lower()": other.lower(),
+                prefix + "word.istitle()": other.istitle(),
+                prefix + "word.isupper()": other.isupper(),
+            })
+        else:
+            features[edge] = True
     return features
 
 
