@@ -175,6 +175,20 @@ def test_sgd_epoch_matches_naive_averaged_sgd(batch, avg_start):
         np.testing.assert_allclose(avg.chain, avg_ref.chain, atol=1e-10)
 
 
+def _layout_epoch_matches_naive_sgd(data, layout, order, batch_size, n_threads):
+    # One engine epoch over a restricted layout against dense SGD with the gradient
+    # masked to the layout's pairs; returns the engine's state.
+    state = _State(layout)
+    run_epoch(state, data, order, eta0=0.3, lam=0.05, avg_start=1.0, n_threads=n_threads,
+              batch_size=batch_size)
+    w_ref, avg_ref = naive_sgd(data, order, 0.3, 0.05, 0.75, batch_size, 1.0,
+                               mask=layout.mask())
+    np.testing.assert_allclose(state.iterate().state, w_ref.state, atol=1e-10)
+    np.testing.assert_allclose(state.average().state, avg_ref.state, atol=1e-10)
+    np.testing.assert_allclose(state.average().chain, avg_ref.chain, atol=1e-10)
+    return state
+
+
 @pytest.mark.parametrize("n_dense", [0, 4, 9])
 @pytest.mark.parametrize("n_threads", [1, 3])
 @pytest.mark.parametrize("K", [3, 4, 6, 9])
@@ -186,13 +200,7 @@ def test_sgd_epoch_with_a_partial_layout_matches_masked_naive_sgd(n_dense, n_thr
     data = random_data(rng, n_seq=13, K=K)
     layout = StateLayout.build(data, n_dense)
     order = rng.permutation(data.n_sequences)
-    state = _State(layout)
-    run_epoch(state, data, order, eta0=0.3, lam=0.05, avg_start=1.0, n_threads=n_threads,
-              batch_size=2)
-    w_ref, avg_ref = naive_sgd(data, order, 0.3, 0.05, 0.75, 2, 1.0, mask=layout.mask())
-    np.testing.assert_allclose(state.iterate().state, w_ref.state, atol=1e-10)
-    np.testing.assert_allclose(state.average().state, avg_ref.state, atol=1e-10)
-    np.testing.assert_allclose(state.average().chain, avg_ref.chain, atol=1e-10)
+    state = _layout_epoch_matches_naive_sgd(data, layout, order, 2, n_threads)
     assert np.all(state.average().state[layout.mask() == 0] == 0.0)
 
 
@@ -255,13 +263,7 @@ def test_sgd_epoch_over_both_weight_parts_matches_masked_naive_sgd(K, n_threads)
     data = random_data(rng, n_seq=13, K=K, A=70, max_feats=9)
     layout = StateLayout.build(data, 40)
     order = rng.permutation(data.n_sequences)
-    state = _State(layout)
-    run_epoch(state, data, order, eta0=0.3, lam=0.05, avg_start=1.0, n_threads=n_threads,
-              batch_size=3)
-    w_ref, avg_ref = naive_sgd(data, order, 0.3, 0.05, 0.75, 3, 1.0, mask=layout.mask())
-    np.testing.assert_allclose(state.iterate().state, w_ref.state, atol=1e-10)
-    np.testing.assert_allclose(state.average().state, avg_ref.state, atol=1e-10)
-    np.testing.assert_allclose(state.average().chain, avg_ref.chain, atol=1e-10)
+    _layout_epoch_matches_naive_sgd(data, layout, order, 3, n_threads)
 
 
 def test_sgd_epoch_is_bitwise_identical_for_any_thread_count():
