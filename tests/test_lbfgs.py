@@ -195,3 +195,11 @@ def test_l1_model_files_drop_the_zero_weights(tmp_path):
         np.testing.assert_array_equal(np.concatenate(loaded.predict_proba(X)),
                                       np.concatenate(crf.predict_proba(X)))
     assert (tmp_path / "sparse.npz").stat().st_size < 0.7 * (tmp_path / "dense.npz").stat().st_size
+
+
+def test_lbfgs_l2_reports_scipys_own_stop_in_words(capsys):
+    X, y = _corpus(20)
+    CRF(algorithm="lbfgs", c2=1e-3, epsilon=0.0, delta=0.0, max_iterations=20000,
+        verbose=True).fit(X, y)
+    out = capsys.readouterr().out
+    assert "the line search found no step that lowers the objective" in out

@@ -142,14 +142,18 @@ def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=N
             log(f"lbfgs: {result.message}")
         x = result.x
     else:
-        x = _minimize_lbfgsb(fun, x0, settings, report)
+        x = _minimize_lbfgsb(fun, x0, settings, report, log)
     if not np.all(np.isfinite(x)):
         raise FloatingPointError("L-BFGS produced non-finite weights")
     return LayoutWeights(*split(x)), stop["iteration"]
 
 
-def _minimize_lbfgsb(fun, x0, settings, report):
-    """scipy's L-BFGS-B without bounds, with CRFsuite's stopping tests."""
+def _minimize_lbfgsb(fun, x0, settings, report, log=None):
+    """scipy's L-BFGS-B without bounds, with CRFsuite's stopping tests.
+
+    A stop of scipy's own (its line search found no lower point, which is how it
+    usually ends at the optimum to within rounding) goes to ``log`` in words.
+    """
     from scipy.optimize import minimize
 
     history = []
@@ -189,6 +193,10 @@ def _minimize_lbfgsb(fun, x0, settings, report):
     )
     if not np.isfinite(result.fun):
         raise FloatingPointError("the objective is not finite at the starting point")
+    if result.status == 2 and log is not None:
+        log(f"lbfgs: stopped at iteration {iteration}: the line search found no step "
+            "that lowers the objective (it is at its minimum to within rounding); the "
+            f"last iterate is kept (scipy: {result.message})")
     return result.x
 
 
