@@ -68,7 +68,9 @@ class CRF(ParamsMixin):
         True: a weight for every label pair.  False: only for label bigrams seen in
         training (CRFsuite's default); the others stay 0.
     c1 : float, default=0
-        L1 coefficient ('lbfgs' only).
+        L1 coefficient ('asgd' and 'lbfgs').  'asgd' applies it by the cumulative
+        penalty of Tsuruoka et al. (2009) and returns the average of the iterates
+        restricted to the weights the last iterate has non-zero.
     c2 : float
         L2 coefficient: the objective is ``sum -log p + c1 |w|_1 + c2 |w|^2``.
         Default: 0.25 for 'asgd', 0.5 for 'lbfgs' (CRF++'s C = 1), 1.0 for 'l2sgd'

@@ -580,7 +580,7 @@ def _build_parser():
     p.add_argument("--c2", type=float, default=None,
                    help="L2 coefficient of the objective (default: the algorithm's)")
     p.add_argument("--c1", type=float, default=None,
-                   help="L1 coefficient (lbfgs only; default 0)")
+                   help="L1 coefficient (asgd and lbfgs; default 0)")
     p.add_argument("-f", "--min-freq", type=float, default=None, metavar="N",
                    help="drop attributes seen fewer than N times (CRF++'s -f)")
     p.add_argument("-i", "--max-iterations", type=int, default=None, metavar="N",

@@ -32,27 +32,29 @@ def _all_trainable(data):
 
 
 def run_epoch(state, data, order, *, eta0, lam, avg_start, chain_mask=None, n_threads=1,
-              **settings):
+              lam1=0.0, **settings):
     """One SGD pass over ``order`` through the trainer's ``fastcrf._train.sgd._epoch``.
 
     ``settings`` are :class:`fastcrf._train.sgd.SGDSettings` fields (``batch_size``,
     ``power``, ...); ``chain_mask`` defaults to every transition, start and end score
-    trainable.  Returns the per-visit losses.
+    trainable; ``lam1`` > 0 (L1) needs a ``state`` made with ``l1=True``.  Returns the
+    per-visit losses.
     """
     from fastcrf._train.sgd import SGDSettings, _epoch
 
     mask = _all_trainable(data) if chain_mask is None else chain_mask
     return _epoch(state, data, np.asarray(order), SGDSettings(**settings), eta0, lam,
-                  avg_start, mask, n_threads)
+                  avg_start, mask, n_threads, lam1=lam1)
 
 
 def sgd_engine_call(state, data, order, *, eta0, lam, avg_start, batch_size, power=0.75,
                     chain_mask=None, tok_mid=None, max_length=None, loss_out=None,
-                    n_threads=1, fold=True):
+                    n_threads=1, fold=True, lam1=0.0):
     """One direct call of the compiled ``_sgd_engine.sgd_epoch`` over ``order``.
 
     ``tok_mid`` defaults to the trainer's split of ``data`` (``_part_offsets``),
-    ``max_length`` to ``data.max_length``.  Returns ``(status, losses)``.
+    ``max_length`` to ``data.max_length``; ``lam1`` > 0 passes the L1 arrays of
+    ``state``.  Returns ``(status, losses)``.
     """
     from fastcrf._kernels import _sgd_engine
     from fastcrf._train.sgd import _part_offsets
@@ -67,7 +69,8 @@ def sgd_engine_call(state, data, order, *, eta0, lam, avg_start, batch_size, pow
         state.scalars, f.attr_ids, f.values, f.token_offsets,
         _part_offsets(data) if tok_mid is None else tok_mid, f.seq_offsets, data.labels,
         order, data.max_length if max_length is None else max_length, batch_size, eta0,
-        lam, power, avg_start, losses, n_threads, fold=fold)
+        lam, power, avg_start, losses, n_threads, fold=fold, lam1=lam1, qU=state.qU,
+        qV=state.qV, l1_stamp=state.l1_stamp)
     return status, losses
 
 

@@ -267,7 +267,12 @@ def test_unknown_algorithm_lists_the_implemented_ones():
     ({"c2": "1"}, "c2 must be a real number"),
     ({"max_iterations": 0}, "max_iterations must be >= 1"),
     ({"max_iterations": 2.5}, "max_iterations must be an int"),
-    ({"c1": 1.0, "algorithm": "asgd"}, "c1 .* only supported by algorithm='lbfgs'"),
+    ({"c1": 1.0, "algorithm": "l2sgd"}, "c1 .* only supported by algorithm='asgd' or "
+                                        "algorithm='lbfgs', not 'l2sgd'"),
+    ({"c1": 1.0, "algorithm": "pa"}, "c1 .* not 'pa'"),
+    ({"c1": -0.1}, "c1 must be >= 0"),
+    ({"c1": float("nan")}, "c1 must be finite"),
+    ({"c1": "0.1"}, "c1 must be a real number"),
     ({"min_freq": -1}, "min_freq must be >= 0"),
     ({"calibration_rate": 1.0}, "calibration_rate must be > 1"),
     ({"batch_size": 0}, "batch_size must be >= 1"),

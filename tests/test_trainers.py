@@ -92,7 +92,8 @@ def test_a_registered_trainer_is_usable_through_the_estimator(corpus, monkeypatc
     assert crf.n_iter_ == 1 and crf.training_log_.algorithm == "toy"
     assert crf.training_log_.iterations[0]["objective"] == 2.0
     assert "dev_accuracy" in crf.training_log_.iterations[0]
-    with pytest.raises(ValueError, match="c1 .* only supported by algorithm='lbfgs'"):
+    with pytest.raises(ValueError, match="c1 .* only supported by algorithm='asgd' or "
+                                         "algorithm='lbfgs', not 'toy'"):
         CRF(algorithm="toy", c1=0.5).fit(X, y)
 
 

@@ -33,6 +33,15 @@ from ._prep cimport BLOCK_SHIFT, N_PARTS
 from ._rows cimport (_check_layout, _ids, _values, fcrf_add_parts, fcrf_emissions,
                      fcrf_layout, fcrf_prefetch_rows, fcrf_update_token)
 
+cdef extern from "_l1.h":
+    void fcrf_l1_clip_token(const fcrf_layout* L, double* U, double* Uhat, double* qU,
+                            int64_t* stamp, int64_t step, const int32_t* ids, int64_t e0,
+                            int64_t e1, double u, double beta, int averaging) noexcept nogil
+    void fcrf_l1_clip_run(double* x, double* hat, double* q, Py_ssize_t n, double u,
+                          double beta, int averaging) noexcept nogil
+    void fcrf_l1_fold(double* qU, Py_ssize_t nU, double* qV, Py_ssize_t nV, double* u,
+                      double alpha) noexcept nogil
+
 cdef extern from "_padded.h":
     ctypedef struct fcrf_padded_lattice:
         Py_ssize_t K
@@ -70,6 +79,7 @@ cdef extern from "_padded.h":
 # While mu = 1 (before averaging starts) wbar = w: Uhat = 0, beta = alpha, gamma = 1.
 #
 # scalars: [0] alpha  [1] beta  [2] gamma  [3] t (sequences seen)  [4] steps taken
+#          [5] u, the cumulative L1 penalty in U-space (_l1.h; used when lam1 > 0)
 
 cdef enum:
     S_ALPHA = 0
@@ -77,6 +87,7 @@ cdef enum:
     S_GAMMA = 2
     S_T = 3
     S_STEP = 4
+    S_L1 = 5
 
 
 cdef void _fold(double* U, double* Uhat, Py_ssize_t nU, double* V, double* Vhat,
@@ -164,6 +175,14 @@ cdef struct SGDBatch:
     double gain
     double beta
     int averaging
+    # L1 (_l1.h): clip the touched weights by the cumulative penalty l1_u after the
+    # step's updates; qU, qV: the penalty each weight received so far
+    int l1
+    double l1_u
+    double* qU
+    double* qV
+    int64_t* l1_stamp     # [A] the last step that clipped each attribute's weights
+    int64_t l1_step
 
 
 cdef inline const int64_t* _part_starts(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
@@ -195,6 +214,8 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     for i in range(b.nb):
         T = _visit(b, i, &t0)
         fcrf_prefetch_rows(b.L, b.U, hat, b.ids, start + t0, end + t0, T)
+        if b.l1:
+            fcrf_prefetch_rows(b.L, b.qU, NULL, b.ids, start + t0, end + t0, T)
         fcrf_emissions(b.L, b.U, b.ids, b.vals, start + t0, end + t0, T, b.scalars[S_ALPHA],
                        b.part_lem + (part * b.batch_size + i) * b.Tmax * S, S)
 
@@ -267,6 +288,27 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
                 b.V[m] += x
                 if b.averaging:
                     b.Vhat[m] -= b.beta * x
+    if b.l1:
+        _batch_l1_clip(b, part)
+
+
+cdef void _batch_l1_clip(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
+    # After part ``part`` of the step's updates: clip the weights they touched (the
+    # same rows, so the same thread), and with part 0 the chain scores (the fixed ones
+    # are 0, which a clip keeps).  The attributes of the part are clipped once each
+    # (l1_stamp), after all of the step's updates: the order of the tokens does not
+    # matter, and the step is the dense reference's (_l1.h).
+    cdef Py_ssize_t i, t
+    cdef int64_t t0, T
+    cdef const int64_t* start = _part_starts(b, part)
+    cdef const int64_t* end = _part_starts(b, part + 1)
+    for i in range(b.nb):
+        T = _visit(b, i, &t0)
+        for t in range(T):
+            fcrf_l1_clip_token(b.L, b.Uw, b.Uhat, b.qU, b.l1_stamp, b.l1_step, b.ids,
+                               start[t0 + t], end[t0 + t], b.l1_u, b.beta, b.averaging)
+    if part == 0:
+        fcrf_l1_clip_run(b.V, b.Vhat, b.qV, b.nV, b.l1_u, b.beta, b.averaging)
 
 
 cdef void _run_items(SGDBatch* b, Work* w, double* pw, volatile int64_t* sync, int64_t gen,
@@ -310,6 +352,7 @@ cdef struct StepSchedule:
     double lam            # L2 strength per sequence (2 c2 / n_seq)
     double power          # decay exponent of the step size
     double avg_start      # steps before averaging starts (< 0: never)
+    double lam1           # L1 strength per sequence (c1 / n_seq; 0: no L1)
 
 
 cdef inline double _step_size(const StepSchedule* sch, double t) noexcept nogil:
@@ -332,6 +375,11 @@ cdef double _begin_step(SGDBatch* b, const StepSchedule* sch, double* scalars,
         # lambda (c2) together with a large eta gets here.
         decay = 0.5
     scalars[S_ALPHA] *= decay
+    if b.l1:
+        # The penalty of this step, in U-space after its L2 shrink (_l1.h).
+        scalars[S_L1] += eta * sch.lam1 * nb / scalars[S_ALPHA]
+        b.l1_u = scalars[S_L1]
+        b.l1_step = <int64_t> step
     if sch.avg_start >= 0 and step > sch.avg_start + 1.0:
         mu = 1.0 / (step - sch.avg_start)
     b.gain = eta / scalars[S_ALPHA]
@@ -353,6 +401,8 @@ cdef void _end_step(SGDBatch* b, double* scalars, double mu, Py_ssize_t nb) noex
     # u = w / alpha grows as alpha shrinks, and the average is a difference of terms
     # of size ~ u: fold before that costs more than ~1e-12.
     if scalars[S_ALPHA] < 1e-4 or scalars[S_GAMMA] > 1e9:
+        if b.l1:
+            fcrf_l1_fold(b.qU, b.nU, b.qV, b.nV, &scalars[S_L1], scalars[S_ALPHA])
         _fold(b.Uw, b.Uhat, b.nU, b.V, b.Vhat, b.nV, scalars, mu < 1.0)
 
 
@@ -525,6 +575,18 @@ cdef int _check_bounds(const double[::1] U, const double[::1] Uhat, const double
     return 0
 
 
+cdef int _check_l1(const double[::1] scalars, bint l1, const double[::1] qU,
+                   const double[::1] qV, const int64_t[::1] l1_stamp, Py_ssize_t nU,
+                   Py_ssize_t nV, Py_ssize_t n_attributes) except -1:
+    # The L1 state's sizes (the clip indexes qU like U, qV like V, l1_stamp by
+    # attribute) and the slot of the cumulative penalty.
+    if scalars.shape[0] < 5 + l1 or (l1 and (
+            qU is None or qV is None or l1_stamp is None or qU.shape[0] != nU
+            or qV.shape[0] != nV or l1_stamp.shape[0] != n_attributes)):
+        raise ValueError("sgd_epoch: scalars, qU, qV or l1_stamp do not match the layout")
+    return 0
+
+
 # --------------------------------------------------------------------------- #
 # One call: a slice of an epoch.                                                #
 # --------------------------------------------------------------------------- #
@@ -542,6 +604,7 @@ def sgd_epoch(
                                            #     labels tail_label[j], j in its offsets
     const double[::1] V_mask,              # IN  [K*K + 2K] 1 for trainable scores, else 0
     double[::1] scalars,                   # INOUT [5] alpha, beta, gamma, t, steps
+                                           #     (+ [5] u when lam1 > 0)
     const int32_t[::1] ids,                # IN  [n_entries]
     const double[::1] vals,                # IN  [n_entries] or empty (all 1.0)
     const int64_t[::1] tok_off,            # IN  [n_tokens + 1]
@@ -562,6 +625,13 @@ def sgd_epoch(
                                            #     iterate and the average); False leaves
                                            #     the scalars for the next call to go on
                                            #     with, saving an O(n_weights) pass
+    double lam1=0.0,                       # IN  L1 strength per sequence (c1 / n_seq); > 0
+                                           #     needs qU, qV, l1_stamp and scalars[5]
+                                           #     (_l1.h)
+    double[::1] qU=None,                   # INOUT [n_state] L1 penalty applied to each U
+    double[::1] qV=None,                   # INOUT [K*K + 2K] the same for V
+    int64_t[::1] l1_stamp=None,            # INOUT [A] last step that clipped each attribute
+                                           #     (zeros at the start of training)
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef Py_ssize_t nU = U.shape[0]
@@ -569,6 +639,7 @@ def sgd_epoch(
     cdef Py_ssize_t KK = K * K
     cdef Py_ssize_t nV = KK + 2 * K
     cdef Py_ssize_t n_visit = order.shape[0]
+    cdef bint l1 = lam1 > 0.0
     cdef fcrf_layout L
     cdef double* Up = &U[0] if nU > 0 else NULL
     cdef double* Hp = &Uhat[0] if nU > 0 else NULL
@@ -590,12 +661,14 @@ def sgd_epoch(
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
     _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
                   batch_size)
+    _check_l1(scalars, l1, qU, qV, l1_stamp, nU, nV, D + max(tail_ptr.shape[0] - 1, 0))
     if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads) != 0:
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
     sch.eta0 = eta0
     sch.lam = lam
     sch.power = power
     sch.avg_start = avg_start
+    sch.lam1 = lam1
     c = _chain_bind(K, m.scores, m.scores + KK, m.scores + KK + K, m.scores + nV)
     pc.K = K
     pc.S = S
@@ -631,6 +704,12 @@ def sgd_epoch(
     b.Vhat = &Vhat[0]
     b.V_mask = &V_mask[0]
     b.averaging = 0
+    b.l1 = l1
+    b.l1_u = 0.0
+    b.l1_step = 0
+    b.qU = &qU[0] if l1 and nU > 0 else NULL
+    b.qV = &qV[0] if l1 else NULL
+    b.l1_stamp = &l1_stamp[0] if l1 and l1_stamp.shape[0] > 0 else NULL
     sync[0] = 0   # the published generation; -1: the call is over
     sync[1] = 0   # the claim word (_sync.h)
     sync[2] = 0   # items of the current generation done
@@ -644,6 +723,8 @@ def sgd_epoch(
         else:
             _helper_loop(bp, &w, pw, sync, bad_p)
     if status == 0 and fold:
+        if l1:
+            fcrf_l1_fold(b.qU, nU, b.qV, nV, &scalars[S_L1], scalars[S_ALPHA])
         _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
               avg_start >= 0 and scalars[S_STEP] > avg_start + 1.0)
     _scratch_free(&m)

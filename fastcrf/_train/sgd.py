@@ -3,6 +3,9 @@
 Both minimise ``sum_i -log p(y_i | x_i) + c2 ||w||^2`` one mini-batch at a time,
 with the L2 term folded into a scale factor so a step costs only the features of
 the mini-batch (the compiled loop is :func:`fastcrf._kernels._sgd_engine.sgd_epoch`).
+'asgd' also takes an L1 term ``c1 ||w||_1``, applied to the weights a step touches by
+the cumulative penalty of Tsuruoka, Tsujii and Ananiadou (2009)
+(fastcrf/_kernels/_l1.h).
 
 - 'asgd' (Bottou's crfasgd; Xu 2011, "Towards optimal one pass large scale learning
   with averaged stochastic gradient descent"): ``eta_t = eta0 / (1 + lambda eta0
@@ -32,6 +35,7 @@ class SGDSettings:
     """Settings of the SGD trainers (see :class:`fastcrf.CRF` for their meaning)."""
 
     c2: float = 1.0
+    c1: float = 0.0
     max_iterations: int = None
     averaging: bool = True
     power: float = 0.75
@@ -69,25 +73,40 @@ class _State:
     """The trainer's scaled weights (see the notes in _kernels/_sgd_engine.pyx).
 
     ``U`` and ``Uhat`` are flat vectors over the kept state pairs of ``layout``
-    (fastcrf._layout.StateLayout).
+    (fastcrf._layout.StateLayout).  With ``l1``, ``qU`` and ``qV`` hold the L1
+    penalty each weight has received (fastcrf/_kernels/_l1.h), ``scalars[5]`` the
+    cumulative penalty and ``l1_stamp`` the last step that clipped each attribute.
     """
 
-    def __init__(self, layout):
+    def __init__(self, layout, l1=False):
         K = layout.n_labels
         self.layout = layout
         self.U = _aligned_zeros(layout.size)
         self.Uhat = _aligned_zeros(layout.size)
         self.V = np.zeros(K * K + 2 * K)
         self.Vhat = np.zeros(K * K + 2 * K)
-        # alpha, beta, gamma, t, steps
-        self.scalars = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
+        self.qU = _aligned_zeros(layout.size) if l1 else None
+        self.qV = np.zeros(K * K + 2 * K) if l1 else None
+        # Aligned too: each weight part writes the stamps of its own attributes.
+        self.l1_stamp = (_aligned_zeros(layout.n_attributes).view(np.int64) if l1
+                         else None)
+        # alpha, beta, gamma, t, steps, u (L1)
+        self.scalars = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
 
     def weights(self, averaged):
         """The averaged weights (valid after an epoch that ran with averaging) or the
         current ones (after an epoch, when the scale is folded in), as the model keeps
-        them."""
+        them.
+
+        With L1 the average is 0 wherever the iterate is 0: the average of iterates is
+        not 0 for a weight that the penalty clipped to 0 only after averaging started,
+        and keeping the iterate's zeros is what makes an L1 model sparse.
+        """
         if averaged:
-            return LayoutWeights(self.Uhat.copy(), self.Vhat.copy())
+            if self.qU is None:
+                return LayoutWeights(self.Uhat.copy(), self.Vhat.copy())
+            return LayoutWeights(np.where(self.U != 0.0, self.Uhat, 0.0),
+                                 np.where(self.V != 0.0, self.Vhat, 0.0))
         a = self.scalars[0]
         return LayoutWeights(a * self.U, a * self.V)
 
@@ -105,6 +124,10 @@ class _State:
     def squared_norm(self):
         """Squared norm of the current weights."""
         return self.scalars[0] ** 2 * (sum_of_squares(self.U) + sum_of_squares(self.V))
+
+    def l1_norm(self):
+        """L1 norm of the current weights."""
+        return abs(self.scalars[0]) * (np.abs(self.U).sum() + np.abs(self.V).sum())
 
 
 #: An epoch runs as this many compiled passes over consecutive slices of its visiting
@@ -200,11 +223,12 @@ def _part_offsets(data, n_threads=1):
 
 
 def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_threads,
-           choice=None):
+           choice=None, lam1=0.0):
     """One pass over ``order`` (in SLICES compiled calls); return the per-visit losses.
 
     ``choice`` (a :class:`_ThreadChoice`) picks the thread count of each slice; without
-    it every slice runs on ``n_threads``.
+    it every slice runs on ``n_threads``.  ``lam1`` > 0 (L1 per sequence) needs a
+    ``state`` made with ``l1=True``.
     """
     tok_mid = _part_offsets(data, n_threads)
     f = data.features
@@ -229,7 +253,8 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             # Only the last slice folds the scale into the weights (an O(n_weights)
             # pass, ~5% of an epoch when every slice did it): the scalars carry the
             # state across slices, so the epoch equals one call over its whole order.
-            fold=hi == len(order))
+            fold=hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
+            l1_stamp=state.l1_stamp)
         if choice is not None and lo > 0:
             # The first slice of a pass pays for cold caches and fresh pages (up to
             # 5x the rate of the next ones, CoNLL-2000): it would skew the choice.
@@ -241,7 +266,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
 
 
 def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None,
-                  choice=None):
+                  choice=None, lam1=0.0):
     """Pick ``eta0`` by trial passes over a sample, as CRFsuite and crfasgd do.
 
     Each trial runs one SGD pass from w = 0 over ``calibration_samples`` random
@@ -273,7 +298,8 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
     def objective(state):
         a = state.scalars[0]
         ll = log_likelihood_of_flat(sample, layout, a * state.U, a * state.V, n_threads)
-        return (-ll + 0.5 * lam * m * state.squared_norm()) / m
+        return (-ll + 0.5 * lam * m * state.squared_norm()
+                + (lam1 * m * state.l1_norm() if lam1 > 0 else 0.0)) / m
 
     f0 = objective(_State(layout))
     trials = 0
@@ -285,9 +311,9 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
     def trial(eta):
         nonlocal trials, accepted, finite_trials
         trials += 1
-        state = _State(layout)
+        state = _State(layout, l1=lam1 > 0)
         losses = _epoch(state, sample, order, settings, eta, lam, -1.0, chain_mask,
-                        n_threads, choice)
+                        n_threads, choice, lam1)
         f = objective(state) if np.isfinite(losses).all() else np.inf
         ok = bool(np.isfinite(f) and f < f0)
         accepted += ok
@@ -369,6 +395,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     """
     n = data.n_sequences
     lam = 2.0 * settings.c2 / n
+    lam1 = settings.c1 / n
     n_threads = _sgd_threads(n_jobs, settings.batch_size)
     algorithm = settings.algorithm
     averaging = algorithm == "asgd" and settings.averaging
@@ -376,18 +403,20 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     settings = SGDSettings(**{**settings.__dict__, "power": power})
     if lam <= 0.0 and algorithm == "l2sgd":
         raise ValueError("algorithm='l2sgd' needs c2 > 0 (its step size is 1 / (lambda t))")
+    if lam1 > 0.0 and algorithm != "asgd":
+        raise ValueError(f"c1 (L1) is not supported by algorithm={algorithm!r}")
 
     started = time.perf_counter()
     choice = _ThreadChoice(n_threads)
     eta0 = settings.eta0
     if eta0 is None:
         eta0 = calibrate_eta(data, settings, lam, layout, chain_mask, random_state,
-                             n_jobs, log, choice)
+                             n_jobs, log, choice, lam1)
         # crfasgd halves the calibrated step "on the safe side"; fastcrf keeps it.
         # CoNLL-2000, seeds 0-5: 8 epochs at the calibrated step reach chunk F1
         # 93.73-93.84 (mean 93.80), 8 at half of it 93.64-93.80 (93.71), and 10 at
         # half (the old default) 93.69-93.83 (93.73).
-    state = _State(layout)
+    state = _State(layout, l1=lam1 > 0)
     max_epochs = settings.max_iterations
     if max_epochs is None:
         max_epochs = default_epochs(n, settings.batch_size)
@@ -399,7 +428,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     for epoch in range(1, max_epochs + 1):
         order = random_state.permutation(n)
         losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
-                        chain_mask, n_threads, choice)
+                        chain_mask, n_threads, choice, lam1)
         loss = float(losses.sum())
         if not np.isfinite(loss):
             raise FloatingPointError(
@@ -409,7 +438,8 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         norm2 = state.squared_norm()
         info = {
             "loss": loss,
-            "objective": loss + settings.c2 * norm2,
+            "objective": loss + settings.c2 * norm2
+                         + (settings.c1 * state.l1_norm() if lam1 > 0 else 0.0),
             "weight_norm": float(np.sqrt(norm2)),
             "eta0": eta0,
             "seconds": time.perf_counter() - started,
@@ -425,6 +455,8 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         if _converged(history, settings):
             break
     averaged = averaging and state.scalars[4] > avg_start + 1.0
+    if averaged and lam1 > 0:
+        return state.weights(True), epoch
     if averaged:
         return LayoutWeights(state.Uhat, state.Vhat), epoch
     return state.weights(False), epoch
@@ -445,7 +477,8 @@ def _converged(history, settings):
 # (c2 = 0.25 here), which measured best there (bench/README.md).
 ASGD = Trainer("asgd", SGDSettings, fit_sgd,
                defaults={"c2": 0.25, "max_iterations": None, "averaging": True,
-                         "period": 10, "delta": 1e-6})
+                         "period": 10, "delta": 1e-6},
+               supports_l1=True)
 # CRFsuite's own defaults (what sklearn-crfsuite gets when it passes None).
 L2SGD = Trainer("l2sgd", SGDSettings, fit_sgd,
                 defaults={"c2": 1.0, "max_iterations": 1000, "period": 10, "delta": 1e-6})
