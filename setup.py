@@ -46,7 +46,8 @@ def kernel(name, headers=(), pxds=()):
 CORE_PXD = ("_core.pxd", "_limits.pxd")
 extensions = [
     kernel("_core", ("_limits.h", "_kernels.h", "_openmp.h"), CORE_PXD),
-    kernel("_sparse", ("_limits.h", "_kernels.h", "_rows.h"), CORE_PXD + ("_rows.pxd",)),
+    kernel("_sparse", ("_limits.h", "_kernels.h", "_rows.h", "_padded.h"),
+           CORE_PXD + ("_rows.pxd",)),
     kernel("_sgd_engine", ("_limits.h", "_kernels.h", "_rows.h", "_sync.h", "_padded.h"),
            CORE_PXD + ("_rows.pxd", "_prep.pxd")),
     kernel("_online_engine", ("_limits.h", "_kernels.h", "_rows.h"),
