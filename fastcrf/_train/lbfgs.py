@@ -22,7 +22,7 @@ import numpy as np
 
 from .._kernels import _sparse
 from .._parallel import effective_n_threads
-from .._training import _forward_pass, sum_of_squares
+from .._training import _forward_pass, forward_buffers, sum_of_squares
 from .base import LayoutWeights, Trainer, pick_fields
 from .owlqn import minimize_owlqn
 
@@ -50,8 +50,9 @@ class _Objective:
     """``x -> (f, grad)`` of the training objective without its L1 term.
 
     ``x`` is ``[state (layout.size), chain (K*K + 2K)]``.  The gradient is written
-    into one buffer reused by every call (both optimisers copy what they keep), so an
-    evaluation allocates only the node marginals and the per-chunk chain gradients.
+    into one buffer reused by every call (both optimisers copy what they keep), and so
+    are the node marginals and the per-chunk chain gradients of the forward pass: an
+    evaluation allocates nothing of the data's size.
     """
 
     def __init__(self, data, layout, chain_mask, c2, n_jobs):
@@ -63,6 +64,8 @@ class _Objective:
         self.n_jobs = n_jobs
         self.n_threads = effective_n_threads(n_jobs)
         self.part_bounds = attribute_parts(data.features, self.n_threads)
+        self.buffers = forward_buffers(data.features, data.n_labels, marginals=True,
+                                       chain_sums=True)
         n = self.n_state + len(chain_mask)
         self.grad = np.empty(n)
         self.work = np.empty(n)
@@ -73,7 +76,7 @@ class _Objective:
         state, chain = x[:n_state], x[n_state:]
         try:
             ll, marg, chunks = _forward_pass(self.data, L.kernel_args(state), chain,
-                                             self.n_jobs, True)
+                                             self.n_jobs, True, out=self.buffers)
         except FloatingPointError:
             # Scores out of range at a trial point: the line searches step back.
             return np.inf, grad
@@ -81,7 +84,6 @@ class _Objective:
         _sparse.layout_gradient(f.kernel_args(), marg, self.data.labels,
                                 (L.stride, L.n_dense, L.tail_ptr, L.tail_labels),
                                 self.part_bounds, grad[:n_state], self.n_threads)
-        del marg
         np.sum(chunks, axis=0, out=grad[n_state:])
         # The log-likelihood's gradient, turned into the objective's.
         np.negative(grad, out=grad)
