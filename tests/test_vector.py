@@ -96,3 +96,12 @@ def test_dot_and_axpy_match_numpy():
     _vector.axpy(-0.7, a, y)
     np.testing.assert_array_equal(y, b - a * 0.7)
     assert _vector.dot(np.zeros(0), np.zeros(0)) == 0.0
+
+
+@pytest.mark.parametrize("c2", [0.0, 0.1, 3.0])
+def test_objective_gradient_l2_matches_numpy(c2):
+    rng, x, g = _vectors(6)
+    grad = g.copy()
+    squares = _vector.objective_gradient_l2(grad, x, c2)
+    np.testing.assert_array_equal(grad, -g + x * (2.0 * c2))
+    assert squares == pytest.approx(float(x @ x), rel=1e-13)

@@ -145,3 +145,19 @@ def keep_descent(
             elif d[i] != 0.0:
                 left += 1
     return left
+
+
+def objective_gradient_l2(
+    double[::1] grad,                      # IN/OUT [n] the log-likelihood's gradient, turned
+                                           #     into the objective's: -grad + 2 c2 x
+    const double[::1] x,                   # IN  [n] the point
+    double c2,                             # IN  the L2 coefficient
+):
+    """``grad = -grad + (2 c2) x`` in place; returns ``||x||^2`` (summed in index order)."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef double two_c2 = 2.0 * c2, s = 0.0
+    with nogil:
+        for i in range(n):
+            grad[i] = -grad[i] + two_c2 * x[i]
+            s += x[i] * x[i]
+    return s

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._kernels import _sparse
+from .._kernels import _sparse, _vector
 from .._parallel import effective_n_threads
 from .._training import _forward_pass, forward_buffers, sum_of_squares
 from .base import LayoutWeights, Trainer, pick_fields
@@ -68,7 +68,6 @@ class _Objective:
                                        chain_sums=True)
         n = self.n_state + len(chain_mask)
         self.grad = np.empty(n)
-        self.work = np.empty(n)
         self.loss = np.nan
 
     def __call__(self, x):
@@ -85,16 +84,15 @@ class _Objective:
                                 (L.stride, L.n_dense, L.tail_ptr, L.tail_labels),
                                 self.part_bounds, grad[:n_state], self.n_threads)
         np.sum(chunks, axis=0, out=grad[n_state:])
-        # The log-likelihood's gradient, turned into the objective's.
-        np.negative(grad, out=grad)
         if self.chain_mask is not None:
+            # Before the negation below: the same values as masking after it.
             grad[n_state:] *= self.chain_mask
+        # The log-likelihood's gradient, turned into the objective's, in one pass.
+        squares = _vector.objective_gradient_l2(grad, x, self.c2)
         self.loss = -ll
         f = -ll
         if self.c2 > 0.0:
-            np.multiply(x, 2.0 * self.c2, out=self.work)
-            grad += self.work
-            f += self.c2 * sum_of_squares(x)
+            f += self.c2 * squares
         return f, grad
 
 
