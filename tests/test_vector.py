@@ -105,3 +105,17 @@ def test_objective_gradient_l2_matches_numpy(c2):
     squares = _vector.objective_gradient_l2(grad, x, c2)
     np.testing.assert_array_equal(grad, -g + x * (2.0 * c2))
     assert squares == pytest.approx(float(x @ x), rel=1e-13)
+
+
+def test_fused_updates_equal_update_then_dot_bitwise():
+    rng, x, z = _vectors(7)
+    y = rng.standard_normal(len(x))
+    y1, y2 = y.copy(), y.copy()
+    s = _vector.axpy_dot(0.37, x, y1, z)
+    _vector.axpy(0.37, x, y2)
+    np.testing.assert_array_equal(y1, y2)
+    assert s == _vector.dot(z, y2)
+    y1, y2 = y.copy(), y * 1.7
+    s = _vector.scale_dot(1.7, y1, z)
+    np.testing.assert_array_equal(y1, y2)
+    assert s == _vector.dot(z, y2)

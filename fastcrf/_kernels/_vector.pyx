@@ -161,3 +161,38 @@ def objective_gradient_l2(
             grad[i] = -grad[i] + two_c2 * x[i]
             s += x[i] * x[i]
     return s
+
+
+def axpy_dot(
+    double alpha,                          # IN
+    const double[::1] x,                   # IN  [n]
+    double[::1] y,                         # IN/OUT [n] y += alpha x
+    const double[::1] z,                   # IN  [n]
+):
+    """``y += alpha * x``, then returns ``z . y`` (the new ``y``): the two steps of the
+    two-loop recursion that follow each other, in one pass.  The same values as
+    :func:`axpy` then :func:`dot`, bitwise."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef double v, s = 0.0
+    with nogil:
+        for i in range(n):
+            v = y[i] + alpha * x[i]
+            y[i] = v
+            s += z[i] * v
+    return s
+
+
+def scale_dot(
+    double c,                              # IN
+    double[::1] y,                         # IN/OUT [n] y *= c
+    const double[::1] z,                   # IN  [n]
+):
+    """``y *= c``, then returns ``z . y`` (the new ``y``), in one pass."""
+    cdef Py_ssize_t i, n = y.shape[0]
+    cdef double v, s = 0.0
+    with nogil:
+        for i in range(n):
+            v = y[i] * c
+            y[i] = v
+            s += z[i] * v
+    return s

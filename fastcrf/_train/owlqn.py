@@ -227,16 +227,25 @@ def minimize_owlqn(fun, x0, c1, *, num_memories=6, epsilon=1e-5, max_iterations=
             y_hist.append(y_new)
             ys_hist.append(ys)
             yy_hist.append(yy)
-        # Two-loop recursion: d = -H pg.
+        # Two-loop recursion: d = -H pg.  Each pass over d also takes the product the
+        # next step needs (the same values as updating, then multiplying).
         np.negative(pg, out=d)
-        for i in range(len(s_hist) - 1, -1, -1):
-            alpha[i] = _dot(s_hist[i], d) / ys_hist[i]
-            _vector.axpy(-alpha[i], y_hist[i], d)
-        if s_hist:
-            d *= ys_hist[-1] / yy_hist[-1]
-        for i in range(len(s_hist)):
-            beta = _dot(y_hist[i], d) / ys_hist[i]
-            _vector.axpy(alpha[i] - beta, s_hist[i], d)
+        h = len(s_hist)
+        if h:
+            sd = _dot(s_hist[-1], d)
+            for i in range(h - 1, -1, -1):
+                alpha[i] = sd / ys_hist[i]
+                if i > 0:
+                    sd = _vector.axpy_dot(-alpha[i], y_hist[i], d, s_hist[i - 1])
+                else:
+                    _vector.axpy(-alpha[i], y_hist[i], d)
+            yd = _vector.scale_dot(ys_hist[-1] / yy_hist[-1], d, y_hist[0])
+            for i in range(h):
+                beta = yd / ys_hist[i]
+                if i + 1 < h:
+                    yd = _vector.axpy_dot(alpha[i] - beta, s_hist[i], d, y_hist[i + 1])
+                else:
+                    _vector.axpy(alpha[i] - beta, s_hist[i], d)
         # Keep only the coordinates that descend along -pg.
         if _vector.keep_descent(d, pg) == 0:
             return result("converged", f"converged at iteration {k}: no coordinate "
