@@ -46,13 +46,15 @@ def kernel(name, headers=(), pxds=()):
 CORE_PXD = ("_core.pxd", "_limits.pxd")
 extensions = [
     kernel("_core", ("_limits.h", "_kernels.h", "_openmp.h"), CORE_PXD),
-    kernel("_sparse", ("_limits.h", "_kernels.h", "_rows.h"), CORE_PXD + ("_rows.pxd",)),
+    kernel("_sparse", ("_limits.h", "_kernels.h", "_rows.h", "_padded.h"),
+           CORE_PXD + ("_rows.pxd",)),
     kernel("_sgd_engine", ("_limits.h", "_kernels.h", "_rows.h", "_sync.h", "_padded.h",
                            "_l1.h"),
            CORE_PXD + ("_rows.pxd", "_prep.pxd")),
     kernel("_online_engine", ("_limits.h", "_kernels.h", "_rows.h"),
            CORE_PXD + ("_rows.pxd",)),
     kernel("_prep", (), ("_prep.pxd",)),
+    kernel("_vector"),
 ]
 # The encoder reads the caller's lists and strings without locks, and its threaded
 # passes rely on the GIL keeping every other thread out (fastcrf/_features/_encode.pyx,

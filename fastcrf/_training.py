@@ -254,18 +254,18 @@ def log_likelihood_of_flat(data, layout, state, chain, n_jobs=None):
     return _forward_pass(data, layout.kernel_args(state), chain, n_jobs, False)[0]
 
 
-def _forward_pass(data, state_args, chain, n_jobs, with_gradient):
+def _forward_pass(data, state_args, chain, n_jobs, with_gradient, out=None):
     # (log-likelihood, node marginals, per-chunk chain gradients) from one compiled pass.
     status, logz, score, marg, chunks = forward_backward(
         state_args, chain, data.n_labels, data.features, data.labels, data.max_length,
-        n_jobs, marginals=with_gradient, chain_sums=with_gradient)
+        n_jobs, marginals=with_gradient, chain_sums=with_gradient, out=out)
     if status != 0:
         raise FloatingPointError("the scores of a sequence are not finite or exceed 1e150")
     return float(score.sum() - logz.sum()), marg, chunks
 
 
 def forward_backward(state_args, chain, n_labels, features, labels, max_length, n_jobs, *,
-                     marginals, chain_sums):
+                     marginals, chain_sums, out=None):
     """One compiled forward-backward pass over an encoded batch (the one place that
     calls the sparse driver).
 
@@ -283,6 +283,10 @@ def forward_backward(state_args, chain, n_labels, features, labels, max_length, 
     n_jobs : int or None
     marginals, chain_sums : bool
         Whether to compute the node marginals / the per-chunk chain gradients.
+    out : tuple of ndarray, optional
+        ``(logz, score, marg, chunks)`` as :func:`forward_buffers` makes them, reused
+        (overwritten) instead of allocating new arrays: a trainer that evaluates the
+        objective a hundred times skips re-allocating, and page-faulting, ``marg``.
 
     Returns
     -------
@@ -294,16 +298,31 @@ def forward_backward(state_args, chain, n_labels, features, labels, max_length, 
     """
     K = n_labels
     n_seq = features.n_sequences
-    n_chunks = -(-n_seq // _core.chunk_size())
-    logz = np.zeros(n_seq)
-    score = np.zeros(n_seq)
-    marg = np.zeros((features.n_tokens, K) if marginals else (0, K))
-    chunks = np.zeros((n_chunks, K * K + 2 * K) if chain_sums else (0, 0))
+    if out is None:
+        logz, score, marg, chunks = forward_buffers(features, n_labels, marginals=marginals,
+                                                    chain_sums=chain_sums)
+    else:
+        logz, score, marg, chunks = out
+        # The kernel adds each chunk's counts into its row; it writes the rest.
+        chunks.fill(0.0)
     status = _sparse.forward_backward(
         state_args, features.kernel_args(), labels,
         *split_chain(np.asarray(chain, dtype=np.float64), K), logz, score, marg, chunks,
         n_threads_for(n_jobs, n_seq))
     return status, logz, score, marg, chunks
+
+
+def forward_buffers(features, n_labels, *, marginals, chain_sums):
+    """The output arrays of :func:`forward_backward` for ``features``: ``(logz, score,
+    marg, chunks)``, zero-filled."""
+    K = n_labels
+    n_seq = features.n_sequences
+    n_chunks = -(-n_seq // _core.chunk_size())
+    logz = np.zeros(n_seq)
+    score = np.zeros(n_seq)
+    marg = np.zeros((features.n_tokens, K) if marginals else (0, K))
+    chunks = np.zeros((n_chunks, K * K + 2 * K) if chain_sums else (0, 0))
+    return logz, score, marg, chunks
 
 
 def attribute_parts(features, n_parts):

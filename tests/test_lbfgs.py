@@ -202,4 +202,28 @@ def test_lbfgs_l2_reports_scipys_own_stop_in_words(capsys):
     CRF(algorithm="lbfgs", c2=1e-3, epsilon=0.0, delta=0.0, max_iterations=20000,
         verbose=True).fit(X, y)
     out = capsys.readouterr().out
-    assert "the line search found no step that lowers the objective" in out
+    assert "the objective no longer decreases" in out
+
+
+def test_objective_reuses_its_buffers_without_carrying_anything_over():
+    # _Objective hands forward_backward the same output arrays at every call: each call
+    # must give, bitwise, what a fresh objective gives at that point (the per-chunk
+    # chain sums are accumulated, so a buffer not reset would double them).
+    from fastcrf._train.lbfgs import _Objective
+
+    X, y = _corpus(60)
+    data = _data(X, y)
+    layout = StateLayout.for_training(data, None)
+    K = data.n_labels
+    mask = np.ones(K * K + 2 * K)
+    fun = _Objective(data, layout, mask, 0.1, 2)
+    rng = np.random.default_rng(5)
+    marg_buffer = fun.buffers[2]
+    for _ in range(3):
+        x = rng.standard_normal(layout.size + len(mask)) * 0.3
+        _zero_padding(layout, x[: layout.size])
+        f, g = fun(x)
+        f_new, g_new = _Objective(data, layout, mask, 0.1, 2)(x)
+        assert f == f_new
+        np.testing.assert_array_equal(g, g_new)
+    assert fun.buffers[2] is marg_buffer

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 import fastcrf
-from fastcrf._kernels import _prep, _sparse
+from fastcrf._kernels import _core, _prep, _sparse
 from fastcrf._encoding import EncodedSequences
 from fastcrf._layout import StateLayout, dense_kernel_args
 from fastcrf._train.sgd import SGDSettings, _State
 from fastcrf._training import TrainingData, Weights, log_likelihood
+from brute_force import enumerate_chain, path_score
 from helpers import run_epoch, sgd_engine_call
 
 
@@ -484,3 +485,58 @@ def test_compact_renumbers_the_present_attributes_in_order():
     np.testing.assert_array_equal(used[sample.features.attr_ids], ids)
     # Its own arrays: the SGD trainer regroups them in place.
     assert not np.shares_memory(sample.features.attr_ids, data.features.attr_ids)
+
+
+def _sparse_forward_backward(data, state_args, w, n_threads):
+    f = data.features
+    K = data.n_labels
+    n_chunks = -(-f.n_sequences // _core.chunk_size())
+    logz, score = np.zeros(f.n_sequences), np.zeros(f.n_sequences)
+    marg, chunks = np.zeros((f.n_tokens, K)), np.zeros((n_chunks, K * K + 2 * K))
+    status = _sparse.forward_backward(state_args, f.kernel_args(), data.labels,
+                                      w.transitions, w.start, w.end, logz, score, marg,
+                                      chunks, n_threads)
+    return status, logz, score, marg, chunks
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 5, 9])
+@pytest.mark.parametrize("scale", [0.5, 3.0, 40.0, 400.0])
+@pytest.mark.parametrize("layout", ["dense", "padded"])
+def test_forward_backward_matches_brute_force(K, scale, layout):
+    # Moderate scales take the padded kernels (_padded.h), large emissions make them
+    # decline a sequence, and transitions spread over more than RAW_EDGE_RANGE make the
+    # whole chain take _core's exact kernels: every path must give the enumerated answer.
+    rng = np.random.default_rng(K * 1000 + int(scale))
+    data = random_data(rng, n_seq=11, K=K, A=6, max_len=5)
+    w = random_weights(rng, 6, K, scale=scale)
+    if layout == "dense":
+        args = dense_kernel_args(w.state)
+    else:
+        L = StateLayout.dense(6, K)
+        args = L.kernel_args(L.from_dense(w.state))
+    status, logz, score, marg, chunks = _sparse_forward_backward(data, args, w, 1)
+    assert status == 0
+    em, _, lengths = dense_emissions(data, w)
+    f = data.features
+    expected = np.zeros(K * K + 2 * K)
+    for s in range(f.n_sequences):
+        lo, hi = f.seq_offsets[s], f.seq_offsets[s + 1]
+        y = data.labels[lo:hi]
+        z, node, edge, _, _ = enumerate_chain(em[s, : hi - lo], w.transitions, w.start, w.end)
+        tol = 1e-9 * max(1.0, abs(z))
+        assert logz[s] == pytest.approx(z, rel=1e-12, abs=tol)
+        assert score[s] == pytest.approx(
+            path_score(em[s, : hi - lo], y, w.transitions, w.start, w.end), rel=1e-12,
+            abs=tol)
+        np.testing.assert_allclose(marg[lo:hi], node, rtol=0, atol=1e-9)
+        observed = np.zeros((K, K))
+        np.add.at(observed, (y[:-1], y[1:]), 1.0)
+        expected[: K * K] += (observed - edge).ravel()
+        expected[K * K:K * K + K] += np.eye(K)[y[0]] - node[0]
+        expected[K * K + K:] += np.eye(K)[y[-1]] - node[-1]
+    np.testing.assert_allclose(chunks.sum(axis=0), expected, rtol=0, atol=1e-8)
+    # Each sequence's results are its own: bitwise the same for any thread count.
+    for n_threads in (2, 3):
+        again = _sparse_forward_backward(data, args, w, n_threads)
+        for a, b in zip((status, logz, score, marg, chunks), again):
+            np.testing.assert_array_equal(a, b)

@@ -7,6 +7,7 @@
 - ``_sgd_engine``: one epoch of (averaged) SGD over mini-batches.
 - ``_online_engine``: one epoch of the perceptron / passive-aggressive.
 - ``_prep``: layout preparation before training (tail pairs, the weight parts).
+- ``_vector``: the one-pass vector steps of the OWL-QN optimiser.
 - ``*.h``: the C row kernels (``_kernels.h``, ``_rows.h``, ``_padded.h``), the
   thread hand-off (``_sync.h``), the OpenMP shim and the shared limits.
 """

@@ -12,6 +12,9 @@
 #    (scaled forward-backward with its exact log-space fallback, Viterbi), so the
 #    sparse and dense APIs share one set of numerics, and one set of chain constants
 #    (_core's _chain_scaled / _chain_decoder, built once per call from the transitions).
+#    Marginals take the register-blocked kernels of _padded.h first (rows padded to
+#    S = K rounded up to 4, as the SGD engine does; 1.5-1.8x on the lattice), and
+#    _core's exact ones whenever those decline a sequence or the chain.
 # c) Batch drivers ``prange`` over fixed chunks of sequences (CHUNK, from _core.pxd)
 #    and write only their own outputs: results never depend on the thread count.
 # d) The gradient of the state weights, sum over tokens of v * (onehot - P), is
@@ -31,12 +34,32 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
 
+from libc.string cimport memset
+
 from ._core cimport (CHUNK, Chain, Work, _chain_decoder, _chain_new,
-                     _transition_gradient, _chain_scaled, _path_score, _sequence_marginals,
-                     _viterbi_one, _work_bind, _work_doubles)
+                     _transition_gradient, _transition_gradient_rows, _chain_scaled,
+                     _path_score, _sequence_marginals, _viterbi_one, _work_bind, _work_doubles)
 from ._limits cimport MAX_SCORE
 from ._rows cimport (_check_layout, _ids, _ptr, _values, fcrf_emissions, fcrf_layout,
                      fcrf_max_abs)
+
+cdef extern from "_padded.h":
+    ctypedef struct fcrf_padded_lattice:
+        Py_ssize_t K
+        Py_ssize_t S
+        const double* start
+        const double* end
+        const double* E
+        const double* ET
+        double tmax
+    Py_ssize_t fcrf_padded_work_doubles(Py_ssize_t T, Py_ssize_t S) noexcept nogil
+    int fcrf_padded_available(Py_ssize_t S) noexcept nogil
+    int fcrf_padded_marginals(const fcrf_padded_lattice* c, const double* lem, Py_ssize_t T,
+                             double* work, double* marg, double* edge,
+                             double* logz) noexcept nogil
+    double fcrf_path_score_strided(const double* trans, const double* start,
+                                   const double* end, const double* lem, Py_ssize_t T,
+                                   Py_ssize_t K, Py_ssize_t S, const int64_t* y) noexcept nogil
 
 
 # The public drivers take the model and the data as two tuples, unpacked here:
@@ -101,16 +124,28 @@ cdef int _forward_backward(
     cdef Py_ssize_t K = trans.shape[0]
     cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
     cdef Py_ssize_t Tmax = _longest(seq_off)
+    # Emission rows of stride R: a whole number of 4-vectors, at least the layout's row
+    # (fcrf_emissions writes S lanes when S % 4 == 0).
+    cdef Py_ssize_t R = ((K if K > S else S) + 3) // 4 * 4
     cdef bint with_labels = labels.shape[0] > 0
     cdef bint want_marginals = marg_out.shape[0] > 0
     cdef bint want_edges = with_labels and want_marginals
+    cdef bint padded
     cdef Chain c
+    cdef fcrf_padded_lattice pc
     cdef fcrf_layout L
     cdef const double* Up = _ptr(U)
     cdef double* cbuf
-    cdef Py_ssize_t ch, s, s_end, T, t, k, i
+    cdef double* pbuf = NULL
+    cdef Py_ssize_t ch, s, s_end, T, t, k, i, j
+    cdef Py_ssize_t n_work = _work_doubles(Tmax, K) + fcrf_padded_work_doubles(Tmax, R) \
+        + 2 * Tmax * R + 1
     cdef int64_t t0
+    cdef double* logz
     cdef double* buf
+    cdef double* lem
+    cdef double* P
+    cdef double* pw
     cdef const int64_t* y
     cdef Work w
     cdef int failed = 0, bad = 0
@@ -120,10 +155,36 @@ cdef int _forward_backward(
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
     cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
     _chain_scaled(&c)
+    # The padded kernels need raw edge sums (a transition range _core allows them for)
+    # and are only worth their setup when marginals are wanted.
+    padded = want_marginals and c.raw_edges and fcrf_padded_available(R)
     try:
+        if padded:
+            pbuf = <double*> malloc(2 * K * R * sizeof(double))
+            if pbuf == NULL:
+                raise MemoryError("fastcrf: could not allocate the padded chain constants")
+            memset(pbuf, 0, 2 * K * R * sizeof(double))
+            for i in range(K):
+                for j in range(K):
+                    pbuf[i * R + j] = c.E[i * K + j]
+                    pbuf[K * R + i * R + j] = c.ET[i * K + j]
+            pc.K = K
+            pc.S = R
+            pc.start = c.start
+            pc.end = c.end
+            pc.E = pbuf
+            pc.ET = pbuf + K * R
+            pc.tmax = c.tmax
         with nogil, parallel(num_threads=n_threads):
-            buf = <double*> malloc(_work_doubles(Tmax, K) * sizeof(double))
+            # [_work_doubles] _core's scratch, [padded work] _padded.h's, then
+            # [Tmax][R] emission rows, [Tmax][R] padded node marginals and log Z (the
+            # kernel's output goes through memory: it must be the thread's own).
+            buf = <double*> malloc(n_work * sizeof(double))
             w = _work_bind(buf, Tmax, K)
+            pw = buf + _work_doubles(Tmax, K)
+            lem = pw + fcrf_padded_work_doubles(Tmax, R)
+            P = lem + Tmax * R
+            logz = P + Tmax * R
             for ch in prange(n_chunks, schedule="dynamic"):
                 if buf == NULL:
                     failed_p[0] = 1
@@ -134,25 +195,43 @@ cdef int _forward_backward(
                 for s in range(ch * CHUNK, s_end):
                     t0 = seq_off[s]
                     T = seq_off[s + 1] - t0
+                    y = &labels[t0] if with_labels else NULL
                     fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0,
-                                   w.lem, K)
-                    if not (fcrf_max_abs(w.lem, T * K) <= MAX_SCORE):
+                                   lem, R)
+                    # All R lanes: the padding lanes are read by the padded kernels.
+                    if not (fcrf_max_abs(lem, T * R) <= MAX_SCORE):
                         bad_p[0] = 1
                         logz_out[s] = INFINITY
                         continue
+                    if padded and fcrf_padded_marginals(&pc, lem, T, pw, P, w.edge,
+                                                        logz) == 0:
+                        logz_out[s] = logz[0]
+                        for t in range(T):
+                            for k in range(K):
+                                marg_out[t0 + t, k] = P[t * R + k]
+                        if with_labels:
+                            score_out[s] = fcrf_path_score_strided(c.trans, c.start, c.end,
+                                                                   lem, T, K, R, y)
+                            _transition_gradient_rows(w.edge, P, R, y, T, K, &chunk_out[ch, 0])
+                        continue
+                    # Without marginals, or scores too extreme for the padded kernels:
+                    # the exact ones of _core.pyx.
+                    for t in range(T):
+                        for k in range(K):
+                            w.lem[t * K + k] = lem[t * R + k]
                     logz_out[s] = _sequence_marginals(&c, T, &w, want_marginals, want_edges)
                     if want_marginals:
                         for t in range(T):
                             for k in range(K):
                                 marg_out[t0 + t, k] = w.alpha[t * K + k]
                     if with_labels:
-                        y = &labels[t0]
                         score_out[s] = _path_score(&c, w.lem, T, y)
                     if want_edges:
                         _transition_gradient(&w, y, T, K, &chunk_out[ch, 0])
             free(buf)
     finally:
         free(cbuf)
+        free(pbuf)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread workspace")
     return -1 if bad else 0

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._kernels import _vector
 from .._parallel import effective_n_threads
-from .._training import _forward_pass, attribute_parts, state_gradient, sum_of_squares
+from .._training import (_forward_pass, attribute_parts, forward_buffers, state_gradient,
+                         sum_of_squares)
 from .base import LayoutWeights, Trainer, pick_fields
 from .owlqn import minimize_owlqn
 
@@ -49,8 +51,9 @@ class _Objective:
     """``x -> (f, grad)`` of the training objective without its L1 term.
 
     ``x`` is ``[state (layout.size), chain (K*K + 2K)]``.  The gradient is written
-    into one buffer reused by every call (both optimisers copy what they keep), so an
-    evaluation allocates only the node marginals and the per-chunk chain gradients.
+    into one buffer reused by every call (both optimisers copy what they keep), and so
+    are the node marginals and the per-chunk chain gradients of the forward pass: an
+    evaluation allocates nothing of the data's size.
     """
 
     def __init__(self, data, layout, chain_mask, c2, n_jobs):
@@ -62,9 +65,10 @@ class _Objective:
         self.n_jobs = n_jobs
         self.n_threads = effective_n_threads(n_jobs)
         self.part_bounds = attribute_parts(data.features, self.n_threads)
+        self.buffers = forward_buffers(data.features, data.n_labels, marginals=True,
+                                       chain_sums=True)
         n = self.n_state + len(chain_mask)
         self.grad = np.empty(n)
-        self.work = np.empty(n)
         self.loss = np.nan
 
     def __call__(self, x):
@@ -72,24 +76,22 @@ class _Objective:
         state, chain = x[:n_state], x[n_state:]
         try:
             ll, marg, chunks = _forward_pass(self.data, L.kernel_args(state), chain,
-                                             self.n_jobs, True)
+                                             self.n_jobs, True, out=self.buffers)
         except FloatingPointError:
             # Scores out of range at a trial point: the line searches step back.
             return np.inf, grad
         state_gradient(self.data, marg, (L.stride, L.n_dense, L.tail_ptr, L.tail_labels),
                        grad[:n_state], self.n_jobs, self.part_bounds)
-        del marg
         np.sum(chunks, axis=0, out=grad[n_state:])
-        # The log-likelihood's gradient, turned into the objective's.
-        np.negative(grad, out=grad)
         if self.chain_mask is not None:
+            # Before the negation below: the same values as masking after it.
             grad[n_state:] *= self.chain_mask
+        # The log-likelihood's gradient, turned into the objective's, in one pass.
+        squares = _vector.objective_gradient_l2(grad, x, self.c2)
         self.loss = -ll
         f = -ll
         if self.c2 > 0.0:
-            np.multiply(x, 2.0 * self.c2, out=self.work)
-            grad += self.work
-            f += self.c2 * sum_of_squares(x)
+            f += self.c2 * squares
         return f, grad
 
 
@@ -151,8 +153,8 @@ def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=N
 def _minimize_lbfgsb(fun, x0, settings, report, log=None):
     """scipy's L-BFGS-B without bounds, with CRFsuite's stopping tests.
 
-    A stop of scipy's own (its line search found no lower point, which is how it
-    usually ends at the optimum to within rounding) goes to ``log`` in words.
+    A stop of scipy's own (no lower objective, or no lower point on the line, which is
+    how it usually ends at the optimum to within rounding) goes to ``log`` in words.
     """
     from scipy.optimize import minimize
 
@@ -193,10 +195,11 @@ def _minimize_lbfgsb(fun, x0, settings, report, log=None):
     )
     if not np.isfinite(result.fun):
         raise FloatingPointError("the objective is not finite at the starting point")
-    if result.status == 2 and log is not None:
-        log(f"lbfgs: stopped at iteration {iteration}: the line search found no step "
-            "that lowers the objective (it is at its minimum to within rounding); the "
-            f"last iterate is kept (scipy: {result.message})")
+    # 1: max_iterations, 99: one of the tests above; anything else is scipy's own stop.
+    if result.status not in (1, 99) and log is not None:
+        log(f"lbfgs: stopped at iteration {iteration}: the objective no longer decreases "
+            "(it is at its minimum to within rounding, or the line search found no lower "
+            f"point); the last iterate is kept (scipy: {result.message})")
     return result.x
 
 

@@ -22,13 +22,15 @@ constraints), this works on the variables themselves, so an iteration costs one
 gradient pass and a few vector updates.
 
 Vectors are updated in place and the work buffers are allocated once: memory is
-``7 + 2 m`` vectors of ``len(x0)`` doubles (liblbfgs holds the same), besides what
-``fun`` allocates.
+``6 + 2 m`` vectors of ``len(x0)`` doubles besides what ``fun`` allocates.  Each vector step is one compiled pass that also returns the
+reductions it needs (:mod:`fastcrf._kernels._vector`: serial loops, no temporaries).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from .._kernels import _vector
 
 #: liblbfgs's Armijo constant and step-halving factor of its OWL-QN backtracking.
 FTOL = 1e-4
@@ -68,14 +70,9 @@ class OWLQNResult:
 
 
 def _dot(a, b):
-    # einsum, not np.dot: BLAS worker threads keep spinning after a call and take the
-    # cores from the OpenMP threads of the next gradient pass.
-    return float(np.einsum("i,i->", a, b))
-
-
-def _l1(x, work):
-    np.abs(x, out=work)
-    return float(work.sum())
+    # Not np.dot: BLAS worker threads keep spinning after a call and take the cores
+    # from the OpenMP threads of the next gradient pass.
+    return _vector.dot(a, b)
 
 
 def pseudo_gradient(x, g, c1, out):
@@ -94,13 +91,7 @@ def pseudo_gradient(x, g, c1, out):
     -------
     out : ndarray
     """
-    # At x_i = 0: the soft threshold of g_i by c1 (the downhill one-sided derivative).
-    np.abs(g, out=out)
-    out -= c1
-    np.maximum(out, 0.0, out=out)
-    np.copysign(out, g, out=out)
-    np.add(g, c1, out=out, where=x > 0)
-    np.subtract(g, c1, out=out, where=x < 0)
+    _vector.pseudo_gradient(x, g, float(c1), out)
     return out
 
 
@@ -155,25 +146,23 @@ def minimize_owlqn(fun, x0, c1, *, num_memories=6, epsilon=1e-5, max_iterations=
     gp = np.empty(n)
     pg = np.empty(n)
     d = np.empty(n)
-    orthant = np.empty(n)
-    work = np.empty(n)
     m = int(num_memories)
-    s_hist, y_hist, ys_hist = [], [], []
+    s_hist, y_hist, ys_hist, yy_hist = [], [], [], []
     alpha = np.zeros(m)
 
     f, g = fun(x)
     n_eval = 1
-    F = float(f) + c1 * _l1(x, work)
+    F = float(f) + c1 * float(np.abs(x).sum())
     if not np.isfinite(F):
         raise FloatingPointError("the objective is not finite at the starting point")
     # Our own copy: ``fun`` may hand back the same buffer at every call.
     g = np.array(g, dtype=np.float64)
-    pseudo_gradient(x, g, c1, pg)
+    pg_norm = np.sqrt(_vector.pseudo_gradient(x, g, c1, pg))
 
     def result(status, message, k):
         return OWLQNResult(x, F, k, n_eval, status, message)
 
-    if np.sqrt(_dot(pg, pg)) / max(np.sqrt(_dot(x, x)), 1.0) <= epsilon:
+    if pg_norm / max(np.sqrt(_dot(x, x)), 1.0) <= epsilon:
         return result("converged", "the starting point is already optimal", 0)
     np.negative(pg, out=d)
     step = 1.0 / np.sqrt(_dot(d, d))
@@ -183,22 +172,16 @@ def minimize_owlqn(fun, x0, c1, *, num_memories=6, epsilon=1e-5, max_iterations=
         np.copyto(xp, x)
         np.copyto(gp, g)
         Fp = F
-        # Orthant of the line search: the sign of x where it is non-zero, else the
-        # sign of the steepest descent.
-        np.copyto(orthant, xp)
-        np.negative(pg, out=orthant, where=xp == 0)
         accepted = False
         for _ in range(int(max_linesearch)):
-            np.multiply(d, step, out=x)
-            x += xp
-            np.multiply(x, orthant, out=work)
-            x[work <= 0] = 0.0
+            # Projected onto the orthant of the line search: the sign of xp where it is
+            # non-zero, else the sign of the steepest descent.
+            l1, descent = _vector.project_step(xp, d, step, pg, x)
             f_new, g_new = fun(x)
             n_eval += 1
             np.copyto(g, g_new)
-            F_new = float(f_new) + c1 * _l1(x, work)
-            np.subtract(x, xp, out=work)
-            if np.isfinite(F_new) and F_new <= Fp + FTOL * _dot(work, pg):
+            F_new = float(f_new) + c1 * l1
+            if np.isfinite(F_new) and F_new <= Fp + FTOL * descent:
                 accepted = True
                 break
             step *= BACKTRACK
@@ -216,8 +199,7 @@ def minimize_owlqn(fun, x0, c1, *, num_memories=6, epsilon=1e-5, max_iterations=
                 "last iterate is kept", k)
         k += 1
         F = F_new
-        pseudo_gradient(x, g, c1, pg)
-        pg_norm = np.sqrt(_dot(pg, pg))
+        pg_norm = np.sqrt(_vector.pseudo_gradient(x, g, c1, pg))
         history.append(F)
         if callback is not None and callback(k, x, F, pg_norm):
             return result("callback", f"stopped by the callback at iteration {k}", k)
@@ -238,30 +220,34 @@ def minimize_owlqn(fun, x0, c1, *, num_memories=6, epsilon=1e-5, max_iterations=
         else:
             s_new, y_new = s_hist.pop(0), y_hist.pop(0)
             ys_hist.pop(0)
-        np.subtract(x, xp, out=s_new)
-        np.subtract(g, gp, out=y_new)
-        ys = _dot(y_new, s_new)
-        yy = _dot(y_new, y_new)
+            yy_hist.pop(0)
+        ys, yy = _vector.correction_pair(x, xp, g, gp, s_new, y_new)
         if ys > 0 and yy > 0:
             s_hist.append(s_new)
             y_hist.append(y_new)
             ys_hist.append(ys)
-        # Two-loop recursion: d = -H pg.
+            yy_hist.append(yy)
+        # Two-loop recursion: d = -H pg.  Each pass over d also takes the product the
+        # next step needs (the same values as updating, then multiplying).
         np.negative(pg, out=d)
-        for i in range(len(s_hist) - 1, -1, -1):
-            alpha[i] = _dot(s_hist[i], d) / ys_hist[i]
-            np.multiply(y_hist[i], alpha[i], out=work)
-            d -= work
-        if s_hist:
-            d *= ys_hist[-1] / _dot(y_hist[-1], y_hist[-1])
-        for i in range(len(s_hist)):
-            beta = _dot(y_hist[i], d) / ys_hist[i]
-            np.multiply(s_hist[i], alpha[i] - beta, out=work)
-            d += work
+        h = len(s_hist)
+        if h:
+            sd = _dot(s_hist[-1], d)
+            for i in range(h - 1, -1, -1):
+                alpha[i] = sd / ys_hist[i]
+                if i > 0:
+                    sd = _vector.axpy_dot(-alpha[i], y_hist[i], d, s_hist[i - 1])
+                else:
+                    _vector.axpy(-alpha[i], y_hist[i], d)
+            yd = _vector.scale_dot(ys_hist[-1] / yy_hist[-1], d, y_hist[0])
+            for i in range(h):
+                beta = yd / ys_hist[i]
+                if i + 1 < h:
+                    yd = _vector.axpy_dot(alpha[i] - beta, s_hist[i], d, y_hist[i + 1])
+                else:
+                    _vector.axpy(alpha[i] - beta, s_hist[i], d)
         # Keep only the coordinates that descend along -pg.
-        np.multiply(d, pg, out=work)
-        d[work >= 0] = 0.0
-        if not np.any(d):
+        if _vector.keep_descent(d, pg) == 0:
             return result("converged", f"converged at iteration {k}: no coordinate "
                           "can move downhill", k)
         step = 1.0
