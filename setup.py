@@ -47,10 +47,10 @@ CORE_PXD = ("_core.pxd", "_limits.pxd")
 extensions = [
     kernel("_core", ("_limits.h", "_kernels.h", "_openmp.h"), CORE_PXD),
     kernel("_sparse", ("_limits.h", "_kernels.h", "_rows.h", "_padded.h"),
-           CORE_PXD + ("_rows.pxd",)),
+           CORE_PXD + ("_rows.pxd", "_padded.pxd")),
     kernel("_sgd_engine", ("_limits.h", "_kernels.h", "_rows.h", "_sync.h", "_padded.h",
                            "_l1.h"),
-           CORE_PXD + ("_rows.pxd", "_prep.pxd")),
+           CORE_PXD + ("_rows.pxd", "_prep.pxd", "_padded.pxd")),
     kernel("_online_engine", ("_limits.h", "_kernels.h", "_rows.h"),
            CORE_PXD + ("_rows.pxd",)),
     kernel("_prep", (), ("_prep.pxd",)),

@@ -42,23 +42,8 @@ cdef extern from "_l1.h":
     void fcrf_l1_fold(double* qU, Py_ssize_t nU, double* qV, Py_ssize_t nV, double* u,
                       double alpha) noexcept nogil
 
-cdef extern from "_padded.h":
-    ctypedef struct fcrf_padded_lattice:
-        Py_ssize_t K
-        Py_ssize_t S
-        const double* start
-        const double* end
-        const double* E
-        const double* ET
-        double tmax
-    Py_ssize_t fcrf_padded_work_doubles(Py_ssize_t T, Py_ssize_t S) noexcept nogil
-    int fcrf_padded_available(Py_ssize_t S) noexcept nogil
-    int fcrf_padded_marginals(const fcrf_padded_lattice* c, const double* lem, Py_ssize_t T,
-                             double* work, double* marg, double* edge,
-                             double* logz) noexcept nogil
-    double fcrf_path_score_strided(const double* trans, const double* start,
-                                   const double* end, const double* lem, Py_ssize_t T,
-                                   Py_ssize_t K, Py_ssize_t S, const int64_t* y) noexcept nogil
+from ._padded cimport (fcrf_padded_available, fcrf_padded_lattice, fcrf_padded_marginals,
+                       fcrf_padded_work_doubles, fcrf_path_score_strided)
 
 
 # --------------------------------------------------------------------------- #

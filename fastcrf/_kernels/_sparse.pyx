@@ -43,23 +43,8 @@ from ._limits cimport MAX_SCORE
 from ._rows cimport (_check_layout, _ids, _ptr, _values, fcrf_emissions, fcrf_layout,
                      fcrf_max_abs)
 
-cdef extern from "_padded.h":
-    ctypedef struct fcrf_padded_lattice:
-        Py_ssize_t K
-        Py_ssize_t S
-        const double* start
-        const double* end
-        const double* E
-        const double* ET
-        double tmax
-    Py_ssize_t fcrf_padded_work_doubles(Py_ssize_t T, Py_ssize_t S) noexcept nogil
-    int fcrf_padded_available(Py_ssize_t S) noexcept nogil
-    int fcrf_padded_marginals(const fcrf_padded_lattice* c, const double* lem, Py_ssize_t T,
-                             double* work, double* marg, double* edge,
-                             double* logz) noexcept nogil
-    double fcrf_path_score_strided(const double* trans, const double* start,
-                                   const double* end, const double* lem, Py_ssize_t T,
-                                   Py_ssize_t K, Py_ssize_t S, const int64_t* y) noexcept nogil
+from ._padded cimport (fcrf_padded_available, fcrf_padded_lattice, fcrf_padded_marginals,
+                       fcrf_padded_work_doubles, fcrf_path_score_strided)
 
 
 # The public drivers take the model and the data as two tuples, unpacked here:
