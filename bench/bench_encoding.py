@@ -28,41 +28,15 @@ import time
 import numpy as np
 
 import fastcrf
-from bench_conll import read_columns  # bench/ is sys.path[0] when run as a script
+from bench_conll import DEFAULT_DATA, chunking_features, read_columns  # bench/ is sys.path[0]
 from fastcrf import _encoding
 
-DATA = "/work/shared/data/conll2000"
-
-WORD = [("U00", -2), ("U01", -1), ("U02", 0), ("U03", 1), ("U04", 2)]
-WORD2 = [("U05", -1, 0), ("U06", 0, 1)]
-POS = [("U10", -2), ("U11", -1), ("U12", 0), ("U13", 1), ("U14", 2)]
-POS2 = [("U15", -2, -1), ("U16", -1, 0), ("U17", 0, 1), ("U18", 1, 2)]
-POS3 = [("U20", -2, -1, 0), ("U21", -1, 0, 1), ("U22", 0, 1, 2)]
-
+DATA = DEFAULT_DATA
 
 def template_features(sent):
-    """The 19 (name, value) pairs of each token of one sentence."""
-    n = len(sent)
-
-    def col(c, t):
-        if t < 0:
-            return f"_B{t}"
-        if t >= n:
-            return f"_B+{t - n + 1}"
-        return sent[t][c]
-
-    out = []
-    for t in range(n):
-        feats = [(name, col(0, t + d)) for name, d in WORD]
-        feats += [(name, f"{col(0, t + a)}/{col(0, t + b)}") for name, a, b in WORD2]
-        feats += [(name, col(1, t + d)) for name, d in POS]
-        feats += [(name, f"{col(1, t + a)}/{col(1, t + b)}") for name, a, b in POS2]
-        feats += [
-            (name, f"{col(1, t + a)}/{col(1, t + b)}/{col(1, t + c)}")
-            for name, a, b, c in POS3
-        ]
-        out.append(feats)
-    return out
+    """The 19 (name, value) pairs of each token of one sentence: the CRF++ chunking
+    template's attributes (``bench_conll.chunking_features``) split at their colon."""
+    return [[tuple(a.split(":", 1)) for a in token] for token in chunking_features(sent)]
 
 
 def _weight(i, value):

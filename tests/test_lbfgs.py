@@ -79,14 +79,18 @@ def test_layout_gradient_is_the_dense_gradient_of_the_kept_pairs(all_states):
         assert 0 < layout.n_dense < layout.n_attributes
 
 
+def _objective_problem(n_sequences):
+    # Training data of the test corpus, its default layout and an all-ones chain mask.
+    X, y = _corpus(n_sequences)
+    data = _data(X, y)
+    K = data.n_labels
+    return data, StateLayout.for_training(data, None), np.ones(K * K + 2 * K)
+
+
 def test_objective_gradient_matches_finite_differences():
     from fastcrf._train.lbfgs import _Objective
 
-    X, y = _corpus(40)
-    data = _data(X, y)
-    layout = StateLayout.for_training(data, None)
-    K = data.n_labels
-    chain_mask = np.ones(K * K + 2 * K)
+    data, layout, chain_mask = _objective_problem(40)
     chain_mask[1] = 0.0
     fun = _Objective(data, layout, chain_mask, 0.3, None)
     rng = np.random.default_rng(1)
@@ -211,11 +215,7 @@ def test_objective_reuses_its_buffers_without_carrying_anything_over():
     # chain sums are accumulated, so a buffer not reset would double them).
     from fastcrf._train.lbfgs import _Objective
 
-    X, y = _corpus(60)
-    data = _data(X, y)
-    layout = StateLayout.for_training(data, None)
-    K = data.n_labels
-    mask = np.ones(K * K + 2 * K)
+    data, layout, mask = _objective_problem(60)
     fun = _Objective(data, layout, mask, 0.1, 2)
     rng = np.random.default_rng(5)
     marg_buffer = fun.buffers[2]

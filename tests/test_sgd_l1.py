@@ -16,7 +16,7 @@ from fastcrf._train.sgd import _State
 from fastcrf._training import Weights, log_likelihood
 from fastcrf.datasets import make_sequences
 
-from helpers import run_epoch, sgd_engine_call
+from helpers import run_epoch
 from test_sparse import random_data
 
 
@@ -178,45 +178,9 @@ def test_l1_survives_many_scale_folds():
     assert (w_state == 0).any()
 
 
-def test_l1_is_bitwise_identical_for_any_thread_count():
-    rng = np.random.default_rng(4)
-    data = random_data(rng, n_seq=60, K=22, A=200, max_len=12, max_feats=12)
-    layout = StateLayout.build(data, 90)
-    order = np.tile(rng.permutation(data.n_sequences), 2)
-    K = data.n_labels
-    runs = []
-    for n_threads in (1, 2, 3):
-        state = _State(layout, l1=True)
-        losses = run_epoch(state, data, order, eta0=0.2, lam=0.01, avg_start=4.0,
-                           chain_mask=np.ones(K * K + 2 * K), n_threads=n_threads,
-                           lam1=0.02, batch_size=5)
-        runs.append((losses, state.U, state.Uhat, state.V, state.Vhat, state.qU,
-                     state.qV, state.scalars))
-    assert (runs[0][1] == 0).mean() > 0.1   # the penalty clipped weights
-    for other in runs[1:]:
-        for a, b in zip(runs[0], other):
-            np.testing.assert_array_equal(a, b)
-
-
-def test_l1_epoch_in_slices_equals_one_pass():
-    # The cumulative penalty rides in scalars[5] from one compiled call to the next.
-    rng = np.random.default_rng(6)
-    data = random_data(rng, n_seq=90, K=6, A=120, max_len=9, max_feats=7)
-    layout = StateLayout.build(data, 60)
-    order = np.concatenate([rng.permutation(data.n_sequences) for _ in range(2)])
-    K = data.n_labels
-    mask = np.ones(K * K + 2 * K)
-    sliced = _State(layout, l1=True)
-    losses = run_epoch(sliced, data, order, eta0=0.2, lam=0.01, avg_start=10.0,
-                       chain_mask=mask, lam1=0.03, batch_size=3)
-    whole = _State(layout, l1=True)
-    status, one = sgd_engine_call(whole, data, order, eta0=0.2, lam=0.01, avg_start=10.0,
-                                  batch_size=3, chain_mask=mask, lam1=0.03)
-    assert status == 0
-    np.testing.assert_array_equal(losses, one)
-    for name in ("U", "Uhat", "V", "Vhat", "qU", "qV", "l1_stamp", "scalars"):
-        np.testing.assert_array_equal(getattr(sliced, name), getattr(whole, name))
-    assert sliced.scalars[5] > 0
+# The thread-count and slicing identities with L1 are parametrised into
+# tests/test_sparse.py (test_sgd_epoch_is_bitwise_identical_for_any_thread_count,
+# test_an_epoch_in_slices_equals_one_pass).
 
 
 def test_l1_needs_its_arrays():

@@ -267,26 +267,34 @@ def test_sgd_epoch_over_both_weight_parts_matches_masked_naive_sgd(K, n_threads)
     _layout_epoch_matches_naive_sgd(data, layout, order, 3, n_threads)
 
 
-def test_sgd_epoch_is_bitwise_identical_for_any_thread_count():
+@pytest.mark.parametrize("lam1", [0.0, 0.02], ids=["l2", "elastic-net"])
+def test_sgd_epoch_is_bitwise_identical_for_any_thread_count(lam1):
     rng = np.random.default_rng(4)
     data = random_data(rng, n_seq=60, K=22, A=200, max_len=12, max_feats=12)
     layout = StateLayout.build(data, 90)
     order = np.tile(rng.permutation(data.n_sequences), 2)
     K = data.n_labels
+    names = ("U", "Uhat", "V", "Vhat", "scalars") + (
+        ("qU", "qV", "l1_stamp") if lam1 > 0 else ())
     runs = []
     for n_threads in (1, 2, 3):
-        state = _State(layout)
+        state = _State(layout, l1=lam1 > 0)
         losses = run_epoch(state, data, order, eta0=0.2, lam=0.01, avg_start=4.0,
-                           n_threads=n_threads, batch_size=5)
-        runs.append((losses, state.U, state.Uhat, state.V, state.Vhat))
+                           chain_mask=np.ones(K * K + 2 * K), n_threads=n_threads,
+                           lam1=lam1, batch_size=5)
+        runs.append([losses] + [getattr(state, name) for name in names])
+    if lam1 > 0:
+        assert (runs[0][1] == 0).mean() > 0.1   # the penalty clipped weights
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             np.testing.assert_array_equal(a, b)
 
 
-def test_an_epoch_in_slices_equals_one_pass():
+@pytest.mark.parametrize("lam1", [0.0, 0.03], ids=["l2", "elastic-net"])
+def test_an_epoch_in_slices_equals_one_pass(lam1):
     # _epoch runs SLICES compiled calls and folds the scale only after the last: the
-    # result must be that of one call over the whole order, to the bit.
+    # result must be that of one call over the whole order, to the bit.  With L1 the
+    # cumulative penalty rides in scalars[5] from one call to the next.
     rng = np.random.default_rng(6)
     data = random_data(rng, n_seq=90, K=6, A=120, max_len=9, max_feats=7)
     layout = StateLayout.build(data, 60)
@@ -294,17 +302,20 @@ def test_an_epoch_in_slices_equals_one_pass():
     K = data.n_labels
     mask = np.ones(K * K + 2 * K)
     power = SGDSettings().power
-    sliced = _State(layout)
+    l1 = lam1 > 0
+    sliced = _State(layout, l1=l1)
     losses = run_epoch(sliced, data, order, eta0=0.2, lam=0.01, avg_start=10.0,
-                       chain_mask=mask, n_threads=1, batch_size=3, power=power)
-    whole = _State(layout)
+                       chain_mask=mask, n_threads=1, batch_size=3, power=power, lam1=lam1)
+    whole = _State(layout, l1=l1)
     status, one = sgd_engine_call(whole, data, order, eta0=0.2, lam=0.01, avg_start=10.0,
-                                  batch_size=3, power=power, chain_mask=mask, n_threads=1)
+                                  batch_size=3, power=power, chain_mask=mask, n_threads=1,
+                                  lam1=lam1)
     assert status == 0
     np.testing.assert_array_equal(losses, one)
-    for a, b in [(sliced.U, whole.U), (sliced.Uhat, whole.Uhat), (sliced.V, whole.V),
-                 (sliced.Vhat, whole.Vhat), (sliced.scalars, whole.scalars)]:
-        np.testing.assert_array_equal(a, b)
+    names = ("U", "Uhat", "V", "Vhat", "scalars") + (("qU", "qV", "l1_stamp") if l1 else ())
+    for name in names:
+        np.testing.assert_array_equal(getattr(sliced, name), getattr(whole, name))
+    assert (sliced.scalars[5] > 0) == l1
 
 
 def test_trainer_weights_start_on_a_cache_line():

@@ -42,8 +42,9 @@ cdef extern from "_l1.h":
     void fcrf_l1_fold(double* qU, Py_ssize_t nU, double* qV, Py_ssize_t nV, double* u,
                       double alpha) noexcept nogil
 
-from ._padded cimport (fcrf_padded_available, fcrf_padded_lattice, fcrf_padded_marginals,
-                       fcrf_padded_work_doubles, fcrf_path_score_strided)
+from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
+                       fcrf_padded_marginals, fcrf_padded_work_doubles,
+                       fcrf_path_score_strided)
 
 
 # --------------------------------------------------------------------------- #
@@ -749,18 +750,7 @@ def _py_sequence_marginals(
     c = _chain_bind(K, &trans[0, 0], &start[0], &end[0], buf)
     _chain_scaled(&c)
     pe = buf + _chain_doubles(K)
-    memset(pe, 0, 2 * K * S * sizeof(double))
-    for i in range(K):
-        for k in range(K):
-            pe[i * S + k] = c.E[i * K + k]
-            pe[K * S + i * S + k] = c.ET[i * K + k]
-    pc.K = K
-    pc.S = S
-    pc.start = c.start
-    pc.end = c.end
-    pc.E = pe
-    pc.ET = pe + K * S
-    pc.tmax = c.tmax
+    _padded_bind(&c, S, pe, &pc)
     w = _work_bind(pe + 2 * K * S, T, K)
     plem = pe + 2 * K * S + wd + pwd
     P = plem + T * S

@@ -43,8 +43,9 @@ from ._limits cimport MAX_SCORE
 from ._rows cimport (_check_layout, _ids, _ptr, _values, fcrf_emissions, fcrf_layout,
                      fcrf_max_abs)
 
-from ._padded cimport (fcrf_padded_available, fcrf_padded_lattice, fcrf_padded_marginals,
-                       fcrf_padded_work_doubles, fcrf_path_score_strided)
+from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
+                       fcrf_padded_marginals, fcrf_padded_work_doubles,
+                       fcrf_path_score_strided)
 
 
 # The public drivers take the model and the data as two tuples, unpacked here:
@@ -148,18 +149,7 @@ cdef int _forward_backward(
             pbuf = <double*> malloc(2 * K * R * sizeof(double))
             if pbuf == NULL:
                 raise MemoryError("fastcrf: could not allocate the padded chain constants")
-            memset(pbuf, 0, 2 * K * R * sizeof(double))
-            for i in range(K):
-                for j in range(K):
-                    pbuf[i * R + j] = c.E[i * K + j]
-                    pbuf[K * R + i * R + j] = c.ET[i * K + j]
-            pc.K = K
-            pc.S = R
-            pc.start = c.start
-            pc.end = c.end
-            pc.E = pbuf
-            pc.ET = pbuf + K * R
-            pc.tmax = c.tmax
+            _padded_bind(&c, R, pbuf, &pc)
         with nogil, parallel(num_threads=n_threads):
             # [_work_doubles] _core's scratch, [padded work] _padded.h's, then
             # [Tmax][R] emission rows, [Tmax][R] padded node marginals and log Z (the
