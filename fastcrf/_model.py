@@ -92,8 +92,8 @@ def marginals(layout, state, chain, features, n_jobs=None):
     if n_seq == 0:
         return np.zeros((features.n_tokens, K))
     status, _, _, marg, _ = forward_backward(
-        layout.kernel_args(state), chain, K, features, np.zeros(0, dtype=np.int64),
-        int(features.lengths.max()), n_jobs, marginals=True, chain_sums=False)
+        layout.kernel_args(state), chain, K, features, np.zeros(0, dtype=np.int64), n_jobs,
+        marginals=True, chain_sums=False)
     check_scores(status)
     return marg
 

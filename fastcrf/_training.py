@@ -257,14 +257,14 @@ def log_likelihood_of_flat(data, layout, state, chain, n_jobs=None):
 def _forward_pass(data, state_args, chain, n_jobs, with_gradient, out=None):
     # (log-likelihood, node marginals, per-chunk chain gradients) from one compiled pass.
     status, logz, score, marg, chunks = forward_backward(
-        state_args, chain, data.n_labels, data.features, data.labels, data.max_length,
-        n_jobs, marginals=with_gradient, chain_sums=with_gradient, out=out)
+        state_args, chain, data.n_labels, data.features, data.labels, n_jobs,
+        marginals=with_gradient, chain_sums=with_gradient, out=out)
     if status != 0:
         raise FloatingPointError("the scores of a sequence are not finite or exceed 1e150")
     return float(score.sum() - logz.sum()), marg, chunks
 
 
-def forward_backward(state_args, chain, n_labels, features, labels, max_length, n_jobs, *,
+def forward_backward(state_args, chain, n_labels, features, labels, n_jobs, *,
                      marginals, chain_sums, out=None):
     """One compiled forward-backward pass over an encoded batch (the one place that
     calls the sparse driver).
@@ -278,8 +278,6 @@ def forward_backward(state_args, chain, n_labels, features, labels, max_length, 
     features : EncodedSequences
     labels : ndarray of shape (n_tokens,) or (0,), int64
         Gold label codes (their path scores and chain counts), or empty.
-    max_length : int
-        Length of the longest sequence of ``features``.
     n_jobs : int or None
     marginals, chain_sums : bool
         Whether to compute the node marginals / the per-chunk chain gradients.
