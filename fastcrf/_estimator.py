@@ -127,7 +127,10 @@ calibration_max_trials
         for any ``n_jobs``.
     eta0 : float, optional
         Initial SGD step size; None calibrates it (``calibration_*``): the step
-        size whose trial pass over a sample lowers the objective most.
+        size whose trial pass over a sample lowers the objective most ('l2sgd',
+        as CRFsuite), or the candidate ``calibration_rate`` times larger when its
+        trial also lowered it ('asgd': the average of thousands of steps gains
+        from the larger step that a short trial does not show).
     early_stopping : bool, default=False
         Measure the dev token accuracy after every epoch / iteration, stop after
         ``n_iter_no_change`` of them without a better one, and keep the weights of

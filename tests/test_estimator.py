@@ -343,6 +343,39 @@ def test_failed_fit_keeps_the_previous_model(fitted, hmm, monkeypatch):
     assert crf.classes_ == fitted.classes_
 
 
+def _calibration(out):
+    """``({eta: objective}, eta0 used)`` from a verbose fit's calibration lines."""
+    trials, used = {}, None
+    for line in out.splitlines():
+        if line.startswith("calibration: eta="):
+            eta, objective = line.split()[1:3]
+            trials[float(eta.split("=")[1])] = (float(objective.split("=")[1]),
+                                                "too large" not in line)
+        elif line.startswith("calibration: using eta0="):
+            used = float(line.split("=")[1])
+    return trials, used
+
+
+@pytest.mark.parametrize("algorithm", ["asgd", "l2sgd"])
+def test_calibration_picks_the_documented_step(hmm, algorithm):
+    # l2sgd: the trial with the lowest sample objective (CRFsuite's rule); asgd: the
+    # candidate calibration_rate above it, which its trial must also have accepted.
+    X, y, *_ = hmm
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        CRF(algorithm=algorithm, verbose=True, random_state=0, max_iterations=1,
+            calibration_samples=100).fit(X, y)
+    trials, used = _calibration(buf.getvalue())
+    best = min(trials, key=lambda eta: trials[eta][0])
+    if algorithm == "l2sgd":
+        assert used == pytest.approx(best)
+    else:
+        above = 2.0 * best
+        assert above in trials  # the search always brackets the best from above
+        assert used == pytest.approx(above if trials[above][1] else best)
+        assert used == pytest.approx(above)  # accepted on this data
+
+
 def test_divergence_is_reported(hmm):
     X, y, *_ = hmm
     # The log-loss gradient is bounded by the feature values, so only absurd values

@@ -96,7 +96,7 @@ class _Objective:
 
 
 def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=None,
-              callback=None, log=None):
+              callback=None, log=None, init=None):
     """Train by L-BFGS (L2) or OWL-QN (L1 and elastic net): the ``fit`` of the trainer
     contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
     :class:`LBFGSSettings`.
@@ -134,6 +134,9 @@ def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=N
             iteration, info, lambda: LayoutWeights(*split(x)))
 
     x0 = np.zeros(n_state + K * K + 2 * K)
+    if init is not None:
+        x0[:n_state] = init.state
+        x0[n_state:] = init.chain
     if c1 > 0.0:
         result = minimize_owlqn(
             fun, x0, c1, num_memories=settings.num_memories, epsilon=settings.epsilon,
