@@ -48,7 +48,9 @@ def test_default_crf_entity_f1(conll2002):
     X_train, y_train, X_test, y_test = conll2002
     crf = CRF(random_state=0).fit(X_train, y_train)
     scores = chunk_scores(y_test, crf.predict(X_test))
-    assert scores.f1 >= 0.755, scores.report()
+    # Measured 0.7643 (seeds 1, 2: 0.7622, 0.7567).  The 0.770 is not reached
+    # yet; this guards what is.
+    assert scores.f1 >= 0.760, scores.report()
 
 
 def test_lbfgs_tutorial_setting_matches_crfsuite(conll2002):

@@ -227,3 +227,37 @@ def test_objective_reuses_its_buffers_without_carrying_anything_over():
         assert f == f_new
         np.testing.assert_array_equal(g, g_new)
     assert fun.buffers[2] is marg_buffer
+
+
+@pytest.mark.parametrize("c1", [0.0, 0.5])
+def test_lbfgs_starts_from_the_init_point_it_is_given(c1):
+    # fit_lbfgs(init=...) (a warm start): from the optimum of a first run, the first
+    # iterate is already at its objective, and from a point far from it the run ends
+    # at the same optimum.
+    from fastcrf._train.lbfgs import LBFGSSettings, fit_lbfgs
+
+    data, layout, chain_mask = _objective_problem(60)
+    settings = LBFGSSettings(c1=c1, c2=0.1, epsilon=1e-9, delta=0.0, max_iterations=2000)
+    seen = []
+
+    def callback(k, info, weights_fn):
+        seen.append(info["objective"])
+
+    def fit(init=None):
+        seen.clear()
+        weights, _ = fit_lbfgs(data, settings, layout=layout, chain_mask=chain_mask,
+                               callback=callback, init=init)
+        return weights, list(seen)
+
+    best, cold = fit()
+    again_best, warm = fit(best)
+    # Already optimal: it stops at once or within a few iterations, where it is.
+    assert len(warm) < min(5, len(cold))
+    assert all(f <= cold[-1] * (1 + 1e-9) for f in warm)
+    np.testing.assert_allclose(again_best.state, best.state, atol=1e-4)
+    rng = np.random.default_rng(0)
+    far = type(best)(_zero_padding(layout, rng.standard_normal(layout.size)),
+                     rng.standard_normal(len(chain_mask)))
+    _, again = fit(far)
+    assert again[0] > cold[-1] * 1.5  # it really started elsewhere
+    assert again[-1] == pytest.approx(cold[-1], rel=1e-6)
