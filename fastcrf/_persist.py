@@ -30,11 +30,11 @@ every shape and type is checked before the model is built.
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from ._atomic import atomic_file
 from ._features._encoding import AttributeVocabulary
 from ._layout import StateLayout
 from ._model import CRFModel, TrainingLog
@@ -88,20 +88,8 @@ def save_model(model, path, *, params, metadata=None):
     }
     if metadata is not None:
         arrays["metadata.json"] = metadata_json
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastcrf-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(path) as f:
+        np.savez(f, **arrays)
 
 
 def load_model(path):

@@ -1,4 +1,4 @@
-"""The ``fastcrf`` command line: train, tag, eval, info and demo.
+"""The ``fastcrf`` command line: train, tag, eval, info, demo and bench.
 
 The commands cover the CRF++ / CRFsuite workflow on CoNLL-style column files::
 
@@ -7,6 +7,7 @@ The commands cover the CRF++ / CRFsuite workflow on CoNLL-style column files::
     fastcrf eval tagged.txt                                  # conlleval's report
     fastcrf info -m model.npz                                # labels, weights, transitions
     fastcrf demo                                             # all of it, on synthetic data
+    fastcrf bench                                            # against the peers installed
 
 Flags follow CRF++ and CRFsuite where they mean the same thing: ``-t`` template,
 ``-m`` model, ``-a`` algorithm, ``-c`` CRF++'s cost ``C``, ``-f`` CRF++'s feature
@@ -542,6 +543,58 @@ def _demo(args, folder, load_conll, chunk_scores):
 # --------------------------------------------------------------------------- #
 
 
+# --------------------------------------------------------------------------- #
+# bench                                                                         #
+# --------------------------------------------------------------------------- #
+
+
+def _csv(text, what):
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise CommandError(f"{what} must list at least one item, got {text!r}")
+    return items
+
+
+def _cmd_bench(args):
+    from .bench import run_suite
+    from .bench.report import format_report, write_json, write_plot
+    from .bench.workloads import column_workload, synthetic_workload
+
+    if args.train is None and (args.template is not None or args.test is not None):
+        raise CommandError("--test and -t need --train (the column file to train on)")
+    if args.train is not None:
+        if args.template is None:
+            raise CommandError("--train needs -t: a CRF++ template file or 'chunking'")
+        workload = column_workload(args.train, args.template, args.test,
+                                   sep=_separator(args.sep), encoding=args.encoding)
+    else:
+        if args.sentences < 10:
+            raise CommandError(f"-n must be >= 10, got {args.sentences}")
+        workload = synthetic_workload(args.sentences, args.seed)
+    if args.rounds < 1:
+        raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise CommandError('--plot needs matplotlib: pip install "fastcrf[bench]"') \
+                from None
+    results = run_suite(workload, _csv(args.algorithms, "--algorithms"),
+                        _csv(args.tools, "--tools"), args.rounds,
+                        _csv(args.threads, "--threads"), timeout=args.timeout,
+                        progress=None if args.quiet else
+                        (lambda line: print(line, file=sys.stderr, flush=True)))
+    print(format_report(results), flush=True)
+    if args.json is not None:
+        write_json(results, args.json)
+    if args.plot is not None:
+        write_plot(results, args.plot)
+    failed = [k for k, e in results["summary"].items() if "fit" not in e]
+    if failed:
+        raise CommandError(f"every round of {', '.join(failed)} failed (see above)")
+    return 0
+
+
 def _jobs(parser):
     parser.add_argument("-j", "--n-jobs", type=int, default=None, metavar="N",
                         help="OpenMP threads (default: all; -2 all but one); results do "
@@ -667,6 +720,45 @@ def _build_parser():
     _jobs(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(run=_cmd_demo)
+
+    from .bench.tools import ALGORITHMS as BENCH_ALGORITHMS
+    from .bench.tools import TOOLS as BENCH_TOOLS
+
+    p = sub.add_parser(
+        "bench", help="time fastcrf against python-crfsuite and sklearn-crfsuite",
+        description="Train and tag with fastcrf and with the peers that are installed "
+                    '(pip install "fastcrf[bench]"), on the same features, each run in '
+                    "its own process, the tools alternating round after round; print "
+                    "medians, min-max and ratios against fastcrf.  The data: a built-in "
+                    "synthetic corpus (-n), or column files with a CRF++ template "
+                    "(--train, --test, -t).")
+    p.add_argument("-n", "--sentences", type=int, default=2000, metavar="N",
+                   help="sentences of the synthetic corpus, a fifth tagged (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic corpus")
+    p.add_argument("--train", metavar="FILE", help="column file to train on instead")
+    p.add_argument("--test", metavar="FILE",
+                   help="column file to tag and score (default: the last fifth of --train)")
+    p.add_argument("-t", "--template", metavar="TEMPLATE",
+                   help="CRF++ template file for --train, or a built-in name: "
+                        + ", ".join(BUILTIN_TEMPLATES))
+    p.add_argument("--sep", default=None,
+                   help="field separator of the column files (default: any whitespace)")
+    p.add_argument("--encoding", default="utf-8", help="of the column files")
+    p.add_argument("-a", "--algorithms", default="default,lbfgs", metavar="LIST",
+                   help="comma-separated, from: " + ", ".join(BENCH_ALGORITHMS)
+                        + " (default: default,lbfgs)")
+    p.add_argument("--tools", default=",".join(BENCH_TOOLS), metavar="LIST",
+                   help="comma-separated, from: " + ", ".join(BENCH_TOOLS)
+                        + " (default: all; those not installed are listed as skipped)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
+    p.add_argument("--threads", default="1,all", metavar="LIST",
+                   help="fastcrf's thread counts (default: 1,all)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds one run may take")
+    p.add_argument("--json", metavar="FILE", help="also write every round here")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw a chart (needs matplotlib)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-round lines")
+    p.set_defaults(run=_cmd_bench)
     return parser
 
 
@@ -710,7 +802,7 @@ def main(argv=None):
         except SystemExit as exc:  # --help and --version have printed and "exited"
             return exc.code if isinstance(exc.code, int) else 0
         if args.command is None:
-            return _fail("no command given: train, tag, eval, info or demo "
+            return _fail("no command given: train, tag, eval, info, demo or bench "
                          "(see 'fastcrf --help')", 2)
         return args.run(args)
     except KeyboardInterrupt:

@@ -22,7 +22,8 @@ Every row of a file must have the same number of fields; a ragged row raises a
 import gzip
 import io
 import os
-import tempfile
+
+from ._atomic import atomic_file
 
 __all__ = ["load_conll", "read_conll", "write_conll"]
 
@@ -287,20 +288,12 @@ def write_conll(target, sentences, *, sep=" ", encoding="utf-8"):
         )
     if isinstance(target, (str, bytes, os.PathLike)):
         path = os.fsdecode(os.fspath(target))
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".conll", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as raw:
-                if path.endswith(".gz"):
-                    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-                        n = _write(gz, sentences, sep, encoding, binary=True)
-                else:
-                    n = _write(raw, sentences, sep, encoding, binary=True)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_file(path, prefix=".tmp-", suffix=".conll") as raw:
+            if path.endswith(".gz"):
+                with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+                    n = _write(gz, sentences, sep, encoding, binary=True)
+            else:
+                n = _write(raw, sentences, sep, encoding, binary=True)
         return n
     if not hasattr(target, "write"):
         raise TypeError(f"target must be a path or a file object, got {type(target).__name__}")

@@ -1,0 +1,42 @@
+"""Atomic file replacement: a reader sees the old file or the whole new one."""
+
+import contextlib
+import os
+import tempfile
+
+__all__ = ["atomic_file"]
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="wb", *, prefix=".fastcrf-", suffix=".tmp", encoding=None):
+    """Open a temporary file beside ``path``; on a clean exit, fsync it and rename it
+    over ``path``; on an error (or an interrupt) delete it and leave ``path`` alone.
+
+    Parameters
+    ----------
+    path : str or path-like
+    mode : {"wb", "w"}, default="wb"
+    prefix, suffix : str
+        Of the temporary file's name (in the same folder, so the rename is atomic).
+    encoding : str, optional
+        For text mode.
+
+    Yields
+    ------
+    file object
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    path = os.fsdecode(os.fspath(path))
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": encoding})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
