@@ -560,6 +560,10 @@ def _cmd_bench(args):
     from .bench.report import format_report, write_json, write_plot
     from .bench.workloads import column_workload, synthetic_workload
 
+    if args.layers:
+        return _bench_layers(args)
+    if args.grid is not None:
+        raise CommandError("--grid goes with --layers")
     if args.train is None and (args.template is not None or args.test is not None):
         raise CommandError("--test and -t need --train (the column file to train on)")
     if args.train is not None:
@@ -579,8 +583,10 @@ def _cmd_bench(args):
         except ImportError:
             raise CommandError('--plot needs matplotlib: pip install "fastcrf[bench]"') \
                 from None
-    results = run_suite(workload, _csv(args.algorithms, "--algorithms"),
-                        _csv(args.tools, "--tools"), args.rounds,
+    from .bench.tools import TOOLS
+
+    tools = list(TOOLS) if args.tools is None else _csv(args.tools, "--tools")
+    results = run_suite(workload, _csv(args.algorithms, "--algorithms"), tools, args.rounds,
                         _csv(args.threads, "--threads"), timeout=args.timeout,
                         progress=None if args.quiet else
                         (lambda line: print(line, file=sys.stderr, flush=True)))
@@ -592,6 +598,37 @@ def _cmd_bench(args):
     failed = [k for k, e in results["summary"].items() if "fit" not in e]
     if failed:
         raise CommandError(f"every round of {', '.join(failed)} failed (see above)")
+    return 0
+
+
+def _bench_layers(args):
+    from .bench.layers import DEFAULT_GRID, LAYER_TOOLS, format_layers, parse_grid, run_layers
+    from .bench.report import write_json, write_plot_layers
+
+    if args.train is not None or args.template is not None or args.test is not None:
+        raise CommandError("--layers times the dense API and the torch layer on "
+                           "generated emissions: it takes no --train, --test or -t")
+    if args.rounds < 1:
+        raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.calls < 1:
+        raise CommandError(f"--calls must be >= 1, got {args.calls}")
+    grid = DEFAULT_GRID if args.grid is None else parse_grid(args.grid)
+    tools = list(LAYER_TOOLS) if args.tools is None else _csv(args.tools, "--tools")
+    threads = [None if t == "all" else t for t in _csv(args.threads, "--threads")]
+    for t in threads:
+        if t is not None and (not t.isdigit() or int(t) < 1):
+            raise CommandError(f"threads must be 'all' or >= 1, got {t!r}")
+    results = run_layers(grid, tools, args.rounds, threads, calls=args.calls,
+                         timeout=args.timeout,
+                         progress=None if args.quiet else
+                         (lambda line: print(line, file=sys.stderr, flush=True)))
+    print(format_layers(results), flush=True)
+    if args.json is not None:
+        write_json(results, args.json)
+    if args.plot is not None:
+        write_plot_layers(results, args.plot)
+    if any(r["error"] for rounds in results["rounds"].values() for r in rounds):
+        raise CommandError("some rounds failed (see above)")
     return 0
 
 
@@ -747,9 +784,18 @@ def _build_parser():
     p.add_argument("-a", "--algorithms", default="default,lbfgs", metavar="LIST",
                    help="comma-separated, from: " + ", ".join(BENCH_ALGORITHMS)
                         + " (default: default,lbfgs)")
-    p.add_argument("--tools", default=",".join(BENCH_TOOLS), metavar="LIST",
+    p.add_argument("--tools", default=None, metavar="LIST",
                    help="comma-separated, from: " + ", ".join(BENCH_TOOLS)
-                        + " (default: all; those not installed are listed as skipped)")
+                        + " (with --layers: fastcrf, fastcrf-torch, pytorch-crf); "
+                        "default: all, those not installed listed as skipped")
+    p.add_argument("--layers", action="store_true",
+                   help="time the dense numpy API and the torch layer against "
+                        "pytorch-crf instead (log-likelihood + gradient, decode)")
+    p.add_argument("--grid", metavar="LIST",
+                   help="with --layers: comma-separated BxTxK cells (default "
+                        "32x50x5,32x50x20,256x50x5,256x50x20,256x50x50)")
+    p.add_argument("--calls", type=int, default=5, metavar="N",
+                   help="with --layers: timed calls per cell (their median counts)")
     p.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     p.add_argument("--threads", default="1,all", metavar="LIST",
                    help="fastcrf's thread counts (default: 1,all)")

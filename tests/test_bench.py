@@ -228,3 +228,71 @@ def test_bad_command_lines_fail_with_one_line(capsys, tmp_path, argv, message):
 def test_a_missing_training_file_is_named(capsys, tmp_path):
     status, _, err = run(capsys, "bench", "--train", tmp_path / "nope.txt", "-t", "chunking")
     assert status == 1 and "no such file" in err and "nope.txt" in err
+
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def test_layers_time_every_cell_and_agree_with_the_numpy_api(tmp_path, capsys):
+    import numpy as np
+
+    from fastcrf import log_likelihood
+    from fastcrf.bench.layers import _inputs
+
+    out = tmp_path / "layers.json"
+    status, text, _ = run(capsys, "bench", "--layers", "--grid", "3x6x3,5x4x4", "--rounds",
+                          "2", "--calls", "1", "--threads", "1", "--json", out, "-q")
+    assert status == 0
+    results = json.loads(out.read_text())
+    tools = ["fastcrf"] + (["fastcrf-torch"] + (
+        ["pytorch-crf"] if importlib.util.find_spec("torchcrf") else []) if HAVE_TORCH else [])
+    assert results["meta"]["tools"] == tools
+    assert set(results["summary"]) == {f"{c}/1/{op}" for c in ("3x6x3", "5x4x4")
+                                       for op in ("ll+grad", "decode")}
+    for key, entry in results["summary"].items():
+        assert set(entry) == set(tools)
+        assert all(e["agrees"] and e["median"] > 0 for e in entry.values()), (key, entry)
+    # The reported value is the real log-likelihood of the cell's inputs.
+    em, tags, lengths, trans, start, end = _inputs(3, 6, 3)
+    ll = float(log_likelihood(em, tags, trans, start, end, lengths).sum())
+    assert results["summary"]["3x6x3/1/ll+grad"]["fastcrf"]["value"] == pytest.approx(ll)
+    assert np.isfinite(ll) and "agree" in text and "NO" not in text
+
+
+def test_layers_skip_a_peer_that_does_not_import(tmp_path):
+    (tmp_path / "torchcrf").mkdir()
+    (tmp_path / "torchcrf" / "__init__.py").write_text("raise ImportError('absent')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastcrf", "bench", "--layers", "--grid", "2x3x2", "--rounds",
+         "1", "--calls", "1", "--threads", "1", "-q"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped: pytorch-crf: not installed" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--grid", "3x4"], "--grid cells are BxTxK"),
+    (["--grid", "3x4x1"], "K >= 2"),
+    (["--calls", "0"], "--calls must be >= 1"),
+    (["-t", "chunking"], "takes no --train"),
+    (["--tools", "crfsuite"], "tools must be among"),
+])
+def test_bad_layer_command_lines_fail_with_one_line(capsys, argv, message):
+    status, _, err = run(capsys, "bench", "--layers", *argv, "-q")
+    assert status == 1 and message in err and err.count("\n") == 1
+
+
+def test_grid_needs_layers(capsys):
+    status, _, err = run(capsys, "bench", "--grid", "2x3x2", "-q")
+    assert status == 1 and "--grid goes with --layers" in err
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed")
+def test_layers_plot_is_a_png(tmp_path, capsys):
+    plot = tmp_path / "layers.png"
+    status, _, _ = run(capsys, "bench", "--layers", "--grid", "2x3x2", "--rounds", "1",
+                       "--calls", "1", "--threads", "1", "--tools", "fastcrf", "--plot",
+                       plot, "-q")
+    assert status == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,7 +13,9 @@ Modules, one job each:
 - :mod:`~fastcrf.bench.tools`: what each tool runs for each algorithm;
 - :mod:`~fastcrf.bench.worker`: one measured run in a child process;
 - :mod:`~fastcrf.bench.suite`: the rounds, and their summary;
-- :mod:`~fastcrf.bench.report`: the table, the JSON file and the plot.
+- :mod:`~fastcrf.bench.report`: the table, the JSON file and the plot;
+- :mod:`~fastcrf.bench.layers`: the dense API and the torch layer against pytorch-crf
+  (``--layers``).
 
 :func:`run_suite` is the programmatic entry point; the command line is
 ``fastcrf bench`` (:mod:`fastcrf.cli`).

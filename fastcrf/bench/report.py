@@ -6,7 +6,7 @@ from .._atomic import atomic_file
 from .suite import BUSY_SPREAD, run_key
 from .workloads import describe
 
-__all__ = ["format_report", "write_json", "write_plot"]
+__all__ = ["format_report", "write_json", "write_plot", "write_plot_layers"]
 
 
 def _seconds(stat):
@@ -117,6 +117,47 @@ def write_json(results, path):
         f.write("\n")
 
 
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError('--plot needs matplotlib: pip install "fastcrf[bench]"') from exc
+    return plt
+
+
+def write_plot_layers(results, path):
+    """A PNG chart of the layer workload: milliseconds per cell and tool (log scale),
+    one panel per op, at the largest thread count."""
+    plt = _pyplot()
+    summary = results["summary"]
+    tools = results["meta"]["tools"]
+    top = max(int(k.split("/")[1]) for k in summary) if summary else 1
+    ops = sorted({k.split("/")[2] for k in summary})
+    fig, axes = plt.subplots(1, max(1, len(ops)), figsize=(6 * max(1, len(ops)), 4.5),
+                             squeeze=False)
+    width = 0.8 / max(1, len(tools))
+    for ax, op in zip(axes[0], ops):
+        keys = [k for k in summary if k.endswith(f"/{top}/{op}")]
+        for j, tool in enumerate(tools):
+            xs = [i + (j - (len(tools) - 1) / 2) * width for i in range(len(keys))]
+            ms = [summary[k][tool]["median"] if tool in summary[k] else 0 for k in keys]
+            ax.bar(xs, ms, width, label=tool)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels([k.split("/")[0] for k in keys], fontsize=8, rotation=30)
+        ax.set_xlabel("B x T x K")
+        ax.set_ylabel("ms (median)")
+        ax.set_title(f"{op}, {top} thread(s)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_file(path, "wb", suffix=".png") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+
+
 def write_plot(results, path):
     """A PNG chart of the runs: fit seconds (log scale) and accuracy / F1.
 
@@ -125,13 +166,7 @@ def write_plot(results, path):
     ImportError
         When matplotlib is not installed (``pip install "fastcrf[bench]"``).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError('--plot needs matplotlib: pip install "fastcrf[bench]"') from exc
+    plt = _pyplot()
     summary = results["summary"]
     keys = [run_key(r) for r in results["runs"] if "fit" in summary[run_key(r)]]
     labels = [f"{summary[k]['algorithm']}: {summary[k]['tool']} {summary[k]['threads']}t"
