@@ -159,6 +159,18 @@ def load(data, eval_set="testb", train_limit=None, encoding="utf-8", synthetic=F
     return X_train, y_train, X_test, y_test
 
 
+def tutorial_testb():
+    """The tutorial features of esp.train and esp.testb from the default data folder:
+    the loader of ``fastcrf bench --features bench_conll2002:tutorial_testb`` (run in
+    ``bench/``), which times them against the peers the same way as this script."""
+    return load(DEFAULT_DATA, "testb")
+
+
+def tutorial_testa():
+    """As :func:`tutorial_testb`, scored on the development set esp.testa."""
+    return load(DEFAULT_DATA, "testa")
+
+
 def scores(gold, pred):
     """``(entity F1, token accuracy)`` in percent, by conlleval's rules."""
     from fastcrf.metrics import chunk_scores

@@ -558,15 +558,21 @@ def _csv(text, what):
 def _cmd_bench(args):
     from .bench import run_suite
     from .bench.report import format_report, write_json, write_plot
-    from .bench.workloads import column_workload, synthetic_workload
+    from .bench.workloads import column_workload, python_workload, synthetic_workload
 
     if args.layers:
         return _bench_layers(args)
     if args.grid is not None:
         raise CommandError("--grid goes with --layers")
-    if args.train is None and (args.template is not None or args.test is not None):
+    if args.features is not None:
+        if args.train is not None or args.template is not None or args.test is not None:
+            raise CommandError("--features builds the data itself: it takes no --train, "
+                               "--test or -t")
+    elif args.train is None and (args.template is not None or args.test is not None):
         raise CommandError("--test and -t need --train (the column file to train on)")
-    if args.train is not None:
+    if args.features is not None:
+        workload = python_workload(args.features)
+    elif args.train is not None:
         if args.template is None:
             raise CommandError("--train needs -t: a CRF++ template file or 'chunking'")
         workload = column_workload(args.train, args.template, args.test,
@@ -605,9 +611,10 @@ def _bench_layers(args):
     from .bench.layers import DEFAULT_GRID, LAYER_TOOLS, format_layers, parse_grid, run_layers
     from .bench.report import write_json, write_plot_layers
 
-    if args.train is not None or args.template is not None or args.test is not None:
+    if args.train is not None or args.template is not None or args.test is not None \
+            or args.features is not None:
         raise CommandError("--layers times the dense API and the torch layer on "
-                           "generated emissions: it takes no --train, --test or -t")
+                           "generated emissions: it takes no --train, --test, -t or --features")
     if args.rounds < 1:
         raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
     if args.calls < 1:
@@ -778,6 +785,10 @@ def _build_parser():
     p.add_argument("-t", "--template", metavar="TEMPLATE",
                    help="CRF++ template file for --train, or a built-in name: "
                         + ", ".join(BUILTIN_TEMPLATES))
+    p.add_argument("--features", metavar="MODULE:FUNCTION",
+                   help="the data from your own function instead: importable from the "
+                        "current folder, no arguments, returns (X_train, y_train, X_test, "
+                        "y_test) as CRF.fit takes them")
     p.add_argument("--sep", default=None,
                    help="field separator of the column files (default: any whitespace)")
     p.add_argument("--encoding", default="utf-8", help="of the column files")

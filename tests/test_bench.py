@@ -296,3 +296,28 @@ def test_layers_plot_is_a_png(tmp_path, capsys):
                        plot, "-q")
     assert status == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_features_from_a_users_function(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_features.py").write_text(
+        "from fastcrf.datasets import make_sequences\n"
+        "def load():\n"
+        "    X, y = make_sequences(50, n_labels=2, scheme='BIO', random_state=3)\n"
+        "    X = [[{'w': tok[0], 'n': 1.0} for tok in s] for s in X]  # dict tokens\n"
+        "    return X[:40], y[:40], X[40:], y[40:]\n"
+        "def bad():\n"
+        "    return [[['a']]], [['O', 'O']], [], []\n")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.json"
+    status, text, err = run(capsys, "bench", "--features", "my_features:load", "-a", "ap",
+                            "--rounds", "1", "--threads", "1", "--json", out, "-q")
+    assert status == 0, err
+    assert "features of my_features:load" in text
+    results = json.loads(out.read_text())
+    for key, rows in results["rounds"].items():
+        assert rows[0]["n_train"] == 40 and rows[0]["n_test"] == 10, key
+    status, _, err = run(capsys, "bench", "--features", "my_features:bad", "-a", "ap",
+                         "--rounds", "1", "--threads", "1", "--tools", "fastcrf", "-q")
+    assert status == 1 and "failed" in err
+    status, _, err = run(capsys, "bench", "--features", "nocolon", "-q")
+    assert status == 1 and "MODULE:FUNCTION" in err

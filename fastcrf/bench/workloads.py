@@ -8,7 +8,7 @@ sklearn-crfsuite all take as they are.
 
 import os
 
-__all__ = ["column_workload", "describe", "load", "synthetic_workload"]
+__all__ = ["column_workload", "describe", "load", "python_workload", "synthetic_workload"]
 
 #: Chunk types of the synthetic corpus (9 BIO labels).
 SYNTHETIC_TYPES = 4
@@ -74,6 +74,51 @@ def column_workload(train, template, test=None, *, sep=None, encoding="utf-8"):
             "sep": sep, "encoding": encoding}
 
 
+def python_workload(loader, path=None):
+    """The description of a corpus that a function of the user's builds: ``loader`` is
+    ``"module:function"``, importable from ``path`` (default: the current folder), and
+    the function takes no argument and returns ``(X_train, y_train, X_test, y_test)``
+    (per sentence, per token, a list of str or a dict of attribute values, as
+    :meth:`fastcrf.CRF.fit` takes them; per sentence a list of str labels).
+
+    This is how one benchmarks one's own feature extraction against the peers: the
+    function runs in every child, before the clock starts.
+
+    Parameters
+    ----------
+    loader : str
+    path : str, optional
+
+    Returns
+    -------
+    dict
+    """
+    module, sep, function = str(loader).partition(":")
+    if not sep or not module or not function.isidentifier():
+        raise ValueError(f"--features must be MODULE:FUNCTION, got {loader!r}")
+    return {"kind": "python", "loader": f"{module}:{function}",
+            "path": os.path.abspath(path or os.getcwd())}
+
+
+def _python(workload):
+    import importlib
+    import sys
+
+    if workload["path"] not in sys.path:
+        sys.path.insert(0, workload["path"])
+    module, _, function = workload["loader"].partition(":")
+    loaded = getattr(importlib.import_module(module), function)()
+    if not (isinstance(loaded, (tuple, list)) and len(loaded) == 4):
+        raise ValueError(f"{workload['loader']} must return (X_train, y_train, X_test, "
+                         f"y_test), got {type(loaded).__name__}")
+    X, y, X_test, y_test = (list(part) for part in loaded)
+    for name, a, b in (("train", X, y), ("test", X_test, y_test)):
+        if not a or len(a) != len(b) or any(len(s) != len(t) for s, t in zip(a, b)):
+            raise ValueError(f"{workload['loader']}: the {name} features and labels must "
+                             "be non-empty and of matching lengths")
+    return X, y, X_test, y_test
+
+
 def _template(spec):
     from ..templates import CHUNKING_TEMPLATE, Template
 
@@ -93,6 +138,8 @@ def load(workload):
         return _synthetic(workload["n_sentences"], workload["seed"])
     if kind == "columns":
         return _columns(workload)
+    if kind == "python":
+        return _python(workload)
     raise ValueError(f"unknown workload kind {kind!r}")
 
 
@@ -131,6 +178,8 @@ def describe(workload, n_train=None, n_train_tokens=None, n_test=None):
     if workload["kind"] == "synthetic":
         text = (f"synthetic BIO corpus ({workload['n_sentences']} sentences, "
                 f"seed {workload['seed']})")
+    elif workload["kind"] == "python":
+        text = f"features of {workload['loader']}"
     else:
         test = os.path.basename(workload["test"]) if workload["test"] else "last fifth"
         tpl = workload["template"]
