@@ -205,6 +205,31 @@ def test_busy_rounds_are_flagged():
         results["summary"] = summarise(results)
         assert results["summary"]["default/fastcrf/2t"]["busy"] is busy
         assert ("machine looks busy" in format_report(results)) is busy
+    meta["machine"]["busy_cpus_at_start"] = 1.2
+    assert "kept 1.2 of 2 CPUs busy" in format_report(results)
+    meta["machine"]["busy_cpus_at_start"] = 0.1
+    assert "CPUs busy when" not in format_report(results)
+
+
+def test_busy_cpus_are_measured_now():
+    import threading
+    import time
+
+    from fastcrf.bench.suite import _busy_cpus
+
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("needs Linux's /proc/stat")
+    stop = time.perf_counter() + 1.0
+
+    def spin():
+        while time.perf_counter() < stop:
+            pass
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    busy = _busy_cpus(0.4)
+    thread.join()
+    assert 0.5 < busy <= (os.cpu_count() or 1) + 0.01
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,6 +4,9 @@ import json
 
 from .._atomic import atomic_file
 from .suite import BUSY_SPREAD, run_key
+
+#: CPUs that other processes may keep busy at the start before the report warns.
+BUSY_CPUS = 0.3
 from .workloads import describe
 
 __all__ = ["format_report", "write_json", "write_plot", "write_plot_layers"]
@@ -60,7 +63,9 @@ def format_report(results):
     lines = [
         f"fastcrf bench: {describe(meta['workload'], **sizes)}",
         f"machine: {m.get('cpu', m['machine'])}, {m['cpus']} CPUs, Python {m['python']}"
-        + (f", load {m['load_at_start']} at start" if "load_at_start" in m else ""),
+        + (f", load average {m['load_at_start']}" if "load_at_start" in m else "")
+        + (f", {m['busy_cpus_at_start']:.1f} CPUs busy at start"
+           if "busy_cpus_at_start" in m else ""),
         f"versions: {versions}",
         f"threads: fastcrf at {' and '.join(sorted({str(e['threads']) for e in summary.values() if e['tool'] == 'fastcrf'}))}"
         f" (all = {m['fastcrf_threads']}); the peers are single-threaded",
@@ -102,10 +107,11 @@ def format_report(results):
         lines.append(f"warning: the machine looks busy: fit times of {', '.join(busy)} "
                      f"spread by more than {100 * BUSY_SPREAD:.0f}% over the rounds; "
                      "rerun on a quiet machine before quoting the ratios")
-    load = m.get("load_at_start")
-    if load is not None and m["cpus"] and load > 0.5 * m["cpus"]:
-        lines.append(f"warning: load average {load} at start on {m['cpus']} CPUs: other "
-                     "processes compete for the cores")
+    busy_cpus = m.get("busy_cpus_at_start")
+    if busy_cpus is not None and busy_cpus > BUSY_CPUS:
+        lines.append(f"warning: other processes kept {busy_cpus:.1f} of {m['cpus']} CPUs "
+                     "busy when the suite started: they compete with the tools for the "
+                     "cores")
     return "\n".join(lines)
 
 

@@ -125,7 +125,34 @@ def _machine():
         pass
     if hasattr(os, "getloadavg"):
         info["load_at_start"] = round(os.getloadavg()[0], 2)
+    busy = _busy_cpus()
+    if busy is not None:
+        info["busy_cpus_at_start"] = round(busy, 2)
     return info
+
+
+def _cpu_times():
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    values = [int(v) for v in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return sum(values), idle
+
+
+def _busy_cpus(seconds=0.5):
+    """How many CPUs other processes kept busy over ``seconds`` before the suite
+    starts (Linux; None elsewhere).  The load average lags by a minute (it still
+    counts a benchmark that just ended); this is the machine now."""
+    try:
+        total0, idle0 = _cpu_times()
+        time.sleep(seconds)
+        total1, idle1 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total1 - total0
+    if total <= 0:
+        return None
+    return (os.cpu_count() or 1) * (1.0 - (idle1 - idle0) / total)
 
 
 def run_suite(workload, algorithms=("default", "lbfgs"), tools=tuple(TOOLS), rounds=3,
