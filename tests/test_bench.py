@@ -346,3 +346,17 @@ def test_features_from_a_users_function(tmp_path, monkeypatch, capsys):
     assert status == 1 and "failed" in err
     status, _, err = run(capsys, "bench", "--features", "nocolon", "-q")
     assert status == 1 and "MODULE:FUNCTION" in err
+
+
+def test_children_import_the_fastcrf_this_process_runs(tmp_path, monkeypatch, capsys):
+    # From a folder holding another `fastcrf` (a source checkout without its compiled
+    # extensions, say), `python -m` in the children would import that one.
+    (tmp_path / "fastcrf").mkdir()
+    (tmp_path / "fastcrf" / "__init__.py").write_text("raise ImportError('not this one')\n")
+    monkeypatch.chdir(tmp_path)
+    status, text, err = run(capsys, "bench", "-n", "30", "-a", "ap", "--rounds", "1",
+                            "--threads", "1", "--tools", "fastcrf", "-q")
+    assert status == 0, err
+    status, _, err = run(capsys, "bench", "--layers", "--grid", "2x3x2", "--rounds", "1",
+                         "--calls", "1", "--threads", "1", "--tools", "fastcrf", "-q")
+    assert status == 0, err

@@ -181,7 +181,7 @@ def run_layers(grid=DEFAULT_GRID, tools=tuple(LAYER_TOOLS), rounds=3, threads=(1
         ``ratio`` (ms over fastcrf's) and ``agrees`` (its answer matches fastcrf's).
     """
     from .._parallel import effective_n_threads
-    from .suite import _machine
+    from .suite import _machine, child_cwd
 
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be an int >= 1, got {rounds!r}")
@@ -202,7 +202,8 @@ def run_layers(grid=DEFAULT_GRID, tools=tuple(LAYER_TOOLS), rounds=3, threads=(1
             cmd = [sys.executable, "-m", "fastcrf.bench.layers",
                    json.dumps({**spec, "tool": tool})]
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                      cwd=child_cwd())
                 ok = proc.returncode == 0 and proc.stdout.strip()
                 rows = json.loads(proc.stdout.strip().splitlines()[-1]) if ok else None
                 err = None if ok else (proc.stderr.strip().splitlines() or ["failed"])[-1]

@@ -98,10 +98,22 @@ def run_key(run):
     return f"{run['algorithm']}/{run['tool']}/{run['threads']}t"
 
 
+def child_cwd():
+    """The folder the children run in: the one that holds the fastcrf package this
+    process imported.  ``python -m`` puts its working folder first on ``sys.path``, so
+    from a source checkout (say) a child would otherwise import the uncompiled
+    ``fastcrf`` there instead of the installed one.  Every path a child reads is
+    absolute, so nothing else depends on the folder."""
+    import fastcrf
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(fastcrf.__file__)))
+
+
 def _run_child(spec, timeout):
     cmd = [sys.executable, "-m", "fastcrf.bench.worker", json.dumps(spec)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              cwd=child_cwd())
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
     lines = proc.stdout.strip().splitlines()
