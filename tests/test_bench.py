@@ -137,7 +137,8 @@ def test_peers_that_do_not_import_are_listed_as_skipped(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "fastcrf", "bench", "-n", "40", "--rounds", "1", "-a",
          "ap", "--threads", "1", "--json", str(out), "-q"],
-        capture_output=True, text=True, env=env)
+        capture_output=True, text=True, env=env,
+        cwd=tmp_path)  # not the source checkout: its fastcrf is not compiled
     assert proc.returncode == 0, proc.stderr
     assert "skipped: python-crfsuite: not installed" in proc.stdout
     assert "skipped: sklearn-crfsuite: not installed" in proc.stdout
@@ -291,7 +292,8 @@ def test_layers_skip_a_peer_that_does_not_import(tmp_path):
         [str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     proc = subprocess.run(
         [sys.executable, "-m", "fastcrf", "bench", "--layers", "--grid", "2x3x2", "--rounds",
-         "1", "--calls", "1", "--threads", "1", "-q"], capture_output=True, text=True, env=env)
+         "1", "--calls", "1", "--threads", "1", "-q"], capture_output=True, text=True, env=env,
+        cwd=tmp_path)  # not the source checkout: its fastcrf is not compiled
     assert proc.returncode == 0, proc.stderr
     assert "skipped: pytorch-crf: not installed" in proc.stdout
 
