@@ -5,17 +5,13 @@ layout, run the trainer of the registry, keep the resulting model); the fitted m
 and its prediction methods are :class:`fastcrf._model.CRFModel`.
 """
 
-import time
 from operator import attrgetter, methodcaller
 
 from ._base import ParamsMixin
-from ._layout import StateLayout
+from ._fit import fit_model
 from ._model import CRFModel, TrainingLog, model_of_old_pickle  # noqa: F401 (pickled name)
-from ._params import as_generator, for_data, resolve
 from ._persist import load_model, save_model
 from ._train import TRAINERS
-from ._train.progress import Progress, encode_dev, hold_out
-from ._training import chain_mask, encode_training
 
 #: The implemented ``algorithm`` values.
 ALGORITHMS = tuple(TRAINERS)
@@ -223,37 +219,12 @@ calibration_max_trials
         FloatingPointError
             When the weights diverge (SGD step size too large for the features).
         """
-        p = resolve(self.get_params())
-        if (X_dev is None) != (y_dev is None):
-            raise ValueError("X_dev and y_dev must be given together")
-        rng = as_generator(p["random_state"])
-        if p["early_stopping"] and X_dev is None:
-            X, y, X_dev, y_dev = hold_out(X, y, p["validation_fraction"], rng)
-        started = time.perf_counter()
-        vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"])
-        p, note = for_data(self.get_params(), p, data.n_sequences)
-        dev = None if X_dev is None else encode_dev(X_dev, y_dev, vocabulary, classes,
-                                                    p["n_jobs"])
-        states = p["all_possible_states"]
-        layout = StateLayout.for_training(data, None if states is None else bool(states),
-                                          counts=vocabulary.counts)
-        progress = Progress(p["algorithm"], layout, dev, verbose=p["verbose"],
-                            n_jobs=p["n_jobs"], started=started,
-                            n_iter_no_change=p["n_iter_no_change"] if p["early_stopping"]
-                            else None)
-        progress.announce(data, note)
-        trainer = TRAINERS[p["algorithm"]]
-        weights, n_iter = trainer.fit(
-            data, trainer.Settings.from_params(p), layout=layout,
-            chain_mask=chain_mask(data, p["all_possible_transitions"]), random_state=rng,
-            n_jobs=p["n_jobs"], callback=progress.callback, log=progress.message)
-        weights = progress.best_weights or weights
+        model = fit_model(self.get_params(), X, y, X_dev, y_dev)
         # Everything is computed: only now replace the previous fit, so an error or an
         # interrupt above leaves the estimator as it was.
-        self._model = CRFModel(classes, vocabulary, layout, weights.state, weights.chain,
-                               training_log=progress.log, n_iter=n_iter)
-        if p["model_filename"] is not None:
-            self.save(p["model_filename"])
+        self._model = model
+        if self.model_filename is not None:
+            self.save(self.model_filename)
         return self
 
     # ------------------------------------------------------------------ #
@@ -365,12 +336,13 @@ calibration_max_trials
     # Persistence                                                          #
     # ------------------------------------------------------------------ #
 
-    def save(self, path, metadata=None):
+    def save(self, path, metadata=None, format="fastcrf"):
         """Write the fitted model to ``path`` (atomically; no pickle inside).
 
-        The file is a numpy ``.npz`` archive of the weight arrays plus a JSON
-        header (format version, labels, attributes, parameters).  Load it with
-        :meth:`CRF.load`.
+        The default file is a numpy ``.npz`` archive of the weight arrays plus a
+        JSON header (format version, labels, attributes, parameters); with
+        ``format="crfsuite"`` it is CRFsuite's binary model file, which
+        python-crfsuite's and CRFsuite's taggers open.  :meth:`CRF.load` reads both.
 
         Parameters
         ----------
@@ -379,19 +351,29 @@ calibration_max_trials
             Anything JSON can hold, stored beside the weights and returned by
             :meth:`CRF.load` as ``metadata_`` (``fastcrf train`` keeps its feature
             template there, so ``fastcrf tag`` can extract the same features).
+            Only in fastcrf's format.
+        format : {'fastcrf', 'crfsuite'}, default='fastcrf'
+            A CRFsuite file has no start/end scores: a model whose are not all 0
+            (what ``fit`` learns) is refused; train with
+            :class:`fastcrf.pycrfsuite.Trainer` for a model CRFsuite can hold.
 
         Raises
         ------
         TypeError
             For ``metadata`` that is not a JSON-serialisable dict.
+        ValueError
+            For an unknown ``format``, or a model that the CRFsuite format cannot
+            hold.
         """
-        save_model(self._fitted_model(), path, params=self.get_params(), metadata=metadata)
+        save_model(self._fitted_model(), path, params=self.get_params(), metadata=metadata,
+                   format=format)
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`.
+        """Read a model written by :meth:`save`, or a CRFsuite model file.
 
-        Loading never executes code from the file.
+        The format is told by the file's contents, not its name.  Loading never
+        executes code from the file.
 
         Parameters
         ----------
@@ -406,8 +388,8 @@ calibration_max_trials
         Raises
         ------
         ValueError
-            For a file that is not a fastcrf model, is truncated or corrupted, or
-            has an unsupported format version.
+            For a file that is neither a fastcrf nor a CRFsuite model, is truncated
+            or corrupted, or has an unsupported format version.
         """
         model, params = load_model(path)
         valid = set(cls._get_param_names())

@@ -233,7 +233,7 @@ def for_data(params, resolved, n_sequences):
     if params["algorithm"] is not None:
         warnings.warn(f"{reason}: the model may be poor; algorithm='lbfgs' (or the "
                       "default algorithm=None, which picks it for such data) reaches "
-                      "the optimum of the same objective", UserWarning, stacklevel=3)
+                      "the optimum of the same objective", UserWarning, stacklevel=4)
         return resolved, None
     lbfgs = resolve(dict(params, algorithm="lbfgs", c1=resolved["c1"], c2=resolved["c2"]))
     return lbfgs, f"fastcrf: {reason}; training with algorithm='lbfgs' instead"

@@ -19,6 +19,10 @@ Layout (format version 2)::
     transitions         float64 (n_labels, n_labels)
     start, end          float64 (n_labels,)
 
+CRFsuite's binary model files (``.crfsuite``, fastcrf._crfsuite_format) are read and
+written too: :func:`load_model` tells the two formats apart by their first bytes,
+never by the file name.
+
 Version 1 files (fastcrf 0.1) hold one dense ``state`` (n_attributes, n_labels) array
 instead of the four state arrays; they are still read.
 
@@ -28,12 +32,14 @@ target, so a reader never sees a half-written model.  Loading uses
 every shape and type is checked before the model is built.
 """
 
+import io
 import json
 import os
 import zipfile
 
 import numpy as np
 
+from . import _crfsuite_format
 from ._atomic import atomic_file
 from ._features._encoding import AttributeVocabulary
 from ._layout import StateLayout
@@ -41,6 +47,8 @@ from ._model import CRFModel, TrainingLog
 from ._version import __version__
 
 FORMAT = "fastcrf-crf"
+#: The ``format`` values of :func:`save_model`.
+FORMATS = ("fastcrf", "crfsuite")
 FORMAT_VERSION = 2
 _READS = (1, 2)
 _CHAIN = ("transitions", "start", "end")
@@ -51,13 +59,26 @@ def _json_bytes(obj):
     return np.frombuffer(json.dumps(obj, allow_nan=True).encode("utf-8"), dtype=np.uint8)
 
 
-def save_model(model, path, *, params, metadata=None):
+def save_model(model, path, *, params, metadata=None, format="fastcrf"):
     """Write ``model`` (a :class:`fastcrf._model.CRFModel`) to ``path`` atomically.
 
     ``params``: the estimator's parameters, kept in the header (values JSON cannot
-    hold are stored as None); ``metadata``: a JSON-serialisable dict or None.
+    hold are stored as None); ``metadata``: a JSON-serialisable dict or None;
+    ``format``: 'fastcrf' (this module's) or 'crfsuite' (CRFsuite's binary format,
+    which holds neither parameters nor metadata).
     """
     path = os.fspath(path)
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}; got "
+                         f"{format!r}")
+    if format == "crfsuite":
+        if metadata is not None:
+            raise ValueError("a CRFsuite model file has no place for metadata; save in "
+                             "format='fastcrf' to keep it")
+        data = _crfsuite_format.write_model(model)
+        with atomic_file(path) as f:
+            f.write(data)
+        return
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
@@ -93,18 +114,39 @@ def save_model(model, path, *, params, metadata=None):
 
 
 def load_model(path):
-    """Read a model written by :func:`save_model`; see the module docstring.
+    """Read a model file of either format (see the module docstring).
 
     Returns
     -------
     model : CRFModel
         With the file's metadata (an empty dict when it has none).
     params : dict
-        The estimator parameters the header holds.
+        The estimator parameters the header holds (empty for a CRFsuite file).
     """
     path = os.fspath(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+        if _crfsuite_format.is_crfsuite(magic):
+            return _crfsuite_format.read_model(magic + f.read(), repr(path)), {}
+    return _load_npz(path, path)
+
+
+def load_model_bytes(data, name="the model"):
+    """As :func:`load_model`, from a model file's contents ``data`` (bytes);
+    ``name`` is what error messages call it."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a model's contents must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if _crfsuite_format.is_crfsuite(data):
+        return _crfsuite_format.read_model(data, name), {}
+    return _load_npz(io.BytesIO(data), name)
+
+
+def _load_npz(source, path):
+    """:func:`load_model` of a fastcrf file: ``source`` a path or a binary file
+    object, ``path`` its name in messages."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with np.load(source, allow_pickle=False) as archive:
             names = set(archive.files)
             missing = {"header.json", "attributes.json", *_CHAIN} - names
             if missing:

@@ -1,0 +1,187 @@
+"""CQDB, the constant string <-> id dictionary inside CRFsuite model files.
+
+A CRFsuite model stores its labels and its attributes in one CQDB chunk each
+(Okazaki's "Constant Quark Database").  Layout, all integers little-endian uint32,
+offsets relative to the start of the chunk::
+
+    header      "CQDB", size (of the chunk), flag, byte-order mark 0x62445371,
+                bwd_size (entries of the backward array), bwd_offset
+    table refs  256 x (offset, n_buckets): the hash table of each ``hash % 256``
+    records     per string: id (int32), key size (with its NUL), key bytes, NUL
+    tables      per table: n_buckets x (hash, record offset); open addressing from
+                bucket ``(hash >> 8) % n_buckets``, an offset of 0 marks a free one
+    backward    bwd_size x record offset: id -> string
+
+The hash is Bob Jenkins' lookup3 ``hashlittle`` of the key and its NUL, seed 0.
+:func:`read_strings` reads a chunk through its backward array and checks every
+offset against the chunk; :func:`write_strings` writes one that CRFsuite's own reader
+(``cqdb_to_id``) can search.
+"""
+
+import struct
+
+import numpy as np
+
+MAGIC = b"CQDB"
+BYTEORDER = 0x62445371
+N_TABLES = 256
+HEADER_SIZE = 24
+DATA_OFFSET = HEADER_SIZE + 8 * N_TABLES
+
+
+def _rot(x, k):
+    return (x << np.uint32(k)) | (x >> np.uint32(32 - k))
+
+
+def _mix(a, b, c):
+    a -= c; a ^= _rot(c, 4); c += b  # noqa: E702 (lookup3's mix, one line per step)
+    b -= a; b ^= _rot(a, 6); a += c  # noqa: E702
+    c -= b; c ^= _rot(b, 8); b += a  # noqa: E702
+    a -= c; a ^= _rot(c, 16); c += b  # noqa: E702
+    b -= a; b ^= _rot(a, 19); a += c  # noqa: E702
+    c -= b; c ^= _rot(b, 4); b += a  # noqa: E702
+    return a, b, c
+
+
+def _final(a, b, c):
+    c ^= b; c -= _rot(b, 14)  # noqa: E702
+    a ^= c; a -= _rot(c, 11)  # noqa: E702
+    b ^= a; b -= _rot(a, 25)  # noqa: E702
+    c ^= b; c -= _rot(b, 16)  # noqa: E702
+    a ^= c; a -= _rot(c, 4)  # noqa: E702
+    b ^= a; b -= _rot(a, 14)  # noqa: E702
+    c ^= b; c -= _rot(b, 24)  # noqa: E702
+    return c
+
+
+def hashlittle(keys):
+    """lookup3's ``hashlittle(key, len(key), 0)`` of every key: ndarray of uint32.
+
+    Vectorised over keys of the same number of 12-byte blocks: a key is zero-padded
+    to whole blocks, which adds nothing to the tail words (lookup3 adds the tail's
+    bytes only), so every key of a group takes the same steps.
+
+    Parameters
+    ----------
+    keys : list of bytes
+        Each at least one byte long (CQDB hashes a key with its NUL).
+    """
+    lengths = np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys))
+    out = np.zeros(len(keys), dtype=np.uint32)
+    if len(keys) == 0:
+        return out
+    if lengths.min() < 1:
+        raise ValueError("hashlittle: a CQDB key is never empty (it ends with NUL)")
+    blocks = (lengths + 11) // 12
+    with np.errstate(over="ignore"):
+        for n_blocks in np.unique(blocks).tolist():
+            members = np.flatnonzero(blocks == n_blocks)
+            width = 12 * n_blocks
+            buf = b"".join(keys[i].ljust(width, b"\0") for i in members.tolist())
+            words = np.frombuffer(buf, dtype="<u4").reshape(len(members), 3 * n_blocks)
+            a = (np.uint32(0xDEADBEEF) + lengths[members].astype(np.uint32))
+            b, c = a.copy(), a.copy()
+            for block in range(n_blocks):
+                a = a + words[:, 3 * block]
+                b = b + words[:, 3 * block + 1]
+                c = c + words[:, 3 * block + 2]
+                if block < n_blocks - 1:
+                    a, b, c = _mix(a, b, c)
+            out[members] = _final(a, b, c)
+    return out
+
+
+def write_strings(strings, what):
+    """The CQDB chunk of ``strings`` (string ``i`` gets id ``i``): bytes.
+
+    Raises
+    ------
+    ValueError
+        For a string holding a NUL (CRFsuite ends keys at the first one), naming
+        ``what``.
+    """
+    keys = []
+    for i, s in enumerate(strings):
+        key = s.encode("utf-8", "surrogateescape")
+        if b"\0" in key:
+            raise ValueError(f"{what} {s!r} holds a NUL character, which a CRFsuite model "
+                             "file cannot store")
+        keys.append(key + b"\0")
+    n = len(keys)
+    records = []
+    offsets = np.zeros(n, dtype=np.int64)
+    cur = DATA_OFFSET
+    for i, key in enumerate(keys):
+        offsets[i] = cur
+        records.append(struct.pack("<iI", i, len(key)) + key)
+        cur += 8 + len(key)
+    hashes = hashlittle(keys)
+    table_of = hashes % N_TABLES
+    counts = np.bincount(table_of, minlength=N_TABLES) if n else np.zeros(N_TABLES, int)
+    refs, tables = [], []
+    for t in range(N_TABLES):
+        size = 2 * int(counts[t])
+        if size == 0:
+            refs.append((0, 0))
+            continue
+        buckets = np.zeros((size, 2), dtype="<u4")
+        for i in np.flatnonzero(table_of == t).tolist():
+            k = int(hashes[i] >> 8) % size
+            while buckets[k, 1] != 0:
+                k = (k + 1) % size
+            buckets[k] = (hashes[i], offsets[i])
+        refs.append((cur, size))
+        tables.append(buckets.tobytes())
+        cur += 8 * size
+    bwd_offset = cur if n else 0
+    size = cur + 4 * n
+    if size >= 2 ** 32:
+        raise ValueError(f"the {what}s take more than 4 GiB, more than a CRFsuite model "
+                         "file can address")
+    header = MAGIC + struct.pack("<5I", size, 0, BYTEORDER, n, bwd_offset)
+    table_refs = np.asarray(refs, dtype="<u4").tobytes()
+    return b"".join([header, table_refs, *records, *tables,
+                     offsets.astype("<u4").tobytes()])
+
+
+def read_strings(buf, begin, n, what):
+    """The ``n`` strings (ids ``0 .. n-1``) of the CQDB chunk at ``buf[begin:]``.
+
+    Every offset is checked against the chunk; a key that is not UTF-8 is decoded
+    with ``surrogateescape`` (so it round-trips to the same bytes).
+
+    Raises
+    ------
+    ValueError
+        For a chunk that is truncated, inconsistent or not a CQDB, naming ``what``.
+    """
+    def bad(why):
+        return ValueError(f"the {what} dictionary is corrupted: {why}")
+
+    if begin < 0 or begin + DATA_OFFSET > len(buf):
+        raise bad("it lies outside the file")
+    if buf[begin:begin + 4] != MAGIC:
+        raise bad("no CQDB chunk at its offset")
+    size, _flag, order, bwd_size, bwd_offset = struct.unpack_from("<5I", buf, begin + 4)
+    if order != BYTEORDER:
+        raise bad(f"byte-order mark {order:#x}")
+    if begin + size > len(buf) or size < DATA_OFFSET:
+        raise bad(f"its size ({size} bytes) runs past the end of the file")
+    if n == 0:
+        return []
+    if bwd_offset == 0 or bwd_size < n or bwd_offset + 4 * n > size:
+        raise bad(f"its id -> string array cannot hold {n} entries")
+    chunk = memoryview(buf)[begin:begin + size]
+    record_offsets = np.frombuffer(chunk, dtype="<u4", count=n, offset=bwd_offset)
+    strings = []
+    for i, off in enumerate(record_offsets.tolist()):
+        if off < DATA_OFFSET or off + 8 > size:
+            raise bad(f"entry {i} points outside the chunk")
+        rid, ksize = struct.unpack_from("<iI", chunk, off)
+        if rid != i:
+            raise bad(f"entry {i} holds id {rid}")
+        if ksize < 1 or off + 8 + ksize > size or chunk[off + 7 + ksize] != 0:
+            raise bad(f"entry {i} has a key that runs past the chunk or lacks its NUL")
+        key = bytes(chunk[off + 8:off + 7 + ksize]).split(b"\0", 1)[0]
+        strings.append(key.decode("utf-8", "surrogateescape"))
+    return strings
