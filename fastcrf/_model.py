@@ -98,6 +98,19 @@ def marginals(layout, state, chain, features, n_jobs=None):
     return marg
 
 
+def log_probabilities(layout, state, chain, features, codes, n_jobs=None):
+    """``log P(y | x)`` of every sequence of an encoded batch and its label codes
+    ``codes`` (n_tokens,): ndarray (n_sequences,) float64."""
+    if features.n_sequences == 0:
+        return np.zeros(0)
+    status, logz, score, _, _ = forward_backward(
+        layout.kernel_args(state), chain, layout.n_labels, features,
+        np.ascontiguousarray(codes, dtype=np.int64), n_jobs, marginals=False,
+        chain_sums=False)
+    check_scores(status)
+    return score - logz
+
+
 class CRFModel:
     """A fitted linear-chain CRF, independent of the estimator that trained it.
 
@@ -187,6 +200,12 @@ class CRFModel:
     def marginals(self, features, n_jobs=None):
         """Label marginals of every token of ``features``: ndarray (n_tokens, K)."""
         return marginals(self.layout, self.state, self.chain, features, n_jobs)
+
+    def log_probability(self, features, codes, n_jobs=None):
+        """``log P(y | x)`` of every sequence of ``features`` labelled ``codes``
+        (label codes, one per token): ndarray (n_sequences,)."""
+        return log_probabilities(self.layout, self.state, self.chain, features, codes,
+                                 n_jobs)
 
     def predict(self, X, n_jobs=None):
         """Most likely label sequence of every sequence of ``X``: list of lists of str."""

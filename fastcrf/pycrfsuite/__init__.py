@@ -1,0 +1,49 @@
+"""python-crfsuite's API over fastcrf's engine.
+
+Replace ``import pycrfsuite`` with ``from fastcrf import pycrfsuite``; the rest of a
+script runs unchanged::
+
+    from fastcrf import pycrfsuite
+
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for xseq, yseq in zip(X_train, y_train):
+        trainer.append(xseq, yseq)
+    trainer.select("lbfgs")
+    trainer.set_params({"c1": 0.1, "c2": 0.01, "max_iterations": 100})
+    trainer.train("model.crfsuite")
+
+    tagger = pycrfsuite.Tagger()
+    tagger.open("model.crfsuite")
+    tagger.tag(xseq)
+
+- :class:`Trainer` / :class:`BaseTrainer`: ``append``, ``select``, CRFsuite's
+  parameter names (``set``/``get``/``set_params``/``get_params``/``params``/``help``),
+  ``train(model, holdout)`` with CRFsuite's log (``message``, the ``on_*`` hooks,
+  ``logparser``).  Models are trained by fastcrf ('lbfgs', 'l2sgd', 'ap', 'pa'),
+  without start/end scores as in CRFsuite, and written in CRFsuite's file format:
+  python-crfsuite's ``Tagger`` opens them.
+- :class:`Tagger`: ``open``/``open_inmemory`` (CRFsuite files, python-crfsuite's
+  included, and fastcrf files), ``set``, ``tag``, ``probability``, ``marginal``,
+  ``labels``, ``info``, ``dump``, ``close``; usable as a context manager.
+- :class:`ItemSequence`: items flattened once, for reuse.
+
+Where fastcrf differs: CRFsuite's ``feature.minfreq`` drops rare (attribute, label)
+features, fastcrf's rare attributes; a parameter value that is not a number is a
+``ValueError`` (CRFsuite reads it as 0); 'arow' is not implemented; training uses
+all cores (``n_jobs``) and fastcrf's own optimisers, so weights differ from
+CRFsuite's within the optimisers' tolerance.
+"""
+
+from ._items import ItemSequence
+from ._log import LabelScore, TrainLogParser
+from ._tagger import ParsedDump, Tagger
+from ._trainer import BaseTrainer, Trainer
+
+
+class CRFSuiteError(Exception):
+    """python-crfsuite's error of a failed CRFsuite call (fastcrf raises ValueError
+    or TypeError instead; the class exists for code that catches it)."""
+
+
+__all__ = ["BaseTrainer", "CRFSuiteError", "ItemSequence", "LabelScore", "ParsedDump",
+           "Tagger", "TrainLogParser", "Trainer"]
