@@ -189,8 +189,9 @@ def _load_model(path):
     # real problem.  (A truncated archive still starts with the magic: CRF.load
     # reports it as truncated.)
     with open(path, "rb") as f:
-        if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
-            raise CommandError(f"{path}: not a fastcrf model file (not an .npz archive)")
+        if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06", b"lCRF"):
+            raise CommandError(f"{path}: neither a fastcrf model file (an .npz archive) "
+                               "nor a CRFsuite one")
     return CRF.load(path)
 
 
