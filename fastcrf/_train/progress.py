@@ -119,8 +119,10 @@ class Progress:
     def callback(self, epoch, info, weights_fn):
         """Log one epoch / iteration (see the trainer contract); stops training only
         under early stopping."""
-        entry = {"num": epoch, "loss": info["loss"], "objective": info["objective"],
-                 "feature_norm": info["weight_norm"],
+        # Plain Python numbers, as sklearn-crfsuite's log gives (not numpy scalars).
+        entry = {"num": epoch, "loss": float(info["loss"]),
+                 "objective": float(info["objective"]),
+                 "feature_norm": float(info["weight_norm"]),
                  "time": time.perf_counter() - self.started}
         if "active_features" in info:
             entry["active_features"] = info["active_features"]
