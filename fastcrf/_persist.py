@@ -36,6 +36,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -167,7 +168,11 @@ def _load_npz(source, path):
                 if not isinstance(metadata, dict):
                     raise ValueError(f"{path!r} is not a readable fastcrf model file: its "
                                      "metadata is not a JSON object")
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
+    # What the zip and .npy readers raise on a damaged file (found by fuzzing:
+    # an unsupported zip version is NotImplementedError, an encrypted member
+    # RuntimeError, a bad deflate stream zlib.error).
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, NotImplementedError,
+            RuntimeError, zlib.error, OverflowError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise ValueError(f"{path!r} is not a readable fastcrf model file: truncated or "
