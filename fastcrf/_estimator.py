@@ -5,6 +5,7 @@ layout, run the trainer of the registry, keep the resulting model); the fitted m
 and its prediction methods are :class:`fastcrf._model.CRFModel`.
 """
 
+import inspect
 from operator import attrgetter, methodcaller
 
 from ._base import ParamsMixin
@@ -24,6 +25,35 @@ class NotFittedError(ValueError, AttributeError):
 def _fitted(get, doc):
     """A read-only fitted attribute: ``get(model)`` of the fitted :class:`CRFModel`."""
     return property(lambda self: get(self._fitted_model()), doc=doc)
+
+
+def _wants_model(callback):
+    """Whether ``callback`` takes a second positional argument (the current model)."""
+    try:
+        parameters = list(inspect.signature(callback).parameters.values())
+    except (TypeError, ValueError):   # some builtins have no signature
+        return False
+    positional = [p for p in parameters
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return (len(positional) >= 2
+            or any(p.kind == p.VAR_POSITIONAL for p in parameters))
+
+
+def _user_hook(crf, callback):
+    """Adapt the user's ``fit(callback=...)`` to :func:`fit_model`'s ``on_iteration``."""
+    if not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    params = crf.get_params()
+    if not _wants_model(callback):
+        return lambda entry, model_fn: callback(entry)
+
+    def hook(entry, model_fn):
+        # A fresh estimator with the same parameters, so the user's copy can be kept,
+        # saved or used while training goes on.
+        snapshot = type(crf)(**params)
+        snapshot._model = model_fn()
+        return callback(entry, snapshot)
+    return hook
 
 
 class CRF(ParamsMixin):
@@ -195,7 +225,7 @@ calibration_max_trials
     # Fitting                                                              #
     # ------------------------------------------------------------------ #
 
-    def fit(self, X, y, X_dev=None, y_dev=None):
+    def fit(self, X, y, X_dev=None, y_dev=None, *, callback=None):
         """Train the CRF.
 
         Parameters
@@ -207,6 +237,17 @@ calibration_max_trials
             A development set whose token accuracy is reported every epoch
             (``verbose`` and ``training_log_``); it changes the training only under
             ``early_stopping``.
+        callback : callable, optional
+            Called after every epoch / iteration as ``callback(info)``, or as
+            ``callback(info, model)`` when it takes a second positional parameter.
+            ``info`` is that iteration's :attr:`training_log_` entry (a new dict of
+            plain Python numbers: ``num``, ``loss``, ``objective``,
+            ``feature_norm``, ``time``, and ``dev_accuracy`` with a dev set);
+            ``model`` is a fitted :class:`CRF` holding the weights the model would
+            have if training stopped now (averaged, for the averaging trainers), to
+            score it on data of your own.  A true return value stops the training
+            there and keeps a usable model; an exception raised by the callback
+            leaves the estimator as it was before ``fit``.
 
         Returns
         -------
@@ -219,7 +260,8 @@ calibration_max_trials
         FloatingPointError
             When the weights diverge (SGD step size too large for the features).
         """
-        model = fit_model(self.get_params(), X, y, X_dev, y_dev)
+        on_iteration = None if callback is None else _user_hook(self, callback)
+        model = fit_model(self.get_params(), X, y, X_dev, y_dev, on_iteration=on_iteration)
         # Everything is computed: only now replace the previous fit, so an error or an
         # interrupt above leaves the estimator as it was.
         self._model = model

@@ -17,7 +17,8 @@ from ._train.progress import Progress, encode_dev, hold_out
 from ._training import chain_mask, encode_training
 
 
-def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None):
+def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None,
+              on_iteration=None):
     """Train a CRF with the estimator parameters ``params``.
 
     Parameters
@@ -34,6 +35,11 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None)
         classes)`` once the data are encoded, then ``listener.iteration(epoch, info,
         weights_fn, layout)`` after each epoch / iteration (returning True stops the
         training, like the trainer's own callback).
+    on_iteration : callable, optional
+        ``on_iteration(entry, model_fn)`` after each epoch / iteration, once the
+        entry is logged: ``entry`` is a copy of the training log's entry (plain
+        Python numbers) and ``model_fn()`` builds a :class:`CRFModel` of the weights
+        the model would have now.  A true return value stops the training.
 
     Returns
     -------
@@ -61,13 +67,21 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None)
                         n_iter_no_change=p["n_iter_no_change"] if p["early_stopping"]
                         else None)
     progress.announce(data, note)
-    callback = progress.callback
     if listener is not None:
         listener.prepared(data, layout, mask, vocabulary, classes)
 
-        def callback(epoch, info, weights_fn):
-            stop = progress.callback(epoch, info, weights_fn)
-            return listener.iteration(epoch, info, weights_fn, layout) or stop
+    def callback(epoch, info, weights_fn):
+        stop = progress.callback(epoch, info, weights_fn)
+        if listener is not None:
+            stop = listener.iteration(epoch, info, weights_fn, layout) or stop
+        if on_iteration is not None:
+            def model_fn():
+                w = weights_fn()
+                return CRFModel(classes, vocabulary, layout, w.state, w.chain,
+                                training_log=progress.log.copy(), n_iter=epoch)
+            # Every hook runs (bool(), not `or`), each seeing the same epoch.
+            stop = bool(on_iteration(dict(progress.log.iterations[-1]), model_fn)) or stop
+        return stop
 
     trainer = TRAINERS[p["algorithm"]]
     weights, n_iter = trainer.fit(

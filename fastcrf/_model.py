@@ -44,6 +44,13 @@ class TrainingLog:
     def __len__(self):
         return len(self.iterations)
 
+    def copy(self):
+        """A copy whose list and entries are independent of this log."""
+        log = TrainingLog(self.algorithm)
+        log.iterations = [dict(entry) for entry in self.iterations]
+        log.best_iteration = self.best_iteration
+        return log
+
     def __repr__(self):
         return f"TrainingLog(algorithm={self.algorithm!r}, iterations={len(self)})"
 
