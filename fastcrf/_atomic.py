@@ -29,13 +29,20 @@ def atomic_file(path, mode="wb", *, prefix=".fastcrf-", suffix=".tmp", encoding=
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     path = os.fsdecode(os.fspath(path))
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except OSError as exc:
+        # The error would name the temporary file, which the caller never asked for.
+        raise OSError(exc.errno, exc.strerror, path) from None
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": encoding})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, path) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
