@@ -43,7 +43,10 @@ def atomic_file(path, mode="wb", *, prefix=".fastcrf-", suffix=".tmp", encoding=
             os.replace(tmp, path)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, path) from None
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
+            # A failed write or fsync (a full disk) names no file: name the target.
+            raise OSError(exc.errno, exc.strerror, path) from None
         raise
