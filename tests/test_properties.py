@@ -23,7 +23,8 @@ def problems(draw, max_abs=None):
     B = draw(st.integers(1, 3))
     T = draw(st.integers(1, 4))
     K = draw(st.integers(1, 3))
-    bound = max_abs if max_abs is not None else draw(st.sampled_from([1e-3, 1.0, 50.0, 1e4, 1e8]))
+    bound = max_abs if max_abs is not None else \
+        draw(st.sampled_from([1e-3, 1.0, 50.0, 1e4, 1e8]))
     # Every value from the bound's range, hypothesis's own edge cases (0, the bound,
     # subnormals) included.
     scores = st.floats(-bound, bound, allow_nan=False, allow_infinity=False)
