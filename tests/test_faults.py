@@ -184,3 +184,27 @@ def test_interrupted_fit_keeps_the_previous_model(monkeypatch, fitted):
         np.testing.assert_array_equal(crf.state_weights_, state)
         assert crf.predict(X) == fitted.predict(X)
         assert crf.n_iter_ == fitted.n_iter_
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_failed_crfsuite_model_write_keeps_the_previous_file(tmp_path, monkeypatch, fault):
+    from fastcrf.pycrfsuite import Tagger, Trainer
+
+    def train(path, iterations):
+        trainer = Trainer(verbose=False)
+        for xseq, yseq in zip(X, Y):
+            trainer.append(xseq, yseq)
+        trainer.set_params({"max_iterations": iterations})
+        trainer.train(str(path))
+
+    path = tmp_path / "model.crfsuite"
+    train(path, 3)
+    before = folder_state(tmp_path)
+    with monkeypatch.context() as mp:
+        FAULTS[fault](mp)
+        with pytest.raises(OSError):
+            train(path, 6)
+    assert folder_state(tmp_path) == before
+    tagger = Tagger()
+    tagger.open(str(path))
+    assert len(tagger.tag(X[0])) == len(X[0])
