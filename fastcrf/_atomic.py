@@ -29,14 +29,24 @@ def atomic_file(path, mode="wb", *, prefix=".fastcrf-", suffix=".tmp", encoding=
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     path = os.fsdecode(os.fspath(path))
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except OSError as exc:
+        # The error would name the temporary file, which the caller never asked for.
+        raise OSError(exc.errno, exc.strerror, path) from None
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": encoding})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, path) from None
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
+            # A failed write or fsync (a full disk) names no file: name the target.
+            raise OSError(exc.errno, exc.strerror, path) from None
         raise

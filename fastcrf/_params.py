@@ -247,6 +247,9 @@ def as_generator(random_state):
         return np.random.default_rng(random_state.randint(2**32, dtype=np.uint64))
     if random_state is None or (isinstance(random_state, numbers.Integral)
                                 and not isinstance(random_state, bool)):
+        if random_state is not None and random_state < 0:
+            # numpy's own message ("expected non-negative integer") names nothing.
+            raise ValueError(f"random_state must be None or an int >= 0, got {random_state}")
         return np.random.default_rng(random_state)
     raise TypeError("random_state must be None, an int, a numpy Generator or a "
                     f"RandomState, got {type(random_state).__name__}")

@@ -129,6 +129,7 @@ def load_model(path):
         magic = f.read(4)
         if _crfsuite_format.is_crfsuite(magic):
             return _crfsuite_format.read_model(magic + f.read(), repr(path)), {}
+    _check_zip(magic, path)
     return _load_npz(path, path)
 
 
@@ -140,7 +141,16 @@ def load_model_bytes(data, name="the model"):
     data = bytes(data)
     if _crfsuite_format.is_crfsuite(data):
         return _crfsuite_format.read_model(data, name), {}
+    _check_zip(data[:4], name)
     return _load_npz(io.BytesIO(data), name)
+
+
+def _check_zip(magic, path):
+    """Reject what is no zip archive before np.load sees it: np.load would call it
+    pickled data and suggest ``allow_pickle=``, an unsafe step for an untrusted file."""
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        what = "an empty file" if not magic else "neither an .npz archive nor a CRFsuite model"
+        raise ValueError(f"{path!r} is not a fastcrf model file: {what}")
 
 
 def _load_npz(source, path):

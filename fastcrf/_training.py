@@ -104,6 +104,9 @@ def encode_training(X, y, min_freq, n_jobs):
     classes, labels = encode_labels(y, lengths=features.lengths)
     data = TrainingData.build(features, labels, len(classes))
     if data.features.n_attributes == 0:
+        if min_freq <= 1:  # nothing was cut: no token has any attribute
+            raise ValueError("X holds no attributes: every token's feature list is empty "
+                             "(a CRF++ template with no U lines extracts none)")
         raise ValueError(f"no attribute occurs at least min_freq={min_freq} times")
     return vocabulary, classes, data
 

@@ -178,6 +178,73 @@ def _size(path):
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
+# The CRF parameter each option of `train` sets: (parameter, args attribute, option),
+# so that an error names the option the user typed.
+_TRAIN_OPTIONS = (("algorithm", "algorithm", "-a"), ("c1", "c1", "--c1"),
+                  ("c2", "c2", "--c2"), ("min_freq", "min_freq", "-f"),
+                  ("max_iterations", "max_iterations", "-i"), ("n_jobs", "n_jobs", "-j"),
+                  ("random_state", "seed", "--seed"))
+
+
+def _check_jobs(n_jobs):
+    """``-j``: checked before anything is read or written."""
+    if n_jobs == 0:
+        raise CommandError("-j must be a number of threads >= 1, or -1 (all) or -2 (all "
+                           "but one) and so on; got 0")
+
+
+def _check_seed(seed):
+    if seed < 0:
+        raise CommandError(f"--seed must be >= 0, got {seed}")
+
+
+def _check_output(path, option):
+    """An output path whose folder exists and that is no folder, checked before the
+    work that produces it (a write that fails after minutes of training helps no one)."""
+    if os.path.isdir(path):
+        raise CommandError(f"{option} {path}: a folder, not a file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"{option} {path}: no such folder {folder!r}")
+
+
+def _train_params(args):
+    """The CRF parameters of ``train``'s options and ``-p``, every one checked before
+    any data is read, each error naming the option that set the value."""
+    from ._estimator import CRF
+    from ._params import CONSTRAINTS, resolve
+
+    _check_jobs(args.n_jobs)
+    _check_seed(args.seed)
+    if args.cost is not None and args.c2 is not None:
+        raise CommandError("give -c (CRF++'s cost) or --c2, not both")
+    if args.cost is not None and not (args.cost > 0 and args.cost < float("inf")):
+        raise CommandError(f"-c must be > 0 and finite, got {args.cost}")
+    params, options = {"verbose": not args.quiet}, {}
+    for name, attr, option in _TRAIN_OPTIONS:
+        params[name], options[name] = getattr(args, attr), option
+    if args.cost is not None:
+        params["c2"], options["c2"] = 1.0 / (2.0 * args.cost), "-c"
+    for text in args.param:
+        name, value = _parse_param(text)
+        params[name], options[name] = value, f"-p {text}"
+    crf = CRF()
+    try:
+        crf.set_params(**params)
+    except ValueError as exc:
+        bad = next(n for n in params if n not in crf.get_params())
+        raise CommandError(f"{options[bad]}: {exc}") from None
+    for name, value in params.items():
+        if name in CONSTRAINTS and name not in ("n_jobs", "random_state") \
+                and value is not None:
+            try:
+                CONSTRAINTS[name].constraint.check(name, value)
+            except (TypeError, ValueError) as exc:
+                raise CommandError(f"{options.get(name, name)}: {exc}") from None
+    resolve(crf.get_params())  # what depends on several (e.g. c1 and the algorithm)
+    return crf
+
+
 def _load_model(path):
     from ._estimator import CRF
 
@@ -211,7 +278,6 @@ def _cli_metadata(crf, path):
 
 
 def _cmd_train(args):
-    from ._estimator import CRF
     from .metrics import chunk_scores, classification_report
 
     if not args.train:
@@ -220,15 +286,13 @@ def _cmd_train(args):
     if args.template is None:
         raise CommandError("no feature template: give -t FILE (a CRF++ template) or "
                            "-t chunking")
-    if args.cost is not None and args.c2 is not None:
-        raise CommandError("give -c (CRF++'s cost) or --c2, not both")
-    if args.cost is not None and not args.cost > 0:
-        raise CommandError(f"-c must be > 0, got {args.cost}")
+    crf = _train_params(args)
     if args.model is not None:
-        folder = os.path.dirname(os.path.abspath(args.model))
-        if not os.path.isdir(folder):  # checked now, not after minutes of training
-            raise CommandError(f"cannot write the model: no such folder {folder!r}")
+        _check_output(args.model, "-m")
     template = _template(args.template)
+    if not template.unigram:
+        raise CommandError(f"{args.template}: the template has no U lines, so it extracts "
+                           "no features to train on")
     sep = _separator(args.sep)
     quiet = args.quiet
 
@@ -257,16 +321,6 @@ def _cmd_train(args):
          f"{', '.join(map(_name, args.train))}; features extracted in {read_time:.1f} s",
          quiet=quiet)
 
-    params = {"algorithm": args.algorithm, "c1": args.c1, "c2": args.c2,
-              "min_freq": args.min_freq, "max_iterations": args.max_iterations,
-              "n_jobs": args.n_jobs, "random_state": args.seed, "verbose": not quiet}
-    if args.cost is not None:
-        params["c2"] = 1.0 / (2.0 * args.cost)
-    for text in args.param:
-        name, value = _parse_param(text)
-        params[name] = value
-    crf = CRF()
-    crf.set_params(**params)
     t0 = time.perf_counter()
     crf.fit(features, y, *(dev or ()))
     fit_time = time.perf_counter() - t0
@@ -320,10 +374,14 @@ def _cmd_tag(args):
     from .io import write_conll
     from .templates import Template
 
+    _check_jobs(args.n_jobs)
+    if args.output is not None:
+        _check_output(args.output, "-o")
+    sep = _separator(args.sep)
     crf = _load_model(args.model)
     meta = _cli_metadata(crf, args.model)
     template = Template(meta["template"])
-    sep = _separator(args.sep) if args.sep is not None else meta.get("sep")
+    sep = sep if sep is not None else meta.get("sep")
     if args.n_jobs is not None:
         crf.set_params(n_jobs=args.n_jobs)
     sentences = _read_sentences(args.input, sep)
@@ -411,6 +469,8 @@ def _top_state_features(W, n, largest):
 
 
 def _cmd_info(args):
+    if args.top < 0:
+        raise CommandError(f"--top must be >= 0, got {args.top}")
     crf = _load_model(args.model)
     labels = crf.classes_
     K = len(labels)
@@ -499,6 +559,10 @@ def _cmd_demo(args):
 
     if args.sequences < 10:
         raise CommandError(f"-n must be >= 10, got {args.sequences}")
+    if args.types < 1:
+        raise CommandError(f"--types must be >= 1, got {args.types}")
+    _check_jobs(args.n_jobs)
+    _check_seed(args.seed)
     if args.output_dir is not None:
         os.makedirs(args.output_dir, exist_ok=True)
         return _demo(args, args.output_dir, load_conll, chunk_scores)
@@ -511,8 +575,11 @@ def _demo(args, folder, load_conll, chunk_scores):
         folder, args.sequences, args.types, args.seed)
     model = os.path.join(folder, "model.npz")
     tagged = os.path.join(folder, "tagged.txt")
+    kept = args.output_dir is not None
     print(f"synthetic corpus (BIO chunks of {args.types} types from a hidden Markov "
-          f"model): {n_train:,} training and {n_test:,} test tokens in {folder}")
+          f"model): {n_train:,} training and {n_test:,} test tokens in "
+          + (folder if kept else "a temporary folder, deleted at the end (-o DIR keeps "
+                                 "the files; the commands below name them in DIR)"))
     # The same code paths as the commands themselves, so the demo exercises them.
     steps = [
         ["train", "-t", template, "-m", model, "--seed", str(args.seed)]
@@ -522,12 +589,22 @@ def _demo(args, folder, load_conll, chunk_scores):
         ["eval", tagged],
     ]
     times = []
-    for argv in steps:
-        print(f"\n$ fastcrf {' '.join(argv)}", flush=True)
-        parsed = _build_parser().parse_args(argv)
-        t0 = time.perf_counter()
-        parsed.run(parsed)
-        times.append(time.perf_counter() - t0)
+    here = os.getcwd()
+    if not kept:
+        # A temporary folder is gone when the user reads this: run the steps inside
+        # it on names relative to it, so no command or message names it.
+        steps = [[os.path.relpath(a, folder) if a.startswith(folder) else a for a in argv]
+                 for argv in steps]
+        os.chdir(folder)
+    try:
+        for argv in steps:
+            print(f"\n$ fastcrf {' '.join(argv)}", flush=True)
+            parsed = _build_parser().parse_args(argv)
+            t0 = time.perf_counter()
+            parsed.run(parsed)
+            times.append(time.perf_counter() - t0)
+    finally:
+        os.chdir(here)
     X, y = load_conll(tagged)
     truth = [[row[-1] for row in s] for s in X]
     scores = chunk_scores(truth, y)
@@ -561,8 +638,34 @@ def _cmd_bench(args):
     from .bench.report import format_report, write_json, write_plot
     from .bench.workloads import column_workload, python_workload, synthetic_workload
 
+    # Every option is checked before any file is looked at.
+    if args.rounds < 1:
+        raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise CommandError(f"--timeout must be > 0 seconds, got {args.timeout}")
     if args.layers:
         return _bench_layers(args)
+    if args.sentences < 10:
+        raise CommandError(f"-n must be >= 10, got {args.sentences}")
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise CommandError('--plot needs matplotlib: pip install "fastcrf[bench]"') \
+                from None
+    try:
+        import codecs
+
+        codecs.lookup(args.encoding)
+    except LookupError:
+        raise CommandError(f"--encoding: unknown encoding {args.encoding!r}") from None
+    from .bench.suite import plan
+    from .bench.tools import TOOLS
+
+    tools = list(TOOLS) if args.tools is None else _csv(args.tools, "--tools")
+    algorithms = _csv(args.algorithms, "--algorithms")
+    threads = _csv(args.threads, "--threads")
+    plan(algorithms, tools, threads)
     if args.grid is not None:
         raise CommandError("--grid goes with --layers")
     if args.features is not None:
@@ -579,22 +682,9 @@ def _cmd_bench(args):
         workload = column_workload(args.train, args.template, args.test,
                                    sep=_separator(args.sep), encoding=args.encoding)
     else:
-        if args.sentences < 10:
-            raise CommandError(f"-n must be >= 10, got {args.sentences}")
         workload = synthetic_workload(args.sentences, args.seed)
-    if args.rounds < 1:
-        raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
-    if args.plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise CommandError('--plot needs matplotlib: pip install "fastcrf[bench]"') \
-                from None
-    from .bench.tools import TOOLS
-
-    tools = list(TOOLS) if args.tools is None else _csv(args.tools, "--tools")
-    results = run_suite(workload, _csv(args.algorithms, "--algorithms"), tools, args.rounds,
-                        _csv(args.threads, "--threads"), timeout=args.timeout,
+    results = run_suite(workload, algorithms, tools, args.rounds, threads,
+                        timeout=args.timeout,
                         progress=None if args.quiet else
                         (lambda line: print(line, file=sys.stderr, flush=True)))
     print(format_report(results), flush=True)
@@ -616,8 +706,6 @@ def _bench_layers(args):
             or args.features is not None:
         raise CommandError("--layers times the dense API and the torch layer on "
                            "generated emissions: it takes no --train, --test, -t or --features")
-    if args.rounds < 1:
-        raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
     if args.calls < 1:
         raise CommandError(f"--calls must be >= 1, got {args.calls}")
     grid = DEFAULT_GRID if args.grid is None else parse_grid(args.grid)

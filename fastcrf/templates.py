@@ -317,7 +317,8 @@ class Template:
         ------
         ValueError
             For an empty sentence, or no sentences without a vocabulary (as
-            ``fit_encode``), or rows too short for the templates.
+            ``fit_encode``), or rows too short for the templates; without a
+            vocabulary, for a template with no U lines.
         """
         if vocabulary is not None:
             if isinstance(vocabulary, AttributeVocabulary):
@@ -325,6 +326,9 @@ class Template:
             else:
                 vocabulary = AttributeVocabulary(vocabulary)
                 index, names = vocabulary.index, vocabulary.names
+        if vocabulary is None and not self._unigram:
+            raise ValueError("the template has no U lines, so it extracts no attributes "
+                             "to train on")
         with _gc_paused():
             ext = _extract(self._unigram, sentences, forbid_empty=True)
         n_tokens, n_rules = ext.ids.shape

@@ -67,7 +67,9 @@ def column_workload(train, template, test=None, *, sep=None, encoding="utf-8"):
     for name, path in (("train", train), ("test", test)):
         if path is not None and not os.path.isfile(path):
             raise ValueError(f"{name}: no such file: {path!r}")
-    _template(template)  # fail here, not in every child
+    if not _template(template).unigram:  # fail here, not in every child
+        raise ValueError(f"{template}: the template has no U lines, so it extracts no "
+                         "attributes to train on")
     return {"kind": "columns", "train": os.path.abspath(train),
             "test": None if test is None else os.path.abspath(test),
             "template": template if template == "chunking" else os.path.abspath(template),
