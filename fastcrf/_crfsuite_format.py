@@ -189,7 +189,8 @@ def write_model(model):
     if pos >= 2 ** 32:
         raise ValueError("the model takes more than 4 GiB, more than a CRFsuite model "
                          "file can address")
-    header = MAGIC + struct.pack("<I4s9I", pos, MODEL_TYPE, VERSION, len(features), K,
+    # num_features 0, as CRFsuite writes it (readers take the FEAT chunk's count).
+    header = MAGIC + struct.pack("<I4s9I", pos, MODEL_TYPE, VERSION, 0, K,
                                  len(used), off_features, off_labels, off_attrs,
                                  off_labelrefs, off_attrrefs)
     return b"".join([header, *parts])

@@ -243,8 +243,16 @@ class Tagger:
     # What the model holds ---------------------------------------------------
 
     def info(self):
-        """The model's labels, attributes, weights and header: a :class:`ParsedDump`."""
-        model = self._opened()
+        """The model's labels, attributes, weights and header: a :class:`ParsedDump`.
+
+        Raises
+        ------
+        RuntimeError
+            When no model is open (python-crfsuite's error).
+        """
+        if self._model is None:
+            raise RuntimeError("Tagger is closed")
+        model = self._model
         dump = ParsedDump()
         dump.header = self._header_fields(model)
         dump.labels = {label: str(k) for k, label in enumerate(model.classes)}
@@ -280,7 +288,13 @@ class Tagger:
 
     def dump(self, filename=None):
         """Write the model as text, in CRFsuite's dump format (to stdout when
-        ``filename`` is None)."""
+        ``filename`` is None).
+
+        Raises
+        ------
+        RuntimeError
+            When no model is open (python-crfsuite's error).
+        """
         text = self._dump_text()
         if filename is None:
             sys.stdout.write(text)
