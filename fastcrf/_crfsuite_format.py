@@ -15,9 +15,11 @@ Layout (CRFsuite's ``crf1d_model.c``; integers little-endian uint32)::
                         transition features leaving it (count, ids)
     AFRF chunk          the same per attribute, for its state features
 
-CRFsuite itself writes 0 as ``num_features`` and reads the feature count from the
-FEAT chunk; so does :func:`read_model`, which builds the model from the FEAT chunk
-and the two dictionaries alone (the reference chunks only index the same features).
+CRFsuite itself writes 0 as ``num_features`` (so does :func:`write_model`) and reads
+the feature count from the FEAT chunk; so does :func:`read_model`, which builds the
+model from the FEAT chunk and the two dictionaries.  The reference chunks only index
+the same features, but CRFsuite's tagger follows them, so :func:`read_model` checks
+them too, and that the header's file size is the file's.
 
 A CRFsuite model has no start or end scores: :func:`write_model` refuses a model
 whose start or end scores are not all 0 (``fastcrf.pycrfsuite.Trainer`` trains
