@@ -15,9 +15,11 @@ Layout (CRFsuite's ``crf1d_model.c``; integers little-endian uint32)::
                         transition features leaving it (count, ids)
     AFRF chunk          the same per attribute, for its state features
 
-CRFsuite itself writes 0 as ``num_features`` and reads the feature count from the
-FEAT chunk; so does :func:`read_model`, which builds the model from the FEAT chunk
-and the two dictionaries alone (the reference chunks only index the same features).
+CRFsuite itself writes 0 as ``num_features`` (so does :func:`write_model`) and reads
+the feature count from the FEAT chunk; so does :func:`read_model`, which builds the
+model from the FEAT chunk and the two dictionaries.  The reference chunks only index
+the same features, but CRFsuite's tagger follows them, so :func:`read_model` checks
+them too, and that the header's file size is the file's.
 
 A CRFsuite model has no start or end scores: :func:`write_model` refuses a model
 whose start or end scores are not all 0 (``fastcrf.pycrfsuite.Trainer`` trains
@@ -82,6 +84,9 @@ def read_model(buf, name="the model"):
     if header["type"] != MODEL_TYPE.decode() or header["version"] != VERSION:
         raise bad(f"model type {header['type']!r} version {header['version']}; fastcrf "
                   f"reads type 'FOMC' version {VERSION} (CRFsuite 0.12's crf1d)")
+    if header["size"] != len(buf):
+        raise bad(f"its header gives {header['size']} bytes, the file has {len(buf)} "
+                  "(truncated or padded?)")
     K, A = header["num_labels"], header["num_attrs"]
     if K == 0:
         raise bad("it has no labels")
@@ -110,6 +115,10 @@ def read_model(buf, name="the model"):
     if not np.all(np.isfinite(weight)):
         raise bad("a feature weight is not finite")
 
+    # The reference chunks only index the features, but CRFsuite's tagger reads them:
+    # a file whose references are broken is refused here too.
+    _check_refs(buf, header["off_labelrefs"], b"LFRF", K, n_features, bad)
+    _check_refs(buf, header["off_attrrefs"], b"AFRF", A, n_features, bad)
     transitions = np.zeros((K, K))
     np.add.at(transitions, (src[~state], dst[~state]), weight[~state])
     layout, flat = _state_layout(src[state], dst[state], weight[state], A, K)
@@ -120,6 +129,35 @@ def read_model(buf, name="the model"):
     chain = np.concatenate((transitions.ravel(), np.zeros(2 * K)))
     return CRFModel(labels, vocabulary, layout, flat, chain,
                     training_log=TrainingLog(None), metadata={})
+
+
+def _check_refs(buf, off, mark, n_owners, n_features, bad):
+    """Check the reference chunk at ``off``: its mark, that its table of offsets
+    and every list it points to lie inside the file, and that the feature ids are
+    below ``n_features``."""
+    what = mark.decode()
+    if off < HEADER_SIZE or off + CHUNK_SIZE > len(buf) or buf[off:off + 4] != mark:
+        raise bad(f"its {what} chunk lies outside the file or lacks its mark")
+    size, n = struct.unpack_from("<2I", buf, off + 4)
+    if off + size > len(buf) or n < n_owners or CHUNK_SIZE + 4 * n > size:
+        raise bad(f"its {what} chunk ({n} entries, {size} bytes) does not fit the file")
+    starts = np.frombuffer(buf, dtype="<u4", count=n_owners,
+                           offset=off + CHUNK_SIZE).astype(np.int64)
+    if np.any((starts != 0) & ((starts < off) | (starts + 4 > len(buf)))):
+        raise bad(f"its {what} chunk points outside the file")
+    starts = starts[starts != 0]
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    counts = raw[starts[:, None] + np.arange(4)].copy().view("<u4").ravel().astype(np.int64)
+    if np.any(starts + 4 + 4 * counts > len(buf)):
+        raise bad(f"a list of its {what} chunk runs past the end of the file")
+    if counts.sum() > len(buf):
+        raise bad(f"its {what} chunk lists more features than the file holds")
+    # The byte offsets of every id of every list, gathered at once.
+    first = np.repeat(starts + 4 - 4 * np.concatenate(([0], np.cumsum(counts)[:-1])),
+                      counts) + 4 * np.arange(counts.sum())
+    ids = raw[first[:, None] + np.arange(4)].copy().view("<u4").ravel()
+    if len(ids) and int(ids.max()) >= n_features:
+        raise bad(f"its {what} chunk refers to a feature that does not exist")
 
 
 def _state_layout(attrs, labels, weights, A, K):
@@ -189,7 +227,8 @@ def write_model(model):
     if pos >= 2 ** 32:
         raise ValueError("the model takes more than 4 GiB, more than a CRFsuite model "
                          "file can address")
-    header = MAGIC + struct.pack("<I4s9I", pos, MODEL_TYPE, VERSION, len(features), K,
+    # num_features 0, as CRFsuite writes it (readers take the FEAT chunk's count).
+    header = MAGIC + struct.pack("<I4s9I", pos, MODEL_TYPE, VERSION, 0, K,
                                  len(used), off_features, off_labels, off_attrs,
                                  off_labelrefs, off_attrrefs)
     return b"".join([header, *parts])

@@ -14,11 +14,11 @@ from ._model import CRFModel
 from ._params import as_generator, for_data, resolve
 from ._train import TRAINERS
 from ._train.progress import Progress, encode_dev, hold_out
-from ._training import chain_mask, encode_training
+from ._training import chain_mask, encode_training, keep_frequent_features
 
 
 def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None,
-              on_iteration=None):
+              on_iteration=None, min_feature_freq=None, classes=None):
     """Train a CRF with the estimator parameters ``params``.
 
     Parameters
@@ -40,6 +40,13 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None,
         entry is logged: ``entry`` is a copy of the training log's entry (plain
         Python numbers) and ``model_fn()`` builds a :class:`CRFModel` of the weights
         the model would have now.  A true return value stops the training.
+    min_feature_freq : float, optional
+        CRFsuite's ``feature.minfreq``: drop the (attribute, label) and transition
+        features seen less often than this
+        (:func:`~fastcrf._training.keep_frequent_features`); None drops none.
+    classes : list of str, optional
+        The labels in code order (CRFsuite numbers them as the instances are
+        appended, holdout ones included); by default those of ``y`` as first seen.
 
     Returns
     -------
@@ -52,7 +59,7 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None,
     if p["early_stopping"] and X_dev is None:
         X, y, X_dev, y_dev = hold_out(X, y, p["validation_fraction"], rng)
     started = time.perf_counter()
-    vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"])
+    vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"], classes)
     p, note = for_data(params, p, data.n_sequences)
     dev = None if X_dev is None else encode_dev(X_dev, y_dev, vocabulary, classes,
                                                 p["n_jobs"])
@@ -62,6 +69,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None,
     mask = chain_mask(data, p["all_possible_transitions"])
     if not ends:
         mask[data.n_labels ** 2:] = 0.0
+    if min_feature_freq is not None:
+        layout, mask = keep_frequent_features(data, layout, mask, min_feature_freq)
     progress = Progress(p["algorithm"], layout, dev, verbose=p["verbose"],
                         n_jobs=p["n_jobs"], started=started,
                         n_iter_no_change=p["n_iter_no_change"] if p["early_stopping"]

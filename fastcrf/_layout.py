@@ -113,6 +113,28 @@ class StateLayout:
         n_dense = int(np.argmin(frequent)) if not frequent.all() else A
         return cls.build(data, n_dense)
 
+    @classmethod
+    def of_pairs(cls, n_attributes, n_labels, attributes, labels):
+        """Exactly the pairs ``(attributes[i], labels[i])``, all in the tail.
+
+        The pairs must be given in attribute, then label order, without repeats.
+        """
+        attributes = np.asarray(attributes, dtype=np.int64)
+        counts = np.bincount(attributes, minlength=n_attributes)[:n_attributes]
+        ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        return cls(int(n_attributes), int(n_labels), 0, ptr,
+                   np.asarray(labels, dtype=np.int32))
+
+    def pairs(self):
+        """``(attributes, labels)`` of every kept pair, in attribute, then label order
+        (the order of the flat vector, padding left out)."""
+        K, D = self.n_labels, self.n_dense
+        rows = np.concatenate((np.repeat(np.arange(D, dtype=np.int64), K),
+                               self._tail_rows()))
+        cols = np.concatenate((np.tile(np.arange(K, dtype=np.int64), D),
+                               self.tail_labels.astype(np.int64)))
+        return rows, cols
+
     def subset(self, used):
         """The layout of the attributes ``used`` (increasing ids), renumbered 0.."""
         used = np.asarray(used, dtype=np.int64)

@@ -88,11 +88,12 @@ class TrainingData:
         return TrainingData(sub, self.labels, self.n_labels, self.max_length), used
 
 
-def encode_training(X, y, min_freq, n_jobs):
+def encode_training(X, y, min_freq, n_jobs, classes=None):
     """Encode a training set: ``(vocabulary, classes, data)``.
 
     The attributes occurring at least ``min_freq`` times are numbered by decreasing
-    frequency (:func:`sort_by_frequency`); ``classes`` are the labels in code order.
+    frequency (:func:`sort_by_frequency`); ``classes`` are the labels in code order
+    (given, or those of ``y`` in the order first seen).
 
     Raises
     ------
@@ -101,7 +102,7 @@ def encode_training(X, y, min_freq, n_jobs):
     """
     vocabulary, features = sort_by_frequency(
         *fit_encode(X, min_freq=min_freq, dense_values=False, n_jobs=n_jobs))
-    classes, labels = encode_labels(y, lengths=features.lengths)
+    classes, labels = encode_labels(y, classes, lengths=features.lengths)
     data = TrainingData.build(features, labels, len(classes))
     if data.features.n_attributes == 0:
         if min_freq <= 1:  # nothing was cut: no token has any attribute
@@ -124,6 +125,50 @@ def chain_mask(data, all_transitions):
         seen[y[:-1][same_seq], y[1:][same_seq]] = 1.0
         mask[: K * K] = seen.ravel()
     return mask
+
+
+def keep_frequent_features(data, layout, mask, min_freq):
+    """CRFsuite's ``feature.minfreq``: the layout and chain mask without the features
+    whose frequency in ``data`` is below ``min_freq``.
+
+    A state feature's frequency is the sum of its attribute's values over the tokens
+    of its label, a transition's the count of its label bigram; a pair kept without
+    being seen (``all_possible_states`` / ``all_possible_transitions``) has frequency 0.
+    So at ``min_freq`` 0 only features whose values sum below 0 go, and above 0 the
+    unseen pairs go too, as in CRFsuite (``crf1df_generate``).  Start and end scores
+    are left as they are.
+
+    Returns
+    -------
+    layout : StateLayout
+        ``layout`` itself when no state feature goes.
+    mask : ndarray
+        A copy of ``mask`` with the dropped transitions at 0.
+    """
+    f = data.features
+    K = data.n_labels
+    lengths = np.diff(f.token_offsets)
+    keys = f.attr_ids.astype(np.int64) * K + np.repeat(data.labels, lengths)
+    seen, inverse = np.unique(keys, return_inverse=True)
+    values = f.values if len(f.values) else None
+    freq_seen = np.bincount(inverse, weights=values, minlength=len(seen))
+    rows, cols = layout.pairs()
+    kept_keys = rows * K + cols
+    freq = np.zeros(len(kept_keys))
+    if len(seen):
+        where = np.minimum(np.searchsorted(seen, kept_keys), len(seen) - 1)
+        hit = seen[where] == kept_keys
+        freq[hit] = freq_seen[where[hit]]
+    keep = freq >= min_freq
+    if not keep.all():
+        layout = type(layout).of_pairs(layout.n_attributes, K, rows[keep], cols[keep])
+    y = data.labels
+    same_seq = np.ones(max(len(y) - 1, 0), dtype=bool)
+    same_seq[f.seq_offsets[1:-1] - 1] = False
+    bigrams = np.bincount(y[:-1][same_seq] * K + y[1:][same_seq], minlength=K * K)
+    mask = mask.copy()
+    mask[: K * K][bigrams[: K * K] < min_freq] = 0.0
+    return layout, mask
 
 
 def drop_unit_values(features):

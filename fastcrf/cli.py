@@ -268,7 +268,7 @@ def _cli_metadata(crf, path):
         raise CommandError(
             f"{path}: the model holds no feature template (it was saved by CRF.save "
             "without one, not by 'fastcrf train'), so 'fastcrf tag' cannot extract its "
-            "features")
+            "features: give the template that made its attributes with -t")
     return meta
 
 
@@ -379,13 +379,20 @@ def _cmd_tag(args):
         _check_output(args.output, "-o")
     sep = _separator(args.sep)
     crf = _load_model(args.model)
-    meta = _cli_metadata(crf, args.model)
-    template = Template(meta["template"])
-    sep = sep if sep is not None else meta.get("sep")
+    if args.template is not None:
+        # A model without a template (a CRFsuite file): every column is a token
+        # column, the template says which ones count.
+        template = _template(args.template)
+        sentences = _read_sentences(args.input, sep)
+        tokens = sentences
+    else:
+        meta = _cli_metadata(crf, args.model)
+        template = Template(meta["template"])
+        sep = sep if sep is not None else meta.get("sep")
+        sentences = _read_sentences(args.input, sep)
+        tokens, _ = _split_gold(sentences, meta, args.input)
     if args.n_jobs is not None:
         crf.set_params(n_jobs=args.n_jobs)
-    sentences = _read_sentences(args.input, sep)
-    tokens, _ = _split_gold(sentences, meta, args.input)
 
     t0 = time.perf_counter()
     # The model's vocabulary drops attributes never seen in training, as CRF++ does.
@@ -802,6 +809,9 @@ def _build_parser():
                    help="write only the predicted labels, one per line")
     p.add_argument("-i", "--marginals", action="store_true",
                    help="append the marginal probability of each predicted label")
+    p.add_argument("-t", "--template", metavar="TEMPLATE", default=None,
+                   help="CRF++ template (or 'chunking') extracting the model's "
+                        "attributes, for a model that holds none (a CRFsuite file)")
     p.add_argument("--sep", default=None,
                    help="field separator (default: the training file's)")
     _jobs(p)

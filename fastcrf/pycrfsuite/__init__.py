@@ -27,11 +27,14 @@ script runs unchanged::
   ``labels``, ``info``, ``dump``, ``close``; usable as a context manager.
 - :class:`ItemSequence`: items flattened once, for reuse.
 
-Where fastcrf differs: CRFsuite's ``feature.minfreq`` drops rare (attribute, label)
-features, fastcrf's rare attributes; a parameter value that is not a number is a
-``ValueError`` (CRFsuite reads it as 0); 'arow' is not implemented; training uses
-all cores (``n_jobs``) and fastcrf's own optimisers, so weights differ from
-CRFsuite's within the optimisers' tolerance.
+Where fastcrf differs: a parameter value that is not a number is a ``ValueError``
+(CRFsuite reads it as 0); ``train`` with no instance is a ``ValueError`` (CRFsuite
+writes a model without labels); items CRFsuite cannot read are a ``TypeError`` (not
+a ``SystemError``); ``help`` describes the parameters in fastcrf's words; 'arow' is
+not implemented; :class:`ParsedDump` also has ``start_weights`` / ``end_weights``
+(empty but for fastcrf models); training uses all cores (``n_jobs``) and fastcrf's own
+optimisers, so weights differ from CRFsuite's within the optimisers' tolerance
+(L-BFGS reaches the same optimum).
 """
 
 from ._items import ItemSequence
@@ -40,10 +43,14 @@ from ._tagger import ParsedDump, Tagger
 from ._trainer import BaseTrainer, Trainer
 
 
+#: The CRFsuite version whose model files and behaviour this module follows.
+CRFSUITE_VERSION = "0.12.2"
+
+
 class CRFSuiteError(Exception):
     """python-crfsuite's error of a failed CRFsuite call (fastcrf raises ValueError
     or TypeError instead; the class exists for code that catches it)."""
 
 
-__all__ = ["BaseTrainer", "CRFSuiteError", "ItemSequence", "LabelScore", "ParsedDump",
+__all__ = ["BaseTrainer", "CRFSUITE_VERSION", "CRFSuiteError", "ItemSequence", "LabelScore", "ParsedDump",
            "Tagger", "TrainLogParser", "Trainer"]

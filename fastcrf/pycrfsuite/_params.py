@@ -51,8 +51,9 @@ class Param:
 
 _FEATURES = (
     Param("feature.minfreq", "float", 0.0,
-          "Features (attributes) seen fewer times than this in training are dropped.",
-          "min_freq"),
+          "The minimum frequency of features: an (attribute, label) feature whose "
+          "attribute values over the label's tokens sum below this, or a transition "
+          "seen fewer times, is dropped.", "min_feature_freq"),
     Param("feature.possible_states", "bool", False,
           "Give every (attribute, label) pair a weight, not only the pairs seen in "
           "training.", "all_possible_states"),
@@ -149,5 +150,10 @@ def crf_params(algorithm, values):
             value = max(1, int(value))
         if param.name == "linesearch":
             continue  # accepted, and shown by get(); fastcrf's L-BFGS has one search
+        if param.name == "feature.minfreq":
+            # CRFsuite's minfreq counts (attribute, label) features, which
+            # fit_model(min_feature_freq=...) drops; no attribute is dropped.
+            params["min_freq"] = 0
+            continue
         params[param.target] = value
     return params

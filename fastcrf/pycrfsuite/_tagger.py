@@ -33,9 +33,12 @@ class ParsedDump:
         ``{attribute: id}`` of the attributes that have a non-zero weight, the id as
         a str.
     transitions : dict
-        ``{(from_label, to_label): weight}`` of the non-zero transition weights.
+        ``{(from_label, to_label): weight}`` of the non-zero transition weights,
+        rounded to 6 decimals as python-crfsuite gives them (it reads CRFsuite's
+        text dump).
     state_features : dict
-        ``{(attribute, label): weight}`` of the non-zero state weights.
+        ``{(attribute, label): weight}`` of the non-zero state weights, rounded the
+        same way.
     start_weights, end_weights : dict
         ``{label: weight}`` of the non-zero start / end scores (fastcrf models
         only: a CRFsuite model has none).
@@ -49,6 +52,11 @@ class ParsedDump:
         self.state_features = {}
         self.start_weights = {}
         self.end_weights = {}
+
+
+def _dumped(weight):
+    """``weight`` as CRFsuite's dump prints it and python-crfsuite reads it back."""
+    return float(f"{weight:f}")
 
 
 def _position_error(pos, T):
@@ -243,8 +251,16 @@ class Tagger:
     # What the model holds ---------------------------------------------------
 
     def info(self):
-        """The model's labels, attributes, weights and header: a :class:`ParsedDump`."""
-        model = self._opened()
+        """The model's labels, attributes, weights and header: a :class:`ParsedDump`.
+
+        Raises
+        ------
+        RuntimeError
+            When no model is open (python-crfsuite's error).
+        """
+        if self._model is None:
+            raise RuntimeError("Tagger is closed")
+        model = self._model
         dump = ParsedDump()
         dump.header = self._header_fields(model)
         dump.labels = {label: str(k) for k, label in enumerate(model.classes)}
@@ -252,9 +268,10 @@ class Tagger:
         names, labels = model.vocabulary.names, model.classes
         used = np.unique(rows).tolist()
         dump.attributes = {names[a]: str(i) for i, a in enumerate(used)}
-        dump.state_features = {(names[a], labels[k]): w for a, k, w in
+        # python-crfsuite parses CRFsuite's dump, whose weights have 6 decimals.
+        dump.state_features = {(names[a], labels[k]): _dumped(w) for a, k, w in
                                zip(rows.tolist(), cols.tolist(), values.tolist())}
-        dump.transitions = {(labels[i], labels[j]): float(model.transitions[i, j])
+        dump.transitions = {(labels[i], labels[j]): _dumped(model.transitions[i, j])
                             for i, j in zip(*np.nonzero(model.transitions))}
         dump.start_weights = {labels[k]: float(model.start[k])
                               for k in np.flatnonzero(model.start)}
@@ -280,7 +297,13 @@ class Tagger:
 
     def dump(self, filename=None):
         """Write the model as text, in CRFsuite's dump format (to stdout when
-        ``filename`` is None)."""
+        ``filename`` is None).
+
+        Raises
+        ------
+        RuntimeError
+            When no model is open (python-crfsuite's error).
+        """
         text = self._dump_text()
         if filename is None:
             sys.stdout.write(text)

@@ -91,7 +91,7 @@ class BaseTrainer:
         TypeError
             For a label that is not a str, or a ``group`` that is not an int.
         """
-        if isinstance(group, bool) or not isinstance(group, numbers.Integral):
+        if not isinstance(group, numbers.Integral):  # a bool is an int, as in Cython
             raise TypeError(f"group must be an int, got {type(group).__name__}")
         labels = _check_labels(yseq)
         items = as_encodable(xseq)
@@ -196,7 +196,7 @@ class BaseTrainer:
         ValueError
             When no instance is left to train on, or for invalid parameters.
         """
-        if isinstance(holdout, bool) or not isinstance(holdout, numbers.Integral):
+        if not isinstance(holdout, numbers.Integral):
             raise TypeError(f"holdout must be an int, got {type(holdout).__name__}")
         holdout = int(holdout)
         train = [i for i, g in enumerate(self._groups) if g != holdout]
@@ -217,16 +217,22 @@ class BaseTrainer:
         params.update(crf_params(self._algorithm, self._values))
         # CRFsuite's SGD is deterministic (its shuffles use rand() unseeded): so is this.
         params.update(verbose=False, n_jobs=self.n_jobs, random_state=0)
+        # CRFsuite numbers the labels as instances are appended, holdout ones too.
+        classes = list(dict.fromkeys(label for labels in self._yseqs for label in labels))
         writer.start()
         try:
-            fitted = fit_model(params, X, y, ends=False, listener=writer)
+            fitted = fit_model(params, X, y, ends=False, listener=writer,
+                               min_feature_freq=self._values["feature.minfreq"],
+                               classes=classes)
         except TypeError:
             # Items fastcrf's encoder does not read (sets, bytes, ...): flatten them.
             X = [strict_items(x, f"instance {i}") for i, x in zip(train, X)]
             if dev is not None:
                 dev = (dev[0], [strict_items(x) for x in dev[1]], dev[2])
                 writer.holdout = dev
-            fitted = fit_model(params, X, y, ends=False, listener=writer)
+            fitted = fit_model(params, X, y, ends=False, listener=writer,
+                               min_feature_freq=self._values["feature.minfreq"],
+                               classes=classes)
         started = time.perf_counter()
         path = os.fspath(model)
         if path:
