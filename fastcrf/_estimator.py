@@ -41,7 +41,7 @@ class CRF(ParamsMixin):
 
     Parameters
     ----------
-    algorithm : {'asgd', 'lbfgs', 'l2sgd', 'ap', 'pa'} or None, default=None
+    algorithm : {'asgd', 'lbfgs', 'l2sgd', 'ap', 'pa', 'arow'} or None, default=None
         - 'asgd': averaged SGD (Bottou's crfasgd): fast.  None means 'asgd', except
           on a training set of so few (long) sequences that SGD would take too few
           steps to converge (fewer than 20 mini-batches): then 'lbfgs' on the same
@@ -51,6 +51,12 @@ class CRF(ParamsMixin):
         - 'l2sgd': CRFsuite's SGD with L2 and a 1 / (lambda t) step size.
         - 'ap': averaged perceptron.
         - 'pa': passive-aggressive (PA, PA-I, PA-II).
+        - 'arow': adaptive regularization of weights (AROW, Mejer and Crammer), as
+          CRFsuite's.
+
+        'ap', 'pa' and 'arow' follow CRFsuite's update, averaging and stopping test,
+        so with ``all_possible_states=False`` and ``all_possible_transitions=False``
+        they reach CRFsuite's training accuracy (start/end scores aside).
     min_freq : float, default=0
         Attributes that occur fewer times in the training data are dropped.
     all_possible_states : bool or None, default=None
@@ -76,12 +82,13 @@ class CRF(ParamsMixin):
         tests (``period``/``delta``, ``epsilon``, ``early_stopping``) may end
         sooner.  Default: for 'asgd', 8 epochs or as many as make 2000 mini-batch
         steps (small training sets), at most 100; 1000 for 'l2sgd', 100 for 'ap'
-        and 'pa', unlimited for 'lbfgs' (which stops by ``epsilon``/``delta``).
+        'pa' and 'arow', unlimited for 'lbfgs' (which stops by ``epsilon``/``delta``).
     num_memories : int, default=6
         L-BFGS history size.
     epsilon : float
         'lbfgs': stop when ``|grad| / max(|w|, 1) < epsilon`` (default 1e-5).
-        'ap'/'pa': stop when the epoch's mean loss falls below it (default 0).
+        'ap'/'pa'/'arow': stop when the epoch's mean loss falls below it (default 0:
+        never, as in CRFsuite).
     period, delta : int, float
         Stop when the objective improved by less than ``delta`` (relative) over the
         last ``period`` epochs/iterations.  Default period 10; delta 1e-5 for
@@ -104,9 +111,10 @@ calibration_max_trials
         'pa': use the number of wrong labels (not 1) in the loss.
     averaging : bool, default=True
         'asgd', 'ap', 'pa': return the average of the iterates.
-    variance, gamma : float
-        CRFsuite's 'arow' parameters; 'arow' is not implemented, so these must stay
-        None.
+    variance : float, default=1
+        'arow': the initial variance of every weight.
+    gamma : float, default=1
+        'arow': the trade-off between the loss and the change of the weights.
     verbose : bool, default=False
         Print one line per epoch/iteration (loss, objective, weight norm, seconds
         and, with ``X_dev``, dev token accuracy).
