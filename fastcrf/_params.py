@@ -153,6 +153,8 @@ CONSTRAINTS = {
     "n_jobs": Param(NJobs(), none=True),
     "verbose": Param(Unchecked(), none=True),
     "model_filename": Param(Unchecked(), none=True),
+    "keep_tempfiles": Param(Bool()),
+    "trainer_cls": Param(Unchecked(), none=True),
     "random_state": Param(Unchecked(), none=True),
 }
 
