@@ -136,3 +136,21 @@ def test_tagger_answers_as_sklearn_crfsuites(corpus, tmp_path):
     # Over a model fitted here, too.
     fitted = CRF(random_state=0).fit(X, y)
     assert fitted.tagger_.tag(X[0]) == fitted.predict_single(X[0])
+
+
+@pytest.mark.parametrize("labels", [None, ["L0", "L2"], ["L2", "L1", "L0"]])
+@pytest.mark.parametrize("digits", [2, 4])
+def test_flat_classification_report_as_sklearn_crfsuites(corpus, monkeypatch, labels, digits):
+    from sklearn_crfsuite import metrics as theirs
+
+    from fastcrf import metrics
+
+    X, y = corpus
+    pred = CRF(algorithm="ap", max_iterations=2, random_state=0).fit(X, y).predict(X)
+    expected = theirs.flat_classification_report(y, pred, labels=labels, digits=digits)
+    assert metrics.flat_classification_report(y, pred, labels=labels,
+                                              digits=digits) == expected
+    # The same text without scikit-learn.
+    monkeypatch.setitem(__import__("sys").modules, "sklearn", None)
+    assert metrics.flat_classification_report(y, pred, labels=labels,
+                                              digits=digits) == expected
