@@ -331,7 +331,7 @@ def run_fastcrf(kwargs, X_train, y_train, X_test, n_jobs):
 
     def extra():
         # After the peak RSS was read: the dense state matrix is built on request.
-        out = {"n_iter": crf.n_iter_, "nonzero": crf.size_}
+        out = {"n_iter": crf.n_iter_, "nonzero": crf.n_nonzero_weights_}
         if crf.algorithm == "lbfgs":
             last = crf.training_log_.last_iteration
             c1 = crf.c1 or 0.0

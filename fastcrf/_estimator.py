@@ -6,12 +6,13 @@ and its prediction methods are :class:`fastcrf._model.CRFModel`.
 """
 
 import inspect
+import os
 from operator import attrgetter, methodcaller
 
 from ._base import ParamsMixin
 from ._fit import fit_model
 from ._model import CRFModel, TrainingLog, model_of_old_pickle  # noqa: F401 (pickled name)
-from ._persist import load_model, save_model
+from ._persist import load_model, model_file_size, save_model
 from ._train import TRAINERS
 
 #: The implemented ``algorithm`` values.
@@ -71,7 +72,7 @@ class CRF(ParamsMixin):
 
     Parameters
     ----------
-    algorithm : {'asgd', 'lbfgs', 'l2sgd', 'ap', 'pa'} or None, default=None
+    algorithm : {'asgd', 'lbfgs', 'l2sgd', 'ap', 'pa', 'arow'} or None, default=None
         - 'asgd': averaged SGD (Bottou's crfasgd): fast.  None means 'asgd', except
           on a training set of so few (long) sequences that SGD would take too few
           steps to converge (fewer than 20 mini-batches): then 'lbfgs' on the same
@@ -81,6 +82,12 @@ class CRF(ParamsMixin):
         - 'l2sgd': CRFsuite's SGD with L2 and a 1 / (lambda t) step size.
         - 'ap': averaged perceptron.
         - 'pa': passive-aggressive (PA, PA-I, PA-II).
+        - 'arow': adaptive regularization of weights (AROW, Mejer and Crammer), as
+          CRFsuite's.
+
+        'ap', 'pa' and 'arow' follow CRFsuite's update, averaging and stopping test,
+        so with ``all_possible_states=False`` and ``all_possible_transitions=False``
+        they reach CRFsuite's training accuracy (start/end scores aside).
     min_freq : float, default=0
         Attributes that occur fewer times in the training data are dropped.
     all_possible_states : bool or None, default=None
@@ -106,12 +113,13 @@ class CRF(ParamsMixin):
         tests (``period``/``delta``, ``epsilon``, ``early_stopping``) may end
         sooner.  Default: for 'asgd', 8 epochs or as many as make 2000 mini-batch
         steps (small training sets), at most 100; 1000 for 'l2sgd', 100 for 'ap'
-        and 'pa', unlimited for 'lbfgs' (which stops by ``epsilon``/``delta``).
+        'pa' and 'arow', unlimited for 'lbfgs' (which stops by ``epsilon``/``delta``).
     num_memories : int, default=6
         L-BFGS history size.
     epsilon : float
         'lbfgs': stop when ``|grad| / max(|w|, 1) < epsilon`` (default 1e-5).
-        'ap'/'pa': stop when the epoch's mean loss falls below it (default 0).
+        'ap'/'pa'/'arow': stop when the epoch's mean loss falls below it (default 0:
+        never, as in CRFsuite).
     period, delta : int, float
         Stop when the objective improved by less than ``delta`` (relative) over the
         last ``period`` epochs/iterations.  Default period 10; delta 1e-5 for
@@ -134,14 +142,25 @@ calibration_max_trials
         'pa': use the number of wrong labels (not 1) in the loss.
     averaging : bool, default=True
         'asgd', 'ap', 'pa': return the average of the iterates.
-    variance, gamma : float
-        CRFsuite's 'arow' parameters; 'arow' is not implemented, so these must stay
-        None.
+    variance : float, default=1
+        'arow': the initial variance of every weight.
+    gamma : float, default=1
+        'arow': the trade-off between the loss and the change of the weights.
     verbose : bool, default=False
         Print one line per epoch/iteration (loss, objective, weight norm, seconds
         and, with ``X_dev``, dev token accuracy).
-    model_filename : str, optional
-        When set, ``fit`` also saves the model there (:meth:`save`).
+    model_filename : str or os.PathLike, optional
+        sklearn-crfsuite's meaning: an existing model file there (fastcrf's or
+        CRFsuite's format, told by content) is loaded on first use, so
+        ``CRF(model_filename=path).predict(X)`` works without ``fit``; ``fit``
+        writes its model there (fastcrf's format, atomically).
+    keep_tempfiles : bool, default=False
+        Accepted for sklearn-crfsuite compatibility: fastcrf writes no temporary
+        model files, so there is nothing to keep.
+    trainer_cls : type, optional
+        Accepted for sklearn-crfsuite compatibility and ignored: fastcrf trains
+        with its own trainers (sklearn-crfsuite uses it to customise
+        python-crfsuite's training log; use ``verbose`` here).
     n_jobs : int, optional
         OpenMP threads for training and prediction (scikit-learn's convention:
         None or -1 all, -2 all but one).  Results do not depend on it.
@@ -193,8 +212,16 @@ calibration_max_trials
     n_iter_ : int
         Epochs / iterations actually run.
     size_ : int
+        Size of the model file in bytes (sklearn-crfsuite's meaning): the file at
+        ``model_filename`` when the model was loaded from or written there, else
+        the size :meth:`save` would write.
+    n_nonzero_weights_ : int
         Number of non-zero weights.
     num_attributes_ : int
+        Number of attributes with a non-zero state weight (those a CRFsuite model
+        file keeps, sklearn-crfsuite's meaning); ``len(attributes_)`` counts all.
+    tagger_ : fastcrf.pycrfsuite.Tagger
+        A python-crfsuite-compatible tagger over the fitted model.
 
     Examples
     --------
@@ -214,12 +241,17 @@ calibration_max_trials
         pa_type=None, c=None, error_sensitive=None, averaging=None, variance=None,
         gamma=None, verbose=False, model_filename=None, n_jobs=None, random_state=None,
         batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
-        n_iter_no_change=None,
+        n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None,
     ):
         self._store_params(locals())
 
     def __sklearn_is_fitted__(self):
-        return "_model" in self.__dict__
+        return "_model" in self.__dict__ or self._model_file() is not None
+
+    def _model_file(self):
+        """``model_filename`` when it names an existing file, else None."""
+        path = self.model_filename
+        return path if path is not None and os.path.isfile(path) else None
 
     # ------------------------------------------------------------------ #
     # Fitting                                                              #
@@ -265,8 +297,11 @@ calibration_max_trials
         # Everything is computed: only now replace the previous fit, so an error or an
         # interrupt above leaves the estimator as it was.
         self._model = model
+        self.__dict__.pop("_source", None)
         if self.model_filename is not None:
             self.save(self.model_filename)
+            self._source = (os.fspath(self.model_filename),
+                            os.path.getsize(self.model_filename))
         return self
 
     # ------------------------------------------------------------------ #
@@ -275,16 +310,53 @@ calibration_max_trials
 
     def _fitted_model(self):
         model = self.__dict__.get("_model")
+        source = self.__dict__.get("_source")
+        path = self.model_filename
+        if path is not None and (model is None or (source is not None
+                                                   and source[0] != os.fspath(path))):
+            # sklearn-crfsuite's model_filename: an existing model, loaded on first use
+            # (and again when model_filename is changed to another file).
+            if self._model_file() is not None:
+                model, _ = load_model(path)
+                self._model = model
+                self._source = (os.fspath(path), os.path.getsize(path))
         if model is None:
             raise NotFittedError(
-                "this CRF is not fitted yet: call fit(X, y) or CRF.load(path) first")
+                "this CRF is not fitted yet: call fit(X, y) or CRF.load(path) first"
+                + ("" if path is None else f" (model_filename={path!r} names no file)"))
         return model
+
+    @property
+    def size_(self):
+        """Size of the model file in bytes (sklearn-crfsuite's ``size_``)."""
+        model = self._fitted_model()
+        source = self.__dict__.get("_source")
+        if source is not None:
+            return source[1]
+        return model_file_size(model, self.get_params())
+
+    @property
+    def tagger_(self):
+        """A :class:`fastcrf.pycrfsuite.Tagger` over the fitted model (labels(), tag(),
+        marginal(), probability(), info()), as sklearn-crfsuite's ``tagger_``."""
+        from .pycrfsuite._tagger import Tagger  # the package imports this module
+
+        model = self._fitted_model()
+        tagger = self.__dict__.get("_tagger")
+        if tagger is None or tagger._model is not model:
+            tagger = Tagger(n_jobs=self.n_jobs)
+            tagger._use(model)
+            self._tagger = tagger
+        return tagger
 
     classes_ = _fitted(attrgetter("classes"), "Labels, in the order of the weight columns.")
     vocabulary_ = _fitted(attrgetter("vocabulary"), "The attribute vocabulary.")
     attributes_ = _fitted(attrgetter("vocabulary.names"),
                           "Attribute names, in the order of the rows of ``state_weights_``.")
-    num_attributes_ = _fitted(lambda m: len(m.vocabulary), "Number of attributes.")
+    num_attributes_ = _fitted(
+        lambda m: len(set(m.layout.nonzero(m.state)[0].tolist())),
+        "Number of attributes with a non-zero state weight (sklearn-crfsuite's meaning: "
+        "the attributes of the model file); ``len(attributes_)`` counts all.")
     state_weights_ = _fitted(
         methodcaller("state_weights"),
         "The state weights as an ``(n_attributes, n_labels)`` array (0 for the pairs the "
@@ -299,11 +371,16 @@ calibration_max_trials
         "state weight.")
     transition_features_ = _fitted(methodcaller("transition_features"),
                                    "``{(label_from, label_to): weight}`` for every label pair.")
-    size_ = _fitted(methodcaller("n_nonzero"), "Number of non-zero weights.")
+    n_nonzero_weights_ = _fitted(methodcaller("n_nonzero"), "Number of non-zero weights.")
     training_log_ = _fitted(attrgetter("training_log"), "What the fit reported.")
     n_iter_ = _fitted(attrgetter("n_iter"), "Epochs / iterations actually run.")
     metadata_ = _fitted(attrgetter("metadata"),
                         "The metadata a loaded model was saved with ({} after fit).")
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_tagger", None)  # rebuilt on use
+        return state
 
     def __setstate__(self, state):
         state = dict(state)

@@ -96,16 +96,6 @@ class OneOf:
 
 
 @dataclass(frozen=True)
-class Unsupported:
-    """A parameter kept for compatibility that must stay None."""
-
-    reason: str
-
-    def check(self, name, value):
-        raise ValueError(f"{name} is {self.reason}; leave it None")
-
-
-@dataclass(frozen=True)
 class NJobs:
     """scikit-learn's ``n_jobs``: validated by :func:`effective_n_threads`."""
 
@@ -129,8 +119,6 @@ class Param:
     constraint: object
     none: bool = False
 
-
-_ARROW = Unsupported("a parameter of CRFsuite's 'arow', which fastcrf does not implement")
 
 #: Every constructor parameter but ``algorithm``, in the order they are checked.
 CONSTRAINTS = {
@@ -157,14 +145,16 @@ CONSTRAINTS = {
     "all_possible_transitions": Param(Bool(), none=True),
     "averaging": Param(Bool(), none=True),
     "error_sensitive": Param(Bool(), none=True),
-    "variance": Param(_ARROW, none=True),
-    "gamma": Param(_ARROW, none=True),
+    "variance": Param(Real(low=0.0, strict=True), none=True),
+    "gamma": Param(Real(low=0.0, strict=True), none=True),
     "early_stopping": Param(Bool()),
     "validation_fraction": Param(Real(low=0.0, strict=True, high=1.0)),
     "n_iter_no_change": Param(Int(low=1)),
     "n_jobs": Param(NJobs(), none=True),
     "verbose": Param(Unchecked(), none=True),
     "model_filename": Param(Unchecked(), none=True),
+    "keep_tempfiles": Param(Bool()),
+    "trainer_cls": Param(Unchecked(), none=True),
     "random_state": Param(Unchecked(), none=True),
 }
 

@@ -80,6 +80,21 @@ def save_model(model, path, *, params, metadata=None, format="fastcrf"):
         with atomic_file(path) as f:
             f.write(data)
         return
+    arrays = _npz_arrays(model, params, metadata)
+    with atomic_file(path) as f:
+        np.savez(f, **arrays)
+
+
+def model_file_size(model, params):
+    """The size in bytes of the file :func:`save_model` writes for ``model`` (in
+    fastcrf's format, without metadata)."""
+    buf = io.BytesIO()
+    np.savez(buf, **_npz_arrays(model, params, None))
+    return buf.tell()
+
+
+def _npz_arrays(model, params, metadata):
+    """The arrays of fastcrf's model file (see the module docstring)."""
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
@@ -110,8 +125,7 @@ def save_model(model, path, *, params, metadata=None, format="fastcrf"):
     }
     if metadata is not None:
         arrays["metadata.json"] = metadata_json
-    with atomic_file(path) as f:
-        np.savez(f, **arrays)
+    return arrays
 
 
 def load_model(path):

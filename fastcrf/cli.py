@@ -328,8 +328,8 @@ def _cmd_train(args):
     n_weights = crf._model.n_weights
     _say(f"trained in {fit_time:.1f} s ({n_tokens * crf.n_iter_ / max(fit_time, 1e-9):,.0f} "
          f"tokens/s over {crf.n_iter_} epochs/iterations): {K} labels, "
-         f"{crf.num_attributes_:,} attributes, {n_weights:,} weights "
-         f"({crf.size_:,} non-zero)")
+         f"{len(crf.attributes_):,} attributes, {n_weights:,} weights "
+         f"({crf.n_nonzero_weights_:,} non-zero)")
     if dev is not None:
         predicted = crf.predict(dev[0])
         scores = chunk_scores(dev[1], predicted)
@@ -481,13 +481,13 @@ def _cmd_info(args):
     crf = _load_model(args.model)
     labels = crf.classes_
     K = len(labels)
-    A = crf.num_attributes_
+    A = len(crf.attributes_)
     log = crf.training_log_
     print(f"model: {args.model} ({_size(args.model)})")
     print(f"labels ({K}): {' '.join(labels)}")
     print(f"attributes: {A:,}")
     print(f"weights: {crf._model.n_weights:,} "
-          f"({crf.size_:,} non-zero)")
+          f"({crf.n_nonzero_weights_:,} non-zero)")
     shown = {k: v for k, v in crf.get_params().items()
              if v is not None and k not in ("algorithm", "verbose", "model_filename",
                                             "n_jobs")}

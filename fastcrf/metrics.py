@@ -24,12 +24,15 @@ needing scikit-learn.
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 __all__ = [
     "ChunkScores",
     "TypeScores",
     "chunk_scores",
     "classification_report",
     "flat_accuracy_score",
+    "flat_classification_report",
     "flat_f1_score",
     "flat_precision_score",
     "flat_recall_score",
@@ -493,3 +496,83 @@ def flat_f1_score(y_true, y_pred, *, average="micro", labels=None):
 flat_precision_score.__doc__ = _FLAT_DOC.format(what="precision")
 flat_recall_score.__doc__ = _FLAT_DOC.format(what="recall")
 flat_f1_score.__doc__ = _FLAT_DOC.format(what="F1 score")
+
+
+def flat_classification_report(y_true, y_pred, labels=None, *, digits=2, **kwargs):
+    """scikit-learn's ``classification_report`` of the flattened token labels, as
+    ``sklearn_crfsuite.metrics.flat_classification_report``.
+
+    Uses scikit-learn when it is installed (then every keyword of its
+    ``classification_report`` is accepted); without it, the same text is built here
+    for the default keywords (per-label precision, recall, F1 and support, then
+    accuracy, or micro average when ``labels`` leaves some out, and the macro and
+    support-weighted averages; 0 where a ratio is undefined).
+
+    Parameters
+    ----------
+    y_true, y_pred : list of list of str
+    labels : list of str, optional
+        The labels to report, in this order (default: every label, sorted).
+    digits : int, default=2
+
+    Returns
+    -------
+    str
+    """
+    y_true, y_pred = _check_sequences(y_true, y_pred)
+    flat_true = [a for s in y_true for a in s]
+    flat_pred = [b for s in y_pred for b in s]
+    try:
+        from sklearn import metrics as sk_metrics
+    except ImportError:
+        sk_metrics = None
+    if sk_metrics is not None:
+        return sk_metrics.classification_report(flat_true, flat_pred, labels=labels,
+                                                digits=digits, **kwargs)
+    if kwargs:
+        raise TypeError(f"without scikit-learn, flat_classification_report takes no "
+                        f"{', '.join(sorted(kwargs))}")
+    return _flat_report(flat_true, flat_pred, labels, digits)
+
+
+def _flat_report(flat_true, flat_pred, labels, digits):
+    """scikit-learn's report text (its column widths and rows), computed here."""
+    everything = sorted(set(flat_true) | set(flat_pred))
+    labels = everything if labels is None else list(labels)
+    true, pred = np.asarray(flat_true, dtype=object), np.asarray(flat_pred, dtype=object)
+
+    def ratio(a, b):
+        return a / b if b else 0.0
+
+    rows = []
+    for label in labels:
+        tp = int(np.sum((true == label) & (pred == label)))
+        n_pred, n_true = int(np.sum(pred == label)), int(np.sum(true == label))
+        p, r = ratio(tp, n_pred), ratio(tp, n_true)
+        rows.append((str(label), p, r, ratio(2 * p * r, p + r), n_true))
+    support = sum(row[4] for row in rows)
+    width = max([len("weighted avg"), digits] + [len(row[0]) for row in rows])
+    head = "{:>{width}s} " + " {:>9}" * 4
+    line = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+    text = head.format("", "precision", "recall", "f1-score", "support", width=width)
+    text += "\n\n"
+    for row in rows:
+        text += line.format(*row, width=width, digits=digits)
+    text += "\n"
+    tp = sum(int(np.sum((true == label) & (pred == label))) for label in labels)
+    if set(labels) >= set(everything):
+        accuracy = "{:>{width}s} " + " {:>9.{digits}}" * 2 + " {:>9.{digits}f}" + " {:>9}\n"
+        text += accuracy.format("accuracy", "", "", ratio(tp, len(true)), support,
+                                width=width, digits=digits)
+    else:
+        p = ratio(tp, int(np.sum(np.isin(pred, labels))))
+        r = ratio(tp, int(np.sum(np.isin(true, labels))))
+        text += line.format("micro avg", p, r, ratio(2 * p * r, p + r), support,
+                            width=width, digits=digits)
+    columns = np.array([row[1:4] for row in rows], dtype=float).reshape(-1, 3)
+    weights = np.array([row[4] for row in rows], dtype=float)
+    macro = columns.mean(axis=0) if len(rows) else np.zeros(3)
+    weighted = (weights @ columns / weights.sum()) if weights.sum() else np.zeros(3)
+    text += line.format("macro avg", *macro, support, width=width, digits=digits)
+    text += line.format("weighted avg", *weighted, support, width=width, digits=digits)
+    return text

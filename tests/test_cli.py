@@ -228,7 +228,7 @@ def test_info(trained, capsys):
     assert status == 0 and err == ""
     crf = CRF.load(trained)
     assert f"labels ({len(crf.classes_)}): {' '.join(crf.classes_)}" in out
-    assert f"attributes: {crf.num_attributes_:,}" in out
+    assert f"attributes: {len(crf.attributes_):,}" in out
     assert "U11:%x[-1,1]/%x[0,1]" in out
     lines = out.splitlines()
     top = lines[lines.index("top 3 positive state features:") + 1]

@@ -60,4 +60,4 @@ def test_lbfgs_tutorial_setting_matches_crfsuite(conll2002):
     # sklearn-crfsuite: 77.70 with the same features and setting.
     assert scores.f1 >= 0.775, scores.report()
     # OWL-QN keeps most weights at exactly 0 (CRFsuite: 26,910 non-zero).
-    assert crf.size_ < 50_000
+    assert crf.n_nonzero_weights_ < 50_000

@@ -135,7 +135,7 @@ def test_owlqn_reaches_the_l1_optimum():
     n_kept = crf._model.layout.size + len(crf.classes_) * (len(crf.classes_) + 2)
     # L1 zeroes most of the rare attributes' weights, exactly.
     assert n_nonzero < 0.5 * n_kept
-    assert crf.size_ == n_nonzero
+    assert crf.n_nonzero_weights_ == n_nonzero
 
 
 def test_owlqn_matches_split_variable_lbfgsb_on_the_objective():
@@ -189,11 +189,11 @@ def test_l1_model_files_drop_the_zero_weights(tmp_path):
     X, y = _corpus()
     sparse = CRF(algorithm="lbfgs", c1=2.0, c2=0.01, max_iterations=60).fit(X, y)
     dense = CRF(algorithm="lbfgs", c1=0.0, c2=0.01, max_iterations=60).fit(X, y)
-    assert sparse.size_ < 0.5 * dense.size_
+    assert sparse.n_nonzero_weights_ < 0.5 * dense.n_nonzero_weights_
     for crf, name in ((sparse, "sparse.npz"), (dense, "dense.npz")):
         crf.save(tmp_path / name)
         loaded = CRF.load(tmp_path / name)
-        assert loaded.size_ == crf.size_
+        assert loaded.n_nonzero_weights_ == crf.n_nonzero_weights_
         np.testing.assert_array_equal(loaded.state_weights_, crf.state_weights_)
         assert loaded.predict(X) == crf.predict(X)
         np.testing.assert_array_equal(np.concatenate(loaded.predict_proba(X)),

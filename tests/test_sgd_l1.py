@@ -216,7 +216,7 @@ def test_c1_gives_far_fewer_weights_at_similar_accuracy(noisy):
     sparse = CRF(c1=1.0, random_state=0).fit(X, y)
     # The default algorithm picks 'asgd' here, with c1 as without it.
     assert dense.training_log_.algorithm == sparse.training_log_.algorithm == "asgd"
-    assert sparse.size_ < 0.4 * dense.size_
+    assert sparse.n_nonzero_weights_ < 0.4 * dense.n_nonzero_weights_
     assert _accuracy(sparse, X_test, y_test) > _accuracy(dense, X_test, y_test) - 0.02
     # The objective the log reports includes the L1 term.
     last = sparse.training_log_.last_iteration
@@ -236,4 +236,4 @@ def test_c1_with_one_epoch_is_sparse(noisy):
     X, y, *_ = noisy
     crf = CRF(algorithm="asgd", c1=0.5, max_iterations=1, random_state=0).fit(X, y)
     dense = CRF(algorithm="asgd", max_iterations=1, random_state=0).fit(X, y)
-    assert 0 < crf.size_ < dense.size_
+    assert 0 < crf.n_nonzero_weights_ < dense.n_nonzero_weights_

@@ -134,7 +134,7 @@ def test_model_predicts_and_round_trips_without_the_estimator(corpus, tmp_path):
     assert params == {"c2": 0.1} and loaded.metadata == {"k": [1]}
     assert loaded.predict_marginals(X[:5]) == model.predict_marginals(X[:5])
     np.testing.assert_array_equal(loaded.state_weights(), model.state_weights())
-    assert loaded.n_weights == model.n_weights and loaded.n_nonzero() == crf.size_
+    assert loaded.n_weights == model.n_weights and loaded.n_nonzero() == crf.n_nonzero_weights_
 
 
 def test_persistence_and_model_do_not_import_the_estimator():

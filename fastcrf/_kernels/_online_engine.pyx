@@ -1,6 +1,6 @@
-# The perceptron / passive-aggressive epoch engine (CRFsuite's 'ap' and 'pa'): one
-# serial pass over an encoded training set, decoding each sequence with the current
-# weights (fastcrf/_online.py holds the Python side).  Inputs are trusted: the
+# The perceptron / passive-aggressive / AROW epoch engine (CRFsuite's 'ap', 'pa' and
+# 'arow'): one serial pass over an encoded training set, decoding each sequence with
+# the current weights (fastcrf/_train/online.py holds the Python side).  Inputs are trusted: the
 # Python layer validates ids, offsets and labels and sizes the scratch D.
 
 from libc.math cimport sqrt
@@ -15,15 +15,20 @@ from ._rows cimport _ids, _values, fcrf_emissions, fcrf_layout, fcrf_max_abs
 
 
 # --------------------------------------------------------------------------- #
-# Averaged perceptron and passive-aggressive (CRFsuite's 'ap' and 'pa').        #
+# Averaged perceptron, passive-aggressive and AROW (CRFsuite's 'ap', 'pa', 'arow'). #
 # --------------------------------------------------------------------------- #
 #
-# Both decode each sequence with the current weights and, where the best path
+# All decode each sequence with the current weights and, where the best path
 # differs from the gold one, move the weights along
 #     delta = Phi(x, y_gold) - Phi(x, y_best)
 # by tau (1 for the perceptron; PA's closed form otherwise).  Averaging keeps
-#     Wsum += c * tau * delta   (c counts the sequences seen)
-# so the average is W - Wsum / c, computed once at the end (Daume's trick).
+#     Wsum += c * tau * delta   (c counts the sequences seen, from 1)
+# so that, as in CRFsuite, the average is W - Wsum / (c + 1), computed once at the
+# end (Daume's trick).  AROW (Mejer and Crammer 2010, as CRFsuite's train_arow.c)
+# keeps a variance per weight instead of an average: with the cost
+# score(best) - score(gold) + #errors, it moves each weight by
+#     alpha * var * delta,   alpha = cost / (gamma + sum(var * delta^2))
+# and shrinks its variance to 1 / (1 / var + delta^2 / gamma).
 # delta is gathered in the dense scratch D (all zeros between sequences) so that
 # repeated attributes cancel exactly and ||delta||^2 is exact.
 
@@ -43,13 +48,17 @@ def online_epoch(
     const int64_t[::1] order,              # IN  sequences in visiting order
     Py_ssize_t Tmax,                       # IN  longest sequence
     Py_ssize_t max_entries,                # IN  most feature entries in one sequence
-    int pa_type,                           # IN  -1: perceptron; 0, 1, 2: PA, PA-I, PA-II
-    double C,                              # IN  PA aggressiveness
+    int pa_type,                           # IN  -1: perceptron; 0, 1, 2: PA, PA-I, PA-II;
+                                           #     -2: AROW
+    double C,                              # IN  PA aggressiveness; AROW's gamma
     bint error_sensitive,                  # IN  PA: cost sqrt(#errors) instead of 1
     double[::1] counter,                   # INOUT [1] sequences seen (c)
-    double[::1] loss_out,                  # OUT [n_visit] errors (ap) or cost (pa)
+    double[::1] loss_out,                  # OUT [n_visit] error ratio (ap) or cost
+    double[:, ::1] W_var,                  # INOUT [A][K] AROW's variances, or (0, 0)
+    double[::1] V_var,                     # INOUT [K*K + 2K] AROW's variances, or (0,)
 ):
-    """One pass of the perceptron / passive-aggressive; returns 0 or -1 (bad scores)."""
+    """One pass of the perceptron / passive-aggressive / AROW; returns 0 or -1 (bad
+    scores)."""
     cdef const double* vp = _values(vals)
     cdef const int32_t* ip = _ids(ids)
     cdef Py_ssize_t K = W.shape[1]
@@ -72,7 +81,8 @@ def online_epoch(
     cdef Py_ssize_t i, s, T, t, k, m, j, n_touched, n_cells
     cdef int64_t t0, e, idx
     cdef const int64_t* y
-    cdef double best, gold, d, cost, norm2, tau, cnt, x
+    cdef double best, gold, d, cost, norm2, tau, cnt, x, frac
+    cdef double* Wv = &W_var[0, 0] if pa_type == -2 else NULL
     cdef int status = 0
 
     if lem == NULL or rows == NULL or path == NULL or cell == NULL or cval == NULL:
@@ -140,9 +150,31 @@ def online_epoch(
             _add_path_counts(path, T, K, -1.0, dv)
             for m in range(nV):
                 dv[m] *= V_mask[m]
-            if pa_type < 0:
+            if pa_type == -2:
+                # AROW: each weight moves by its own variance, which then shrinks.
+                gold = _path_score(&c, lem, T, y)
+                cost = best - gold + d
+                frac = C
+                for m in range(n_cells):
+                    frac += cval[m] * cval[m] * Wv[cell[m]]
+                for m in range(nV):
+                    frac += dv[m] * dv[m] * V_var[m]
+                loss_out[i] = cost
+                tau = cost / frac
+                for m in range(n_cells):
+                    idx = cell[m]
+                    W[idx // K, idx % K] += tau * Wv[idx] * cval[m]
+                    Wv[idx] = 1.0 / (1.0 / Wv[idx] + cval[m] * cval[m] / C)
+                for m in range(nV):
+                    if dv[m] != 0.0:
+                        V[m] += tau * V_var[m] * dv[m]
+                        V_var[m] = 1.0 / (1.0 / V_var[m] + dv[m] * dv[m] / C)
+                _chain_decoder(&c)
+                continue
+            if pa_type == -1:
                 tau = 1.0
-                loss_out[i] = d
+                # CRFsuite's loss of the perceptron: the share of wrong labels.
+                loss_out[i] = d / T
             else:
                 gold = _path_score(&c, lem, T, y)
                 cost = best - gold + (sqrt(d) if error_sensitive else 1.0)

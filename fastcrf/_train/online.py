@@ -1,13 +1,18 @@
-"""Online trainers decoded by Viterbi: averaged perceptron ('ap') and
-passive-aggressive ('pa'), as in CRFsuite.
+"""Online trainers decoded by Viterbi: averaged perceptron ('ap'),
+passive-aggressive ('pa') and AROW ('arow', whose trainer record is in
+:mod:`fastcrf._train.arow`), as in CRFsuite.
 
 Each sequence is decoded with the current weights; where the best path differs
 from the gold one the weights move along ``Phi(gold) - Phi(best)``: by 1 for the
 perceptron (Collins 2002), by PA's closed-form step for passive-aggressive
 (Crammer et al. 2006; PA-I caps it at ``c``, PA-II damps it by ``1 / (2c)``).  The
 cost of PA is ``score(best) - score(gold) + sqrt(#errors)`` (or ``+ 1`` when not
-``error_sensitive``).  With averaging the result is the mean of the weights after
-every sequence.  The loop is serial (each step needs the previous weights) and
+``error_sensitive``).  With averaging the result is CRFsuite's average,
+``W - Wsum / (c + 1)`` after ``c`` sequences (the mean of the weights before the
+first sequence and after every one).  Training runs ``max_iterations`` epochs unless
+the mean loss of one falls strictly below ``epsilon`` (CRFsuite's test, so the
+default 0 never stops early: an epoch without errors still moves the average
+towards the weights that make none).  The loop is serial (each step needs the previous weights) and
 compiled: :func:`fastcrf._kernels._online_engine.online_epoch`.
 """
 
@@ -32,20 +37,26 @@ class OnlineSettings:
     pa_type: int = 1
     c: float = 1.0
     error_sensitive: bool = True
+    variance: float = 1.0
+    gamma: float = 1.0
 
     @classmethod
     def from_params(cls, params):
         """The settings of the estimator's validated parameters."""
+        def given(name, default):
+            return default if params.get(name) is None else params[name]
+
         return pick_fields(cls, params, pa_type=params["pa_type"] or 0,
-                           c=1.0 if params["c"] is None else params["c"],
-                           error_sensitive=bool(params["error_sensitive"]))
+                           c=given("c", 1.0), error_sensitive=bool(params["error_sensitive"]),
+                           variance=given("variance", 1.0), gamma=given("gamma", 1.0))
 
 
 def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
                callback=None, log=None):
-    """Train by averaged perceptron or passive-aggressive: the ``fit`` of the trainer
-    contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
-    :class:`OnlineSettings`.
+    """Train by averaged perceptron, passive-aggressive or AROW: the ``fit`` of the
+    trainer contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
+    :class:`OnlineSettings` (AROW: ``averaging`` is ignored, its result is the mean
+    of its weight distribution, as CRFsuite's).
 
     ``random_state`` shuffles the sequences every epoch; ``n_jobs`` and ``log`` are
     unused (the loop is serial and quiet).
@@ -60,15 +71,20 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     counter = np.zeros(1)
     entries = np.diff(f.token_offsets[f.seq_offsets])
     max_entries = int(entries.max()) if len(entries) else 0
-    pa_type = -1 if settings.algorithm == "ap" else int(settings.pa_type)
+    pa_type = {"ap": -1, "arow": -2}.get(settings.algorithm, settings.pa_type)
+    arow = pa_type == -2
+    # AROW's variance per weight, all starting at ``variance``.
+    W_var = np.full((A, K), settings.variance) if arow else np.zeros((0, 0))
+    V_var = np.full(K * K + 2 * K, settings.variance) if arow else np.zeros(0)
+    c_or_gamma = settings.gamma if arow else settings.c
     trainable = state_mask(layout)
     mask = np.zeros((0, 0)) if trainable is None else trainable
     n = data.n_sequences
     started = time.perf_counter()
 
     def result():
-        if settings.averaging and counter[0] > 0:
-            c = counter[0]
+        if settings.averaging and not arow and counter[0] > 0:
+            c = counter[0] + 1.0
             return LayoutWeights.from_dense(layout, W - Wsum / c, V - Vsum / c)
         return LayoutWeights.from_dense(layout, W, V)
 
@@ -78,8 +94,8 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         losses = np.zeros(n)
         status = _online_engine.online_epoch(
             W, Wsum, V, Vsum, D, mask, chain_mask, f.attr_ids, f.values, f.token_offsets,
-            f.seq_offsets, data.labels, order, data.max_length, max_entries, pa_type,
-            float(settings.c), bool(settings.error_sensitive), counter, losses)
+            f.seq_offsets, data.labels, order, data.max_length, max_entries, int(pa_type),
+            float(c_or_gamma), bool(settings.error_sensitive), counter, losses, W_var, V_var)
         if status != 0:
             raise FloatingPointError(
                 f"the weights diverged in epoch {epoch}; scale the feature values down")
@@ -89,7 +105,7 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
                 "seconds": time.perf_counter() - started}
         if callback is not None and callback(epoch, info, result):
             break
-        if loss / max(n, 1) <= settings.epsilon:
+        if loss / max(n, 1) < settings.epsilon:
             break
     return result(), epoch
 

@@ -72,7 +72,7 @@ def _fit_tag_fastcrf(algorithm, X_train, y_train, X_test, n_jobs):
     crf = fastcrf.CRF(algorithm=name, random_state=0, n_jobs=n_jobs, **kw)
     fit_s, tag_s, crf, pred = _timed(lambda: crf.fit(X_train, y_train),
                                      lambda m: m.predict(X_test))
-    return fit_s, tag_s, pred, {"n_iter": crf.n_iter_, "nonzero_weights": crf.size_}
+    return fit_s, tag_s, pred, {"n_iter": crf.n_iter_, "nonzero_weights": crf.n_nonzero_weights_}
 
 
 def _fit_tag_pycrfsuite(algorithm, X_train, y_train, X_test, n_jobs):

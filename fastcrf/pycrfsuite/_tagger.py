@@ -148,6 +148,13 @@ class Tagger:
         self._index = {label: k for k, label in enumerate(model.classes)}
         self._forget()
 
+    def _use(self, model):
+        """Hold ``model`` (a fitted CRFModel) as if opened (``fastcrf.CRF.tagger_``)."""
+        self._model = model
+        self._header = None
+        self._index = {label: k for k, label in enumerate(model.classes)}
+        self._forget()
+
     def close(self):
         """Close the model (a no-op when none is open)."""
         self._model = None
