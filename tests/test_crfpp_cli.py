@@ -558,6 +558,15 @@ def test_console_scripts(corpus, model, tmp_path):
     assert proc.stderr == "fastcrf: error: -v (--verbose) must be 0, 1 or 2, got 7\n"
 
 
+def test_console_script_entry_points(corpus, model, capsys):
+    from fastcrf._crfpp_cli import learn_main, test_main
+
+    assert test_main(["-m", str(model), str(corpus["test"])]) == 0
+    assert len(parse_output(capsys.readouterr().out)) == len(corpus["gold"])
+    assert learn_main(["-a", "nope", "t", "x", "m"]) == 1
+    assert "unknown algorithm 'nope'" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- #
 # Against CRF++ itself (crfpy bundles it), when installed                       #
 # --------------------------------------------------------------------------- #
