@@ -104,9 +104,9 @@ def add_commands(sub):
         "crf_learn", help="CRF++'s crf_learn: template + training file -> model",
         description="Train a CRF as CRF++'s crf_learn does, with its arguments.",
         epilog=_LEARN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("files", nargs="*", metavar="TEMPLATE TRAIN MODEL",
-                   help="CRF++ template file, training column file, model to write "
-                        "(with -C: TEXTMODEL MODEL)")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="TEMPLATE TRAIN MODEL: CRF++ template file, training column "
+                        "file, model to write (with -C: TEXTMODEL MODEL)")
     p.add_argument("-f", "--freq", type=int, default=1, metavar="INT",
                    help="use features that occur no less than INT times (default 1)")
     p.add_argument("-m", "--maxiter", type=int, default=None, metavar="INT",

@@ -495,10 +495,12 @@ def test_learn_file_errors(corpus, tmp_path, capsys):
 def test_test_errors(corpus, model, tmp_path, capsys):
     test = corpus["test"]
     fails(capsys, "crf_test", test, match="crf_test needs -m MODEL")
-    fails(capsys, "crf_test", "-v", "3", "-m", model, test, match=r"-v \(--verbose\) must be 0, 1 or 2")
+    fails(capsys, "crf_test", "-v", "3", "-m", model, test,
+          match=r"-v \(--verbose\) must be 0, 1 or 2")
     fails(capsys, "crf_test", "-n", "2", "-m", model, test,
           match="-n 2: n-best lists are not implemented yet")
-    fails(capsys, "crf_test", "-n", "-1", "-m", model, test, match=r"-n \(--nbest\) must be >= 0")
+    fails(capsys, "crf_test", "-n", "-1", "-m", model, test,
+          match=r"-n \(--nbest\) must be >= 0")
     fails(capsys, "crf_test", "-c", "0", "-m", model, test,
           match=r"-c \(--cost-factor\) must be a finite number > 0")
     fails(capsys, "crf_test", "-m", tmp_path / "none", test, match="no such model file")
@@ -519,7 +521,8 @@ def test_test_errors(corpus, model, tmp_path, capsys):
     trainer = Trainer(verbose=False)
     trainer.append([["a"], ["b"]], ["X", "Y"])
     trainer.train(str(crfsuite))
-    fails(capsys, "crf_test", "-m", crfsuite, test, match="CRFsuite model holds no feature template")
+    fails(capsys, "crf_test", "-m", crfsuite, test,
+          match="CRFsuite model holds no feature template")
     plain = tmp_path / "plain.npz"
     CRF(algorithm="lbfgs", max_iterations=2).fit([[["a"], ["b"]]], [["X", "Y"]]).save(plain)
     fails(capsys, "crf_test", "-m", plain, test, match="holds no feature template")
