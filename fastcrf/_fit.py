@@ -17,8 +17,8 @@ from ._train.progress import Progress, encode_dev, hold_out
 from ._training import chain_mask, encode_training, keep_frequent_features
 
 
-def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None,
-              on_iteration=None, min_feature_freq=None, classes=None):
+def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=True,
+              listener=None, on_iteration=None, min_feature_freq=None, classes=None):
     """Train a CRF with the estimator parameters ``params``.
 
     Parameters
@@ -30,6 +30,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None,
     ends : bool, default=True
         Whether the start and end scores are trained; with False they stay 0 (a
         CRFsuite model has none).
+    transitions : bool, default=True
+        Whether the label-transition scores are trained; with False they stay 0 (a
+        CRF++ template without a ``B`` line asks for none).
     listener : object, optional
         Told what happens: ``listener.prepared(data, layout, mask, vocabulary,
         classes)`` once the data are encoded, then ``listener.iteration(epoch, info,
@@ -69,6 +72,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, listener=None,
     mask = chain_mask(data, p["all_possible_transitions"])
     if not ends:
         mask[data.n_labels ** 2:] = 0.0
+    if not transitions:
+        mask[:data.n_labels ** 2] = 0.0
     if min_feature_freq is not None:
         layout, mask = keep_frequent_features(data, layout, mask, min_feature_freq)
     progress = Progress(p["algorithm"], layout, dev, verbose=p["verbose"],

@@ -915,6 +915,10 @@ def _build_parser():
     p.add_argument("--plot", metavar="FILE.png", help="also draw a chart (needs matplotlib)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-round lines")
     p.set_defaults(run=_cmd_bench)
+
+    from ._crfpp_cli import add_commands as add_crfpp_commands  # crf_learn, crf_test
+
+    add_crfpp_commands(sub)
     return parser
 
 
