@@ -9,7 +9,8 @@ drew on, and never calls ``plt.show()``: the caller decides whether to show or s
 import numpy as np
 
 __all__ = ["plot_training_curve", "plot_transitions", "plot_label_scores",
-           "plot_confusion", "save_figure"]
+           "plot_confusion", "model_figure", "evaluation_figure", "save_figure",
+           "check_png_path"]
 
 _EXTRA_HINT = 'fastcrf.plot needs matplotlib: pip install "fastcrf[plot]"'
 
@@ -204,7 +205,9 @@ def plot_label_scores(report, *, ax=None):
     ax.set_xlabel("score")
     ax.set_ylabel("label")
     ax.set_title("Per-label precision / recall / F1")
-    ax.legend(loc="lower right", fontsize=8)
+    # Below the axes: inside, it would cover the longest bars.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8,
+              frameon=False)
     return ax
 
 
@@ -299,3 +302,61 @@ def check_png_path(path, name="path"):
     folder = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(folder):
         raise ValueError(f"{name}'s directory does not exist: {folder}")
+
+
+def model_figure(model):
+    """One figure of a model: its transition heat map and, when it has a training
+    log, its training curve beside it (what ``fastcrf info --plot`` writes).
+
+    Parameters
+    ----------
+    model : CRF, str or path
+        A fitted CRF or a model file.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    crf = _crf_of(model)
+    log = crf.training_log_
+    has_log = log is not None and any("objective" in it or "loss" in it
+                                      for it in log.iterations)
+    n = len(crf.classes_)
+    side = min(max(4.5, 0.28 * n + 2.5), 16.0)
+    fig = _pyplot().figure(figsize=(side + 1.0 + (7.0 if has_log else 0.0), side))
+    grid = fig.add_gridspec(1, 2 if has_log else 1,
+                            width_ratios=[side + 1.0, 6.0] if has_log else None)
+    plot_transitions(crf, ax=fig.add_subplot(grid[0, 0]))
+    if has_log:
+        plot_training_curve(log, ax=fig.add_subplot(grid[0, 1]))
+    fig.tight_layout()
+    return fig
+
+
+def evaluation_figure(y_true, y_pred, *, scheme=None, raw=False, o_tag="O"):
+    """One figure of an evaluation: per-chunk-type precision / recall / F1 bars
+    (:func:`fastcrf.metrics.chunk_scores`) beside the label confusion matrix (what
+    ``fastcrf eval --plot`` writes).
+
+    Parameters
+    ----------
+    y_true, y_pred : list of list of str
+    scheme, raw, o_tag
+        As in :func:`fastcrf.metrics.chunk_scores`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from .metrics import chunk_scores
+
+    report = chunk_scores(y_true, y_pred, scheme=scheme, raw=raw, o_tag=o_tag)
+    n = len({t for seq in y_true for t in seq} | {t for seq in y_pred for t in seq})
+    side = min(max(4.5, 0.32 * n + 2.5), 16.0)
+    fig = _pyplot().figure(figsize=(side + 7.5, side))
+    grid = fig.add_gridspec(1, 2, width_ratios=[6.0, side + 1.0])
+    if report.per_type:
+        plot_label_scores(report, ax=fig.add_subplot(grid[0, 0]))
+    plot_confusion(y_true, y_pred, ax=fig.add_subplot(grid[0, 1]))
+    fig.tight_layout()
+    return fig

@@ -138,3 +138,29 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"fastcrf\[plot\]"):
         plot.plot_confusion([["A"]], [["A"]])
+
+
+def test_cli_info_and_eval_plot(tmp_path, capsys):
+    from fastcrf.cli import main
+    from fastcrf.datasets import make_conll_file
+
+    train, test = tmp_path / "train.txt", tmp_path / "test.txt"
+    make_conll_file(train, 60, n_labels=3, scheme="BIO", random_state=0)
+    make_conll_file(test, 20, n_labels=3, scheme="BIO", random_state=1)
+    (tmp_path / "tpl").write_text("U00:%x[0,0]\nB\n")
+    model, tagged = tmp_path / "m.crf", tmp_path / "tagged.txt"
+    assert main(["train", "-t", str(tmp_path / "tpl"), "-m", str(model), "-i", "5",
+                 "-q", str(train)]) == 0
+    assert main(["tag", str(test), "-m", str(model), "-o", str(tagged), "-q"]) == 0
+    for argv, out in ((["info", "-m", str(model)], "info.png"),
+                      (["eval", str(tagged)], "eval.png")):
+        assert main(argv + ["--plot", str(tmp_path / out)]) == 0
+        img = plt.imread(tmp_path / out)
+        assert img.shape[1] > 600 and len(np.unique(img.reshape(-1, 4), axis=0)) > 20
+    capsys.readouterr()
+    # A bad --plot fails before any work, naming the option.
+    assert main(["info", "-m", str(tmp_path / "missing.crf"), "--plot", "x.jpg"]) != 0
+    assert "--plot must end in .png" in capsys.readouterr().err
+    assert main(["eval", str(tagged), "--plot", str(tmp_path / "no" / "e.png")]) != 0
+    err = capsys.readouterr()
+    assert "--plot's directory does not exist" in err.err and "processed" not in err.out
