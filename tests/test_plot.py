@@ -5,7 +5,8 @@ import io
 import numpy as np
 import pytest
 
-matplotlib = pytest.importorskip("matplotlib", reason="fastcrf[plot] (matplotlib) not installed")
+matplotlib = pytest.importorskip("matplotlib",
+                                 reason="fastcrf[plot] (matplotlib) not installed")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
