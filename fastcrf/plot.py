@@ -105,6 +105,9 @@ def plot_training_curve(model, *, ax=None):
     for key, style in (("objective", "-"), ("loss", "--")):
         if all(key in it for it in its):
             ax.plot(num, [it[key] for it in its], style, label=key)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
     ax.set_xlabel("epoch / iteration")
     ax.set_ylabel("objective / loss")
     ax.set_title(f"Training curve ({log.algorithm})")
