@@ -433,9 +433,38 @@ def _cmd_tag(args):
 # --------------------------------------------------------------------------- #
 
 
+def _check_plot_path(args):
+    """Reject a bad ``--plot`` before any work."""
+    if getattr(args, "plot", None) is not None:
+        from .plot import check_png_path
+
+        try:
+            check_png_path(args.plot, "--plot")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+
+
+def _write_figure(make, path, *args, **kwargs):
+    """Build a figure with ``make(*args, **kwargs)`` and write it to ``path``."""
+    from . import plot
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # a command line never opens a window
+        fig = make(*args, **kwargs)
+    except ImportError as exc:
+        raise CommandError(f'--plot needs matplotlib: pip install "fastcrf[plot]" '
+                           f"({exc})") from None
+    plot.save_figure(fig, path)
+    plot._pyplot().close(fig)
+    print(f"plot written to {path}", file=sys.stderr)
+
+
 def _cmd_eval(args):
     from .metrics import classification_report
 
+    _check_plot_path(args)
     sentences = _read_sentences(args.input, _separator(args.sep))
     if len(sentences[0][0]) < 2:
         raise CommandError(f"{_name(args.input)}: rows have a single field; 'fastcrf eval' "
@@ -445,6 +474,11 @@ def _cmd_eval(args):
     y_pred = [[row[-1] for row in s] for s in sentences]
     sys.stdout.write(classification_report(y_true, y_pred, scheme=args.scheme,
                                            raw=args.raw, o_tag=args.o_tag))
+    if args.plot is not None:
+        from .plot import evaluation_figure
+
+        _write_figure(evaluation_figure, args.plot, y_true, y_pred, scheme=args.scheme,
+                      raw=args.raw, o_tag=args.o_tag)
     return 0
 
 
@@ -478,6 +512,7 @@ def _top_state_features(W, n, largest):
 def _cmd_info(args):
     if args.top < 0:
         raise CommandError(f"--top must be >= 0, got {args.top}")
+    _check_plot_path(args)
     crf = _load_model(args.model)
     labels = crf.classes_
     K = len(labels)
@@ -531,6 +566,10 @@ def _cmd_info(args):
     rows += [("(start)", crf.start_weights_), ("(end)", crf.end_weights_)]
     for label, values in rows:
         print(f"  {label:<{first}}" + "".join(f"{v:>{width}.3f}" for v in values.tolist()))
+    if args.plot is not None:
+        from .plot import model_figure
+
+        _write_figure(model_figure, args.plot, crf)
     return 0
 
 
@@ -834,6 +873,9 @@ def _build_parser():
                    help="IOBES adds the S-/E- rules; the others are conlleval's own")
     p.add_argument("-d", "--sep", default=None,
                    help="field separator (conlleval's -d; default: any whitespace)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also write per-type P/R/F1 bars and the confusion matrix "
+                        "(needs fastcrf[plot])")
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser(
@@ -843,6 +885,9 @@ def _build_parser():
     p.add_argument("-m", "--model", required=True, metavar="MODEL")
     p.add_argument("--top", type=int, default=10, metavar="N",
                    help="state features to list per sign (default 10)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also write the transition heat map and the training curve "
+                        "(needs fastcrf[plot])")
     p.set_defaults(run=_cmd_info)
 
     p = sub.add_parser(
