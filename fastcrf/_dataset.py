@@ -78,15 +78,21 @@ class Dataset:
         The labels, in first-seen order.
     min_freq : float
         The cut-off the attributes were built with.
+    metadata : dict
+        JSON data saved with the dataset: :meth:`from_conll` records the template
+        text, ``n_fields``, ``label_column`` and ``sep`` (what ``fastcrf train``
+        needs to tag with the model later).
     """
 
-    def __init__(self, features, attributes, counts, labels=None, classes=None, min_freq=0):
+    def __init__(self, features, attributes, counts, labels=None, classes=None, min_freq=0,
+                 metadata=None):
         self.features = features
         self.attributes = attributes
         self.counts = counts
         self.labels = labels
         self.classes = classes
         self.min_freq = min_freq
+        self.metadata = {} if metadata is None else metadata
 
     # ------------------------------------------------------------------ #
     # Sizes                                                                #
@@ -254,7 +260,11 @@ class Dataset:
                 builder.add(names, encoded, y)
         if n_fields is None:
             raise ValueError(f"no sentences in {', '.join(map(_name, paths))}")
-        return builder.finish(min_freq)
+        dataset = builder.finish(min_freq)
+        dataset.metadata = {
+            "template": template.text, "n_fields": n_fields, "sep": sep,
+            "label_column": None if label_column is None else label_column % n_fields}
+        return dataset
 
     @classmethod
     def from_encoded(cls, encoded, y=None, *, attributes=None):
@@ -360,9 +370,14 @@ class Dataset:
                 "n_sequences": self.n_sequences, "n_tokens": self.n_tokens,
                 "n_entries": int(len(f.attr_ids)), "n_attributes": len(self.attributes),
                 "classes": self.classes, "min_freq": self.min_freq,
+                "metadata": self.metadata,
             }
+            try:
+                text = json.dumps(header, indent=1)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"metadata must hold only JSON data ({exc})") from None
             with atomic_file(os.path.join(tmp, HEADER), "w", encoding="utf-8") as out:
-                json.dump(header, out, indent=1)
+                out.write(text)
             if os.path.exists(path):
                 old = tempfile.mkdtemp(prefix=".fastcrf-dataset-old-", dir=parent)
                 os.rename(path, os.path.join(old, "d"))
@@ -561,8 +576,8 @@ def _check_columns(template, label_column, n, path):
             raise ValueError(f"label_column={label_column} is out of range for "
                              f"{_name(path)}, which has {n} columns")
         if n == 1:
-            raise ValueError(f"{_name(path)} has a single column: no token columns "
-                             "beside the labels")
+            raise ValueError(f"{_name(path)}: rows have a single field; training needs "
+                             "at least one token column and a label column")
         n -= 1
     if template.n_columns > n:
         raise ValueError(f"{_name(path)}: the template reads column {template.n_columns - 1} "
@@ -614,6 +629,10 @@ def _check_header(header, where):
     if isinstance(min_freq, bool) or not isinstance(min_freq, (int, float)):
         raise ValueError(f"{where}: min_freq must be a number, got {min_freq!r}")
     head["min_freq"] = min_freq
+    metadata = header.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{where}: metadata must be a JSON object")
+    head["metadata"] = metadata
     return head
 
 
@@ -710,7 +729,8 @@ def _validated(arrays, head, path):
             raise ValueError(f"{where}: labels has {len(labels)} entries, expected "
                              f"{features.n_tokens}")
         _check_range(labels, len(classes), f"{where}: labels")
-    return Dataset(features, names, arrays["counts"], labels, classes, head["min_freq"])
+    return Dataset(features, names, arrays["counts"], labels, classes, head["min_freq"],
+                   head["metadata"])
 
 
 # ---------------------------------------------------------------------- #

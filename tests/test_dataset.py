@@ -193,3 +193,34 @@ def test_dev_set_as_dataset():
     dev_a = [e["dev_accuracy"] for e in a.training_log_.iterations]
     assert dev_a == [e["dev_accuracy"] for e in b.training_log_.iterations]
     assert len(dev_a) == 3
+
+
+def test_cli_encode_then_train_gives_the_list_paths_model(tmp_path, conll, capsys):
+    from fastcrf import cli
+
+    tpl = tmp_path / "tpl"
+    tpl.write_text(TEMPLATE)
+    models = {}
+    for how, args in [("lists", ["--lists", "-t", str(tpl)] + conll),
+                      ("stream", ["-t", str(tpl)] + conll),
+                      ("folder", [str(tmp_path / "ds")])]:
+        if how == "folder":
+            assert cli.main(["encode", "-t", str(tpl), "-o", str(tmp_path / "ds"), "-q"]
+                            + conll) == 0
+        model = tmp_path / f"{how}.npz"
+        assert cli.main(["train", "-q", "-i", "3", "-m", str(model)] + args) == 0
+        models[how] = CRF.load(model)
+    for how in ("stream", "folder"):
+        assert_same_model(models["lists"], models[how])
+        assert models[how].metadata_ == models["lists"].metadata_
+    # The model tags with the template stored in it.
+    out = tmp_path / "tagged.txt"
+    assert cli.main(["tag", "-q", "-m", str(tmp_path / "folder.npz"), "-o", str(out),
+                     conll[0]]) == 0
+    assert out.read_text().count("\n") > 100
+    capsys.readouterr()
+    assert cli.main(["train", "-t", str(tpl), str(tmp_path / "ds")]) == 1
+    assert "give no -t" in capsys.readouterr().err
+    (tmp_path / "ds" / "labels.npy").write_bytes(b"junk")
+    assert cli.main(["train", str(tmp_path / "ds")]) == 1
+    assert "labels.npy" in capsys.readouterr().err
