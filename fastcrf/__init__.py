@@ -42,6 +42,7 @@ from ._dense import (  # noqa: E402
     path_score,
     viterbi,
 )
+from ._dataset import Dataset  # noqa: E402
 from ._estimator import CRF, NotFittedError, TrainingLog  # noqa: E402
 from ._version import __version__  # noqa: E402
 
@@ -63,6 +64,7 @@ def __dir__():
 
 __all__ = [
     "CRF",
+    "Dataset",
     "NotFittedError",
     "TrainingLog",
     "Gradients",

@@ -257,14 +257,16 @@ calibration_max_trials
     # Fitting                                                              #
     # ------------------------------------------------------------------ #
 
-    def fit(self, X, y, X_dev=None, y_dev=None, *, callback=None):
+    def fit(self, X, y=None, X_dev=None, y_dev=None, *, callback=None):
         """Train the CRF.
 
         Parameters
         ----------
-        X : list of lists of token features
-        y : list of lists of str
-            One label per token.
+        X : list of lists of token features, Dataset, or EncodedSequences
+            A :class:`fastcrf.Dataset` (with labels; ``y`` None) is trained on as
+            it is, memory-mapped or not; the model equals that of its lists.
+        y : list of lists of str, optional
+            One label per token; None when ``X`` is a Dataset.
         X_dev, y_dev : optional
             A development set whose token accuracy is reported every epoch
             (``verbose`` and ``training_log_``); it changes the training only under
@@ -397,7 +399,7 @@ calibration_max_trials
 
         Parameters
         ----------
-        X : list of lists of token features
+        X : list of lists of token features, Dataset, or EncodedSequences
 
         Returns
         -------

@@ -9,6 +9,7 @@ registry, and build the model.
 
 import time
 
+from ._dataset import Dataset, dev_set, is_encoded, training_set
 from ._layout import StateLayout
 from ._model import CRFModel
 from ._params import as_generator, for_data, resolve
@@ -56,16 +57,31 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     CRFModel
     """
     p = resolve(params)
-    if (X_dev is None) != (y_dev is None):
+    if (X_dev is None) != (y_dev is None) and not isinstance(X_dev, Dataset):
         raise ValueError("X_dev and y_dev must be given together")
     rng = as_generator(p["random_state"])
     if p["early_stopping"] and X_dev is None:
+        if is_encoded(X):
+            raise ValueError("early_stopping with a Dataset X needs X_dev: give a dev "
+                             "set (a Dataset or lists)")
         X, y, X_dev, y_dev = hold_out(X, y, p["validation_fraction"], rng)
     started = time.perf_counter()
-    vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"], classes)
+    if is_encoded(X):
+        if classes is not None:
+            raise ValueError("classes cannot be given with an encoded X: its labels "
+                             "are already numbered")
+        vocabulary, classes, data = training_set(X, y, p["min_freq"])
+    elif y is None:
+        raise ValueError("y is required unless X is a fastcrf.Dataset with labels")
+    else:
+        vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"],
+                                                    classes)
     p, note = for_data(params, p, data.n_sequences)
-    dev = None if X_dev is None else encode_dev(X_dev, y_dev, vocabulary, classes,
-                                                p["n_jobs"])
+    if isinstance(X_dev, Dataset):
+        dev = dev_set(X_dev, y_dev, vocabulary, classes)
+    else:
+        dev = None if X_dev is None else encode_dev(X_dev, y_dev, vocabulary, classes,
+                                                    p["n_jobs"])
     states = p["all_possible_states"]
     layout = StateLayout.for_training(data, None if states is None else bool(states),
                                       counts=vocabulary.counts)

@@ -198,6 +198,9 @@ class CRFModel:
         attribute ids; attributes it does not know are dropped."""
         if isinstance(X, EncodedSequences):
             return drop_unit_values(X)
+        from ._dataset import Dataset  # the model module is imported first
+        if isinstance(X, Dataset):
+            return drop_unit_values(X.encoded_for(self.vocabulary))
         return encode(X, self.vocabulary, dense_values=False, n_jobs=n_jobs)
 
     def viterbi_codes(self, features, n_jobs=None):

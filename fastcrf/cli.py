@@ -283,31 +283,35 @@ def _cmd_train(args):
     if not args.train:
         raise CommandError("no training file given (no data at hand? 'fastcrf demo' "
                            "trains on a synthetic corpus)")
-    if args.template is None:
+    encoded = len(args.train) == 1 and os.path.isdir(args.train[0])
+    if encoded and args.template is not None:
+        raise CommandError(f"{args.train[0]} is a dataset folder ('fastcrf encode'): its "
+                           "template is stored in it, so give no -t")
+    if args.template is None and not encoded:
         raise CommandError("no feature template: give -t FILE (a CRF++ template) or "
                            "-t chunking")
     crf = _train_params(args)
     if args.model is not None:
         _check_output(args.model, "-m")
-    template = _template(args.template)
-    if not template.unigram:
-        raise CommandError(f"{args.template}: the template has no U lines, so it extracts "
-                           "no features to train on")
+    if not encoded:
+        template = _template(args.template)
+        if not template.unigram:
+            raise CommandError(f"{args.template}: the template has no U lines, so it "
+                               "extracts no features to train on")
     sep = _separator(args.sep)
     quiet = args.quiet
 
     started = time.perf_counter()
-    X, y, n_fields = [], [], None
-    for path in args.train:
-        Xp, yp, n = _load_labelled(path, args.label_column, sep)
-        if n_fields is not None and n != n_fields:
-            raise CommandError(f"{_name(path)} has {n} fields per row but "
-                               f"{_name(args.train[0])} has {n_fields}")
-        n_fields = n
-        X += Xp
-        y += yp
-    _check_template_fits(template, n_fields - 1, _name(args.train[0]))
-    features = template.transform(X)
+    if encoded:
+        features, y, template, n_fields, label_column, sep = _encoded_training(
+            args.train[0])
+    elif args.lists:
+        features, y, n_fields = _listed_training(args, template, sep)
+        label_column = args.label_column % n_fields
+    else:
+        features = _dataset_of(args.train, template, args.label_column, sep, args.min_freq)
+        y, n_fields, label_column = None, features.metadata["n_fields"], \
+            features.metadata["label_column"]
     dev = None
     if args.dev is not None:
         Xd, yd, nd = _load_labelled(args.dev, args.label_column, sep)
@@ -315,9 +319,10 @@ def _cmd_train(args):
             raise CommandError(f"{_name(args.dev)} has {nd} fields per row but the "
                                f"training data has {n_fields}")
         dev = (template.transform(Xd), yd)
-    n_tokens = sum(map(len, y))
+    n_tokens = sum(map(len, y)) if y is not None else features.n_tokens
+    n_sentences = len(y) if y is not None else features.n_sequences
     read_time = time.perf_counter() - started
-    _say(f"read {len(y):,} sentences, {n_tokens:,} tokens from "
+    _say(f"read {n_sentences:,} sentences, {n_tokens:,} tokens from "
          f"{', '.join(map(_name, args.train))}; features extracted in {read_time:.1f} s",
          quiet=quiet)
 
@@ -340,12 +345,74 @@ def _cmd_train(args):
     if args.model is not None:
         meta = {_META_KEY: {"version": _META_VERSION, "template": template.text,
                             "n_fields": n_fields,
-                            "label_column": args.label_column % n_fields,
+                            "label_column": label_column,
                             "sep": sep}}
         crf.save(args.model, metadata=meta)
         _say(f"model written to {args.model} ({_size(args.model)})")
     else:
         _say("model not saved (no -m MODEL given)")
+    return 0
+
+
+def _listed_training(args, template, sep):
+    """The list path of ``train --lists``: per-token feature lists (kept for
+    comparison; the default encodes a :class:`~fastcrf.Dataset` by streaming)."""
+    X, y, n_fields = [], [], None
+    for path in args.train:
+        Xp, yp, n = _load_labelled(path, args.label_column, sep)
+        if n_fields is not None and n != n_fields:
+            raise CommandError(f"{_name(path)} has {n} fields per row but "
+                               f"{_name(args.train[0])} has {n_fields}")
+        n_fields = n
+        X += Xp
+        y += yp
+    _check_template_fits(template, n_fields - 1, _name(args.train[0]))
+    return template.transform(X), y, n_fields
+
+
+def _dataset_of(paths, template, label_column, sep, min_freq):
+    """Column files -> a labelled :class:`~fastcrf.Dataset`, streamed chunk by chunk."""
+    from ._dataset import Dataset
+
+    for path in paths:
+        if not os.path.isfile(path):
+            raise CommandError(f"no such file: {path!r}")
+    return Dataset.from_conll(paths, template, label_column=label_column, sep=sep,
+                              min_freq=0 if min_freq is None else min_freq)
+
+
+def _encoded_training(folder):
+    """A dataset folder of 'fastcrf encode': ``(dataset, None, template, n_fields,
+    label_column, sep)``, memory-mapped."""
+    from ._dataset import Dataset
+    from .templates import Template
+
+    dataset = Dataset.load(folder, mmap=True)
+    meta = dataset.metadata
+    if not isinstance(meta.get("template"), str) or type(meta.get("n_fields")) is not int \
+            or type(meta.get("label_column")) is not int:
+        raise CommandError(f"{folder}: the dataset records no template and columns (it "
+                           "was not written by 'fastcrf encode')")
+    sep = meta.get("sep")
+    return (dataset, None, Template(meta["template"]), meta["n_fields"],
+            meta["label_column"], sep if isinstance(sep, str) else None)
+
+
+# --------------------------------------------------------------------------- #
+# encode                                                                        #
+# --------------------------------------------------------------------------- #
+
+
+def _cmd_encode(args):
+    template = _template(args.template)
+    started = time.perf_counter()
+    dataset = _dataset_of(args.train, template, args.label_column, _separator(args.sep),
+                          args.min_freq)
+    dataset.save(args.output)
+    _say(f"encoded {dataset.n_sequences:,} sentences, {dataset.n_tokens:,} tokens, "
+         f"{len(dataset.attributes):,} attributes in {time.perf_counter() - started:.1f} s;"
+         f" dataset written to {args.output} ('fastcrf train {args.output}' trains on it)",
+         quiet=args.quiet)
     return 0
 
 
@@ -799,7 +866,8 @@ def _build_parser():
                     "between sentences, the label in the last column) with a CRF++ "
                     "feature template, and save it with the template.")
     p.add_argument("train", nargs="*", metavar="TRAIN",
-                   help="training column file(s); .gz is read directly")
+                   help="training column file(s); .gz is read directly; or one dataset "
+                        "folder written by 'fastcrf encode'")
     p.add_argument("-t", "--template", metavar="TEMPLATE",
                    help="CRF++ template file, or 'chunking' for CRF++'s CoNLL-2000 template")
     p.add_argument("-m", "--model", metavar="MODEL",
@@ -832,7 +900,30 @@ def _build_parser():
     p.add_argument("--seed", type=int, default=0,
                    help="random seed (default 0: the same command gives the same model)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("--lists", action="store_true",
+                   help="build per-token feature lists in memory (the old path; the "
+                        "default streams the files into flat arrays, a fraction of the "
+                        "memory, the same model)")
     p.set_defaults(run=_cmd_train)
+
+    p = sub.add_parser(
+        "encode", help="encode column files through a template into a dataset folder",
+        description="Read column files once and write their encoded features and labels "
+                    "(a fastcrf.Dataset: .npy arrays plus a JSON header) to a folder that "
+                    "'fastcrf train FOLDER' trains on, memory-mapped, any number of times.")
+    p.add_argument("train", nargs="+", metavar="TRAIN", help="column file(s)")
+    p.add_argument("-t", "--template", required=True, metavar="TEMPLATE",
+                   help="CRF++ template file, or 'chunking'")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="the dataset folder to write (replaced if it holds a dataset)")
+    p.add_argument("-f", "--min-freq", type=float, default=None, metavar="N",
+                   help="drop attributes seen fewer than N times")
+    p.add_argument("--label-column", type=int, default=-1, metavar="K",
+                   help="column holding the labels (default -1: the last)")
+    p.add_argument("--sep", default=None,
+                   help="field separator (default: any whitespace; '\\t' for tabs)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    p.set_defaults(run=_cmd_encode)
 
     p = sub.add_parser(
         "tag", help="label a column file with a model",
