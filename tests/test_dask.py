@@ -116,3 +116,30 @@ def test_bad_input(client, corpus):
     bad[120] = bad[120][:-1]
     with pytest.raises(ValueError, match="partition"):
         fd.fit(CRF(algorithm="lbfgs"), *bags(X, bad), client=client)
+
+
+def test_tag_files_as_the_cli(client, tmp_path):
+    from fastcrf.cli import main
+    from fastcrf.datasets import make_conll_file
+
+    train = tmp_path / "train.txt"
+    make_conll_file(train, 200, random_state=0)
+    model = tmp_path / "m.crf"
+    template = tmp_path / "template"
+    template.write_text("U00:%x[-1,0]\nU01:%x[0,0]\nU02:%x[1,0]\nB\n")
+    assert main(["train", str(train), "-m", str(model), "-t", str(template), "-q"]) == 0
+    sources, targets = [], []
+    for k in range(3):
+        src = tmp_path / f"in{k}.txt"
+        make_conll_file(src, 30, random_state=k + 1)
+        sources.append(src)
+        targets.append(tmp_path / f"out{k}.txt")
+    crf = CRF.load(model)
+    n = fd.tag_files(crf, sources, targets, client=client)
+    assert n > 0
+    for src, out in zip(sources, targets):
+        want = tmp_path / "want.txt"
+        assert main(["tag", str(src), "-m", str(model), "-o", str(want), "-q"]) == 0
+        assert out.read_text() == want.read_text()
+    with pytest.raises(ValueError, match="fastcrf train"):
+        fd.tag_files(CRF().fit(*sample_hmm(20)[:2]), sources, targets, client=client)

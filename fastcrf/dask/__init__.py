@@ -22,6 +22,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "fastcrf.dask needs dask and distributed: pip install 'fastcrf[dask]'") from exc
 
 from ._fit import fit
-from ._predict import predict, predict_marginals
+from ._predict import predict, predict_marginals, tag_files
 
-__all__ = ["fit", "predict", "predict_marginals"]
+__all__ = ["fit", "predict", "predict_marginals", "tag_files"]
