@@ -57,10 +57,13 @@ class Trainer:
         from the estimator's validated parameters (a dict, defaults filled in).
     fit : callable
         ``fit(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
-        callback=None, log=None) -> (LayoutWeights, n_iterations)`` where ``data`` is a
+        callback=None, log=None, init=None) -> (LayoutWeights, n_iterations)`` where ``data`` is a
         :class:`fastcrf._training.TrainingData`, ``layout`` the trainable state pairs,
         ``chain_mask`` 1.0 for trainable transition / start / end scores, ``random_state``
-        a numpy Generator.  ``callback(iteration, info, weights_fn)`` is called after
+        a numpy Generator.  ``init``, a :class:`LayoutWeights` in ``layout`` or None
+        (zeros), is where the weights start: a warm start, and what ``fastcrf.dask``'s
+        parameter mixing hands each worker every round.  ``callback(iteration, info,
+        weights_fn)`` is called after
         every epoch / iteration with ``info`` holding at least ``loss``, ``objective``,
         ``weight_norm`` and ``seconds``; ``weights_fn()`` returns the
         :class:`LayoutWeights` the model would have now; a true return value stops

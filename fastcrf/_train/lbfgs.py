@@ -71,28 +71,47 @@ class _Objective:
         self.grad = np.empty(n)
         self.loss = np.nan
 
-    def __call__(self, x):
+    def log_likelihood(self, x):
+        """``(ll, grad)``: the log-likelihood of the data at ``x`` and its gradient
+        (masked; in the reused buffer), or ``(-inf, grad)`` when a score is out of
+        range.  ``fastcrf.dask`` sums these over the workers' partitions."""
         L, n_state, grad = self.layout, self.n_state, self.grad
         state, chain = x[:n_state], x[n_state:]
         try:
             ll, marg, chunks = _forward_pass(self.data, L.kernel_args(state), chain,
                                              self.n_jobs, True, out=self.buffers)
         except FloatingPointError:
-            # Scores out of range at a trial point: the line searches step back.
-            return np.inf, grad
+            return -np.inf, grad
         state_gradient(self.data, marg, (L.stride, L.n_dense, L.tail_ptr, L.tail_labels),
                        grad[:n_state], self.n_jobs, self.part_bounds)
         np.sum(chunks, axis=0, out=grad[n_state:])
         if self.chain_mask is not None:
-            # Before the negation below: the same values as masking after it.
+            # Before the negation of regularized(): the same values as masking after it.
             grad[n_state:] *= self.chain_mask
-        # The log-likelihood's gradient, turned into the objective's, in one pass.
-        squares = _vector.objective_gradient_l2(grad, x, self.c2)
-        self.loss = -ll
-        f = -ll
-        if self.c2 > 0.0:
-            f += self.c2 * squares
+        return ll, grad
+
+    def __call__(self, x):
+        ll, grad = self.log_likelihood(x)
+        f, _ = regularized(ll, grad, x, self.c2)
+        if np.isfinite(ll):
+            self.loss = -ll
         return f, grad
+
+
+def regularized(ll, grad, x, c2):
+    """The objective ``-ll + c2 ||x||^2`` and its gradient, from the log-likelihood
+    ``ll`` and its gradient ``grad`` (overwritten by the objective's, in one pass).
+
+    A non-finite ``ll`` (scores out of range at a trial point) gives ``inf``: the line
+    searches then step back.
+    """
+    if not np.isfinite(ll):
+        return np.inf, grad
+    squares = _vector.objective_gradient_l2(grad, x, c2)
+    f = -ll
+    if c2 > 0.0:
+        f += c2 * squares
+    return f, grad
 
 
 def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=None,
@@ -111,9 +130,37 @@ def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=N
     FloatingPointError
         When the objective is not finite at the start (feature values too large).
     """
-    K = data.n_labels
     fun = _Objective(data, layout, chain_mask, settings.c2, n_jobs)
-    n_state = fun.n_state
+    return minimize_objective(fun, layout.size, data.n_labels, settings,
+                              callback=callback, log=log, init=init)
+
+
+def minimize_objective(fun, n_state, n_labels, settings, *, callback=None, log=None,
+                       init=None):
+    """Minimise a training objective by L-BFGS-B (L2) or OWL-QN (``settings.c1 > 0``):
+    the optimiser of :func:`fit_lbfgs`, for any objective over the same variables.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> (f, grad)``: the objective without its L1 term at
+        ``x = [state (n_state), chain (K*K + 2K)]``, as :class:`_Objective` computes it
+        (``fastcrf.dask`` sums it over the workers instead).  ``fun.loss`` is the
+        negative log-likelihood at the last point evaluated and ``fun.grad`` the
+        gradient returned there.
+    n_state : int
+        Length of the state part of ``x`` (the layout's ``size``).
+    n_labels : int
+    settings : LBFGSSettings
+    callback, log, init
+        As in :func:`fit_lbfgs`.
+
+    Returns
+    -------
+    weights : LayoutWeights
+    n_iter : int
+    """
+    K = n_labels
     c1 = float(settings.c1)
     started = time.perf_counter()
     stop = {"iteration": 0}

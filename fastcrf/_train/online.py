@@ -52,20 +52,21 @@ class OnlineSettings:
 
 
 def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
-               callback=None, log=None):
+               callback=None, log=None, init=None):
     """Train by averaged perceptron, passive-aggressive or AROW: the ``fit`` of the
     trainer contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
     :class:`OnlineSettings` (AROW: ``averaging`` is ignored, its result is the mean
     of its weight distribution, as CRFsuite's).
 
     ``random_state`` shuffles the sequences every epoch; ``n_jobs`` and ``log`` are
-    unused (the loop is serial and quiet).
+    unused (the loop is serial and quiet).  ``init`` (LayoutWeights) is the first
+    iterate; the average is over the iterates from there on.
     """
     f = data.features
     A, K = f.n_attributes, data.n_labels
-    W = np.zeros((A, K))
+    W = np.zeros((A, K)) if init is None else layout.to_dense(init.state)
     Wsum = np.zeros((A, K))
-    V = np.zeros(K * K + 2 * K)
+    V = np.zeros(K * K + 2 * K) if init is None else np.array(init.chain, dtype=np.float64)
     Vsum = np.zeros(K * K + 2 * K)
     D = np.zeros((A, K))
     counter = np.zeros(1)

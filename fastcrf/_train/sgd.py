@@ -412,13 +412,14 @@ def too_few_steps(n_sequences, batch_size):
 
 
 def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
-            callback=None, log=None):
+            callback=None, log=None, init=None):
     """Train by (averaged) SGD: the ``fit`` of the trainer contract
     (:class:`fastcrf._train.base.Trainer`), with ``settings`` an :class:`SGDSettings`.
 
     ``random_state`` shuffles every epoch and samples the calibration set; the
     callback's ``info`` also holds the step size ``eta0``; ``log`` receives the
-    calibration trials.
+    calibration trials.  ``init`` (LayoutWeights) is the first iterate; the step-size
+    schedule and the average start afresh from it.
     """
     n = data.n_sequences
     lam = 2.0 * settings.c2 / n
@@ -451,6 +452,10 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         if log is not None:
             log(f"calibration: using eta0={eta0:.6g}")
     state = _State(layout, l1=lam1 > 0)
+    if init is not None:
+        # The scale alpha is 1: the iterate is U and V themselves.
+        state.U[:] = init.state
+        state.V[:] = init.chain
     max_epochs = settings.max_iterations
     if max_epochs is None:
         max_epochs = default_epochs(n, settings.batch_size)

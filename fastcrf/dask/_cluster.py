@@ -1,0 +1,95 @@
+"""What every entry point of :mod:`fastcrf.dask` needs from the cluster: the client,
+the partitions of a bag, where each partition lives, and a reduction in a fixed order.
+"""
+
+import dask.bag as db
+from dask.delayed import Delayed
+
+
+def get_client(client=None):
+    """``client``, or the current :class:`distributed.Client`.
+
+    Raises
+    ------
+    ValueError
+        When there is none: the message says how to start one.
+    TypeError
+        When ``client`` is not a Client.
+    """
+    from distributed import Client, default_client
+
+    if client is not None:
+        if not isinstance(client, Client):
+            raise TypeError(f"client must be a distributed.Client, got "
+                            f"{type(client).__name__}")
+        return client
+    try:
+        return default_client()
+    except ValueError:
+        raise ValueError(
+            "fastcrf.dask needs a dask.distributed client: start one first "
+            "(client = distributed.Client(address), or Client(LocalCluster()) on one "
+            "machine) or pass client=") from None
+
+
+def as_bag(data, name, npartitions):
+    """``data`` as a :class:`dask.bag.Bag`: a bag as it is, a list or tuple of sequences
+    split into ``npartitions`` partitions."""
+    if isinstance(data, db.Bag):
+        return data
+    if isinstance(data, (list, tuple)):
+        if not data:
+            raise ValueError(f"{name} holds no sequences")
+        return db.from_sequence(data, npartitions=max(1, min(npartitions, len(data))))
+    raise TypeError(f"{name} must be a dask.bag.Bag of sequences (or a list of them), got "
+                    f"{type(data).__name__}")
+
+
+def partitions(bag):
+    """The partitions of ``bag`` as a list of :class:`~dask.delayed.Delayed`, in order."""
+    parts = bag.to_delayed()
+    assert all(isinstance(p, Delayed) for p in parts)
+    return parts
+
+
+def workers_of(client):
+    """The addresses of the cluster's workers, sorted (a fixed order to place by).
+
+    Raises
+    ------
+    ValueError
+        When the cluster has no worker.
+    """
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    if not workers:
+        raise ValueError("the dask cluster has no worker")
+    return workers
+
+
+def placement(n_parts, workers):
+    """The worker of each partition: contiguous blocks of partitions per worker, so that
+    the lower levels of :func:`tree_reduce` add up on one worker without a transfer."""
+    W = len(workers)
+    return [workers[i * W // n_parts] for i in range(n_parts)]
+
+
+def tree_reduce(client, futures, combine):
+    """Reduce ``futures`` by ``combine(a, b)`` on the cluster, pairwise in index order:
+    ``((0 + 1) + (2 + 3)) + 4`` for five.
+
+    The shape of the tree depends only on the number of futures, so a floating-point
+    sum is the same whichever workers compute it and however many there are.
+
+    Returns
+    -------
+    Future
+        The root.
+    """
+    level = list(futures)
+    while len(level) > 1:
+        nxt = [client.submit(combine, a, b, pure=False)
+               for a, b in zip(level[0::2], level[1::2])]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]

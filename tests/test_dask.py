@@ -1,0 +1,145 @@
+"""fastcrf.dask against a LocalCluster (2 workers, 1 thread each) started here."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask", reason="fastcrf.dask needs dask: pip install 'fastcrf[dask]'")
+distributed = pytest.importorskip(
+    "distributed", reason="fastcrf.dask needs distributed: pip install 'fastcrf[dask]'")
+
+import dask.bag as db  # noqa: E402
+
+import fastcrf.dask as fd  # noqa: E402
+from crf_data import sample_hmm  # noqa: E402
+from fastcrf import CRF  # noqa: E402
+from fastcrf._estimator import NotFittedError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    X, y, _ = sample_hmm(300, n_labels=4, n_words=40, seed=3)
+    # Rare attributes too: a previous-word feature and a per-sequence tag, so that
+    # min_freq, the layout's tail and the vocabulary merge have something to do.
+    for i, seq in enumerate(X):
+        for t, tok in enumerate(seq):
+            tok["prev"] = seq[t - 1]["w"] if t else "<s>"
+            if t == 0:
+                tok[f"seq{i % 97}"] = 1.0
+    return X, y
+
+
+def bags(X, y, n=5):
+    return db.from_sequence(X, npartitions=n), db.from_sequence(y, npartitions=n)
+
+
+def objectives(crf):
+    return np.array([e["objective"] for e in crf.training_log_.iterations])
+
+
+@pytest.mark.parametrize("params", [
+    dict(c2=0.5, min_freq=2),
+    dict(c1=0.2, c2=0.1, all_possible_states=False, all_possible_transitions=False),
+])
+def test_lbfgs_agrees_with_one_machine(client, corpus, params):
+    X, y = corpus
+    params = dict(algorithm="lbfgs", max_iterations=15, **params)
+    local = CRF(**params).fit(X, y)
+    dist = fd.fit(CRF(**params), *bags(X, y), client=client)
+    assert dist.vocabulary_.names == local.vocabulary_.names
+    assert dist.classes_ == local.classes_
+    assert dist._model.layout.n_weights == local._model.layout.n_weights
+    a, b = objectives(local), objectives(dist)
+    assert len(a) == len(b) == 15
+    np.testing.assert_allclose(b, a, rtol=1e-9)
+    assert dist.predict(X) == local.predict(X)
+
+
+def test_lbfgs_does_not_depend_on_the_workers(client, corpus):
+    X, y = corpus
+    fits = [fd.fit(CRF(algorithm="lbfgs", max_iterations=5), *bags(X, y), client=client)
+            for _ in range(2)]
+    np.testing.assert_array_equal(fits[0]._model.state, fits[1]._model.state)
+
+
+@pytest.mark.parametrize("algorithm", ["asgd", "ap", "pa"])
+def test_parameter_mixing(client, corpus, algorithm, tmp_path):
+    X, y = corpus
+    params = dict(algorithm=algorithm, max_iterations=8, random_state=0)
+    local = CRF(**params).fit(X, y)
+    dist = fd.fit(CRF(**params), *bags(X, y, 3), client=client)
+    again = fd.fit(CRF(**params), *bags(X, y, 3), client=client)
+    np.testing.assert_array_equal(dist._model.state, again._model.state)
+    assert len(dist.training_log_.iterations) == 8
+    assert dist.score(X, y) > local.score(X, y) - 0.02
+    # An ordinary model: saved and loaded without the cluster.
+    path = tmp_path / "m.crf"
+    dist.save(path)
+    assert CRF.load(path).predict(X) == dist.predict(X)
+
+
+def test_predict_in_input_order(client, corpus):
+    X, y = corpus
+    crf = CRF(algorithm="lbfgs", max_iterations=20).fit(X, y)
+    X_bag = db.from_sequence(X, npartitions=7)
+    assert fd.predict(crf, X_bag, client=client).compute() == crf.predict(X)
+    got = fd.predict_marginals(crf, X_bag, client=client).compute()
+    want = crf.predict_marginals(X)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert [list(d) for d in g] == [list(d) for d in w]
+        np.testing.assert_allclose([list(d.values()) for d in g],
+                                   [list(d.values()) for d in w], rtol=1e-12)
+
+
+def test_bad_input(client, corpus):
+    X, y = corpus
+    with pytest.raises(TypeError, match="X_bag"):
+        fd.predict(CRF().fit(X[:50], y[:50]), X, client=client)
+    with pytest.raises(NotFittedError):
+        fd.predict(CRF(), db.from_sequence(X), client=client)
+    with pytest.raises(ValueError, match="partitioned alike"):
+        fd.fit(CRF(algorithm="lbfgs"), db.from_sequence(X, npartitions=2),
+               db.from_sequence(y, npartitions=3), client=client)
+    with pytest.raises(ValueError, match="'l2sgd'"):
+        fd.fit(CRF(algorithm="l2sgd"), *bags(X, y), client=client)
+    with pytest.raises(TypeError, match="X_bag"):
+        fd.fit(CRF(algorithm="lbfgs"), 3, y, client=client)
+    bad = [list(s) for s in y]
+    bad[120] = bad[120][:-1]
+    with pytest.raises(ValueError, match="partition"):
+        fd.fit(CRF(algorithm="lbfgs"), *bags(X, bad), client=client)
+
+
+def test_tag_files_as_the_cli(client, tmp_path):
+    from fastcrf.cli import main
+    from fastcrf.datasets import make_conll_file
+
+    train = tmp_path / "train.txt"
+    make_conll_file(train, 200, random_state=0)
+    model = tmp_path / "m.crf"
+    template = tmp_path / "template"
+    template.write_text("U00:%x[-1,0]\nU01:%x[0,0]\nU02:%x[1,0]\nB\n")
+    assert main(["train", str(train), "-m", str(model), "-t", str(template), "-q"]) == 0
+    sources, targets = [], []
+    for k in range(3):
+        src = tmp_path / f"in{k}.txt"
+        make_conll_file(src, 30, random_state=k + 1)
+        sources.append(src)
+        targets.append(tmp_path / f"out{k}.txt")
+    crf = CRF.load(model)
+    n = fd.tag_files(crf, sources, targets, client=client)
+    assert n > 0
+    for src, out in zip(sources, targets):
+        want = tmp_path / "want.txt"
+        assert main(["tag", str(src), "-m", str(model), "-o", str(want), "-q"]) == 0
+        assert out.read_text() == want.read_text()
+    with pytest.raises(ValueError, match="fastcrf train"):
+        fd.tag_files(CRF().fit(*sample_hmm(20)[:2]), sources, targets, client=client)
