@@ -87,3 +87,12 @@ def fitted_gradient(crf, X, y):
     w = Weights(crf.state_weights_, crf.transition_weights_, crf.start_weights_,
                 crf.end_weights_)
     return w, log_likelihood(data, w)[1]
+
+
+def run_cli(capsys, *argv):
+    """``fastcrf.cli.main(argv)`` in-process: ``(status, stdout, stderr)``."""
+    from fastcrf import cli
+
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 from _data import conll2000_file
+from helpers import run_cli as run
 
 from fastcrf import CRF, cli
 from fastcrf.datasets import make_sequences
@@ -31,11 +32,6 @@ B
 """
 
 
-def run(capsys, *argv):
-    """``main(argv)`` in-process: ``(status, stdout, stderr)``."""
-    status = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def assert_one_line_error(status, err, expected_status=1, match=None):

@@ -16,6 +16,7 @@ import pytest
 from fastcrf import CRF, cli
 from fastcrf._crfpp_text import format_text_model, parse_text_model
 from fastcrf.datasets import make_sequences
+from helpers import run_cli as run
 from fastcrf.io import write_conll
 from fastcrf.templates import Template
 
@@ -31,11 +32,6 @@ B
 """
 
 
-def run(capsys, *argv):
-    """``main(argv)`` in-process: ``(status, stdout, stderr)``."""
-    status = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def fails(capsys, *argv, match, status=1):
