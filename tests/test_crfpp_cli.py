@@ -12,11 +12,11 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run_cli as run
 
 from fastcrf import CRF, cli
 from fastcrf._crfpp_text import format_text_model, parse_text_model
 from fastcrf.datasets import make_sequences
-from helpers import run_cli as run
 from fastcrf.io import write_conll
 from fastcrf.templates import Template
 
