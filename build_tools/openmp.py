@@ -8,6 +8,7 @@ set (wheel builds set it), in which case the build fails.
 """
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -77,7 +78,11 @@ def _probe(compiler, compile_args, link_args):
             ["probe.c"], output_dir="objects", extra_postargs=compile_args
         )
         exe = "probe" + (compiler.exe_extension or "")
-        compiler.link_executable(objects, "probe", extra_postargs=link_args)
+        # The extensions' link line gets $LDFLAGS from distutils but an executable's
+        # does not: without them a CFLAGS=-fsanitize=... build fails to link the
+        # probe and would silently lose OpenMP.
+        ldflags = shlex.split(os.environ.get("LDFLAGS", ""))
+        compiler.link_executable(objects, "probe", extra_postargs=link_args + ldflags)
         if os.environ.get("PYTHON_CROSSENV"):
             # Cross-compiling: the binary cannot run here; compiling and linking is
             # the best evidence available.

@@ -2,9 +2,25 @@
 
 import contextlib
 import os
+import stat
 import tempfile
 
 __all__ = ["atomic_file"]
+
+# mkstemp creates its file 0600; a file written by open() gets 0666 less the umask.
+# The umask can only be read by setting it, so it is read once, here, rather than
+# racing other threads at every write.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _final_mode(path):
+    """The permission bits ``path`` should end with: an existing file's own, else
+    those a plain ``open(path, "w")`` would give."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_UMASK
 
 
 @contextlib.contextmanager
@@ -35,10 +51,12 @@ def atomic_file(path, mode="wb", *, prefix=".fastcrf-", suffix=".tmp", encoding=
         # The error would name the temporary file, which the caller never asked for.
         raise OSError(exc.errno, exc.strerror, path) from None
     try:
+        # fdopen closes fd itself when it fails (an unknown encoding, say).
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": encoding})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _final_mode(path))
         try:
             os.replace(tmp, path)
         except OSError as exc:

@@ -4,6 +4,7 @@ interrupted fit keeps the previous model."""
 
 import errno
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from fastcrf import CRF, cli
+from fastcrf._atomic import atomic_file
 from fastcrf._train import progress
 from fastcrf.io import load_conll, write_conll
 
@@ -208,3 +210,30 @@ def test_failed_crfsuite_model_write_keeps_the_previous_file(tmp_path, monkeypat
     tagger = Tagger()
     tagger.open(str(path))
     assert len(tagger.tag(X[0])) == len(X[0])
+
+
+def test_atomic_file_keeps_the_usual_permissions(tmp_path):
+    # A new file gets what open() would give it (not mkstemp's 0600); a replaced file
+    # keeps its own mode.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    new = tmp_path / "new.txt"
+    with atomic_file(new, "w") as f:
+        f.write("y")
+    assert stat.S_IMODE(new.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    os.chmod(new, 0o640)
+    with atomic_file(new, "w") as f:
+        f.write("z")
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640 and new.read_text() == "z"
+
+
+def test_atomic_file_with_a_bad_encoding_leaks_nothing(tmp_path):
+    target = tmp_path / "out.txt"
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for _ in range(3):
+        with pytest.raises(LookupError):
+            with atomic_file(target, "w", encoding="no-such-codec"):
+                pass
+    assert os.listdir(tmp_path) == []
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before

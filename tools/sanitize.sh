@@ -15,7 +15,8 @@ python3 -m venv "$venv"
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-CC="$CC" CFLAGS="${CFLAGS:-} $SAN -g -O1" LDFLAGS="${LDFLAGS:-} $SAN" \
+# FASTCRF_FAIL_NO_OPENMP: an instrumented build must keep its OpenMP paths.
+FASTCRF_FAIL_NO_OPENMP=1 CC="$CC" CFLAGS="${CFLAGS:-} $SAN -g -O1" LDFLAGS="${LDFLAGS:-} $SAN" \
     pip install --no-cache-dir ".[test]"
 
 # The interpreter is not built with ASan: the runtime must be loaded first.
