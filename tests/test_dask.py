@@ -143,3 +143,34 @@ def test_tag_files_as_the_cli(client, tmp_path):
         assert out.read_text() == want.read_text()
     with pytest.raises(ValueError, match="fastcrf train"):
         fd.tag_files(CRF().fit(*sample_hmm(20)[:2]), sources, targets, client=client)
+
+
+def _misaligned(values):
+    """``values`` as float64 at an odd address, as dask may hand them to a task."""
+    raw = bytearray(8 * len(values) + 1)
+    a = np.frombuffer(raw, dtype=np.float64, count=len(values), offset=1)
+    a[...] = values
+    assert not a.flags.aligned
+    return a
+
+
+def test_arrays_a_task_receives_are_realigned():
+    from fastcrf.dask._cluster import realigned
+
+    x = _misaligned(np.arange(5.0))
+    got = realigned({"x": x, "pair": (1.0, x), "items": [x]})
+    assert got["x"].flags.aligned and got["pair"][1].flags.aligned
+    assert got["items"][0].flags.aligned and np.array_equal(got["x"], np.arange(5.0))
+    aligned = np.arange(3.0)
+    assert realigned(aligned) is aligned  # nothing copied when nothing is wrong
+
+    X, y = sample_hmm(40, seed=3)[:2]
+    crf = CRF(algorithm="lbfgs", max_iterations=5).fit(X, y)
+    model = crf._fitted_model()
+    expected = model.predict(X, n_jobs=1)
+    model.transitions = _misaligned(model.transitions.ravel()).reshape(
+        model.transitions.shape)
+    model.state = _misaligned(model.state)
+    model = realigned(model)
+    assert model.transitions.flags.aligned and model.state.flags.aligned
+    assert model.predict(X, n_jobs=1) == expected

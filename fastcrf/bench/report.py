@@ -134,6 +134,15 @@ def _pyplot():
     return plt
 
 
+def _plain_log_axis(ax):
+    """Label a log-scale y axis with plain numbers (0.3, 2, 40), not ``4 x 10^0``."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _pos: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+
+
 def write_plot_layers(results, path):
     """A PNG chart of the layer workload: milliseconds per cell and tool (log scale),
     one panel per op, at the largest thread count."""
@@ -152,6 +161,7 @@ def write_plot_layers(results, path):
             ms = [summary[k][tool]["median"] if tool in summary[k] else 0 for k in keys]
             ax.bar(xs, ms, width, label=tool)
         ax.set_yscale("log")
+        _plain_log_axis(ax)
         ax.set_xticks(range(len(keys)))
         ax.set_xticklabels([k.split("/")[0] for k in keys], fontsize=8, rotation=30)
         ax.set_xlabel("B x T x K")
@@ -184,6 +194,7 @@ def write_plot(results, path):
            [summary[k]["fit"]["max"] - m for k, m in zip(keys, med)]]
     ax_time.bar(range(len(keys)), med, yerr=err, color=colors, capsize=3)
     ax_time.set_yscale("log")
+    _plain_log_axis(ax_time)
     ax_time.set_ylabel("fit seconds (median, min-max)")
     ax_time.set_title("training time")
     width = 0.4
@@ -195,10 +206,12 @@ def write_plot(results, path):
         ax_acc.bar([i + width / 2 for i in range(len(keys))], f1, width, label="chunk F1",
                    color=colors, alpha=0.5, hatch="//")
     low = min(v for v in acc + f1 if v > 0) if any(acc + f1) else 0
-    ax_acc.set_ylim(max(0, low - 5), 108)
+    ax_acc.set_ylim(max(0, low - 5), 100)
     ax_acc.set_ylabel("percent")
-    ax_acc.set_title("accuracy")
-    ax_acc.legend(loc="upper center", ncol=2, fontsize=8)
+    # The legend stands where a title would, so no bar hides it and the axis stops at
+    # 100 %.
+    ax_acc.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8,
+                  frameon=False)
     for ax in (ax_time, ax_acc):
         ax.set_xticks(range(len(keys)))
         ax.set_xticklabels(labels, fontsize=7, rotation=35, ha="right")

@@ -3,6 +3,7 @@ the partitions of a bag, where each partition lives, and a reduction in a fixed 
 """
 
 import dask.bag as db
+import numpy as np
 from dask.delayed import Delayed
 
 
@@ -93,3 +94,58 @@ def tree_reduce(client, futures, combine):
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def realigned(obj):
+    """``obj`` with every numpy array in it aligned for its dtype.
+
+    Dask hands a task the arrays of its arguments as views into the message it
+    received, at any byte offset, and the compiled kernels read doubles and int64s
+    from them: a misaligned load is undefined behaviour (the sanitizer build stops on
+    it; vector loads may fault).  So each worker-side entry point passes what it was
+    sent through here: misaligned arrays are copied (aligned ones are kept, so the
+    usual local case costs nothing), inside tuples, lists, dicts and the attributes of
+    fastcrf's own objects (updated in place: they are this worker's deserialized
+    copies, and the update is idempotent).
+
+    Parameters
+    ----------
+    obj : object
+
+    Returns
+    -------
+    object
+        ``obj`` itself, or a new array / container where one had to change.
+    """
+    return _realigned(obj, set())
+
+
+def _realigned(obj, seen):
+    if isinstance(obj, np.ndarray):
+        return obj if obj.flags.aligned else np.require(obj, requirements=["A"])
+    if isinstance(obj, (str, bytes, int, float, bool, type(None))) or id(obj) in seen:
+        return obj
+    seen.add(id(obj))
+    if isinstance(obj, (list, tuple)):
+        items = [_realigned(item, seen) for item in obj]
+        if all(a is b for a, b in zip(items, obj)):
+            return obj
+        if isinstance(obj, list):
+            return items
+        return type(obj)._make(items) if hasattr(obj, "_make") else type(obj)(items)
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            new = _realigned(value, seen)
+            if new is not value:
+                obj[key] = new
+        return obj
+    if type(obj).__module__.startswith("fastcrf."):
+        names = list(getattr(obj, "__dict__", {}))
+        for cls in type(obj).__mro__:
+            names += [n for n in getattr(cls, "__slots__", ()) if hasattr(obj, n)]
+        for name in names:
+            value = getattr(obj, name)
+            new = _realigned(value, seen)
+            if new is not value:
+                object.__setattr__(obj, name, new)  # frozen dataclasses included
+    return obj

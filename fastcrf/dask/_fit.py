@@ -35,7 +35,8 @@ from .._train.progress import Progress
 from .._train.sgd import _converged, calibrate_eta, default_epochs
 from .._training import sum_of_squares
 from . import _vocabulary as V
-from ._cluster import as_bag, get_client, partitions, placement, tree_reduce, workers_of
+from ._cluster import (as_bag, get_client, partitions, placement, realigned, tree_reduce,
+                       workers_of)
 
 #: The algorithms :func:`fit` runs, and how.
 EXACT = ("lbfgs",)
@@ -197,11 +198,11 @@ def _dense_min_count():
 
 def _make_objective(data, layout, mask):
     # One thread per task: the workers' threads are the parallelism.
-    return _Objective(data, layout, mask, 0.0, 1)
+    return _Objective(data, realigned(layout), realigned(mask), 0.0, 1)
 
 
 def _log_likelihood(objective, x):
-    ll, grad = objective.log_likelihood(x)
+    ll, grad = objective.log_likelihood(realigned(x))
     return ll, grad.copy()  # the buffer is the objective's, reused at the next call
 
 
@@ -255,6 +256,7 @@ def _epoch_on_shard(data, layout, mask, algorithm, settings, init, seed):
     """One epoch of ``algorithm`` on a partition from ``init``: its weights times its
     sequence count (what the weighted average adds up) and the epoch's loss."""
     trainer = TRAINERS[algorithm]
+    layout, mask, init = realigned(layout), realigned(mask), realigned(init)
     seen = {}
 
     def callback(epoch, info, weights_fn):
@@ -269,7 +271,7 @@ def _epoch_on_shard(data, layout, mask, algorithm, settings, init, seed):
 
 
 def _calibrate_on_shard(data, layout, mask, settings, lam, lam1, seed):
-    return calibrate_eta(data, settings, lam, layout, mask, np.random.default_rng(seed),
+    return calibrate_eta(data, settings, lam, realigned(layout), realigned(mask), np.random.default_rng(seed),
                          1, lam1=lam1, step_up=True)
 
 

@@ -1,7 +1,7 @@
 """Tagging on a Dask cluster: the model goes to each worker once, then every
 partition of the bag is tagged where it lives, in order."""
 
-from ._cluster import get_client
+from ._cluster import get_client, realigned
 
 
 def _model_on_cluster(crf, client):
@@ -16,12 +16,12 @@ def _model_on_cluster(crf, client):
 
 def _predict_partition(X, model):
     X = list(X)
-    return model.predict(X, n_jobs=1) if X else []
+    return realigned(model).predict(X, n_jobs=1) if X else []
 
 
 def _marginals_partition(X, model):
     X = list(X)
-    return model.predict_marginals(X, n_jobs=1) if X else []
+    return realigned(model).predict_marginals(X, n_jobs=1) if X else []
 
 
 def _check_bag(X_bag):
@@ -74,6 +74,7 @@ def _tag_file(model, meta, source, target, sep):
     from ..io import read_conll, write_conll
     from ..templates import Template
 
+    model = realigned(model)
     sentences = list(read_conll(source, sep=sep))
     if not sentences:
         return 0

@@ -22,6 +22,7 @@ from .._features._encoding import (AttributeVocabulary, EncodedSequences, _drop_
                                    encode, encode_labels, fit_encode)
 from .._layout import StateLayout
 from .._training import TrainingData, chain_mask
+from ._cluster import realigned
 
 
 @dataclass(eq=False)
@@ -163,6 +164,7 @@ def globalize(part, vocabulary, classes):
     :class:`fastcrf._training.TrainingData` (None for an empty partition)."""
     if part is None:
         return None
+    vocabulary = realigned(vocabulary)
     f = part.features
     ids = np.array(f.attr_ids, dtype=np.int32)
     renumber_ids(ids, global_ids(part.names, vocabulary))
