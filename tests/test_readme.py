@@ -10,8 +10,8 @@ white space is normalised):
   printed output.
 
 A block right after the line ``<!-- readme-test: skip -->`` is not run (for a
-"before" snippet written for another package); a block that imports torch or fastcrf.torch is skipped
-when torch is not installed.
+"before" snippet written for another package); a block that imports torch or
+fastcrf.torch is skipped when torch is not installed.
 """
 
 import ast
