@@ -23,10 +23,30 @@ def _final_mode(path):
         return 0o666 & ~_UMASK
 
 
+def _is_special(path):
+    """Whether ``path`` exists and is not a regular file (nor a folder)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _plain_open(target, mode, encoding, path):
+    try:
+        return open(target, mode, **({} if mode == "wb" else {"encoding": encoding}))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None
+
+
 @contextlib.contextmanager
 def atomic_file(path, mode="wb", *, prefix=".fastcrf-", suffix=".tmp", encoding=None):
     """Open a temporary file beside ``path``; on a clean exit, fsync it and rename it
     over ``path``; on an error (or an interrupt) delete it and leave ``path`` alone.
+    The file ends with the permissions of the one it replaces, or those ``open`` would
+    give a new one.  A symbolic link is kept (the file it points to is replaced); a
+    target that is not a regular file (a device such as ``/dev/stdout``, a FIFO) is
+    written to directly, as ``open`` would.
 
     Parameters
     ----------
@@ -44,7 +64,15 @@ def atomic_file(path, mode="wb", *, prefix=".fastcrf-", suffix=".tmp", encoding=
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     path = os.fsdecode(os.fspath(path))
-    folder = os.path.dirname(os.path.abspath(path))
+    # A symbolic link stays a link: its target is the file replaced.
+    target = os.path.realpath(path)
+    if _is_special(target):
+        # A device, a FIFO, a socket (``-o /dev/stdout``): renaming over it would
+        # destroy it, and its reader expects the bytes, so write to it as open() does.
+        with _plain_open(target, mode, encoding, path) as f:
+            yield f
+        return
+    folder = os.path.dirname(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     except OSError as exc:
@@ -56,9 +84,9 @@ def atomic_file(path, mode="wb", *, prefix=".fastcrf-", suffix=".tmp", encoding=
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _final_mode(path))
+        os.chmod(tmp, _final_mode(target))
         try:
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, path) from None
     except BaseException as exc:

@@ -239,3 +239,31 @@ def test_atomic_file_with_a_bad_encoding_leaks_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links here")
+def test_atomic_file_keeps_a_symbolic_link(tmp_path):
+    real = tmp_path / "real.npz"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.npz"
+    os.symlink(real.name, link)
+    with atomic_file(link) as f:
+        f.write(b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_atomic_file_writes_into_a_fifo(tmp_path):
+    # `crf_test -o FIFO` (or /dev/stdout): the reader gets the bytes and the FIFO stays.
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    with atomic_file(fifo, "w", encoding="utf-8") as f:
+        f.write("tagged\n")
+    reader.join(timeout=30)
+    assert got == [b"tagged\n"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and os.listdir(tmp_path) == ["pipe"]
