@@ -287,6 +287,16 @@ def _cmd_train(args):
     if encoded and args.template is not None:
         raise CommandError(f"{args.train[0]} is a dataset folder ('fastcrf encode'): its "
                            "template is stored in it, so give no -t")
+    if encoded:
+        # The folder stores its column layout; a flag that would change it is a mistake.
+        for flag, given in (("--label-column", args.label_column is not None),
+                            ("--sep", args.sep is not None), ("--lists", args.lists)):
+            if given:
+                raise CommandError(f"{args.train[0]} is a dataset folder ('fastcrf "
+                                   f"encode'): its columns are stored in it, so give no "
+                                   f"{flag}")
+    if args.label_column is None:
+        args.label_column = -1
     if args.template is None and not encoded:
         raise CommandError("no feature template: give -t FILE (a CRF++ template) or "
                            "-t chunking")
@@ -314,7 +324,8 @@ def _cmd_train(args):
             features.metadata["label_column"]
     dev = None
     if args.dev is not None:
-        Xd, yd, nd = _load_labelled(args.dev, args.label_column, sep)
+        # The training data's own layout (a dataset folder stores it).
+        Xd, yd, nd = _load_labelled(args.dev, label_column, sep)
         if nd != n_fields:
             raise CommandError(f"{_name(args.dev)} has {nd} fields per row but the "
                                f"training data has {n_fields}")
@@ -892,7 +903,7 @@ def _build_parser():
     p.add_argument("--dev", metavar="DEVFILE",
                    help="column file scored after every epoch (token accuracy) and at the "
                         "end (conlleval)")
-    p.add_argument("--label-column", type=int, default=-1, metavar="K",
+    p.add_argument("--label-column", type=int, default=None, metavar="K",
                    help="column holding the labels (default -1: the last)")
     p.add_argument("--sep", default=None,
                    help="field separator (default: any whitespace; '\\t' for tabs)")

@@ -224,3 +224,28 @@ def test_cli_encode_then_train_gives_the_list_paths_model(tmp_path, conll, capsy
     (tmp_path / "ds" / "labels.npy").write_bytes(b"junk")
     assert cli.main(["train", str(tmp_path / "ds")]) == 1
     assert "labels.npy" in capsys.readouterr().err
+
+
+def test_cli_dataset_folder_keeps_its_column_layout_for_dev(tmp_path, conll, capsys):
+    # Labels in column 0: the folder stores that, and the dev file is read the same way.
+    from fastcrf import cli
+
+    tpl = tmp_path / "tpl"
+    tpl.write_text("U00:%x[0,0]\nU01:%x[0,1]\nB")
+    first = []
+    for path in conll:
+        rows = [line.split() for line in open(path).read().splitlines()]
+        first.append(tmp_path / f"first-{os.path.basename(path)}")
+        first[-1].write_text("".join(" ".join([r[-1], *r[:-1]]) + "\n" if r else "\n"
+                                     for r in rows))
+    folder = tmp_path / "ds0"
+    assert cli.main(["encode", "-q", "--label-column", "0", "-t", str(tpl), "-o",
+                     str(folder), str(first[0])]) == 0
+    assert cli.main(["train", "-i", "20", "-a", "lbfgs", "--dev", str(first[1]),
+                     str(folder)]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("dev ")[1].split("accuracy ")[1].split("%")[0])
+    assert accuracy > 50, out
+    for flag in (["--label-column", "0"], ["--sep", " "], ["--lists"]):
+        assert cli.main(["train", *flag, str(folder)]) == 1
+        assert f"give no {flag[0]}" in capsys.readouterr().err
