@@ -35,7 +35,7 @@ import numpy as np
 
 from ._features._encoding import AttributeVocabulary
 from ._layout import StateLayout
-from ._model import CRFModel, TrainingLog
+from ._model import CRFModel, TrainingLog, check_label_count
 from .templates import Template
 
 #: The model version CRF++ 0.58 writes (its readers accept 100..199).
@@ -178,6 +178,7 @@ def parse_text_model(text, name="the text model"):
     weights = _weights(lines[pos:], pos, maxid, bad)
 
     K = len(labels)
+    check_label_count(K, maxid, bad)
     plain = set(plain_bigram_lines(template))
     names, rows = [], []
     transitions = np.zeros((K, K))

@@ -33,7 +33,7 @@ import numpy as np
 from . import _cqdb
 from ._features._encoding import AttributeVocabulary
 from ._layout import StateLayout
-from ._model import CRFModel, TrainingLog
+from ._model import CRFModel, TrainingLog, check_label_count
 
 MAGIC = b"lCRF"
 MODEL_TYPE = b"FOMC"
@@ -119,6 +119,7 @@ def read_model(buf, name="the model"):
     # a file whose references are broken is refused here too.
     _check_refs(buf, header["off_labelrefs"], b"LFRF", K, n_features, bad)
     _check_refs(buf, header["off_attrrefs"], b"AFRF", A, n_features, bad)
+    check_label_count(K, n_features, bad)
     transitions = np.zeros((K, K))
     np.add.at(transitions, (src[~state], dst[~state]), weight[~state])
     layout, flat = _state_layout(src[state], dst[state], weight[state], A, K)

@@ -16,6 +16,31 @@ from ._layout import StateLayout
 from ._training import drop_unit_values, forward_backward, n_threads_for, split_chain
 
 
+# A model holds K x K transition weights.  A file that lists K labels but far fewer
+# weights (a crafted one: 40,000 labels, one feature) would make the reader allocate
+# gigabytes before anything else is wrong with it; up to 2**26 transitions (K = 8,192,
+# 512 MB) is allowed whatever the file holds, beyond that only as many as it has.
+MAX_FREE_TRANSITIONS = 1 << 26
+
+
+def check_label_count(n_labels, n_weights, bad):
+    """Refuse a model file whose label count would need far more memory than it holds.
+
+    Parameters
+    ----------
+    n_labels : int
+        The labels the file lists.
+    n_weights : int
+        The weights (or features) the file holds.
+    bad : callable
+        ``bad(message)`` returns the ValueError to raise (it names the file).
+    """
+    if n_labels * n_labels > max(int(n_weights), MAX_FREE_TRANSITIONS):
+        raise bad(f"it lists {n_labels:,} labels, whose {n_labels:,} x {n_labels:,} "
+                  f"transition weights are far more than the {int(n_weights):,} weights "
+                  "it holds: it is malformed")
+
+
 class TrainingLog:
     """What ``fit`` reported, one dict per epoch / iteration.
 

@@ -397,6 +397,13 @@ def _sections(text):
     return text.split("\n\n")
 
 
+def _with_labels(text, n):
+    """``text`` listing ``n`` more labels (so K x K transitions far exceed its weights)."""
+    parts = _sections(text)
+    parts[1] += "".join(f"\nEXTRA{i}" for i in range(n))
+    return "\n\n".join(parts)
+
+
 @pytest.mark.parametrize("damage, match", [
     (lambda t: t[: t.index("\n\n")], "ends inside the header"),
     (lambda t: "\n\n".join(_sections(t)[:2]), "ends inside the labels"),
@@ -414,6 +421,7 @@ def _sections(text):
     (lambda t: re.sub(r"\n(\d+) B\n", r"\n\1 B01:NN\n", t), "observation-conditioned"),
     (lambda t: re.sub(r"\n(\d+) B\n", r"\n\1 X\n", t), "neither a unigram"),
     (lambda t: t.replace("\nB\n\n", "\nQ\n\n"), "starts with U"),
+    (lambda t: _with_labels(t, 9000), "transition weights are far more"),
 ])
 def test_text_model_errors(corpus, model, tmp_path, capsys, damage, match):
     text = (corpus["folder"] / "model.txt").read_text()

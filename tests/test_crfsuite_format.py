@@ -231,6 +231,25 @@ def test_huge_counts_in_the_header(model_bytes, field):
             _load(_patched(model_bytes, _FIELD_AT[field], value))
 
 
+def test_labels_far_beyond_the_weights_held(tmp_path, monkeypatch):
+    # A crafted file with tens of thousands of labels and a few features would have
+    # the reader allocate gigabytes of transitions.  Here: 30 labels, one-token
+    # sequences (so no transition features), and the free allowance lowered to match.
+    from fastcrf import _model
+
+    path = tmp_path / "many-labels.crfsuite"
+    trainer = fps.Trainer(verbose=False)
+    for i in range(30):
+        trainer.append([[f"w{i}"]], [f"L{i}"])
+    trainer.select("lbfgs")
+    trainer.set("max_iterations", 5)
+    trainer.train(str(path))
+    assert CRF.load(path).classes_ == [f"L{i}" for i in range(30)]
+    monkeypatch.setattr(_model, "MAX_FREE_TRANSITIONS", 100)
+    with pytest.raises(ValueError, match="transition weights are far more"):
+        CRF.load(path)
+
+
 def test_huge_counts_and_bad_offsets_inside_chunks(model_bytes):
     header = _crfsuite_format.read_header(model_bytes)
     feat = header["off_features"]
