@@ -523,16 +523,16 @@ def _format(sentences, codes, marg, logp, classes, verbose, nbest):
         T = len(sentence)
         seq = codes[pos:pos + T]
         if nbest:
-            out.append(f"# 0 {np.exp(logp[i]):g}\n")
+            out.append(f"# 0 {np.exp(logp[i]):.6f}\n")
         elif verbose:
-            out.append(f"# {np.exp(logp[i]):g}\n")
+            out.append(f"# {np.exp(logp[i]):.6f}\n")
         labels = names[seq].tolist()
         if verbose:
             m = marg[pos:pos + T]
             best = m[np.arange(T), seq].tolist()
-            labels = [f"{lab}/{p:g}" for lab, p in zip(labels, best)]
+            labels = [f"{lab}/{p:.6f}" for lab, p in zip(labels, best)]
             if verbose >= 2:
-                labels = [lab + "".join(f"\t{c}/{p:g}" for c, p in zip(classes, row))
+                labels = [lab + "".join(f"\t{c}/{p:.6f}" for c, p in zip(classes, row))
                           for lab, row in zip(labels, m.tolist())]
         for row, label in zip(sentence, labels):
             out.append("\t".join(row) + "\t" + label + "\n")

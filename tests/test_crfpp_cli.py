@@ -147,18 +147,20 @@ def test_verbose_1(corpus, model, capsys):
     X = template_features(corpus["rows"][120:])
     marginals = crf.predict_marginals(X)
     for (header, fields), marg, x in zip(parse_output(out), marginals, X):
-        assert header is not None and re.fullmatch(r"# \S+", header)
+        # CRF++ prints probabilities with six fixed decimals ("%f"), never exponents.
+        assert header is not None and re.fullmatch(r"# [01]\.\d{6}", header)
         labels = []
         for f, m in zip(fields, marg):
             label, p = f[3].rsplit("/", 1)
             labels.append(label)
-            assert float(p) == pytest.approx(m[label], abs=1e-6)  # %g: 6 digits
+            assert re.fullmatch(r"[01]\.\d{6}", p)
+            assert float(p) == pytest.approx(m[label], abs=1e-6)
         # The sequence probability of the predicted labels.
         codes = [crf.classes_.index(label) for label in labels]
         enc = crf._model.encode([x])
         logp = crf._model.log_probability(enc, np.array(codes))[0]
         assert float(header[2:]) == pytest.approx(np.exp(logp), rel=1e-5)
-        assert float(header[2:]) == float(f"{np.exp(logp):g}")
+        assert header[2:] == f"{np.exp(logp):.6f}"
 
 
 def test_verbose_2_lists_every_label(corpus, model, capsys):
@@ -172,6 +174,7 @@ def test_verbose_2_lists_every_label(corpus, model, capsys):
             label, best = f[3].rsplit("/", 1)
             listed = [item.rsplit("/", 1) for item in f[4:]]
             assert [name for name, _ in listed] == classes
+            assert all(re.fullmatch(r"[01]\.\d{6}", p) for _, p in listed)
             probs = {name: float(p) for name, p in listed}
             assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
             assert probs[label] == float(best) == max(probs.values())
