@@ -257,7 +257,7 @@ calibration_max_trials
     # Fitting                                                              #
     # ------------------------------------------------------------------ #
 
-    def fit(self, X, y=None, X_dev=None, y_dev=None, *, callback=None):
+    def fit(self, X, y=None, X_dev=None, y_dev=None, *, callback=None, sample_weight=None):
         """Train the CRF.
 
         Parameters
@@ -282,6 +282,13 @@ calibration_max_trials
             score it on data of your own.  A true return value stops the training
             there and keeps a usable model; an exception raised by the callback
             leaves the estimator as it was before ``fit``.
+        sample_weight : array-like of shape (n_sequences,), optional
+            One finite weight >= 0 per training sequence (not all 0).  'lbfgs'
+            multiplies each sequence's log-likelihood and gradient by its weight (a
+            weight of 2 is exactly the sequence given twice); 'asgd' and 'l2sgd'
+            scale each sequence's step by it; 'ap', 'pa' and 'arow' scale its update
+            (AROW also its variance shrink) and skip sequences of weight 0.  The
+            regularisation is not weighted.
 
         Returns
         -------
@@ -295,7 +302,8 @@ calibration_max_trials
             When the weights diverge (SGD step size too large for the features).
         """
         on_iteration = None if callback is None else _user_hook(self, callback)
-        model = fit_model(self.get_params(), X, y, X_dev, y_dev, on_iteration=on_iteration)
+        model = fit_model(self.get_params(), X, y, X_dev, y_dev, on_iteration=on_iteration,
+                          sample_weight=sample_weight)
         # Everything is computed: only now replace the previous fit, so an error or an
         # interrupt above leaves the estimator as it was.
         self._model = model

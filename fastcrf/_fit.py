@@ -9,17 +9,21 @@ registry, and build the model.
 
 import time
 
+import numpy as np
+
 from ._dataset import Dataset, dev_set, is_encoded, training_set
 from ._layout import StateLayout
 from ._model import CRFModel
 from ._params import as_generator, for_data, resolve
+from ._sample_weight import check_sample_weight
 from ._train import TRAINERS
 from ._train.progress import Progress, encode_dev, hold_out
 from ._training import chain_mask, encode_training, keep_frequent_features
 
 
 def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=True,
-              listener=None, on_iteration=None, min_feature_freq=None, classes=None):
+              listener=None, on_iteration=None, min_feature_freq=None, classes=None,
+              sample_weight=None):
     """Train a CRF with the estimator parameters ``params``.
 
     Parameters
@@ -51,6 +55,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     classes : list of str, optional
         The labels in code order (CRFsuite numbers them as the instances are
         appended, holdout ones included); by default those of ``y`` as first seen.
+    sample_weight : array-like of shape (n_sequences,), optional
+        As :meth:`fastcrf.CRF.fit` (:mod:`fastcrf._sample_weight`).
 
     Returns
     -------
@@ -59,12 +65,19 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     p = resolve(params)
     if (X_dev is None) != (y_dev is None) and not isinstance(X_dev, Dataset):
         raise ValueError("X_dev and y_dev must be given together")
+    # Checked before the data are read; the length once they are encoded.
+    weights = check_sample_weight(sample_weight)
+    if weights is None and sample_weight is not None:
+        weights = np.ones(len(sample_weight))   # all 1: the length is still checked
     rng = as_generator(p["random_state"])
     if p["early_stopping"] and X_dev is None:
         if is_encoded(X):
             raise ValueError("early_stopping with a Dataset X needs X_dev: give a dev "
                              "set (a Dataset or lists)")
-        X, y, X_dev, y_dev = hold_out(X, y, p["validation_fraction"], rng)
+        if weights is not None and hasattr(X, "__len__") and len(weights) != len(X):
+            check_sample_weight(weights, len(X))
+        X, y, X_dev, y_dev, weights = hold_out(X, y, p["validation_fraction"], rng,
+                                               weights)
     started = time.perf_counter()
     if is_encoded(X):
         if classes is not None:
@@ -76,6 +89,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     else:
         vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"],
                                                     classes)
+    if weights is not None:
+        data.weights = check_sample_weight(weights, data.n_sequences)
     p, note = for_data(params, p, data.n_sequences)
     if isinstance(X_dev, Dataset):
         dev = dev_set(X_dev, y_dev, vocabulary, classes)

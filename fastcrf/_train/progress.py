@@ -16,11 +16,13 @@ from .._model import TrainingLog, viterbi_codes
 from .stopping import EarlyStopping
 
 
-def hold_out(X, y, fraction, rng):
-    """Split a training set for ``early_stopping``: ``(X_train, y_train, X_dev, y_dev)``.
+def hold_out(X, y, fraction, rng, sample_weight=None):
+    """Split a training set for ``early_stopping``: ``(X_train, y_train, X_dev, y_dev,
+    sample_weight_train)``.
 
     A random ``fraction`` of the sequences (at least one) becomes the development set;
-    both parts keep the input order.
+    both parts keep the input order.  ``sample_weight`` (an array, or None) follows
+    the training part.
 
     Raises
     ------
@@ -40,7 +42,7 @@ def hold_out(X, y, fraction, rng):
     dev = np.sort(order[:n_dev]).tolist()
     train = np.sort(order[n_dev:]).tolist()
     return ([X[i] for i in train], [y[i] for i in train], [X[i] for i in dev],
-            [y[i] for i in dev])
+            [y[i] for i in dev], None if sample_weight is None else sample_weight[train])
 
 
 def encode_dev(X_dev, y_dev, vocabulary, classes, n_jobs):
