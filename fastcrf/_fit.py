@@ -19,11 +19,12 @@ from ._sample_weight import check_sample_weight
 from ._train import TRAINERS
 from ._train.progress import Progress, encode_dev, hold_out
 from ._training import chain_mask, encode_training, keep_frequent_features
+from ._warm import align_labels, carry_weights, extend_vocabulary
 
 
 def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=True,
               listener=None, on_iteration=None, min_feature_freq=None, classes=None,
-              sample_weight=None):
+              sample_weight=None, init_model=None):
     """Train a CRF with the estimator parameters ``params``.
 
     Parameters
@@ -57,6 +58,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         appended, holdout ones included); by default those of ``y`` as first seen.
     sample_weight : array-like of shape (n_sequences,), optional
         As :meth:`fastcrf.CRF.fit` (:mod:`fastcrf._sample_weight`).
+    init_model : CRFModel, optional
+        A warm start (:mod:`fastcrf._warm`): train from this model's weights, with its
+        labels, its attributes kept beside the new data's.
 
     Returns
     -------
@@ -89,6 +93,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     else:
         vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"],
                                                     classes)
+    if init_model is not None:
+        classes, data = align_labels(init_model, classes, data)
+        vocabulary, data = extend_vocabulary(init_model, vocabulary, data)
     if weights is not None:
         data.weights = check_sample_weight(weights, data.n_sequences)
     p, note = for_data(params, p, data.n_sequences)
@@ -107,6 +114,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         mask[:data.n_labels ** 2] = 0.0
     if min_feature_freq is not None:
         layout, mask = keep_frequent_features(data, layout, mask, min_feature_freq)
+    init = None
+    if init_model is not None:
+        layout, init = carry_weights(init_model, vocabulary, layout)
     progress = Progress(p["algorithm"], layout, dev, verbose=p["verbose"],
                         n_jobs=p["n_jobs"], started=started,
                         n_iter_no_change=p["n_iter_no_change"] if p["early_stopping"]
@@ -131,7 +141,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     trainer = TRAINERS[p["algorithm"]]
     weights, n_iter = trainer.fit(
         data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
-        random_state=rng, n_jobs=p["n_jobs"], callback=callback, log=progress.message)
+        random_state=rng, n_jobs=p["n_jobs"], callback=callback, log=progress.message,
+        init=init)
     weights = progress.best_weights or weights
     return CRFModel(classes, vocabulary, layout, weights.state, weights.chain,
                     training_log=progress.log, n_iter=n_iter)

@@ -128,6 +128,8 @@ class Progress:
                  "time": time.perf_counter() - self.started}
         if "active_features" in info:
             entry["active_features"] = info["active_features"]
+        if "eta0" in info:   # SGD's step size: partial_fit goes on with it
+            entry["eta0"] = float(info["eta0"])
         weights = None
         if self.dev is not None:
             weights = weights_fn()

@@ -1,0 +1,81 @@
+"""Warm start: a new fit that begins at a fitted model's weights.
+
+``CRF(warm_start=True).fit``, :meth:`fastcrf.CRF.partial_fit` and ``fastcrf train
+--init`` train on new data from the current model:
+
+- the label set is the model's: the new ``y`` may use any subset of it, in any
+  order; a label the model does not have is a ``ValueError`` (a new label would need
+  a new transition row and column the model never learnt: fit a new model instead);
+- the attributes are the new data's plus the model's others (appended, never seen in
+  the new data); every attribute and (attribute, label) pair the model kept keeps
+  its weight, the new ones start at 0;
+- the trainer starts at those weights (the trainers' ``init=``).  What is not kept:
+  the optimiser's state (L-BFGS's curvature pairs, SGD's step counter and average,
+  the averaging of the online trainers, AROW's variances) starts afresh from there.
+"""
+
+import numpy as np
+
+from ._features._encoding import AttributeVocabulary, EncodedSequences
+from ._train.base import LayoutWeights
+
+
+def align_labels(model, classes, data):
+    """Renumber ``data``'s label codes to ``model.classes``; return ``(classes, data)``.
+
+    Raises
+    ------
+    ValueError
+        For a label of ``y`` that ``model`` does not have.
+    """
+    index = {label: k for k, label in enumerate(model.classes)}
+    unknown = [label for label in classes if label not in index]
+    if unknown:
+        raise ValueError(
+            f"y holds label {unknown[0]!r}, which the fitted model does not have "
+            f"(its labels: {', '.join(map(repr, model.classes))}); a warm start keeps "
+            "the model's labels: fit a new model (warm_start=False) to add one")
+    codes = np.array([index[label] for label in classes], dtype=np.int64)
+    data.labels = codes[data.labels]
+    data.n_labels = len(model.classes)
+    return list(model.classes), data
+
+
+def extend_vocabulary(model, vocabulary, data):
+    """The new data's attributes plus the model's others: ``(vocabulary, data)``.
+
+    The model's attributes missing from ``vocabulary`` are appended (with count 0), so
+    their weights survive; ``data``'s ids are unchanged, only its attribute count grows.
+    """
+    old = model.vocabulary.names
+    present = set(vocabulary.names)
+    extra = [name for name in old if name not in present]
+    if not extra:
+        return vocabulary, data
+    counts = vocabulary.counts
+    if counts is not None:
+        counts = np.concatenate((np.asarray(counts), np.zeros(len(extra), np.int64)))
+    merged = AttributeVocabulary(list(vocabulary.names) + extra, counts)
+    f = data.features
+    data.features = EncodedSequences(f.attr_ids, f.values, f.token_offsets,
+                                     f.seq_offsets, len(merged.names))
+    return merged, data
+
+
+def carry_weights(model, vocabulary, layout):
+    """The model's weights in the new ``(vocabulary, layout)``: ``(layout, init)``.
+
+    ``layout`` grows by the pairs the model kept that it lacks; pairs new to the
+    model start at 0.
+    """
+    K = len(model.classes)
+    new_id = np.array([vocabulary.index[name] for name in model.vocabulary.names],
+                      dtype=np.int64)
+    old_rows, old_cols = model.layout.pairs()
+    rows, cols = layout.pairs()
+    keys = np.union1d(rows * K + cols, new_id[old_rows] * K + old_cols)
+    if len(keys) != len(rows):
+        layout = type(layout).of_pairs(layout.n_attributes, K, keys // K, keys % K)
+    dense = np.zeros((layout.n_attributes, K))
+    dense[new_id] = model.layout.to_dense(model.state)
+    return layout, LayoutWeights.from_dense(layout, dense, model.chain)
