@@ -262,6 +262,21 @@ def _load_model(path):
     return CRF.load(path)
 
 
+def _init_model(args, encoded):
+    """``train --init``: ``(crf, template)`` of the model training starts from, or None.
+
+    Without ``-t`` the model's own template extracts the features (the weights then
+    meet the attributes they were learnt for)."""
+    from .templates import Template
+
+    if args.init is None:
+        return None
+    crf = _load_model(args.init)
+    if args.template is not None or encoded:
+        return crf, None
+    return crf, Template(_cli_metadata(crf, args.init)["template"])
+
+
 def _cli_metadata(crf, path):
     meta = crf.metadata_.get(_META_KEY)
     if not isinstance(meta, dict) or not isinstance(meta.get("template"), str):
@@ -287,14 +302,18 @@ def _cmd_train(args):
     if encoded and args.template is not None:
         raise CommandError(f"{args.train[0]} is a dataset folder ('fastcrf encode'): its "
                            "template is stored in it, so give no -t")
-    if args.template is None and not encoded:
+    init = _init_model(args, encoded)
+    if args.template is None and not encoded and init is None:
         raise CommandError("no feature template: give -t FILE (a CRF++ template) or "
                            "-t chunking")
     crf = _train_params(args)
+    if init is not None:
+        crf._model = init[0]._model
+        crf.set_params(warm_start=True)
     if args.model is not None:
         _check_output(args.model, "-m")
     if not encoded:
-        template = _template(args.template)
+        template = _template(args.template) if args.template is not None else init[1]
         if not template.unigram:
             raise CommandError(f"{args.template}: the template has no U lines, so it "
                                "extracts no features to train on")
@@ -327,7 +346,12 @@ def _cmd_train(args):
          quiet=quiet)
 
     t0 = time.perf_counter()
-    crf.fit(features, y, *(dev or ()))
+    try:
+        crf.fit(features, y, *(dev or ()))
+    except ValueError as exc:
+        if init is None or "warm start" not in str(exc):
+            raise
+        raise CommandError(f"--init {args.init}: {exc}") from None
     fit_time = time.perf_counter() - t0
     K = len(crf.classes_)
     n_weights = crf._model.n_weights
@@ -904,6 +928,9 @@ def _build_parser():
                    help="build per-token feature lists in memory (the old path; the "
                         "default streams the files into flat arrays, a fraction of the "
                         "memory, the same model)")
+    p.add_argument("--init", metavar="MODEL",
+                   help="continue training this model (a 'fastcrf train' .npz): start from "
+                        "its weights, with its labels and, without -t, its template")
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser(
