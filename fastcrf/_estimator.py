@@ -196,6 +196,11 @@ calibration_max_trials
         at 0 and the model's others keep their weights; the optimiser's own state
         (L-BFGS's history, SGD's step counter and average, AROW's variances)
         starts afresh.  See also :meth:`partial_fit`.
+    progress_bar : bool, default=False
+        Show a tqdm progress bar over the epochs / iterations on stderr (its postfix:
+        the last loss and dev accuracy); needs tqdm (``pip install
+        fastcrf[progress]``), an ImportError saying so otherwise.  ``verbose`` lines
+        are printed above it.
 
     Attributes
     ----------
@@ -250,6 +255,7 @@ calibration_max_trials
         gamma=None, verbose=False, model_filename=None, n_jobs=None, random_state=None,
         batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
         n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None, warm_start=False,
+        progress_bar=False,
     ):
         self._store_params(locals())
 

@@ -17,6 +17,7 @@ from ._model import CRFModel
 from ._params import as_generator, for_data, resolve
 from ._sample_weight import check_sample_weight
 from ._train import TRAINERS
+from ._train.bar import epoch_bar
 from ._train.progress import Progress, encode_dev, hold_out
 from ._training import chain_mask, encode_training, keep_frequent_features
 from ._warm import align_labels, carry_weights, extend_vocabulary
@@ -117,10 +118,11 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     init = None
     if init_model is not None:
         layout, init = carry_weights(init_model, vocabulary, layout)
+    bar = epoch_bar(p["max_iterations"], p["algorithm"]) if p["progress_bar"] else None
     progress = Progress(p["algorithm"], layout, dev, verbose=p["verbose"],
                         n_jobs=p["n_jobs"], started=started,
                         n_iter_no_change=p["n_iter_no_change"] if p["early_stopping"]
-                        else None)
+                        else None, bar=bar)
     progress.announce(data, note)
     if listener is not None:
         listener.prepared(data, layout, mask, vocabulary, classes)
@@ -139,10 +141,14 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         return stop
 
     trainer = TRAINERS[p["algorithm"]]
-    weights, n_iter = trainer.fit(
-        data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
-        random_state=rng, n_jobs=p["n_jobs"], callback=callback, log=progress.message,
-        init=init)
+    try:
+        weights, n_iter = trainer.fit(
+            data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
+            random_state=rng, n_jobs=p["n_jobs"], callback=callback, log=progress.message,
+            init=init)
+    finally:
+        if bar is not None:
+            bar.close()
     weights = progress.best_weights or weights
     return CRFModel(classes, vocabulary, layout, weights.state, weights.chain,
                     training_log=progress.log, n_iter=n_iter)

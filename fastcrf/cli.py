@@ -221,6 +221,13 @@ def _train_params(args):
     if args.cost is not None and not (args.cost > 0 and args.cost < float("inf")):
         raise CommandError(f"-c must be > 0 and finite, got {args.cost}")
     params, options = {"verbose": not args.quiet}, {}
+    if getattr(args, "progress", False):
+        try:
+            import tqdm  # noqa: F401 (a check before any data is read)
+        except ImportError:
+            raise CommandError("--progress needs tqdm: pip install tqdm (or "
+                               "fastcrf[progress])") from None
+        params["progress_bar"] = True
     for name, attr, option in _TRAIN_OPTIONS:
         params[name], options[name] = getattr(args, attr), option
     if args.cost is not None:
@@ -928,6 +935,9 @@ def _build_parser():
                    help="build per-token feature lists in memory (the old path; the "
                         "default streams the files into flat arrays, a fraction of the "
                         "memory, the same model)")
+    p.add_argument("--progress", action="store_true",
+                   help="a progress bar over the epochs on stderr (needs tqdm); the "
+                        "per-epoch lines go above it (none with -q)")
     p.add_argument("--init", metavar="MODEL",
                    help="continue training this model (a 'fastcrf train' .npz): start from "
                         "its weights, with its labels and, without -t, its template")
