@@ -191,9 +191,9 @@ calibration_max_trials
         Epochs / iterations without a better dev accuracy before early stopping.
     warm_start : bool, default=False
         True: :meth:`fit` on a fitted CRF starts from its weights instead of 0.  The
-        labels are the model's (a ``y`` with a label it does not have is a
-        ``ValueError``: fit a new model to add one); attributes new in ``X`` start
-        at 0 and the model's others keep their weights; the optimiser's own state
+        labels are the model's, in its order, then those new in ``y``; attributes
+        and labels new in the data start at 0 and the model's others keep their
+        weights (even when absent from the new data); the optimiser's own state
         (L-BFGS's history, SGD's step counter and average, AROW's variances)
         starts afresh.  See also :meth:`partial_fit`.
     progress_bar : bool, default=False
@@ -327,8 +327,9 @@ calibration_max_trials
         For the SGD and online trainers ('asgd', 'l2sgd', 'ap', 'pa', 'arow'; None
         means 'asgd'), as scikit-learn's SGD estimators: call it once per batch, or
         again over the same data for more epochs.  The first call on an unfitted CRF
-        starts from 0 and fixes the labels (``classes``, or those of its ``y``); a
-        later ``y`` may use only those (:attr:`warm_start` explains what is kept).
+        starts from 0 with the labels ``classes`` (or those of its ``y``, in the
+        order first seen); a later ``y``'s new labels are appended with zero
+        weights (``warm_start`` explains what is kept).
         'asgd' / 'l2sgd' calibrate ``eta0`` on the first call and reuse it on the
         next ones (its schedule restarts at each call).
 
@@ -348,8 +349,8 @@ calibration_max_trials
         Raises
         ------
         ValueError
-            For algorithm='lbfgs' (use ``warm_start=True`` and :meth:`fit`), a label
-            the model does not have, or ``classes`` given to a fitted CRF.
+            For algorithm='lbfgs' (use ``warm_start=True`` and :meth:`fit`), or
+            ``classes`` given to a fitted CRF.
         """
         params = self.get_params()
         algorithm = params["algorithm"] or "asgd"

@@ -3,9 +3,8 @@
 ``CRF(warm_start=True).fit``, :meth:`fastcrf.CRF.partial_fit` and ``fastcrf train
 --init`` train on new data from the current model:
 
-- the label set is the model's: the new ``y`` may use any subset of it, in any
-  order; a label the model does not have is a ``ValueError`` (a new label would need
-  a new transition row and column the model never learnt: fit a new model instead);
+- the labels are the model's, in its order, followed by the labels of the new ``y``
+  that it does not have (their state, transition, start and end weights start at 0);
 - the attributes are the new data's plus the model's others (appended, never seen in
   the new data); every attribute and (attribute, label) pair the model kept keeps
   its weight, the new ones start at 0;
@@ -21,24 +20,15 @@ from ._train.base import LayoutWeights
 
 
 def align_labels(model, classes, data):
-    """Renumber ``data``'s label codes to ``model.classes``; return ``(classes, data)``.
-
-    Raises
-    ------
-    ValueError
-        For a label of ``y`` that ``model`` does not have.
-    """
-    index = {label: k for k, label in enumerate(model.classes)}
-    unknown = [label for label in classes if label not in index]
-    if unknown:
-        raise ValueError(
-            f"y holds label {unknown[0]!r}, which the fitted model does not have "
-            f"(its labels: {', '.join(map(repr, model.classes))}); a warm start keeps "
-            "the model's labels: fit a new model (warm_start=False) to add one")
+    """Renumber ``data``'s label codes to the model's labels followed by the new
+    ones; return ``(classes, data)``."""
+    merged = list(model.classes) + [label for label in classes
+                                    if label not in set(model.classes)]
+    index = {label: k for k, label in enumerate(merged)}
     codes = np.array([index[label] for label in classes], dtype=np.int64)
     data.labels = codes[data.labels]
-    data.n_labels = len(model.classes)
-    return list(model.classes), data
+    data.n_labels = len(merged)
+    return merged, data
 
 
 def extend_vocabulary(model, vocabulary, data):
@@ -66,9 +56,10 @@ def carry_weights(model, vocabulary, layout):
     """The model's weights in the new ``(vocabulary, layout)``: ``(layout, init)``.
 
     ``layout`` grows by the pairs the model kept that it lacks; pairs new to the
-    model start at 0.
+    model, and every weight of a new label, start at 0.  The model's labels are the
+    first codes (:func:`align_labels`).
     """
-    K = len(model.classes)
+    K, k = layout.n_labels, len(model.classes)
     new_id = np.array([vocabulary.index[name] for name in model.vocabulary.names],
                       dtype=np.int64)
     old_rows, old_cols = model.layout.pairs()
@@ -77,5 +68,10 @@ def carry_weights(model, vocabulary, layout):
     if len(keys) != len(rows):
         layout = type(layout).of_pairs(layout.n_attributes, K, keys // K, keys % K)
     dense = np.zeros((layout.n_attributes, K))
-    dense[new_id] = model.layout.to_dense(model.state)
-    return layout, LayoutWeights.from_dense(layout, dense, model.chain)
+    dense[new_id, :k] = model.layout.to_dense(model.state)
+    transitions = np.zeros((K, K))
+    transitions[:k, :k] = model.transitions
+    start, end = np.zeros(K), np.zeros(K)
+    start[:k], end[:k] = model.start, model.end
+    chain = np.concatenate((transitions.ravel(), start, end))
+    return layout, LayoutWeights.from_dense(layout, dense, chain)

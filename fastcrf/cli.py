@@ -353,12 +353,7 @@ def _cmd_train(args):
          quiet=quiet)
 
     t0 = time.perf_counter()
-    try:
-        crf.fit(features, y, *(dev or ()))
-    except ValueError as exc:
-        if init is None or "warm start" not in str(exc):
-            raise
-        raise CommandError(f"--init {args.init}: {exc}") from None
+    crf.fit(features, y, *(dev or ()))
     fit_time = time.perf_counter() - t0
     K = len(crf.classes_)
     n_weights = crf._model.n_weights
@@ -940,7 +935,8 @@ def _build_parser():
                         "per-epoch lines go above it (none with -q)")
     p.add_argument("--init", metavar="MODEL",
                    help="continue training this model (a 'fastcrf train' .npz): start from "
-                        "its weights, with its labels and, without -t, its template")
+                        "its weights (new labels and attributes at 0) and, without -t, "
+                        "use its template")
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser(

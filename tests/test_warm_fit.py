@@ -53,13 +53,28 @@ def test_without_warm_start_fit_starts_from_zero(corpus):
     assert crf.n_iter_ > 10
 
 
-def test_a_new_label_is_a_clear_error(corpus):
+def test_a_new_label_extends_the_model(corpus):
     X, y, _, _ = corpus
-    crf = CRF(algorithm="lbfgs", warm_start=True, max_iterations=3).fit(X, y)
-    before = crf.state_weights_.copy()
-    with pytest.raises(ValueError, match="label 'NEW'.*warm_start=False"):
-        crf.fit([[{"w": "w1"}]], [["NEW"]])
-    np.testing.assert_array_equal(crf.state_weights_, before)   # unchanged
+    crf = CRF(algorithm="ap", warm_start=True, max_iterations=3, random_state=0)
+    crf.fit(X, y)
+    old = crf.state_features_
+    trans = crf.transition_weights_.copy()
+    K = len(crf.classes_)
+    # A sequence of one new label: the perceptron's update touches only the pairs of
+    # the wrong and the right label; everything else keeps its weight.
+    x_new = [[{"w": "w1"}, {"w": "w2"}]]
+    predicted = crf.predict(x_new)[0]
+    crf.set_params(averaging=False, max_iterations=1).fit(x_new, [["NEW", "NEW"]])
+    assert crf.classes_[K:] == ["NEW"] and crf.transition_weights_.shape == (K + 1, K + 1)
+    touched = {("w:w1",), ("w:w2",)}
+    for (attribute, label), w in old.items():
+        if (attribute,) not in touched:
+            assert crf.state_features_[(attribute, label)] == pytest.approx(w)
+    assert crf.state_features_[("w:w1", "NEW")] > 0
+    keep = [i for i in range(K) if crf.classes_[i] not in predicted]
+    np.testing.assert_allclose(crf.transition_weights_[np.ix_(keep, keep)],
+                               trans[np.ix_(keep, keep)])
+    assert crf.predict(x_new) == [["NEW", "NEW"]]
 
 
 def test_new_attributes_start_at_zero_and_old_ones_keep_their_weights(corpus):
@@ -76,7 +91,6 @@ def test_new_attributes_start_at_zero_and_old_ones_keep_their_weights(corpus):
     new = crf.state_features_
     assert {k: v for k, v in new.items() if not k[0].startswith("zz")} == pytest.approx(
         {k: v for k, v in old.items()})
-    assert crf.classes_ == sorted(crf.classes_, key=crf.classes_.index)
 
 
 def test_partial_fit_refuses_lbfgs_and_late_classes(corpus):
