@@ -40,7 +40,7 @@ def main(folder):
 
     def online():
         crf = CRF(algorithm="asgd", random_state=0)
-        for _ in range(4):   # 8 epochs in all, as the default fit's
+        for _ in range(4):   # 8 epochs over halves, 4 over the whole
             crf.partial_fit(X[:half], y[:half]).partial_fit(X[half:], y[half:])
         return crf
     timed("asgd: partial_fit, halves alternated x4", online)

@@ -66,7 +66,13 @@ def carry_weights(model, vocabulary, layout):
     rows, cols = layout.pairs()
     keys = np.union1d(rows * K + cols, new_id[old_rows] * K + old_cols)
     if len(keys) != len(rows):
-        layout = type(layout).of_pairs(layout.n_attributes, K, keys // K, keys % K)
+        # The dense head (every label of attributes < D) holds already; the model's
+        # pairs join the tail.
+        A, D = layout.n_attributes, layout.n_dense
+        keys = keys[keys // K >= D]
+        counts = np.bincount(keys // K - D, minlength=A - D)
+        ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        layout = type(layout)(A, K, D, ptr, (keys % K).astype(np.int32))
     dense = np.zeros((layout.n_attributes, K))
     dense[new_id, :k] = model.layout.to_dense(model.state)
     transitions = np.zeros((K, K))
