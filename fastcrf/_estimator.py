@@ -7,6 +7,7 @@ and its prediction methods are :class:`fastcrf._model.CRFModel`.
 
 import inspect
 import os
+import warnings
 from operator import attrgetter, methodcaller
 
 from ._base import ParamsMixin
@@ -188,6 +189,18 @@ calibration_max_trials
         dev set is given; in (0, 1).
     n_iter_no_change : int, default=5
         Epochs / iterations without a better dev accuracy before early stopping.
+    warm_start : bool, default=False
+        True: :meth:`fit` on a fitted CRF starts from its weights instead of 0.  The
+        labels are the model's, in its order, then those new in ``y``; attributes
+        and labels new in the data start at 0 and the model's others keep their
+        weights (even when absent from the new data); the optimiser's own state
+        (L-BFGS's history, SGD's step counter and average, AROW's variances)
+        starts afresh.  See also :meth:`partial_fit`.
+    progress_bar : bool, default=False
+        Show a tqdm progress bar over the epochs / iterations on stderr (its postfix:
+        the last loss and dev accuracy); needs tqdm (``pip install
+        fastcrf[progress]``), an ImportError saying so otherwise.  ``verbose`` lines
+        are printed above it.
 
     Attributes
     ----------
@@ -241,7 +254,8 @@ calibration_max_trials
         pa_type=None, c=None, error_sensitive=None, averaging=None, variance=None,
         gamma=None, verbose=False, model_filename=None, n_jobs=None, random_state=None,
         batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
-        n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None,
+        n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None, warm_start=False,
+        progress_bar=False,
     ):
         self._store_params(locals())
 
@@ -257,7 +271,7 @@ calibration_max_trials
     # Fitting                                                              #
     # ------------------------------------------------------------------ #
 
-    def fit(self, X, y=None, X_dev=None, y_dev=None, *, callback=None):
+    def fit(self, X, y=None, X_dev=None, y_dev=None, *, callback=None, sample_weight=None):
         """Train the CRF.
 
         Parameters
@@ -282,6 +296,13 @@ calibration_max_trials
             score it on data of your own.  A true return value stops the training
             there and keeps a usable model; an exception raised by the callback
             leaves the estimator as it was before ``fit``.
+        sample_weight : array-like of shape (n_sequences,), optional
+            One finite weight >= 0 per training sequence (not all 0).  'lbfgs'
+            multiplies each sequence's log-likelihood and gradient by its weight (a
+            weight of 2 is exactly the sequence given twice); 'asgd' and 'l2sgd'
+            scale each sequence's step by it; 'ap', 'pa' and 'arow' scale its update
+            (AROW also its variance shrink) and skip sequences of weight 0.  The
+            regularisation is not weighted.
 
         Returns
         -------
@@ -294,8 +315,68 @@ calibration_max_trials
         FloatingPointError
             When the weights diverge (SGD step size too large for the features).
         """
+        init = self._fitted_model() if self.warm_start and self.__sklearn_is_fitted__() \
+            else None
+        self._fit(self.get_params(), X, y, X_dev, y_dev, callback=callback,
+                  sample_weight=sample_weight, init_model=init)
+        return self
+
+    def partial_fit(self, X, y, *, classes=None, sample_weight=None, callback=None):
+        """One epoch over ``X``, ``y`` from the current weights (online training).
+
+        For the SGD and online trainers ('asgd', 'l2sgd', 'ap', 'pa', 'arow'; None
+        means 'asgd'), as scikit-learn's SGD estimators: call it once per batch, or
+        again over the same data for more epochs.  The first call on an unfitted CRF
+        starts from 0 with the labels ``classes`` (or those of its ``y``, in the
+        order first seen); a later ``y``'s new labels are appended with zero
+        weights (``warm_start`` explains what is kept).
+        'asgd' / 'l2sgd' calibrate ``eta0`` on the first call and reuse it on the
+        next ones (its schedule restarts at each call).
+
+        Parameters
+        ----------
+        X, y
+            As :meth:`fit`.
+        classes : list of str, optional
+            All the labels the model will see, on the first call.
+        sample_weight, callback
+            As :meth:`fit`.
+
+        Returns
+        -------
+        self : CRF
+
+        Raises
+        ------
+        ValueError
+            For algorithm='lbfgs' (use ``warm_start=True`` and :meth:`fit`), or
+            ``classes`` given to a fitted CRF.
+        """
+        params = self.get_params()
+        algorithm = params["algorithm"] or "asgd"
+        if algorithm == "lbfgs":
+            raise ValueError("partial_fit needs an online trainer ('asgd', 'l2sgd', 'ap', "
+                             "'pa', 'arow'); for algorithm='lbfgs' continue training with "
+                             "CRF(warm_start=True).fit(X, y)")
+        fitted = self.__sklearn_is_fitted__()
+        init = self._fitted_model() if fitted else None
+        if init is not None and classes is not None:
+            raise ValueError("classes is only for the first call of partial_fit: the "
+                             f"fitted model's labels are {init.classes}")
+        params.update(algorithm=algorithm, max_iterations=1, early_stopping=False)
+        if algorithm in ("asgd", "l2sgd") and params["eta0"] is None and init is not None:
+            etas = [e["eta0"] for e in init.training_log.iterations if "eta0" in e]
+            params["eta0"] = etas[-1] if etas else None
+        with warnings.catch_warnings():
+            # A batch is small by design: SGD's "too few steps" warning is no news.
+            warnings.filterwarnings("ignore", message=".*too few to converge")
+            self._fit(params, X, y, callback=callback, sample_weight=sample_weight,
+                      init_model=init, classes=classes)
+        return self
+
+    def _fit(self, params, X, y, X_dev=None, y_dev=None, *, callback=None, **kw):
         on_iteration = None if callback is None else _user_hook(self, callback)
-        model = fit_model(self.get_params(), X, y, X_dev, y_dev, on_iteration=on_iteration)
+        model = fit_model(params, X, y, X_dev, y_dev, on_iteration=on_iteration, **kw)
         # Everything is computed: only now replace the previous fit, so an error or an
         # interrupt above leaves the estimator as it was.
         self._model = model
@@ -304,7 +385,6 @@ calibration_max_trials
             self.save(self.model_filename)
             self._source = (os.fspath(self.model_filename),
                             os.path.getsize(self.model_filename))
-        return self
 
     # ------------------------------------------------------------------ #
     # Fitted attributes                                                    #

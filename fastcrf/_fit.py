@@ -9,17 +9,23 @@ registry, and build the model.
 
 import time
 
+import numpy as np
+
 from ._dataset import Dataset, dev_set, is_encoded, training_set
 from ._layout import StateLayout
 from ._model import CRFModel
 from ._params import as_generator, for_data, resolve
+from ._sample_weight import check_sample_weight
 from ._train import TRAINERS
+from ._train.bar import epoch_bar
 from ._train.progress import Progress, encode_dev, hold_out
 from ._training import chain_mask, encode_training, keep_frequent_features
+from ._warm import align_labels, carry_weights, extend_vocabulary
 
 
 def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=True,
-              listener=None, on_iteration=None, min_feature_freq=None, classes=None):
+              listener=None, on_iteration=None, min_feature_freq=None, classes=None,
+              sample_weight=None, init_model=None):
     """Train a CRF with the estimator parameters ``params``.
 
     Parameters
@@ -51,6 +57,11 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     classes : list of str, optional
         The labels in code order (CRFsuite numbers them as the instances are
         appended, holdout ones included); by default those of ``y`` as first seen.
+    sample_weight : array-like of shape (n_sequences,), optional
+        As :meth:`fastcrf.CRF.fit` (:mod:`fastcrf._sample_weight`).
+    init_model : CRFModel, optional
+        A warm start (:mod:`fastcrf._warm`): train from this model's weights, with its
+        labels, its attributes kept beside the new data's.
 
     Returns
     -------
@@ -59,12 +70,19 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     p = resolve(params)
     if (X_dev is None) != (y_dev is None) and not isinstance(X_dev, Dataset):
         raise ValueError("X_dev and y_dev must be given together")
+    # Checked before the data are read; the length once they are encoded.
+    weights = check_sample_weight(sample_weight)
+    if weights is None and sample_weight is not None:
+        weights = np.ones(len(sample_weight))   # all 1: the length is still checked
     rng = as_generator(p["random_state"])
     if p["early_stopping"] and X_dev is None:
         if is_encoded(X):
             raise ValueError("early_stopping with a Dataset X needs X_dev: give a dev "
                              "set (a Dataset or lists)")
-        X, y, X_dev, y_dev = hold_out(X, y, p["validation_fraction"], rng)
+        if weights is not None and hasattr(X, "__len__") and len(weights) != len(X):
+            check_sample_weight(weights, len(X))
+        X, y, X_dev, y_dev, weights = hold_out(X, y, p["validation_fraction"], rng,
+                                               weights)
     started = time.perf_counter()
     if is_encoded(X):
         if classes is not None:
@@ -76,6 +94,11 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     else:
         vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"],
                                                     classes)
+    if init_model is not None:
+        classes, data = align_labels(init_model, classes, data)
+        vocabulary, data = extend_vocabulary(init_model, vocabulary, data)
+    if weights is not None:
+        data.weights = check_sample_weight(weights, data.n_sequences)
     p, note = for_data(params, p, data.n_sequences)
     if isinstance(X_dev, Dataset):
         dev = dev_set(X_dev, y_dev, vocabulary, classes)
@@ -92,10 +115,14 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         mask[:data.n_labels ** 2] = 0.0
     if min_feature_freq is not None:
         layout, mask = keep_frequent_features(data, layout, mask, min_feature_freq)
+    init = None
+    if init_model is not None:
+        layout, init = carry_weights(init_model, vocabulary, layout)
+    bar = epoch_bar(p["max_iterations"], p["algorithm"]) if p["progress_bar"] else None
     progress = Progress(p["algorithm"], layout, dev, verbose=p["verbose"],
                         n_jobs=p["n_jobs"], started=started,
                         n_iter_no_change=p["n_iter_no_change"] if p["early_stopping"]
-                        else None)
+                        else None, bar=bar)
     progress.announce(data, note)
     if listener is not None:
         listener.prepared(data, layout, mask, vocabulary, classes)
@@ -114,9 +141,14 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         return stop
 
     trainer = TRAINERS[p["algorithm"]]
-    weights, n_iter = trainer.fit(
-        data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
-        random_state=rng, n_jobs=p["n_jobs"], callback=callback, log=progress.message)
+    try:
+        weights, n_iter = trainer.fit(
+            data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
+            random_state=rng, n_jobs=p["n_jobs"], callback=callback, log=progress.message,
+            init=init)
+    finally:
+        if bar is not None:
+            bar.close()
     weights = progress.best_weights or weights
     return CRFModel(classes, vocabulary, layout, weights.state, weights.chain,
                     training_log=progress.log, n_iter=n_iter)

@@ -27,6 +27,7 @@ COMMON_DEFAULTS = {
     "calibration_eta": 0.1, "calibration_rate": 2.0, "calibration_samples": 1000,
     "calibration_candidates": 10, "calibration_max_trials": 20, "batch_size": 4,
     "early_stopping": False, "validation_fraction": 0.1, "n_iter_no_change": 5,
+    "warm_start": False, "progress_bar": False,
 }
 LINESEARCHES = ("MoreThuente", "Backtracking", "StrongBacktracking")
 DEFAULT_ALGORITHM = "asgd"
@@ -154,6 +155,8 @@ CONSTRAINTS = {
     "verbose": Param(Unchecked(), none=True),
     "model_filename": Param(Unchecked(), none=True),
     "keep_tempfiles": Param(Bool()),
+    "warm_start": Param(Bool()),
+    "progress_bar": Param(Bool()),
     "trainer_cls": Param(Unchecked(), none=True),
     "random_state": Param(Unchecked(), none=True),
 }

@@ -18,6 +18,7 @@ from ._features._encoding import EncodedSequences, encode_labels, fit_encode
 from ._kernels import _core, _sparse
 from ._layout import _NO_TAIL, dense_kernel_args
 from ._parallel import effective_n_threads
+from ._sample_weight import token_weights
 
 
 @dataclass(eq=False)
@@ -32,12 +33,15 @@ class TrainingData:
     n_labels : int
     max_length : int
         Length of the longest sequence (sizes the per-thread workspaces).
+    weights : ndarray of shape (n_sequences,) or None
+        Sample weights (:mod:`fastcrf._sample_weight`); None: every sequence weighs 1.
     """
 
     features: EncodedSequences
     labels: np.ndarray
     n_labels: int
     max_length: int
+    weights: np.ndarray = None
 
     @classmethod
     def build(cls, features, labels, n_labels):
@@ -69,7 +73,8 @@ class TrainingData:
             f.n_attributes,
         )
         return TrainingData(sub, self.labels[tokens], self.n_labels,
-                            int(seq_len.max()) if len(seq_len) else 0)
+                            int(seq_len.max()) if len(seq_len) else 0,
+                            None if self.weights is None else self.weights[index])
 
     def compact(self):
         """Renumber the attributes to those present; return ``(data, used_ids)``.
@@ -85,7 +90,8 @@ class TrainingData:
         # A new array: the SGD trainer reorders ids (and values) within tokens in place.
         sub = EncodedSequences(new_id[f.attr_ids], f.values.copy(),
                                f.token_offsets, f.seq_offsets, len(used))
-        return TrainingData(sub, self.labels, self.n_labels, self.max_length), used
+        return TrainingData(sub, self.labels, self.n_labels, self.max_length,
+                            self.weights), used
 
 
 def encode_training(X, y, min_freq, n_jobs, classes=None):
@@ -303,17 +309,22 @@ def log_likelihood_of_flat(data, layout, state, chain, n_jobs=None):
 
 
 def _forward_pass(data, state_args, chain, n_jobs, with_gradient, out=None):
-    # (log-likelihood, node marginals, per-chunk chain gradients) from one compiled pass.
+    # (log-likelihood, node marginals, per-chunk chain gradients) from one compiled pass;
+    # with sample weights the log-likelihood and the chain gradients are weighted (the
+    # state gradient is weighted by state_gradient's token_weight).
     status, logz, score, marg, chunks = forward_backward(
         state_args, chain, data.n_labels, data.features, data.labels, n_jobs,
-        marginals=with_gradient, chain_sums=with_gradient, out=out)
+        marginals=with_gradient, chain_sums=with_gradient, out=out,
+        seq_weight=data.weights)
     if status != 0:
         raise FloatingPointError("the scores of a sequence are not finite or exceed 1e150")
-    return float(score.sum() - logz.sum()), marg, chunks
+    if data.weights is None:
+        return float(score.sum() - logz.sum()), marg, chunks
+    return float(np.einsum("i,i->", score - logz, data.weights)), marg, chunks
 
 
 def forward_backward(state_args, chain, n_labels, features, labels, n_jobs, *,
-                     marginals, chain_sums, out=None):
+                     marginals, chain_sums, out=None, seq_weight=None):
     """One compiled forward-backward pass over an encoded batch (the one place that
     calls the sparse driver).
 
@@ -333,6 +344,8 @@ def forward_backward(state_args, chain, n_labels, features, labels, n_jobs, *,
         ``(logz, score, marg, chunks)`` as :func:`forward_buffers` makes them, reused
         (overwritten) instead of allocating new arrays: a trainer that evaluates the
         objective a hundred times skips re-allocating, and page-faulting, ``marg``.
+    seq_weight : ndarray of shape (n_sequences,), optional
+        Sample weights of the chain gradients (``chunks``); None: all 1.
 
     Returns
     -------
@@ -354,7 +367,7 @@ def forward_backward(state_args, chain, n_labels, features, labels, n_jobs, *,
     status = _sparse.forward_backward(
         state_args, features.kernel_args(), labels,
         *split_chain(np.asarray(chain, dtype=np.float64), K), logz, score, marg, chunks,
-        n_threads_for(n_jobs, n_seq))
+        n_threads_for(n_jobs, n_seq), seq_weight)
     return status, logz, score, marg, chunks
 
 
@@ -390,18 +403,24 @@ def attribute_parts(features, n_parts):
     return np.concatenate(([0], inner, [A])).astype(np.int64)
 
 
-def state_gradient(data, marg, layout_args, out, n_jobs=None, parts=None):
+def state_gradient(data, marg, layout_args, out, n_jobs=None, parts=None,
+                   token_weight=None):
     """Write the log-likelihood's state gradient into ``out``, flat in a layout.
 
     ``layout_args`` is ``(S, D, tail_ptr, tail_labels)`` (a layout's, or a dense
     matrix's: ``(K, A, [0], [])``); ``marg`` the node marginals of ``data``;
-    ``parts`` the :func:`attribute_parts` to share the work (made when missing).
+    ``parts`` the :func:`attribute_parts` to share the work (made when missing);
+    ``token_weight`` each token's sample weight
+    (:func:`fastcrf._sample_weight.token_weights`, made when missing and ``data`` is
+    weighted).
     """
     n_threads = effective_n_threads(n_jobs)
     if parts is None:
         parts = attribute_parts(data.features, n_threads)
+    if token_weight is None and data.weights is not None:
+        token_weight = token_weights(data)
     _sparse.layout_gradient(data.features.kernel_args(), marg, data.labels, layout_args,
-                            parts, out, n_threads)
+                            parts, out, n_threads, token_weight)
     return out
 
 

@@ -221,6 +221,13 @@ def _train_params(args):
     if args.cost is not None and not (args.cost > 0 and args.cost < float("inf")):
         raise CommandError(f"-c must be > 0 and finite, got {args.cost}")
     params, options = {"verbose": not args.quiet}, {}
+    if getattr(args, "progress", False):
+        try:
+            import tqdm  # noqa: F401 (a check before any data is read)
+        except ImportError:
+            raise CommandError("--progress needs tqdm: pip install tqdm (or "
+                               "fastcrf[progress])") from None
+        params["progress_bar"] = True
     for name, attr, option in _TRAIN_OPTIONS:
         params[name], options[name] = getattr(args, attr), option
     if args.cost is not None:
@@ -262,6 +269,21 @@ def _load_model(path):
     return CRF.load(path)
 
 
+def _init_model(args, encoded):
+    """``train --init``: ``(crf, template)`` of the model training starts from, or None.
+
+    Without ``-t`` the model's own template extracts the features (the weights then
+    meet the attributes they were learnt for)."""
+    from .templates import Template
+
+    if args.init is None:
+        return None
+    crf = _load_model(args.init)
+    if args.template is not None or encoded:
+        return crf, None
+    return crf, Template(_cli_metadata(crf, args.init)["template"])
+
+
 def _cli_metadata(crf, path):
     meta = crf.metadata_.get(_META_KEY)
     if not isinstance(meta, dict) or not isinstance(meta.get("template"), str):
@@ -297,14 +319,18 @@ def _cmd_train(args):
                                    f"{flag}")
     if args.label_column is None:
         args.label_column = -1
-    if args.template is None and not encoded:
+    init = _init_model(args, encoded)
+    if args.template is None and not encoded and init is None:
         raise CommandError("no feature template: give -t FILE (a CRF++ template) or "
                            "-t chunking")
     crf = _train_params(args)
+    if init is not None:
+        crf._model = init[0]._model
+        crf.set_params(warm_start=True)
     if args.model is not None:
         _check_output(args.model, "-m")
     if not encoded:
-        template = _template(args.template)
+        template = _template(args.template) if args.template is not None else init[1]
         if not template.unigram:
             raise CommandError(f"{args.template}: the template has no U lines, so it "
                                "extracts no features to train on")
@@ -915,6 +941,13 @@ def _build_parser():
                    help="build per-token feature lists in memory (the old path; the "
                         "default streams the files into flat arrays, a fraction of the "
                         "memory, the same model)")
+    p.add_argument("--progress", action="store_true",
+                   help="a progress bar over the epochs on stderr (needs tqdm); the "
+                        "per-epoch lines go above it (none with -q)")
+    p.add_argument("--init", metavar="MODEL",
+                   help="continue training this model (a 'fastcrf train' .npz): start from "
+                        "its weights (new labels and attributes at 0) and, without -t, "
+                        "use its template")
     p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser(

@@ -56,6 +56,9 @@ def online_epoch(
     double[::1] loss_out,                  # OUT [n_visit] error ratio (ap) or cost
     double[:, ::1] W_var,                  # INOUT [A][K] AROW's variances, or (0, 0)
     double[::1] V_var,                     # INOUT [K*K + 2K] AROW's variances, or (0,)
+    const double[::1] seq_weight=None,     # IN  [n_seq] sample weights, or None: all 1.
+                                           #     A sequence's update is scaled by its
+                                           #     weight (AROW: also its variance shrink)
 ):
     """One pass of the perceptron / passive-aggressive / AROW; returns 0 or -1 (bad
     scores)."""
@@ -81,7 +84,9 @@ def online_epoch(
     cdef Py_ssize_t i, s, T, t, k, m, j, n_touched, n_cells
     cdef int64_t t0, e, idx
     cdef const int64_t* y
-    cdef double best, gold, d, cost, norm2, tau, cnt, x, frac
+    cdef double best, gold, d, cost, norm2, tau, cnt, x, frac, sw = 1.0
+    cdef const double* swp = &seq_weight[0] if seq_weight is not None \
+        and seq_weight.shape[0] > 0 else NULL
     cdef double* Wv = &W_var[0, 0] if pa_type == -2 else NULL
     cdef int status = 0
 
@@ -99,6 +104,8 @@ def online_epoch(
         _chain_decoder(&c)
         for i in range(n_visit):
             s = order[i]
+            if swp != NULL:
+                sw = swp[s]
             t0 = seq_off[s]
             T = seq_off[s + 1] - t0
             y = &labels[t0]
@@ -160,15 +167,15 @@ def online_epoch(
                 for m in range(nV):
                     frac += dv[m] * dv[m] * V_var[m]
                 loss_out[i] = cost
-                tau = cost / frac
+                tau = sw * cost / frac
                 for m in range(n_cells):
                     idx = cell[m]
                     W[idx // K, idx % K] += tau * Wv[idx] * cval[m]
-                    Wv[idx] = 1.0 / (1.0 / Wv[idx] + cval[m] * cval[m] / C)
+                    Wv[idx] = 1.0 / (1.0 / Wv[idx] + sw * cval[m] * cval[m] / C)
                 for m in range(nV):
                     if dv[m] != 0.0:
                         V[m] += tau * V_var[m] * dv[m]
-                        V_var[m] = 1.0 / (1.0 / V_var[m] + dv[m] * dv[m] / C)
+                        V_var[m] = 1.0 / (1.0 / V_var[m] + sw * dv[m] * dv[m] / C)
                 _chain_decoder(&c)
                 continue
             if pa_type == -1:
@@ -194,6 +201,7 @@ def online_epoch(
                         tau = C
                 else:
                     tau = cost / (norm2 + 0.5 / C)
+            tau = tau * sw
             for m in range(n_cells):
                 W[cell[m] // K, cell[m] % K] += tau * cval[m]
                 Wsum[cell[m] // K, cell[m] % K] += cnt * tau * cval[m]

@@ -158,6 +158,7 @@ cdef struct SGDBatch:
     double* V
     double* Vhat
     const double* V_mask
+    const double* seq_weight   # [n_seq] each sequence's step factor, or NULL: all 1
     double gain
     double beta
     int averaging
@@ -256,7 +257,7 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     cdef Py_ssize_t S = b.S
     cdef Py_ssize_t i, t, m
     cdef int64_t t0, T
-    cdef double x
+    cdef double x, gain
     cdef const double* P
     cdef const double* dv
     cdef const int64_t* start = _part_starts(b, part)
@@ -264,13 +265,17 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     for i in range(b.nb):
         T = _visit(b, i, &t0)
         P = b.marg + i * b.Tmax * S
+        # A sequence's sample weight scales its step (fit(sample_weight=...)).
+        gain = b.gain
+        if b.seq_weight != NULL:
+            gain = gain * b.seq_weight[b.order[b.pos + i]]
         for t in range(T):
             fcrf_update_token(b.L, b.Uw, b.Uhat, b.ids, b.vals, start[t0 + t], end[t0 + t],
-                              P + t * S, b.labels[t0 + t], b.gain, b.beta, b.averaging)
+                              P + t * S, b.labels[t0 + t], gain, b.beta, b.averaging)
         if part == 0:
             dv = b.dv + i * b.nV
             for m in range(b.nV):
-                x = b.gain * dv[m] * b.V_mask[m]
+                x = gain * dv[m] * b.V_mask[m]
                 b.V[m] += x
                 if b.averaging:
                     b.Vhat[m] -= b.beta * x
@@ -618,6 +623,8 @@ def sgd_epoch(
     double[::1] qV=None,                   # INOUT [K*K + 2K] the same for V
     int64_t[::1] l1_stamp=None,            # INOUT [A] last step that clipped each attribute
                                            #     (zeros at the start of training)
+    const double[::1] seq_weight=None,     # IN  [n_seq] sample weights: each sequence's
+                                           #     step is scaled by its weight (None: 1)
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef Py_ssize_t nU = U.shape[0]
@@ -689,6 +696,8 @@ def sgd_epoch(
     b.V = &V[0]
     b.Vhat = &Vhat[0]
     b.V_mask = &V_mask[0]
+    b.seq_weight = &seq_weight[0] if seq_weight is not None and seq_weight.shape[0] > 0 \
+        else NULL
     b.averaging = 0
     b.l1 = l1
     b.l1_u = 0.0

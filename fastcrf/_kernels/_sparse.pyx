@@ -29,6 +29,8 @@
 #
 # The SGD and perceptron/PA epoch engines are _sgd_engine.pyx and _online_engine.pyx.
 
+import numpy as np
+
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t
@@ -61,6 +63,10 @@ from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
 #       seq_off     [n_seq + 1] tokens of each sequence (none empty)
 
 
+# An empty weight vector: every sequence / token weighs 1.
+cdef double[::1] _NO_WEIGHTS = np.zeros(0)
+
+
 cdef Py_ssize_t _longest(const int64_t[::1] seq_off) noexcept:
     # The longest sequence, which sizes the per-thread scratch.
     cdef Py_ssize_t s, T = 0
@@ -87,13 +93,17 @@ def forward_backward(
     double[:, ::1] chunk_out,              # OUT [n_chunks][K*K + 2K] with labels: observed
                                            #     minus expected transition, start, end counts
     int n_threads,
+    const double[::1] seq_weight=None,     # IN  [n_seq] weight of each sequence's counts
+                                           #     in chunk_out, or None / [0]: all 1
 ):
     """Log Z, path scores, marginals and transition gradients; returns 0 or -1 (bad scores)."""
     U, S, D, tail_ptr, tail_label = state
     ids, vals, tok_off, seq_off = batch
+    if seq_weight is None:
+        seq_weight = _NO_WEIGHTS
     return _forward_backward(U, S, D, tail_ptr, tail_label, ids, vals, tok_off, seq_off,
                              labels, trans, start, end, logz_out, score_out, marg_out,
-                             chunk_out, n_threads)
+                             chunk_out, n_threads, seq_weight)
 
 
 cdef int _forward_backward(
@@ -102,7 +112,7 @@ cdef int _forward_backward(
     const int64_t[::1] tok_off, const int64_t[::1] seq_off, const int64_t[::1] labels,
     const double[:, ::1] trans, const double[::1] start, const double[::1] end,
     double[::1] logz_out, double[::1] score_out, double[:, ::1] marg_out,
-    double[:, ::1] chunk_out, int n_threads,
+    double[:, ::1] chunk_out, int n_threads, const double[::1] seq_weight,
 ) except -2:
     cdef const double* vp = _values(vals)
     cdef const int32_t* ip = _ids(ids)
@@ -116,6 +126,10 @@ cdef int _forward_backward(
     cdef bint with_labels = labels.shape[0] > 0
     cdef bint want_marginals = marg_out.shape[0] > 0
     cdef bint want_edges = with_labels and want_marginals
+    cdef bint weighted = seq_weight.shape[0] > 0
+    cdef Py_ssize_t nV = K * K + 2 * K
+    cdef Py_ssize_t m
+    cdef double* acc
     cdef bint padded
     cdef Chain c
     cdef fcrf_padded_lattice pc
@@ -125,7 +139,7 @@ cdef int _forward_backward(
     cdef double* pbuf = NULL
     cdef Py_ssize_t ch, s, s_end, T, t, k, i, j
     cdef Py_ssize_t n_work = _work_doubles(Tmax, K) + fcrf_padded_work_doubles(Tmax, R) \
-        + 2 * Tmax * R + 1
+        + 2 * Tmax * R + 1 + nV
     cdef int64_t t0
     cdef double* logz
     cdef double* buf
@@ -153,13 +167,15 @@ cdef int _forward_backward(
         with nogil, parallel(num_threads=n_threads):
             # [_work_doubles] _core's scratch, [padded work] _padded.h's, then
             # [Tmax][R] emission rows, [Tmax][R] padded node marginals and log Z (the
-            # kernel's output goes through memory: it must be the thread's own).
+            # kernel's output goes through memory: it must be the thread's own), then
+            # [nV] one sequence's chain counts when they are weighted.
             buf = <double*> malloc(n_work * sizeof(double))
             w = _work_bind(buf, Tmax, K)
             pw = buf + _work_doubles(Tmax, K)
             lem = pw + fcrf_padded_work_doubles(Tmax, R)
             P = lem + Tmax * R
             logz = P + Tmax * R
+            acc = logz + 1
             for ch in prange(n_chunks, schedule="dynamic"):
                 if buf == NULL:
                     failed_p[0] = 1
@@ -171,6 +187,10 @@ cdef int _forward_backward(
                     t0 = seq_off[s]
                     T = seq_off[s + 1] - t0
                     y = &labels[t0] if with_labels else NULL
+                    if weighted and want_edges:
+                        # The sequence's counts go to acc, then weighted into the chunk's
+                        # row; unweighted they are added in place (bitwise as before).
+                        memset(acc, 0, nV * sizeof(double))
                     fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0,
                                    lem, R)
                     # All R lanes: the padding lanes are read by the padded kernels.
@@ -187,7 +207,11 @@ cdef int _forward_backward(
                         if with_labels:
                             score_out[s] = fcrf_path_score_strided(c.trans, c.start, c.end,
                                                                    lem, T, K, R, y)
-                            _transition_gradient_rows(w.edge, P, R, y, T, K, &chunk_out[ch, 0])
+                            _transition_gradient_rows(w.edge, P, R, y, T, K,
+                                                      acc if weighted else &chunk_out[ch, 0])
+                            if weighted:
+                                for m in range(nV):
+                                    chunk_out[ch, m] += seq_weight[s] * acc[m]
                         continue
                     # Without marginals, or scores too extreme for the padded kernels:
                     # the exact ones of _core.pyx.
@@ -202,7 +226,10 @@ cdef int _forward_backward(
                     if with_labels:
                         score_out[s] = _path_score(&c, w.lem, T, y)
                     if want_edges:
-                        _transition_gradient(&w, y, T, K, &chunk_out[ch, 0])
+                        _transition_gradient(&w, y, T, K, acc if weighted else &chunk_out[ch, 0])
+                        if weighted:
+                            for m in range(nV):
+                                chunk_out[ch, m] += seq_weight[s] * acc[m]
             free(buf)
     finally:
         free(cbuf)
@@ -223,6 +250,8 @@ def layout_gradient(
     double[::1] grad_out,                  # OUT [D * S + n_tail] the gradient, flat in the
                                            #     layout (fastcrf._layout.StateLayout)
     int n_threads,
+    const double[::1] token_weight=None,   # IN  [n_tokens] weight of each token's entries
+                                           #     (its sequence's), or None / [0]: all 1
 ):
     """Gradient of the log-likelihood with respect to the state weights of a layout.
 
@@ -237,8 +266,10 @@ def layout_gradient(
     """
     ids, vals, tok_off, _ = batch
     S, D, tail_ptr, tail_label = layout
+    if token_weight is None:
+        token_weight = _NO_WEIGHTS
     _layout_gradient(ids, vals, tok_off, marg, labels, S, D, tail_ptr, tail_label,
-                     part_bounds, grad_out, n_threads)
+                     part_bounds, grad_out, n_threads, token_weight)
 
 
 cdef void _layout_gradient(
@@ -246,8 +277,10 @@ cdef void _layout_gradient(
     const double[:, ::1] marg, const int64_t[::1] labels, Py_ssize_t S, Py_ssize_t D,
     const int64_t[::1] tail_ptr, const int32_t[::1] tail_label,
     const int64_t[::1] part_bounds, double[::1] grad_out, int n_threads,
+    const double[::1] token_weight,
 ):
     cdef Py_ssize_t n_tokens = tok_off.shape[0] - 1
+    cdef bint weighted = token_weight.shape[0] > 0
     cdef Py_ssize_t K = marg.shape[1]
     cdef Py_ssize_t n_parts = part_bounds.shape[0] - 1
     cdef Py_ssize_t p, t, k, j, j0, j1
@@ -279,6 +312,8 @@ cdef void _layout_gradient(
                     if a < lo or a >= hi:
                         continue
                     v = vp[e] if vp != NULL else 1.0
+                    if weighted:
+                        v = v * token_weight[t]
                     if a < D:
                         g = &grad_out[0] + a * S
                         for k in range(K):

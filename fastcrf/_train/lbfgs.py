@@ -22,6 +22,7 @@ import numpy as np
 
 from .._kernels import _vector
 from .._parallel import effective_n_threads
+from .._sample_weight import token_weights
 from .._training import (_forward_pass, attribute_parts, forward_buffers, state_gradient,
                          sum_of_squares)
 from .base import LayoutWeights, Trainer, pick_fields
@@ -65,6 +66,7 @@ class _Objective:
         self.n_jobs = n_jobs
         self.n_threads = effective_n_threads(n_jobs)
         self.part_bounds = attribute_parts(data.features, self.n_threads)
+        self.token_weight = token_weights(data)
         self.buffers = forward_buffers(data.features, data.n_labels, marginals=True,
                                        chain_sums=True)
         n = self.n_state + len(chain_mask)
@@ -83,7 +85,7 @@ class _Objective:
         except FloatingPointError:
             return -np.inf, grad
         state_gradient(self.data, marg, (L.stride, L.n_dense, L.tail_ptr, L.tail_labels),
-                       grad[:n_state], self.n_jobs, self.part_bounds)
+                       grad[:n_state], self.n_jobs, self.part_bounds, self.token_weight)
         np.sum(chunks, axis=0, out=grad[n_state:])
         if self.chain_mask is not None:
             # Before the negation of regularized(): the same values as masking after it.

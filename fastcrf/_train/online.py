@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._kernels import _online_engine
+from .._sample_weight import weighted_sum
 from .._training import sum_of_squares
 from .base import LayoutWeights, Trainer, pick_fields, state_mask
 
@@ -60,7 +61,10 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
 
     ``random_state`` shuffles the sequences every epoch; ``n_jobs`` and ``log`` are
     unused (the loop is serial and quiet).  ``init`` (LayoutWeights) is the first
-    iterate; the average is over the iterates from there on.
+    iterate; the average is over the iterates from there on.  With sample weights
+    (``data.weights``) each sequence's update is multiplied by its weight (AROW: its
+    variance shrinks by ``weight * delta^2 / gamma``), its loss counts that many
+    times, and sequences of weight 0 are skipped.
     """
     f = data.features
     A, K = f.n_attributes, data.n_labels
@@ -81,6 +85,10 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     trainable = state_mask(layout)
     mask = np.zeros((0, 0)) if trainable is None else trainable
     n = data.n_sequences
+    weights = data.weights
+    # Sample weights scale each sequence's update; a sequence of weight 0 is not
+    # visited at all (not even counted by the average), as if it were absent.
+    total = n if weights is None else float(weights.sum())
     started = time.perf_counter()
 
     def result():
@@ -92,21 +100,24 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     epoch = 0
     for epoch in range(1, settings.max_iterations + 1):
         order = random_state.permutation(n).astype(np.int64)
-        losses = np.zeros(n)
+        if weights is not None:
+            order = order[weights[order] > 0]
+        losses = np.zeros(len(order))
         status = _online_engine.online_epoch(
             W, Wsum, V, Vsum, D, mask, chain_mask, f.attr_ids, f.values, f.token_offsets,
             f.seq_offsets, data.labels, order, data.max_length, max_entries, int(pa_type),
-            float(c_or_gamma), bool(settings.error_sensitive), counter, losses, W_var, V_var)
+            float(c_or_gamma), bool(settings.error_sensitive), counter, losses, W_var, V_var,
+            weights)
         if status != 0:
             raise FloatingPointError(
                 f"the weights diverged in epoch {epoch}; scale the feature values down")
-        loss = float(losses.sum())
+        loss = weighted_sum(losses, None if weights is None else weights[order])
         norm = float(np.sqrt(sum_of_squares(W.ravel()) + sum_of_squares(V)))
         info = {"loss": loss, "objective": loss, "weight_norm": norm,
                 "seconds": time.perf_counter() - started}
         if callback is not None and callback(epoch, info, result):
             break
-        if loss / max(n, 1) < settings.epsilon:
+        if loss / max(total, 1e-300) < settings.epsilon:
             break
     return result(), epoch
 

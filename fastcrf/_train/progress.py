@@ -13,14 +13,17 @@ import numpy as np
 
 from .._features._encoding import encode, encode_labels
 from .._model import TrainingLog, viterbi_codes
+from .bar import bar_update
 from .stopping import EarlyStopping
 
 
-def hold_out(X, y, fraction, rng):
-    """Split a training set for ``early_stopping``: ``(X_train, y_train, X_dev, y_dev)``.
+def hold_out(X, y, fraction, rng, sample_weight=None):
+    """Split a training set for ``early_stopping``: ``(X_train, y_train, X_dev, y_dev,
+    sample_weight_train)``.
 
     A random ``fraction`` of the sequences (at least one) becomes the development set;
-    both parts keep the input order.
+    both parts keep the input order.  ``sample_weight`` (an array, or None) follows
+    the training part.
 
     Raises
     ------
@@ -40,7 +43,7 @@ def hold_out(X, y, fraction, rng):
     dev = np.sort(order[:n_dev]).tolist()
     train = np.sort(order[n_dev:]).tolist()
     return ([X[i] for i in train], [y[i] for i in train], [X[i] for i in dev],
-            [y[i] for i in dev])
+            [y[i] for i in dev], None if sample_weight is None else sample_weight[train])
 
 
 def encode_dev(X_dev, y_dev, vocabulary, classes, n_jobs):
@@ -74,6 +77,8 @@ class Progress:
     n_iter_no_change : int, optional
         Early stopping: stop after this many epochs without a better dev accuracy
         (needs ``dev``) and keep the best epoch's weights (:attr:`best_weights`).
+    bar : tqdm bar, optional
+        Advanced once per epoch / iteration (:mod:`fastcrf._train.bar`).
 
     Attributes
     ----------
@@ -83,7 +88,7 @@ class Progress:
     """
 
     def __init__(self, algorithm, layout, dev=None, *, verbose=False, n_jobs=None,
-                 started=None, n_iter_no_change=None):
+                 started=None, n_iter_no_change=None, bar=None):
         self.log = TrainingLog(algorithm)
         self.layout = layout
         self.dev = dev
@@ -91,13 +96,17 @@ class Progress:
             raise ValueError("early stopping needs a development set")
         self.early = None if n_iter_no_change is None else EarlyStopping(n_iter_no_change)
         self.out = sys.stdout if verbose else None
+        self.bar = bar
         self.n_jobs = n_jobs
         self.started = time.perf_counter() if started is None else started
 
     def message(self, text):
-        """Print ``text`` under ``verbose``."""
+        """Print ``text`` under ``verbose`` (above the bar, when there is one)."""
         if self.out is not None:
-            print(text, file=self.out, flush=True)
+            if self.bar is not None:
+                self.bar.write(text, file=self.out)
+            else:
+                print(text, file=self.out, flush=True)
 
     def announce(self, data, note=None):
         """The first verbose lines: a ``note`` (why the algorithm changed), then what is
@@ -126,11 +135,15 @@ class Progress:
                  "time": time.perf_counter() - self.started}
         if "active_features" in info:
             entry["active_features"] = info["active_features"]
+        if "eta0" in info:   # SGD's step size: partial_fit goes on with it
+            entry["eta0"] = float(info["eta0"])
         weights = None
         if self.dev is not None:
             weights = weights_fn()
             entry["dev_accuracy"] = self._dev_accuracy(weights)
         self.log.iterations.append(entry)
+        if self.bar is not None:
+            bar_update(self.bar, entry)
         self.message(format_entry(entry))
         if self.early is None:
             return False

@@ -255,14 +255,16 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             # pass, ~5% of an epoch when every slice did it): the scalars carry the
             # state across slices, so the epoch equals one call over its whole order.
             fold=hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
-            l1_stamp=state.l1_stamp)
+            l1_stamp=state.l1_stamp, seq_weight=data.weights)
         if choice is not None and lo > 0:
             # The first slice of a pass pays for cold caches and fresh pages (up to
             # 5x the rate of the next ones, CoNLL-2000): it would skew the choice.
             choice.record(threads, time.perf_counter() - started, hi - lo)
         if status != 0:
             losses[:] = np.inf
-            break
+            return losses
+    if data.weights is not None:
+        losses *= data.weights[order]   # each visit's loss counts its sample weight
     return losses
 
 
