@@ -22,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "fastcrf.dask needs dask and distributed: pip install 'fastcrf[dask]'") from exc
 
 from ._fit import fit
-from ._predict import predict, predict_marginals, tag_files
+from ._files import tag_files
+from ._predict import predict, predict_marginals
 
 __all__ = ["fit", "predict", "predict_marginals", "tag_files"]
