@@ -86,6 +86,30 @@ def test_parameter_mixing(client, corpus, algorithm, tmp_path):
     assert CRF.load(path).predict(X) == dist.predict(X)
 
 
+@pytest.mark.parametrize("algorithm", ["lbfgs", "asgd"])
+def test_fit_on_a_dataset(client, corpus, algorithm, tmp_path):
+    """A fastcrf.Dataset (here saved and memory-mapped) trains as the same sequences
+    given as lists."""
+    from fastcrf import Dataset
+
+    X, y = corpus
+    Dataset.from_sequences(X, y).save(tmp_path / "ds")
+    dataset = Dataset.load(tmp_path / "ds")
+    params = dict(algorithm=algorithm, max_iterations=6, min_freq=2, random_state=0)
+    local = CRF(**params).fit(dataset)
+    dist = fd.fit(CRF(**params), dataset, client=client)
+    lists = fd.fit(CRF(**params), X, y, client=client)
+    assert dist.vocabulary_.names == local.vocabulary_.names == lists.vocabulary_.names
+    if algorithm == "lbfgs":
+        np.testing.assert_allclose(objectives(dist), objectives(local), rtol=1e-9)
+    else:  # two shards of the same sequences: the same mixed weights
+        np.testing.assert_array_equal(dist._model.state, lists._model.state)
+    with pytest.raises(ValueError, match="y_bag must be None"):
+        fd.fit(CRF(**params), dataset, y, client=client)
+    with pytest.raises(ValueError, match="y_bag is required"):
+        fd.fit(CRF(**params), X, client=client)
+
+
 def test_predict_in_input_order(client, corpus):
     X, y = corpus
     crf = CRF(algorithm="lbfgs", max_iterations=20).fit(X, y)
