@@ -95,7 +95,8 @@ def test_fit_on_a_dataset(client, corpus, algorithm, tmp_path):
     X, y = corpus
     Dataset.from_sequences(X, y).save(tmp_path / "ds")
     dataset = Dataset.load(tmp_path / "ds")
-    params = dict(algorithm=algorithm, max_iterations=6, min_freq=2, random_state=0)
+    params = {"algorithm": algorithm, "max_iterations": 6, "min_freq": 2,
+              "random_state": 0}
     local = CRF(**params).fit(dataset)
     dist = fd.fit(CRF(**params), dataset, client=client)
     lists = fd.fit(CRF(**params), X, y, client=client)

@@ -22,6 +22,7 @@ gradients, never data.
 """
 
 import time
+from itertools import pairwise
 
 import numpy as np
 from distributed import wait
@@ -168,7 +169,7 @@ class _Cluster:
         n_parts = max(1, min(len(workers), self.n_sequences))
         self.where = placement(n_parts, workers)
         bounds = [i * self.n_sequences // n_parts for i in range(n_parts + 1)]
-        blocks = [whole.subset(np.arange(a, b)) for a, b in zip(bounds, bounds[1:])]
+        blocks = [whole.subset(np.arange(a, b)) for a, b in pairwise(bounds)]
         self.shard_sizes = [b.n_sequences for b in blocks]
         self.parts = [client.scatter(b, workers=[w], hash=False)
                       for b, w in zip(blocks, self.where)]
