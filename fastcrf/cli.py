@@ -474,10 +474,91 @@ def _split_gold(sentences, meta, path):
         "labels for 'fastcrf eval')")
 
 
+def _tagged_rows(crf, template, sentences, tokens, only_labels, marginals):
+    """The rows ``fastcrf tag`` writes for ``sentences`` (``tokens``: their token
+    columns, which ``template`` reads), and the seconds the tagging took."""
+    t0 = time.perf_counter()
+    # The model's vocabulary drops attributes never seen in training, as CRF++ does.
+    _, encoded = template.encode(tokens, vocabulary=crf.vocabulary_)
+    codes = crf.predict_indices(encoded)
+    probs = crf.predict_proba(encoded) if marginals else None
+    tag_time = time.perf_counter() - t0
+
+    classes = crf.classes_
+    out = []
+    for i, (sentence, seq) in enumerate(zip(sentences, codes)):
+        rows = []
+        for t, (row, k) in enumerate(zip(sentence, seq.tolist())):
+            fields = (classes[k],) if only_labels else (*row, classes[k])
+            if probs is not None:
+                fields += (f"{probs[i][t, k]:.6f}",)
+            rows.append(fields)
+        out.append(rows)
+    return out, tag_time
+
+
+def _tag_on_cluster(args):
+    """``fastcrf tag --scheduler ADDRESS``: every input file tagged by a task on the
+    Dask cluster (:func:`fastcrf.dask.tag_files`), written to the ``-o`` folder under
+    its own name."""
+    if args.output is None:
+        raise CommandError("--scheduler writes one file per input: give the output "
+                           "folder with -o DIR")
+    if "-" in args.input:
+        raise CommandError("--scheduler tags files the workers read: stdin (-) cannot "
+                           "be one of them")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise CommandError(f"-o {args.output}: with --scheduler, a folder, not a file")
+    _check_jobs(args.n_jobs)
+    sep = _separator(args.sep)
+    crf = _load_model(args.model)
+    template = _template(args.template) if args.template is not None else None
+    if template is None:
+        _cli_metadata(crf, args.model)  # the model's template, or the error that says -t
+    # The workers may run elsewhere: absolute paths, on a file system they share.
+    sources = [os.path.abspath(f) for f in args.input]
+    folder = os.path.abspath(args.output)
+    targets = [os.path.join(folder, os.path.basename(f)) for f in sources]
+    for i, target in enumerate(targets):
+        if targets.index(target) != i:
+            raise CommandError(f"{args.input[targets.index(target)]} and {args.input[i]} "
+                               f"would both be written to {target}: tag them apart")
+        if os.path.realpath(target) == os.path.realpath(sources[i]):
+            raise CommandError(f"-o {args.output}: {args.input[i]} would be overwritten "
+                               "by its own tagging: give another folder")
+    try:
+        import distributed
+
+        from . import dask as fastcrf_dask
+    except ImportError:
+        raise CommandError("--scheduler needs dask and distributed: pip install "
+                           "'fastcrf[dask]'") from None
+    os.makedirs(folder, exist_ok=True)
+    t0 = time.perf_counter()
+    with distributed.Client(args.scheduler, set_as_default=False) as client:
+        n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        counts = fastcrf_dask.tag_files(
+            crf, sources, targets, sep=sep, template=template,
+            only_labels=args.only_labels, marginals=args.marginals,
+            n_jobs=1 if args.n_jobs is None else args.n_jobs, client=client)
+    if not args.quiet:
+        seconds = time.perf_counter() - t0
+        print(f"tagged {len(counts):,} files, {sum(counts):,} tokens in {seconds:.2f} s "
+              f"on {n_workers} worker{'s' if n_workers != 1 else ''}; written to "
+              f"{args.output}", file=sys.stderr, flush=True)
+    return 0
+
+
 def _cmd_tag(args):
     from .io import write_conll
     from .templates import Template
 
+    if args.scheduler is not None:
+        return _tag_on_cluster(args)
+    if len(args.input) > 1:
+        raise CommandError(f"{len(args.input)} input files: tag one at a time, or many "
+                           "on a Dask cluster with --scheduler ADDRESS")
+    args.input = args.input[0]
     _check_jobs(args.n_jobs)
     if args.output is not None:
         _check_output(args.output, "-o")
@@ -498,23 +579,8 @@ def _cmd_tag(args):
     if args.n_jobs is not None:
         crf.set_params(n_jobs=args.n_jobs)
 
-    t0 = time.perf_counter()
-    # The model's vocabulary drops attributes never seen in training, as CRF++ does.
-    _, encoded = template.encode(tokens, vocabulary=crf.vocabulary_)
-    codes = crf.predict_indices(encoded)
-    probs = crf.predict_proba(encoded) if args.marginals else None
-    tag_time = time.perf_counter() - t0
-
-    classes = crf.classes_
-    out = []
-    for i, (sentence, seq) in enumerate(zip(sentences, codes)):
-        rows = []
-        for t, (row, k) in enumerate(zip(sentence, seq.tolist())):
-            fields = (classes[k],) if args.only_labels else (*row, classes[k])
-            if probs is not None:
-                fields += (f"{probs[i][t, k]:.6f}",)
-            rows.append(fields)
-        out.append(rows)
+    out, tag_time = _tagged_rows(crf, template, sentences, tokens, args.only_labels,
+                                 args.marginals)
     out_sep = sep if sep is not None else " "
     if args.output is None:
         write_conll(sys.stdout, out, sep=out_sep)
@@ -974,11 +1040,18 @@ def _build_parser():
         description="Label a column file: write its rows with the predicted label "
                     "appended (a gold column, if present, is kept before it, so the "
                     "output feeds 'fastcrf eval'), or only the labels.")
-    p.add_argument("input", metavar="FILE", help="column file to label, or - for stdin")
+    p.add_argument("input", metavar="FILE", nargs="+",
+                   help="column file to label, or - for stdin (several: --scheduler)")
     p.add_argument("-m", "--model", required=True, metavar="MODEL",
                    help="model written by 'fastcrf train'")
     p.add_argument("-o", "--output", metavar="OUT",
-                   help="write here instead of stdout (.gz compresses)")
+                   help="write here instead of stdout (.gz compresses); with "
+                        "--scheduler, the folder for the tagged files")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="tag the FILEs on the Dask cluster of this scheduler (e.g. "
+                        "tcp://host:8786; needs fastcrf[dask]), one task per file, each "
+                        "written to -o DIR under its own name; the paths must be "
+                        "readable and writable by the workers")
     p.add_argument("-l", "--only-labels", action="store_true",
                    help="write only the predicted labels, one per line")
     p.add_argument("-i", "--marginals", action="store_true",

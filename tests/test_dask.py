@@ -13,6 +13,7 @@ import fastcrf.dask as fd  # noqa: E402
 from crf_data import sample_hmm  # noqa: E402
 from fastcrf import CRF  # noqa: E402
 from fastcrf._estimator import NotFittedError  # noqa: E402
+from helpers import run_cli  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,31 @@ def test_parameter_mixing(client, corpus, algorithm, tmp_path):
     assert CRF.load(path).predict(X) == dist.predict(X)
 
 
+@pytest.mark.parametrize("algorithm", ["lbfgs", "asgd"])
+def test_fit_on_a_dataset(client, corpus, algorithm, tmp_path):
+    """A fastcrf.Dataset (here saved and memory-mapped) trains as the same sequences
+    given as lists."""
+    from fastcrf import Dataset
+
+    X, y = corpus
+    Dataset.from_sequences(X, y).save(tmp_path / "ds")
+    dataset = Dataset.load(tmp_path / "ds")
+    params = {"algorithm": algorithm, "max_iterations": 6, "min_freq": 2,
+              "random_state": 0}
+    local = CRF(**params).fit(dataset)
+    dist = fd.fit(CRF(**params), dataset, client=client)
+    lists = fd.fit(CRF(**params), X, y, client=client)
+    assert dist.vocabulary_.names == local.vocabulary_.names == lists.vocabulary_.names
+    if algorithm == "lbfgs":
+        np.testing.assert_allclose(objectives(dist), objectives(local), rtol=1e-9)
+    else:  # two shards of the same sequences: the same mixed weights
+        np.testing.assert_array_equal(dist._model.state, lists._model.state)
+    with pytest.raises(ValueError, match="y_bag must be None"):
+        fd.fit(CRF(**params), dataset, y, client=client)
+    with pytest.raises(ValueError, match="y_bag is required"):
+        fd.fit(CRF(**params), X, client=client)
+
+
 def test_predict_in_input_order(client, corpus):
     X, y = corpus
     crf = CRF(algorithm="lbfgs", max_iterations=20).fit(X, y)
@@ -135,8 +161,8 @@ def test_tag_files_as_the_cli(client, tmp_path):
         sources.append(src)
         targets.append(tmp_path / f"out{k}.txt")
     crf = CRF.load(model)
-    n = fd.tag_files(crf, sources, targets, client=client)
-    assert n > 0
+    counts = fd.tag_files(crf, sources, targets, client=client)
+    assert len(counts) == 3 and min(counts) > 0
     for src, out in zip(sources, targets):
         want = tmp_path / "want.txt"
         assert main(["tag", str(src), "-m", str(model), "-o", str(want), "-q"]) == 0
@@ -174,3 +200,163 @@ def test_arrays_a_task_receives_are_realigned():
     model = realigned(model)
     assert model.transitions.flags.aligned and model.state.flags.aligned
     assert model.predict(X, n_jobs=1) == expected
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory):
+    """A model written by 'fastcrf train' and six column files to tag (two with the gold
+    column, four without)."""
+    from fastcrf.cli import main
+    from fastcrf.datasets import make_conll_file
+    from fastcrf.io import read_conll, write_conll
+
+    folder = tmp_path_factory.mktemp("tagger")
+    train = folder / "train.txt"
+    make_conll_file(train, 200, random_state=0)
+    model = folder / "m.crf"
+    template = folder / "template"
+    template.write_text("U00:%x[-1,0]\nU01:%x[0,0]\nU02:%x[1,0]\nB\n")
+    assert main(["train", str(train), "-m", str(model), "-t", str(template), "-q"]) == 0
+    inputs = folder / "in"
+    inputs.mkdir()
+    sources = []
+    for k in range(6):
+        src = inputs / f"f{k}.txt"
+        make_conll_file(src, 20 + 5 * k, random_state=k + 1)
+        if k >= 2:  # tokens only
+            write_conll(src, [[row[:1] for row in s] for s in read_conll(src)])
+        sources.append(src)
+    return model, template, sources
+
+
+def _tagged_one_by_one(capsys, tmp_path, model, sources, *flags):
+    out = []
+    for src in sources:
+        want = tmp_path / "want.txt"
+        assert run_cli(capsys, "tag", src, "-m", model, "-o", want, "-q", *flags)[0] == 0
+        out.append(want.read_text())
+    return out
+
+
+@pytest.mark.parametrize("flags", [(), ("-l",), ("-i",)])
+def test_cli_tag_on_the_cluster(client, tagger, tmp_path, capsys, flags):
+    model, _, sources = tagger
+    want = _tagged_one_by_one(capsys, tmp_path, model, sources, *flags)
+    out = tmp_path / "out"
+    status, stdout, err = run_cli(capsys, "tag", *sources, "-m", model, *flags,
+                                  "--scheduler", client.scheduler.address, "-o", out)
+    assert status == 0, err
+    assert stdout == ""
+    assert "tagged 6 files" in err and "2 workers" in err
+    assert [(out / src.name).read_text() for src in sources] == want
+
+
+def test_cli_tag_on_the_cluster_with_a_template(client, tagger, tmp_path, capsys):
+    """A model that holds no template (saved by CRF.save): -t gives it."""
+    model, template, sources = tagger
+    bare = tmp_path / "bare.crf"
+    CRF.load(model).save(bare)
+    sources = sources[2:]  # token columns only: with -t every column is a token column
+    want = _tagged_one_by_one(capsys, tmp_path, bare, sources, "-t", template)
+    out = tmp_path / "out"
+    status, _, err = run_cli(capsys, "tag", *sources, "-m", bare, "-t", template, "-q",
+                             "--scheduler", client.scheduler.address, "-o", out)
+    assert status == 0, err
+    assert [(out / src.name).read_text() for src in sources] == want
+    status, _, err = run_cli(capsys, "tag", *sources, "-m", bare, "--scheduler",
+                             client.scheduler.address, "-o", out)
+    assert status == 1 and "-t" in err
+
+
+def test_cli_tag_on_the_cluster_bad_input(client, tagger, tmp_path, capsys):
+    model, _, sources = tagger
+    address = client.scheduler.address
+    cases = [
+        ((*sources[:2], "-m", model), "--scheduler ADDRESS"),
+        ((*sources[:2], "-m", model, "--scheduler", address), "-o DIR"),
+        ((sources[0], "-", "-m", model, "--scheduler", address, "-o", tmp_path), "stdin"),
+        ((sources[0], "-m", model, "--scheduler", address, "-o", sources[1]), "a folder"),
+        ((sources[0], "-m", model, "--scheduler", address, "-o", sources[0].parent),
+         "overwritten"),
+    ]
+    twin = tmp_path / "other" / sources[0].name
+    twin.parent.mkdir()
+    twin.write_text(sources[0].read_text())
+    cases.append(((sources[0], twin, "-m", model, "--scheduler", address, "-o",
+                   tmp_path / "o"), "both be written"))
+    for argv, message in cases:
+        status, _, err = run_cli(capsys, "tag", *argv)
+        assert status == 1 and message in err, (argv, err)
+    # A file the model cannot tag fails the command, naming the file.
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a b c d\n\n")
+    status, _, err = run_cli(capsys, "tag", sources[0], bad, "-m", model, "--scheduler",
+                             address, "-o", tmp_path / "o2")
+    assert status == 1 and "bad.txt" in err and "fields" in err
+
+
+def test_the_model_goes_once_to_each_worker(client, corpus, tagger, tmp_path):
+    """However many tasks, each worker unpickles the model once per call."""
+
+    def count_loads():
+        from fastcrf._model import CRFModel
+
+        def setstate(self, state):
+            CRFModel.loads += 1
+            self.__dict__.update(state)
+
+        CRFModel.loads = 0
+        CRFModel.__setstate__ = setstate
+
+    def loads():
+        from fastcrf._model import CRFModel
+
+        n = CRFModel.loads
+        del CRFModel.loads, CRFModel.__setstate__
+        return n
+
+    X, y = corpus
+    crf = CRF(algorithm="lbfgs", max_iterations=5).fit(X, y)
+    model, _, sources = tagger
+    jobs = [
+        lambda: fd.predict(crf, db.from_sequence(X, npartitions=12), client=client)
+        .compute(),
+        lambda: fd.predict_marginals(crf, db.from_sequence(X[:60], npartitions=12),
+                                     client=client).compute(),
+        lambda: fd.tag_files(CRF.load(model), sources * 2,
+                             [tmp_path / f"o{k}.txt" for k in range(12)], client=client),
+    ]
+    for job in jobs:
+        client.run(count_loads)
+        try:
+            job()
+        finally:
+            counts = client.run(loads)
+        assert list(counts.values()) == [1, 1]
+
+
+def test_tag_files_bad_input(client, tagger, tmp_path):
+    model, _, sources = tagger
+    crf = CRF.load(model)
+    with pytest.raises(TypeError, match="sources"):
+        fd.tag_files(crf, str(sources[0]), [tmp_path / "o"], client=client)
+    with pytest.raises(TypeError, match=r"targets\[0\]"):
+        fd.tag_files(crf, sources[:1], [3], client=client)
+    with pytest.raises(ValueError, match="same length"):
+        fd.tag_files(crf, sources[:2], [tmp_path / "o"], client=client)
+    with pytest.raises(ValueError, match="twice"):
+        fd.tag_files(crf, sources[:2], [tmp_path / "o"] * 2, client=client)
+    with pytest.raises(ValueError, match="also a source"):
+        fd.tag_files(crf, sources[:1], sources[:1], client=client)
+    with pytest.raises(TypeError, match="template"):
+        fd.tag_files(crf, sources[:1], [tmp_path / "o"], template="U00:%x[0,0]",
+                     client=client)
+    with pytest.raises(NotFittedError):
+        fd.tag_files(CRF(), sources[:1], [tmp_path / "o"], client=client)
+    # A bag of paths, and an empty file (an empty output).
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    counts = fd.tag_files(crf, db.from_sequence([str(sources[0]), str(empty)]),
+                          [tmp_path / "a.txt", tmp_path / "b.txt"], client=client)
+    assert counts[0] > 0 and counts[1] == 0
+    assert (tmp_path / "b.txt").read_text() == ""

@@ -21,7 +21,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "fastcrf.dask needs dask and distributed: pip install 'fastcrf[dask]'") from exc
 
+from ._files import tag_files
 from ._fit import fit
-from ._predict import predict, predict_marginals, tag_files
+from ._predict import predict, predict_marginals
 
 __all__ = ["fit", "predict", "predict_marginals", "tag_files"]

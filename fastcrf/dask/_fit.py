@@ -22,10 +22,12 @@ gradients, never data.
 """
 
 import time
+from itertools import pairwise
 
 import numpy as np
 from distributed import wait
 
+from .._dataset import Dataset, training_set
 from .._model import CRFModel
 from .._params import as_generator, for_data, resolve
 from .._train import TRAINERS
@@ -43,7 +45,7 @@ EXACT = ("lbfgs",)
 MIXING = ("asgd", "ap", "pa")
 
 
-def fit(crf, X_bag, y_bag, *, client=None):
+def fit(crf, X_bag, y_bag=None, *, client=None):
     """Train ``crf`` on a Dask cluster with its own ``algorithm`` and parameters.
 
     Parameters
@@ -53,7 +55,9 @@ def fit(crf, X_bag, y_bag, *, client=None):
     X_bag, y_bag : dask.bag.Bag
         The sequences of token features and their label sequences, partitioned alike
         (as :meth:`fastcrf.CRF.fit` takes ``X`` and ``y``).  Lists are split into one
-        partition per worker.
+        partition per worker.  ``X_bag`` may also be a labelled :class:`fastcrf.Dataset`
+        (``y_bag`` None): already encoded with one vocabulary, it is split on the
+        driver into one contiguous block of sequences per worker, each sent once.
     client : distributed.Client, optional
         Default: the current client.
 
@@ -80,12 +84,22 @@ def fit(crf, X_bag, y_bag, *, client=None):
                          "development set on the driver); set early_stopping=False")
     started = time.perf_counter()
     workers = workers_of(client)
-    X_bag = as_bag(X_bag, "X_bag", len(workers))
-    y_bag = as_bag(y_bag, "y_bag", len(workers))
-    if X_bag.npartitions != y_bag.npartitions:
-        raise ValueError(f"X_bag and y_bag must be partitioned alike: X_bag has "
-                         f"{X_bag.npartitions} partitions, y_bag {y_bag.npartitions}")
-    data = _Cluster(client, workers, X_bag, y_bag, p)
+    if isinstance(X_bag, Dataset):
+        if y_bag is not None:
+            raise ValueError("y_bag must be None when X_bag is a Dataset: its labels "
+                             "are part of it")
+        data = _Cluster.from_dataset(client, workers, X_bag, p)
+    else:
+        if y_bag is None:
+            raise ValueError("y_bag is required (one label sequence per sequence of "
+                             "X_bag), unless X_bag is a fastcrf.Dataset")
+        X_bag = as_bag(X_bag, "X_bag", len(workers))
+        y_bag = as_bag(y_bag, "y_bag", len(workers))
+        if X_bag.npartitions != y_bag.npartitions:
+            raise ValueError(f"X_bag and y_bag must be partitioned alike: X_bag has "
+                             f"{X_bag.npartitions} partitions, y_bag "
+                             f"{y_bag.npartitions}")
+        data = _Cluster(client, workers, X_bag, y_bag, p)
     try:
         p, note = for_data(params, p, data.n_sequences)
         if p["algorithm"] not in EXACT + MIXING:
@@ -143,6 +157,24 @@ class _Cluster:
             wait(self.parts)
         finally:
             del local  # the locally encoded partitions are no longer needed
+
+    @classmethod
+    def from_dataset(cls, client, workers, dataset, p):
+        """The training set of a :class:`fastcrf.Dataset`: its vocabulary is already
+        global, so each worker gets a contiguous block of the encoded sequences."""
+        vocabulary, classes, whole = training_set(dataset, None, p["min_freq"])
+        self = cls.__new__(cls)
+        self.client = client
+        self.vocabulary, self.classes = vocabulary, classes
+        self.n_sequences = whole.n_sequences
+        n_parts = max(1, min(len(workers), self.n_sequences))
+        self.where = placement(n_parts, workers)
+        bounds = [i * self.n_sequences // n_parts for i in range(n_parts + 1)]
+        blocks = [whole.subset(np.arange(a, b)) for a, b in pairwise(bounds)]
+        self.shard_sizes = [b.n_sequences for b in blocks]
+        self.parts = [client.scatter(b, workers=[w], hash=False)
+                      for b, w in zip(blocks, self.where)]
+        return self
 
     def _on(self, worker, fn, *args):
         """``fn(*args)`` as a task on ``worker`` (or another one if it left)."""
