@@ -934,15 +934,19 @@ def path_scores(
 # k-best Viterbi (list Viterbi, exact).                                          #
 # --------------------------------------------------------------------------- #
 
+cdef inline bint _beats(double x, int64_t id, double y, int64_t yid) noexcept nogil:
+    # The k-best order: a higher score first, equal scores by the lower id.
+    return x > y or (x == y and id < yid)
+
+
 cdef inline void _insert_best(double* vals, int64_t* ids, Py_ssize_t k, double x,
                               int64_t id) noexcept nogil:
-    # vals[k] sorted in descending order (-inf: empty slot).  Insert x after every
-    # value >= x (stable: earlier candidates win ties) and drop the last one; a -inf
-    # candidate is never inserted.
+    # vals[k] / ids[k] sorted in the k-best order (-inf: empty slot); insert (x, id)
+    # where it belongs and drop the last entry.  A -inf candidate is never inserted.
     cdef Py_ssize_t r = k - 1
-    if not (x > vals[r]):
+    if x == -INFINITY or not _beats(x, id, vals[r], ids[r]):
         return
-    while r > 0 and x > vals[r - 1]:
+    while r > 0 and _beats(x, id, vals[r - 1], ids[r - 1]):
         vals[r] = vals[r - 1]
         ids[r] = ids[r - 1]
         r -= 1
@@ -950,9 +954,26 @@ cdef inline void _insert_best(double* vals, int64_t* ids, Py_ssize_t k, double x
     ids[r] = id
 
 
-cdef Py_ssize_t _nbest_one(const Chain* c, const double* lem, Py_ssize_t T, Py_ssize_t k,
+cdef void _order_desc(const double* delta, Py_ssize_t K, Py_ssize_t k,
+                      int64_t* order) noexcept nogil:
+    # order = the labels i by decreasing delta[i][0] (the best prefix ending in i):
+    # insertion sort, K is small and this runs once per position, not per label.
+    cdef Py_ssize_t a, b
+    cdef int64_t x
+    for a in range(K):
+        x = a
+        b = a
+        while b > 0 and delta[order[b - 1] * k] < delta[x * k]:
+            order[b] = order[b - 1]
+            b -= 1
+        order[b] = x
+
+
+cdef Py_ssize_t _nbest_one(const Chain* c, const double* colmax, const double* lem,
+                           Py_ssize_t T, Py_ssize_t k,
                            double* delta,      # scratch [T][K][k] the k best prefix scores
                            int64_t* back,      # scratch [T][K][k] (previous label) * k + rank
+                           int64_t* order,     # scratch [K]
                            double* top,        # scratch [k]
                            int64_t* top_ids,   # scratch [k]
                            int64_t* paths,     # OUT [k][Tpad], rows pre-filled with -1
@@ -962,49 +983,63 @@ cdef Py_ssize_t _nbest_one(const Chain* c, const double* lem, Py_ssize_t T, Py_s
     # delta[0][j]   = {start[j] + lem[0][j]}
     # delta[t][j]   = k-max over (i, r) of delta[t-1][i][r] + trans[i][j], plus lem[t][j]
     # best paths    = k-max over (j, r) of delta[T-1][j][r] + end[j]
-    # Each list is sorted in descending order, candidates are offered in increasing
-    # (i, r) and ties keep the earlier one, so equal scores come out ordered by the
-    # path read backwards from its end, in increasing label order: CRFsuite's Viterbi
-    # rule for k = 1.  Within one list i, scores only decrease: the scan of i stops at
-    # the first candidate that cannot enter.  Returns the number of paths found.
+    # Each list is kept in the k-best order: descending score, ties by the lower
+    # id = i * k + r.  By induction equal scores come out ordered by the path read
+    # backwards from its end, in increasing label order: CRFsuite's Viterbi rule for
+    # k = 1.  Because the order is total, the scan order does not matter, so labels i
+    # are scanned best first: once delta[t-1][i][0] + colmax[j] (a bound on every
+    # candidate of i and of all the labels after it) falls below the k-th entry,
+    # the scan stops; within one i, scores only decrease, so it stops at the first
+    # candidate that cannot enter.  Returns the number of paths found.
     cdef Py_ssize_t K = c.K
-    cdef Py_ssize_t t, i, j, r, n, found
-    cdef double tr, x, e
+    cdef Py_ssize_t t, i, j, r, n, o, found
+    cdef double tr, x, e, head
     cdef double* out
     cdef int64_t* ids
     cdef const double* prev
     cdef int64_t id
     for j in range(K):
         out = delta + j * k
+        ids = back + j * k
         for r in range(k):
             out[r] = -INFINITY
-        _insert_best(out, back + j * k, k, c.start[j] + lem[j], -1)
+            ids[r] = -1
+        _insert_best(out, ids, k, c.start[j] + lem[j], 0)
     for t in range(1, T):
+        _order_desc(delta + (t - 1) * K * k, K, k, order)
         for j in range(K):
             out = delta + (t * K + j) * k
             ids = back + (t * K + j) * k
             for r in range(k):
                 out[r] = -INFINITY
-            for i in range(K):
-                tr = c.transT[j * K + i]
+                ids[r] = -1
+            for o in range(K):
+                i = order[o]
                 prev = delta + ((t - 1) * K + i) * k
+                head = prev[0]
+                if head == -INFINITY or head + colmax[j] < out[k - 1]:
+                    break
+                tr = c.transT[j * K + i]
                 for r in range(k):
                     x = prev[r] + tr
-                    if not (x > out[k - 1]):
+                    id = i * k + r
+                    if x == -INFINITY or not _beats(x, id, out[k - 1], ids[k - 1]):
                         break
-                    _insert_best(out, ids, k, x, i * k + r)
+                    _insert_best(out, ids, k, x, id)
             e = lem[t * K + j]
             for r in range(k):
                 out[r] += e
     for r in range(k):
         top[r] = -INFINITY
+        top_ids[r] = -1
     for j in range(K):
         prev = delta + ((T - 1) * K + j) * k
         for r in range(k):
             x = prev[r] + c.end[j]
-            if not (x > top[k - 1]):
+            id = j * k + r
+            if x == -INFINITY or not _beats(x, id, top[k - 1], top_ids[k - 1]):
                 break
-            _insert_best(top, top_ids, k, x, j * k + r)
+            _insert_best(top, top_ids, k, x, id)
     found = 0
     for n in range(k):
         if top[n] == -INFINITY:
@@ -1043,7 +1078,8 @@ def viterbi_nbest(
     cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
     cdef Chain c
     cdef double* cbuf
-    cdef Py_ssize_t ch, s, s_end, T
+    cdef double* colmax
+    cdef Py_ssize_t ch, s, s_end, T, i, j
     cdef double* dbuf
     cdef int64_t* ibuf
     cdef int failed = 0
@@ -1053,9 +1089,18 @@ def viterbi_nbest(
         return
     cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
     _chain_decoder(&c)
+    colmax = <double*> malloc(K * sizeof(double))
+    if colmax == NULL:
+        free(cbuf)
+        raise MemoryError()
+    for j in range(K):
+        colmax[j] = trans[0, j]
+        for i in range(1, K):
+            if trans[i, j] > colmax[j]:
+                colmax[j] = trans[i, j]
     with nogil, parallel(num_threads=n_threads):
         dbuf = <double*> malloc((Tmax * K + Tmax * K * k + k) * sizeof(double))
-        ibuf = <int64_t*> malloc((Tmax * K * k + k) * sizeof(int64_t))
+        ibuf = <int64_t*> malloc((Tmax * K * k + K + k) * sizeof(int64_t))
         for ch in prange(n_chunks, schedule="dynamic"):
             if dbuf == NULL or ibuf == NULL:
                 failed_p[0] = 1
@@ -1069,11 +1114,13 @@ def viterbi_nbest(
                     score_out[s, 0] = 0.0       # the one (empty) path
                     continue
                 _load_emissions(&emissions[s, 0, 0], T * K, dbuf)
-                _nbest_one(&c, dbuf, T, k, dbuf + Tmax * K, ibuf,
-                           dbuf + Tmax * K + Tmax * K * k, ibuf + Tmax * K * k,
-                           &paths_out[s, 0, 0], Tmax, &score_out[s, 0])
+                _nbest_one(&c, colmax, dbuf, T, k, dbuf + Tmax * K, ibuf,
+                           ibuf + Tmax * K * k, dbuf + Tmax * K + Tmax * K * k,
+                           ibuf + Tmax * K * k + K, &paths_out[s, 0, 0], Tmax,
+                           &score_out[s, 0])
         free(dbuf)
         free(ibuf)
+    free(colmax)
     free(cbuf)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread k-best workspace")
