@@ -394,51 +394,78 @@ calibration_max_trials
     # Prediction                                                           #
     # ------------------------------------------------------------------ #
 
-    def predict(self, X):
+    def predict(self, X, *, constraints=None):
         """Most likely label sequence of every sequence of ``X`` (Viterbi).
 
         Parameters
         ----------
         X : list of lists of token features, Dataset, or EncodedSequences
+        constraints : {"BIO", "IOB1", "BIOES", "BIOUL"}, dict, array-like or None
+            Constrained decoding: the label paths the constraints forbid are never
+            output (e.g. ``"BIO"``: no ``O`` followed by ``I-PER``).  A scheme name
+            reads the labels' names; ``{(from, to): False}`` forbids single
+            transitions; a (K, K) or (K + 2, K + 2) boolean array (as
+            :func:`fastcrf.allowed_transitions` builds) is over ``classes_``.
 
         Returns
         -------
         list of lists of str
+
+        Raises
+        ------
+        ValueError
+            When the constraints leave some sequence without any label path.
         """
-        return self._fitted_model().predict(X, self.n_jobs)
+        return self._fitted_model().predict(X, self.n_jobs, constraints)
 
     def predict_single(self, xseq):
         """Most likely label sequence of one sequence: a list of str."""
         return self.predict([xseq])[0]
 
-    def predict_indices(self, X):
+    def predict_indices(self, X, *, constraints=None):
         """As :meth:`predict`, but label codes (indices into ``classes_``).
+
+        Parameters
+        ----------
+        X : list of lists of token features, Dataset, or EncodedSequences
+        constraints : as in :meth:`predict`
 
         Returns
         -------
         list of ndarray of shape (T,), int64
         """
-        return self._fitted_model().predict_indices(X, self.n_jobs)
+        return self._fitted_model().predict_indices(X, self.n_jobs, constraints)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, *, constraints=None):
         """Marginal probability of every label at every token, as arrays.
+
+        Parameters
+        ----------
+        X : list of lists of token features, Dataset, or EncodedSequences
+        constraints : as in :meth:`predict`
+            The marginals are then over the allowed label paths only.
 
         Returns
         -------
         list of ndarray of shape (T, n_labels)
             Columns in the order of ``classes_``; each row sums to 1.
         """
-        return self._fitted_model().predict_proba(X, self.n_jobs)
+        return self._fitted_model().predict_proba(X, self.n_jobs, constraints)
 
-    def predict_marginals(self, X):
+    def predict_marginals(self, X, *, constraints=None):
         """Marginal probability of every label at every token.
+
+        Parameters
+        ----------
+        X : list of lists of token features, Dataset, or EncodedSequences
+        constraints : as in :meth:`predict_proba`
 
         Returns
         -------
         list of lists of dict
             ``{label: P(y_t = label | x)}`` for every token.
         """
-        return self._fitted_model().predict_marginals(X, self.n_jobs)
+        return self._fitted_model().predict_marginals(X, self.n_jobs, constraints)
 
     def predict_marginals_single(self, xseq):
         """Marginals of one sequence: a list of ``{label: probability}`` dicts."""
