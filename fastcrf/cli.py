@@ -464,8 +464,12 @@ def _cmd_tag(args):
     t0 = time.perf_counter()
     # The model's vocabulary drops attributes never seen in training, as CRF++ does.
     _, encoded = template.encode(tokens, vocabulary=crf.vocabulary_)
-    codes = crf.predict_indices(encoded)
-    probs = crf.predict_proba(encoded) if args.marginals else None
+    try:
+        codes = crf.predict_indices(encoded, constraints=args.constraints)
+        probs = (crf.predict_proba(encoded, constraints=args.constraints)
+                 if args.marginals else None)
+    except ValueError as exc:  # constraints that leave a sentence no labelling
+        raise CommandError(f"--constraints {args.constraints}: {exc}") from None
     tag_time = time.perf_counter() - t0
 
     classes = crf.classes_
@@ -942,6 +946,10 @@ def _build_parser():
     p.add_argument("-t", "--template", metavar="TEMPLATE", default=None,
                    help="CRF++ template (or 'chunking') extracting the model's "
                         "attributes, for a model that holds none (a CRFsuite file)")
+    p.add_argument("--constraints", choices=("BIO", "IOB1", "BIOES", "BIOUL"),
+                   default=None,
+                   help="constrained decoding: never output a label sequence the "
+                        "chunk scheme forbids (e.g. O followed by I-PER in BIO)")
     p.add_argument("--sep", default=None,
                    help="field separator (default: the training file's)")
     _jobs(p)
