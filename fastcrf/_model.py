@@ -246,12 +246,72 @@ class CRFModel:
         return log_probabilities(self.layout, self.state, self.chain, features, codes,
                                  n_jobs)
 
-    def predict(self, X, n_jobs=None, constraints=None):
-        """Most likely label sequence of every sequence of ``X``: list of lists of str."""
+    def predict(self, X, n_jobs=None, constraints=None, decoder="viterbi"):
+        """Best label sequence of every sequence of ``X``: list of lists of str.
+
+        ``decoder``: ``"viterbi"`` (the most probable sequence) or ``"mbr"`` (the
+        possible sequence with the highest expected token accuracy).
+        """
         features = self.encode(X, n_jobs)
-        labels = np.asarray(self.classes, dtype=object)[
-            self.viterbi_codes(features, n_jobs, constraints)].tolist()
+        if decoder == "mbr":
+            from . import _lattice_queries
+
+            codes = np.concatenate(
+                [np.zeros(0, np.int64)]
+                + _lattice_queries.posterior_codes(self, features, n_jobs, constraints))
+        elif decoder == "viterbi":
+            codes = self.viterbi_codes(features, n_jobs, constraints)
+        else:
+            raise ValueError(f"decoder must be 'viterbi' or 'mbr', got {decoder!r}")
+        labels = np.asarray(self.classes, dtype=object)[codes].tolist()
         return _split_list(labels, features)
+
+    def predict_nbest(self, X, k, n_jobs=None, constraints=None):
+        """The ``k`` best labellings of every sequence of ``X``: list of lists of
+        ``(labels, probability)``, in descending probability."""
+        from . import _lattice_queries
+
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        features = self.encode(X, n_jobs)
+        classes = np.asarray(self.classes, dtype=object)
+        return [[(classes[codes].tolist(), p) for codes, p in seq]
+                for seq in _lattice_queries.nbest(self, features, int(k), n_jobs,
+                                                  constraints)]
+
+    def predict_edge_marginals(self, X, n_jobs=None, constraints=None):
+        """``P(y_t = i, y_{t+1} = j | x)`` of every sequence of ``X``: list of
+        (T - 1, K, K) ndarrays."""
+        from . import _lattice_queries
+
+        return _lattice_queries.edge_marginals(self, self.encode(X, n_jobs), n_jobs,
+                                               constraints)
+
+    def sequence_probability(self, X, y, n_jobs=None, constraints=None):
+        """``P(y | x)``: ``exp`` of :meth:`sequence_log_probability`."""
+        return np.exp(self.sequence_log_probability(X, y, n_jobs, constraints))
+
+    def sequence_log_probability(self, X, y, n_jobs=None, constraints=None):
+        """``log P(y | x)`` of every sequence of ``X`` labelled by ``y`` (lists of
+        label names): ndarray (n_sequences,); -inf for a labelling the constraints
+        forbid."""
+        features = self.encode(X, n_jobs)
+        index = {label: k for k, label in enumerate(self.classes)}
+        lengths = features.lengths.tolist()
+        y = list(y)
+        if len(y) != len(lengths):
+            raise ValueError(f"X has {len(lengths)} sequences but y has {len(y)}")
+        codes = []
+        for i, seq in enumerate(y):
+            if len(seq) != lengths[i]:
+                raise ValueError(f"y[{i}] does not match the length of X[{i}]")
+            for label in seq:
+                if label not in index:
+                    raise ValueError(f"y[{i}] holds the label {label!r}, which the model "
+                                     f"does not have; its labels are {self.classes}")
+                codes.append(index[label])
+        return log_probabilities(self.layout, self.state, self.constrained_chain(constraints),
+                                 features, np.asarray(codes, dtype=np.int64), n_jobs)
 
     def predict_indices(self, X, n_jobs=None, constraints=None):
         """As :meth:`predict`, but label codes: list of int64 ndarrays."""

@@ -82,3 +82,53 @@ def test_constraints_as_pairs_and_errors(fitted):
     nothing = np.zeros((K, K), bool)  # no transition: sequences longer than 1 fail
     with pytest.raises(ValueError, match=r"leave sequence\(s\) \[0, 1"):
         crf.predict(X, constraints=nothing)
+
+
+def _enumerate(em, trans, start, end, n, allowed):
+    """All allowed paths of one sequence with their probabilities, best first."""
+    import itertools
+
+    K = trans.shape[0]
+    out = []
+    for y in itertools.product(range(K), repeat=n):
+        if not (allowed[K, y[0]] and allowed[y[-1], K + 1]
+                and all(allowed[a, b] for a, b in zip(y[:-1], y[1:]))):
+            continue
+        s = start[y[0]] + end[y[-1]] + sum(em[t, k] for t, k in enumerate(y))
+        out.append((y, s + sum(trans[a, b] for a, b in zip(y[:-1], y[1:]))))
+    z = np.logaddexp.reduce([s for _, s in out])
+    return sorted(((y, np.exp(s - z)) for y, s in out), key=lambda yp: -yp[1])
+
+
+def test_nbest_mbr_edges_and_sequence_probability(fitted):
+    crf, X = fitted
+    X = [seq[:4] for seq in X[:6]]  # short: 7 labels ** 4 paths to enumerate
+    em, lengths = _emissions(crf, X)
+    allowed = fastcrf.allowed_transitions(crf.classes_, "BIO")
+    args = (em, crf.transition_weights_, crf.start_weights_, crf.end_weights_)
+    best = crf.predict_nbest(X, 5, constraints="BIO")
+    for b, n in enumerate(lengths):
+        ranked = _enumerate(em[b], *args[1:], n, allowed)[:5]
+        assert [lab for lab, _ in best[b]] == [[crf.classes_[k] for k in y] for y, _ in ranked]
+        np.testing.assert_allclose([p for _, p in best[b]], [p for _, p in ranked], rtol=1e-9)
+        # The probability of a given labelling, as Tagger.probability gives it.
+        labs = [lab for lab, _ in best[b]]
+        np.testing.assert_allclose(
+            crf.sequence_probability([X[b]] * len(labs), labs, constraints="BIO"),
+            [p for _, p in ranked], rtol=1e-9)
+    # Without constraints the probabilities are over all paths and sum below 1.
+    p_free = crf.sequence_probability(X, crf.predict(X))
+    assert (p_free > 0).all() and (p_free <= 1).all()
+    mbr = crf.predict(X, decoder="mbr", constraints="BIO")
+    paths = fastcrf.posterior_decode(*args, lengths, allowed=allowed)
+    assert mbr == [[crf.classes_[k] for k in paths[b, :n]] for b, n in enumerate(lengths)]
+    edges = crf.predict_edge_marginals(X, constraints="BIO")
+    ref = fastcrf.edge_marginals(*args, lengths, allowed=allowed)
+    for b, n in enumerate(lengths):
+        np.testing.assert_allclose(edges[b], ref[b, : n - 1], atol=1e-9)
+    with pytest.raises(ValueError, match="decoder must be"):
+        crf.predict(X, decoder="beam")
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        crf.predict_nbest(X, 0)
+    with pytest.raises(ValueError, match="does not have"):
+        crf.sequence_probability(X[:1], [["nope"] * len(X[0])])
