@@ -969,8 +969,10 @@ cdef void _order_desc(const double* delta, Py_ssize_t K, Py_ssize_t k,
         order[b] = x
 
 
-cdef Py_ssize_t _nbest_one(const Chain* c, const double* colmax, const double* lem,
+cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
                            Py_ssize_t T, Py_ssize_t k,
+                           double* kth,        # scratch [K] the k-th entry of each list
+                           double* hit,        # scratch [K]
                            double* delta,      # scratch [T][K][k] the k best prefix scores
                            int64_t* back,      # scratch [T][K][k] (previous label) * k + rank
                            int64_t* order,     # scratch [K]
@@ -987,13 +989,14 @@ cdef Py_ssize_t _nbest_one(const Chain* c, const double* colmax, const double* l
     # id = i * k + r.  By induction equal scores come out ordered by the path read
     # backwards from its end, in increasing label order: CRFsuite's Viterbi rule for
     # k = 1.  Because the order is total, the scan order does not matter, so labels i
-    # are scanned best first: once delta[t-1][i][0] + colmax[j] (a bound on every
-    # candidate of i and of all the labels after it) falls below the k-th entry,
-    # the scan stops; within one i, scores only decrease, so it stops at the first
-    # candidate that cannot enter.  Returns the number of paths found.
+    # are scanned best first: once delta[t-1][i][0] + max(trans) (a bound on every
+    # candidate of i and of all the labels after it) falls below every list's k-th
+    # entry, the scan stops; within one i, scores only decrease, so it stops at the
+    # first candidate that cannot enter.  Returns the number of paths found.
     cdef Py_ssize_t K = c.K
     cdef Py_ssize_t t, i, j, r, n, o, found
-    cdef double tr, x, e, head
+    cdef double tr, x, e, head, lowest
+    cdef const double* row
     cdef double* out
     cdef int64_t* ids
     cdef const double* prev
@@ -1013,19 +1016,40 @@ cdef Py_ssize_t _nbest_one(const Chain* c, const double* colmax, const double* l
             for r in range(k):
                 out[r] = -INFINITY
                 ids[r] = -1
-            for o in range(K):
-                i = order[o]
-                prev = delta + ((t - 1) * K + i) * k
-                head = prev[0]
-                if head == -INFINITY or head + colmax[j] < out[k - 1]:
-                    break
-                tr = c.transT[j * K + i]
+            kth[j] = -INFINITY
+        lowest = -INFINITY          # min_j kth[j]
+        for o in range(K):
+            i = order[o]
+            prev = delta + ((t - 1) * K + i) * k
+            head = prev[0]
+            if head == -INFINITY or head + tmax < lowest:
+                break               # neither i nor any label after it can enter a list
+            if head + c.rowmax[i] < lowest:
+                continue            # i cannot enter any list
+            row = c.trans + i * K
+            # Which lists the best candidate of i may enter: a compare over j the
+            # compiler vectorises; the insertions below are rare once lists fill.
+            for j in range(K):
+                hit[j] = (head + row[j]) >= kth[j]
+            for j in range(K):
+                if not hit[j]:
+                    continue
+                out = delta + (t * K + j) * k
+                ids = back + (t * K + j) * k
+                tr = row[j]
                 for r in range(k):
                     x = prev[r] + tr
                     id = i * k + r
                     if x == -INFINITY or not _beats(x, id, out[k - 1], ids[k - 1]):
                         break
                     _insert_best(out, ids, k, x, id)
+                kth[j] = out[k - 1]
+            lowest = kth[0]
+            for j in range(1, K):
+                if kth[j] < lowest:
+                    lowest = kth[j]
+        for j in range(K):
+            out = delta + (t * K + j) * k
             e = lem[t * K + j]
             for r in range(k):
                 out[r] += e
@@ -1078,8 +1102,8 @@ def viterbi_nbest(
     cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
     cdef Chain c
     cdef double* cbuf
-    cdef double* colmax
-    cdef Py_ssize_t ch, s, s_end, T, i, j
+    cdef double tmax
+    cdef Py_ssize_t ch, s, s_end, T, i
     cdef double* dbuf
     cdef int64_t* ibuf
     cdef int failed = 0
@@ -1089,17 +1113,12 @@ def viterbi_nbest(
         return
     cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
     _chain_decoder(&c)
-    colmax = <double*> malloc(K * sizeof(double))
-    if colmax == NULL:
-        free(cbuf)
-        raise MemoryError()
-    for j in range(K):
-        colmax[j] = trans[0, j]
-        for i in range(1, K):
-            if trans[i, j] > colmax[j]:
-                colmax[j] = trans[i, j]
+    tmax = trans[0, 0]
+    for i in range(K * K):
+        if (&trans[0, 0])[i] > tmax:
+            tmax = (&trans[0, 0])[i]
     with nogil, parallel(num_threads=n_threads):
-        dbuf = <double*> malloc((Tmax * K + Tmax * K * k + k) * sizeof(double))
+        dbuf = <double*> malloc((Tmax * K + Tmax * K * k + k + 2 * K) * sizeof(double))
         ibuf = <int64_t*> malloc((Tmax * K * k + K + k) * sizeof(int64_t))
         for ch in prange(n_chunks, schedule="dynamic"):
             if dbuf == NULL or ibuf == NULL:
@@ -1114,13 +1133,13 @@ def viterbi_nbest(
                     score_out[s, 0] = 0.0       # the one (empty) path
                     continue
                 _load_emissions(&emissions[s, 0, 0], T * K, dbuf)
-                _nbest_one(&c, colmax, dbuf, T, k, dbuf + Tmax * K, ibuf,
+                _nbest_one(&c, tmax, dbuf, T, k, dbuf + Tmax * K + Tmax * K * k + k,
+                           dbuf + Tmax * K + Tmax * K * k + k + K, dbuf + Tmax * K, ibuf,
                            ibuf + Tmax * K * k, dbuf + Tmax * K + Tmax * K * k,
                            ibuf + Tmax * K * k + K, &paths_out[s, 0, 0], Tmax,
                            &score_out[s, 0])
         free(dbuf)
         free(ibuf)
-    free(colmax)
     free(cbuf)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread k-best workspace")
