@@ -8,6 +8,8 @@ The dense API works on score arrays that any model can produce:
 
 - :func:`log_partition`, :func:`log_likelihood` (with gradients), :func:`marginals`,
   :func:`path_score` and :func:`viterbi` (optionally constrained).
+- :func:`edge_marginals`, :func:`posterior_decode`, k-best ``viterbi(..., k=)``;
+  ``allowed=`` / ``label_mask=`` constraints, from :func:`allowed_transitions`.
 
 The sequence-labelling toolkit lives in submodules, imported on first use:
 
@@ -34,12 +36,15 @@ except ImportError as exc:  # pragma: no cover - depends on how fastcrf was inst
     ) from exc
 
 from ._config import show_config  # noqa: E402
+from ._constraints import allowed_transitions  # noqa: E402
 from ._dense import (  # noqa: E402
     Gradients,
+    edge_marginals,
     log_likelihood,
     log_partition,
     marginals,
     path_score,
+    posterior_decode,
     viterbi,
 )
 from ._dataset import Dataset  # noqa: E402
@@ -69,6 +74,8 @@ __all__ = [
     "TrainingLog",
     "Gradients",
     "__version__",
+    "allowed_transitions",
+    "edge_marginals",
     "datasets",
     "io",
     "log_likelihood",
@@ -76,6 +83,7 @@ __all__ = [
     "marginals",
     "metrics",
     "path_score",
+    "posterior_decode",
     "show_config",
     "templates",
     "viterbi",

@@ -108,3 +108,48 @@ def allowed_transitions(labels, scheme="BIO"):
                 ok = to_tag in rules["free"]
             allowed[i, j] = ok
     return allowed
+
+
+def constraint_matrix(constraints, labels):
+    """The (K + 2, K + 2) boolean matrix of a ``constraints`` argument over ``labels``.
+
+    Parameters
+    ----------
+    constraints : str, mapping, array-like of bool, or None
+        A scheme name (``"BIO"``, ``"IOB1"``, ``"BIOES"``, ``"BIOUL"``: see
+        :func:`allowed_transitions`), a mapping ``{(from_label, to_label): bool}``
+        that overrides single transitions (all others allowed), or a (K, K) or
+        (K + 2, K + 2) boolean array over the label indices.
+    labels : sequence of str
+        The model's labels, in index order.
+
+    Returns
+    -------
+    ndarray of bool of shape (K + 2, K + 2), or None when ``constraints`` is None
+    """
+    if constraints is None:
+        return None
+    K = len(labels)
+    if isinstance(constraints, str):
+        return allowed_transitions(labels, constraints.upper())
+    full = np.ones((K + 2, K + 2), dtype=bool)
+    if isinstance(constraints, Mapping):
+        index = {label: k for k, label in enumerate(labels)}
+        for key, ok in constraints.items():
+            if not (isinstance(key, tuple) and len(key) == 2):
+                raise TypeError(
+                    f"constraints keys must be (from_label, to_label) pairs, got {key!r}")
+            unknown = [x for x in key if x not in index]
+            if unknown:
+                raise ValueError(
+                    f"constraints name label(s) {unknown} that the model does not have; "
+                    f"its labels are {list(labels)}")
+            full[index[key[0]], index[key[1]]] = bool(ok)
+        return full
+    from ._validation import check_allowed  # numpy-only module, no cycle at import
+
+    ok, st_ok, en_ok = check_allowed(constraints, K)
+    full[:K, :K] = ok
+    full[K, :K] = st_ok
+    full[:K, K + 1] = en_ok
+    return full

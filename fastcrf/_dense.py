@@ -7,9 +7,15 @@ of a label path ``y`` of length ``n`` is::
     + end[y[n-1]]
 
 ``transitions[i, j]`` scores moving from label ``i`` to label ``j``.  Positions at or
-past a sequence's length are ignored; they come back as 0 in marginals and
-gradients and as -1 in paths.  A sequence of length 0 has log Z = 0, an empty path
-and score 0.
+past a sequence's length are ignored, whatever they hold (NaN too); they come back as
+0 in marginals and gradients and as -1 in paths.  A sequence of length 0 has log Z =
+0, an empty path and score 0.
+
+A score of -inf means "impossible": the paths through it have probability 0 and are
+never decoded.  ``allowed`` (forbidden transitions, first and last labels) and
+``label_mask`` (the labels each position may take) are the same thing said with
+booleans: they set the scores they forbid to -inf.  A sequence left without any
+possible path is a ``ValueError`` naming it.
 
 Every function validates its inputs (``ValueError``/``TypeError`` naming the
 argument) before any compiled code runs.  Results do not depend on ``n_jobs``.
@@ -22,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._kernels import _core
 from ._parallel import effective_n_threads
-from ._validation import check_allowed, check_batch, check_tags
+from ._validation import check_batch, check_label_mask, check_tags, constrain
 
 
 class Gradients(NamedTuple):
@@ -70,12 +76,51 @@ def _run_forward_backward(batch, tags, want_marginals, n_jobs):
     return logz, score, node, chunk_sums
 
 
-def _as_result(values, dtype, what):
-    """Cast per-sequence results to ``dtype``; overflow there is an error, not inf."""
+def _check_possible(logz, what="label path"):
+    """Raise naming the sequences whose log-sum (``logz``) is -inf: no possible path."""
+    bad = np.flatnonzero(np.isneginf(logz))
+    if bad.size:
+        raise ValueError(
+            f"sequence(s) {bad[:10].tolist()} have no possible {what}: every one has a "
+            "-inf score (from emissions, transitions, start, end, allowed or label_mask)"
+        )
+
+
+def _batch(emissions, transitions, start, end, lengths, allowed=None, label_mask=None):
+    """The validated batch with ``allowed`` and ``label_mask`` folded into its scores."""
+    batch = check_batch(emissions, transitions, start, end, lengths)
+    return constrain(batch, allowed, label_mask)
+
+
+def _run_partial(batch, tags, label_mask, want_grad, n_jobs):
+    """Partial labels: ``(logz, log-sum over compatible paths, node grad, chunk sums)``."""
+    B, T, K = batch.shape
+    compatible = (np.ones((B, T, K), bool) if label_mask is None
+                  else check_label_mask(label_mask, batch).copy())
+    known = tags >= 0
+    compatible &= ~known[:, :, None] | (np.arange(K) == tags[:, :, None])
+    n_chunks = -(-B // _core.chunk_size())
+    n_threads = effective_n_threads(n_jobs, n_chunks)
+    logz = np.zeros(B)
+    clamped = np.zeros(B)
+    node = np.zeros((B, T, K) if want_grad else (0, 0, 0), dtype=batch.dtype)
+    chunk_sums = np.zeros((n_chunks, K * K + 2 * K) if want_grad else (0, 0))
+    _core.forward_backward_partial(
+        batch.emissions, batch.lengths, compatible.view(np.uint8), batch.transitions,
+        batch.start, batch.end, logz, clamped, node, chunk_sums, n_threads)
+    return logz, clamped, node, chunk_sums
+
+
+def _as_result(values, dtype, what, neg_inf=False):
+    """Cast per-sequence results to ``dtype``; overflow there is an error, not inf.
+
+    With ``neg_inf``, -inf (an impossible path's score) is a result, not an error.
+    """
     with np.errstate(over="ignore"):  # reported below as a ValueError
         out = values.astype(dtype, copy=False)
-    if not np.isfinite(out).all():
-        bad = int(np.flatnonzero(~np.isfinite(out))[0])
+    wrong = ~np.isfinite(out) & ~(np.isneginf(values) if neg_inf else False)
+    if wrong.any():
+        bad = int(np.flatnonzero(wrong)[0])
         raise ValueError(
             f"the {what} of sequence {bad} ({values[bad]:.3g}) overflows {dtype}; "
             "pass float64 emissions or rescale the scores"
@@ -90,9 +135,11 @@ def log_partition(
     end: Optional[ArrayLike] = None,
     lengths: Optional[ArrayLike] = None,
     *,
+    allowed: Optional[ArrayLike] = None,
+    label_mask: Optional[ArrayLike] = None,
     n_jobs: Optional[int] = None,
 ) -> NDArray[np.floating]:
-    """Log-partition function log Z of each sequence.
+    """Log-partition function log Z of each sequence (over its possible paths).
 
     Parameters
     ----------
@@ -104,6 +151,14 @@ def log_partition(
         Scores of the first and last label; zeros by default.
     lengths : array-like of int of shape (B,), optional
         True length of each sequence, in ``[0, T]``; all ``T`` by default.
+    allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
+        ``allowed[i, j]`` False forbids the transition i -> j (its score becomes
+        -inf).  In the (K + 2, K + 2) form (AllenNLP's, as built by
+        :func:`allowed_transitions`) row K constrains the first label and column
+        K + 1 the last one.
+    label_mask : array-like of bool of shape (B, T, K), optional
+        ``label_mask[b, t, k]`` False forbids label k at position t of sequence b
+        (forced decoding when one label is left).  Ignored past each length.
     n_jobs : int or None, default=None
         OpenMP threads: None or -1 for all, 1 for serial (scikit-learn convention).
 
@@ -112,14 +167,20 @@ def log_partition(
     ndarray of shape (B,)
         ``log sum_y exp(score(y))`` in the dtype of the scores.
 
+    Raises
+    ------
+    ValueError
+        When some sequence has no possible path (all of them score -inf).
+
     Examples
     --------
     >>> import numpy as np, fastcrf
     >>> fastcrf.log_partition(np.zeros((1, 3, 2)), np.zeros((2, 2)))  # log 2**3
     array([2.07944154])
     """
-    batch = check_batch(emissions, transitions, start, end, lengths)
+    batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
     logz, _, _, _ = _run_forward_backward(batch, None, False, n_jobs)
+    _check_possible(logz)
     return _as_result(logz, batch.dtype, "log-partition")
 
 
@@ -131,19 +192,33 @@ def log_likelihood(
     end: Optional[ArrayLike] = None,
     lengths: Optional[ArrayLike] = None,
     *,
+    allowed: Optional[ArrayLike] = None,
+    label_mask: Optional[ArrayLike] = None,
     n_jobs: Optional[int] = None,
     return_grad: bool = False,
 ):
     """Log-likelihood ``score(tags) - log Z`` of each sequence, optionally with gradients.
 
+    With ``allowed`` the normaliser sums over the allowed paths only (constrained
+    training).  With ``label_mask`` or tags of -1 the labelling is partial: the
+    likelihood is that of every path compatible with it,
+    ``log sum_{y compatible} exp(score(y)) - log Z`` (partial-label training).
+
     Parameters
     ----------
     emissions : array-like of shape (B, T, K), float32 or float64
     tags : array-like of int of shape (B, T)
-        Gold label indices in ``[0, K)``; entries past a sequence's length are ignored.
+        Gold label indices in ``[0, K)``, or -1 where the label is unknown (any label
+        the mask allows); entries past a sequence's length are ignored.
     transitions : array-like of shape (K, K)
     start, end : array-like of shape (K,), optional
     lengths : array-like of int of shape (B,), optional
+    allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
+        Forbidden transitions (see :func:`viterbi`): they score -inf in the
+        numerator and the normaliser alike.
+    label_mask : array-like of bool of shape (B, T, K), optional
+        The labels each position may take in the *numerator* only: the tags then
+        narrow it further where they are not -1.
     n_jobs : int or None, default=None
     return_grad : bool, default=False
         Also return the gradient of ``ll.sum()``.
@@ -154,10 +229,24 @@ def log_likelihood(
     grads : Gradients
         Only with ``return_grad=True``: attributes ``emissions`` (B, T, K),
         ``transitions`` (K, K), ``start`` (K,) and ``end`` (K,).
+
+    Raises
+    ------
+    ValueError
+        When some sequence has no possible path, or its labelling has probability 0
+        (every compatible path scores -inf).
     """
-    batch = check_batch(emissions, transitions, start, end, lengths)
-    gold = check_tags(tags, batch)
-    logz, score, node, chunk_sums = _run_forward_backward(batch, gold, bool(return_grad), n_jobs)
+    batch = _batch(emissions, transitions, start, end, lengths, allowed)
+    gold = check_tags(tags, batch, unknown=True)
+    valid = np.arange(batch.shape[1])[None, :] < batch.lengths[:, None]
+    if label_mask is None and not (valid & (gold < 0)).any():
+        logz, score, node, chunk_sums = _run_forward_backward(
+            batch, gold, bool(return_grad), n_jobs)
+    else:
+        logz, score, node, chunk_sums = _run_partial(
+            batch, gold, label_mask, bool(return_grad), n_jobs)
+    _check_possible(logz)
+    _check_possible(score, "path compatible with tags and label_mask")
     ll = _as_result(score - logz, batch.dtype, "log-likelihood")
     if not return_grad:
         return ll
@@ -181,6 +270,8 @@ def marginals(
     end: Optional[ArrayLike] = None,
     lengths: Optional[ArrayLike] = None,
     *,
+    allowed: Optional[ArrayLike] = None,
+    label_mask: Optional[ArrayLike] = None,
     n_jobs: Optional[int] = None,
 ) -> NDArray[np.floating]:
     """Node marginals ``P(y_t = k)`` of each sequence.
@@ -191,16 +282,84 @@ def marginals(
     transitions : array-like of shape (K, K)
     start, end : array-like of shape (K,), optional
     lengths : array-like of int of shape (B,), optional
+    allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
+        ``allowed[i, j]`` False forbids the transition i -> j (its score becomes
+        -inf).  In the (K + 2, K + 2) form (AllenNLP's, as built by
+        :func:`allowed_transitions`) row K constrains the first label and column
+        K + 1 the last one.
+    label_mask : array-like of bool of shape (B, T, K), optional
+        ``label_mask[b, t, k]`` False forbids label k at position t of sequence b
+        (forced decoding when one label is left).  Ignored past each length.
     n_jobs : int or None, default=None
 
     Returns
     -------
     ndarray of shape (B, T, K)
         Each valid row sums to 1; rows past a sequence's length are 0.
+
+    Raises
+    ------
+    ValueError
+        When some sequence has no possible path.
     """
-    batch = check_batch(emissions, transitions, start, end, lengths)
-    _, _, node, _ = _run_forward_backward(batch, None, True, n_jobs)
+    batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
+    logz, _, node, _ = _run_forward_backward(batch, None, True, n_jobs)
+    _check_possible(logz)
     return node
+
+
+def edge_marginals(
+    emissions: ArrayLike,
+    transitions: ArrayLike,
+    start: Optional[ArrayLike] = None,
+    end: Optional[ArrayLike] = None,
+    lengths: Optional[ArrayLike] = None,
+    *,
+    allowed: Optional[ArrayLike] = None,
+    label_mask: Optional[ArrayLike] = None,
+    n_jobs: Optional[int] = None,
+) -> NDArray[np.floating]:
+    """Pairwise marginals ``P(y_t = i, y_{t+1} = j)`` of each sequence.
+
+    Parameters
+    ----------
+    emissions : array-like of shape (B, T, K), float32 or float64
+    transitions : array-like of shape (K, K)
+    start, end : array-like of shape (K,), optional
+    lengths : array-like of int of shape (B,), optional
+    allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
+        ``allowed[i, j]`` False forbids the transition i -> j (its score becomes
+        -inf).  In the (K + 2, K + 2) form (AllenNLP's, as built by
+        :func:`allowed_transitions`) row K constrains the first label and column
+        K + 1 the last one.
+    label_mask : array-like of bool of shape (B, T, K), optional
+        ``label_mask[b, t, k]`` False forbids label k at position t of sequence b
+        (forced decoding when one label is left).  Ignored past each length.
+    n_jobs : int or None, default=None
+
+    Returns
+    -------
+    ndarray of shape (B, max(T - 1, 0), K, K)
+        ``[b, t, i, j]``; each block within a length sums to 1 and is 0 past it.
+
+    Raises
+    ------
+    ValueError
+        When some sequence has no possible path.
+    """
+    batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
+    B, T, K = batch.shape
+    n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
+    logz = np.zeros(B)
+    out = np.zeros((B, max(T - 1, 0), K, K), dtype=batch.dtype)
+    if T > 1:
+        _core.edge_marginals(batch.emissions, batch.lengths, batch.transitions, batch.start,
+                             batch.end, logz, out, n_threads)
+    else:
+        logz = log_partition(batch.emissions, batch.transitions, batch.start, batch.end,
+                             batch.lengths, n_jobs=n_jobs).astype(np.float64)
+    _check_possible(logz)
+    return out
 
 
 def path_score(
@@ -224,7 +383,8 @@ def path_score(
     Returns
     -------
     ndarray of shape (B,)
-        ``start[y0] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_last]``.
+        ``start[y0] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_last]``;
+        -inf for a path through an impossible (-inf) score.
     """
     batch = check_batch(emissions, transitions, start, end, lengths)
     gold = check_tags(tags, batch)
@@ -232,7 +392,7 @@ def path_score(
     _core.path_scores(
         batch.emissions, batch.lengths, gold, batch.transitions, batch.start, batch.end, score
     )
-    return _as_result(score, batch.dtype, "path score")
+    return _as_result(score, batch.dtype, "path score", neg_inf=True)
 
 
 def viterbi(
@@ -243,9 +403,11 @@ def viterbi(
     lengths: Optional[ArrayLike] = None,
     *,
     allowed: Optional[ArrayLike] = None,
+    label_mask: Optional[ArrayLike] = None,
+    k: Optional[int] = None,
     n_jobs: Optional[int] = None,
 ) -> Tuple[NDArray[np.int64], NDArray[np.floating]]:
-    """Most probable label path of each sequence (max-product decoding).
+    """Most probable label path of each sequence (max-product decoding), or the k best.
 
     Parameters
     ----------
@@ -254,41 +416,111 @@ def viterbi(
     start, end : array-like of shape (K,), optional
     lengths : array-like of int of shape (B,), optional
     allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
-        Constrained decoding: ``allowed[i, j]`` False forbids the transition i -> j,
-        which then never appears in a path.  In the (K + 2, K + 2) form (AllenNLP's
-        ``allowed_transitions``) row K constrains the first label and column K + 1
-        the last one.
+        ``allowed[i, j]`` False forbids the transition i -> j (its score becomes
+        -inf).  In the (K + 2, K + 2) form (AllenNLP's, as built by
+        :func:`allowed_transitions`) row K constrains the first label and column
+        K + 1 the last one.
+    label_mask : array-like of bool of shape (B, T, K), optional
+        ``label_mask[b, t, k]`` False forbids label k at position t of sequence b
+        (forced decoding when one label is left).  Ignored past each length.
+    k : int or None, default=None
+        None: the best path.  An int >= 1: the exact k best distinct paths (list
+        Viterbi, not a beam), in descending score.
     n_jobs : int or None, default=None
 
     Returns
     -------
-    paths : ndarray of shape (B, T), int64
-        Label indices; -1 past each sequence's length.
-    scores : ndarray of shape (B,)
-        Score of each best path.  Ties are broken as CRFsuite does: the lowest last
-        label, then, walking back, the lowest previous label at each step.
+    paths : ndarray of shape (B, T), or (B, k, T) with ``k``, int64
+        Label indices; -1 past each sequence's length, and for the missing paths of a
+        sequence that has fewer than k possible ones.
+    scores : ndarray of shape (B,), or (B, k) with ``k``
+        Score of each path; -inf for the missing ones.  Ties are broken as CRFsuite
+        does: the lowest last label, then, walking back, the lowest previous label at
+        each step (with ``k``, equal scores come in that order).
 
     Raises
     ------
     ValueError
-        When ``allowed`` leaves some sequence without any permitted path.
+        When some sequence has no possible path.
     """
-    batch = check_batch(emissions, transitions, start, end, lengths)
+    batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
     B, T, K = batch.shape
     n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
-    trans, st, en = batch.transitions, batch.start, batch.end
-    if allowed is not None:
-        ok, st_ok, en_ok = check_allowed(allowed, K)
-        trans = np.where(ok, trans, -np.inf)
-        st = np.where(st_ok, st, -np.inf)
-        en = np.where(en_ok, en, -np.inf)
+    if k is None:
+        paths = np.full((B, T), -1, dtype=np.int64)
+        scores = np.zeros(B)
+        _core.viterbi(batch.emissions, batch.lengths, batch.transitions, batch.start,
+                      batch.end, paths, scores, n_threads)
+        _check_possible(scores)
+        return paths, _as_result(scores, batch.dtype, "best path score")
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be an int or None, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    paths = np.full((B, int(k), T), -1, dtype=np.int64)
+    scores = np.full((B, int(k)), -np.inf)
+    scores[:, 0] = 0.0  # replaced by the kernel, except for empty sequences
+    _core.viterbi_nbest(batch.emissions, batch.lengths, batch.transitions, batch.start,
+                        batch.end, paths, scores, n_threads)
+    _check_possible(scores[:, 0])
+    return paths, _as_result(scores.ravel(), batch.dtype, "path score",
+                             neg_inf=True).reshape(B, int(k))
+
+
+def posterior_decode(
+    emissions: ArrayLike,
+    transitions: ArrayLike,
+    start: Optional[ArrayLike] = None,
+    end: Optional[ArrayLike] = None,
+    lengths: Optional[ArrayLike] = None,
+    *,
+    allowed: Optional[ArrayLike] = None,
+    label_mask: Optional[ArrayLike] = None,
+    n_jobs: Optional[int] = None,
+) -> NDArray[np.int64]:
+    """Minimum-Bayes-risk decoding: the possible path with the highest expected accuracy.
+
+    The path maximises ``sum_t P(y_t)`` (the node marginals) among the paths of
+    nonzero probability, so it honours ``allowed`` and ``label_mask``: marginals
+    followed by one max-sum pass over them.
+
+    Parameters
+    ----------
+    emissions : array-like of shape (B, T, K), float32 or float64
+    transitions : array-like of shape (K, K)
+    start, end : array-like of shape (K,), optional
+    lengths : array-like of int of shape (B,), optional
+    allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
+        ``allowed[i, j]`` False forbids the transition i -> j (its score becomes
+        -inf).  In the (K + 2, K + 2) form (AllenNLP's, as built by
+        :func:`allowed_transitions`) row K constrains the first label and column
+        K + 1 the last one.
+    label_mask : array-like of bool of shape (B, T, K), optional
+        ``label_mask[b, t, k]`` False forbids label k at position t of sequence b
+        (forced decoding when one label is left).  Ignored past each length.
+    n_jobs : int or None, default=None
+
+    Returns
+    -------
+    ndarray of shape (B, T), int64
+        Label indices; -1 past each sequence's length.  Ties as in :func:`viterbi`.
+
+    Raises
+    ------
+    ValueError
+        When some sequence has no possible path.
+    """
+    batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
+    B, T, K = batch.shape
+    node = marginals(batch.emissions, batch.transitions, batch.start, batch.end,
+                     batch.lengths, n_jobs=n_jobs)
+    # Only what is possible may be chosen: -inf stays -inf, everything else scores 0
+    # (transitions) or its marginal probability (labels).
+    gain = np.where(batch.emissions == -np.inf, -np.inf, node.astype(np.float64))
     paths = np.full((B, T), -1, dtype=np.int64)
-    scores = np.zeros(B)
-    _core.viterbi(batch.emissions, batch.lengths, trans, st, en, paths, scores, n_threads)
-    if allowed is not None and np.isneginf(scores).any():
-        bad = np.flatnonzero(np.isneginf(scores))
-        raise ValueError(
-            f"allowed permits no label path for sequence(s) {bad[:10].tolist()} "
-            f"(lengths {batch.lengths[bad[:10]].tolist()})"
-        )
-    return paths, _as_result(scores, batch.dtype, "best path score")
+    n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
+    _core.viterbi(gain, batch.lengths,
+                  *(np.where(x == -np.inf, -np.inf, 0.0)
+                    for x in (batch.transitions, batch.start, batch.end)),
+                  paths, np.zeros(B), n_threads)
+    return paths

@@ -474,51 +474,131 @@ calibration_max_trials
     # Prediction                                                           #
     # ------------------------------------------------------------------ #
 
-    def predict(self, X):
+    def predict(self, X, *, constraints=None, decoder="viterbi"):
         """Most likely label sequence of every sequence of ``X`` (Viterbi).
 
         Parameters
         ----------
         X : list of lists of token features, Dataset, or EncodedSequences
+        constraints : {"BIO", "IOB1", "BIOES", "BIOUL"}, dict, array-like or None
+            Constrained decoding: the label paths the constraints forbid are never
+            output (e.g. ``"BIO"``: no ``O`` followed by ``I-PER``).  A scheme name
+            reads the labels' names; ``{(from, to): False}`` forbids single
+            transitions; a (K, K) or (K + 2, K + 2) boolean array (as
+            :func:`fastcrf.allowed_transitions` builds) is over ``classes_``.
+        decoder : {"viterbi", "mbr"}, default="viterbi"
+            ``"viterbi"``: the most probable label sequence.  ``"mbr"`` (posterior
+            decoding): the allowed sequence with the highest expected token accuracy,
+            the sum of its labels' marginals.
 
         Returns
         -------
         list of lists of str
+
+        Raises
+        ------
+        ValueError
+            When the constraints leave some sequence without any label path.
         """
-        return self._fitted_model().predict(X, self.n_jobs)
+        return self._fitted_model().predict(X, self.n_jobs, constraints, decoder)
+
+    def predict_nbest(self, X, k, *, constraints=None):
+        """The ``k`` most probable label sequences of every sequence (exact).
+
+        Parameters
+        ----------
+        X : list of lists of token features, Dataset, or EncodedSequences
+        k : int >= 1
+        constraints : as in :meth:`predict`
+
+        Returns
+        -------
+        list of lists of (list of str, float)
+            Per sequence, up to ``k`` ``(labels, probability)`` pairs in descending
+            probability (fewer when fewer sequences are possible).
+        """
+        return self._fitted_model().predict_nbest(X, k, self.n_jobs, constraints)
+
+    def predict_edge_marginals(self, X, *, constraints=None):
+        """Pairwise marginals ``P(y_t = i, y_{t+1} = j | x)`` of every sequence.
+
+        Returns
+        -------
+        list of ndarray of shape (T - 1, n_labels, n_labels)
+            Indices in the order of ``classes_``.
+        """
+        return self._fitted_model().predict_edge_marginals(X, self.n_jobs, constraints)
+
+    def sequence_log_probability(self, X, y, *, constraints=None):
+        """``log P(y | x)`` of given labellings (python-crfsuite's ``Tagger.probability``).
+
+        Parameters
+        ----------
+        X : list of lists of token features, Dataset, or EncodedSequences
+        y : list of lists of str
+            One label per token of each sequence of ``X``.
+        constraints : as in :meth:`predict`
+            The probability is then among the allowed sequences (-inf for a
+            forbidden one).
+
+        Returns
+        -------
+        ndarray of shape (n_sequences,)
+        """
+        return self._fitted_model().sequence_log_probability(X, y, self.n_jobs, constraints)
+
+    def sequence_probability(self, X, y, *, constraints=None):
+        """``P(y | x)`` of given labellings: ``exp`` of :meth:`sequence_log_probability`."""
+        return self._fitted_model().sequence_probability(X, y, self.n_jobs, constraints)
 
     def predict_single(self, xseq):
         """Most likely label sequence of one sequence: a list of str."""
         return self.predict([xseq])[0]
 
-    def predict_indices(self, X):
+    def predict_indices(self, X, *, constraints=None):
         """As :meth:`predict`, but label codes (indices into ``classes_``).
+
+        Parameters
+        ----------
+        X : list of lists of token features, Dataset, or EncodedSequences
+        constraints : as in :meth:`predict`
 
         Returns
         -------
         list of ndarray of shape (T,), int64
         """
-        return self._fitted_model().predict_indices(X, self.n_jobs)
+        return self._fitted_model().predict_indices(X, self.n_jobs, constraints)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, *, constraints=None):
         """Marginal probability of every label at every token, as arrays.
+
+        Parameters
+        ----------
+        X : list of lists of token features, Dataset, or EncodedSequences
+        constraints : as in :meth:`predict`
+            The marginals are then over the allowed label paths only.
 
         Returns
         -------
         list of ndarray of shape (T, n_labels)
             Columns in the order of ``classes_``; each row sums to 1.
         """
-        return self._fitted_model().predict_proba(X, self.n_jobs)
+        return self._fitted_model().predict_proba(X, self.n_jobs, constraints)
 
-    def predict_marginals(self, X):
+    def predict_marginals(self, X, *, constraints=None):
         """Marginal probability of every label at every token.
+
+        Parameters
+        ----------
+        X : list of lists of token features, Dataset, or EncodedSequences
+        constraints : as in :meth:`predict_proba`
 
         Returns
         -------
         list of lists of dict
             ``{label: P(y_t = label | x)}`` for every token.
         """
-        return self._fitted_model().predict_marginals(X, self.n_jobs)
+        return self._fitted_model().predict_marginals(X, self.n_jobs, constraints)
 
     def predict_marginals_single(self, xseq):
         """Marginals of one sequence: a list of ``{label: probability}`` dicts."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._kernels import _sparse
 from ._features._encoding import EncodedSequences, encode
+from ._constraints import constraint_matrix
 from ._layout import StateLayout
 from ._training import drop_unit_values, forward_backward, n_threads_for, split_chain
 
@@ -109,12 +110,32 @@ def viterbi_codes(layout, state, chain, features, n_jobs=None, *, strict=True):
     if n_seq == 0:
         return paths
     trans, start, end = split_chain(chain, layout.n_labels)
+    scores = np.zeros(n_seq)
     status = _sparse.viterbi(layout.kernel_args(state), features.kernel_args(), trans, start,
-                             end, paths, np.zeros(n_seq), n_threads_for(n_jobs, n_seq))
+                             end, paths, scores, n_threads_for(n_jobs, n_seq))
     if status != 0 and not strict:
         return None
     check_scores(status)
+    check_possible(scores)
     return paths
+
+
+def check_possible(logz):
+    """Raise naming the sequences that constraints left without any label path."""
+    bad = np.flatnonzero(np.isneginf(logz))
+    if bad.size:
+        raise ValueError(f"the constraints leave sequence(s) {bad[:10].tolist()} without "
+                         "any possible label path")
+
+
+def constrain_chain(chain, allowed):
+    """``chain`` (K*K + 2K,) with the transitions, starts and ends that ``allowed``
+    ((K + 2, K + 2) bool, or None) forbids set to -inf."""
+    if allowed is None:
+        return chain
+    K = allowed.shape[0] - 2
+    ok = np.concatenate((allowed[:K, :K].ravel(), allowed[K, :K], allowed[:K, K + 1]))
+    return np.where(ok, chain, -np.inf)
 
 
 def marginals(layout, state, chain, features, n_jobs=None):
@@ -123,10 +144,11 @@ def marginals(layout, state, chain, features, n_jobs=None):
     K = layout.n_labels
     if n_seq == 0:
         return np.zeros((features.n_tokens, K))
-    status, _, _, marg, _ = forward_backward(
+    status, logz, _, marg, _ = forward_backward(
         layout.kernel_args(state), chain, K, features, np.zeros(0, dtype=np.int64), n_jobs,
         marginals=True, chain_sums=False)
     check_scores(status)
+    check_possible(logz)
     return marg
 
 
@@ -228,13 +250,20 @@ class CRFModel:
             return drop_unit_values(X.encoded_for(self.vocabulary))
         return encode(X, self.vocabulary, dense_values=False, n_jobs=n_jobs)
 
-    def viterbi_codes(self, features, n_jobs=None):
-        """Best label code of every token of ``features``: ndarray (n_tokens,), int64."""
-        return viterbi_codes(self.layout, self.state, self.chain, features, n_jobs)
+    def constrained_chain(self, constraints=None):
+        """The chain with what ``constraints`` forbids scored -inf (see
+        :func:`fastcrf._constraints.constraint_matrix`)."""
+        return constrain_chain(self.chain, constraint_matrix(constraints, self.classes))
 
-    def marginals(self, features, n_jobs=None):
+    def viterbi_codes(self, features, n_jobs=None, constraints=None):
+        """Best label code of every token of ``features``: ndarray (n_tokens,), int64."""
+        return viterbi_codes(self.layout, self.state, self.constrained_chain(constraints),
+                             features, n_jobs)
+
+    def marginals(self, features, n_jobs=None, constraints=None):
         """Label marginals of every token of ``features``: ndarray (n_tokens, K)."""
-        return marginals(self.layout, self.state, self.chain, features, n_jobs)
+        return marginals(self.layout, self.state, self.constrained_chain(constraints),
+                         features, n_jobs)
 
     def log_probability(self, features, codes, n_jobs=None):
         """``log P(y | x)`` of every sequence of ``features`` labelled ``codes``
@@ -242,28 +271,91 @@ class CRFModel:
         return log_probabilities(self.layout, self.state, self.chain, features, codes,
                                  n_jobs)
 
-    def predict(self, X, n_jobs=None):
-        """Most likely label sequence of every sequence of ``X``: list of lists of str."""
+    def predict(self, X, n_jobs=None, constraints=None, decoder="viterbi"):
+        """Best label sequence of every sequence of ``X``: list of lists of str.
+
+        ``decoder``: ``"viterbi"`` (the most probable sequence) or ``"mbr"`` (the
+        possible sequence with the highest expected token accuracy).
+        """
         features = self.encode(X, n_jobs)
-        labels = np.asarray(self.classes, dtype=object)[
-            self.viterbi_codes(features, n_jobs)].tolist()
+        if decoder == "mbr":
+            from . import _lattice_queries
+
+            codes = np.concatenate(
+                [np.zeros(0, np.int64)]
+                + _lattice_queries.posterior_codes(self, features, n_jobs, constraints))
+        elif decoder == "viterbi":
+            codes = self.viterbi_codes(features, n_jobs, constraints)
+        else:
+            raise ValueError(f"decoder must be 'viterbi' or 'mbr', got {decoder!r}")
+        labels = np.asarray(self.classes, dtype=object)[codes].tolist()
         return _split_list(labels, features)
 
-    def predict_indices(self, X, n_jobs=None):
+    def predict_nbest(self, X, k, n_jobs=None, constraints=None):
+        """The ``k`` best labellings of every sequence of ``X``: list of lists of
+        ``(labels, probability)``, in descending probability."""
+        from . import _lattice_queries
+
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        features = self.encode(X, n_jobs)
+        classes = np.asarray(self.classes, dtype=object)
+        return [[(classes[codes].tolist(), p) for codes, p in seq]
+                for seq in _lattice_queries.nbest(self, features, int(k), n_jobs,
+                                                  constraints)]
+
+    def predict_edge_marginals(self, X, n_jobs=None, constraints=None):
+        """``P(y_t = i, y_{t+1} = j | x)`` of every sequence of ``X``: list of
+        (T - 1, K, K) ndarrays."""
+        from . import _lattice_queries
+
+        return _lattice_queries.edge_marginals(self, self.encode(X, n_jobs), n_jobs,
+                                               constraints)
+
+    def sequence_probability(self, X, y, n_jobs=None, constraints=None):
+        """``P(y | x)``: ``exp`` of :meth:`sequence_log_probability`."""
+        return np.exp(self.sequence_log_probability(X, y, n_jobs, constraints))
+
+    def sequence_log_probability(self, X, y, n_jobs=None, constraints=None):
+        """``log P(y | x)`` of every sequence of ``X`` labelled by ``y`` (lists of
+        label names): ndarray (n_sequences,); -inf for a labelling the constraints
+        forbid."""
+        features = self.encode(X, n_jobs)
+        index = {label: k for k, label in enumerate(self.classes)}
+        lengths = features.lengths.tolist()
+        y = list(y)
+        if len(y) != len(lengths):
+            raise ValueError(f"X has {len(lengths)} sequences but y has {len(y)}")
+        codes = []
+        for i, seq in enumerate(y):
+            if len(seq) != lengths[i]:
+                raise ValueError(f"y[{i}] does not match the length of X[{i}]")
+            for label in seq:
+                if label not in index:
+                    raise ValueError(f"y[{i}] holds the label {label!r}, which the model "
+                                     f"does not have; its labels are {self.classes}")
+                codes.append(index[label])
+        return log_probabilities(self.layout, self.state, self.constrained_chain(constraints),
+                                 features, np.asarray(codes, dtype=np.int64), n_jobs)
+
+    def predict_indices(self, X, n_jobs=None, constraints=None):
         """As :meth:`predict`, but label codes: list of int64 ndarrays."""
         features = self.encode(X, n_jobs)
-        return np.split(self.viterbi_codes(features, n_jobs), features.seq_offsets[1:-1])
+        return np.split(self.viterbi_codes(features, n_jobs, constraints),
+                        features.seq_offsets[1:-1])
 
-    def predict_proba(self, X, n_jobs=None):
+    def predict_proba(self, X, n_jobs=None, constraints=None):
         """Marginals of every sequence of ``X``: list of (T, K) ndarrays."""
         features = self.encode(X, n_jobs)
-        return np.split(self.marginals(features, n_jobs), features.seq_offsets[1:-1])
+        return np.split(self.marginals(features, n_jobs, constraints),
+                        features.seq_offsets[1:-1])
 
-    def predict_marginals(self, X, n_jobs=None):
+    def predict_marginals(self, X, n_jobs=None, constraints=None):
         """Marginals of every sequence of ``X``: list of lists of ``{label: p}`` dicts."""
         features = self.encode(X, n_jobs)
         labels = self.classes
-        rows = [dict(zip(labels, row)) for row in self.marginals(features, n_jobs).tolist()]
+        rows = [dict(zip(labels, row))
+                for row in self.marginals(features, n_jobs, constraints).tolist()]
         return _split_list(rows, features)
 
     def score(self, X, y, n_jobs=None):

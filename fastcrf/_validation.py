@@ -1,8 +1,9 @@
 """Input checks for the dense API.
 
 The compiled kernels trust their inputs completely; everything they rely on is
-established here: dtypes, C-contiguity, shapes, finite scores, lengths within
-``[0, T]`` and tags within ``[0, K)``.  Every error names the offending argument.
+established here: dtypes, C-contiguity, shapes, scores that are finite or -inf
+("impossible") at every real position, lengths within ``[0, T]`` and tags within
+``[0, K)``.  Every error names the offending argument.
 """
 
 from dataclasses import dataclass
@@ -76,21 +77,41 @@ def _result_dtype(emissions):
     return np.dtype(np.float64)
 
 
-def _check_scores(value, name, shape, dtype):
+def _check_scores(value, name, shape, dtype, valid=None):
+    """``value`` as a C-contiguous ``dtype`` array of ``shape``, its scores checked.
+
+    -inf means "impossible" and is accepted; NaN, +inf and finite magnitudes beyond
+    ``MAX_SCORE`` are errors.  ``valid`` (bool, broadcast over the last axis) limits
+    the check to the real positions of a padded batch: padding may hold anything.
+    """
     arr = _as_real_array(value, name)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     if arr.size:
-        # min and max propagate NaN and need no temporary array.
+        # min and max propagate NaN and need no temporary array: the common all-finite
+        # case costs two passes.
         lo, hi = float(arr.min()), float(arr.max())
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        if max(-lo, hi) > MAX_SCORE:
-            raise ValueError(
-                f"{name} has values of magnitude up to {max(-lo, hi):.3g}; scores must lie "
-                f"within +-{MAX_SCORE:g} (rescale them)"
-            )
+        if not (np.isfinite(lo) and np.isfinite(hi) and max(-lo, hi) <= MAX_SCORE):
+            _check_score_values(arr if valid is None else arr[valid], name)
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_score_values(values, name):
+    """Raise naming ``name`` when ``values`` hold NaN, +inf or a finite score too large."""
+    if values.dtype.kind != "f" or not values.size:
+        bad_hi = np.abs(values).max() if values.size else 0
+    else:
+        if np.isnan(values).any() or np.isposinf(values).any():
+            raise ValueError(
+                f"{name} contains NaN or +inf values (only -inf, meaning impossible, is "
+                "accepted among the non-finite scores)")
+        finite = values[np.isfinite(values)]
+        bad_hi = float(np.abs(finite).max()) if finite.size else 0.0
+    if bad_hi > MAX_SCORE:
+        raise ValueError(
+            f"{name} has values of magnitude up to {float(bad_hi):.3g}; scores must lie "
+            f"within +-{MAX_SCORE:g} (rescale them)"
+        )
 
 
 def check_lengths(lengths, n_sequences, max_length):
@@ -145,18 +166,21 @@ def check_batch(emissions, transitions, start=None, end=None, lengths=None):
     if K < 1:
         raise ValueError("emissions must have at least one label (K >= 1), got K = 0")
     dtype = _result_dtype(em)
-    em = _check_scores(em, "emissions", (B, T, K), dtype)
+    lengths = check_lengths(lengths, B, T)
+    valid = np.arange(T)[None, :] < lengths[:, None]
+    em = _check_scores(em, "emissions", (B, T, K), dtype, valid)
     tr = _check_scores(transitions, "transitions", (K, K), np.float64)
     st = np.zeros(K) if start is None else _check_scores(start, "start", (K,), np.float64)
     en = np.zeros(K) if end is None else _check_scores(end, "end", (K,), np.float64)
-    return DenseBatch(em, tr, st, en, check_lengths(lengths, B, T), dtype)
+    return DenseBatch(em, tr, st, en, lengths, dtype)
 
 
-def check_tags(tags, batch):
+def check_tags(tags, batch, unknown=False):
     """Validate gold label indices for ``batch`` (a :class:`DenseBatch`).
 
     Positions at or past a sequence's length are ignored and may hold anything
-    (e.g. -1 padding).
+    (e.g. -1 padding).  With ``unknown``, -1 within a length is accepted too (a
+    position whose label is unknown).
 
     Returns
     -------
@@ -168,13 +192,67 @@ def check_tags(tags, batch):
         raise ValueError(f"tags must have shape {(B, T)} like emissions[..., 0], got {arr.shape}")
     valid = np.arange(T)[None, :] < batch.lengths[:, None]
     used = arr[valid]
-    if used.size and (used.min() < 0 or used.max() >= K):
-        bad = np.argwhere(valid & ((arr < 0) | (arr >= K)))[0]
+    lowest = -1 if unknown else 0
+    if used.size and (used.min() < lowest or used.max() >= K):
+        bad = np.argwhere(valid & ((arr < lowest) | (arr >= K)))[0]
         raise ValueError(
-            f"tags must lie in [0, {K - 1}] within each sequence's length; "
+            f"tags must lie in [0, {K - 1}]{' (or be -1: unknown)' if unknown else ''} "
+            "within each sequence's length; "
             f"tags[{bad[0]}, {bad[1]}] = {arr[tuple(bad)]}"
         )
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_label_mask(label_mask, batch):
+    """Validate a per-position label mask for ``batch`` (a :class:`DenseBatch`).
+
+    Parameters
+    ----------
+    label_mask : array-like of bool of shape (B, T, K)
+        ``label_mask[b, t, k]`` permits label k at position t of sequence b; values
+        past a sequence's length are ignored.
+
+    Returns
+    -------
+    ndarray of shape (B, T, K), bool, C-contiguous
+    """
+    arr = _as_array(label_mask, "label_mask")
+    if arr.dtype != np.bool_:
+        if arr.dtype.kind not in "iu" or not np.isin(arr, (0, 1)).all():
+            raise TypeError(f"label_mask must be boolean, got dtype {arr.dtype}")
+        arr = arr.astype(bool)
+    if arr.shape != batch.shape:
+        raise ValueError(
+            f"label_mask must have shape {batch.shape} like emissions, got {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def constrain(batch, allowed=None, label_mask=None):
+    """``batch`` with what ``allowed`` and ``label_mask`` forbid scored -inf.
+
+    Parameters
+    ----------
+    batch : DenseBatch
+    allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), or None
+        See :func:`check_allowed`.
+    label_mask : array-like of bool of shape (B, T, K), or None
+        See :func:`check_label_mask`.
+
+    Returns
+    -------
+    DenseBatch
+        The same arrays when both are None; otherwise new score arrays.
+    """
+    em, tr, st, en = batch.emissions, batch.transitions, batch.start, batch.end
+    if allowed is not None:
+        ok, st_ok, en_ok = check_allowed(allowed, batch.shape[2])
+        tr = np.where(ok, tr, -np.inf)
+        st = np.where(st_ok, st, -np.inf)
+        en = np.where(en_ok, en, -np.inf)
+    if label_mask is not None:
+        mask = check_label_mask(label_mask, batch)
+        em = np.where(mask, em, np.array(-np.inf, dtype=em.dtype))
+    return DenseBatch(em, tr, st, en, batch.lengths, batch.dtype)
 
 
 def check_allowed(allowed, n_labels):

@@ -474,14 +474,21 @@ def _split_gold(sentences, meta, path):
         "labels for 'fastcrf eval')")
 
 
-def _tagged_rows(crf, template, sentences, tokens, only_labels, marginals):
+def _tagged_rows(crf, template, sentences, tokens, only_labels, marginals,
+                 constraints=None):
     """The rows ``fastcrf tag`` writes for ``sentences`` (``tokens``: their token
     columns, which ``template`` reads), and the seconds the tagging took."""
     t0 = time.perf_counter()
     # The model's vocabulary drops attributes never seen in training, as CRF++ does.
     _, encoded = template.encode(tokens, vocabulary=crf.vocabulary_)
-    codes = crf.predict_indices(encoded)
-    probs = crf.predict_proba(encoded) if marginals else None
+    try:
+        codes = crf.predict_indices(encoded, constraints=constraints)
+        probs = (crf.predict_proba(encoded, constraints=constraints)
+                 if marginals else None)
+    except ValueError as exc:  # constraints that leave a sentence no labelling
+        if constraints is None:
+            raise
+        raise CommandError(f"--constraints {constraints}: {exc}") from None
     tag_time = time.perf_counter() - t0
 
     classes = crf.classes_
@@ -580,7 +587,7 @@ def _cmd_tag(args):
         crf.set_params(n_jobs=args.n_jobs)
 
     out, tag_time = _tagged_rows(crf, template, sentences, tokens, args.only_labels,
-                                 args.marginals)
+                                 args.marginals, args.constraints)
     out_sep = sep if sep is not None else " "
     if args.output is None:
         write_conll(sys.stdout, out, sep=out_sep)
@@ -1059,6 +1066,10 @@ def _build_parser():
     p.add_argument("-t", "--template", metavar="TEMPLATE", default=None,
                    help="CRF++ template (or 'chunking') extracting the model's "
                         "attributes, for a model that holds none (a CRFsuite file)")
+    p.add_argument("--constraints", choices=("BIO", "IOB1", "BIOES", "BIOUL"),
+                   default=None,
+                   help="constrained decoding: never output a label sequence the "
+                        "chunk scheme forbids (e.g. O followed by I-PER in BIO)")
     p.add_argument("--sep", default=None,
                    help="field separator (default: the training file's)")
     _jobs(p)

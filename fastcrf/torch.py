@@ -285,8 +285,11 @@ class CRF(nn.Module):
     - float16/bfloat16 emissions or parameters are computed in float32 (as torch's
       type promotion with float32 parameters would give), and the result is float32.
       float32 emissions with float64 parameters are computed in float64.
-    - NaN or infinite emissions raise a ``ValueError`` on the compiled path, where
-      pytorch-crf would return NaN.
+    - -inf emissions or parameters mean "impossible" on both paths, as in
+      pytorch-crf: those tags never appear and take no probability.  NaN or +inf
+      where the mask is on raise a ``ValueError`` on the compiled path, where
+      pytorch-crf would return NaN; masked-off positions may hold anything.  Tags of
+      -1 where the mask is on mark unknown tags (partial labels; compiled path).
     - Extras: :meth:`marginals`, ``decode(..., allowed=...)`` for constrained decoding
       (see :func:`allowed_transitions`), ``n_jobs`` and ``backend``.
     - The compiled backward is not differentiable (no double backward, e.g. no
@@ -438,7 +441,8 @@ class CRF(nn.Module):
             best, scores = _torch_viterbi(em, on, trans, start, end)
             if allowed is not None and torch.isneginf(scores).any():
                 bad = torch.nonzero(torch.isneginf(scores)).flatten()[:10].tolist()
-                raise ValueError(f"allowed permits no label path for sequence(s) {bad}")
+                raise ValueError(f"sequence(s) {bad} have no possible label path: every "
+                                 "one has a -inf score (from the scores or allowed)")
             paths = best.tolist()
         return [row[:n] for row, n in zip(paths, lengths.tolist())]
 

@@ -149,6 +149,26 @@ def test_tag_only_labels_and_marginals(corpus, trained, capsys):
             assert 0 < float(p) <= 1
 
 
+def test_tag_constraints(corpus, trained, capsys):
+    status, out, err = run(capsys, "tag", "-m", trained, "-l", "-i", "--constraints", "BIO",
+                           corpus["test"])
+    assert status == 0, err
+    output = list(read_conll(io.StringIO(out)))
+    crf = CRF.load(trained)
+    X, _ = load_conll(corpus["test"])
+    feats = Template(TEMPLATE).transform(X)
+    expected = crf.predict(feats, constraints="BIO")
+    assert [[r[0] for r in s] for s in output] == expected
+    proba = crf.predict_proba(feats, constraints="BIO")
+    index = {c: k for k, c in enumerate(crf.classes_)}
+    for s, p in zip(output, proba):
+        for t, (label, prob) in enumerate(s):
+            assert float(prob) == pytest.approx(p[t, index[label]], abs=1e-6)
+    status, _, err = run(capsys, "tag", "-m", trained, "--constraints", "BILOU",
+                         corpus["test"])
+    assert status == 2 and "invalid choice" in err
+
+
 def test_eval_reads_stdin_and_conlleval_options(capsys, monkeypatch):
     text = "a B-NP B-NP\nb I-NP B-VP\nc O O\n\nd B-VP B-VP\n"
     monkeypatch.setattr(sys, "stdin", io.StringIO(text))

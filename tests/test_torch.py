@@ -215,7 +215,7 @@ def test_constrained_decode_matches_brute_force(backend, batch_first):
 def test_decode_without_any_allowed_path_raises(backend):
     crf = CRF(2, batch_first=True, backend=backend)
     allowed = torch.zeros(2, 2, dtype=torch.bool)  # no transition at all
-    with pytest.raises(ValueError, match="permits no label path"):
+    with pytest.raises(ValueError, match=r"sequence\(s\) \[0\] have no possible label path"):
         crf.decode(torch.randn(1, 3, 2), allowed=allowed)
 
 
@@ -574,3 +574,29 @@ def test_pickle_and_state_dict_round_trip():
     fresh.load_state_dict(torch.load(buf, weights_only=True))
     torch.testing.assert_close(fresh(em, tags, mask), want)
     assert fresh.decode(em, mask) == crf.decode(em, mask)
+
+
+def test_neg_inf_emissions_mean_impossible_on_the_compiled_path():
+    # pytorch-crf accepts -inf emissions (label masking); so do both backends here.
+    torch.manual_seed(0)
+    em = torch.randn(3, 4, 3, dtype=torch.float64)
+    em[:, :, 2] = float("-inf")
+    em[2, 3:] = float("nan")  # masked off: ignored
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    mask[2, 3:] = False
+    tags = torch.tensor([[0, 1, 0, 1], [1, 1, 0, 0], [0, 0, 1, 0]])
+    out = {}
+    for backend in ("compiled", "torch"):
+        crf = CRF(3, batch_first=True, backend=backend)
+        torch.manual_seed(1)
+        crf.reset_parameters()
+        e = em.clone().requires_grad_(True)
+        ll = crf(torch.where(mask[..., None], e, 0.0) if backend == "torch" else e, tags, mask,
+                 reduction="none")
+        ll.sum().backward()
+        paths = crf.decode(em if backend == "compiled" else torch.nan_to_num(em, nan=0.0), mask)
+        out[backend] = (ll.detach(), crf.transitions.grad.clone(), paths)
+    torch.testing.assert_close(out["compiled"][0], out["torch"][0])
+    torch.testing.assert_close(out["compiled"][1], out["torch"][1])
+    assert out["compiled"][2] == out["torch"][2]
+    assert all(2 not in p for p in out["compiled"][2])

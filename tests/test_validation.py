@@ -34,7 +34,7 @@ BAD = [
     (dict(em=[[[0.0, 1.0]], [[0.0]]]), ValueError, "emissions could not be converted"),
     (dict(tr=np.zeros((K, K + 1))), ValueError, r"transitions must have shape \(4, 4\)"),
     (dict(tr=np.zeros(K)), ValueError, "transitions must have shape"),
-    (dict(tr=np.full((K, K), -np.inf)), ValueError, "transitions contains NaN"),
+    (dict(tr=np.full((K, K), np.nan)), ValueError, "transitions contains NaN"),
     (dict(tr=np.full((K, K), None)), TypeError, "transitions must hold real"),
     (dict(start=np.zeros(K + 1)), ValueError, "start must have shape"),
     (dict(start=np.array([np.nan] * K)), ValueError, "start contains NaN"),
@@ -60,7 +60,7 @@ def test_bad_score_arguments(kwargs, exc, match):
     "tags,exc,match",
     [
         (np.full((B, T), K), ValueError, r"tags must lie in \[0, 3\].*tags\[0, 0\] = 4"),
-        (np.full((B, T), -1), ValueError, "tags must lie in"),
+        (np.full((B, T), -2), ValueError, "tags must lie in"),
         (np.zeros((B, T + 1), dtype=int), ValueError, r"tags must have shape \(2, 3\)"),
         (np.zeros((B, T)), TypeError, "tags must be integer"),
         (np.zeros((B, T), dtype=bool), TypeError, "tags must be integer"),

@@ -45,3 +45,36 @@ def path_scores(
     end: NDArray[np.float64],
     score_out: NDArray[np.float64],
 ) -> None: ...
+def forward_backward_partial(
+    emissions: NDArray[np.floating],
+    lengths: NDArray[np.int64],
+    compatible: NDArray[np.uint8],
+    trans: NDArray[np.float64],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    logz_out: NDArray[np.float64],
+    clamped_out: NDArray[np.float64],
+    node_out: NDArray[np.floating],
+    chunk_out: NDArray[np.float64],
+    n_threads: int,
+) -> None: ...
+def edge_marginals(
+    emissions: NDArray[np.floating],
+    lengths: NDArray[np.int64],
+    trans: NDArray[np.float64],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    logz_out: NDArray[np.float64],
+    edge_out: NDArray[np.floating],
+    n_threads: int,
+) -> None: ...
+def viterbi_nbest(
+    emissions: NDArray[np.floating],
+    lengths: NDArray[np.int64],
+    trans: NDArray[np.float64],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    paths_out: NDArray[np.int64],
+    score_out: NDArray[np.float64],
+    n_threads: int,
+) -> None: ...

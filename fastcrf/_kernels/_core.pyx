@@ -31,7 +31,7 @@
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport exp, fabs, log, INFINITY
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
@@ -142,7 +142,12 @@ cdef void _chain_scaled(Chain* c) noexcept nogil:
             hi = trans[i]
         if trans[i] < lo:
             lo = trans[i]
+    # Every transition -inf (forbidden): E = 0 needs a finite shift (-inf - -inf is NaN).
+    if hi == -INFINITY:
+        hi = 0.0
     # The vectorised exp (_kernels.h): libm's took ~7 us per mini-batch for K = 22.
+    # A -inf score gives exactly 0 there (forbidden transitions); lo = -inf then
+    # turns raw_edges off, whose bound assumes every E[i][j] > 0.
     fcrf_exp_shifted(trans, hi, E, K * K)
     for i in range(K):
         for j in range(K):
@@ -240,7 +245,9 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
     # UNDERFLOW_TERM, and mass lost earlier can grow by at most 1 / asum_t per step:
     #   L_t <= (L_{t-1} + K^2 UNDERFLOW_TERM) / asum_t,
     # a bound on the mass missing from row t relative to its sum.  Returns -1 (log-space
-    # fallback) once it could exceed LOSS_TOL.
+    # fallback) once it could exceed LOSS_TOL, and 1 when some position has no possible
+    # label (-inf scores: Z = 0).  A row of zeros (no path reaches it, or underflow)
+    # takes the fallback, which tells the two apart.
     cdef Py_ssize_t K = c.K
     cdef Py_ssize_t t, j
     cdef double mx, s, inv
@@ -252,6 +259,8 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
     for t in range(T):
         frow = emf + t * K
         mx = _row_scores(c, lem + t * K, t, T, frow)
+        if mx == -INFINITY:
+            return 1        # no label possible at t: Z = 0 (exp_shifted would give NaN)
         fcrf_exp_shifted(frow, mx, frow, K)
         row = alpha + t * K
         if t == 0:
@@ -283,7 +292,10 @@ cdef int _forward_scaled(const Chain* c, const double* lem, Py_ssize_t T,
 cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
                           double* alpha,      # IN [T][K] forward rows; OUT node marginals
                           const double* asum, const double* aloss,
-                          Work* w, bint want_edges) noexcept nogil:
+                          Work* w,
+                          double* edge,       # OUT [K][K] summed edge marginals (edge_step 0)
+                                              #     or [T-1][K][K] one block per step; NULL: none
+                          Py_ssize_t edge_step) noexcept nogil:
     # beta_{T-1}[i] = 1 / K                     (end scores are in emf[T-1])
     # beta_{t-1}[i] ~ sum_j E[i][j] emf[t][j] beta_t[j]      (each row renormalised)
     # n_t = sum_i alpha_t[i] beta_t[i];  P(y_t = i) = alpha_t[i] beta_t[i] / n_t
@@ -319,14 +331,15 @@ cdef int _backward_scaled(const Chain* c, Py_ssize_t T, const double* emf,
             for j in range(K):
                 v[j] = frow[j] * beta[j]
             fcrf_vecmat(v, c.ET, nxt, K)
-            if want_edges:
+            if edge != NULL:
                 inv = 1.0 / (asum[t] * n)
                 for j in range(K):
                     v[j] *= inv
                 if c.raw_edges:
-                    fcrf_outer_accumulate(alpha + (t - 1) * K, v, w.edge, K)
+                    fcrf_outer_accumulate(alpha + (t - 1) * K, v, edge + (t - 1) * edge_step, K)
                 else:
-                    fcrf_edge_accumulate(alpha + (t - 1) * K, c.E, v, w.edge, K)
+                    fcrf_edge_accumulate(alpha + (t - 1) * K, c.E, v,
+                                         edge + (t - 1) * edge_step, K)
         inv = 1.0 / n
         for i in range(K):
             row[i] = row[i] * beta[i] * inv
@@ -403,7 +416,9 @@ cdef double _forward_log(const Chain* c, const double* lem, Py_ssize_t T,
 cdef void _backward_log(const Chain* c, const double* lem, Py_ssize_t T,
                         const double* la,
                         double* marg,      # OUT [T][K] node marginals
-                        Work* w, bint want_edges) noexcept nogil:
+                        Work* w,
+                        double* edge,      # OUT as in _backward_scaled
+                        Py_ssize_t edge_step) noexcept nogil:
     # lb[T-1][i] = end[i]
     # lb[t-1][i] = log sum_j exp(trans[i][j] + lem[t][j] + lb[t][j])
     # P(y_t = i) ~ exp(la[t][i] + lb[t][i])
@@ -417,6 +432,7 @@ cdef void _backward_log(const Chain* c, const double* lem, Py_ssize_t T,
     cdef double* nxt = w.b1
     cdef double* tmp
     cdef double* v = w.v
+    cdef double* blk
     cdef double x, mx, s
     for i in range(K):
         lb[i] = c.end[i]
@@ -439,7 +455,8 @@ cdef void _backward_log(const Chain* c, const double* lem, Py_ssize_t T,
                 v[j] = lem[t * K + j] + lb[j]
             for i in range(K):
                 nxt[i] = _lse_row(c.trans + i * K, v, K)
-            if want_edges:
+            if edge != NULL:
+                blk = edge + (t - 1) * edge_step
                 mx = -INFINITY
                 for i in range(K):
                     for j in range(K):
@@ -453,7 +470,7 @@ cdef void _backward_log(const Chain* c, const double* lem, Py_ssize_t T,
                 for i in range(K):
                     for j in range(K):
                         # Same expression as in the sum above, so the block sums to 1.
-                        w.edge[i * K + j] += (
+                        blk[i * K + j] += (
                             exp(la[(t - 1) * K + i] + c.trans[i * K + j] + v[j] - mx) / s)
             tmp = lb
             lb = nxt
@@ -465,24 +482,40 @@ cdef double _sequence_marginals(const Chain* c, Py_ssize_t T, Work* w,
                                 bint want_marginals, bint want_edges) noexcept nogil:
     # Log Z of the sequence in w.lem; with want_marginals, its node marginals in
     # w.alpha and, with want_edges, its summed edge marginals in w.edge.
+    return _lattice(c, T, w, want_marginals, w.edge if want_edges else NULL, 0)
+
+
+cdef double _lattice(const Chain* c, Py_ssize_t T, Work* w, bint want_marginals,
+                     double* edge,          # OUT NULL, or edge marginals as in _backward_scaled
+                     Py_ssize_t edge_step) noexcept nogil:
+    # Log Z of the sequence in w.lem (-inf when no path is possible: -inf scores
+    # forbid every one); with want_marginals its node marginals in w.alpha (all 0 for
+    # an impossible sequence), with edge its edge marginals.
     cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t n_edge = K * K * (1 if edge_step == 0 else T - 1)
     cdef double logz = 0.0
     cdef int status
-    if want_edges:
-        memset(w.edge, 0, K * K * sizeof(double))
     cdef Py_ssize_t k
+    if edge != NULL and n_edge > 0:
+        memset(edge, 0, n_edge * sizeof(double))
     status = _forward_scaled(c, w.lem, T, w.emf, w.alpha, w.asum, w.aloss, &logz)
     if status == 0 and want_marginals:
-        status = _backward_scaled(c, T, w.emf, w.alpha, w.asum, w.aloss, w, want_edges)
-        if status == 0 and want_edges and c.raw_edges:
-            for k in range(K * K):
-                w.edge[k] *= c.E[k]
-    if status != 0:
-        if want_edges:
-            memset(w.edge, 0, K * K * sizeof(double))
+        status = _backward_scaled(c, T, w.emf, w.alpha, w.asum, w.aloss, w, edge, edge_step)
+        if status == 0 and edge != NULL and c.raw_edges:
+            for k in range(n_edge):
+                edge[k] *= c.E[k % (K * K)]
+    if status == -1:
+        if edge != NULL and n_edge > 0:
+            memset(edge, 0, n_edge * sizeof(double))
         logz = _forward_log(c, w.lem, T, w.emf)
+        if logz == -INFINITY:
+            status = 1
+        elif want_marginals:
+            _backward_log(c, w.lem, T, w.emf, w.alpha, w, edge, edge_step)
+    if status == 1:
+        logz = -INFINITY
         if want_marginals:
-            _backward_log(c, w.lem, T, w.emf, w.alpha, w, want_edges)
+            memset(w.alpha, 0, T * K * sizeof(double))
     return logz
 
 
@@ -595,6 +628,8 @@ def forward_backward(
                     continue
                 _load_emissions(&emissions[s, 0, 0], T * K, w.lem)
                 logz_out[s] = _sequence_marginals(&c, T, &w, want_marginals, want_edges)
+                if logz_out[s] == -INFINITY:
+                    continue        # no possible path: the Python layer raises
                 if with_tags:
                     y = &tags[s, 0]
                     score_out[s] = _path_score(&c, w.lem, T, y)
@@ -615,6 +650,162 @@ def forward_backward(
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread workspace "
                           f"({_work_doubles(Tmax, K)} doubles)")
+
+
+cdef void _load_clamped(const floating* src, const uint8_t* ok, Py_ssize_t n,
+                        double* dst) noexcept nogil:
+    # dst = src where ok, -inf elsewhere (the labels a partial labelling rules out).
+    cdef Py_ssize_t k
+    for k in range(n):
+        dst[k] = src[k] if ok[k] else -INFINITY
+
+
+cdef void _add_expected_counts(const double* edge, const double* marg, Py_ssize_t T,
+                               Py_ssize_t K, double sign, double* acc) noexcept nogil:
+    # acc[K*K + 2K] += sign * the expected transition, start and end counts.
+    cdef Py_ssize_t i
+    for i in range(K * K):
+        acc[i] += sign * edge[i]
+    for i in range(K):
+        acc[K * K + i] += sign * marg[i]
+        acc[K * K + K + i] += sign * marg[(T - 1) * K + i]
+
+
+def forward_backward_partial(
+    const floating[:, :, ::1] emissions,   # IN  [B][T][K]
+    const int64_t[::1] lengths,            # IN  [B]
+    const uint8_t[:, :, ::1] compatible,   # IN  [B][T][K] labels the partial labelling allows
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    double[::1] logz_out,                  # OUT [B] log Z
+    double[::1] clamped_out,               # OUT [B] log-sum over the compatible paths
+    floating[:, :, ::1] node_out,          # OUT [B][T][K] P(y_t = k | compatible) - P(y_t = k);
+                                           #     shape (0, 0, 0): the two log sums only
+    double[:, ::1] chunk_out,              # OUT [n_chunks][K*K + 2K] clamped minus expected
+                                           #     transition, start, end counts per chunk
+    int n_threads,
+):
+    """Partial-label log-likelihood terms and gradient: two lattices per sequence.
+
+    log p(compatible) = log sum_{y compatible} exp score(y) - log Z, and its gradient
+    with respect to every score is the clamped minus the free expected counts.
+    """
+    cdef Py_ssize_t B = emissions.shape[0]
+    cdef Py_ssize_t Tmax = emissions.shape[1]
+    cdef Py_ssize_t K = emissions.shape[2]
+    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
+    cdef bint want_grad = node_out.shape[0] > 0
+    cdef Chain c
+    cdef double* cbuf
+    cdef Py_ssize_t ch, s, s_end, T, t, k
+    cdef double* buf
+    cdef Work w
+    cdef int failed = 0
+    cdef int* failed_p = &failed
+
+    if B == 0 or Tmax == 0:
+        return
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
+    _chain_scaled(&c)
+    with nogil, parallel(num_threads=n_threads):
+        buf = <double*> malloc(_work_doubles(Tmax, K) * sizeof(double))
+        w = _work_bind(buf, Tmax, K)
+        for ch in prange(n_chunks, schedule="dynamic"):
+            if buf == NULL:
+                failed_p[0] = 1
+                continue
+            s_end = (ch + 1) * CHUNK
+            if s_end > B:
+                s_end = B
+            for s in range(ch * CHUNK, s_end):
+                T = lengths[s]
+                if T == 0:
+                    logz_out[s] = 0.0
+                    clamped_out[s] = 0.0
+                    continue
+                # The clamped lattice first: its marginals go to node_out, then the
+                # free lattice's are subtracted (one Work serves both).
+                _load_clamped(&emissions[s, 0, 0], &compatible[s, 0, 0], T * K, w.lem)
+                clamped_out[s] = _sequence_marginals(&c, T, &w, want_grad, want_grad)
+                if clamped_out[s] == -INFINITY:
+                    logz_out[s] = 0.0
+                    continue        # no compatible path: the Python layer raises
+                if want_grad:
+                    for t in range(T):
+                        for k in range(K):
+                            node_out[s, t, k] = <floating> w.alpha[t * K + k]
+                    _add_expected_counts(w.edge, w.alpha, T, K, 1.0, &chunk_out[ch, 0])
+                _load_emissions(&emissions[s, 0, 0], T * K, w.lem)
+                logz_out[s] = _sequence_marginals(&c, T, &w, want_grad, want_grad)
+                if want_grad:
+                    for t in range(T):
+                        for k in range(K):
+                            node_out[s, t, k] = <floating> (
+                                <double> node_out[s, t, k] - w.alpha[t * K + k])
+                    _add_expected_counts(w.edge, w.alpha, T, K, -1.0, &chunk_out[ch, 0])
+        free(buf)
+    free(cbuf)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread workspace "
+                          f"({_work_doubles(Tmax, K)} doubles)")
+
+
+def edge_marginals(
+    const floating[:, :, ::1] emissions,   # IN  [B][T][K]
+    const int64_t[::1] lengths,            # IN  [B]
+    const double[:, ::1] trans,            # IN  [K][K]
+    const double[::1] start,               # IN  [K]
+    const double[::1] end,                 # IN  [K]
+    double[::1] logz_out,                  # OUT [B]
+    floating[:, :, :, ::1] edge_out,       # OUT [B][T-1][K][K] P(y_t = i, y_{t+1} = j), zero-filled
+    int n_threads,
+):
+    """Pairwise marginals of every adjacent pair of positions of a batch."""
+    cdef Py_ssize_t B = emissions.shape[0]
+    cdef Py_ssize_t Tmax = emissions.shape[1]
+    cdef Py_ssize_t K = emissions.shape[2]
+    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t KK = K * K
+    cdef Chain c
+    cdef double* cbuf
+    cdef Py_ssize_t ch, s, s_end, T, k
+    cdef double* buf
+    cdef double* eb
+    cdef Work w
+    cdef int failed = 0
+    cdef int* failed_p = &failed
+
+    if B == 0 or Tmax == 0:
+        return
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
+    _chain_scaled(&c)
+    with nogil, parallel(num_threads=n_threads):
+        buf = <double*> malloc((_work_doubles(Tmax, K) + Tmax * KK) * sizeof(double))
+        w = _work_bind(buf, Tmax, K)
+        eb = buf + _work_doubles(Tmax, K)         # [T-1][K][K] this sequence's edges
+        for ch in prange(n_chunks, schedule="dynamic"):
+            if buf == NULL:
+                failed_p[0] = 1
+                continue
+            s_end = (ch + 1) * CHUNK
+            if s_end > B:
+                s_end = B
+            for s in range(ch * CHUNK, s_end):
+                T = lengths[s]
+                if T == 0:
+                    logz_out[s] = 0.0
+                    continue
+                _load_emissions(&emissions[s, 0, 0], T * K, w.lem)
+                logz_out[s] = _lattice(&c, T, &w, True, eb, KK)
+                if logz_out[s] == -INFINITY or T == 1:
+                    continue
+                for k in range((T - 1) * KK):
+                    edge_out[s, k // KK, (k // K) % K, k % K] = <floating> eb[k]
+        free(buf)
+    free(cbuf)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread workspace")
 
 
 # --------------------------------------------------------------------------- #
@@ -737,3 +928,218 @@ def path_scores(
         for s in range(B):
             T = lengths[s]
             score_out[s] = _path_score(&c, &emissions[s, 0, 0], T, &tags[s, 0]) if T else 0.0
+
+
+# --------------------------------------------------------------------------- #
+# k-best Viterbi (list Viterbi, exact).                                          #
+# --------------------------------------------------------------------------- #
+
+cdef inline bint _beats(double x, int64_t id, double y, int64_t yid) noexcept nogil:
+    # The k-best order: a higher score first, equal scores by the lower id.
+    return x > y or (x == y and id < yid)
+
+
+cdef inline void _insert_best(double* vals, int64_t* ids, Py_ssize_t k, double x,
+                              int64_t id) noexcept nogil:
+    # vals[k] / ids[k] sorted in the k-best order (-inf: empty slot); insert (x, id)
+    # where it belongs and drop the last entry.  A -inf candidate is never inserted.
+    cdef Py_ssize_t r = k - 1
+    if x == -INFINITY or not _beats(x, id, vals[r], ids[r]):
+        return
+    while r > 0 and _beats(x, id, vals[r - 1], ids[r - 1]):
+        vals[r] = vals[r - 1]
+        ids[r] = ids[r - 1]
+        r -= 1
+    vals[r] = x
+    ids[r] = id
+
+
+cdef void _order_desc(const double* delta, Py_ssize_t K, Py_ssize_t k,
+                      int64_t* order) noexcept nogil:
+    # order = the labels i by decreasing delta[i][0] (the best prefix ending in i):
+    # insertion sort, K is small and this runs once per position, not per label.
+    cdef Py_ssize_t a, b
+    cdef int64_t x
+    for a in range(K):
+        x = a
+        b = a
+        while b > 0 and delta[order[b - 1] * k] < delta[x * k]:
+            order[b] = order[b - 1]
+            b -= 1
+        order[b] = x
+
+
+cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
+                           Py_ssize_t T, Py_ssize_t k,
+                           double* kth,        # scratch [K] the k-th entry of each list
+                           double* hit,        # scratch [K]
+                           double* delta,      # scratch [T][K][k] the k best prefix scores
+                           int64_t* back,      # scratch [T][K][k] (previous label) * k + rank
+                           int64_t* order,     # scratch [K]
+                           double* top,        # scratch [k]
+                           int64_t* top_ids,   # scratch [k]
+                           int64_t* paths,     # OUT [k][Tpad], rows pre-filled with -1
+                           Py_ssize_t Tpad,
+                           double* scores      # OUT [k], pre-filled with -inf
+                           ) noexcept nogil:
+    # delta[0][j]   = {start[j] + lem[0][j]}
+    # delta[t][j]   = k-max over (i, r) of delta[t-1][i][r] + trans[i][j], plus lem[t][j]
+    # best paths    = k-max over (j, r) of delta[T-1][j][r] + end[j]
+    # Each list is kept in the k-best order: descending score, ties by the lower
+    # id = i * k + r.  By induction equal scores come out ordered by the path read
+    # backwards from its end, in increasing label order: CRFsuite's Viterbi rule for
+    # k = 1.  Because the order is total, the scan order does not matter, so labels i
+    # are scanned best first: once delta[t-1][i][0] + max(trans) (a bound on every
+    # candidate of i and of all the labels after it) falls below every list's k-th
+    # entry, the scan stops; within one i, scores only decrease, so it stops at the
+    # first candidate that cannot enter.  Returns the number of paths found.
+    cdef Py_ssize_t K = c.K
+    cdef Py_ssize_t t, i, j, r, n, o, found
+    cdef double tr, x, e, head, lowest
+    cdef const double* row
+    cdef double* out
+    cdef int64_t* ids
+    cdef const double* prev
+    cdef int64_t id
+    for j in range(K):
+        out = delta + j * k
+        ids = back + j * k
+        for r in range(k):
+            out[r] = -INFINITY
+            ids[r] = -1
+        _insert_best(out, ids, k, c.start[j] + lem[j], 0)
+    for t in range(1, T):
+        _order_desc(delta + (t - 1) * K * k, K, k, order)
+        for j in range(K):
+            out = delta + (t * K + j) * k
+            ids = back + (t * K + j) * k
+            for r in range(k):
+                out[r] = -INFINITY
+                ids[r] = -1
+            kth[j] = -INFINITY
+        lowest = -INFINITY          # min_j kth[j]
+        for o in range(K):
+            i = order[o]
+            prev = delta + ((t - 1) * K + i) * k
+            head = prev[0]
+            if head == -INFINITY or head + tmax < lowest:
+                break               # neither i nor any label after it can enter a list
+            if head + c.rowmax[i] < lowest:
+                continue            # i cannot enter any list
+            row = c.trans + i * K
+            # Which lists the best candidate of i may enter: a compare over j the
+            # compiler vectorises; the insertions below are rare once lists fill.
+            for j in range(K):
+                hit[j] = (head + row[j]) >= kth[j]
+            for j in range(K):
+                if not hit[j]:
+                    continue
+                out = delta + (t * K + j) * k
+                ids = back + (t * K + j) * k
+                tr = row[j]
+                for r in range(k):
+                    x = prev[r] + tr
+                    id = i * k + r
+                    if x == -INFINITY or not _beats(x, id, out[k - 1], ids[k - 1]):
+                        break
+                    _insert_best(out, ids, k, x, id)
+                kth[j] = out[k - 1]
+            lowest = kth[0]
+            for j in range(1, K):
+                if kth[j] < lowest:
+                    lowest = kth[j]
+        for j in range(K):
+            out = delta + (t * K + j) * k
+            e = lem[t * K + j]
+            for r in range(k):
+                out[r] += e
+    for r in range(k):
+        top[r] = -INFINITY
+        top_ids[r] = -1
+    for j in range(K):
+        prev = delta + ((T - 1) * K + j) * k
+        for r in range(k):
+            x = prev[r] + c.end[j]
+            id = j * k + r
+            if x == -INFINITY or not _beats(x, id, top[k - 1], top_ids[k - 1]):
+                break
+            _insert_best(top, top_ids, k, x, id)
+    found = 0
+    for n in range(k):
+        if top[n] == -INFINITY:
+            break
+        found += 1
+        scores[n] = top[n]
+        j = top_ids[n] // k
+        r = top_ids[n] % k
+        t = T - 1
+        while True:
+            paths[n * Tpad + t] = j
+            if t == 0:
+                break
+            id = back[(t * K + j) * k + r]
+            j = id // k
+            r = id % k
+            t -= 1
+    return found
+
+
+def viterbi_nbest(
+    const floating[:, :, ::1] emissions,   # IN  [B][T][K]
+    const int64_t[::1] lengths,            # IN  [B]
+    const double[:, ::1] trans,            # IN  [K][K], -inf where forbidden
+    const double[::1] start,               # IN  [K], -inf where forbidden
+    const double[::1] end,                 # IN  [K], -inf where forbidden
+    int64_t[:, :, ::1] paths_out,          # OUT [B][k][T], pre-filled with -1
+    double[:, ::1] score_out,              # OUT [B][k], pre-filled with -inf
+    int n_threads,
+):
+    """The k best paths of every sequence of a batch, in descending score."""
+    cdef Py_ssize_t B = emissions.shape[0]
+    cdef Py_ssize_t Tmax = emissions.shape[1]
+    cdef Py_ssize_t K = emissions.shape[2]
+    cdef Py_ssize_t k = paths_out.shape[1]
+    cdef Py_ssize_t n_chunks = (B + CHUNK - 1) // CHUNK
+    cdef Chain c
+    cdef double* cbuf
+    cdef double tmax
+    cdef Py_ssize_t ch, s, s_end, T, i
+    cdef double* dbuf
+    cdef int64_t* ibuf
+    cdef int failed = 0
+    cdef int* failed_p = &failed
+
+    if B == 0 or Tmax == 0 or k == 0:
+        return
+    cbuf = _chain_new(&c, K, &trans[0, 0], &start[0], &end[0])
+    _chain_decoder(&c)
+    tmax = trans[0, 0]
+    for i in range(K * K):
+        if (&trans[0, 0])[i] > tmax:
+            tmax = (&trans[0, 0])[i]
+    with nogil, parallel(num_threads=n_threads):
+        dbuf = <double*> malloc((Tmax * K + Tmax * K * k + k + 2 * K) * sizeof(double))
+        ibuf = <int64_t*> malloc((Tmax * K * k + K + k) * sizeof(int64_t))
+        for ch in prange(n_chunks, schedule="dynamic"):
+            if dbuf == NULL or ibuf == NULL:
+                failed_p[0] = 1
+                continue
+            s_end = (ch + 1) * CHUNK
+            if s_end > B:
+                s_end = B
+            for s in range(ch * CHUNK, s_end):
+                T = lengths[s]
+                if T == 0:
+                    score_out[s, 0] = 0.0       # the one (empty) path
+                    continue
+                _load_emissions(&emissions[s, 0, 0], T * K, dbuf)
+                _nbest_one(&c, tmax, dbuf, T, k, dbuf + Tmax * K + Tmax * K * k + k,
+                           dbuf + Tmax * K + Tmax * K * k + k + K, dbuf + Tmax * K, ibuf,
+                           ibuf + Tmax * K * k, dbuf + Tmax * K + Tmax * K * k,
+                           ibuf + Tmax * K * k + K, &paths_out[s, 0, 0], Tmax,
+                           &score_out[s, 0])
+        free(dbuf)
+        free(ibuf)
+    free(cbuf)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread k-best workspace")
