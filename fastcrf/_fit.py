@@ -145,7 +145,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         weights, n_iter = trainer.fit(
             data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
             random_state=rng, n_jobs=p["n_jobs"], callback=callback, log=progress.message,
-            init=init)
+            # Only a warm start passes init: a registered trainer may not take it.
+            **({} if init is None else {"init": init}))
     finally:
         if bar is not None:
             bar.close()
