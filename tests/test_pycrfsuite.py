@@ -16,7 +16,7 @@ from crf_data import sample_hmm
 pycrfsuite = pytest.importorskip("pycrfsuite")
 MODULES = pytest.mark.parametrize("mod", [pycrfsuite, fast],
                                   ids=["python-crfsuite", "fastcrf"])
-ALGORITHMS = ["lbfgs", "l2sgd", "ap", "pa"]
+ALGORITHMS = ["lbfgs", "l2sgd", "ap", "pa", "arow"]
 
 
 def _outcome(script, *args):

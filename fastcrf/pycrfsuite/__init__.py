@@ -30,8 +30,7 @@ script runs unchanged::
 Where fastcrf differs: a parameter value that is not a number is a ``ValueError``
 (CRFsuite reads it as 0); ``train`` with no instance is a ``ValueError`` (CRFsuite
 writes a model without labels); items CRFsuite cannot read are a ``TypeError`` (not
-a ``SystemError``); ``help`` describes the parameters in fastcrf's words; 'arow' is
-not implemented; :class:`ParsedDump` also has ``start_weights`` / ``end_weights``
+a ``SystemError``); ``help`` describes the parameters in fastcrf's words; :class:`ParsedDump` also has ``start_weights`` / ``end_weights``
 (empty but for fastcrf models); training uses all cores (``n_jobs``) and fastcrf's own
 optimisers, so weights differ from CRFsuite's within the optimisers' tolerance
 (L-BFGS reaches the same optimum).

@@ -125,6 +125,16 @@ ALGORITHM_PARAMS = {
         Param("epsilon", "float", 0.0, "Stop when the mean loss of an epoch falls "
               "below this.", "epsilon"),
     ),
+    "arow": _FEATURES + (
+        Param("variance", "float", 1.0, "The initial variance of every feature weight.",
+              "variance"),
+        Param("gamma", "float", 1.0, "The trade-off between keeping the weights and "
+              "fitting the sequence at hand.", "gamma"),
+        Param("max_iterations", "int", 100, "The maximum number of epochs.",
+              "max_iterations"),
+        Param("epsilon", "float", 0.0, "Stop when the mean loss of an epoch falls "
+              "below this.", "epsilon"),
+    ),
 }
 
 #: python-crfsuite's short names for CRFsuite's algorithms.
@@ -132,12 +142,13 @@ ALIASES = {"ap": "averaged-perceptron", "pa": "passive-aggressive"}
 
 #: The :class:`fastcrf.CRF` algorithm of each CRFsuite algorithm.
 FASTCRF_ALGORITHM = {"lbfgs": "lbfgs", "l2sgd": "l2sgd", "averaged-perceptron": "ap",
-                     "passive-aggressive": "pa"}
+                     "passive-aggressive": "pa", "arow": "arow"}
 
 #: What CRFsuite prints as the heading of each algorithm's parameters.
 TITLES = {"lbfgs": "L-BFGS optimization", "l2sgd": "Stochastic Gradient Descent (SGD)",
           "averaged-perceptron": "Averaged perceptron",
-          "passive-aggressive": "Passive Aggressive"}
+          "passive-aggressive": "Passive Aggressive",
+          "arow": "Adaptive Regularization of Weights (AROW)"}
 
 
 def crf_params(algorithm, values):

@@ -114,7 +114,7 @@ class BaseTrainer:
 
         Parameters
         ----------
-        algorithm : {'lbfgs', 'l2sgd', 'ap', 'pa'}
+        algorithm : {'lbfgs', 'l2sgd', 'ap', 'pa', 'arow'}
             Also CRFsuite's long names 'averaged-perceptron', 'passive-aggressive'.
         type : {'crf1d'}
             The graphical model (CRFsuite has only the linear chain).
@@ -122,13 +122,10 @@ class BaseTrainer:
         Raises
         ------
         ValueError
-            For another algorithm or type ('arow' is CRFsuite's, not yet fastcrf's).
+            For another algorithm or type.
         """
         name = str(algorithm).lower()
         name = ALIASES.get(name, name)
-        if name == "arow" and type == "crf1d":
-            raise ValueError("fastcrf does not implement CRFsuite's 'arow' yet; choose "
-                             "'lbfgs', 'l2sgd', 'ap' or 'pa'")
         if name not in ALGORITHM_PARAMS or type != "crf1d":
             raise ValueError(f"Bad arguments: algorithm={name!r}, type={type!r}")
         self._select(name)
