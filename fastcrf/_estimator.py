@@ -417,6 +417,16 @@ calibration_max_trials
             return source[1]
         return model_file_size(model, self.get_params())
 
+    def _tagger_holds_last(self, X):
+        """Leave ``tagger_`` set on the last sequence of ``X``, as sklearn-crfsuite's
+        ``predict`` (which tags through it) does: ``crf.tagger_.marginal(y, t)`` after
+        ``predict`` then reads that sequence.  Only for a list or tuple of sequences."""
+        if isinstance(X, (list, tuple)) and X:
+            self._last_sequence = X[-1]
+            tagger = self.__dict__.get("_tagger")
+            if tagger is not None and tagger._model is self.__dict__.get("_model"):
+                tagger.set(X[-1])
+
     @property
     def tagger_(self):
         """A :class:`fastcrf.pycrfsuite.Tagger` over the fitted model (labels(), tag(),
@@ -428,6 +438,9 @@ calibration_max_trials
         if tagger is None or tagger._model is not model:
             tagger = Tagger(n_jobs=self.n_jobs)
             tagger._use(model)
+            last = self.__dict__.get("_last_sequence")
+            if last is not None:
+                tagger.set(last)
             self._tagger = tagger
         return tagger
 
@@ -462,6 +475,7 @@ calibration_max_trials
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_tagger", None)  # rebuilt on use
+        state.pop("_last_sequence", None)
         return state
 
     def __setstate__(self, state):
@@ -500,7 +514,9 @@ calibration_max_trials
         ValueError
             When the constraints leave some sequence without any label path.
         """
-        return self._fitted_model().predict(X, self.n_jobs, constraints, decoder)
+        result = self._fitted_model().predict(X, self.n_jobs, constraints, decoder)
+        self._tagger_holds_last(X)
+        return result
 
     def predict_nbest(self, X, k, *, constraints=None):
         """The ``k`` most probable label sequences of every sequence (exact).
@@ -598,7 +614,9 @@ calibration_max_trials
         list of lists of dict
             ``{label: P(y_t = label | x)}`` for every token.
         """
-        return self._fitted_model().predict_marginals(X, self.n_jobs, constraints)
+        result = self._fitted_model().predict_marginals(X, self.n_jobs, constraints)
+        self._tagger_holds_last(X)
+        return result
 
     def predict_marginals_single(self, xseq):
         """Marginals of one sequence: a list of ``{label: probability}`` dicts."""

@@ -154,3 +154,21 @@ def test_flat_classification_report_as_sklearn_crfsuites(corpus, monkeypatch, la
     monkeypatch.setitem(__import__("sys").modules, "sklearn", None)
     assert metrics.flat_classification_report(y, pred, labels=labels,
                                               digits=digits) == expected
+
+
+def test_tagger_after_predict_holds_the_last_sequence():
+    # sklearn-crfsuite tags through tagger_, so after predict it holds the last
+    # sequence and tagger_.marginal reads it (the README's snippet relies on it).
+    X, y = [], []
+    for seed in range(4):
+        Xs, ys = tiny(seed)
+        X += Xs
+        y += ys
+    for first_access_before_predict in (False, True):
+        crf = CRF(algorithm="lbfgs", max_iterations=20).fit(X, y)
+        if first_access_before_predict:
+            crf.tagger_.labels()
+        crf.predict(X[:3])
+        label = crf.classes_[0]
+        expected = crf.predict_marginals([X[2]])[0][0][label]
+        assert crf.tagger_.marginal(label, 0) == pytest.approx(expected, abs=1e-9)
