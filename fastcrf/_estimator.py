@@ -379,6 +379,11 @@ calibration_max_trials
         model = fit_model(params, X, y, X_dev, y_dev, on_iteration=on_iteration, **kw)
         # Everything is computed: only now replace the previous fit, so an error or an
         # interrupt above leaves the estimator as it was.
+        self._install(model)
+
+    def _install(self, model):
+        """Make ``model`` the fitted model (from :meth:`fit`, or :func:`fastcrf.dask.fit`):
+        forget the file it was loaded from, and write it to ``model_filename``."""
         self._model = model
         self.__dict__.pop("_source", None)
         if self.model_filename is not None:

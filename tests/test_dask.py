@@ -360,3 +360,16 @@ def test_tag_files_bad_input(client, tagger, tmp_path):
                           [tmp_path / "a.txt", tmp_path / "b.txt"], client=client)
     assert counts[0] > 0 and counts[1] == 0
     assert (tmp_path / "b.txt").read_text() == ""
+
+
+def test_fit_writes_model_filename_like_crf_fit(client, corpus, tmp_path):
+    # A model loaded from model_filename, then trained on the cluster: the file is
+    # rewritten and size_ is the new file's, as after CRF.fit.
+    X, y = corpus[:2]
+    path = tmp_path / "m.npz"
+    CRF(algorithm="lbfgs", max_iterations=2).fit(X[:20], y[:20]).save(path)
+    crf = CRF(algorithm="lbfgs", max_iterations=5, model_filename=str(path))
+    assert crf.size_ == path.stat().st_size
+    fd.fit(crf, *bags(X, y), client=client)
+    assert crf.size_ == path.stat().st_size
+    assert CRF.load(path).predict(X[:5]) == crf.predict(X[:5])

@@ -122,9 +122,7 @@ def fit(crf, X_bag, y_bag=None, *, client=None):
         data.release()
     model = CRFModel(data.classes, data.vocabulary, layout, weights.state, weights.chain,
                      training_log=progress.log, n_iter=n_iter)
-    crf._model = model
-    if crf.model_filename is not None:
-        crf.save(crf.model_filename)
+    crf._install(model)  # as CRF.fit: model_filename written, size_ of the new file
     return crf
 
 
