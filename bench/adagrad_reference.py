@@ -24,37 +24,22 @@ import sys
 import time
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_conll2002 as b02  # noqa: E402
 import fastcrf  # noqa: E402
 
 
-def encode(X, index, grow):
-    """CSR ``(n_tokens, A)`` of the feature dicts (str values -> ``key:value``)."""
-    indptr, cols, vals = [0], [], []
-    for seq in X:
-        for tok in seq:
-            for key, value in tok.items():
-                if isinstance(value, str):
-                    name, value = f"{key}:{value}", 1.0
-                else:
-                    name, value = key, float(value)
-                a = index.get(name)
-                if a is None and grow:
-                    a = index[name] = len(index)
-                if a is not None and value != 0.0:
-                    cols.append(a)
-                    vals.append(value)
-            indptr.append(len(cols))
-    return indptr, cols, vals
-
-
 def matrix(X, index, grow=False):
-    indptr, cols, vals = encode(X, index, grow)
-    return csr_matrix((np.array(vals), np.array(cols, dtype=np.int64), np.array(indptr)),
-                      shape=(len(indptr) - 1, len(index)))
+    """CSR ``(n_tokens, A)`` of the feature dicts (:func:`bench_conll2002.token_matrix`);
+    with ``grow``, names missing from ``index`` are added first."""
+    if grow:
+        for seq in X:
+            for tok in seq:
+                for key, value in tok.items():
+                    index.setdefault(f"{key}:{value}" if isinstance(value, str) else key,
+                                     len(index))
+    return b02.token_matrix(X, index)
 
 
 def fit(M, offsets, Y, K, *, rule, eta, c2, epochs, batch_size, seed):
