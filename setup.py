@@ -64,7 +64,7 @@ encoder = [
         "fastcrf._features._encode",
         [f"{FEATURES}/_encode.pyx"],
         include_dirs=[FEATURES, KERNELS],   # _openmp.h is the kernels'
-        depends=[f"{FEATURES}/_names.h", f"{KERNELS}/_openmp.h"],
+        depends=[f"{FEATURES}/_names.h", f"{FEATURES}/_murmur.h", f"{KERNELS}/_openmp.h"],
     ),
 ]
 

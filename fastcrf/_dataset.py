@@ -59,8 +59,8 @@ _BLOCK = 1 << 22
 class Dataset:
     """Encoded sequences (and optionally their labels) with their attribute names.
 
-    Build one with :meth:`from_conll`, :meth:`from_sequences` or
-    :meth:`from_encoded`, or read one with :meth:`load`; pass it to
+    Build one with :meth:`from_conll`, :meth:`from_sequences`,
+    :meth:`from_encoded` or :meth:`from_sparse`, or read one with :meth:`load`; pass it to
     :meth:`fastcrf.CRF.fit` as ``X`` (with ``y=None``) or to ``predict``.
 
     Attributes
@@ -267,6 +267,44 @@ class Dataset:
         return dataset
 
     @classmethod
+    def from_sparse(cls, X, y=None, *, lengths, feature_names=None):
+        """A Dataset of a scipy.sparse token matrix (seqlearn's ``X``, ``lengths``).
+
+        Row ``t`` of ``X`` is a token whose attributes are its stored entries: column
+        ``j`` is the attribute ``feature_names[j]`` (default ``str(j)``) with the
+        entry as its weight.  Entries of the same cell are summed and a stored 0 is
+        no entry (scipy's canonical form).  The attributes are numbered as a fit
+        numbers those of the equivalent token dicts, so ``CRF.fit`` on this Dataset
+        gives bitwise the model of the dicts.  ``CRF.fit(X, y, lengths=...)`` builds
+        it for you.
+
+        Parameters
+        ----------
+        X : scipy.sparse matrix or array of shape (n_tokens, n_features)
+            Real, finite entries (any sparse format; converted to CSR).
+        y : sequence of str, or sequence of sequences of str, optional
+            One label per row, flat (seqlearn's convention) or one list per
+            sequence.
+        lengths : array-like of int of shape (n_sequences,)
+            Rows per sequence, each >= 1, summing to ``n_tokens``.
+        feature_names : sequence of str of length n_features, optional
+            Distinct attribute names of the columns (e.g. a DictVectorizer's
+            ``get_feature_names_out()``).
+
+        Returns
+        -------
+        Dataset
+
+        Raises
+        ------
+        ValueError, TypeError
+            Naming ``X``, ``y``, ``lengths`` or ``feature_names``.
+        """
+        from ._sparse_input import sparse_dataset
+
+        return sparse_dataset(X, y, lengths=lengths, feature_names=feature_names)
+
+    @classmethod
     def from_encoded(cls, encoded, y=None, *, attributes=None):
         """A Dataset of already encoded sequences (e.g. ``Template.encode``'s).
 
@@ -303,7 +341,9 @@ class Dataset:
         """The features in the ids of ``vocabulary`` (a fitted model's): attributes it
         lacks are dropped.  Returns an EncodedSequences."""
         table = vocabulary._name_table()
-        if table is not None:
+        if getattr(vocabulary, "hashed", False):  # fastcrf._features._hashing
+            remap = vocabulary.ids_of(self.attributes)
+        elif table is not None:
             remap = np.fromiter(map(table.lookup, self.attributes), dtype=np.int32,
                                 count=len(self.attributes))
         else:

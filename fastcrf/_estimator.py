@@ -11,6 +11,13 @@ import warnings
 from operator import attrgetter, methodcaller
 
 from ._base import ParamsMixin
+from ._featurizer import (
+    cli_template,
+    compiled_template,
+    fit_input,
+    predict_input,
+    template_text,
+)
 from ._fit import fit_model
 from ._model import CRFModel, TrainingLog, model_of_old_pickle  # noqa: F401 (pickled name)
 from ._persist import load_model, model_file_size, save_model
@@ -201,6 +208,24 @@ calibration_max_trials
         the last loss and dev accuracy); needs tqdm (``pip install
         fastcrf[progress]``), an ImportError saying so otherwise.  ``verbose`` lines
         are printed above it.
+    hash_features : int >= 2, optional
+        Feature hashing: attribute names go to this many buckets by MurmurHash3
+        (32-bit, unsigned, of the name's UTF-8 bytes: scikit-learn's
+        ``murmurhash3_32(name, hash_seed, positive=True) % hash_features``), and
+        names sharing a bucket share its weights.  The model keeps no attribute
+        name, only a row per bucket reached in training, so its size is bounded by
+        the number of buckets whatever the vocabulary; ``attributes_`` then lists
+        ``"#<bucket>"``.  Any int >= 2 works (a power of two is not needed).
+        None: no hashing.  Not with ``warm_start`` / :meth:`partial_fit`.
+    hash_seed : int in [0, 2**32), default=0
+        The MurmurHash3 seed of ``hash_features`` (stored in the model file).
+    template : fastcrf.Template or str, optional
+        A CRF++ feature template (or its text): then ``X`` of :meth:`fit` and of the
+        prediction methods is raw column rows (a sequence is a list of rows, a row a
+        list of str columns, the label column left out) and the template extracts
+        the attributes, as ``fastcrf train`` / ``fastcrf tag`` do.  The model file
+        keeps the template's text (never code); :meth:`CRF.load` compiles it again.
+        A :class:`fastcrf.Dataset` or EncodedSequences ``X`` is taken as it is.
 
     Attributes
     ----------
@@ -255,7 +280,7 @@ calibration_max_trials
         gamma=None, verbose=False, model_filename=None, n_jobs=None, random_state=None,
         batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
         n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None, warm_start=False,
-        progress_bar=False,
+        progress_bar=False, hash_features=None, hash_seed=None, template=None,
     ):
         self._store_params(locals())
 
@@ -271,16 +296,24 @@ calibration_max_trials
     # Fitting                                                              #
     # ------------------------------------------------------------------ #
 
-    def fit(self, X, y=None, X_dev=None, y_dev=None, *, callback=None, sample_weight=None):
+    def fit(self, X, y=None, X_dev=None, y_dev=None, *, callback=None, sample_weight=None,
+            lengths=None, feature_names=None):
         """Train the CRF.
 
         Parameters
         ----------
-        X : list of lists of token features, Dataset, or EncodedSequences
+        X : list of lists of token features, Dataset, EncodedSequences, or scipy.sparse
             A :class:`fastcrf.Dataset` (with labels; ``y`` None) is trained on as
-            it is, memory-mapped or not; the model equals that of its lists.
+            it is, memory-mapped or not; the model equals that of its lists.  A
+            scipy.sparse matrix of shape (n_tokens, n_features) with ``lengths``
+            (seqlearn's convention) is a token per row, column ``j`` the attribute
+            ``feature_names[j]`` (default ``str(j)``) weighted by the entry: the
+            model is bitwise that of the equivalent token dicts (see
+            :meth:`fastcrf.Dataset.from_sparse`).  Such a model also takes token
+            dicts keyed by those names.  With a ``template``, raw column rows.
         y : list of lists of str, optional
-            One label per token; None when ``X`` is a Dataset.
+            One label per token; None when ``X`` is a Dataset.  For a sparse ``X``
+            also a flat sequence of one label per row.
         X_dev, y_dev : optional
             A development set whose token accuracy is reported every epoch
             (``verbose`` and ``training_log_``); it changes the training only under
@@ -303,6 +336,13 @@ calibration_max_trials
             scale each sequence's step by it; 'ap', 'pa' and 'arow' scale its update
             (AROW also its variance shrink) and skip sequences of weight 0.  The
             regularisation is not weighted.
+        lengths : array-like of int of shape (n_sequences,), optional
+            With a scipy.sparse ``X`` (and only then): the rows of each sequence, in
+            order; they sum to ``X.shape[0]``.
+        feature_names : sequence of str of length n_features, optional
+            With a scipy.sparse ``X``: the attribute name of every column (e.g. a
+            DictVectorizer's ``get_feature_names_out()``).  The model keeps them, so
+            its prediction methods read the same columns without them.
 
         Returns
         -------
@@ -317,8 +357,9 @@ calibration_max_trials
         """
         init = self._fitted_model() if self.warm_start and self.__sklearn_is_fitted__() \
             else None
+        X, y, X_dev, columns = fit_input(self.template, X, y, X_dev, lengths, feature_names)
         self._fit(self.get_params(), X, y, X_dev, y_dev, callback=callback,
-                  sample_weight=sample_weight, init_model=init)
+                  sample_weight=sample_weight, init_model=init, feature_names=columns)
         return self
 
     def partial_fit(self, X, y, *, classes=None, sample_weight=None, callback=None):
@@ -367,6 +408,7 @@ calibration_max_trials
         if algorithm in ("asgd", "l2sgd") and params["eta0"] is None and init is not None:
             etas = [e["eta0"] for e in init.training_log.iterations if "eta0" in e]
             params["eta0"] = etas[-1] if etas else None
+        X, y, _, _ = fit_input(self.template, X, y, None, None, None)
         with warnings.catch_warnings():
             # A batch is small by design: SGD's "too few steps" warning is no news.
             warnings.filterwarnings("ignore", message=".*too few to converge")
@@ -374,9 +416,11 @@ calibration_max_trials
                       init_model=init, classes=classes)
         return self
 
-    def _fit(self, params, X, y, X_dev=None, y_dev=None, *, callback=None, **kw):
+    def _fit(self, params, X, y, X_dev=None, y_dev=None, *, callback=None,
+             feature_names=None, **kw):
         on_iteration = None if callback is None else _user_hook(self, callback)
         model = fit_model(params, X, y, X_dev, y_dev, on_iteration=on_iteration, **kw)
+        model.feature_names = feature_names
         # Everything is computed: only now replace the previous fit, so an error or an
         # interrupt above leaves the estimator as it was.
         self._install(model)
@@ -420,17 +464,29 @@ calibration_max_trials
         source = self.__dict__.get("_source")
         if source is not None:
             return source[1]
-        return model_file_size(model, self.get_params())
+        return model_file_size(model, self._stored_params())
 
     def _tagger_holds_last(self, X):
         """Leave ``tagger_`` set on the last sequence of ``X``, as sklearn-crfsuite's
         ``predict`` (which tags through it) does: ``crf.tagger_.marginal(y, t)`` after
         ``predict`` then reads that sequence.  Only for a list or tuple of sequences."""
-        if isinstance(X, (list, tuple)) and X:
+        if isinstance(X, (list, tuple)) and X and self.template is None:
             self._last_sequence = X[-1]
             tagger = self.__dict__.get("_tagger")
             if tagger is not None and tagger._model is self.__dict__.get("_model"):
                 tagger.set(X[-1])
+
+    def _input(self, X, lengths, feature_names, y=None):
+        """``X`` as the model's methods take it (:mod:`fastcrf._featurizer`): a
+        scipy.sparse ``X`` (with ``lengths``) or, with a ``template``, raw rows become
+        encoded features; with ``y`` given, ``(X, y)``, a flat ``y`` of a sparse ``X``
+        cut into sequences."""
+        from ._sparse_input import check_lengths, is_sparse, label_sequences
+
+        if y is not None and is_sparse(X):
+            y = label_sequences(y, check_lengths(lengths, X.shape[0]))
+        X = predict_input(self.template, self._fitted_model(), X, lengths, feature_names)
+        return X if y is None else (X, y)
 
     @property
     def tagger_(self):
@@ -493,12 +549,15 @@ calibration_max_trials
     # Prediction                                                           #
     # ------------------------------------------------------------------ #
 
-    def predict(self, X, *, constraints=None, decoder="viterbi"):
+    def predict(self, X, *, constraints=None, decoder="viterbi", lengths=None, feature_names=None):
         """Most likely label sequence of every sequence of ``X`` (Viterbi).
 
         Parameters
         ----------
-        X : list of lists of token features, Dataset, or EncodedSequences
+        X : list of lists of token features, Dataset, EncodedSequences, or scipy.sparse
+        lengths, feature_names : optional
+            For a scipy.sparse ``X`` (one row per token), as in :meth:`fit`; the
+            column names default to those the model was fitted with.
         constraints : {"BIO", "IOB1", "BIOES", "BIOUL"}, dict, array-like or None
             Constrained decoding: the label paths the constraints forbid are never
             output (e.g. ``"BIO"``: no ``O`` followed by ``I-PER``).  A scheme name
@@ -519,16 +578,20 @@ calibration_max_trials
         ValueError
             When the constraints leave some sequence without any label path.
         """
-        result = self._fitted_model().predict(X, self.n_jobs, constraints, decoder)
+        result = self._fitted_model().predict(self._input(X, lengths, feature_names),
+                                              self.n_jobs, constraints, decoder)
         self._tagger_holds_last(X)
         return result
 
-    def predict_nbest(self, X, k, *, constraints=None):
+    def predict_nbest(self, X, k, *, constraints=None, lengths=None, feature_names=None):
         """The ``k`` most probable label sequences of every sequence (exact).
 
         Parameters
         ----------
-        X : list of lists of token features, Dataset, or EncodedSequences
+        X : list of lists of token features, Dataset, EncodedSequences, or scipy.sparse
+        lengths, feature_names : optional
+            For a scipy.sparse ``X`` (one row per token), as in :meth:`fit`; the
+            column names default to those the model was fitted with.
         k : int >= 1
         constraints : as in :meth:`predict`
 
@@ -538,9 +601,10 @@ calibration_max_trials
             Per sequence, up to ``k`` ``(labels, probability)`` pairs in descending
             probability (fewer when fewer sequences are possible).
         """
-        return self._fitted_model().predict_nbest(X, k, self.n_jobs, constraints)
+        return self._fitted_model().predict_nbest(self._input(X, lengths, feature_names), k,
+                                                  self.n_jobs, constraints)
 
-    def predict_edge_marginals(self, X, *, constraints=None):
+    def predict_edge_marginals(self, X, *, constraints=None, lengths=None, feature_names=None):
         """Pairwise marginals ``P(y_t = i, y_{t+1} = j | x)`` of every sequence.
 
         Returns
@@ -548,14 +612,18 @@ calibration_max_trials
         list of ndarray of shape (T - 1, n_labels, n_labels)
             Indices in the order of ``classes_``.
         """
-        return self._fitted_model().predict_edge_marginals(X, self.n_jobs, constraints)
+        return self._fitted_model().predict_edge_marginals(
+            self._input(X, lengths, feature_names), self.n_jobs, constraints)
 
-    def sequence_log_probability(self, X, y, *, constraints=None):
+    def sequence_log_probability(self, X, y, *, constraints=None, lengths=None, feature_names=None):
         """``log P(y | x)`` of given labellings (python-crfsuite's ``Tagger.probability``).
 
         Parameters
         ----------
-        X : list of lists of token features, Dataset, or EncodedSequences
+        X : list of lists of token features, Dataset, EncodedSequences, or scipy.sparse
+        lengths, feature_names : optional
+            For a scipy.sparse ``X`` (one row per token), as in :meth:`fit`; the
+            column names default to those the model was fitted with.
         y : list of lists of str
             One label per token of each sequence of ``X``.
         constraints : as in :meth:`predict`
@@ -566,36 +634,45 @@ calibration_max_trials
         -------
         ndarray of shape (n_sequences,)
         """
+        X, y = self._input(X, lengths, feature_names, y)
         return self._fitted_model().sequence_log_probability(X, y, self.n_jobs, constraints)
 
-    def sequence_probability(self, X, y, *, constraints=None):
+    def sequence_probability(self, X, y, *, constraints=None, lengths=None, feature_names=None):
         """``P(y | x)`` of given labellings: ``exp`` of :meth:`sequence_log_probability`."""
+        X, y = self._input(X, lengths, feature_names, y)
         return self._fitted_model().sequence_probability(X, y, self.n_jobs, constraints)
 
     def predict_single(self, xseq):
         """Most likely label sequence of one sequence: a list of str."""
         return self.predict([xseq])[0]
 
-    def predict_indices(self, X, *, constraints=None):
+    def predict_indices(self, X, *, constraints=None, lengths=None, feature_names=None):
         """As :meth:`predict`, but label codes (indices into ``classes_``).
 
         Parameters
         ----------
-        X : list of lists of token features, Dataset, or EncodedSequences
+        X : list of lists of token features, Dataset, EncodedSequences, or scipy.sparse
+        lengths, feature_names : optional
+            For a scipy.sparse ``X`` (one row per token), as in :meth:`fit`; the
+            column names default to those the model was fitted with.
         constraints : as in :meth:`predict`
 
         Returns
         -------
         list of ndarray of shape (T,), int64
         """
-        return self._fitted_model().predict_indices(X, self.n_jobs, constraints)
+        return self._fitted_model().predict_indices(self._input(X, lengths, feature_names),
+                                                    self.n_jobs, constraints)
 
-    def predict_proba(self, X, *, constraints=None):
+    def predict_proba(self, X, *, constraints=None, lengths=None, feature_names=None):
         """Marginal probability of every label at every token, as arrays.
 
         Parameters
         ----------
-        X : list of lists of token features, Dataset, or EncodedSequences
+        X : list of lists of token features, Dataset, EncodedSequences, or scipy.sparse
+        lengths, feature_names : optional
+            For a scipy.sparse ``X`` (one row per token), as in :meth:`fit`; the
+            column names default to those the model was fitted with.
         constraints : as in :meth:`predict`
             The marginals are then over the allowed label paths only.
 
@@ -604,14 +681,18 @@ calibration_max_trials
         list of ndarray of shape (T, n_labels)
             Columns in the order of ``classes_``; each row sums to 1.
         """
-        return self._fitted_model().predict_proba(X, self.n_jobs, constraints)
+        return self._fitted_model().predict_proba(self._input(X, lengths, feature_names),
+                                                  self.n_jobs, constraints)
 
-    def predict_marginals(self, X, *, constraints=None):
+    def predict_marginals(self, X, *, constraints=None, lengths=None, feature_names=None):
         """Marginal probability of every label at every token.
 
         Parameters
         ----------
-        X : list of lists of token features, Dataset, or EncodedSequences
+        X : list of lists of token features, Dataset, EncodedSequences, or scipy.sparse
+        lengths, feature_names : optional
+            For a scipy.sparse ``X`` (one row per token), as in :meth:`fit`; the
+            column names default to those the model was fitted with.
         constraints : as in :meth:`predict_proba`
 
         Returns
@@ -619,7 +700,8 @@ calibration_max_trials
         list of lists of dict
             ``{label: P(y_t = label | x)}`` for every token.
         """
-        result = self._fitted_model().predict_marginals(X, self.n_jobs, constraints)
+        result = self._fitted_model().predict_marginals(
+            self._input(X, lengths, feature_names), self.n_jobs, constraints)
         self._tagger_holds_last(X)
         return result
 
@@ -627,13 +709,14 @@ calibration_max_trials
         """Marginals of one sequence: a list of ``{label: probability}`` dicts."""
         return self.predict_marginals([xseq])[0]
 
-    def score(self, X, y):
+    def score(self, X, y, *, lengths=None, feature_names=None):
         """Token accuracy of :meth:`predict` on ``X`` against ``y``.
 
         Returns
         -------
         float
         """
+        X, y = self._input(X, lengths, feature_names, y)
         return self._fitted_model().score(X, y, self.n_jobs)
 
     # ------------------------------------------------------------------ #
@@ -669,11 +752,17 @@ calibration_max_trials
             For an unknown ``format``, or a model that the CRFsuite format cannot
             hold.
         """
-        save_model(self._fitted_model(), path, params=self.get_params(), metadata=metadata,
-                   format=format)
+        save_model(self._fitted_model(), path, params=self._stored_params(),
+                   metadata=metadata, format=format)
+
+    def _stored_params(self):
+        """The parameters a model file keeps: the template as its text."""
+        params = self.get_params()
+        params["template"] = template_text(params.get("template"))
+        return params
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, *, raw_rows=False):
         """Read a model written by :meth:`save`, or a CRFsuite model file.
 
         The format is told by the file's contents, not its name.  Loading never
@@ -682,6 +771,12 @@ calibration_max_trials
         Parameters
         ----------
         path : str or os.PathLike
+        raw_rows : bool, default=False
+            True: the CRF's ``template`` is the feature template ``fastcrf train``
+            stored in the file, so the prediction methods take raw column rows (the
+            token columns of the training file, its label column left out), as
+            ``fastcrf tag`` reads them.  A CRF fitted with ``template=`` has it
+            back either way.
 
         Returns
         -------
@@ -693,10 +788,21 @@ calibration_max_trials
         ------
         ValueError
             For a file that is neither a fastcrf nor a CRFsuite model, is truncated
-            or corrupted, or has an unsupported format version.
+            or corrupted, or has an unsupported format version; for a stored
+            template that does not compile; with ``raw_rows``, for a file that holds
+            no template.
         """
         model, params = load_model(path)
         valid = set(cls._get_param_names())
-        crf = cls(**{k: v for k, v in params.items() if k in valid})
+        params = {k: v for k, v in params.items() if k in valid}
+        if raw_rows and params.get("template") is None:
+            params["template"] = cli_template(model.metadata, path)
+        if params.get("template") is not None:
+            try:
+                compiled_template(params["template"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{os.fspath(path)!r}: the stored feature template is not "
+                                 f"valid ({exc})") from None
+        crf = cls(**params)
         crf._model = model
         return crf

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from ._dataset import Dataset, dev_set, is_encoded, training_set
+from ._features._hashing import hash_training
 from ._layout import StateLayout
 from ._model import CRFModel
 from ._params import as_generator, for_data, resolve
@@ -94,6 +95,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     else:
         vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"],
                                                     classes)
+    if p["hash_features"] is not None or getattr(getattr(init_model, "vocabulary", None),
+                                                 "hashed", False):
+        vocabulary, data = _hashed(vocabulary, data, p, init_model)
     if init_model is not None:
         classes, data = align_labels(init_model, classes, data)
         vocabulary, data = extend_vocabulary(init_model, vocabulary, data)
@@ -153,3 +157,12 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     weights = progress.best_weights or weights
     return CRFModel(classes, vocabulary, layout, weights.state, weights.chain,
                     training_log=progress.log, n_iter=n_iter)
+
+
+def _hashed(vocabulary, data, p, init_model):
+    """``CRF(hash_features=...)``: the training set's attributes hashed into buckets
+    (:mod:`fastcrf._features._hashing`)."""
+    if init_model is not None:
+        raise ValueError("warm_start and partial_fit do not combine with feature hashing "
+                         "(hash_features, or a hashed model): fit from scratch")
+    return hash_training(vocabulary, data, p["hash_features"], p["hash_seed"])

@@ -172,8 +172,9 @@ class CRFModel:
     ----------
     classes : list of str
         Labels, in the order of the weight columns.
-    vocabulary : AttributeVocabulary
-        Attribute names, in the order of the weight rows.
+    vocabulary : AttributeVocabulary or HashedVocabulary
+        Attribute names, in the order of the weight rows (or, for a feature-hashed
+        model, the bucket of every row: fastcrf._features._hashing).
     layout : StateLayout
         The kept (attribute, label) pairs.
     state : ndarray of shape (layout.size,)
@@ -186,6 +187,11 @@ class CRFModel:
     metadata : dict, optional
         What the model file carried beside the weights (empty after a fit).
     """
+
+    #: The attribute name of every column of a scipy.sparse ``X`` it was fitted on
+    #: with ``feature_names`` (fastcrf._sparse_input), or None: then column ``j`` is
+    #: the attribute ``str(j)``.
+    feature_names = None
 
     def __init__(self, classes, vocabulary, layout, state, chain, training_log=None,
                  n_iter=0, metadata=None):

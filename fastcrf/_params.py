@@ -27,7 +27,7 @@ COMMON_DEFAULTS = {
     "calibration_eta": 0.1, "calibration_rate": 2.0, "calibration_samples": 1000,
     "calibration_candidates": 10, "calibration_max_trials": 20, "batch_size": 4,
     "early_stopping": False, "validation_fraction": 0.1, "n_iter_no_change": 5,
-    "warm_start": False, "progress_bar": False,
+    "warm_start": False, "progress_bar": False, "hash_seed": 0,
 }
 LINESEARCHES = ("MoreThuente", "Backtracking", "StrongBacktracking")
 DEFAULT_ALGORITHM = "asgd"
@@ -157,6 +157,11 @@ CONSTRAINTS = {
     "keep_tempfiles": Param(Bool()),
     "warm_start": Param(Bool()),
     "progress_bar": Param(Bool()),
+    # int32 rows: at most 2**31 - 1 buckets (fastcrf._features._hashing.MAX_BUCKETS).
+    "hash_features": Param(Int(low=2, high=2 ** 31 - 1), none=True),
+    "hash_seed": Param(Int(low=0, high=2 ** 32 - 1)),
+    # A str or fastcrf.Template, compiled (and so checked) by fastcrf._featurizer.
+    "template": Param(Unchecked(), none=True),
     "trainer_cls": Param(Unchecked(), none=True),
     "random_state": Param(Unchecked(), none=True),
 }

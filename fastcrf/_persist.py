@@ -23,6 +23,14 @@ CRFsuite's binary model files (``.crfsuite``, fastcrf._crfsuite_format) are read
 written too: :func:`load_model` tells the two formats apart by their first bytes,
 never by the file name.
 
+Version 3 is written only for a feature-hashed model (``CRF(hash_features=...)``,
+fastcrf._features._hashing), so that a reader that does not know hashing refuses it
+rather than reading its rows as attributes: the header adds ``"hashing":
+{"function": "murmur3_32", "n_buckets", "seed"}``, ``attributes.json`` is an empty
+list (no name is kept) and ``buckets`` (int64, (n_rows,)) gives the bucket of every
+row of the state weights.  Any version may hold ``feature_names.json``, the column
+names of a model fitted on a scipy.sparse ``X`` with ``feature_names``.
+
 Version 1 files (fastcrf 0.1) hold one dense ``state`` (n_attributes, n_labels) array
 instead of the four state arrays; they are still read.
 
@@ -51,9 +59,12 @@ FORMAT = "fastcrf-crf"
 #: The ``format`` values of :func:`save_model`.
 FORMATS = ("fastcrf", "crfsuite")
 FORMAT_VERSION = 2
-_READS = (1, 2)
+#: The version of a feature-hashed model's file.
+HASHED_VERSION = 3
+_READS = (1, 2, 3)
 _CHAIN = ("transitions", "start", "end")
 _STATE = {1: ("state",), 2: ("state_head", "tail_ptr", "tail_labels", "state_tail")}
+_STATE[3] = _STATE[2] + ("buckets",)
 
 
 def _json_bytes(obj):
@@ -106,9 +117,11 @@ def _npz_arrays(model, params, metadata):
               # e.g. a Generator as random_state: not representable, not needed
               else None for name, value in params.items()}
     log = model.training_log
+    vocabulary = model.vocabulary
+    hashed = getattr(vocabulary, "hashed", False)
     header = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": HASHED_VERSION if hashed else FORMAT_VERSION,
         "fastcrf_version": __version__,
         "classes": list(model.classes),
         "params": params,
@@ -117,7 +130,7 @@ def _npz_arrays(model, params, metadata):
     }
     arrays = {
         "header.json": _json_bytes(header),
-        "attributes.json": _json_bytes(model.vocabulary.names),
+        "attributes.json": _json_bytes([] if hashed else vocabulary.names),
         **_state_arrays(model.layout, model.state),
         "transitions": np.ascontiguousarray(model.transitions, dtype=np.float64),
         "start": np.ascontiguousarray(model.start, dtype=np.float64),
@@ -125,6 +138,13 @@ def _npz_arrays(model, params, metadata):
     }
     if metadata is not None:
         arrays["metadata.json"] = metadata_json
+    if hashed:
+        header["hashing"] = {"function": "murmur3_32", "n_buckets": vocabulary.n_buckets,
+                             "seed": vocabulary.seed}
+        arrays["header.json"] = _json_bytes(header)
+        arrays["buckets"] = np.ascontiguousarray(vocabulary.buckets, dtype=np.int64)
+    if model.feature_names is not None:
+        arrays["feature_names.json"] = _json_bytes(list(model.feature_names))
     return arrays
 
 
@@ -186,6 +206,10 @@ def _load_npz(source, path):
                                  f"{', '.join(sorted(missing))})")
             attributes = _read_json(archive["attributes.json"], path, "attribute list")
             arrays = {name: archive[name] for name in _CHAIN + _STATE[version]}
+            feature_names = None
+            if "feature_names.json" in names:
+                feature_names = _read_json(archive["feature_names.json"], path,
+                                           "feature name list")
             metadata = {}
             if "metadata.json" in names:
                 metadata = _read_json(archive["metadata.json"], path, "metadata")
@@ -213,7 +237,13 @@ def _load_npz(source, path):
         raise ValueError(f"{path!r}: the label list is malformed")
     if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
         raise ValueError(f"{path!r}: the attribute list is malformed")
+    if feature_names is not None and (not isinstance(feature_names, list) or not all(
+            isinstance(a, str) for a in feature_names)):
+        raise ValueError(f"{path!r}: the feature name list is malformed")
     K, A = len(classes), len(attributes)
+    if version == HASHED_VERSION:
+        vocabulary = _hashed_vocabulary(header, arrays["buckets"], attributes, path)
+        A = len(vocabulary)
     if version == 1:
         _check_array(arrays, "state", np.float64, (A, K), path)
         layout = StateLayout.dense(A, K)
@@ -223,7 +253,8 @@ def _load_npz(source, path):
     for name, shape in {"transitions": (K, K), "start": (K,), "end": (K,)}.items():
         _check_array(arrays, name, np.float64, shape, path)
     try:
-        vocabulary = AttributeVocabulary(attributes)
+        if version != HASHED_VERSION:
+            vocabulary = AttributeVocabulary(attributes)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path!r}: the attribute list is malformed ({exc})") from None
 
@@ -234,7 +265,34 @@ def _load_npz(source, path):
     chain = np.concatenate([arrays[name].ravel() for name in _CHAIN])
     model = CRFModel(classes, vocabulary, layout, state, chain, training_log=log,
                      n_iter=int(header.get("n_iter", 0)), metadata=metadata)
+    if feature_names is not None:
+        model.feature_names = feature_names
     return model, params
+
+
+def _hashed_vocabulary(header, buckets, attributes, path):
+    """The checked HashedVocabulary of a version-3 file."""
+    from ._features._hashing import MAX_BUCKETS, HashedVocabulary
+
+    hashing = header.get("hashing")
+    hashing = hashing if isinstance(hashing, dict) else {}
+    if hashing.get("function") != "murmur3_32":
+        raise ValueError(f"{path!r}: a hashed model file needs a 'hashing' header with "
+                         "function 'murmur3_32'")
+    n, seed = hashing.get("n_buckets"), hashing.get("seed")
+    if type(n) is not int or not 2 <= n <= MAX_BUCKETS:
+        raise ValueError(f"{path!r}: hashing n_buckets must be an int in [2, 2**31 - 1], "
+                         f"got {n!r}")
+    if type(seed) is not int or not 0 <= seed < 2 ** 32:
+        raise ValueError(f"{path!r}: hashing seed must be an int in [0, 2**32), got {seed!r}")
+    if attributes != []:
+        raise ValueError(f"{path!r}: a hashed model file keeps no attribute names")
+    if buckets.dtype != np.int64 or buckets.ndim != 1:
+        raise ValueError(f"{path!r}: array 'buckets' must be 1-d int64")
+    try:
+        return HashedVocabulary(n, seed, buckets)
+    except ValueError as exc:
+        raise ValueError(f"{path!r}: array 'buckets' is malformed ({exc})") from None
 
 
 def _read_json(arr, path, what):

@@ -183,7 +183,8 @@ def _size(path):
 _TRAIN_OPTIONS = (("algorithm", "algorithm", "-a"), ("c1", "c1", "--c1"),
                   ("c2", "c2", "--c2"), ("min_freq", "min_freq", "-f"),
                   ("max_iterations", "max_iterations", "-i"), ("n_jobs", "n_jobs", "-j"),
-                  ("random_state", "seed", "--seed"))
+                  ("random_state", "seed", "--seed"),
+                  ("hash_features", "hash_features", "--hash-features"))
 
 
 def _check_jobs(n_jobs):
@@ -996,6 +997,10 @@ def _build_parser():
     p.add_argument("-i", "--max-iterations", type=int, default=None, metavar="N",
                    help="epochs / iterations (default: the algorithm's; asgd: 8, more on "
                         "small training sets)")
+    p.add_argument("--hash-features", type=int, default=None, metavar="N",
+                   help="hash attribute names into N buckets (MurmurHash3; the model "
+                        "keeps no names: its size is bounded by N); -p hash_seed=S "
+                        "sets the seed")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any fastcrf.CRF parameter (CRFsuite's names), e.g. -p period=5; "
                         "repeatable")

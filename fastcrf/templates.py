@@ -298,9 +298,9 @@ class Template:
         Parameters
         ----------
         sentences : iterable of sequences of rows
-        vocabulary : AttributeVocabulary or list of str, optional
-            Encode with these attribute ids (e.g. a fitted model's); attributes not in
-            it are dropped, so tokens may then have fewer entries.
+        vocabulary : AttributeVocabulary, HashedVocabulary or list of str, optional
+            Encode with these attribute ids (e.g. a fitted model's, hashed or not);
+            attributes not in it are dropped, so tokens may then have fewer entries.
 
         Returns
         -------
@@ -320,7 +320,8 @@ class Template:
             ``fit_encode``), or rows too short for the templates; without a
             vocabulary, for a template with no U lines.
         """
-        if vocabulary is not None:
+        hashed = getattr(vocabulary, "hashed", False)  # fastcrf._features._hashing
+        if vocabulary is not None and not hashed:
             if isinstance(vocabulary, AttributeVocabulary):
                 index, names = vocabulary.index, vocabulary.names
             else:
@@ -341,6 +342,9 @@ class Template:
         if vocabulary is None:
             with _gc_paused():
                 remap, names = ext.first_seen_ids()
+        elif hashed:
+            names = vocabulary.names
+            remap = vocabulary.ids_of(ext.names.tolist())
         else:
             remap = np.fromiter(
                 map(index.get, ext.names.tolist(), itertools.repeat(-1)), dtype=np.int32,

@@ -1163,3 +1163,41 @@ def label_run(y, Py_ssize_t start, dict index not None, list classes not None, b
             return i
         i += 1
     return i
+
+
+# ---------------------------------------------------------------------------
+# Feature hashing (fastcrf._features._hashing): names -> buckets by MurmurHash3.
+# ---------------------------------------------------------------------------
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
+
+cdef extern from "_murmur.h":
+    uint32_t fcrf_murmur3_32(const unsigned char* data, size_t n, uint32_t seed) noexcept nogil
+
+
+def murmur3_32(str name not None, uint32_t seed):
+    """MurmurHash3_x86_32 of ``name``'s UTF-8 bytes, unsigned (scikit-learn's
+    ``murmurhash3_32(name, seed, positive=True)``)."""
+    cdef Py_ssize_t n
+    cdef const char* s = PyUnicode_AsUTF8AndSize(name, &n)
+    return fcrf_murmur3_32(<const unsigned char*>s, <size_t>n, seed)
+
+
+def hash_buckets(list names not None,       # IN: str names, checked here
+                 uint32_t seed,
+                 uint32_t n_buckets,          # >= 1, checked by the caller
+                 int64_t[::1] out not None):  # OUT: (len(names),)
+    """``out[i] = murmur3_32(names[i], seed) % n_buckets``: the bucket of every name.
+    A name that is not a str raises TypeError; one that has no UTF-8 form (a lone
+    surrogate) UnicodeEncodeError."""
+    cdef Py_ssize_t i, n
+    cdef const char* s
+    if out.shape[0] != len(names):
+        raise ValueError("out must have one entry per name")
+    for i in range(len(names)):
+        name = names[i]
+        if type(name) is not str:
+            raise TypeError(f"names[{i}] must be a str, got {type(name).__name__}")
+        s = PyUnicode_AsUTF8AndSize(name, &n)
+        out[i] = fcrf_murmur3_32(<const unsigned char*>s, <size_t>n, seed) % n_buckets

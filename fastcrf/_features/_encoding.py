@@ -730,6 +730,8 @@ def encode(X, vocabulary, *, dense_values=True, n_jobs=None):
     EncodedSequences
         Empty arrays (and ``seq_offsets == [0]``) for an empty ``X``.
     """
+    if getattr(vocabulary, "hashed", False):  # fastcrf._features._hashing
+        return vocabulary.encode(X, dense_values=dense_values, n_jobs=n_jobs)
     if not isinstance(vocabulary, AttributeVocabulary):
         raise TypeError(
             f"vocabulary must be an AttributeVocabulary, got {type(vocabulary).__name__}"
