@@ -165,6 +165,9 @@ def hash_training(vocabulary, data, n_buckets, seed):
     f = data.features
     ids = np.array(f.attr_ids, dtype=np.int32)
     renumber_ids(ids, row_of_used[inverse].astype(np.int32))
-    features = EncodedSequences(ids, f.values, f.token_offsets, f.seq_offsets, len(used))
+    # The SGD trainer reorders the entries of a token (ids and values together) in
+    # place when the ids are writeable, as these new ones are.
+    values = f.values if f.values.flags.writeable else f.values.copy()
+    features = EncodedSequences(ids, values, f.token_offsets, f.seq_offsets, len(used))
     return hashed, TrainingData(features, data.labels, data.n_labels, data.max_length,
                                 data.weights)
