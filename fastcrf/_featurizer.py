@@ -87,7 +87,7 @@ def fit_input(template, X, y, X_dev, lengths, feature_names):
     as_input(X, y, lengths, feature_names)   # raises for lengths without a sparse X
     template = compiled_template(template)
     if template is not None:
-        X = _rows(template, X, "X")
+        X = X if is_encoded(X) else _rows(template, X, "X")
         if X_dev is not None and not is_encoded(X_dev):
             X_dev = _rows(template, X_dev, "X_dev")
     return X, y, X_dev, columns

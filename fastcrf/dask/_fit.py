@@ -82,6 +82,10 @@ def fit(crf, X_bag, y_bag=None, *, client=None):
     if p["early_stopping"]:
         raise ValueError("early_stopping is not supported by fastcrf.dask.fit (it needs a "
                          "development set on the driver); set early_stopping=False")
+    for name in ("hash_features", "template"):
+        if p[name] is not None:
+            raise ValueError(f"{name} is not supported by fastcrf.dask.fit; set "
+                             f"{name}=None")
     started = time.perf_counter()
     workers = workers_of(client)
     if isinstance(X_bag, Dataset):
