@@ -60,11 +60,12 @@ def cli_template(metadata, path):
         When the metadata holds none (naming ``path``).
     """
     meta = metadata.get(CLI_METADATA_KEY)
-    if not isinstance(meta, dict) or not isinstance(meta.get("template"), str):
+    text = meta.get("template") if isinstance(meta, dict) else None
+    if type(text) is not str:
         raise ValueError(f"{path!r}: raw_rows=True needs the feature template that "
                          "'fastcrf train' stores in its model files; this file holds "
                          "none (set template= to the one that made its attributes)")
-    return meta["template"]
+    return text
 
 
 def fit_input(template, X, y, X_dev, lengths, feature_names):
