@@ -84,6 +84,10 @@ def save_model(model, path, *, params, metadata=None, format="fastcrf"):
         raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}; got "
                          f"{format!r}")
     if format == "crfsuite":
+        if getattr(model.vocabulary, "hashed", False):
+            # Its rows are buckets: a CRFsuite tagger would read "#<bucket>" as names.
+            raise ValueError("a CRFsuite model file has no place for feature hashing; "
+                             "save a hashed model in format='fastcrf'")
         if metadata is not None:
             raise ValueError("a CRFsuite model file has no place for metadata; save in "
                              "format='fastcrf' to keep it")

@@ -132,6 +132,8 @@ def test_model_file_keeps_buckets_and_no_names(tmp_path):
     np.testing.assert_array_equal(np.concatenate(loaded.predict_proba(X)),
                                   np.concatenate(crf.predict_proba(X)))
     assert loaded.size_ == path.stat().st_size
+    with pytest.raises(ValueError, match="no place for feature hashing"):
+        crf.save(tmp_path / "m.crfsuite", format="crfsuite")
 
 
 def _rewrite(src, dst, **replace):
