@@ -193,7 +193,8 @@ def _engine_call(state, data, order, *, batch, eta, lam, avg_start, fold, n_thre
         np.ones(K * K + 2 * K), state.scalars, f.attr_ids, f.values, f.token_offsets,
         _part_offsets(data), f.seq_offsets, data.labels, np.asarray(order, np.int64),
         data.max_length, batch, eta, lam, 0.75, avg_start, losses, n_threads, fold=fold,
-        adagrad=True, GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp)
+        adagrad=True, GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp,
+        EU=state.EU)
     return status, losses
 
 
@@ -271,7 +272,8 @@ def test_adagrad_engine_refuses_l1_and_missing_arrays():
             np.arange(data.n_sequences), data.max_length, 2, 1.0, 0.1, 0.75, -1.0,
             np.zeros(data.n_sequences), 1, lam1=0.1, qU=np.zeros_like(state.U),
             qV=np.zeros_like(state.V), l1_stamp=np.zeros(f.n_attributes, np.int64),
-            adagrad=True, GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp)
+            adagrad=True, GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp,
+            EU=state.EU)
     state.GU = state.GU[:-1]
     with pytest.raises(ValueError, match="GU"):
         _engine_call(state, data, np.arange(data.n_sequences), batch=2, eta=1.0, lam=0.1,

@@ -45,15 +45,16 @@ cdef extern from "_l1.h":
 cdef extern from "_adagrad.h":
     double FCRF_ADA_DELTA
     void fcrf_ada_catch_up_token(const fcrf_layout* L, double* U, double* Uhat, const double* G,
-                                 int64_t* stamp, const int32_t* ids, int64_t e0, int64_t e1,
-                                 int64_t step, double c, int averaging) noexcept nogil
+                                 const double* E, int64_t* stamp, const int32_t* ids,
+                                 int64_t e0, int64_t e1, int64_t step, double c,
+                                 int averaging) noexcept nogil
     void fcrf_ada_sync(const fcrf_layout* L, Py_ssize_t n_attributes, double* U, double* Uhat,
-                       const double* G, int64_t* stamp, int64_t step, double c,
-                       int averaging) noexcept nogil
+                       const double* G, const double* E, int64_t* stamp, int64_t step,
+                       double c, int averaging) noexcept nogil
     void fcrf_ada_step_token(const fcrf_layout* L, double* U, double* Uhat, double* G,
-                             double* gU, int64_t* stamp, const int32_t* ids, int64_t e0,
-                             int64_t e1, int64_t step, double eta, double c,
-                             int averaging) noexcept nogil
+                             double* gU, double* E, int64_t* stamp, const int32_t* ids,
+                             int64_t e0, int64_t e1, int64_t step, double eta, double c,
+                             double c_full, int averaging) noexcept nogil
     void fcrf_ada_step_run(double* x, double* hat, double* G, double* g, Py_ssize_t n,
                            double eta, double c, int averaging) noexcept nogil
 
@@ -194,9 +195,10 @@ cdef struct SGDBatch:
     int64_t* l1_stamp     # [A] the last step that clipped each attribute's weights
     int64_t l1_step
     # AdaGrad (_adagrad.h): G, the summed squared gradients of U and V; gU, gV the
-    # step's summed gradient (zero between steps); ada_stamp [A] the step up to which
-    # each attribute's weights are current
+    # step's summed gradient (zero between steps); EU the full batch's decay minus 1
+    # of each U; ada_stamp [A] the step up to which each attribute's weights are current
     int ada
+    double* EU
     double* GU
     double* GV
     double* gU
@@ -246,9 +248,9 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
             fcrf_prefetch_rows(b.L, b.qU, NULL, b.ids, start + t0, end + t0, T)
         if b.ada:
             # The rows this sequence reads, brought up to the current step.
-            fcrf_prefetch_rows(b.L, b.GU, NULL, b.ids, start + t0, end + t0, T)
+            fcrf_prefetch_rows(b.L, b.GU, b.gU, b.ids, start + t0, end + t0, T)
             for t in range(T):
-                fcrf_ada_catch_up_token(b.L, b.Uw, b.Uhat, b.GU, b.ada_stamp, b.ids,
+                fcrf_ada_catch_up_token(b.L, b.Uw, b.Uhat, b.GU, b.EU, b.ada_stamp, b.ids,
                                         start[t0 + t], end[t0 + t], b.ada_step, b.ada_c,
                                         b.ada_avg)
         fcrf_emissions(b.L, b.U, b.ids, b.vals, start + t0, end + t0, T, b.scalars[S_ALPHA],
@@ -360,9 +362,9 @@ cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     for i in range(b.nb):
         T = _visit(b, i, &t0)
         for t in range(T):
-            fcrf_ada_step_token(b.L, b.Uw, b.Uhat, b.GU, b.gU, b.ada_stamp, b.ids,
+            fcrf_ada_step_token(b.L, b.Uw, b.Uhat, b.GU, b.gU, b.EU, b.ada_stamp, b.ids,
                                 start[t0 + t], end[t0 + t], b.ada_step + 1, b.ada_eta,
-                                b.ada_c_step, b.ada_avg_step)
+                                b.ada_c_step, b.ada_c, b.ada_avg_step)
     if part == 0:
         fcrf_ada_step_run(b.V, b.Vhat, b.GV, b.gV, b.nV, b.ada_eta, b.ada_c_step,
                           b.ada_avg_step)
@@ -501,7 +503,7 @@ cdef void _ada_before_batch(SGDBatch* b, const StepSchedule* sch, const double* 
     b.ada_c_step = sch.eta0 * sch.lam * nb
     b.ada_avg_step = _ada_averages(sch, k + 1.0)
     if nb != b.batch_size or b.ada_avg_step != b.ada_avg:
-        fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, b.ada_stamp, b.ada_step,
+        fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, b.EU, b.ada_stamp, b.ada_step,
                       b.ada_c, b.ada_avg)
 
 
@@ -511,8 +513,8 @@ cdef void _ada_end_step(SGDBatch* b, double* scalars, Py_ssize_t nb) noexcept no
     scalars[S_T] += nb
     scalars[S_STEP] += 1.0
     if nb != b.batch_size:
-        fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, b.ada_stamp, b.ada_step + 1,
-                      b.ada_c_step, b.ada_avg_step)
+        fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, NULL, b.ada_stamp,
+                      b.ada_step + 1, b.ada_c_step, b.ada_avg_step)
 
 
 # --------------------------------------------------------------------------- #
@@ -706,14 +708,15 @@ cdef int _check_l1(const double[::1] scalars, bint l1, const double[::1] qU,
 
 
 cdef int _check_adagrad(bint ada, const double[::1] GU, const double[::1] GV,
-                        const double[::1] gU, const int64_t[::1] ada_stamp, Py_ssize_t nU,
-                        Py_ssize_t nV, Py_ssize_t n_attributes, double lam1) except -1:
-    # The AdaGrad state's sizes (G and gU index like U, GV like V, the stamps by
+                        const double[::1] gU, const double[::1] EU,
+                        const int64_t[::1] ada_stamp, Py_ssize_t nU, Py_ssize_t nV,
+                        Py_ssize_t n_attributes, double lam1) except -1:
+    # The AdaGrad state's sizes (G, gU and EU index like U, GV like V, the stamps by
     # attribute); its step has no L1.
-    if ada and (GU is None or GV is None or gU is None or ada_stamp is None
-                or GU.shape[0] != nU or gU.shape[0] != nU or GV.shape[0] != nV
-                or ada_stamp.shape[0] != n_attributes):
-        raise ValueError("sgd_epoch: GU, GV, gU or ada_stamp do not match the layout")
+    if ada and (GU is None or GV is None or gU is None or EU is None or ada_stamp is None
+                or GU.shape[0] != nU or gU.shape[0] != nU or EU.shape[0] != nU
+                or GV.shape[0] != nV or ada_stamp.shape[0] != n_attributes):
+        raise ValueError("sgd_epoch: GU, GV, gU, EU or ada_stamp do not match the layout")
     if ada and lam1 > 0.0:
         raise ValueError("sgd_epoch: the adagrad step has no L1 (lam1 must be 0)")
     return 0
@@ -776,6 +779,8 @@ def sgd_epoch(
     double[::1] gU=None,                   # INOUT [n_state] scratch, zeros (and left so)
     int64_t[::1] ada_stamp=None,           # INOUT [A] the step up to which each attribute's
                                            #     weights are current (zeros at the start)
+    double[::1] EU=None,                   # INOUT [n_state] expm1(-eta lam batch_size s) of
+                                           #     each U's last step (zeros at the start)
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef Py_ssize_t nU = U.shape[0]
@@ -806,7 +811,7 @@ def sgd_epoch(
     _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
                   batch_size)
     _check_l1(scalars, l1, qU, qV, l1_stamp, nU, nV, D + max(tail_ptr.shape[0] - 1, 0))
-    _check_adagrad(adagrad, GU, GV, gU, ada_stamp, nU, nV,
+    _check_adagrad(adagrad, GU, GV, gU, EU, ada_stamp, nU, nV,
                    D + max(tail_ptr.shape[0] - 1, 0), lam1)
     if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads) != 0:
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
@@ -860,6 +865,7 @@ def sgd_epoch(
     b.l1_stamp = &l1_stamp[0] if l1 and l1_stamp.shape[0] > 0 else NULL
     b.ada = adagrad
     b.GU = &GU[0] if adagrad and nU > 0 else NULL
+    b.EU = &EU[0] if adagrad and nU > 0 else NULL
     b.gU = &gU[0] if adagrad and nU > 0 else NULL
     b.GV = &GV[0] if adagrad else NULL
     b.gV = m.gV
@@ -879,7 +885,8 @@ def sgd_epoch(
             _helper_loop(bp, &w, pw, sync, bad_p)
     if status == 0 and fold and adagrad:
         # Every row current: U, V the iterate and Uhat, Vhat the sums of the average.
-        fcrf_ada_sync(&L, b.n_attributes, Up, Hp, b.GU, b.ada_stamp, <int64_t> scalars[S_STEP],
+        fcrf_ada_sync(&L, b.n_attributes, Up, Hp, b.GU, b.EU, b.ada_stamp,
+                      <int64_t> scalars[S_STEP],
                       eta0 * lam * batch_size, _ada_averages(&sch, scalars[S_STEP]))
     elif status == 0 and fold:
         if l1:

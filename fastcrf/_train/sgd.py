@@ -84,8 +84,9 @@ class _State:
     cumulative penalty and ``l1_stamp`` the last step that clipped each attribute.
     With ``adagrad`` (fastcrf/_kernels/_adagrad.h) the scale stays 1, ``Uhat`` and
     ``Vhat`` are sums of the iterates of the steps after ``avg_start``, ``GU`` and
-    ``GV`` the summed squared gradients, ``gU`` the engine's zeroed scratch and
-    ``ada_stamp`` the step up to which each attribute's weights are current.
+    ``GV`` the summed squared gradients, ``gU`` the engine's zeroed scratch, ``EU``
+    each weight's decay per full mini-batch minus 1 and ``ada_stamp`` the step up to
+    which each attribute's weights are current.
     """
 
     def __init__(self, layout, l1=False, adagrad=False, avg_start=-1.0):
@@ -107,10 +108,11 @@ class _State:
         if adagrad:
             self.GU = _aligned_zeros(layout.size)
             self.gU = _aligned_zeros(layout.size)
+            self.EU = _aligned_zeros(layout.size)
             self.GV = np.zeros(K * K + 2 * K)
             self.ada_stamp = _aligned_zeros(layout.n_attributes).view(np.int64)
         else:
-            self.GU = self.gU = self.GV = self.ada_stamp = None
+            self.GU = self.gU = self.EU = self.GV = self.ada_stamp = None
 
     def has_average(self, averaging, avg_start):
         """Whether the weights to return are the average (after an epoch)."""
@@ -283,7 +285,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             # state across slices, so the epoch equals one call over its whole order.
             fold=hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
             l1_stamp=state.l1_stamp, seq_weight=data.weights, adagrad=state.adagrad,
-            GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp)
+            GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU)
         if choice is not None and lo > 0:
             # The first slice of a pass pays for cold caches and fresh pages (up to
             # 5x the rate of the next ones, CoNLL-2000): it would skew the choice.
