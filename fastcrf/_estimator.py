@@ -497,6 +497,8 @@ calibration_max_trials
 
     def __setstate__(self, state):
         state = dict(state)
+        # Pickles from before learning_rate existed (get_params reads every parameter).
+        state.setdefault("learning_rate", None)
         if "_model" not in state and "classes_" in state:
             state["_model"] = model_of_old_pickle(state)  # fastcrf < 0.3
         self.__dict__.update(state)

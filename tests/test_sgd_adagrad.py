@@ -370,6 +370,19 @@ def test_adagrad_warm_start_and_partial_fit(hmm):
     assert _accuracy(part, X[:200], y[:200]) > 0.5
 
 
+def test_pickles_without_learning_rate_still_load(hmm):
+    import pickle
+
+    X, y, X_test, _ = hmm
+    crf = CRF(max_iterations=1, random_state=0).fit(X[:60], y[:60])
+    state = crf.__getstate__() if hasattr(crf, "__getstate__") else dict(crf.__dict__)
+    state = {k: v for k, v in dict(state).items() if k != "learning_rate"}
+    old = CRF.__new__(CRF)
+    old.__setstate__(state)
+    assert old.get_params()["learning_rate"] is None
+    assert pickle.loads(pickle.dumps(old)).predict(X_test) == crf.predict(X_test)
+
+
 @pytest.mark.parametrize("params, match", [
     ({"learning_rate": "fast"}, "learning_rate"),
     ({"learning_rate": 1.0}, "learning_rate"),
