@@ -26,9 +26,10 @@
  * expm1(-c s_j) for the full batch's c, and r_j^m - 1 is computed from it by binary
  * powering in that minus-one form ((1 + a)(1 + b) - 1 = a + b + ab, which keeps the
  * precision of small a and b): ~2 log2(m) multiply-adds per weight instead of a
- * square root, a division and one or two exp.  With exp in the catch-up an epoch took
- * ~5x the 'calibrated' step's on CoNLL-2000 (K = 22).  Only the catch-up after a short
- * mini-batch (a different c, once per epoch) goes back to G.
+ * square root, a division and one or two exp.  (On a loaded machine the epoch times
+ * of the two versions did not separate: ~5x the 'calibrated' step's on CoNLL-2000,
+ * K = 22, either way.)  Only the catch-up after a short mini-batch (a different c,
+ * once per epoch) goes back to G.
  */
 #ifndef FASTCRF_ADAGRAD_H
 #define FASTCRF_ADAGRAD_H
@@ -40,8 +41,8 @@
 #define FCRF_ADA_DELTA 1e-6
 
 /* exp and expm1 run over spans of up to FCRF_ADA_CHUNK weights through
- * fcrf_exp_shifted (_kernels.h), the polynomial the compiler vectorises: with libm's
- * exp per weight an epoch took 2-4x as long as with the 'calibrated' step. */
+ * fcrf_exp_shifted (_kernels.h), the polynomial the compiler vectorises, rather than
+ * libm's exp per weight. */
 #define FCRF_ADA_CHUNK 32
 
 /* expm1(x) for |x| <= 0.35, by its Taylor polynomial (degree 13: truncation below
