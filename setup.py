@@ -49,7 +49,7 @@ extensions = [
     kernel("_sparse", ("_limits.h", "_kernels.h", "_rows.h", "_padded.h"),
            CORE_PXD + ("_rows.pxd", "_padded.pxd")),
     kernel("_sgd_engine", ("_limits.h", "_kernels.h", "_rows.h", "_sync.h", "_padded.h",
-                           "_l1.h"),
+                           "_l1.h", "_adagrad.h"),
            CORE_PXD + ("_rows.pxd", "_prep.pxd", "_padded.pxd")),
     kernel("_online_engine", ("_limits.h", "_kernels.h", "_rows.h"),
            CORE_PXD + ("_rows.pxd",)),

@@ -183,7 +183,19 @@ calibration_max_trials
         size whose trial pass over a sample lowers the objective most ('l2sgd',
         as CRFsuite), or the candidate ``calibration_rate`` times larger when its
         trial also lowered it ('asgd': the average of thousands of steps gains
-        from the larger step that a short trial does not show).
+        from the larger step that a short trial does not show).  With
+        ``learning_rate='adagrad'``: the constant ``eta`` (None: 1.0, not calibrated).
+    learning_rate : {'calibrated', 'adagrad'}, default='calibrated'
+        'asgd''s step rule.  'calibrated': one step size for every weight,
+        ``eta0 / (1 + lambda eta0 t)^0.75`` (``t``: sequences seen), ``eta0``
+        calibrated.  'adagrad': a step size per weight (Duchi, Hazan and Singer
+        2011), ``G += g^2`` (``g``: the weight's gradient summed over the
+        mini-batch), then ``w <- exp(-eta lambda n_b / sqrt(G)) w + eta g /
+        sqrt(G)`` (``lambda = 2 c2 / n_sequences``, ``n_b`` the mini-batch's
+        sequences), with a constant ``eta`` (``eta0``); rare attributes get larger
+        steps.  Applied lazily (a step costs only the mini-batch's attributes) and
+        averaged as 'calibrated' is.  It has no L1 term (``c1`` must be 0) and
+        only applies to 'asgd'.
     early_stopping : bool, default=False
         Measure the dev token accuracy after every epoch / iteration, stop after
         ``n_iter_no_change`` of them without a better one, and keep the weights of
@@ -281,6 +293,7 @@ calibration_max_trials
         batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
         n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None, warm_start=False,
         progress_bar=False, hash_features=None, hash_seed=None, template=None,
+        learning_rate=None,
     ):
         self._store_params(locals())
 
@@ -541,6 +554,11 @@ calibration_max_trials
 
     def __setstate__(self, state):
         state = dict(state)
+        # Pickles from before a parameter existed (learning_rate, hash_features, ...):
+        # get_params reads every parameter, so the missing ones take their defaults.
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self":
+                state.setdefault(name, param.default)
         if "_model" not in state and "classes_" in state:
             state["_model"] = model_of_old_pickle(state)  # fastcrf < 0.3
         self.__dict__.update(state)

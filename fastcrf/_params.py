@@ -17,7 +17,7 @@ import numpy as np
 from ._kernels import _sgd_engine
 from ._parallel import effective_n_threads
 from ._train import TRAINERS
-from ._train.sgd import steps_per_epoch, too_few_steps
+from ._train.sgd import check_learning_rate, steps_per_epoch, too_few_steps
 
 #: Defaults of the parameters left at None, whatever the algorithm (a trainer's own
 #: defaults, ``Trainer.defaults``, take precedence).
@@ -31,6 +31,7 @@ COMMON_DEFAULTS = {
 }
 LINESEARCHES = ("MoreThuente", "Backtracking", "StrongBacktracking")
 DEFAULT_ALGORITHM = "asgd"
+LEARNING_RATES = ("calibrated", "adagrad")
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ CONSTRAINTS = {
     "calibration_max_trials": Param(Int(low=1)),
     "batch_size": Param(Int(low=1, high=_sgd_engine.MAX_BATCH)),
     "eta0": Param(Real(low=0.0, strict=True), none=True),
+    "learning_rate": Param(OneOf(LEARNING_RATES, f"one of {LEARNING_RATES}"), none=True),
     "pa_type": Param(OneOf((0, 1, 2), "0, 1 or 2"), none=True),
     "c": Param(Real(low=0.0, strict=True), none=True),
     "all_possible_states": Param(Bool(), none=True),
@@ -202,6 +204,7 @@ def resolve(params):
         supported = " or ".join(f"algorithm={t.name!r}" for t in TRAINERS.values()
                                 if t.supports_l1)
         raise ValueError(f"c1 (L1) is only supported by {supported}, not {algorithm!r}")
+    check_learning_rate(algorithm, p["learning_rate"], p["c1"])
     return p
 
 
@@ -233,7 +236,8 @@ def for_data(params, resolved, n_sequences):
                       "default algorithm=None, which picks it for such data) reaches "
                       "the optimum of the same objective", UserWarning, stacklevel=4)
         return resolved, None
-    lbfgs = resolve(dict(params, algorithm="lbfgs", c1=resolved["c1"], c2=resolved["c2"]))
+    lbfgs = resolve(dict(params, algorithm="lbfgs", c1=resolved["c1"], c2=resolved["c2"],
+                         learning_rate=None))
     return lbfgs, f"fastcrf: {reason}; training with algorithm='lbfgs' instead"
 
 

@@ -22,7 +22,7 @@
 from cython.parallel cimport parallel, threadid
 from libc.math cimport fabs, pow, INFINITY
 from libc.stdint cimport int32_t, int64_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
 
 from ._core cimport (Chain, Work, _chain_bind, _chain_doubles, _transition_gradient,
@@ -41,6 +41,22 @@ cdef extern from "_l1.h":
                           double beta, int averaging) noexcept nogil
     void fcrf_l1_fold(double* qU, Py_ssize_t nU, double* qV, Py_ssize_t nV, double* u,
                       double alpha) noexcept nogil
+
+cdef extern from "_adagrad.h":
+    double FCRF_ADA_DELTA
+    void fcrf_ada_catch_up_token(const fcrf_layout* L, double* U, double* Uhat, const double* G,
+                                 const double* E, int64_t* stamp, const int32_t* ids,
+                                 int64_t e0, int64_t e1, int64_t step, double c,
+                                 int averaging) noexcept nogil
+    void fcrf_ada_sync(const fcrf_layout* L, Py_ssize_t n_attributes, double* U, double* Uhat,
+                       const double* G, const double* E, int64_t* stamp, int64_t step,
+                       double c, int averaging) noexcept nogil
+    void fcrf_ada_step_token(const fcrf_layout* L, double* U, double* Uhat, double* G,
+                             double* gU, double* E, int64_t* stamp, const int32_t* ids,
+                             int64_t e0, int64_t e1, int64_t step, double eta, double c,
+                             double c_full, int averaging) noexcept nogil
+    void fcrf_ada_step_run(double* x, double* hat, double* G, double* g, Py_ssize_t n,
+                           double eta, double c, int averaging) noexcept nogil
 
 from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
                        fcrf_padded_marginals, fcrf_padded_work_doubles,
@@ -66,6 +82,12 @@ from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
 #
 # scalars: [0] alpha  [1] beta  [2] gamma  [3] t (sequences seen)  [4] steps taken
 #          [5] u, the cumulative L1 penalty in U-space (_l1.h; used when lam1 > 0)
+#
+# With adagrad (a per-weight step, _adagrad.h) the weights are stored as they are
+# (alpha stays 1, nothing is folded), Uhat and Vhat hold the running sums of the
+# averaged iterates, and each attribute's stamp says up to which step its weights are
+# current: a mini-batch first brings the rows it reads up to date (in the emissions
+# pass of their part), then sums its gradient into gU, then steps those rows.
 
 cdef enum:
     S_ALPHA = 0
@@ -122,6 +144,8 @@ cdef enum:
 
 # For the Python layer (thread counts).
 WEIGHT_PARTS = N_PARTS
+# The delta of the AdaGrad step's 1 / (delta + sqrt(G)) (_adagrad.h), for the tests.
+ADAGRAD_DELTA = FCRF_ADA_DELTA
 
 
 cdef struct SGDBatch:
@@ -170,6 +194,23 @@ cdef struct SGDBatch:
     double* qV
     int64_t* l1_stamp     # [A] the last step that clipped each attribute's weights
     int64_t l1_step
+    # AdaGrad (_adagrad.h): G, the summed squared gradients of U and V; gU, gV the
+    # step's summed gradient (zero between steps); EU the full batch's decay minus 1
+    # of each U; ada_stamp [A] the step up to which each attribute's weights are current
+    int ada
+    double* EU
+    double* GU
+    double* GV
+    double* gU
+    double* gV
+    int64_t* ada_stamp
+    Py_ssize_t n_attributes
+    int64_t ada_step      # steps taken before this mini-batch
+    double ada_eta
+    double ada_c          # eta lambda n_b of the skipped steps (full batches)
+    int ada_avg           # whether the skipped steps averaged
+    double ada_c_step     # eta lambda n_b of this step
+    int ada_avg_step      # whether this step averages
 
 
 cdef inline const int64_t* _part_starts(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
@@ -193,16 +234,25 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     # weight rows it loads here are still in its core's cache then.
     cdef Py_ssize_t S = b.S
     cdef Py_ssize_t i
-    cdef int64_t t0, T
+    cdef int64_t t0, T, t
     # b.averaging: whether the previous step averaged, so that this one will too.
     cdef const double* hat = b.Uhat if b.averaging else NULL
     cdef const int64_t* start = _part_starts(b, part)
     cdef const int64_t* end = _part_starts(b, part + 1)
+    if b.ada:
+        hat = b.Uhat if b.ada_avg else NULL
     for i in range(b.nb):
         T = _visit(b, i, &t0)
         fcrf_prefetch_rows(b.L, b.U, hat, b.ids, start + t0, end + t0, T)
         if b.l1:
             fcrf_prefetch_rows(b.L, b.qU, NULL, b.ids, start + t0, end + t0, T)
+        if b.ada:
+            # The rows this sequence reads, brought up to the current step.
+            fcrf_prefetch_rows(b.L, b.GU, b.gU, b.ids, start + t0, end + t0, T)
+            for t in range(T):
+                fcrf_ada_catch_up_token(b.L, b.Uw, b.Uhat, b.GU, b.EU, b.ada_stamp, b.ids,
+                                        start[t0 + t], end[t0 + t], b.ada_step, b.ada_c,
+                                        b.ada_avg)
         fcrf_emissions(b.L, b.U, b.ids, b.vals, start + t0, end + t0, T, b.scalars[S_ALPHA],
                        b.part_lem + (part * b.batch_size + i) * b.Tmax * S, S)
 
@@ -262,6 +312,9 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     cdef const double* dv
     cdef const int64_t* start = _part_starts(b, part)
     cdef const int64_t* end = _part_starts(b, part + 1)
+    if b.ada:
+        _batch_ada_update(b, part)
+        return
     for i in range(b.nb):
         T = _visit(b, i, &t0)
         P = b.marg + i * b.Tmax * S
@@ -281,6 +334,40 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
                     b.Vhat[m] -= b.beta * x
     if b.l1:
         _batch_l1_clip(b, part)
+
+
+cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
+    # Part ``part`` of an AdaGrad step: the batch's gradient of the part's rows summed
+    # into gU in mini-batch order, then each of those rows stepped once (_adagrad.h);
+    # with part 0 the same for the chain scores, summed into gV.
+    cdef Py_ssize_t S = b.S
+    cdef Py_ssize_t i, t, m
+    cdef int64_t t0, T
+    cdef double sw
+    cdef const double* P
+    cdef const double* dv
+    cdef const int64_t* start = _part_starts(b, part)
+    cdef const int64_t* end = _part_starts(b, part + 1)
+    for i in range(b.nb):
+        T = _visit(b, i, &t0)
+        P = b.marg + i * b.Tmax * S
+        sw = b.seq_weight[b.order[b.pos + i]] if b.seq_weight != NULL else 1.0
+        for t in range(T):
+            fcrf_update_token(b.L, b.gU, b.gU, b.ids, b.vals, start[t0 + t], end[t0 + t],
+                              P + t * S, b.labels[t0 + t], sw, 0.0, 0)
+        if part == 0:
+            dv = b.dv + i * b.nV
+            for m in range(b.nV):
+                b.gV[m] += sw * dv[m] * b.V_mask[m]
+    for i in range(b.nb):
+        T = _visit(b, i, &t0)
+        for t in range(T):
+            fcrf_ada_step_token(b.L, b.Uw, b.Uhat, b.GU, b.gU, b.EU, b.ada_stamp, b.ids,
+                                start[t0 + t], end[t0 + t], b.ada_step + 1, b.ada_eta,
+                                b.ada_c_step, b.ada_c, b.ada_avg_step)
+    if part == 0:
+        fcrf_ada_step_run(b.V, b.Vhat, b.GV, b.gV, b.nV, b.ada_eta, b.ada_c_step,
+                          b.ada_avg_step)
 
 
 cdef void _batch_l1_clip(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
@@ -397,6 +484,39 @@ cdef void _end_step(SGDBatch* b, double* scalars, double mu, Py_ssize_t nb) noex
         _fold(b.Uw, b.Uhat, b.nU, b.V, b.Vhat, b.nV, scalars, mu < 1.0)
 
 
+cdef inline bint _ada_averages(const StepSchedule* sch, double step) noexcept nogil:
+    # Whether step number ``step`` (1 for the first) adds its iterate to the average.
+    return sch.avg_start >= 0 and step > sch.avg_start
+
+
+cdef void _ada_before_batch(SGDBatch* b, const StepSchedule* sch, const double* scalars,
+                            Py_ssize_t nb) noexcept nogil:
+    # Before a mini-batch's emissions: what the rows it reads skipped.  Every row
+    # that is not current skipped only full batches that averaged as the last step
+    # taken did, because every row is brought up to date (fcrf_ada_sync) before a step
+    # that changes either, and after a short one (_ada_end_step).
+    cdef double k = scalars[S_STEP]
+    b.ada_step = <int64_t> k
+    b.ada_eta = sch.eta0
+    b.ada_c = sch.eta0 * sch.lam * b.batch_size
+    b.ada_avg = _ada_averages(sch, k)
+    b.ada_c_step = sch.eta0 * sch.lam * nb
+    b.ada_avg_step = _ada_averages(sch, k + 1.0)
+    if nb != b.batch_size or b.ada_avg_step != b.ada_avg:
+        fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, b.EU, b.ada_stamp, b.ada_step,
+                      b.ada_c, b.ada_avg)
+
+
+cdef void _ada_end_step(SGDBatch* b, double* scalars, Py_ssize_t nb) noexcept nogil:
+    # After an AdaGrad step's items: the counters, and after a short mini-batch every
+    # row brought past it (the rows it did not touch decay by its own n_b).
+    scalars[S_T] += nb
+    scalars[S_STEP] += 1.0
+    if nb != b.batch_size:
+        fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, NULL, b.ada_stamp,
+                      b.ada_step + 1, b.ada_c_step, b.ada_avg_step)
+
+
 # --------------------------------------------------------------------------- #
 # The master and helper loops.                                                  #
 # --------------------------------------------------------------------------- #
@@ -436,7 +556,7 @@ cdef int _master_loop(SGDBatch* b, Chain* c, fcrf_padded_lattice* pc, const Step
     # items it runs too (see the design notes); returns 0, or -1 once scores diverge.
     cdef Py_ssize_t pos = 0, nb
     cdef int64_t gen = 0
-    cdef double mu
+    cdef double mu = 1.0
     cdef int status = 0
     while pos < n_visit:
         nb = b.batch_size
@@ -449,6 +569,8 @@ cdef int _master_loop(SGDBatch* b, Chain* c, fcrf_padded_lattice* pc, const Step
             break
         b.pos = pos
         b.nb = nb
+        if b.ada:
+            _ada_before_batch(b, sch, scalars, nb)
         gen = gen + 1
         _publish(b, sync, gen, KIND_EMISSIONS, N_PARTS)
         _run_items(b, w, pw, sync, gen, bad, 0)
@@ -463,12 +585,16 @@ cdef int _master_loop(SGDBatch* b, Chain* c, fcrf_padded_lattice* pc, const Step
             status = -1
             break
         # The step, in parts that any thread may take (see _batch_update).
-        mu = _begin_step(b, sch, scalars, nb)
+        if not b.ada:
+            mu = _begin_step(b, sch, scalars, nb)
         gen = gen + 1
         _publish(b, sync, gen, KIND_STEP, N_PARTS)
         _run_items(b, w, pw, sync, gen, bad, 0)
         _await(sync, N_PARTS)
-        _end_step(b, scalars, mu, nb)
+        if b.ada:
+            _ada_end_step(b, scalars, nb)
+        else:
+            _end_step(b, scalars, mu, nb)
         pos = pos + nb
     fcrf_sync_store(&sync[0], -1)
     return status
@@ -500,6 +626,7 @@ cdef struct SGDScratch:
     double* marg          # [batch][Tmax][S] node marginals of each sequence (SGDBatch.marg)
     double* part_lem      # [N_PARTS][batch][Tmax][S] emission scores from each part
     double* dv            # [batch][nV] observed minus expected transition, start, end counts
+    double* gV            # [nV] an AdaGrad step's summed chain gradient (zeros between steps)
     double* scores        # [nV] the current scores alpha * V, then [_chain_doubles(K)]
                           #     their constants (Chain), then [2][K][S] the padded copies
                           #     of E and ET (fcrf_padded_lattice), zero beyond K
@@ -517,10 +644,11 @@ cdef int _scratch_alloc(SGDScratch* m, Py_ssize_t K, Py_ssize_t S, Py_ssize_t Tm
     m.marg = <double*> malloc(batch_size * Tmax * S * sizeof(double))
     m.part_lem = <double*> malloc(N_PARTS * batch_size * Tmax * S * sizeof(double))
     m.dv = <double*> malloc(batch_size * nV * sizeof(double))
+    m.gV = <double*> calloc(nV, sizeof(double))
     m.scores = <double*> malloc((nV + _chain_doubles(K) + 2 * K * S) * sizeof(double))
     m.threads = <double*> malloc(n_threads * m.per_thread * sizeof(double))
-    if (m.marg == NULL or m.part_lem == NULL or m.dv == NULL or m.scores == NULL
-            or m.threads == NULL):
+    if (m.marg == NULL or m.part_lem == NULL or m.dv == NULL or m.gV == NULL
+            or m.scores == NULL or m.threads == NULL):
         _scratch_free(m)
         return -1
     return 0
@@ -530,9 +658,10 @@ cdef void _scratch_free(SGDScratch* m) noexcept:
     free(m.marg)
     free(m.part_lem)
     free(m.dv)
+    free(m.gV)
     free(m.scores)
     free(m.threads)
-    m.marg = m.part_lem = m.dv = m.scores = m.threads = NULL
+    m.marg = m.part_lem = m.dv = m.gV = m.scores = m.threads = NULL
 
 
 cdef int _check_bounds(const double[::1] U, const double[::1] Uhat, const double[::1] V,
@@ -575,6 +704,21 @@ cdef int _check_l1(const double[::1] scalars, bint l1, const double[::1] qU,
             qU is None or qV is None or l1_stamp is None or qU.shape[0] != nU
             or qV.shape[0] != nV or l1_stamp.shape[0] != n_attributes)):
         raise ValueError("sgd_epoch: scalars, qU, qV or l1_stamp do not match the layout")
+    return 0
+
+
+cdef int _check_adagrad(bint ada, const double[::1] GU, const double[::1] GV,
+                        const double[::1] gU, const double[::1] EU,
+                        const int64_t[::1] ada_stamp, Py_ssize_t nU, Py_ssize_t nV,
+                        Py_ssize_t n_attributes, double lam1) except -1:
+    # The AdaGrad state's sizes (G, gU and EU index like U, GV like V, the stamps by
+    # attribute); its step has no L1.
+    if ada and (GU is None or GV is None or gU is None or EU is None or ada_stamp is None
+                or GU.shape[0] != nU or gU.shape[0] != nU or EU.shape[0] != nU
+                or GV.shape[0] != nV or ada_stamp.shape[0] != n_attributes):
+        raise ValueError("sgd_epoch: GU, GV, gU, EU or ada_stamp do not match the layout")
+    if ada and lam1 > 0.0:
+        raise ValueError("sgd_epoch: the adagrad step has no L1 (lam1 must be 0)")
     return 0
 
 
@@ -625,6 +769,18 @@ def sgd_epoch(
                                            #     (zeros at the start of training)
     const double[::1] seq_weight=None,     # IN  [n_seq] sample weights: each sequence's
                                            #     step is scaled by its weight (None: 1)
+    bint adagrad=False,                    # IN  the AdaGrad step (_adagrad.h): eta = eta0
+                                           #     constant, power ignored, lam1 must be 0;
+                                           #     U, V are the weights (scalars[0] stays 1),
+                                           #     Uhat, Vhat the sums of the averaged
+                                           #     iterates; needs the four arrays below
+    double[::1] GU=None,                   # INOUT [n_state] summed squared gradients of U
+    double[::1] GV=None,                   # INOUT [K*K + 2K] the same for V
+    double[::1] gU=None,                   # INOUT [n_state] scratch, zeros (and left so)
+    int64_t[::1] ada_stamp=None,           # INOUT [A] the step up to which each attribute's
+                                           #     weights are current (zeros at the start)
+    double[::1] EU=None,                   # INOUT [n_state] expm1(-eta lam batch_size s) of
+                                           #     each U's last step (zeros at the start)
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef Py_ssize_t nU = U.shape[0]
@@ -655,6 +811,8 @@ def sgd_epoch(
     _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
                   batch_size)
     _check_l1(scalars, l1, qU, qV, l1_stamp, nU, nV, D + max(tail_ptr.shape[0] - 1, 0))
+    _check_adagrad(adagrad, GU, GV, gU, EU, ada_stamp, nU, nV,
+                   D + max(tail_ptr.shape[0] - 1, 0), lam1)
     if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads) != 0:
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
     sch.eta0 = eta0
@@ -705,6 +863,14 @@ def sgd_epoch(
     b.qU = &qU[0] if l1 and nU > 0 else NULL
     b.qV = &qV[0] if l1 else NULL
     b.l1_stamp = &l1_stamp[0] if l1 and l1_stamp.shape[0] > 0 else NULL
+    b.ada = adagrad
+    b.GU = &GU[0] if adagrad and nU > 0 else NULL
+    b.EU = &EU[0] if adagrad and nU > 0 else NULL
+    b.gU = &gU[0] if adagrad and nU > 0 else NULL
+    b.GV = &GV[0] if adagrad else NULL
+    b.gV = m.gV
+    b.ada_stamp = &ada_stamp[0] if adagrad and ada_stamp.shape[0] > 0 else NULL
+    b.n_attributes = D + max(tail_ptr.shape[0] - 1, 0)
     sync[0] = 0   # the published generation; -1: the call is over
     sync[1] = 0   # the claim word (_sync.h)
     sync[2] = 0   # items of the current generation done
@@ -717,7 +883,12 @@ def sgd_epoch(
                                        bad_p)
         else:
             _helper_loop(bp, &w, pw, sync, bad_p)
-    if status == 0 and fold:
+    if status == 0 and fold and adagrad:
+        # Every row current: U, V the iterate and Uhat, Vhat the sums of the average.
+        fcrf_ada_sync(&L, b.n_attributes, Up, Hp, b.GU, b.EU, b.ada_stamp,
+                      <int64_t> scalars[S_STEP],
+                      eta0 * lam * batch_size, _ada_averages(&sch, scalars[S_STEP]))
+    elif status == 0 and fold:
         if l1:
             fcrf_l1_fold(b.qU, nU, b.qV, nV, &scalars[S_L1], scalars[S_ALPHA])
         _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],

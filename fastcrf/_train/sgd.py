@@ -13,6 +13,10 @@ the cumulative penalty of Tsuruoka, Tsujii and Ananiadou (2009)
   half of the epochs (:func:`averaging_start`).
 - 'l2sgd' (CRFsuite): ``eta_t = 1 / (lambda (t0 + t))`` with ``t0 = 1 / (lambda
   eta0)``, i.e. the same formula with power 1, no averaging.
+- 'asgd' with ``learning_rate='adagrad'``: a per-weight step (Duchi, Hazan and Singer
+  2011): ``G += g^2``, ``w <- exp(-eta lambda n_b / sqrt(G)) w + eta g / sqrt(G)``
+  with a constant ``eta`` (``eta0``, default :data:`ADAGRAD_ETA`), applied lazily
+  (fastcrf/_kernels/_adagrad.h), averaged as 'asgd' is; no calibration.
 
 ``eta0`` is calibrated as CRFsuite and crfasgd do: one pass over a random sample of
 the training set for each candidate, keeping the candidate with the lowest
@@ -50,6 +54,7 @@ class SGDSettings:
     period: int = 10
     delta: float = 1e-6
     algorithm: str = "asgd"
+    learning_rate: str = "calibrated"
 
     @classmethod
     def from_params(cls, params):
@@ -77,9 +82,14 @@ class _State:
     (fastcrf._layout.StateLayout).  With ``l1``, ``qU`` and ``qV`` hold the L1
     penalty each weight has received (fastcrf/_kernels/_l1.h), ``scalars[5]`` the
     cumulative penalty and ``l1_stamp`` the last step that clipped each attribute.
+    With ``adagrad`` (fastcrf/_kernels/_adagrad.h) the scale stays 1, ``Uhat`` and
+    ``Vhat`` are sums of the iterates of the steps after ``avg_start``, ``GU`` and
+    ``GV`` the summed squared gradients, ``gU`` the engine's zeroed scratch, ``EU``
+    each weight's decay per full mini-batch minus 1 and ``ada_stamp`` the step up to
+    which each attribute's weights are current.
     """
 
-    def __init__(self, layout, l1=False):
+    def __init__(self, layout, l1=False, adagrad=False, avg_start=-1.0):
         K = layout.n_labels
         self.layout = layout
         self.U = _aligned_zeros(layout.size)
@@ -93,6 +103,22 @@ class _State:
                          else None)
         # alpha, beta, gamma, t, steps, u (L1)
         self.scalars = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+        self.adagrad = adagrad
+        self.avg_start = avg_start
+        if adagrad:
+            self.GU = _aligned_zeros(layout.size)
+            self.gU = _aligned_zeros(layout.size)
+            self.EU = _aligned_zeros(layout.size)
+            self.GV = np.zeros(K * K + 2 * K)
+            self.ada_stamp = _aligned_zeros(layout.n_attributes).view(np.int64)
+        else:
+            self.GU = self.gU = self.EU = self.GV = self.ada_stamp = None
+
+    def has_average(self, averaging, avg_start):
+        """Whether the weights to return are the average (after an epoch)."""
+        if self.adagrad:
+            return averaging and self.scalars[4] > avg_start
+        return averaging and self.scalars[4] > avg_start + 1.0
 
     def weights(self, averaged):
         """The averaged weights (valid after an epoch that ran with averaging) or the
@@ -103,6 +129,9 @@ class _State:
         not 0 for a weight that the penalty clipped to 0 only after averaging started,
         and keeping the iterate's zeros is what makes an L1 model sparse.
         """
+        if averaged and self.adagrad:
+            n = self.scalars[4] - self.avg_start
+            return LayoutWeights(self.Uhat / n, self.Vhat / n)
         if averaged:
             if self.qU is None:
                 return LayoutWeights(self.Uhat.copy(), self.Vhat.copy())
@@ -255,7 +284,8 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             # pass, ~5% of an epoch when every slice did it): the scalars carry the
             # state across slices, so the epoch equals one call over its whole order.
             fold=hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
-            l1_stamp=state.l1_stamp, seq_weight=data.weights)
+            l1_stamp=state.l1_stamp, seq_weight=data.weights, adagrad=state.adagrad,
+            GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU)
         if choice is not None and lo > 0:
             # The first slice of a pass pays for cold caches and fresh pages (up to
             # 5x the rate of the next ones, CoNLL-2000): it would skew the choice.
@@ -395,6 +425,11 @@ def averaging_start(n_epochs):
     return max(n_epochs, 1) // 2
 
 
+#: AdaGrad's step size when ``eta0`` is None: its per-weight scales make one constant
+#: fit both corpora measured (bench/README.md, "A per-weight (AdaGrad) step").
+ADAGRAD_ETA = 1.0
+
+
 def steps_per_epoch(n_sequences, batch_size):
     """SGD steps in one pass over ``n_sequences`` sequences."""
     return -(-int(n_sequences) // int(batch_size))
@@ -421,7 +456,8 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     ``random_state`` shuffles every epoch and samples the calibration set; the
     callback's ``info`` also holds the step size ``eta0``; ``log`` receives the
     calibration trials.  ``init`` (LayoutWeights) is the first iterate; the step-size
-    schedule and the average start afresh from it.
+    schedule and the average start afresh from it (with ``learning_rate='adagrad'``,
+    the summed squared gradients too).
     """
     n = data.n_sequences
     lam = 2.0 * settings.c2 / n
@@ -435,10 +471,14 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         raise ValueError("algorithm='l2sgd' needs c2 > 0 (its step size is 1 / (lambda t))")
     if lam1 > 0.0 and algorithm != "asgd":
         raise ValueError(f"c1 (L1) is not supported by algorithm={algorithm!r}")
+    adagrad = settings.learning_rate == "adagrad"
+    check_learning_rate(algorithm, settings.learning_rate, settings.c1)
 
     started = time.perf_counter()
     choice = _ThreadChoice(n_threads)
     eta0 = settings.eta0
+    if eta0 is None and adagrad:
+        eta0 = ADAGRAD_ETA
     if eta0 is None:
         # 'asgd' takes the candidate above the best (step_up).  A trial is one pass
         # from w = 0 over a sample, a few hundred steps: it favours the step that
@@ -453,17 +493,17 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
                              n_jobs, log, choice, lam1, step_up=algorithm == "asgd")
         if log is not None:
             log(f"calibration: using eta0={eta0:.6g}")
-    state = _State(layout, l1=lam1 > 0)
-    if init is not None:
-        # The scale alpha is 1: the iterate is U and V themselves.
-        state.U[:] = init.state
-        state.V[:] = init.chain
     max_epochs = settings.max_iterations
     if max_epochs is None:
         max_epochs = default_epochs(n, settings.batch_size)
     avg_start = -1.0
     if averaging:
         avg_start = float(averaging_start(max_epochs) * steps_per_epoch(n, settings.batch_size))
+    state = _State(layout, l1=lam1 > 0, adagrad=adagrad, avg_start=avg_start)
+    if init is not None:
+        # The scale alpha is 1: the iterate is U and V themselves.
+        state.U[:] = init.state
+        state.V[:] = init.chain
     history = []
     epoch = 0
     for epoch in range(1, max_epochs + 1):
@@ -475,7 +515,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             raise FloatingPointError(
                 f"the weights diverged in epoch {epoch} (eta0={eta0:.3g}); "
                 "set a smaller eta0 or scale the feature values down")
-        averaged = averaging and state.scalars[4] > avg_start + 1.0
+        averaged = state.has_average(averaging, avg_start)
         norm2 = state.squared_norm()
         info = {
             "loss": loss,
@@ -495,12 +535,28 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             break
         if _converged(history, settings):
             break
-    averaged = averaging and state.scalars[4] > avg_start + 1.0
-    if averaged and lam1 > 0:
+    averaged = state.has_average(averaging, avg_start)
+    if averaged and (lam1 > 0 or adagrad):
         return state.weights(True), epoch
     if averaged:
         return LayoutWeights(state.Uhat, state.Vhat), epoch
     return state.weights(False), epoch
+
+
+def check_learning_rate(algorithm, learning_rate, c1):
+    """Raise a ValueError naming ``learning_rate`` when it does not apply.
+
+    'adagrad' is a step rule of 'asgd' only, and it has no L1 term (its lazy step
+    handles the L2 decay exactly; a cumulative L1 clip in its geometry is not built).
+    """
+    if learning_rate != "adagrad":
+        return
+    if algorithm != "asgd":
+        raise ValueError(f"learning_rate='adagrad' is only for algorithm='asgd', not "
+                         f"{algorithm!r}")
+    if c1 > 0:
+        raise ValueError(f"learning_rate='adagrad' has no L1 term: set c1=0 (got c1={c1}) "
+                         "or learning_rate='calibrated'")
 
 
 def _converged(history, settings):
@@ -520,7 +576,7 @@ def _converged(history, settings):
 # (bench/README.md) and on small training sets.
 ASGD = Trainer("asgd", SGDSettings, fit_sgd,
                defaults={"c2": 0.25, "max_iterations": None, "averaging": True,
-                         "period": 10, "delta": 1e-6},
+                         "period": 10, "delta": 1e-6, "learning_rate": "calibrated"},
                supports_l1=True)
 # CRFsuite's own defaults (what sklearn-crfsuite gets when it passes None).
 L2SGD = Trainer("l2sgd", SGDSettings, fit_sgd,
