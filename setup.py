@@ -71,8 +71,8 @@ encoder = [
 extensions.append(Extension(
     "fastcrf._features._columns",
     [f"{FEATURES}/_columns.pyx"],
-    include_dirs=[FEATURES],
-    depends=[f"{FEATURES}/_columns.h"],
+    include_dirs=[FEATURES, KERNELS],   # _openmp.h is the kernels'
+    depends=[f"{FEATURES}/_columns.h", f"{KERNELS}/_openmp.h"],
 ))
 
 directives = {

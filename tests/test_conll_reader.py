@@ -240,3 +240,18 @@ def test_chunking_template_on_conll2000_sample(monkeypatch, tmp_path):
     for min_freq in (0, 3):
         _both(monkeypatch, tmp_path, data, template=CHUNKING_TEMPLATE, min_freq=min_freq,
               chunk_size=37)
+
+
+def test_thread_count_does_not_change_the_dataset(monkeypatch, tmp_path):
+    """The template's lines are expanded on several threads (one line each at a
+    time); the ids are numbered afterwards, in token order, by one."""
+    import fastcrf._parallel
+
+    path = tmp_path / "f.txt"
+    path.write_bytes(("é NN B-NP\r\ncat NN I-NP\n\nx y O\n" * 50).encode())
+    out = []
+    for n in (1, 2, 3):
+        monkeypatch.setattr(fastcrf._parallel, "effective_n_threads", lambda *a, n=n: n)
+        out.append(Dataset.from_conll(str(path), CHUNKING_TEMPLATE, chunk_size=7))
+    _same(out[0], out[1])
+    _same(out[0], out[2])

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "_openmp.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define FCOL_PREFETCH(p) __builtin_prefetch((const void *)(p))
@@ -104,9 +105,10 @@ static inline uint64_t fcol_hash(const unsigned char *p, size_t n) {
         memcpy(&w, p, 8);
         h = fcol_mum(w ^ fcol_k1, h ^ fcol_k2);
     }
-    if (n > 0) {
+    if (n > 0) {    /* byte by byte: a libc call for a few bytes costs more */
         w = 0;
-        memcpy(&w, p, n);
+        for (size_t i = 0; i < n; i++)
+            w |= (uint64_t)p[i] << (8 * i);
         h = fcol_mum(w ^ fcol_k2, h ^ fcol_k1);
     }
     return fcol_mum(h ^ fcol_k2, fcol_k1);
@@ -496,12 +498,12 @@ typedef struct {
     const int32_t *cols;          /* index into the expander's columns */
     const unsigned char *const *pieces;
     const int64_t *piece_len;
-    int32_t *by_code;             /* n_cells == 1: column code -> id + 1 (0: new) */
-    int64_t by_code_n, by_code_cap;
     fcol_combos small;            /* 2 <= n_cells <= FCOL_INLINE_CELLS */
+    int32_t *keys;                /* [combination][FCOL_INLINE_CELLS] codes of small's */
+    int64_t keys_cap;
     fcol_table combos;            /* more cells: the codes as bytes */
-    int32_t *combo_id;            /* combination -> attribute id */
-    int64_t combo_cap;
+    int32_t *attr;                /* combination -> attribute id (-1: none yet) */
+    int64_t attr_n, attr_cap;
 } fcol_rule;
 
 #define FCOL_BOUNDARY 8   /* CRF++'s _B-1.._B-8 take codes 0..7, _B+1.._B+8 8..15 */
@@ -537,92 +539,126 @@ static int64_t fcol_attribute(const fcol_rule *rule, const int32_t *key,
     return fcol_table_id(names, *scratch, (size_t)n);
 }
 
-/* Tokens looked ahead: their slots are fetched while this one's are resolved. */
-#define FCOL_AHEAD 8
+/* Tokens looked ahead in phase 1: their slots are fetched meanwhile. */
+#define FCOL_AHEAD 16
+
+/* Phase 1, one rule over a chunk's T tokens: each token's combination id (the
+ * rule's own numbering, first seen first) into cid.  A single cell's combination is
+ * its column code; more cells are looked up in the rule's table, and a new
+ * combination's codes are appended to rule->keys.  Rules share nothing here, so
+ * threads may run different rules at once.  0, or -1 (memory). */
+static int fcol_rule_combos(fcol_rule *rule, int32_t *const *codes, const int32_t *pos,
+                            const int32_t *len, int64_t T, int32_t *cid) {
+    int32_t key[64];
+    const int m = rule->n_cells;
+    const int ahead = m >= 2 && m <= FCOL_INLINE_CELLS;
+    for (int64_t t = 0; t < T; t++) {
+        if (ahead && t + FCOL_AHEAD < T) {
+            /* fetch the slot of a token further on while this one is resolved */
+            const int64_t u = t + FCOL_AHEAD;
+            uint64_t k[2] = {0, 0};
+            fcol_key(rule, codes, u, pos[u], len[u], key);
+            memcpy(k, key, (size_t)m * sizeof(int32_t));
+            FCOL_PREFETCH(rule->small.slots
+                          + (fcol_combo_hash(k[0], k[1]) & rule->small.mask));
+        }
+        fcol_key(rule, codes, t, pos[t], len[t], key);
+        int64_t c;
+        if (m == 1) {
+            c = key[0];
+        } else if (m <= FCOL_INLINE_CELLS) {
+            uint64_t k[2] = {0, 0};
+            memcpy(k, key, (size_t)m * sizeof(int32_t));
+            fcol_cslot *slot = fcol_combo_slot(&rule->small, k[0], k[1]);
+            c = slot->id1 - 1;
+            if (c < 0) {
+                c = rule->small.n;
+                if (fcol_reserve((void **)&rule->keys, &rule->keys_cap,
+                                 (c + 1) * FCOL_INLINE_CELLS, sizeof(int32_t))
+                        || fcol_combo_add(&rule->small, slot, k[0], k[1], c))
+                    return -1;
+                memcpy(rule->keys + c * FCOL_INLINE_CELLS, key, (size_t)m * sizeof(int32_t));
+            }
+        } else {
+            c = fcol_table_id(&rule->combos, (const unsigned char *)key,
+                              (size_t)m * sizeof(int32_t));
+            if (c < 0)
+                return -1;
+        }
+        cid[t] = (int32_t)c;
+    }
+    return 0;
+}
+
+/* The column codes of combination c of a rule (see fcol_rule_combos). */
+static inline const int32_t *fcol_combo_key(const fcol_rule *rule, const int32_t *c) {
+    if (rule->n_cells == 1)
+        return c;
+    if (rule->n_cells <= FCOL_INLINE_CELLS)
+        return rule->keys + (int64_t)*c * FCOL_INLINE_CELLS;
+    return (const int32_t *)(rule->combos.arena + rule->combos.off[*c]);
+}
 
 /* Each token's attribute ids, token-major and in rule order (so new attributes get
  * first-seen ids exactly as the Python path numbers them), from the column codes
- * codes[c][t]. */
+ * codes[c][t].  Phase 1 (fcol_rule_combos) runs rule by rule, on n_threads OpenMP
+ * threads: a rule's table stays in cache for the whole chunk, where token-major
+ * lookups would take turns over all the tables.  Phase 2 walks the tokens in
+ * order: a combination already seen has its attribute in rule->attr, a new one
+ * builds its string and looks it up in `names`.  The ids never depend on the
+ * thread count.  0, or -1 (memory). */
 static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                        const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
-                       fcol_table *names, int32_t *out) {
+                       fcol_table *names, int32_t *out, int n_threads) {
     unsigned char *scratch = NULL;
     int64_t scratch_cap = 0, T = 0;
-    int32_t key[64];
-    int status = -1;
+    int status = -1, failed = 0;
     for (int64_t s = 0; s < n_seq; s++)
         T += seq_len[s];
     int32_t *pos = (int32_t *)malloc((size_t)(T + 1) * sizeof(int32_t));
     int32_t *len = (int32_t *)malloc((size_t)(T + 1) * sizeof(int32_t));
-    if (pos == NULL || len == NULL)
+    int32_t *cid = (int32_t *)malloc((size_t)(T * n_rules + 1) * sizeof(int32_t));
+    if (pos == NULL || len == NULL || cid == NULL)
         goto done;
     for (int64_t s = 0, t = 0; s < n_seq; s++)
         for (int64_t p = 0; p < seq_len[s]; p++, t++) {
             pos[t] = (int32_t)p;
             len[t] = (int32_t)seq_len[s];
         }
-    for (int64_t t = 0; t < T; t++) {
-        const int64_t p = pos[t], L = len[t];
-        if (t + FCOL_AHEAD < T) {
-            const int64_t u = t + FCOL_AHEAD;
-            for (int r = 0; r < n_rules; r++) {
-                if (rules[r].n_cells < 2 || rules[r].n_cells > FCOL_INLINE_CELLS)
-                    continue;
-                uint64_t k[2] = {0, 0};
-                fcol_key(rules + r, codes, u, pos[u], len[u], key);
-                memcpy(k, key, (size_t)rules[r].n_cells * sizeof(int32_t));
-                FCOL_PREFETCH(rules[r].small.slots
-                              + (fcol_combo_hash(k[0], k[1]) & rules[r].small.mask));
-            }
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
+    for (int r = 0; r < n_rules; r++)
+        if (fcol_rule_combos(rules + r, codes, pos, len, T, cid + (int64_t)r * T)) {
+            #pragma omp atomic write
+            failed = 1;
         }
+    if (failed)
+        goto done;
+    for (int r = 0; r < n_rules; r++) {
+        /* room for every combination phase 1 found; new ones have no attribute yet */
+        fcol_rule *rule = rules + r;
+        const int64_t n = rule->n_cells == 1 ? columns[rule->cols[0]].n
+                        : rule->n_cells <= FCOL_INLINE_CELLS ? rule->small.n
+                        : rule->combos.n;
+        if (fcol_reserve((void **)&rule->attr, &rule->attr_cap, n, sizeof(int32_t)))
+            goto done;
+        for (int64_t c = rule->attr_n; c < n; c++)
+            rule->attr[c] = -1;
+        if (n > rule->attr_n)
+            rule->attr_n = n;
+    }
+    for (int64_t t = 0; t < T; t++) {
         for (int r = 0; r < n_rules; r++) {
             fcol_rule *rule = rules + r;
-            int64_t id;
-            fcol_key(rule, codes, t, p, L, key);
-            if (rule->n_cells == 1) {
-                /* One cell: its column code indexes the rule's ids directly. */
-                const int64_t n_codes = columns[rule->cols[0]].n;
-                if (rule->by_code_n < n_codes) {
-                    if (fcol_reserve((void **)&rule->by_code, &rule->by_code_cap, n_codes,
-                                     sizeof(int32_t)))
-                        goto done;
-                    memset(rule->by_code + rule->by_code_n, 0,
-                           (size_t)(n_codes - rule->by_code_n) * sizeof(int32_t));
-                    rule->by_code_n = n_codes;
-                }
-                id = (int64_t)rule->by_code[key[0]] - 1;
-                if (id < 0) {
-                    id = fcol_attribute(rule, key, columns, names, &scratch, &scratch_cap);
-                    if (id < 0)
-                        goto done;
-                    rule->by_code[key[0]] = (int32_t)(id + 1);
-                }
-            } else if (rule->n_cells <= FCOL_INLINE_CELLS) {
-                uint64_t k[2] = {0, 0};
-                memcpy(k, key, (size_t)rule->n_cells * sizeof(int32_t));
-                fcol_cslot *c = fcol_combo_slot(&rule->small, k[0], k[1]);
-                id = c->id1 - 1;
-                if (id < 0) {       /* a new combination: its string */
-                    id = fcol_attribute(rule, key, columns, names, &scratch, &scratch_cap);
-                    if (id < 0 || fcol_combo_add(&rule->small, c, k[0], k[1], id))
-                        goto done;
-                }
-            } else {
-                const int64_t before = rule->combos.n;
-                const int64_t c = fcol_table_id(&rule->combos, (const unsigned char *)key,
-                                                (size_t)rule->n_cells * sizeof(int32_t));
-                if (c < 0)
+            const int32_t *c = cid + (int64_t)r * T + t;
+            int32_t id = rule->attr[*c];
+            if (id < 0) {
+                const int64_t a = fcol_attribute(rule, fcol_combo_key(rule, c), columns,
+                                                 names, &scratch, &scratch_cap);
+                if (a < 0)
                     goto done;
-                if (c == before) {
-                    id = fcol_attribute(rule, key, columns, names, &scratch, &scratch_cap);
-                    if (id < 0 || fcol_reserve((void **)&rule->combo_id, &rule->combo_cap,
-                                               c + 1, sizeof(int32_t)))
-                        goto done;
-                    rule->combo_id[c] = (int32_t)id;
-                }
-                id = rule->combo_id[c];
+                id = rule->attr[*c] = (int32_t)a;
             }
-            out[t * n_rules + r] = (int32_t)id;
+            out[t * n_rules + r] = id;
         }
     }
     status = 0;
@@ -630,6 +666,7 @@ done:
     free(scratch);
     free(pos);
     free(len);
+    free(cid);
     return status;
 }
 

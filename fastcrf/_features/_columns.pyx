@@ -54,18 +54,17 @@ cdef extern from "_columns.h" nogil:
 
     ctypedef struct fcol_rule:
         int n_cells
-        int32_t *by_code
+        int32_t *keys
+        int32_t *attr
         const int32_t *rows
         const int32_t *cols
         const unsigned char *const *pieces
         const int64_t *piece_len
         fcol_combos small
         fcol_table combos
-        int32_t *combo_id
-        int64_t combo_cap
     int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                     const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
-                    fcol_table *names, int32_t *out)
+                    fcol_table *names, int32_t *out, int n_threads)
     int fcol_count(int64_t **counts, int64_t *counts_n, int64_t *counts_cap,
                    int64_t n_names, const int32_t *ids, int64_t n)
 
@@ -108,6 +107,8 @@ cdef class ColumnReader:
         The field separator, UTF-8; None splits at whitespace.
     docstart : bool
         Whether a ``-DOCSTART-`` row ends the sentence and is skipped.
+    n_threads : int, default=1
+        OpenMP threads of ``expand`` (the ids do not depend on it).
     """
 
     cdef fcol_parser ps
@@ -123,8 +124,9 @@ cdef class ColumnReader:
     cdef object keep              # the Python objects the C structs point into
     cdef list column_of           # template column -> index into columns
     cdef bytes sep
+    cdef int n_threads
 
-    def __cinit__(self, rules, sep, docstart):
+    def __cinit__(self, rules, sep, docstart, int n_threads=1):
         cdef int r, j
         memset(&self.ps, 0, sizeof(self.ps))
         memset(&self.names, 0, sizeof(self.names))
@@ -137,6 +139,7 @@ cdef class ColumnReader:
         for k, c in enumerate(used):
             self.column_of[c] = k
         self.keep = []
+        self.n_threads = max(n_threads, 1)
         self.sep = sep
         self.ps.sep = NULL if sep is None else <const unsigned char *>self.sep
         self.ps.sep_len = 0 if sep is None else len(sep)
@@ -188,10 +191,10 @@ cdef class ColumnReader:
         if self.rules != NULL:
             for j in range(self.n_rules):
                 free(<void *>self.rules[j].pieces)
-                free(self.rules[j].combo_id)
+                free(self.rules[j].attr)
+                free(self.rules[j].keys)
                 fcol_table_free(&self.rules[j].combos)
                 free(self.rules[j].small.slots)
-                free(self.rules[j].by_code)
             free(self.rules)
         if self.columns != NULL:
             for j in range(self.n_columns):
@@ -290,7 +293,8 @@ cdef class ColumnReader:
                     status = fcol_intern(&self.ps, p, label_field, &self.labels, lab)
                 if status == 0 and T:
                     status = fcol_expand(self.rules, self.n_rules, codes, self.columns,
-                                         self.ps.seq_len, S, &self.names, &ids_v[0])
+                                         self.ps.seq_len, S, &self.names, &ids_v[0],
+                                         self.n_threads)
                 if status == 0 and T:
                     status = fcol_count(&self.counts, &self.counts_n, &self.counts_cap,
                                         self.names.n, &ids_v[0], T * self.n_rules)

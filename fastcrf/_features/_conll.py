@@ -40,13 +40,15 @@ def read(paths, template, builder, *, label_column, sep, docstart, encoding, chu
     ``check_columns(template, label_column, n, path)`` runs after each file's first
     chunk, as the Python path runs it; ``name_of(path)`` names a file in errors.
     """
+    from .._parallel import effective_n_threads
     from ..io import _check_sep
 
     sep = _check_sep(sep)
     reader = _columns.ColumnReader(
         [([row for row, _ in r.cells], [c for _, c in r.cells],
           [p.encode("utf-8", "surrogatepass") for p in r.pieces]) for r in template._unigram],
-        None if sep is None else sep.encode("utf-8", "surrogatepass"), docstart)
+        None if sep is None else sep.encode("utf-8", "surrogatepass"), docstart,
+        effective_n_threads(None, len(template._unigram)))
     n_fields = None
     fields = label_field = None
     for path in paths:
