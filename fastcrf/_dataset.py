@@ -181,7 +181,10 @@ class Dataset:
 
         The result equals ``Dataset.from_sequences(template.transform(X), y)`` for
         ``X, y`` read by :func:`fastcrf.io.load_conll`, without building the
-        per-token feature lists.
+        per-token feature lists.  UTF-8 files given as paths or binary streams are
+        parsed and expanded by compiled code (no Python object per token); other
+        encodings and text streams go through :func:`fastcrf.io.read_conll`.  Both
+        give bitwise the same Dataset and the same errors.
 
         Parameters
         ----------

@@ -53,7 +53,7 @@ def test_partial_fit_twice_equals_two_epochs(data, algorithm, kw, eta0):
 
 def test_warm_fit_equals_one_longer_fit(data):
     X, y = data
-    kw = dict(algorithm="l2sgd", eta0=0.05, delta=0)
+    kw = {"algorithm": "l2sgd", "eta0": 0.05, "delta": 0}
     whole = CRF(max_iterations=4, random_state=np.random.default_rng(3), **kw).fit(X, y)
     warm = CRF(max_iterations=2, warm_start=True, random_state=np.random.default_rng(3),
                **kw)
