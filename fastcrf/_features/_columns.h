@@ -20,28 +20,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "_openmp.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#  define FCOL_PREFETCH(p) __builtin_prefetch((const void *)(p))
-#else
-#  define FCOL_PREFETCH(p) ((void)0)
-#endif
-
-#if defined(__linux__)
-#  include <sys/mman.h>
-#endif
-/* Ask for huge pages for a large table (Linux' transparent huge pages, where they
- * are "madvise"): random probes then miss the cache, not also the TLB. */
-static inline void fcol_advise_huge(void *p, size_t n) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const uintptr_t page = 4096, start = ((uintptr_t)p + page - 1) & ~(page - 1);
-    if (n >= ((size_t)4 << 20) && (uintptr_t)p + n > start + page)
-        madvise((void *)start, ((uintptr_t)p + n - start) & ~(page - 1), MADV_HUGEPAGE);
-#else
-    (void)p; (void)n;
-#endif
-}
+/* The encoder's hash primitive and keys (fcrf_mum, fcrf_hash_k*, fcrf_seed_hash),
+ * FCRF_PREFETCH and fcrf_advise_huge; it brings _openmp.h. */
+#include "_names.h"
 
 /* ------------------------------------------------------------------------- */
 /* Growable arrays                                                            */
@@ -66,52 +47,19 @@ static int fcol_reserve(void **p, int64_t *cap, int64_t need, size_t size) {
 /* Byte-string tables: key -> dense id, ids in insertion order                */
 /* ------------------------------------------------------------------------- */
 
-static uint64_t fcol_k0 = 0x243F6A8885A308D3ull;
-static uint64_t fcol_k1 = 0x13198A2E03707345ull;
-static uint64_t fcol_k2 = 0xA4093822299F31D1ull;
-
-static inline uint64_t fcol_mum(uint64_t a, uint64_t b) {
-#if defined(__SIZEOF_INT128__)
-    const __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-#else
-    const uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
-    const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
-    const uint64_t mid = (p00 >> 32) + (uint32_t)p01 + (uint32_t)p10;
-    const uint64_t lo = (mid << 32) | (uint32_t)p00;
-    const uint64_t hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
-    return lo ^ hi;
-#endif
-}
-
-/* Keys drawn once per process (as the encoder's name hash): the ids never depend
- * on them, only how long colliding keys could make a probe. */
-static void fcol_seed(uint64_t seed) {
-    uint64_t k[3];
-    for (int i = 0; i < 3; i++) {
-        uint64_t z = (seed += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        k[i] = z ^ (z >> 31);
-    }
-    fcol_k0 = k[0];
-    fcol_k1 = k[1] | 1;
-    fcol_k2 = k[2] | 1;
-}
-
 static inline uint64_t fcol_hash(const unsigned char *p, size_t n) {
-    uint64_t h = fcol_mum(fcol_k0 ^ (uint64_t)n, fcol_k1), w;
+    uint64_t h = fcrf_mum(fcrf_hash_k0 ^ (uint64_t)n, fcrf_hash_k1), w;
     for (; n >= 8; p += 8, n -= 8) {
         memcpy(&w, p, 8);
-        h = fcol_mum(w ^ fcol_k1, h ^ fcol_k2);
+        h = fcrf_mum(w ^ fcrf_hash_k1, h ^ fcrf_hash_k2);
     }
     if (n > 0) {    /* byte by byte: a libc call for a few bytes costs more */
         w = 0;
         for (size_t i = 0; i < n; i++)
             w |= (uint64_t)p[i] << (8 * i);
-        h = fcol_mum(w ^ fcol_k2, h ^ fcol_k1);
+        h = fcrf_mum(w ^ fcrf_hash_k2, h ^ fcrf_hash_k1);
     }
-    return fcol_mum(h ^ fcol_k2, fcol_k1);
+    return fcrf_mum(h ^ fcrf_hash_k2, fcrf_hash_k1);
 }
 
 /* Open addressing, linear probing, at most half full; a slot packs the hash's high
@@ -220,7 +168,7 @@ static int fcol_combos_init(fcol_combos *t) {
 }
 
 static inline uint64_t fcol_combo_hash(uint64_t k0, uint64_t k1) {
-    return fcol_mum(fcol_mum(k0 ^ fcol_k1, k1 ^ fcol_k2) ^ fcol_k0, fcol_k1);
+    return fcrf_mum(fcrf_mum(k0 ^ fcrf_hash_k1, k1 ^ fcrf_hash_k2) ^ fcrf_hash_k0, fcrf_hash_k1);
 }
 
 /* The slot of (k0, k1): its own, or the empty one where it goes. */
@@ -247,7 +195,7 @@ static int fcol_combo_add(fcol_combos *t, fcol_cslot *c, uint64_t k0, uint64_t k
     fcol_cslot *slots = (fcol_cslot *)calloc(size, sizeof(fcol_cslot));
     if (slots == NULL)
         return -1;
-    fcol_advise_huge(slots, size * sizeof(fcol_cslot));
+    fcrf_advise_huge(slots, size * sizeof(fcol_cslot));
     for (uint64_t i = 0; i <= t->mask; i++) {
         const fcol_cslot d = t->slots[i];
         if (d.id1 == 0)
@@ -559,7 +507,7 @@ static int fcol_rule_combos(fcol_rule *rule, int32_t *const *codes, const int32_
             uint64_t k[2] = {0, 0};
             fcol_key(rule, codes, u, pos[u], len[u], key);
             memcpy(k, key, (size_t)m * sizeof(int32_t));
-            FCOL_PREFETCH(rule->small.slots
+            FCRF_PREFETCH(rule->small.slots
                           + (fcol_combo_hash(k[0], k[1]) & rule->small.mask));
         }
         fcol_key(rule, codes, t, pos[t], len[t], key);

@@ -33,7 +33,7 @@ cdef extern from "_columns.h" nogil:
     int fcol_table_init(fcol_table *t)
     void fcol_table_free(fcol_table *t)
     int64_t fcol_table_id(fcol_table *t, const unsigned char *p, size_t n)
-    void fcol_seed(uint64_t seed)
+    void fcrf_seed_hash(uint64_t seed)
 
     ctypedef struct fcol_parser:
         int64_t *fields
@@ -88,7 +88,7 @@ cdef unsigned char _EMPTY = 0
 
 def seed(uint64_t value):
     """Set the tables' hash keys (the ids never depend on them)."""
-    fcol_seed(value)
+    fcrf_seed_hash(value)
 
 
 cdef inline const unsigned char *_data(const unsigned char[::1] view):
