@@ -67,6 +67,13 @@ encoder = [
         depends=[f"{FEATURES}/_names.h", f"{FEATURES}/_murmur.h", f"{KERNELS}/_openmp.h"],
     ),
 ]
+# The column reader keeps no shared Python state: its C runs on its own buffers.
+extensions.append(Extension(
+    "fastcrf._features._columns",
+    [f"{FEATURES}/_columns.pyx"],
+    include_dirs=[FEATURES, KERNELS],   # _openmp.h is the kernels'
+    depends=[f"{FEATURES}/_columns.h", f"{FEATURES}/_names.h", f"{KERNELS}/_openmp.h"],
+))
 
 directives = {
     "language_level": 3,

@@ -2,6 +2,12 @@
 streamed :class:`fastcrf.Dataset` (the default), and training from an encoded folder.
 
     python bench/bench_dataset.py [--data DIR] [--times 8 48] [--rounds 1] [--paths ...]
+                                  [--max-iterations N]
+
+``stream`` reads the column file with the compiled reader, ``stream-py`` with the
+Python one (``FASTCRF_READER=python``: ``io.read_conll`` rows through
+``Template.encode``); both give the same Dataset.  ``--max-iterations 1`` keeps the
+training short when only the read + encode seconds are compared.
 
 CoNLL-2000's training set is repeated N times into a temporary file (CRF++'s chunking
 template, as in bench_templates.py).  Each run is one ``fastcrf train`` child process;
@@ -24,14 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
-PATHS = ("lists", "stream", "folder")
+PATHS = ("lists", "stream", "stream-py", "folder")
 
 
-def run_child(argv):
+def run_child(argv, env=None):
     """Run ``argv``; return ``(stdout, peak RSS in MB, wall seconds)``."""
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, env=env)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -61,6 +67,12 @@ def one(path, train, test, folder, work, args):
     fastcrf = [sys.executable, "-m", "fastcrf"]
     model = os.path.join(work, f"{path}.npz")
     common = ["-m", model, "-a", args.algorithm, "--seed", "0"]
+    if args.max_iterations:
+        common += ["-i", str(args.max_iterations)]
+    env = dict(os.environ)
+    env.pop("FASTCRF_READER", None)
+    if path == "stream-py":
+        env["FASTCRF_READER"] = "python"
     encode_s = 0.0
     if path == "folder":
         out, rss_e, _ = run_child(fastcrf + ["encode", "-t", "chunking", "-o", folder, train])
@@ -70,7 +82,7 @@ def one(path, train, test, folder, work, args):
     else:
         extra = ["--lists"] if path == "lists" else []
         out, rss, wall = run_child(fastcrf + ["train", "-t", "chunking"] + common + extra
-                                   + [train])
+                                   + [train], env)
     return {"rss": rss, "read": encode_s or seconds(r"extracted in ([\d.]+) s", out),
             "train": seconds(r"trained in ([\d.]+) s", out), "wall": wall,
             "f1": f1_of(model, test)}
@@ -84,6 +96,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     ap.add_argument("--algorithm", default="asgd")
+    ap.add_argument("--max-iterations", type=int, default=None,
+                    help="epochs of each training run (default: the algorithm's)")
     args = ap.parse_args()
     source = os.path.join(args.data, "train.txt.gz")
     test = os.path.join(args.data, "test.txt.gz")
@@ -93,7 +107,7 @@ def main():
         text = f.read().rstrip("\n") + "\n\n"
     n_tokens = sum(1 for line in text.splitlines() if line.strip())
     work = tempfile.mkdtemp(prefix="bench-dataset-")
-    print(f"{'N':>3} {'tokens':>11} {'path':<7} {'peak RSS MB':>11} {'read+encode s':>13} "
+    print(f"{'N':>3} {'tokens':>11} {'path':<9} {'peak RSS MB':>11} {'read+encode s':>13} "
           f"{'train s':>8} {'wall s':>7} {'F1':>6}")
     try:
         for times in args.times:
@@ -110,7 +124,7 @@ def main():
             for path in args.paths:
                 med = {k: statistics.median(x[k] for x in results[path])
                        for k in results[path][0]}
-                print(f"{times:>3} {n_tokens * times:>11,} {path:<7} {med['rss']:>11,.0f} "
+                print(f"{times:>3} {n_tokens * times:>11,} {path:<9} {med['rss']:>11,.0f} "
                       f"{med['read']:>13.1f} {med['train']:>8.1f} {med['wall']:>7.1f} "
                       f"{med['f1']:>6.2f}", flush=True)
     finally:

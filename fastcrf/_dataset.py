@@ -181,7 +181,10 @@ class Dataset:
 
         The result equals ``Dataset.from_sequences(template.transform(X), y)`` for
         ``X, y`` read by :func:`fastcrf.io.load_conll`, without building the
-        per-token feature lists.
+        per-token feature lists.  UTF-8 files given as paths or binary streams are
+        parsed and expanded by compiled code (no Python object per token); other
+        encodings and text streams go through :func:`fastcrf.io.read_conll`.  Both
+        give bitwise the same Dataset and the same errors.
 
         Parameters
         ----------
@@ -214,7 +217,7 @@ class Dataset:
         TypeError
             For a ``template`` that is neither a Template nor a str.
         """
-        from .io import read_conll
+        from ._features import _conll
         from .templates import Template
 
         if isinstance(template, str):
@@ -234,6 +237,29 @@ class Dataset:
         if not paths:
             raise ValueError("paths must name at least one column file")
         builder = _Builder(labelled=label_column is not None)
+        if _conll.eligible(paths, template, encoding):
+            n_fields = _conll.read(
+                paths, template, builder, label_column=label_column, sep=sep,
+                docstart=docstart, encoding=encoding, chunk_size=chunk_size,
+                check_columns=_check_columns, name_of=_name)
+        else:
+            n_fields = cls._read_python(paths, template, builder, label_column, sep,
+                                        docstart, encoding, chunk_size)
+        if n_fields is None:
+            raise ValueError(f"no sentences in {', '.join(map(_name, paths))}")
+        dataset = builder.finish(min_freq)
+        dataset.metadata = {
+            "template": template.text, "n_fields": n_fields, "sep": sep,
+            "label_column": None if label_column is None else label_column % n_fields}
+        return dataset
+
+    @staticmethod
+    def _read_python(paths, template, builder, label_column, sep, docstart, encoding,
+                     chunk_size):
+        """The Python path of :meth:`from_conll` (``io.read_conll`` rows through
+        ``Template.encode``): the number of fields per row, None without sentences."""
+        from .io import read_conll
+
         n_fields = None
         for path in paths:
             sentences = read_conll(path, sep=sep, docstart=docstart, encoding=encoding)
@@ -258,13 +284,7 @@ class Dataset:
                 names, encoded = template.encode(X)
                 del X
                 builder.add(names, encoded, y)
-        if n_fields is None:
-            raise ValueError(f"no sentences in {', '.join(map(_name, paths))}")
-        dataset = builder.finish(min_freq)
-        dataset.metadata = {
-            "template": template.text, "n_fields": n_fields, "sep": sep,
-            "label_column": None if label_column is None else label_column % n_fields}
-        return dataset
+        return n_fields
 
     @classmethod
     def from_sparse(cls, X, y=None, *, lengths, feature_names=None):
@@ -514,6 +534,21 @@ class _Builder:
             labels = to_global[codes]
         self.chunks.append((ids, values, np.diff(encoded.token_offsets),
                             np.diff(encoded.seq_offsets), labels))
+
+    def add_global(self, ids, n_rules, seq_lengths, labels):
+        """Add one chunk whose attribute and label ids are already global (the
+        compiled reader's: ``n_rules`` entries per token, all 1.0); the names come
+        with :meth:`set_vocabulary`."""
+        self.chunks.append((ids, None, np.full(len(ids) // max(n_rules, 1), n_rules,
+                                               dtype=np.int64), seq_lengths, labels))
+
+    def set_vocabulary(self, names, counts, classes):
+        """The names of the global ids of :meth:`add_global`'s chunks (first-seen
+        order), their counts, and the labels (None without)."""
+        self.index = names
+        self.counts = counts
+        if classes is not None:
+            self.class_index = classes
 
     def finish(self, min_freq):
         """The Dataset: attributes cut at ``min_freq``, numbered by decreasing count

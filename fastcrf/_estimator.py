@@ -212,9 +212,13 @@ calibration_max_trials
         True: :meth:`fit` on a fitted CRF starts from its weights instead of 0.  The
         labels are the model's, in its order, then those new in ``y``; attributes
         and labels new in the data start at 0 and the model's others keep their
-        weights (even when absent from the new data); the optimiser's own state
-        (L-BFGS's history, SGD's step counter and average, AROW's variances)
-        starts afresh.  See also :meth:`partial_fit`.
+        weights (even when absent from the new data).  'asgd' and 'l2sgd' go on
+        with the step-size schedule of a model the same algorithm trained: its
+        ``eta0`` (no new calibration, unless ``eta0`` is set) and its step counter
+        (sequences seen, in ``training_log_``; saved with the model), so the steps
+        keep decaying instead of restarting at ``eta0``.  SGD's average starts
+        afresh (from the model's averaged weights, over this fit's iterates), as do
+        L-BFGS's history and AROW's variances.  See also :meth:`partial_fit`.
     progress_bar : bool, default=False
         Show a tqdm progress bar over the epochs / iterations on stderr (its postfix:
         the last loss and dev accuracy); needs tqdm (``pip install
@@ -384,8 +388,9 @@ calibration_max_trials
         starts from 0 with the labels ``classes`` (or those of its ``y``, in the
         order first seen); a later ``y``'s new labels are appended with zero
         weights (``warm_start`` explains what is kept).
-        'asgd' / 'l2sgd' calibrate ``eta0`` on the first call and reuse it on the
-        next ones (its schedule restarts at each call).
+        'asgd' / 'l2sgd' calibrate ``eta0`` on the first call; the next ones go on
+        with it and with the step counter, so the steps decay over the calls as
+        over the epochs of one fit (each call averages its own epoch).
 
         Parameters
         ----------
@@ -418,9 +423,6 @@ calibration_max_trials
             raise ValueError("classes is only for the first call of partial_fit: the "
                              f"fitted model's labels are {init.classes}")
         params.update(algorithm=algorithm, max_iterations=1, early_stopping=False)
-        if algorithm in ("asgd", "l2sgd") and params["eta0"] is None and init is not None:
-            etas = [e["eta0"] for e in init.training_log.iterations if "eta0" in e]
-            params["eta0"] = etas[-1] if etas else None
         X, y, _, _ = fit_input(self.template, X, y, None, None, None)
         with warnings.catch_warnings():
             # A batch is small by design: SGD's "too few steps" warning is no news.

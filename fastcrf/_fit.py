@@ -21,7 +21,7 @@ from ._train import TRAINERS
 from ._train.bar import epoch_bar
 from ._train.progress import Progress, encode_dev, hold_out
 from ._training import chain_mask, encode_training, keep_frequent_features
-from ._warm import align_labels, carry_weights, extend_vocabulary
+from ._warm import align_labels, carried_schedule, carry_weights, extend_vocabulary
 
 
 def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=True,
@@ -122,6 +122,7 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     init = None
     if init_model is not None:
         layout, init = carry_weights(init_model, vocabulary, layout)
+        init.schedule = carried_schedule(init_model, p["algorithm"])
     bar = epoch_bar(p["max_iterations"], p["algorithm"]) if p["progress_bar"] else None
     progress = Progress(p["algorithm"], layout, dev, verbose=p["verbose"],
                         n_jobs=p["n_jobs"], started=started,

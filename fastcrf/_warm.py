@@ -8,9 +8,18 @@
 - the attributes are the new data's plus the model's others (appended, never seen in
   the new data); every attribute and (attribute, label) pair the model kept keeps
   its weight, the new ones start at 0;
-- the trainer starts at those weights (the trainers' ``init=``).  What is not kept:
-  the optimiser's state (L-BFGS's curvature pairs, SGD's step counter and average,
-  the averaging of the online trainers, AROW's variances) starts afresh from there.
+- the trainer starts at those weights (the trainers' ``init=``);
+- 'asgd' and 'l2sgd' go on with the step-size schedule of a model the same algorithm
+  trained (:func:`carried_schedule`): its ``eta0`` (no new calibration) and its step
+  counter ``t`` (sequences seen), so the steps keep decaying instead of restarting
+  at ``eta0``.  Both ride in the model's training log, so a saved model (``fastcrf
+  train --init``) carries them too; a model saved without ``t`` goes on from 0.
+
+What is not kept: SGD's average (the model holds the averaged weights, which become
+the new first iterate; each fit averages its own iterates, from the second half of
+its epochs, or its whole epoch for ``partial_fit``: continuing the old average would
+need the last iterate and the running sums, twice the model), L-BFGS's curvature
+pairs, the averaging of the online trainers, AROW's variances.
 """
 
 import numpy as np
@@ -81,3 +90,16 @@ def carry_weights(model, vocabulary, layout):
     start[:k], end[:k] = model.start, model.end
     chain = np.concatenate((transitions.ravel(), start, end))
     return layout, LayoutWeights.from_dense(layout, dense, chain)
+
+
+def carried_schedule(model, algorithm):
+    """The SGD schedule a warm start goes on with: ``{"eta0", "t"}`` from the last
+    entry of ``model``'s training log, when ``algorithm`` ('asgd' or 'l2sgd') trained
+    it; else None (calibrate, start at t = 0)."""
+    log = model.training_log
+    if algorithm not in ("asgd", "l2sgd") or log is None or log.algorithm != algorithm:
+        return None
+    entries = [e for e in log.iterations if "eta0" in e]
+    if not entries:
+        return None
+    return {"eta0": float(entries[-1]["eta0"]), "t": float(entries[-1].get("t", 0.0))}

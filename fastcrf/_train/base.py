@@ -32,10 +32,14 @@ class LayoutWeights:
     chain : ndarray of shape (K*K + 2K,)
         Transition scores (row-major, ``[i, j]``: label i followed by j), then the start
         and the end scores.
+    schedule : dict or None
+        Only on a warm start's ``init``: where the optimiser goes on from.
     """
 
     state: np.ndarray
     chain: np.ndarray
+    # SGD's {"eta0": ..., "t": ...} (fastcrf._warm.carried_schedule); None: afresh.
+    schedule: dict = None
 
     @classmethod
     def from_dense(cls, layout, state, chain):

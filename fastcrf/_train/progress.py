@@ -137,6 +137,8 @@ class Progress:
             entry["active_features"] = info["active_features"]
         if "eta0" in info:   # SGD's step size: partial_fit goes on with it
             entry["eta0"] = float(info["eta0"])
+        if "t" in info:      # and its step counter (sequences seen), a warm start too
+            entry["t"] = float(info["t"])
         weights = None
         if self.dev is not None:
             weights = weights_fn()

@@ -455,9 +455,11 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
 
     ``random_state`` shuffles every epoch and samples the calibration set; the
     callback's ``info`` also holds the step size ``eta0``; ``log`` receives the
-    calibration trials.  ``init`` (LayoutWeights) is the first iterate; the step-size
-    schedule and the average start afresh from it (with ``learning_rate='adagrad'``,
-    the summed squared gradients too).
+    calibration trials.  ``init`` (LayoutWeights) is the first iterate; its
+    ``schedule`` (a warm start's: the previous fit's ``eta0`` and sequences seen
+    ``t``) continues the step-size schedule from there (an ``eta0`` in ``settings``
+    wins over the carried one; ``learning_rate='adagrad'`` keeps its own constant
+    eta).  The average starts afresh, and so do AdaGrad's summed squared gradients.
     """
     n = data.n_sequences
     lam = 2.0 * settings.c2 / n
@@ -476,9 +478,12 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
 
     started = time.perf_counter()
     choice = _ThreadChoice(n_threads)
+    carried = (init.schedule if init is not None else None) or {}
     eta0 = settings.eta0
     if eta0 is None and adagrad:
         eta0 = ADAGRAD_ETA
+    if eta0 is None:
+        eta0 = carried.get("eta0")
     if eta0 is None:
         # 'asgd' takes the candidate above the best (step_up).  A trial is one pass
         # from w = 0 over a sample, a few hundred steps: it favours the step that
@@ -504,6 +509,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         # The scale alpha is 1: the iterate is U and V themselves.
         state.U[:] = init.state
         state.V[:] = init.chain
+        state.scalars[3] = float(carried.get("t", 0.0))
     history = []
     epoch = 0
     for epoch in range(1, max_epochs + 1):
@@ -523,6 +529,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
                          + (settings.c1 * state.l1_norm() if lam1 > 0 else 0.0),
             "weight_norm": float(np.sqrt(norm2)),
             "eta0": eta0,
+            "t": float(state.scalars[3]),
             "seconds": time.perf_counter() - started,
         }
         history.append(info["objective"])
