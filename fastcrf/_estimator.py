@@ -201,6 +201,18 @@ calibration_max_trials
         the last loss and dev accuracy); needs tqdm (``pip install
         fastcrf[progress]``), an ImportError saying so otherwise.  ``verbose`` lines
         are printed above it.
+    transition_prefix : str or None, default=None
+        Observation-conditioned transitions (CRF++'s ``B`` template lines with
+        macros): the token features whose names start with this prefix are
+        *transition attributes*.  Each one weighs every label pair of the move from
+        the previous token into its token, ``trans_t[i, j] = transitions[i, j] +
+        sum_f x[t, f] * W[f, i, j]``, and is not a state feature; on a sequence's
+        first token it is ignored.  Dict tokens are split on their keys, list tokens
+        on their str items (``{"w": "dog", "B:pos": "NN|VB"}`` with ``"B:"``).
+        None: no transition attributes (sklearn-crfsuite's model).  Supported by
+        algorithm='lbfgs' with lists of token features, without warm start or dev
+        set; ``predict_nbest``, ``predict_edge_marginals`` and ``decoder="mbr"``
+        are not supported for such a model yet.
 
     Attributes
     ----------
@@ -255,7 +267,7 @@ calibration_max_trials
         gamma=None, verbose=False, model_filename=None, n_jobs=None, random_state=None,
         batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
         n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None, warm_start=False,
-        progress_bar=False,
+        progress_bar=False, transition_prefix=None,
     ):
         self._store_params(locals())
 

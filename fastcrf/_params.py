@@ -157,6 +157,8 @@ CONSTRAINTS = {
     "keep_tempfiles": Param(Bool()),
     "warm_start": Param(Bool()),
     "progress_bar": Param(Bool()),
+    # Checked by fastcrf._edges.check_prefix where the fit reads it.
+    "transition_prefix": Param(Unchecked(), none=True),
     "trainer_cls": Param(Unchecked(), none=True),
     "random_state": Param(Unchecked(), none=True),
 }

@@ -23,6 +23,14 @@ CRFsuite's binary model files (``.crfsuite``, fastcrf._crfsuite_format) are read
 written too: :func:`load_model` tells the two formats apart by their first bytes,
 never by the file name.
 
+Version 3 is version 2 plus the transition attributes of a model trained with
+``transition_prefix`` (:class:`fastcrf._edges.EdgeCRFModel`); models without them are
+still written as version 2, which older readers read::
+
+    header.json         also "transition_prefix": the prefix (a str)
+    edge_attributes.json  uint8 array: UTF-8 JSON list of transition-attribute names
+    edge_weights        float64 (n_edge_attributes, n_labels, n_labels)
+
 Version 1 files (fastcrf 0.1) hold one dense ``state`` (n_attributes, n_labels) array
 instead of the four state arrays; they are still read.
 
@@ -51,9 +59,13 @@ FORMAT = "fastcrf-crf"
 #: The ``format`` values of :func:`save_model`.
 FORMATS = ("fastcrf", "crfsuite")
 FORMAT_VERSION = 2
-_READS = (1, 2)
+#: The version of files holding transition attributes (fastcrf._edges).
+EDGES_VERSION = 3
+_READS = (1, 2, 3)
 _CHAIN = ("transitions", "start", "end")
 _STATE = {1: ("state",), 2: ("state_head", "tail_ptr", "tail_labels", "state_tail")}
+_STATE[3] = _STATE[2]
+_EDGES = ("edge_attributes.json", "edge_weights")
 
 
 def _json_bytes(obj):
@@ -123,6 +135,13 @@ def _npz_arrays(model, params, metadata):
         "start": np.ascontiguousarray(model.start, dtype=np.float64),
         "end": np.ascontiguousarray(model.end, dtype=np.float64),
     }
+    edge_weights = getattr(model, "edge_weights", None)
+    if edge_weights is not None:
+        header["format_version"] = EDGES_VERSION
+        header["transition_prefix"] = model.transition_prefix
+        arrays["header.json"] = _json_bytes(header)
+        arrays["edge_attributes.json"] = _json_bytes(model.edge_vocabulary.names)
+        arrays["edge_weights"] = np.ascontiguousarray(edge_weights, dtype=np.float64)
     if metadata is not None:
         arrays["metadata.json"] = metadata_json
     return arrays
@@ -185,7 +204,14 @@ def _load_npz(source, path):
                 raise ValueError(f"{path!r} is not a readable fastcrf model file (missing "
                                  f"{', '.join(sorted(missing))})")
             attributes = _read_json(archive["attributes.json"], path, "attribute list")
+            if version == EDGES_VERSION and set(_EDGES) - names:
+                raise ValueError(f"{path!r} is not a readable fastcrf model file (missing "
+                                 f"{', '.join(sorted(set(_EDGES) - names))})")
             arrays = {name: archive[name] for name in _CHAIN + _STATE[version]}
+            if version == EDGES_VERSION:
+                arrays["edge_weights"] = archive["edge_weights"]
+                edge_names = _read_json(archive["edge_attributes.json"], path,
+                                        "transition-attribute list")
             metadata = {}
             if "metadata.json" in names:
                 metadata = _read_json(archive["metadata.json"], path, "metadata")
@@ -232,9 +258,35 @@ def _load_npz(source, path):
     log = TrainingLog(log_data.get("algorithm", params.get("algorithm")))
     log.iterations = list(log_data.get("iterations", []))
     chain = np.concatenate([arrays[name].ravel() for name in _CHAIN])
+    if version == EDGES_VERSION:
+        return _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
+                           edge_names, arrays, path), params
     model = CRFModel(classes, vocabulary, layout, state, chain, training_log=log,
                      n_iter=int(header.get("n_iter", 0)), metadata=metadata)
     return model, params
+
+
+def _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
+                edge_names, arrays, path):
+    """The checked :class:`fastcrf._edges.EdgeCRFModel` of a version-3 file."""
+    from ._edges import EdgeCRFModel
+
+    prefix = header.get("transition_prefix")
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"{path!r}: the header's transition_prefix is malformed")
+    if not isinstance(edge_names, list) or not all(isinstance(a, str) for a in edge_names):
+        raise ValueError(f"{path!r}: the transition-attribute list is malformed")
+    K = len(classes)
+    _check_array(arrays, "edge_weights", np.float64, (len(edge_names), K, K), path)
+    try:
+        edge_vocabulary = AttributeVocabulary(edge_names)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path!r}: the transition-attribute list is malformed "
+                         f"({exc})") from None
+    return EdgeCRFModel(classes, vocabulary, layout, state, chain, training_log=log,
+                        n_iter=int(header.get("n_iter", 0)), metadata=metadata,
+                        transition_prefix=prefix, edge_vocabulary=edge_vocabulary,
+                        edge_weights=arrays["edge_weights"])
 
 
 def _read_json(arr, path, what):

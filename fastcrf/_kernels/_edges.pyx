@@ -26,7 +26,7 @@
 import numpy as np
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, exp, log
+from libc.math cimport INFINITY, exp, fabs, log
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -202,6 +202,16 @@ cdef inline void _edge_sum(
             out[m] += v * w[m]
 
 
+cdef inline bint _in_range(const double* x, Py_ssize_t n) noexcept nogil:
+    # Every score finite within MAX_SCORE, or -inf (a constrained transition stays
+    # impossible whatever its attributes add).
+    cdef Py_ssize_t m
+    for m in range(n):
+        if x[m] != -INFINITY and not (fabs(x[m]) <= MAX_SCORE):
+            return False
+    return True
+
+
 cdef bint _bind_positions(
     Py_ssize_t T, Py_ssize_t K, const double* trans, const double* W,
     const int32_t* eids, const double* evals, const int64_t* etok,   # etok: [T + 1]
@@ -215,7 +225,7 @@ cdef bint _bind_positions(
     for t in range(1, T):
         if etok[t + 1] > etok[t]:
             _edge_sum(K, trans, W, eids, evals, etok[t], etok[t + 1], mats + n * K * K)
-            if not (fcrf_max_abs(mats + n * K * K, K * K) <= MAX_SCORE):
+            if not _in_range(mats + n * K * K, K * K):
                 return False
             tp[t] = mats + n * K * K
             n += 1
