@@ -41,6 +41,12 @@ from ._training import (
 
 #: The trainers that learn transition attributes.
 ALGORITHMS = ("lbfgs",)
+#: W's gradient is accumulated during the forward-backward pass in this many fixed
+#: blocks of sequences (each its own (F, K, K) row, summed in order afterwards)...
+GRADIENT_BLOCKS = 8
+#: ... while those rows take at most this many doubles (512 MB); beyond, a second
+#: pass over the stored lattice rows reduces it per attribute range instead.
+MAX_BLOCK_DOUBLES = 1 << 26
 
 
 def check_prefix(prefix):
@@ -118,6 +124,61 @@ def edge_args(features):
 
 
 # --------------------------------------------------------------------------- #
+# CRF++ templates                                                               #
+# --------------------------------------------------------------------------- #
+
+#: The ``transition_prefix`` of a CRF++ template's features: its bigram lines' names
+#: start with "B", its unigram lines' with "U".
+TEMPLATE_PREFIX = "B"
+
+
+def template_bigrams(template):
+    """``(macros, plain)`` of a :class:`fastcrf.templates.Template`: a Template of its
+    ``B`` lines with macros (None without any), and whether it has a ``B`` line
+    without (CRF++'s label-bigram weights)."""
+    from .templates import Template
+
+    lines = [line for line in template.bigram if "%x[" in line]
+    plain = any("%x[" not in line for line in template.bigram)
+    return (Template("\n".join(lines) + "\n") if lines else None), plain
+
+
+def template_features(template, macros, sentences):
+    """``template.transform(sentences)`` with each token's attributes of the bigram
+    template ``macros`` appended (CRF++ attaches those of token t to the move from
+    t - 1 into t; a sentence's first token gets none)."""
+    unigram = template.transform(sentences)
+    bigram = macros.transform_bigram(sentences)
+    return [[u + b for u, b in zip(useq, bseq)] for useq, bseq in zip(unigram, bigram)]
+
+
+def encode_for(model, template, tokens):
+    """The features a model reads of ``tokens`` (rows of token columns) through
+    ``template``: its unigram attributes, plus its bigram ones when ``model`` has
+    transition attributes (attributes the model never saw are dropped)."""
+    if isinstance(model, EdgeCRFModel):
+        macros, _ = template_bigrams(template)
+        if macros is not None:
+            return model.encode(template_features(template, macros, tokens))
+        return model.encode(template.transform(tokens))
+    _, encoded = template.encode(tokens, vocabulary=model.vocabulary)
+    return model.encode(encoded)
+
+
+def carry_edges(model, new, *, order=None, factor=1.0):
+    """``new`` (a plain :class:`~fastcrf._model.CRFModel` made of ``model``: its labels
+    in the order ``order``, or its weights times ``factor``) with ``model``'s
+    transition attributes, if it has any, permuted and scaled the same way."""
+    if not isinstance(model, EdgeCRFModel):
+        return new
+    W = model.edge_weights if order is None else model.edge_weights[:, order][:, :, order]
+    return EdgeCRFModel(new.classes, new.vocabulary, new.layout, new.state, new.chain,
+                        new.training_log, new.n_iter, new.metadata,
+                        transition_prefix=model.transition_prefix,
+                        edge_vocabulary=model.edge_vocabulary, edge_weights=W * factor)
+
+
+# --------------------------------------------------------------------------- #
 # Training (L-BFGS)                                                             #
 # --------------------------------------------------------------------------- #
 
@@ -127,11 +188,14 @@ class EdgeObjective:
 
     As :class:`fastcrf._train.lbfgs._Objective`, plus the transition-attribute
     weights ``W``: one compiled pass gives log Z, the path scores, the node marginals,
-    the log-space lattice rows and the chain gradient; the state gradient and
-    ``W``'s gradient are then reduced per attribute range, in token order.
+    the chain gradient and ``W``'s gradient (in :data:`GRADIENT_BLOCKS` fixed blocks);
+    the state gradient is then reduced per attribute range, in token order.  When
+    the blocks would be too large (``blocks=False``), the pass stores its log-space
+    lattice rows instead and a second pass reduces ``W``'s gradient per attribute
+    range.
     """
 
-    def __init__(self, data, edges, layout, chain_mask, c2, n_jobs):
+    def __init__(self, data, edges, layout, chain_mask, c2, n_jobs, blocks=None):
         K = data.n_labels
         self.data, self.edges, self.layout = data, edges, layout
         self.n_edge = edges.n_attributes * K * K
@@ -146,7 +210,13 @@ class EdgeObjective:
         n_tok, n_seq = data.features.n_tokens, data.n_sequences
         n_chunks = -(-n_seq // _chunk())
         self.logz, self.score = np.zeros(n_seq), np.zeros(n_seq)
-        self.marg, self.alpha, self.ebeta = (np.zeros((n_tok, K)) for _ in range(3))
+        n_blocks = min(GRADIENT_BLOCKS, n_chunks)
+        if blocks is None:
+            blocks = n_blocks * self.n_edge <= MAX_BLOCK_DOUBLES
+        self.marg = np.zeros((n_tok, K))
+        rows = (0,) if blocks else (n_tok,)
+        self.alpha, self.ebeta = np.zeros(rows + (K,)), np.zeros(rows + (K,))
+        self.wgrad = np.zeros((n_blocks, self.n_edge) if blocks else (0, 0))
         self.chunks = np.zeros((n_chunks, K * K + 2 * K))
         self.grad = np.empty(self.n_edge + self.n_state + K * K + 2 * K)
         self.loss = np.nan
@@ -163,7 +233,7 @@ class EdgeObjective:
         status = _edges.forward_backward(
             L.kernel_args(np.ascontiguousarray(state)), data.features.kernel_args(),
             edge_args(self.edges), W, data.labels, trans, start, end, self.logz,
-            self.score, self.marg, self.alpha, self.ebeta, self.chunks,
+            self.score, self.marg, self.alpha, self.ebeta, self.chunks, self.wgrad,
             n_threads_for(self.n_jobs, data.n_sequences), data.weights)
         if status != 0:
             return -np.inf, grad
@@ -175,9 +245,12 @@ class EdgeObjective:
         np.sum(self.chunks, axis=0, out=grad[nW + nS:])
         if self.chain_mask is not None:
             grad[nW + nS:] *= self.chain_mask
-        _edges.edge_gradient(data.features.kernel_args(), edge_args(self.edges), W, trans,
-                             self.alpha, self.ebeta, self.logz, data.labels,
-                             self.edge_parts, grad[:nW], self.n_threads, data.weights)
+        if self.wgrad.shape[0]:
+            np.sum(self.wgrad, axis=0, out=grad[:nW])
+        else:
+            _edges.edge_gradient(data.features.kernel_args(), edge_args(self.edges), W,
+                                 trans, self.alpha, self.ebeta, self.logz, data.labels,
+                                 self.edge_parts, grad[:nW], self.n_threads, data.weights)
         return ll, grad
 
     def __call__(self, x):
@@ -365,6 +438,8 @@ class EdgeCRFModel(CRFModel):
     def encode(self, X, n_jobs=None):
         """``X``'s state and transition attributes in the model's ids: an
         :class:`EdgeBatch` (unknown attributes are dropped)."""
+        if isinstance(X, EdgeBatch):
+            return X
         X_state, X_edge = split_tokens(X, self.transition_prefix)
         state = super().encode(X_state, n_jobs)
         edges = encode(X_edge, self.edge_vocabulary, dense_values=False, n_jobs=n_jobs)
@@ -398,7 +473,7 @@ class EdgeCRFModel(CRFModel):
         args = self._kernel_args(features, chain)
         status = _edges.forward_backward(
             *args[:4], codes, *args[4:], logz, score, marg, empty, empty,
-            np.zeros((0, 0)), n_threads_for(n_jobs, n_seq))
+            np.zeros((0, 0)), np.zeros((0, 0)), n_threads_for(n_jobs, n_seq))
         check_scores(status)
         return logz, score, marg
 

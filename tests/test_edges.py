@@ -69,11 +69,13 @@ def random_point(rng, fun):
 
 
 @pytest.mark.parametrize("values", [False, True])
-def test_sparse_kernels_match_brute_force(rng, values):
+# 1: the scaled recursion; 300: scores whose rows underflow it (the log-space one).
+@pytest.mark.parametrize("scale", [1.0, 300.0])
+def test_sparse_kernels_match_brute_force(rng, values, scale):
     X, y = corpus(rng, values=values)
     vocabulary, classes, data, ev, ef, layout = prepared(X, y)
     fun = _edges.EdgeObjective(data, ef, layout, np.ones(15), 0.0, 1)
-    x = random_point(rng, fun)
+    x = random_point(rng, fun) * scale
     ll, _ = fun.log_likelihood(x)
     nW, nS = fun.n_edge, fun.n_state
     W = x[:nW].reshape(-1, 3, 3)
@@ -87,13 +89,29 @@ def test_sparse_kernels_match_brute_force(rng, values):
                                             trans)):
         z, node, _, best, _, score = enumerate_positions(em, tr, start, end)
         codes = [K_LABELS.index(lab) for lab in y[s]]
-        np.testing.assert_allclose(fun.logz[s], z, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(fun.logz[s], z, rtol=1e-12, atol=1e-12 * scale)
         np.testing.assert_allclose(marg[s], node, atol=1e-12)
         assert paths[s].tolist() == best
         total += score(codes) - z
-    np.testing.assert_allclose(ll, total, rtol=1e-12)
+    np.testing.assert_allclose(ll, total, rtol=1e-12, atol=1e-12 * scale)
     lp = model.sequence_log_probability(X, y)
-    np.testing.assert_allclose(lp.sum(), total, rtol=1e-12)
+    np.testing.assert_allclose(lp.sum(), total, rtol=1e-12, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("scale", [1.0, 300.0])
+def test_blockwise_and_second_pass_gradients_agree(rng, scale):
+    # W's gradient accumulated in the forward-backward pass (blocks) and reduced by
+    # edge_gradient from the stored log-space rows (for a W too large for blocks).
+    X, y = corpus(rng, n_seq=30, max_len=7, values=True)
+    _, _, data, _, ef, layout = prepared(X, y)
+    blocks = _edges.EdgeObjective(data, ef, layout, np.ones(15), 0.0, 2, blocks=True)
+    second = _edges.EdgeObjective(data, ef, layout, np.ones(15), 0.0, 2, blocks=False)
+    assert blocks.wgrad.shape[0] > 1 and second.wgrad.shape[0] == 0
+    x = random_point(rng, blocks) * scale
+    ll_b, g_b = blocks.log_likelihood(x)
+    ll_s, g_s = second.log_likelihood(x)
+    np.testing.assert_allclose(ll_b, ll_s, rtol=1e-12)
+    np.testing.assert_allclose(g_b, g_s, rtol=1e-9, atol=1e-9)
 
 
 def test_gradient_matches_finite_differences(rng):
@@ -123,17 +141,20 @@ def test_sample_weights_scale_the_gradient(rng):
     np.testing.assert_allclose(g2, 2 * g, rtol=1e-13, atol=1e-13)
 
 
-def test_threads_bitwise(rng):
+@pytest.mark.parametrize("blocks", [True, False])
+def test_threads_bitwise(rng, blocks):
     X, y = corpus(rng, n_seq=60, max_len=9, values=True)
     _, _, data, _, ef, layout = prepared(X, y)
-    f1 = _edges.EdgeObjective(data, ef, layout, np.ones(15), 0.0, 1)
-    f2 = _edges.EdgeObjective(data, ef, layout, np.ones(15), 0.0, 2)
+    f1 = _edges.EdgeObjective(data, ef, layout, np.ones(15), 0.0, 1, blocks=blocks)
+    f2 = _edges.EdgeObjective(data, ef, layout, np.ones(15), 0.0, 2, blocks=blocks)
     x = random_point(rng, f1)
     ll1, g1 = f1.log_likelihood(x)
     g1 = g1.copy()
     ll2, g2 = f2.log_likelihood(x)
     assert ll1 == ll2
     assert np.array_equal(g1, g2)
+    if not blocks:
+        return
     crf1 = fastcrf.CRF(algorithm="lbfgs", transition_prefix="E:", max_iterations=15,
                        n_jobs=1).fit(X, y)
     crf2 = fastcrf.CRF(algorithm="lbfgs", transition_prefix="E:", max_iterations=15,

@@ -256,32 +256,141 @@ cdef Py_ssize_t _longest(const int64_t[::1] seq_off) noexcept:
     return T
 
 
-cdef void _chain_counts(
-    Py_ssize_t T, Py_ssize_t K, const double* em, Py_ssize_t ld, const double** tp,
-    const double* alpha, const double* beta, double logz, const int64_t* y, double wt,
-    double* P,                              # scratch [K][K]
-    double* acc,                            # OUT [K*K + 2K] += wt * (observed - expected)
-                                            #     transition, start and end counts
-) noexcept nogil:
-    cdef Py_ssize_t t, k, m, KK = K * K
-    cdef double x
-    for t in range(1, T):
-        _pair(K, alpha + (t - 1) * K, tp[t], em + t * ld, beta + t * K, logz, P)
-        for m in range(KK):
-            acc[m] -= wt * P[m]
-        acc[y[t - 1] * K + y[t]] += wt
-    for k in range(K):
-        x = alpha[k] + beta[k] - logz
-        acc[KK + k] -= wt * (exp(x) if x > -INFINITY else 0.0)
-        x = alpha[(T - 1) * K + k] + beta[(T - 1) * K + k] - logz
-        acc[KK + K + k] -= wt * (exp(x) if x > -INFINITY else 0.0)
-    acc[KK + y[0]] += wt
-    acc[KK + K + y[T - 1]] += wt
-
-
 # --------------------------------------------------------------------------- #
 # Sparse drivers: the estimator's inference and L-BFGS objective.               #
 # --------------------------------------------------------------------------- #
+
+cdef void _exp_matrix(Py_ssize_t K, const double* tr, double* E, double* c) noexcept nogil:
+    # E[i][j] = exp(tr[i][j] - c) with c the largest finite entry (0 when all are -inf).
+    cdef Py_ssize_t m, KK = K * K
+    cdef double top = -INFINITY
+    for m in range(KK):
+        if tr[m] > top:
+            top = tr[m]
+    if top == -INFINITY:
+        top = 0.0
+    c[0] = top
+    for m in range(KK):
+        E[m] = exp(tr[m] - top)
+
+
+cdef bint _scaled(
+    Py_ssize_t T, Py_ssize_t K,
+    const double* em, Py_ssize_t ld,        # IN  [T][ld] emission scores
+    const double** Ep,                      # IN  [T] Ep[t] -> [K][K] exp(trans_t - c[t])
+    const double* c,                        # IN  [T] the offsets c[t] (t >= 1)
+    const double* start, const double* end, # IN  [K], [K]
+    double* a,                              # OUT [T][K] forward rows, each summing to 1
+    double* b,                              # OUT [T][K] backward rows, max 1
+    double* emf,                            # OUT [T][K] exp(em[t][j] - max_j em[t][j])
+    double* logz,                           # OUT log Z
+) noexcept nogil:
+    # The scaled recursion (CRFsuite, Wapiti) over per-position edge factors:
+    #   a[t][j] = emf[t][j] * sum_i a[t-1][i] * E_t[i][j] / s[t]
+    #   log Z = sum_t (log s[t] + max em[t] + c[t]) + log sum_j a[T-1][j] exp(end[j])
+    #   b[t][i] = sum_j E_{t+1}[i][j] * emf[t+1][j] * b[t+1][j] / u[t]
+    # Returns False when a row's mass, or the mass of a position's node marginals, falls
+    # below 1e-100 (or is not finite): terms may then have underflowed, and the caller
+    # redoes the sequence in log space.  Above it every pairwise total
+    # (s[t] * sum_j a[t][j] b[t][j]) stays above 1e-200.
+    cdef Py_ssize_t t, i, j
+    cdef double m, ssum, x, acc, bmax
+    cdef const double* E
+    for t in range(T):
+        m = -INFINITY
+        for j in range(K):
+            x = em[t * ld + j] + (start[j] if t == 0 else 0.0)
+            if x > m:
+                m = x
+        if m == -INFINITY:
+            return False
+        if t == 0:
+            for j in range(K):
+                emf[j] = exp(start[j] + em[j] - m)
+        else:
+            for j in range(K):
+                emf[t * K + j] = exp(em[t * ld + j] - m)
+        if t == 0:
+            logz[0] = m
+            for j in range(K):
+                a[j] = emf[j]
+        else:
+            logz[0] += m + c[t]
+            E = Ep[t]
+            for j in range(K):
+                a[t * K + j] = 0.0
+            for i in range(K):
+                x = a[(t - 1) * K + i]
+                if x == 0.0:
+                    continue
+                for j in range(K):
+                    a[t * K + j] += x * E[i * K + j]
+            for j in range(K):
+                a[t * K + j] *= emf[t * K + j]
+        ssum = 0.0
+        for j in range(K):
+            ssum += a[t * K + j]
+        if not (ssum >= 1e-100 and ssum <= 1e100):
+            return False
+        for j in range(K):
+            a[t * K + j] /= ssum
+        logz[0] += log(ssum)
+    m = -INFINITY
+    for j in range(K):
+        if end[j] > m:
+            m = end[j]
+    if m == -INFINITY:
+        return False
+    ssum = 0.0
+    for j in range(K):
+        b[(T - 1) * K + j] = exp(end[j] - m)
+        ssum += a[(T - 1) * K + j] * b[(T - 1) * K + j]
+    if not (ssum >= 1e-100):
+        return False
+    logz[0] += m + log(ssum)
+    # The first row's emf holds the start scores: emf[0] is not read below.
+    for t in range(T - 2, -1, -1):
+        E = Ep[t + 1]
+        bmax = 0.0
+        for i in range(K):
+            acc = 0.0
+            for j in range(K):
+                acc += E[i * K + j] * emf[(t + 1) * K + j] * b[(t + 1) * K + j]
+            b[t * K + i] = acc
+            if acc > bmax:
+                bmax = acc
+        if not (bmax >= 1e-100 and bmax <= 1e100):
+            return False
+        for i in range(K):
+            b[t * K + i] /= bmax
+    for t in range(T):
+        ssum = 0.0
+        for j in range(K):
+            ssum += a[t * K + j] * b[t * K + j]
+        if not (ssum >= 1e-100):
+            return False
+    return True
+
+
+cdef inline bint _scaled_pair(
+    Py_ssize_t K, const double* a_prev, const double* E, const double* emf_t,
+    const double* b_t,
+    double* P,                              # OUT [K][K] P(y_{t-1} = i, y_t = j)
+) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef double total = 0.0, x
+    for i in range(K):
+        x = a_prev[i]
+        for j in range(K):
+            P[i * K + j] = x * E[i * K + j] * emf_t[j] * b_t[j]
+            total += P[i * K + j]
+    if not (total > 0.0):
+        return False
+    total = 1.0 / total
+    for i in range(K * K):
+        P[i] *= total
+    return True
+
 
 def forward_backward(
     tuple state,                           # IN  the state weights (see above)
@@ -299,11 +408,18 @@ def forward_backward(
     double[:, ::1] ebeta_out,              # OUT [n_tokens][K] em + log beta, or (0, K)
     double[:, ::1] chunk_out,              # OUT [n_chunks][K*K + 2K] with labels:
                                            #     observed minus expected chain counts
+    double[:, ::1] wgrad_out,              # OUT [n_blocks][F*K*K] with labels: block b's
+                                           #     share of W's gradient, or (0, 0)
     int n_threads,
     const double[::1] seq_weight=None,     # IN  [n_seq] or None / [0]: all 1
 ):
-    """Log Z, path scores, marginals, lattice rows and chain gradients of a batch with
-    per-position transitions; returns 0 or -1 (scores out of range)."""
+    """Log Z, path scores, marginals, lattice rows, chain gradients and W's gradient
+    of a batch with per-position transitions; returns 0 or -1 (scores out of range).
+
+    The work items are ``n_blocks`` fixed, contiguous blocks of chunks (one when
+    ``wgrad_out`` is empty: then every chunk is one), each accumulating W's gradient
+    in its own row in sequence order, so the result does not depend on the threads.
+    """
     U, S, D, tail_ptr, tail_label = state
     ids, vals, tok_off, seq_off = batch
     eids, evals, etok_off = edges
@@ -312,7 +428,7 @@ def forward_backward(
     return _forward_backward(U, S, D, tail_ptr, tail_label, ids, vals, tok_off, seq_off,
                              eids, evals, etok_off, W, labels, trans, start, end,
                              logz_out, score_out, marg_out, alpha_out, ebeta_out,
-                             chunk_out, n_threads, seq_weight)
+                             chunk_out, wgrad_out, n_threads, seq_weight)
 
 
 cdef int _forward_backward(
@@ -323,7 +439,8 @@ cdef int _forward_backward(
     const int64_t[::1] labels, const double[:, ::1] trans, const double[::1] start,
     const double[::1] end, double[::1] logz_out, double[::1] score_out,
     double[:, ::1] marg_out, double[:, ::1] alpha_out, double[:, ::1] ebeta_out,
-    double[:, ::1] chunk_out, int n_threads, const double[::1] seq_weight,
+    double[:, ::1] chunk_out, double[:, ::1] wgrad_out, int n_threads,
+    const double[::1] seq_weight,
 ) except -2:
     cdef const double* vp = _values(vals)
     cdef const int32_t* ip = _ids(ids)
@@ -335,6 +452,8 @@ cdef int _forward_backward(
     cdef Py_ssize_t K = trans.shape[0]
     cdef Py_ssize_t KK = K * K
     cdef Py_ssize_t n_chunks = (n_seq + CHUNK - 1) // CHUNK
+    cdef bint want_wgrad = labels.shape[0] > 0 and wgrad_out.shape[0] > 0
+    cdef Py_ssize_t n_blocks = wgrad_out.shape[0] if want_wgrad else n_chunks
     cdef Py_ssize_t Tmax = _longest(seq_off)
     cdef Py_ssize_t Emax = _most_edge_positions(seq_off, etok_off)
     cdef Py_ssize_t R = ((K if K > S else S) + 3) // 4 * 4
@@ -343,74 +462,150 @@ cdef int _forward_backward(
     cdef bint want_rows = alpha_out.shape[0] > 0
     cdef bint want_chain = with_labels and chunk_out.shape[0] > 0
     cdef bint weighted = seq_weight.shape[0] > 0
-    cdef Py_ssize_t n_work = Tmax * R + 2 * Tmax * K + Emax * KK + KK + K
+    # [Tmax][R] emission rows, [Tmax][K] alpha, beta and emf, [Emax][K][K] the
+    # positions' own transitions and [Emax][K][K] their exponentials, [Tmax] offsets,
+    # [K][K] a pairwise marginal, [K] log-sum-exp terms.
+    cdef Py_ssize_t n_work = Tmax * R + 3 * Tmax * K + 2 * Emax * KK + Tmax + KK + K
     cdef fcrf_layout L
-    cdef Py_ssize_t ch, s, s_end, T, t, k
-    cdef int64_t t0
-    cdef double logz, x, wt
+    cdef Py_ssize_t blk, ch, ch0, ch1, s, s_end, T, t, k, m
+    cdef int64_t t0, e, obs
+    cdef double logz, x, z, wt, v, c0 = 0.0
     cdef double* buf
     cdef double* em
     cdef double* alpha
     cdef double* beta
+    cdef double* emf
     cdef double* mats
+    cdef double* emats
+    cdef double* cst
     cdef double* P
     cdef double* tmp
+    cdef double* g
+    cdef double* E0
     cdef const double** tp
+    cdef const double** Ep
+    cdef bint scaled
     cdef const double* trp = &trans[0, 0]
     cdef int failed = 0, bad = 0
     cdef int* failed_p = &failed
     cdef int* bad_p = &bad
 
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
+    E0 = <double*> malloc(KK * sizeof(double))
+    if E0 == NULL:
+        raise MemoryError("fastcrf: could not allocate the transition factors")
+    _exp_matrix(K, trp, E0, &c0)
+    if want_wgrad:
+        wgrad_out[:, :] = 0.0
     with nogil, parallel(num_threads=n_threads):
-        # [Tmax][R] emission rows, [Tmax][K] alpha, [Tmax][K] beta, [Emax][K][K] the
-        # positions' own transitions, [K][K] a pairwise marginal, [K] log-sum-exp terms;
-        # then [Tmax] the positions' transition pointers.
         buf = <double*> malloc(n_work * sizeof(double))
-        tp = <const double**> malloc((Tmax + 1) * sizeof(double*))
+        tp = <const double**> malloc(2 * (Tmax + 1) * sizeof(double*))
+        Ep = tp + Tmax + 1
         em = buf
         alpha = em + Tmax * R
         beta = alpha + Tmax * K
-        mats = beta + Tmax * K
-        P = mats + Emax * KK
+        emf = beta + Tmax * K
+        mats = emf + Tmax * K
+        emats = mats + Emax * KK
+        cst = emats + Emax * KK
+        P = cst + Tmax
         tmp = P + KK
-        for ch in prange(n_chunks, schedule="dynamic"):
+        for blk in prange(n_blocks, schedule="dynamic", chunksize=1):
             if buf == NULL or tp == NULL:
                 failed_p[0] = 1
                 continue
-            s_end = (ch + 1) * CHUNK
-            if s_end > n_seq:
-                s_end = n_seq
-            for s in range(ch * CHUNK, s_end):
-                t0 = seq_off[s]
-                T = seq_off[s + 1] - t0
-                fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0, em, R)
-                if not (fcrf_max_abs(em, T * R) <= MAX_SCORE) or not _bind_positions(
-                        T, K, trp, Wp, eip, evp, &etok_off[t0], mats, tp):
-                    bad_p[0] = 1
-                    logz_out[s] = INFINITY
-                    continue
-                logz = _forward(T, K, em, R, tp, &start[0], &end[0], alpha, tmp)
-                logz_out[s] = logz
-                if with_labels:
-                    score_out[s] = _path(T, K, em, R, tp, &start[0], &end[0], &labels[t0])
-                if not (want_marginals or want_rows or want_chain) or logz == -INFINITY:
-                    continue
-                _backward(T, K, em, R, tp, &end[0], beta, tmp)
-                for t in range(T):
-                    for k in range(K):
-                        if want_marginals:
-                            x = alpha[t * K + k] + beta[t * K + k] - logz
-                            marg_out[t0 + t, k] = exp(x) if x > -INFINITY else 0.0
-                        if want_rows:
-                            alpha_out[t0 + t, k] = alpha[t * K + k]
-                            ebeta_out[t0 + t, k] = em[t * R + k] + beta[t * K + k]
-                if want_chain:
+            ch0 = blk * n_chunks // n_blocks
+            ch1 = (blk + 1) * n_chunks // n_blocks
+            for ch in range(ch0, ch1):
+                s_end = (ch + 1) * CHUNK
+                if s_end > n_seq:
+                    s_end = n_seq
+                for s in range(ch * CHUNK, s_end):
+                    t0 = seq_off[s]
+                    T = seq_off[s + 1] - t0
+                    fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0,
+                                   em, R)
+                    if not (fcrf_max_abs(em, T * R) <= MAX_SCORE) or not _bind_positions(
+                            T, K, trp, Wp, eip, evp, &etok_off[t0], mats, tp):
+                        bad_p[0] = 1
+                        logz_out[s] = INFINITY
+                        continue
+                    # The edge factors: the shared ones, or the position's own.
+                    m = 0
+                    for t in range(1, T):
+                        if tp[t] == trp:
+                            Ep[t] = E0
+                            cst[t] = c0
+                        else:
+                            _exp_matrix(K, tp[t], emats + m * KK, &cst[t])
+                            Ep[t] = emats + m * KK
+                            m = m + 1
+                    scaled = not want_rows and _scaled(T, K, em, R, Ep, cst, &start[0],
+                                                       &end[0], alpha, beta, emf, &logz)
+                    if not scaled:
+                        logz = _forward(T, K, em, R, tp, &start[0], &end[0], alpha, tmp)
+                    logz_out[s] = logz
+                    if with_labels:
+                        score_out[s] = _path(T, K, em, R, tp, &start[0], &end[0],
+                                             &labels[t0])
+                    if not (want_marginals or want_rows or want_chain) \
+                            or logz == -INFINITY:
+                        continue
+                    if not scaled:
+                        _backward(T, K, em, R, tp, &end[0], beta, tmp)
+                    for t in range(T):
+                        for k in range(K):
+                            if scaled:
+                                tmp[k] = alpha[t * K + k] * beta[t * K + k]
+                            else:
+                                x = alpha[t * K + k] + beta[t * K + k] - logz
+                                tmp[k] = exp(x) if x > -INFINITY else 0.0
+                        if scaled:
+                            z = 0.0
+                            for k in range(K):
+                                z = z + tmp[k]
+                            for k in range(K):
+                                tmp[k] = tmp[k] / z
+                        for k in range(K):
+                            if want_marginals:
+                                marg_out[t0 + t, k] = tmp[k]
+                            if want_rows:
+                                alpha_out[t0 + t, k] = alpha[t * K + k]
+                                ebeta_out[t0 + t, k] = em[t * R + k] + beta[t * K + k]
+                            if want_chain and (t == 0 or t == T - 1):
+                                wt = seq_weight[s] if weighted else 1.0
+                                if t == 0:
+                                    chunk_out[ch, KK + k] -= wt * tmp[k]
+                                if t == T - 1:
+                                    chunk_out[ch, KK + K + k] -= wt * tmp[k]
+                    if not want_chain:
+                        continue
                     wt = seq_weight[s] if weighted else 1.0
-                    _chain_counts(T, K, em, R, tp, alpha, beta, logz, &labels[t0], wt, P,
-                                  &chunk_out[ch, 0])
+                    chunk_out[ch, KK + labels[t0]] += wt
+                    chunk_out[ch, KK + K + labels[t0 + T - 1]] += wt
+                    for t in range(1, T):
+                        if scaled:
+                            # Its total is above 1e-200 (see _scaled).
+                            _scaled_pair(K, alpha + (t - 1) * K, Ep[t], emf + t * K,
+                                         beta + t * K, P)
+                        else:
+                            _pair(K, alpha + (t - 1) * K, tp[t], em + t * R, beta + t * K,
+                                  logz, P)
+                        obs = labels[t0 + t - 1] * K + labels[t0 + t]
+                        for m in range(KK):
+                            chunk_out[ch, m] -= wt * P[m]
+                        chunk_out[ch, obs] += wt
+                        if not want_wgrad:
+                            continue
+                        for e in range(etok_off[t0 + t], etok_off[t0 + t + 1]):
+                            v = (evp[e] if evp != NULL else 1.0) * wt
+                            g = &wgrad_out[blk, 0] + <Py_ssize_t> eip[e] * KK
+                            for m in range(KK):
+                                g[m] -= v * P[m]
+                            g[obs] += v
         free(buf)
         free(tp)
+    free(E0)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread workspace")
     return -1 if bad else 0
