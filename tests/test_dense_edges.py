@@ -4,9 +4,9 @@ thread counts bitwise; input checks."""
 
 import numpy as np
 import pytest
+from brute_force import enumerate_positions
 
 import fastcrf
-from brute_force import enumerate_positions
 
 
 def problem(rng, B=3, T=4, K=3, scale=1.0):

@@ -212,6 +212,52 @@ cdef inline bint _in_range(const double* x, Py_ssize_t n) noexcept nogil:
     return True
 
 
+cdef inline bint _factor(
+    Py_ssize_t K, const double* E0, double c0,
+    const double* EW, const double* cW,     # IN  [F][K][K] exp(W[f] - cW[f]), [F] cW
+    const int32_t* eids, const double* evals, int64_t e0, int64_t e1,
+    double* E,                              # OUT [K][K] exp(trans_t - c)
+    double* c,                              # OUT the offset c
+) noexcept nogil:
+    # exp(trans + sum_f W[f]) as the product of the factors exp(trans) and exp(W[f]),
+    # computed once per pass: no exp per position.  Binary attributes only (a value
+    # other than 1 returns False, as does an offset beyond MAX_SCORE).
+    cdef Py_ssize_t m, KK = K * K
+    cdef int64_t e
+    cdef const double* w
+    c[0] = c0
+    for e in range(e0, e1):
+        if evals != NULL and evals[e] != 1.0:
+            return False
+        c[0] += cW[eids[e]]
+    if not (fabs(c[0]) <= MAX_SCORE):
+        return False
+    memcpy(E, E0, KK * sizeof(double))
+    for e in range(e0, e1):
+        w = EW + <Py_ssize_t> eids[e] * KK
+        for m in range(KK):
+            E[m] *= w[m]
+    return True
+
+
+cdef double _path_edges(
+    Py_ssize_t T, Py_ssize_t K, const double* em, Py_ssize_t ld, const double* trans,
+    const double* W, const int32_t* eids, const double* evals, const int64_t* etok,
+    const double* start, const double* end,
+    const int64_t* y,                       # IN  [T] the labels
+) noexcept nogil:
+    # The path score read off trans and W, without the positions' matrices.
+    cdef Py_ssize_t t
+    cdef int64_t e, m
+    cdef double s = start[y[0]] + em[y[0]] + end[y[T - 1]]
+    for t in range(1, T):
+        m = y[t - 1] * K + y[t]
+        s += trans[m] + em[t * ld + y[t]]
+        for e in range(etok[t], etok[t + 1]):
+            s += (evals[e] if evals != NULL else 1.0) * W[<Py_ssize_t> eids[e] * K * K + m]
+    return s
+
+
 cdef bint _bind_positions(
     Py_ssize_t T, Py_ssize_t K, const double* trans, const double* W,
     const int32_t* eids, const double* evals, const int64_t* etok,   # etok: [T + 1]
@@ -467,7 +513,7 @@ cdef int _forward_backward(
     # [K][K] a pairwise marginal, [K] log-sum-exp terms.
     cdef Py_ssize_t n_work = Tmax * R + 3 * Tmax * K + 2 * Emax * KK + Tmax + KK + K
     cdef fcrf_layout L
-    cdef Py_ssize_t blk, ch, ch0, ch1, s, s_end, T, t, k, m
+    cdef Py_ssize_t blk, ch, ch0, ch1, s, s_end, T, t, k, m, f
     cdef int64_t t0, e, obs
     cdef double logz, x, z, wt, v, c0 = 0.0
     cdef double* buf
@@ -482,6 +528,9 @@ cdef int _forward_backward(
     cdef double* tmp
     cdef double* g
     cdef double* E0
+    cdef double* EW
+    cdef Py_ssize_t F = W.shape[0] // KK if KK > 0 else 0
+    cdef bint factored
     cdef const double** tp
     cdef const double** Ep
     cdef bint scaled
@@ -491,10 +540,14 @@ cdef int _forward_backward(
     cdef int* bad_p = &bad
 
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
-    E0 = <double*> malloc(KK * sizeof(double))
+    # [K][K] exp(trans - c0), then [F][K][K] exp(W[f] - cW[f]) and [F] cW.
+    E0 = <double*> malloc((KK + F * KK + F + 1) * sizeof(double))
     if E0 == NULL:
         raise MemoryError("fastcrf: could not allocate the transition factors")
+    EW = E0 + KK
     _exp_matrix(K, trp, E0, &c0)
+    for f in range(F):
+        _exp_matrix(K, Wp + f * KK, EW + f * KK, EW + F * KK + f)
     if want_wgrad:
         wgrad_out[:, :] = 0.0
     with nogil, parallel(num_threads=n_threads):
@@ -525,29 +578,40 @@ cdef int _forward_backward(
                     T = seq_off[s + 1] - t0
                     fcrf_emissions(&L, Up, ip, vp, &tok_off[t0], &tok_off[t0 + 1], T, 1.0,
                                    em, R)
-                    if not (fcrf_max_abs(em, T * R) <= MAX_SCORE) or not _bind_positions(
-                            T, K, trp, Wp, eip, evp, &etok_off[t0], mats, tp):
+                    if not (fcrf_max_abs(em, T * R) <= MAX_SCORE):
                         bad_p[0] = 1
                         logz_out[s] = INFINITY
                         continue
-                    # The edge factors: the shared ones, or the position's own.
+                    # The edge factors: the shared ones, or the position's own product.
                     m = 0
+                    factored = not want_rows
                     for t in range(1, T):
-                        if tp[t] == trp:
+                        if not factored:
+                            break
+                        if etok_off[t0 + t + 1] == etok_off[t0 + t]:
                             Ep[t] = E0
                             cst[t] = c0
                         else:
-                            _exp_matrix(K, tp[t], emats + m * KK, &cst[t])
+                            factored = _factor(K, E0, c0, EW, EW + F * KK, eip, evp,
+                                               etok_off[t0 + t], etok_off[t0 + t + 1],
+                                               emats + m * KK, &cst[t])
                             Ep[t] = emats + m * KK
                             m = m + 1
-                    scaled = not want_rows and _scaled(T, K, em, R, Ep, cst, &start[0],
-                                                       &end[0], alpha, beta, emf, &logz)
+                    scaled = factored and _scaled(T, K, em, R, Ep, cst, &start[0], &end[0],
+                                                  alpha, beta, emf, &logz)
                     if not scaled:
+                        # Log space, over the positions' own score matrices.
+                        if not _bind_positions(T, K, trp, Wp, eip, evp, &etok_off[t0], mats,
+                                               tp):
+                            bad_p[0] = 1
+                            logz_out[s] = INFINITY
+                            continue
                         logz = _forward(T, K, em, R, tp, &start[0], &end[0], alpha, tmp)
                     logz_out[s] = logz
                     if with_labels:
-                        score_out[s] = _path(T, K, em, R, tp, &start[0], &end[0],
-                                             &labels[t0])
+                        score_out[s] = _path_edges(T, K, em, R, trp, Wp, eip, evp,
+                                                   &etok_off[t0], &start[0], &end[0],
+                                                   &labels[t0])
                     if not (want_marginals or want_rows or want_chain) \
                             or logz == -INFINITY:
                         continue
