@@ -499,6 +499,7 @@ calibration_max_trials
         state = dict(state)
         if "_model" not in state and "classes_" in state:
             state["_model"] = model_of_old_pickle(state)  # fastcrf < 0.3
+        state.setdefault("transition_prefix", None)  # pickled before the parameter
         self.__dict__.update(state)
 
     # ------------------------------------------------------------------ #

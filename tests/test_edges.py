@@ -244,3 +244,41 @@ def test_unsupported_settings_raise(rng):
                  lambda: crf.predict(X, decoder="mbr")):
         with pytest.raises(ValueError, match="transition attributes"):
             call()
+
+
+def test_bad_scores_files_and_old_pickles(rng, tmp_path):
+    import pickle
+    import zipfile
+
+    X, y = pos_pairs_corpus(rng, 20)
+    crf = fastcrf.CRF(algorithm="lbfgs", transition_prefix="E:", max_iterations=5).fit(X, y)
+    # Transition attributes whose scores exceed the kernels' limit: a ValueError.
+    model = crf._model
+    huge = _edges.EdgeCRFModel(model.classes, model.vocabulary, model.layout, model.state,
+                               model.chain, transition_prefix="E:",
+                               edge_vocabulary=model.edge_vocabulary,
+                               edge_weights=np.full(model.edge_weights.shape, 1e200))
+    with pytest.raises(ValueError, match="not finite or exceed"):
+        huge.predict(X)
+    with pytest.raises(ValueError, match="edge_weights must have shape"):
+        _edges.EdgeCRFModel(model.classes, model.vocabulary, model.layout, model.state,
+                            model.chain, transition_prefix="E:",
+                            edge_vocabulary=model.edge_vocabulary,
+                            edge_weights=np.zeros((1, 2, 2)))
+    # A version-3 file without its transition-attribute arrays is refused by name.
+    path = tmp_path / "m.npz"
+    crf.save(path)
+    broken = tmp_path / "broken.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            if item.filename != "edge_weights.npy":
+                dst.writestr(item, src.read(item.filename))
+    with pytest.raises(ValueError, match="missing edge_weights"):
+        fastcrf.CRF.load(broken)
+    # A CRF pickled before transition_prefix existed still has its parameters.
+    state = crf.__getstate__()
+    state.pop("transition_prefix")
+    old = fastcrf.CRF.__new__(fastcrf.CRF)
+    old.__setstate__(state)
+    assert old.get_params()["transition_prefix"] is None
+    assert pickle.loads(pickle.dumps(crf)).predict(X) == crf.predict(X)
