@@ -23,9 +23,10 @@ CRFsuite's binary model files (``.crfsuite``, fastcrf._crfsuite_format) are read
 written too: :func:`load_model` tells the two formats apart by their first bytes,
 never by the file name.
 
-Version 3 is version 2 plus the transition attributes of a model trained with
+Version 4 is version 2 plus the transition attributes of a model trained with
 ``transition_prefix`` (:class:`fastcrf._edges.EdgeCRFModel`); models without them are
-still written as version 2, which older readers read::
+still written as version 2, which older readers read (version 3 is left to the
+feature-hashed models of another branch)::
 
     header.json         also "transition_prefix": the prefix (a str)
     edge_attributes.json  uint8 array: UTF-8 JSON list of transition-attribute names
@@ -60,11 +61,11 @@ FORMAT = "fastcrf-crf"
 FORMATS = ("fastcrf", "crfsuite")
 FORMAT_VERSION = 2
 #: The version of files holding transition attributes (fastcrf._edges).
-EDGES_VERSION = 3
-_READS = (1, 2, 3)
+EDGES_VERSION = 4
+_READS = (1, 2, 4)
 _CHAIN = ("transitions", "start", "end")
 _STATE = {1: ("state",), 2: ("state_head", "tail_ptr", "tail_labels", "state_tail")}
-_STATE[3] = _STATE[2]
+_STATE[EDGES_VERSION] = _STATE[2]
 _EDGES = ("edge_attributes.json", "edge_weights")
 
 
@@ -268,7 +269,7 @@ def _load_npz(source, path):
 
 def _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
                 edge_names, arrays, path):
-    """The checked :class:`fastcrf._edges.EdgeCRFModel` of a version-3 file."""
+    """The checked :class:`fastcrf._edges.EdgeCRFModel` of a version-4 file."""
     from ._edges import EdgeCRFModel
 
     prefix = header.get("transition_prefix")

@@ -265,7 +265,7 @@ def test_bad_scores_files_and_old_pickles(rng, tmp_path):
                             model.chain, transition_prefix="E:",
                             edge_vocabulary=model.edge_vocabulary,
                             edge_weights=np.zeros((1, 2, 2)))
-    # A version-3 file without its transition-attribute arrays is refused by name.
+    # A version-4 file without its transition-attribute arrays is refused by name.
     path = tmp_path / "m.npz"
     crf.save(path)
     broken = tmp_path / "broken.npz"
