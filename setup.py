@@ -54,6 +54,7 @@ extensions = [
     kernel("_online_engine", ("_limits.h", "_kernels.h", "_rows.h"),
            CORE_PXD + ("_rows.pxd",)),
     kernel("_prep", (), ("_prep.pxd",)),
+    kernel("_edges", ("_limits.h", "_kernels.h", "_rows.h"), CORE_PXD + ("_rows.pxd",)),
     kernel("_vector"),
 ]
 # The encoder reads the caller's lists and strings without locks, and its threaded

@@ -47,7 +47,7 @@ import os
 import sys
 import time
 
-from . import cli
+from . import _edges, cli
 
 __all__ = ["learn_main", "test_main"]
 
@@ -70,9 +70,9 @@ CRF++'s flags, mapped onto fastcrf: -a CRF-L2 is L-BFGS on
 iterations (-m counts L-BFGS iterations).  -a MIRA is fastcrf's passive-aggressive
 (PA-I, c = C, averaged; 100 epochs unless -m is given; -e and -H do not apply).
 Template B lines: a plain 'B' learns label transitions, and a template without one
-learns none, as in CRF++; B lines with macros (B01:%%x[0,1], observation-conditioned
-transitions) are not supported yet: label transitions are learned in their place,
-with a note on stderr.  The model is a fastcrf file holding the template (crf_test
+learns none, as in CRF++; each B line with macros (B01:%%x[0,1]) learns
+observation-conditioned transitions, one weight per label pair for each of its
+values, as in CRF++ (-a CRF, CRF-L1, CRF-L2; not MIRA yet, and without -t).  The model is a fastcrf file holding the template (crf_test
 -m MODEL needs nothing else); -t also writes CRF++'s text model MODEL.txt, which
 'crf_learn -C MODEL.txt MODEL' (here or in CRF++) converts back."""
 
@@ -315,20 +315,26 @@ def _cmd_learn(args):
     _check_output_folder(model_path, "model")
     if not os.path.isfile(train_path) and train_path != "-":
         raise cli.CommandError(f"no such file or directory: {train_path!r}")
-    transitions = bool(template.bigram)
-    for line in template.bigram:
-        if "%x[" in line:
-            print(f"fastcrf: note: template line {line!r}: observation-conditioned "
-                  "transitions are not supported yet; label transitions are learned "
-                  "in its place", file=sys.stderr, flush=True)
+    macros, transitions = _edges.template_bigrams(template)
+    if macros is not None and algorithm == "MIRA":
+        raise cli.CommandError(f"{template_path}: B lines with macros (observation-"
+                               "conditioned transitions) need -a CRF, CRF-L1 or CRF-L2; "
+                               "MIRA does not learn them yet")
+    if macros is not None and args.textmodel:
+        raise cli.CommandError(f"{template_path}: -t: CRF++'s text model of fastcrf "
+                               "holds no observation-conditioned transitions (B lines "
+                               "with macros) yet")
 
     started = time.perf_counter()
     X, y, n_fields = _read_training(train_path)
     cli._check_template_fits(template, n_fields - 1, cli._name(train_path))
-    features = template.transform(X)
+    features = (template.transform(X) if macros is None
+                else _edges.template_features(template, macros, X))
     print(f"reading training data: {len(y)} sentences, {sum(map(len, y))} tokens, "
           f"{time.perf_counter() - started:.2f} s", flush=True)
     params = _fit_params(algorithm, args)
+    if macros is not None:
+        params["transition_prefix"] = _edges.TEMPLATE_PREFIX
     t0 = time.perf_counter()
     fitted = fit_model(params, features, y, ends=False, transitions=transitions,
                        listener=_Progress(algorithm, args, transitions))
@@ -370,9 +376,10 @@ def sorted_labels(model):
     layout = StateLayout.dense(*W.shape)
     chain = np.concatenate((model.transitions[np.ix_(order, order)].ravel(),
                             model.start[order], model.end[order]))
-    return CRFModel([model.classes[k] for k in order], model.vocabulary, layout,
-                    layout.from_dense(W), chain, training_log=model.training_log,
-                    n_iter=model.n_iter, metadata=model.metadata)
+    sorted_model = CRFModel([model.classes[k] for k in order], model.vocabulary, layout,
+                            layout.from_dense(W), chain, training_log=model.training_log,
+                            n_iter=model.n_iter, metadata=model.metadata)
+    return _edges.carry_edges(model, sorted_model, order=order)
 
 
 def _write_text_model(model, template, xsize, path):
@@ -492,9 +499,10 @@ def _scaled(model, factor):
 
     if factor == 1.0:
         return model
-    return CRFModel(model.classes, model.vocabulary, model.layout, model.state * factor,
-                    model.chain * factor, training_log=model.training_log,
-                    n_iter=model.n_iter, metadata=model.metadata)
+    scaled = CRFModel(model.classes, model.vocabulary, model.layout, model.state * factor,
+                      model.chain * factor, training_log=model.training_log,
+                      n_iter=model.n_iter, metadata=model.metadata)
+    return _edges.carry_edges(model, scaled, factor=factor)
 
 
 def _token_columns(sentences, xsize, label_column, name):
@@ -549,8 +557,7 @@ def _tag_file(path, model, template, xsize, label_column, args):
         return ""
     tokens = _token_columns(sentences, xsize, label_column, cli._name(path))
     # Attributes the model never saw are dropped, as CRF++ does.
-    _, encoded = template.encode(tokens, vocabulary=model.vocabulary)
-    features = model.encode(encoded)
+    features = _edges.encode_for(model, template, tokens)
     codes = model.viterbi_codes(features)
     probs = args.verbose or args.nbest
     marg = model.marginals(features) if args.verbose else None

@@ -26,6 +26,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from . import _dense_edges
 from ._kernels import _core
 from ._parallel import effective_n_threads
 from ._validation import check_batch, check_label_mask, check_tags, constrain
@@ -38,8 +39,9 @@ class Gradients(NamedTuple):
     ----------
     emissions : ndarray of shape (B, T, K)
         ``[y_t == k] - P(y_t = k)``; 0 past each sequence's length.
-    transitions : ndarray of shape (K, K)
-        Observed minus expected transition counts, summed over the batch.
+    transitions : ndarray of shape (K, K), or (B, T, K, K)
+        Observed minus expected transition counts, summed over the batch; per
+        position (0 at position 0 and past each length) when the transitions were.
     start, end : ndarray of shape (K,)
         Observed minus expected first / last labels, summed over the batch.
     """
@@ -88,8 +90,16 @@ def _check_possible(logz, what="label path"):
 
 def _batch(emissions, transitions, start, end, lengths, allowed=None, label_mask=None):
     """The validated batch with ``allowed`` and ``label_mask`` folded into its scores."""
+    if _dense_edges.is_per_position(transitions):
+        batch = _dense_edges.check_batch(emissions, transitions, start, end, lengths)
+        return _dense_edges.constrain(batch, allowed, label_mask)
     batch = check_batch(emissions, transitions, start, end, lengths)
     return constrain(batch, allowed, label_mask)
+
+
+def _per_position(batch):
+    # A 4-D transitions array: the per-position kernels (fastcrf._dense_edges).
+    return batch.transitions.ndim == 4
 
 
 def _run_partial(batch, tags, label_mask, want_grad, n_jobs):
@@ -145,8 +155,11 @@ def log_partition(
     ----------
     emissions : array-like of shape (B, T, K), float32 or float64
         Per-position label scores.
-    transitions : array-like of shape (K, K)
-        ``transitions[i, j]`` scores the move from label i to label j.
+    transitions : array-like of shape (K, K) or (B, T, K, K)
+        ``transitions[i, j]`` scores the move from label i to label j.  The 4-D form
+        gives every position its own scores: ``transitions[b, t, i, j]`` scores label
+        i at position t - 1 followed by j at t (observation-conditioned transitions;
+        position 0 and the positions past a length are ignored).
     start, end : array-like of shape (K,), optional
         Scores of the first and last label; zeros by default.
     lengths : array-like of int of shape (B,), optional
@@ -179,7 +192,10 @@ def log_partition(
     array([2.07944154])
     """
     batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
-    logz, _, _, _ = _run_forward_backward(batch, None, False, n_jobs)
+    if _per_position(batch):
+        logz = _dense_edges.forward_backward(batch, n_jobs=n_jobs)[0]
+    else:
+        logz, _, _, _ = _run_forward_backward(batch, None, False, n_jobs)
     _check_possible(logz)
     return _as_result(logz, batch.dtype, "log-partition")
 
@@ -210,7 +226,8 @@ def log_likelihood(
     tags : array-like of int of shape (B, T)
         Gold label indices in ``[0, K)``, or -1 where the label is unknown (any label
         the mask allows); entries past a sequence's length are ignored.
-    transitions : array-like of shape (K, K)
+    transitions : array-like of shape (K, K) or (B, T, K, K)
+        Per-position transitions as in :func:`log_partition`.
     start, end : array-like of shape (K,), optional
     lengths : array-like of int of shape (B,), optional
     allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
@@ -228,15 +245,19 @@ def log_likelihood(
     ll : ndarray of shape (B,)
     grads : Gradients
         Only with ``return_grad=True``: attributes ``emissions`` (B, T, K),
-        ``transitions`` (K, K), ``start`` (K,) and ``end`` (K,).
+        ``transitions`` (K, K) (or (B, T, K, K), as given), ``start`` (K,) and
+        ``end`` (K,).
 
     Raises
     ------
     ValueError
         When some sequence has no possible path, or its labelling has probability 0
-        (every compatible path scores -inf).
+        (every compatible path scores -inf); for ``label_mask`` or -1 tags with
+        (B, T, K, K) transitions (partial labels take shared transitions).
     """
     batch = _batch(emissions, transitions, start, end, lengths, allowed)
+    if _per_position(batch):
+        return _per_position_likelihood(batch, tags, label_mask, return_grad, n_jobs)
     gold = check_tags(tags, batch, unknown=True)
     valid = np.arange(batch.shape[1])[None, :] < batch.lengths[:, None]
     if label_mask is None and not (valid & (gold < 0)).any():
@@ -263,6 +284,21 @@ def log_likelihood(
     return ll, grads
 
 
+def _per_position_likelihood(batch, tags, label_mask, return_grad, n_jobs):
+    # log_likelihood with (B, T, K, K) transitions: complete tags only.
+    if label_mask is not None:
+        raise ValueError("label_mask (partial labels) is not supported with per-position "
+                         "transitions of shape (B, T, K, K); pass (K, K) transitions")
+    logz, score, grads = _dense_edges.log_likelihood(batch, tags, return_grad=return_grad,
+                                                     n_jobs=n_jobs)
+    _check_possible(logz)
+    _check_possible(score, "path compatible with tags and label_mask")
+    ll = _as_result(score - logz, batch.dtype, "log-likelihood")
+    if not return_grad:
+        return ll
+    return ll, Gradients(*(g.astype(batch.dtype) for g in grads))
+
+
 def marginals(
     emissions: ArrayLike,
     transitions: ArrayLike,
@@ -279,7 +315,8 @@ def marginals(
     Parameters
     ----------
     emissions : array-like of shape (B, T, K), float32 or float64
-    transitions : array-like of shape (K, K)
+    transitions : array-like of shape (K, K) or (B, T, K, K)
+        Per-position transitions as in :func:`log_partition`.
     start, end : array-like of shape (K,), optional
     lengths : array-like of int of shape (B,), optional
     allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
@@ -303,6 +340,10 @@ def marginals(
         When some sequence has no possible path.
     """
     batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
+    if _per_position(batch):
+        logz, _, node, _, _ = _dense_edges.forward_backward(batch, node=True, n_jobs=n_jobs)
+        _check_possible(logz)
+        return node.astype(batch.dtype)
     logz, _, node, _ = _run_forward_backward(batch, None, True, n_jobs)
     _check_possible(logz)
     return node
@@ -324,7 +365,8 @@ def edge_marginals(
     Parameters
     ----------
     emissions : array-like of shape (B, T, K), float32 or float64
-    transitions : array-like of shape (K, K)
+    transitions : array-like of shape (K, K) or (B, T, K, K)
+        Per-position transitions as in :func:`log_partition`.
     start, end : array-like of shape (K,), optional
     lengths : array-like of int of shape (B,), optional
     allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
@@ -349,6 +391,10 @@ def edge_marginals(
     """
     batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
     B, T, K = batch.shape
+    if _per_position(batch):
+        logz, _, _, pair, _ = _dense_edges.forward_backward(batch, pair=True, n_jobs=n_jobs)
+        _check_possible(logz)
+        return pair[:, 1:].astype(batch.dtype)
     n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
     logz = np.zeros(B)
     out = np.zeros((B, max(T - 1, 0), K, K), dtype=batch.dtype)
@@ -376,7 +422,8 @@ def path_score(
     ----------
     emissions : array-like of shape (B, T, K)
     tags : array-like of int of shape (B, T)
-    transitions : array-like of shape (K, K)
+    transitions : array-like of shape (K, K) or (B, T, K, K)
+        Per-position transitions as in :func:`log_partition`.
     start, end : array-like of shape (K,), optional
     lengths : array-like of int of shape (B,), optional
 
@@ -386,6 +433,10 @@ def path_score(
         ``start[y0] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_last]``;
         -inf for a path through an impossible (-inf) score.
     """
+    if _dense_edges.is_per_position(transitions):
+        batch = _dense_edges.check_batch(emissions, transitions, start, end, lengths)
+        _, score, _, _, _ = _dense_edges.forward_backward(batch, check_tags(tags, batch))
+        return _as_result(score, batch.dtype, "path score", neg_inf=True)
     batch = check_batch(emissions, transitions, start, end, lengths)
     gold = check_tags(tags, batch)
     score = np.zeros(batch.shape[0])
@@ -412,7 +463,8 @@ def viterbi(
     Parameters
     ----------
     emissions : array-like of shape (B, T, K), float32 or float64
-    transitions : array-like of shape (K, K)
+    transitions : array-like of shape (K, K) or (B, T, K, K)
+        Per-position transitions as in :func:`log_partition`.
     start, end : array-like of shape (K,), optional
     lengths : array-like of int of shape (B,), optional
     allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
@@ -445,6 +497,13 @@ def viterbi(
     """
     batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
     B, T, K = batch.shape
+    if _per_position(batch):
+        if k is not None:
+            raise ValueError("k (k-best paths) is not supported with per-position "
+                             "transitions of shape (B, T, K, K); pass k=None")
+        paths, scores = _dense_edges.viterbi(batch, n_jobs)
+        _check_possible(scores)
+        return paths, _as_result(scores, batch.dtype, "best path score")
     n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
     if k is None:
         paths = np.full((B, T), -1, dtype=np.int64)

@@ -242,6 +242,18 @@ calibration_max_trials
         the attributes, as ``fastcrf train`` / ``fastcrf tag`` do.  The model file
         keeps the template's text (never code); :meth:`CRF.load` compiles it again.
         A :class:`fastcrf.Dataset` or EncodedSequences ``X`` is taken as it is.
+    transition_prefix : str or None, default=None
+        Observation-conditioned transitions (CRF++'s ``B`` template lines with
+        macros): the token features whose names start with this prefix are
+        *transition attributes*.  Each one weighs every label pair of the move from
+        the previous token into its token, ``trans_t[i, j] = transitions[i, j] +
+        sum_f x[t, f] * W[f, i, j]``, and is not a state feature; on a sequence's
+        first token it is ignored.  Dict tokens are split on their keys, list tokens
+        on their str items (``{"w": "dog", "B:pos": "NN|VB"}`` with ``"B:"``).
+        None: no transition attributes (sklearn-crfsuite's model).  Supported by
+        algorithm='lbfgs' with lists of token features, without warm start or dev
+        set; ``predict_nbest``, ``predict_edge_marginals`` and ``decoder="mbr"``
+        are not supported for such a model yet.
 
     Attributes
     ----------
@@ -297,7 +309,7 @@ calibration_max_trials
         batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
         n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None, warm_start=False,
         progress_bar=False, hash_features=None, hash_seed=None, template=None,
-        learning_rate=None,
+        learning_rate=None, transition_prefix=None,
     ):
         self._store_params(locals())
 
@@ -563,6 +575,7 @@ calibration_max_trials
                 state.setdefault(name, param.default)
         if "_model" not in state and "classes_" in state:
             state["_model"] = model_of_old_pickle(state)  # fastcrf < 0.3
+        state.setdefault("transition_prefix", None)  # pickled before the parameter
         self.__dict__.update(state)
 
     # ------------------------------------------------------------------ #

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from . import _edges
 from ._dataset import Dataset, dev_set, is_encoded, training_set
 from ._features._hashing import hash_training
 from ._layout import StateLayout
@@ -85,6 +86,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         X, y, X_dev, y_dev, weights = hold_out(X, y, p["validation_fraction"], rng,
                                                weights)
     started = time.perf_counter()
+    edges = _edges.Fit.start(p, X, X_dev, init_model)
+    if edges is not None:
+        X = edges.state_tokens
     if is_encoded(X):
         if classes is not None:
             raise ValueError("classes cannot be given with an encoded X: its labels "
@@ -103,6 +107,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         vocabulary, data = extend_vocabulary(init_model, vocabulary, data)
     if weights is not None:
         data.weights = check_sample_weight(weights, data.n_sequences)
+    if edges is not None:
+        edges.encode(p)
     p, note = for_data(params, p, data.n_sequences)
     if isinstance(X_dev, Dataset):
         dev = dev_set(X_dev, y_dev, vocabulary, classes)
@@ -146,6 +152,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         return stop
 
     trainer = TRAINERS[p["algorithm"]]
+    if edges is not None:
+        return edges.fit(data, p, classes, vocabulary, layout, mask, callback, progress, bar)
     try:
         weights, n_iter = trainer.fit(
             data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,

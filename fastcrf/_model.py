@@ -274,8 +274,12 @@ class CRFModel:
     def log_probability(self, features, codes, n_jobs=None):
         """``log P(y | x)`` of every sequence of ``features`` labelled ``codes``
         (label codes, one per token): ndarray (n_sequences,)."""
-        return log_probabilities(self.layout, self.state, self.chain, features, codes,
-                                 n_jobs)
+        return self._log_probabilities(features, codes, self.chain, n_jobs)
+
+    def _log_probabilities(self, features, codes, chain, n_jobs=None):
+        # The one place the model's log P(y | x) is computed (a subclass with more
+        # weights, fastcrf._edges.EdgeCRFModel, overrides it).
+        return log_probabilities(self.layout, self.state, chain, features, codes, n_jobs)
 
     def predict(self, X, n_jobs=None, constraints=None, decoder="viterbi"):
         """Best label sequence of every sequence of ``X``: list of lists of str.
@@ -341,8 +345,8 @@ class CRFModel:
                     raise ValueError(f"y[{i}] holds the label {label!r}, which the model "
                                      f"does not have; its labels are {self.classes}")
                 codes.append(index[label])
-        return log_probabilities(self.layout, self.state, self.constrained_chain(constraints),
-                                 features, np.asarray(codes, dtype=np.int64), n_jobs)
+        return self._log_probabilities(features, np.asarray(codes, dtype=np.int64),
+                                       self.constrained_chain(constraints), n_jobs)
 
     def predict_indices(self, X, n_jobs=None, constraints=None):
         """As :meth:`predict`, but label codes: list of int64 ndarrays."""

@@ -164,6 +164,8 @@ CONSTRAINTS = {
     "hash_seed": Param(Int(low=0, high=2 ** 32 - 1)),
     # A str or fastcrf.Template, compiled (and so checked) by fastcrf._featurizer.
     "template": Param(Unchecked(), none=True),
+    # Checked by fastcrf._edges.check_prefix where the fit reads it.
+    "transition_prefix": Param(Unchecked(), none=True),
     "trainer_cls": Param(Unchecked(), none=True),
     "random_state": Param(Unchecked(), none=True),
 }

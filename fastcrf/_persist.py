@@ -31,6 +31,20 @@ list (no name is kept) and ``buckets`` (int64, (n_rows,)) gives the bucket of ev
 row of the state weights.  Any version may hold ``feature_names.json``, the column
 names of a model fitted on a scipy.sparse ``X`` with ``feature_names``.
 
+Version 4 is version 2 plus the transition attributes of a model trained with
+``transition_prefix`` (:class:`fastcrf._edges.EdgeCRFModel`)::
+
+    header.json         also "transition_prefix": the prefix (a str)
+    edge_attributes.json  uint8 array: UTF-8 JSON list of transition-attribute names
+    edge_weights        float64 (n_edge_attributes, n_labels, n_labels)
+
+A file is written in the lowest version that holds what its model has (version 2
+for a plain model, which older fastcrf reads), and each later part is recognised by
+its own keys (``hashing`` in the header, ``transition_prefix`` in the header), never
+by the version alone: a file of version N may hold the parts of every version <= N,
+and must hold the part of N itself.  A reader that does not know a version refuses
+the file rather than reading it without the part it does not know.
+
 Version 1 files (fastcrf 0.1) hold one dense ``state`` (n_attributes, n_labels) array
 instead of the four state arrays; they are still read.
 
@@ -61,10 +75,17 @@ FORMATS = ("fastcrf", "crfsuite")
 FORMAT_VERSION = 2
 #: The version of a feature-hashed model's file.
 HASHED_VERSION = 3
-_READS = (1, 2, 3)
+#: The version of files holding transition attributes (fastcrf._edges).
+EDGES_VERSION = 4
+_READS = (1, 2, HASHED_VERSION, EDGES_VERSION)
 _CHAIN = ("transitions", "start", "end")
 _STATE = {1: ("state",), 2: ("state_head", "tail_ptr", "tail_labels", "state_tail")}
-_STATE[3] = _STATE[2] + ("buckets",)
+_EDGES = ("edge_attributes.json", "edge_weights")
+
+
+def _state_names(version, hashed):
+    """The state arrays of a file of ``version`` (``hashed``: with its buckets)."""
+    return _STATE[1] if version == 1 else _STATE[2] + (("buckets",) if hashed else ())
 
 
 def _json_bytes(obj):
@@ -88,6 +109,9 @@ def save_model(model, path, *, params, metadata=None, format="fastcrf"):
             # Its rows are buckets: a CRFsuite tagger would read "#<bucket>" as names.
             raise ValueError("a CRFsuite model file has no place for feature hashing; "
                              "save a hashed model in format='fastcrf'")
+        if getattr(model, "edge_weights", None) is not None:
+            raise ValueError("a CRFsuite model file has no place for transition "
+                             "attributes (transition_prefix); save in format='fastcrf'")
         if metadata is not None:
             raise ValueError("a CRFsuite model file has no place for metadata; save in "
                              "format='fastcrf' to keep it")
@@ -140,6 +164,13 @@ def _npz_arrays(model, params, metadata):
         "start": np.ascontiguousarray(model.start, dtype=np.float64),
         "end": np.ascontiguousarray(model.end, dtype=np.float64),
     }
+    edge_weights = getattr(model, "edge_weights", None)
+    if edge_weights is not None:
+        header["format_version"] = EDGES_VERSION
+        header["transition_prefix"] = model.transition_prefix
+        arrays["header.json"] = _json_bytes(header)
+        arrays["edge_attributes.json"] = _json_bytes(model.edge_vocabulary.names)
+        arrays["edge_weights"] = np.ascontiguousarray(edge_weights, dtype=np.float64)
     if metadata is not None:
         arrays["metadata.json"] = metadata_json
     if hashed:
@@ -204,16 +235,28 @@ def _load_npz(source, path):
             header = _read_json(archive["header.json"], path, "header")
             _check_header(header, path)
             version = header["format_version"]
-            missing = set(_STATE[version]) - names
+            # Each part by its own key; the part of the file's own version must be there.
+            hashed = version == HASHED_VERSION or (version > HASHED_VERSION
+                                                   and "hashing" in header)
+            edges = version == EDGES_VERSION or (version > EDGES_VERSION
+                                                 and "transition_prefix" in header)
+            missing = set(_state_names(version, hashed)) - names
             if missing:
                 raise ValueError(f"{path!r} is not a readable fastcrf model file (missing "
                                  f"{', '.join(sorted(missing))})")
             attributes = _read_json(archive["attributes.json"], path, "attribute list")
-            arrays = {name: archive[name] for name in _CHAIN + _STATE[version]}
+            if edges and set(_EDGES) - names:
+                raise ValueError(f"{path!r} is not a readable fastcrf model file (missing "
+                                 f"{', '.join(sorted(set(_EDGES) - names))})")
+            arrays = {name: archive[name] for name in _CHAIN + _state_names(version, hashed)}
             feature_names = None
             if "feature_names.json" in names:
                 feature_names = _read_json(archive["feature_names.json"], path,
                                            "feature name list")
+            if edges:
+                arrays["edge_weights"] = archive["edge_weights"]
+                edge_names = _read_json(archive["edge_attributes.json"], path,
+                                        "transition-attribute list")
             metadata = {}
             if "metadata.json" in names:
                 metadata = _read_json(archive["metadata.json"], path, "metadata")
@@ -245,7 +288,7 @@ def _load_npz(source, path):
             isinstance(a, str) for a in feature_names)):
         raise ValueError(f"{path!r}: the feature name list is malformed")
     K, A = len(classes), len(attributes)
-    if version == HASHED_VERSION:
+    if hashed:
         vocabulary = _hashed_vocabulary(header, arrays["buckets"], attributes, path)
         A = len(vocabulary)
     if version == 1:
@@ -257,7 +300,7 @@ def _load_npz(source, path):
     for name, shape in {"transitions": (K, K), "start": (K,), "end": (K,)}.items():
         _check_array(arrays, name, np.float64, shape, path)
     try:
-        if version != HASHED_VERSION:
+        if not hashed:
             vocabulary = AttributeVocabulary(attributes)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path!r}: the attribute list is malformed ({exc})") from None
@@ -267,6 +310,9 @@ def _load_npz(source, path):
     log = TrainingLog(log_data.get("algorithm", params.get("algorithm")))
     log.iterations = list(log_data.get("iterations", []))
     chain = np.concatenate([arrays[name].ravel() for name in _CHAIN])
+    if edges:
+        return _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
+                           edge_names, arrays, path), params
     model = CRFModel(classes, vocabulary, layout, state, chain, training_log=log,
                      n_iter=int(header.get("n_iter", 0)), metadata=metadata)
     if feature_names is not None:
@@ -297,6 +343,29 @@ def _hashed_vocabulary(header, buckets, attributes, path):
         return HashedVocabulary(n, seed, buckets)
     except ValueError as exc:
         raise ValueError(f"{path!r}: array 'buckets' is malformed ({exc})") from None
+
+
+def _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
+                edge_names, arrays, path):
+    """The checked :class:`fastcrf._edges.EdgeCRFModel` of a version-4 file."""
+    from ._edges import EdgeCRFModel
+
+    prefix = header.get("transition_prefix")
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"{path!r}: the header's transition_prefix is malformed")
+    if not isinstance(edge_names, list) or not all(isinstance(a, str) for a in edge_names):
+        raise ValueError(f"{path!r}: the transition-attribute list is malformed")
+    K = len(classes)
+    _check_array(arrays, "edge_weights", np.float64, (len(edge_names), K, K), path)
+    try:
+        edge_vocabulary = AttributeVocabulary(edge_names)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path!r}: the transition-attribute list is malformed "
+                         f"({exc})") from None
+    return EdgeCRFModel(classes, vocabulary, layout, state, chain, training_log=log,
+                        n_iter=int(header.get("n_iter", 0)), metadata=metadata,
+                        transition_prefix=prefix, edge_vocabulary=edge_vocabulary,
+                        edge_weights=arrays["edge_weights"])
 
 
 def _read_json(arr, path, what):

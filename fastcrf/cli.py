@@ -330,11 +330,13 @@ def _cmd_train(args):
         crf.set_params(warm_start=True)
     if args.model is not None:
         _check_output(args.model, "-m")
+    macros = None
     if not encoded:
         template = _template(args.template) if args.template is not None else init[1]
         if not template.unigram:
             raise CommandError(f"{args.template}: the template has no U lines, so it "
                                "extracts no features to train on")
+        macros = _template_transitions(crf, template, args.quiet)
     sep = _separator(args.sep)
     quiet = args.quiet
 
@@ -342,8 +344,8 @@ def _cmd_train(args):
     if encoded:
         features, y, template, n_fields, label_column, sep = _encoded_training(
             args.train[0])
-    elif args.lists:
-        features, y, n_fields = _listed_training(args, template, sep)
+    elif args.lists or macros is not None:
+        features, y, n_fields = _listed_training(args, template, sep, macros)
         label_column = args.label_column % n_fields
     else:
         features = _dataset_of(args.train, template, args.label_column, sep, args.min_freq)
@@ -365,7 +367,14 @@ def _cmd_train(args):
          quiet=quiet)
 
     t0 = time.perf_counter()
-    crf.fit(features, y, *(dev or ()))
+    if template.bigram:
+        crf.fit(features, y, *(dev or ()))
+    else:
+        # CRF++: a template without any B line asks for no label-transition weights.
+        init = crf._fitted_model() if crf.warm_start and crf.__sklearn_is_fitted__() \
+            else None
+        crf._fit(crf.get_params(), features, y, *(dev or ()), init_model=init,
+                 transitions=False)
     fit_time = time.perf_counter() - t0
     K = len(crf.classes_)
     n_weights = crf._model.n_weights
@@ -392,9 +401,26 @@ def _cmd_train(args):
     return 0
 
 
-def _listed_training(args, template, sep):
+def _template_transitions(crf, template, quiet):
+    """The Template of ``template``'s B lines with macros, or None; with some, ``crf``
+    learns them (``transition_prefix``, by L-BFGS when no algorithm was chosen)."""
+    from . import _edges
+
+    macros, _ = _edges.template_bigrams(template)
+    if macros is None:
+        return None
+    if crf.algorithm is None:
+        crf.set_params(algorithm="lbfgs")
+        _say("B lines with macros (observation-conditioned transitions): training by "
+             "L-BFGS (-a lbfgs)", quiet=quiet)
+    crf.set_params(transition_prefix=_edges.TEMPLATE_PREFIX)
+    return macros
+
+
+def _listed_training(args, template, sep, macros=None):
     """The list path of ``train --lists``: per-token feature lists (kept for
-    comparison; the default encodes a :class:`~fastcrf.Dataset` by streaming)."""
+    comparison; the default encodes a :class:`~fastcrf.Dataset` by streaming), and
+    of templates with B lines with macros (``macros``: their Template)."""
     X, y, n_fields = [], [], None
     for path in args.train:
         Xp, yp, n = _load_labelled(path, args.label_column, sep)
@@ -405,6 +431,9 @@ def _listed_training(args, template, sep):
         X += Xp
         y += yp
     _check_template_fits(template, n_fields - 1, _name(args.train[0]))
+    if macros is not None:
+        from ._edges import template_features
+        return template_features(template, macros, X), y, n_fields
     return template.transform(X), y, n_fields
 
 
@@ -480,8 +509,10 @@ def _tagged_rows(crf, template, sentences, tokens, only_labels, marginals,
     """The rows ``fastcrf tag`` writes for ``sentences`` (``tokens``: their token
     columns, which ``template`` reads), and the seconds the tagging took."""
     t0 = time.perf_counter()
+    from ._edges import encode_for
+
     # The model's vocabulary drops attributes never seen in training, as CRF++ does.
-    _, encoded = template.encode(tokens, vocabulary=crf.vocabulary_)
+    encoded = encode_for(crf._fitted_model(), template, tokens)
     try:
         codes = crf.predict_indices(encoded, constraints=constraints)
         probs = (crf.predict_proba(encoded, constraints=constraints)

@@ -40,3 +40,28 @@ def enumerate_chain(em, trans, start, end, allowed=None):
     # label, i.e. the smallest optimal path read from its end.
     best = min((y for y, s in zip(paths, masked) if s == top), key=lambda y: y[::-1])
     return logz, node, edge, list(best), float(top)
+
+
+def enumerate_positions(em, trans4, start, end):
+    """log Z, node marginals (T, K), pairwise marginals (T, K, K) (index t: the move
+    into t), best path and score of one chain with per-position transitions."""
+    T, K = em.shape
+    paths = list(itertools.product(range(K), repeat=T))
+
+    def score(y):
+        s = start[y[0]] + end[y[-1]] + sum(em[t, k] for t, k in enumerate(y))
+        return s + sum(trans4[t, y[t - 1], y[t]] for t in range(1, T))
+
+    scores = np.array([score(y) for y in paths])
+    logz = np.logaddexp.reduce(scores)
+    p = np.exp(scores - logz)
+    node = np.zeros((T, K))
+    pair = np.zeros((T, K, K))
+    for prob, y in zip(p, paths):
+        for t, k in enumerate(y):
+            node[t, k] += prob
+        for t in range(1, T):
+            pair[t, y[t - 1], y[t]] += prob
+    top = scores.max()
+    best = min((y for y, s in zip(paths, scores) if s == top), key=lambda y: y[::-1])
+    return logz, node, pair, list(best), float(top), score
