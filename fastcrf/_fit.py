@@ -86,6 +86,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         X, y, X_dev, y_dev, weights = hold_out(X, y, p["validation_fraction"], rng,
                                                weights)
     started = time.perf_counter()
+    if p["transition_prefix"] is not None and p["hash_features"] is not None:
+        raise ValueError("transition_prefix cannot be combined with hash_features yet: "
+                         "the transition attributes are kept by name")
     edges = _edges.Fit.start(p, X, X_dev, init_model)
     if edges is not None:
         X = edges.state_tokens

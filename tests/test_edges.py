@@ -282,3 +282,12 @@ def test_bad_scores_files_and_old_pickles(rng, tmp_path):
     old.__setstate__(state)
     assert old.get_params()["transition_prefix"] is None
     assert pickle.loads(pickle.dumps(crf)).predict(X) == crf.predict(X)
+
+
+def test_transition_prefix_with_hashing_is_refused():
+    # The transition attributes are kept by name: a hashed model has no place for them.
+    X = [[{"w": "a", "B:p": "x"}, {"w": "b", "B:p": "y"}]]
+    y = [["A", "B"]]
+    crf = fastcrf.CRF(algorithm="lbfgs", transition_prefix="B:", hash_features=16)
+    with pytest.raises(ValueError, match="hash_features"):
+        crf.fit(X, y)
