@@ -298,4 +298,122 @@ static void fcrf_ada_step_run(double* FCRF_RESTRICT x, double* FCRF_RESTRICT hat
                            averaging);
 }
 
+/* ------------------------------------------------------------------------------- *
+ * The per-row variant (learning_rate='adagrad_row'): one accumulator per attribute  *
+ * row, shared by the row's weights.                                                 *
+ * ------------------------------------------------------------------------------- *
+ *
+ * For attribute a, with g_ak the step's gradient of its weight for label k:
+ *     GA[a] += (sum_k g_ak^2) / K;   s_a = 1 / (delta + sqrt(GA[a]))  (0 while GA[a] = 0)
+ *     w_ak <- exp(-eta lambda n_b s_a) w_ak + eta s_a g_ak
+ * (the sum over the row's stored weights: K for a dense row, a tail attribute's own
+ * labels, whose missing pairs have no weight and so no gradient; dividing by K in
+ * both keeps the mean over the row's K label weights).  One square root, division
+ * and exp per row and step, then multiply-adds over the row's weights: the cost per
+ * weight is that of the 'calibrated' step's update, where the per-weight rule above
+ * pays a square root, a division and an exp per weight.  A stale row's catch-up is
+ * the closed form of the per-weight rule with one r_a = exp(-c s_a) for the whole row
+ * (two expm1 per row, so no cached E is needed).
+ */
+
+static inline double fcrf_adarow_scale(double G)
+{
+    return G > 0.0 ? 1.0 / (FCRF_ADA_DELTA + sqrt(G)) : 0.0;
+}
+
+/* Bring attribute a's weights from step stamp[a] up to step `step` (c and averaging:
+ * those of the skipped steps, which all had the same n_b and averaging flag). */
+static inline void fcrf_adarow_catch_up_row(const fcrf_layout* L, double* FCRF_RESTRICT U,
+                                            double* FCRF_RESTRICT Uhat,
+                                            const double* FCRF_RESTRICT GA,
+                                            int64_t* FCRF_RESTRICT stamp, ptrdiff_t a,
+                                            int64_t step, double c, int averaging)
+{
+    const int64_t m = step - stamp[a];
+    int64_t j, lo, hi;
+    double x, em, r;
+    if (m <= 0)
+        return;
+    stamp[a] = step;
+    fcrf_ada_row(L, a, &lo, &hi);
+    x = -c * fcrf_adarow_scale(GA[a]);
+    em = expm1((double) m * x);
+    if (averaging) {
+        const double e1 = expm1(x);
+        /* r (1 - r^m) / (1 - r), which is m when c s_a underflows to r = 1 */
+        const double f = e1 != 0.0 ? (1.0 + e1) * (em / e1) : (double) m;
+        for (j = lo; j < hi; j++)
+            Uhat[j] += U[j] * f;
+    }
+    r = 1.0 + em;
+    for (j = lo; j < hi; j++)
+        U[j] *= r;
+}
+
+/* fcrf_ada_catch_up_token for rows */
+static void fcrf_adarow_catch_up_token(const fcrf_layout* L, double* U, double* Uhat,
+                                       const double* GA, int64_t* stamp, const int32_t* ids,
+                                       int64_t e0, int64_t e1, int64_t step, double c,
+                                       int averaging)
+{
+    int64_t e;
+    for (e = e0; e < e1; e++)
+        fcrf_adarow_catch_up_row(L, U, Uhat, GA, stamp, ids[e], step, c, averaging);
+}
+
+/* fcrf_ada_sync for rows */
+static void fcrf_adarow_sync(const fcrf_layout* L, ptrdiff_t n_attributes, double* U,
+                             double* Uhat, const double* GA, int64_t* stamp, int64_t step,
+                             double c, int averaging)
+{
+    ptrdiff_t a;
+    for (a = 0; a < n_attributes; a++)
+        fcrf_adarow_catch_up_row(L, U, Uhat, GA, stamp, a, step, c, averaging);
+}
+
+/* One step of the n weights w of a row with gradients g (zeroed), decay d and gain es. */
+FCRF_MULTIVERSION
+static void fcrf_adarow_step_span(double* FCRF_RESTRICT w, double* FCRF_RESTRICT hat,
+                                  double* FCRF_RESTRICT g, ptrdiff_t n, double d, double es,
+                                  int averaging)
+{
+    ptrdiff_t j;
+    for (j = 0; j < n; j++) {
+        w[j] = d * w[j] + es * g[j];
+        g[j] = 0.0;
+    }
+    if (averaging)
+        for (j = 0; j < n; j++)
+            hat[j] += w[j];
+}
+
+/* fcrf_ada_step_token for rows: each attribute of the token's entries [e0, e1) that
+ * this step has not stepped yet. */
+static void fcrf_adarow_step_token(const fcrf_layout* L, double* FCRF_RESTRICT U,
+                                   double* FCRF_RESTRICT Uhat, double* FCRF_RESTRICT GA,
+                                   double* FCRF_RESTRICT gU, int64_t* FCRF_RESTRICT stamp,
+                                   const int32_t* ids, int64_t e0, int64_t e1, int64_t step,
+                                   double eta, double c, int averaging)
+{
+    const double inv_k = 1.0 / (double) L->K;
+    int64_t e, j, lo, hi;
+    for (e = e0; e < e1; e++) {
+        const ptrdiff_t a = ids[e];
+        double sq = 0.0, s;
+        if (stamp[a] == step)
+            continue;
+        stamp[a] = step;
+        fcrf_ada_row(L, a, &lo, &hi);
+        for (j = lo; j < hi; j++)
+            sq += gU[j] * gU[j];
+        GA[a] += sq * inv_k;
+        s = fcrf_adarow_scale(GA[a]);
+        fcrf_adarow_step_span(U + lo, Uhat + lo, gU + lo, hi - lo, exp(-c * s), eta * s,
+                              averaging);
+        if (a < L->D)   /* the padding's gradient: zeros, perhaps negative ones */
+            for (j = hi; j < lo + L->S; j++)
+                gU[j] = 0.0;
+    }
+}
+
 #endif
