@@ -198,7 +198,8 @@ def _engine_call(state, data, order, *, batch, eta, lam, avg_start, fold, n_thre
     K = data.n_labels
     losses = np.zeros(len(order))
     args = {"adagrad": True, "GU": state.GU, "GV": state.GV, "gU": state.gU,
-            "ada_stamp": state.ada_stamp, "EU": state.EU, "ada_rows": True, "GA": state.GA}
+            "ada_stamp": state.ada_stamp, "EU": state.EU, "ada_rows": True, "GA": state.GA,
+            "EA": state.EA}
     args.update(kw)
     status = _sgd_engine.sgd_epoch(
         state.U, state.Uhat, state.V, state.Vhat, K, L.n_dense, L.tail_ptr, L.tail_labels,
@@ -265,6 +266,8 @@ def test_adagrad_row_engine_checks_its_arrays():
         _engine_call(state, data, order, GA=state.GA[:-1], **kw)
     with pytest.raises(ValueError, match="GA"):
         _engine_call(state, data, order, GA=None, **kw)
+    with pytest.raises(ValueError, match="EA"):
+        _engine_call(state, data, order, EA=state.EA[1:], **kw)
     with pytest.raises(ValueError, match="ada_rows needs adagrad"):
         _engine_call(state, data, order, adagrad=False, **kw)
     with pytest.raises(ValueError, match="L1"):

@@ -58,16 +58,16 @@ cdef extern from "_adagrad.h":
     void fcrf_ada_step_run(double* x, double* hat, double* G, double* g, Py_ssize_t n,
                            double eta, double c, int averaging) noexcept nogil
     void fcrf_adarow_catch_up_token(const fcrf_layout* L, double* U, double* Uhat,
-                                    const double* GA, int64_t* stamp, const int32_t* ids,
-                                    int64_t e0, int64_t e1, int64_t step, double c,
-                                    int averaging) noexcept nogil
+                                    const double* GA, const double* EA, int64_t* stamp,
+                                    const int32_t* ids, int64_t e0, int64_t e1, int64_t step,
+                                    double c, int averaging) noexcept nogil
     void fcrf_adarow_sync(const fcrf_layout* L, Py_ssize_t n_attributes, double* U,
-                          double* Uhat, const double* GA, int64_t* stamp, int64_t step,
-                          double c, int averaging) noexcept nogil
+                          double* Uhat, const double* GA, const double* EA, int64_t* stamp,
+                          int64_t step, double c, int averaging) noexcept nogil
     void fcrf_adarow_step_token(const fcrf_layout* L, double* U, double* Uhat, double* GA,
-                                double* gU, int64_t* stamp, const int32_t* ids, int64_t e0,
-                                int64_t e1, int64_t step, double eta, double c,
-                                int averaging) noexcept nogil
+                                double* EA, double* gU, int64_t* stamp, const int32_t* ids,
+                                int64_t e0, int64_t e1, int64_t step, double eta, double c,
+                                double c_full, int averaging) noexcept nogil
 
 from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
                        fcrf_padded_marginals, fcrf_padded_work_doubles,
@@ -218,8 +218,9 @@ cdef struct SGDBatch:
     double* gU
     double* gV
     int64_t* ada_stamp
-    int ada_rows          # the per-row step: GA [A] instead of GU and EU
+    int ada_rows          # the per-row step: GA and EA [A] instead of GU and EU
     double* GA
+    double* EA
     Py_ssize_t n_attributes
     int64_t ada_step      # steps taken before this mini-batch
     double ada_eta
@@ -267,9 +268,9 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
             if b.ada_rows:
                 fcrf_prefetch_rows(b.L, b.gU, NULL, b.ids, start + t0, end + t0, T)
                 for t in range(T):
-                    fcrf_adarow_catch_up_token(b.L, b.Uw, b.Uhat, b.GA, b.ada_stamp, b.ids,
-                                               start[t0 + t], end[t0 + t], b.ada_step,
-                                               b.ada_c, b.ada_avg)
+                    fcrf_adarow_catch_up_token(b.L, b.Uw, b.Uhat, b.GA, b.EA, b.ada_stamp,
+                                               b.ids, start[t0 + t], end[t0 + t],
+                                               b.ada_step, b.ada_c, b.ada_avg)
             else:
                 fcrf_prefetch_rows(b.L, b.GU, b.gU, b.ids, start + t0, end + t0, T)
                 for t in range(T):
@@ -386,9 +387,9 @@ cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
         T = _visit(b, i, &t0)
         for t in range(T):
             if b.ada_rows:
-                fcrf_adarow_step_token(b.L, b.Uw, b.Uhat, b.GA, b.gU, b.ada_stamp, b.ids,
-                                       start[t0 + t], end[t0 + t], b.ada_step + 1,
-                                       b.ada_eta, b.ada_c_step, b.ada_avg_step)
+                fcrf_adarow_step_token(b.L, b.Uw, b.Uhat, b.GA, b.EA, b.gU, b.ada_stamp,
+                                       b.ids, start[t0 + t], end[t0 + t], b.ada_step + 1,
+                                       b.ada_eta, b.ada_c_step, b.ada_c, b.ada_avg_step)
             else:
                 fcrf_ada_step_token(b.L, b.Uw, b.Uhat, b.GU, b.gU, b.EU, b.ada_stamp, b.ids,
                                     start[t0 + t], end[t0 + t], b.ada_step + 1, b.ada_eta,
@@ -521,10 +522,10 @@ cdef void _ada_sync(const SGDBatch* b, int64_t step, double c, int averaging,
                     bint full) noexcept nogil:
     # Every attribute's weights brought up to step ``step`` (the skipped steps' c and
     # averaging flag); ``full``: the skipped steps were full mini-batches, so that the
-    # per-weight rule may use its cached decays EU.
+    # cached decays (EU, EA) apply.
     if b.ada_rows:
-        fcrf_adarow_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GA, b.ada_stamp, step, c,
-                         averaging)
+        fcrf_adarow_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GA, b.EA if full else NULL,
+                         b.ada_stamp, step, c, averaging)
     else:
         fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, b.EU if full else NULL,
                       b.ada_stamp, step, c, averaging)
@@ -748,6 +749,7 @@ cdef int _check_l1(const double[::1] scalars, bint l1, const double[::1] qU,
 
 cdef int _check_adagrad(bint ada, bint rows, const double[::1] GU, const double[::1] GV,
                         const double[::1] gU, const double[::1] EU, const double[::1] GA,
+                        const double[::1] EA,
                         const int64_t[::1] ada_stamp, Py_ssize_t nU, Py_ssize_t nV,
                         Py_ssize_t n_attributes, double lam1) except -1:
     # The AdaGrad state's sizes (G, gU and EU index like U, GV like V, GA and the
@@ -760,8 +762,9 @@ cdef int _check_adagrad(bint ada, bint rows, const double[::1] GU, const double[
     if ada and not rows and (GU is None or EU is None or GU.shape[0] != nU
                              or EU.shape[0] != nU):
         raise ValueError("sgd_epoch: GU or EU do not match the layout")
-    if rows and (GA is None or GA.shape[0] != n_attributes):
-        raise ValueError("sgd_epoch: GA does not match the layout")
+    if rows and (GA is None or EA is None or GA.shape[0] != n_attributes
+                 or EA.shape[0] != n_attributes):
+        raise ValueError("sgd_epoch: GA or EA do not match the layout")
     if ada and lam1 > 0.0:
         raise ValueError("sgd_epoch: the adagrad step has no L1 (lam1 must be 0)")
     return 0
@@ -827,9 +830,12 @@ def sgd_epoch(
     double[::1] EU=None,                   # INOUT [n_state] expm1(-eta lam batch_size s) of
                                            #     each U's last step (zeros at the start)
     bint ada_rows=False,                   # IN  with adagrad: the per-row step (_adagrad.h,
-                                           #     fcrf_adarow_*) on GA; GU and EU unused
+                                           #     fcrf_adarow_*) on GA and EA; GU and EU
+                                           #     unused
     double[::1] GA=None,                   # INOUT [A] each attribute row's summed mean
                                            #     squared gradient (zeros at the start)
+    double[::1] EA=None,                   # INOUT [A] expm1(-eta lam batch_size s_a) of each
+                                           #     row's last step (zeros at the start)
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef Py_ssize_t nU = U.shape[0]
@@ -860,7 +866,7 @@ def sgd_epoch(
     _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
                   batch_size)
     _check_l1(scalars, l1, qU, qV, l1_stamp, nU, nV, D + max(tail_ptr.shape[0] - 1, 0))
-    _check_adagrad(adagrad, ada_rows, GU, GV, gU, EU, GA, ada_stamp, nU, nV,
+    _check_adagrad(adagrad, ada_rows, GU, GV, gU, EU, GA, EA, ada_stamp, nU, nV,
                    D + max(tail_ptr.shape[0] - 1, 0), lam1)
     if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads) != 0:
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
@@ -917,6 +923,7 @@ def sgd_epoch(
     b.GU = &GU[0] if adagrad and not ada_rows and nU > 0 else NULL
     b.EU = &EU[0] if adagrad and not ada_rows and nU > 0 else NULL
     b.GA = &GA[0] if ada_rows and GA.shape[0] > 0 else NULL
+    b.EA = &EA[0] if ada_rows and EA.shape[0] > 0 else NULL
     b.gU = &gU[0] if adagrad and nU > 0 else NULL
     b.GV = &GV[0] if adagrad else NULL
     b.gV = m.gV

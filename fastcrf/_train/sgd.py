@@ -92,8 +92,8 @@ class _State:
     ``GV`` the summed squared gradients, ``gU`` the engine's zeroed scratch, ``EU``
     each weight's decay per full mini-batch minus 1 and ``ada_stamp`` the step up to
     which each attribute's weights are current.  With ``rows`` as well (the per-row
-    rule) ``GA`` holds each attribute row's summed mean squared gradient instead of
-    ``GU`` and ``EU`` (None).
+    rule) ``GA`` and ``EA`` hold each attribute row's summed mean squared gradient and
+    decay per full mini-batch minus 1 instead of ``GU`` and ``EU`` (None).
     """
 
     def __init__(self, layout, l1=False, adagrad=False, avg_start=-1.0, rows=False):
@@ -113,7 +113,7 @@ class _State:
         self.adagrad = adagrad
         self.rows = adagrad and rows
         self.avg_start = avg_start
-        self.GU = self.gU = self.EU = self.GV = self.ada_stamp = self.GA = None
+        self.GU = self.gU = self.EU = self.GV = self.ada_stamp = self.GA = self.EA = None
         if adagrad:
             self.gU = _aligned_zeros(layout.size)
             self.GV = np.zeros(K * K + 2 * K)
@@ -121,6 +121,7 @@ class _State:
         if self.rows:
             # Aligned: each weight part writes the accumulators of its own attributes.
             self.GA = _aligned_zeros(layout.n_attributes)
+            self.EA = _aligned_zeros(layout.n_attributes)
         elif adagrad:
             self.GU = _aligned_zeros(layout.size)
             self.EU = _aligned_zeros(layout.size)
@@ -297,7 +298,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             fold=hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
             l1_stamp=state.l1_stamp, seq_weight=data.weights, adagrad=state.adagrad,
             GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU,
-            ada_rows=state.rows, GA=state.GA)
+            ada_rows=state.rows, GA=state.GA, EA=state.EA)
         if choice is not None and lo > 0:
             # The first slice of a pass pays for cold caches and fresh pages (up to
             # 5x the rate of the next ones, CoNLL-2000): it would skew the choice.
