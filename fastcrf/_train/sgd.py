@@ -439,7 +439,8 @@ def averaging_start(n_epochs):
 
 
 #: AdaGrad's step size when ``eta0`` is None: its per-weight scales make one constant
-#: fit both corpora measured (bench/README.md, "A per-weight (AdaGrad) step").
+#: fit both corpora measured (bench/README.md, "A per-weight (AdaGrad) step"); the
+#: per-row rule is flat over eta0 in 0.5-2 ("A per-row AdaGrad step").
 ADAGRAD_ETA = 1.0
 #: The AdaGrad step rules: per weight, and per attribute row (_kernels/_adagrad.h).
 ADAGRAD_RULES = ("adagrad", "adagrad_row")
