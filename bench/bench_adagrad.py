@@ -1,4 +1,4 @@
-"""asgd's step rules side by side: ``learning_rate='calibrated'`` against 'adagrad'.
+"""asgd's step rules side by side: ``learning_rate='calibrated'``, 'adagrad', 'adagrad_row'.
 
 One process per run, the features built once, then every configuration fitted on
 them in alternating order round by round (entity / chunk F1 and fit seconds; fit
@@ -67,7 +67,8 @@ def main(argv=None):
     p.add_argument("--eval", choices=("testa", "testb"), default="testa",
                    help="NER evaluation set (choose settings on testa)")
     p.add_argument("--train-limit", type=int, default=None, metavar="N")
-    p.add_argument("--configs", default="learning_rate=calibrated;learning_rate=adagrad")
+    p.add_argument("--configs", default="learning_rate=calibrated;learning_rate=adagrad;"
+                   "learning_rate=adagrad_row")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--n-jobs", type=int, default=None)

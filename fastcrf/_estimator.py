@@ -184,8 +184,9 @@ calibration_max_trials
         as CRFsuite), or the candidate ``calibration_rate`` times larger when its
         trial also lowered it ('asgd': the average of thousands of steps gains
         from the larger step that a short trial does not show).  With
-        ``learning_rate='adagrad'``: the constant ``eta`` (None: 1.0, not calibrated).
-    learning_rate : {'calibrated', 'adagrad'}, default='calibrated'
+        ``learning_rate='adagrad'`` or ``'adagrad_row'``: the constant ``eta``
+        (None: 1.0, not calibrated).
+    learning_rate : {'calibrated', 'adagrad', 'adagrad_row'}, default='calibrated'
         'asgd''s step rule.  'calibrated': one step size for every weight,
         ``eta0 / (1 + lambda eta0 t)^0.75`` (``t``: sequences seen), ``eta0``
         calibrated.  'adagrad': a step size per weight (Duchi, Hazan and Singer
@@ -194,8 +195,13 @@ calibration_max_trials
         sqrt(G)`` (``lambda = 2 c2 / n_sequences``, ``n_b`` the mini-batch's
         sequences), with a constant ``eta`` (``eta0``); rare attributes get larger
         steps.  Applied lazily (a step costs only the mini-batch's attributes) and
-        averaged as 'calibrated' is.  It has no L1 term (``c1`` must be 0) and
-        only applies to 'asgd'.
+        averaged as 'calibrated' is.  'adagrad_row': the same with one step size
+        per attribute, shared by its label weights: ``G_a += mean_k g_ak^2`` over
+        the K labels, then every weight of attribute ``a`` steps with
+        ``1 / sqrt(G_a)``; the transition, start and end scores keep a step size
+        each.  It costs about what 'calibrated' does per step, where 'adagrad''s
+        per-weight square roots and exponentials cost more.  Both have no L1
+        term (``c1`` must be 0) and only apply to 'asgd'.
     early_stopping : bool, default=False
         Measure the dev token accuracy after every epoch / iteration, stop after
         ``n_iter_no_change`` of them without a better one, and keep the weights of

@@ -31,7 +31,7 @@ COMMON_DEFAULTS = {
 }
 LINESEARCHES = ("MoreThuente", "Backtracking", "StrongBacktracking")
 DEFAULT_ALGORITHM = "asgd"
-LEARNING_RATES = ("calibrated", "adagrad")
+LEARNING_RATES = ("calibrated", "adagrad", "adagrad_row")
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,17 @@ cdef extern from "_adagrad.h":
                              double c_full, int averaging) noexcept nogil
     void fcrf_ada_step_run(double* x, double* hat, double* G, double* g, Py_ssize_t n,
                            double eta, double c, int averaging) noexcept nogil
+    void fcrf_adarow_catch_up_token(const fcrf_layout* L, double* U, double* Uhat,
+                                    const double* GA, const double* EA, int64_t* stamp,
+                                    const int32_t* ids, int64_t e0, int64_t e1, int64_t step,
+                                    double c, int averaging) noexcept nogil
+    void fcrf_adarow_sync(const fcrf_layout* L, Py_ssize_t n_attributes, double* U,
+                          double* Uhat, const double* GA, const double* EA, int64_t* stamp,
+                          int64_t step, double c, int averaging) noexcept nogil
+    void fcrf_adarow_step_token(const fcrf_layout* L, double* U, double* Uhat, double* GA,
+                                double* EA, double* gU, int64_t* stamp, const int32_t* ids,
+                                int64_t e0, int64_t e1, int64_t step, double eta, double c,
+                                double c_full, int averaging) noexcept nogil
 
 from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
                        fcrf_padded_marginals, fcrf_padded_work_doubles,
@@ -87,7 +98,10 @@ from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
 # (alpha stays 1, nothing is folded), Uhat and Vhat hold the running sums of the
 # averaged iterates, and each attribute's stamp says up to which step its weights are
 # current: a mini-batch first brings the rows it reads up to date (in the emissions
-# pass of their part), then sums its gradient into gU, then steps those rows.
+# pass of their part), then sums its gradient into gU, then steps those rows.  With
+# ada_rows (learning_rate='adagrad_row') the state weights have one accumulator per
+# attribute row (GA) instead of one per weight (GU, EU); the chain scores V keep the
+# per-weight step (GV) in both.
 
 cdef enum:
     S_ALPHA = 0
@@ -204,6 +218,9 @@ cdef struct SGDBatch:
     double* gU
     double* gV
     int64_t* ada_stamp
+    int ada_rows          # the per-row step: GA and EA [A] instead of GU and EU
+    double* GA
+    double* EA
     Py_ssize_t n_attributes
     int64_t ada_step      # steps taken before this mini-batch
     double ada_eta
@@ -248,11 +265,18 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
             fcrf_prefetch_rows(b.L, b.qU, NULL, b.ids, start + t0, end + t0, T)
         if b.ada:
             # The rows this sequence reads, brought up to the current step.
-            fcrf_prefetch_rows(b.L, b.GU, b.gU, b.ids, start + t0, end + t0, T)
-            for t in range(T):
-                fcrf_ada_catch_up_token(b.L, b.Uw, b.Uhat, b.GU, b.EU, b.ada_stamp, b.ids,
-                                        start[t0 + t], end[t0 + t], b.ada_step, b.ada_c,
-                                        b.ada_avg)
+            if b.ada_rows:
+                fcrf_prefetch_rows(b.L, b.gU, NULL, b.ids, start + t0, end + t0, T)
+                for t in range(T):
+                    fcrf_adarow_catch_up_token(b.L, b.Uw, b.Uhat, b.GA, b.EA, b.ada_stamp,
+                                               b.ids, start[t0 + t], end[t0 + t],
+                                               b.ada_step, b.ada_c, b.ada_avg)
+            else:
+                fcrf_prefetch_rows(b.L, b.GU, b.gU, b.ids, start + t0, end + t0, T)
+                for t in range(T):
+                    fcrf_ada_catch_up_token(b.L, b.Uw, b.Uhat, b.GU, b.EU, b.ada_stamp,
+                                            b.ids, start[t0 + t], end[t0 + t], b.ada_step,
+                                            b.ada_c, b.ada_avg)
         fcrf_emissions(b.L, b.U, b.ids, b.vals, start + t0, end + t0, T, b.scalars[S_ALPHA],
                        b.part_lem + (part * b.batch_size + i) * b.Tmax * S, S)
 
@@ -362,9 +386,14 @@ cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     for i in range(b.nb):
         T = _visit(b, i, &t0)
         for t in range(T):
-            fcrf_ada_step_token(b.L, b.Uw, b.Uhat, b.GU, b.gU, b.EU, b.ada_stamp, b.ids,
-                                start[t0 + t], end[t0 + t], b.ada_step + 1, b.ada_eta,
-                                b.ada_c_step, b.ada_c, b.ada_avg_step)
+            if b.ada_rows:
+                fcrf_adarow_step_token(b.L, b.Uw, b.Uhat, b.GA, b.EA, b.gU, b.ada_stamp,
+                                       b.ids, start[t0 + t], end[t0 + t], b.ada_step + 1,
+                                       b.ada_eta, b.ada_c_step, b.ada_c, b.ada_avg_step)
+            else:
+                fcrf_ada_step_token(b.L, b.Uw, b.Uhat, b.GU, b.gU, b.EU, b.ada_stamp, b.ids,
+                                    start[t0 + t], end[t0 + t], b.ada_step + 1, b.ada_eta,
+                                    b.ada_c_step, b.ada_c, b.ada_avg_step)
     if part == 0:
         fcrf_ada_step_run(b.V, b.Vhat, b.GV, b.gV, b.nV, b.ada_eta, b.ada_c_step,
                           b.ada_avg_step)
@@ -489,6 +518,19 @@ cdef inline bint _ada_averages(const StepSchedule* sch, double step) noexcept no
     return sch.avg_start >= 0 and step > sch.avg_start
 
 
+cdef void _ada_sync(const SGDBatch* b, int64_t step, double c, int averaging,
+                    bint full) noexcept nogil:
+    # Every attribute's weights brought up to step ``step`` (the skipped steps' c and
+    # averaging flag); ``full``: the skipped steps were full mini-batches, so that the
+    # cached decays (EU, EA) apply.
+    if b.ada_rows:
+        fcrf_adarow_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GA, b.EA if full else NULL,
+                         b.ada_stamp, step, c, averaging)
+    else:
+        fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, b.EU if full else NULL,
+                      b.ada_stamp, step, c, averaging)
+
+
 cdef void _ada_before_batch(SGDBatch* b, const StepSchedule* sch, const double* scalars,
                             Py_ssize_t nb) noexcept nogil:
     # Before a mini-batch's emissions: what the rows it reads skipped.  Every row
@@ -503,8 +545,7 @@ cdef void _ada_before_batch(SGDBatch* b, const StepSchedule* sch, const double* 
     b.ada_c_step = sch.eta0 * sch.lam * nb
     b.ada_avg_step = _ada_averages(sch, k + 1.0)
     if nb != b.batch_size or b.ada_avg_step != b.ada_avg:
-        fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, b.EU, b.ada_stamp, b.ada_step,
-                      b.ada_c, b.ada_avg)
+        _ada_sync(b, b.ada_step, b.ada_c, b.ada_avg, True)
 
 
 cdef void _ada_end_step(SGDBatch* b, double* scalars, Py_ssize_t nb) noexcept nogil:
@@ -513,8 +554,7 @@ cdef void _ada_end_step(SGDBatch* b, double* scalars, Py_ssize_t nb) noexcept no
     scalars[S_T] += nb
     scalars[S_STEP] += 1.0
     if nb != b.batch_size:
-        fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, NULL, b.ada_stamp,
-                      b.ada_step + 1, b.ada_c_step, b.ada_avg_step)
+        _ada_sync(b, b.ada_step + 1, b.ada_c_step, b.ada_avg_step, False)
 
 
 # --------------------------------------------------------------------------- #
@@ -707,16 +747,24 @@ cdef int _check_l1(const double[::1] scalars, bint l1, const double[::1] qU,
     return 0
 
 
-cdef int _check_adagrad(bint ada, const double[::1] GU, const double[::1] GV,
-                        const double[::1] gU, const double[::1] EU,
+cdef int _check_adagrad(bint ada, bint rows, const double[::1] GU, const double[::1] GV,
+                        const double[::1] gU, const double[::1] EU, const double[::1] GA,
+                        const double[::1] EA,
                         const int64_t[::1] ada_stamp, Py_ssize_t nU, Py_ssize_t nV,
                         Py_ssize_t n_attributes, double lam1) except -1:
-    # The AdaGrad state's sizes (G, gU and EU index like U, GV like V, the stamps by
-    # attribute); its step has no L1.
-    if ada and (GU is None or GV is None or gU is None or EU is None or ada_stamp is None
-                or GU.shape[0] != nU or gU.shape[0] != nU or EU.shape[0] != nU
+    # The AdaGrad state's sizes (G, gU and EU index like U, GV like V, GA and the
+    # stamps by attribute); its step has no L1.
+    if rows and not ada:
+        raise ValueError("sgd_epoch: ada_rows needs adagrad=True")
+    if ada and (GV is None or gU is None or ada_stamp is None or gU.shape[0] != nU
                 or GV.shape[0] != nV or ada_stamp.shape[0] != n_attributes):
-        raise ValueError("sgd_epoch: GU, GV, gU, EU or ada_stamp do not match the layout")
+        raise ValueError("sgd_epoch: GV, gU or ada_stamp do not match the layout")
+    if ada and not rows and (GU is None or EU is None or GU.shape[0] != nU
+                             or EU.shape[0] != nU):
+        raise ValueError("sgd_epoch: GU or EU do not match the layout")
+    if rows and (GA is None or EA is None or GA.shape[0] != n_attributes
+                 or EA.shape[0] != n_attributes):
+        raise ValueError("sgd_epoch: GA or EA do not match the layout")
     if ada and lam1 > 0.0:
         raise ValueError("sgd_epoch: the adagrad step has no L1 (lam1 must be 0)")
     return 0
@@ -781,6 +829,13 @@ def sgd_epoch(
                                            #     weights are current (zeros at the start)
     double[::1] EU=None,                   # INOUT [n_state] expm1(-eta lam batch_size s) of
                                            #     each U's last step (zeros at the start)
+    bint ada_rows=False,                   # IN  with adagrad: the per-row step (_adagrad.h,
+                                           #     fcrf_adarow_*) on GA and EA; GU and EU
+                                           #     unused
+    double[::1] GA=None,                   # INOUT [A] each attribute row's summed mean
+                                           #     squared gradient (zeros at the start)
+    double[::1] EA=None,                   # INOUT [A] expm1(-eta lam batch_size s_a) of each
+                                           #     row's last step (zeros at the start)
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef Py_ssize_t nU = U.shape[0]
@@ -811,7 +866,7 @@ def sgd_epoch(
     _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
                   batch_size)
     _check_l1(scalars, l1, qU, qV, l1_stamp, nU, nV, D + max(tail_ptr.shape[0] - 1, 0))
-    _check_adagrad(adagrad, GU, GV, gU, EU, ada_stamp, nU, nV,
+    _check_adagrad(adagrad, ada_rows, GU, GV, gU, EU, GA, EA, ada_stamp, nU, nV,
                    D + max(tail_ptr.shape[0] - 1, 0), lam1)
     if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads) != 0:
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
@@ -864,8 +919,11 @@ def sgd_epoch(
     b.qV = &qV[0] if l1 else NULL
     b.l1_stamp = &l1_stamp[0] if l1 and l1_stamp.shape[0] > 0 else NULL
     b.ada = adagrad
-    b.GU = &GU[0] if adagrad and nU > 0 else NULL
-    b.EU = &EU[0] if adagrad and nU > 0 else NULL
+    b.ada_rows = ada_rows
+    b.GU = &GU[0] if adagrad and not ada_rows and nU > 0 else NULL
+    b.EU = &EU[0] if adagrad and not ada_rows and nU > 0 else NULL
+    b.GA = &GA[0] if ada_rows and GA.shape[0] > 0 else NULL
+    b.EA = &EA[0] if ada_rows and EA.shape[0] > 0 else NULL
     b.gU = &gU[0] if adagrad and nU > 0 else NULL
     b.GV = &GV[0] if adagrad else NULL
     b.gV = m.gV
@@ -885,9 +943,8 @@ def sgd_epoch(
             _helper_loop(bp, &w, pw, sync, bad_p)
     if status == 0 and fold and adagrad:
         # Every row current: U, V the iterate and Uhat, Vhat the sums of the average.
-        fcrf_ada_sync(&L, b.n_attributes, Up, Hp, b.GU, b.EU, b.ada_stamp,
-                      <int64_t> scalars[S_STEP],
-                      eta0 * lam * batch_size, _ada_averages(&sch, scalars[S_STEP]))
+        _ada_sync(&b, <int64_t> scalars[S_STEP], eta0 * lam * batch_size,
+                  _ada_averages(&sch, scalars[S_STEP]), True)
     elif status == 0 and fold:
         if l1:
             fcrf_l1_fold(b.qU, nU, b.qV, nV, &scalars[S_L1], scalars[S_ALPHA])

@@ -17,6 +17,11 @@ the cumulative penalty of Tsuruoka, Tsujii and Ananiadou (2009)
   2011): ``G += g^2``, ``w <- exp(-eta lambda n_b / sqrt(G)) w + eta g / sqrt(G)``
   with a constant ``eta`` (``eta0``, default :data:`ADAGRAD_ETA`), applied lazily
   (fastcrf/_kernels/_adagrad.h), averaged as 'asgd' is; no calibration.
+- 'asgd' with ``learning_rate='adagrad_row'``: the same with one accumulator per
+  attribute row, shared by the row's label weights: ``G_a += mean_k g_ak^2`` and the
+  step size ``eta / sqrt(G_a)`` for every weight of row ``a`` (the transition, start
+  and end scores keep the per-weight step).  One square root and exp per row instead
+  of per weight.
 
 ``eta0`` is calibrated as CRFsuite and crfasgd do: one pass over a random sample of
 the training set for each candidate, keeping the candidate with the lowest
@@ -86,10 +91,12 @@ class _State:
     ``Vhat`` are sums of the iterates of the steps after ``avg_start``, ``GU`` and
     ``GV`` the summed squared gradients, ``gU`` the engine's zeroed scratch, ``EU``
     each weight's decay per full mini-batch minus 1 and ``ada_stamp`` the step up to
-    which each attribute's weights are current.
+    which each attribute's weights are current.  With ``rows`` as well (the per-row
+    rule) ``GA`` and ``EA`` hold each attribute row's summed mean squared gradient and
+    decay per full mini-batch minus 1 instead of ``GU`` and ``EU`` (None).
     """
 
-    def __init__(self, layout, l1=False, adagrad=False, avg_start=-1.0):
+    def __init__(self, layout, l1=False, adagrad=False, avg_start=-1.0, rows=False):
         K = layout.n_labels
         self.layout = layout
         self.U = _aligned_zeros(layout.size)
@@ -104,15 +111,20 @@ class _State:
         # alpha, beta, gamma, t, steps, u (L1)
         self.scalars = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
         self.adagrad = adagrad
+        self.rows = adagrad and rows
         self.avg_start = avg_start
+        self.GU = self.gU = self.EU = self.GV = self.ada_stamp = self.GA = self.EA = None
         if adagrad:
-            self.GU = _aligned_zeros(layout.size)
             self.gU = _aligned_zeros(layout.size)
-            self.EU = _aligned_zeros(layout.size)
             self.GV = np.zeros(K * K + 2 * K)
             self.ada_stamp = _aligned_zeros(layout.n_attributes).view(np.int64)
-        else:
-            self.GU = self.gU = self.EU = self.GV = self.ada_stamp = None
+        if self.rows:
+            # Aligned: each weight part writes the accumulators of its own attributes.
+            self.GA = _aligned_zeros(layout.n_attributes)
+            self.EA = _aligned_zeros(layout.n_attributes)
+        elif adagrad:
+            self.GU = _aligned_zeros(layout.size)
+            self.EU = _aligned_zeros(layout.size)
 
     def has_average(self, averaging, avg_start):
         """Whether the weights to return are the average (after an epoch)."""
@@ -285,7 +297,8 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             # state across slices, so the epoch equals one call over its whole order.
             fold=hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
             l1_stamp=state.l1_stamp, seq_weight=data.weights, adagrad=state.adagrad,
-            GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU)
+            GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU,
+            ada_rows=state.rows, GA=state.GA, EA=state.EA)
         if choice is not None and lo > 0:
             # The first slice of a pass pays for cold caches and fresh pages (up to
             # 5x the rate of the next ones, CoNLL-2000): it would skew the choice.
@@ -426,8 +439,11 @@ def averaging_start(n_epochs):
 
 
 #: AdaGrad's step size when ``eta0`` is None: its per-weight scales make one constant
-#: fit both corpora measured (bench/README.md, "A per-weight (AdaGrad) step").
+#: fit both corpora measured (bench/README.md, "A per-weight (AdaGrad) step"); the
+#: per-row rule is flat over eta0 in 0.5-2 ("A per-row AdaGrad step").
 ADAGRAD_ETA = 1.0
+#: The AdaGrad step rules: per weight, and per attribute row (_kernels/_adagrad.h).
+ADAGRAD_RULES = ("adagrad", "adagrad_row")
 
 
 def steps_per_epoch(n_sequences, batch_size):
@@ -473,7 +489,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         raise ValueError("algorithm='l2sgd' needs c2 > 0 (its step size is 1 / (lambda t))")
     if lam1 > 0.0 and algorithm != "asgd":
         raise ValueError(f"c1 (L1) is not supported by algorithm={algorithm!r}")
-    adagrad = settings.learning_rate == "adagrad"
+    adagrad = settings.learning_rate in ADAGRAD_RULES
     check_learning_rate(algorithm, settings.learning_rate, settings.c1)
 
     started = time.perf_counter()
@@ -504,7 +520,8 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     avg_start = -1.0
     if averaging:
         avg_start = float(averaging_start(max_epochs) * steps_per_epoch(n, settings.batch_size))
-    state = _State(layout, l1=lam1 > 0, adagrad=adagrad, avg_start=avg_start)
+    state = _State(layout, l1=lam1 > 0, adagrad=adagrad, avg_start=avg_start,
+                   rows=settings.learning_rate == "adagrad_row")
     if init is not None:
         # The scale alpha is 1: the iterate is U and V themselves.
         state.U[:] = init.state
@@ -553,17 +570,18 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
 def check_learning_rate(algorithm, learning_rate, c1):
     """Raise a ValueError naming ``learning_rate`` when it does not apply.
 
-    'adagrad' is a step rule of 'asgd' only, and it has no L1 term (its lazy step
-    handles the L2 decay exactly; a cumulative L1 clip in its geometry is not built).
+    'adagrad' and 'adagrad_row' are step rules of 'asgd' only, and they have no L1
+    term (their lazy step handles the L2 decay exactly; a cumulative L1 clip in their
+    geometry is not built).
     """
-    if learning_rate != "adagrad":
+    if learning_rate not in ADAGRAD_RULES:
         return
     if algorithm != "asgd":
-        raise ValueError(f"learning_rate='adagrad' is only for algorithm='asgd', not "
-                         f"{algorithm!r}")
+        raise ValueError(f"learning_rate={learning_rate!r} is only for algorithm='asgd', "
+                         f"not {algorithm!r}")
     if c1 > 0:
-        raise ValueError(f"learning_rate='adagrad' has no L1 term: set c1=0 (got c1={c1}) "
-                         "or learning_rate='calibrated'")
+        raise ValueError(f"learning_rate={learning_rate!r} has no L1 term: set c1=0 (got "
+                         f"c1={c1}) or learning_rate='calibrated'")
 
 
 def _converged(history, settings):
