@@ -201,6 +201,21 @@ calibration_max_trials
         the last loss and dev accuracy); needs tqdm (``pip install
         fastcrf[progress]``), an ImportError saying so otherwise.  ``verbose`` lines
         are printed above it.
+    constraints : {"BIO", "IOB1", "BIOES", "BIOUL", "auto"}, dict, array-like or None
+        Transition constraints applied in training and kept in the model: the label
+        paths they forbid have probability 0 (the normaliser sums only the allowed
+        paths) and the forbidden transition, start and end scores carry no weight
+        (they are -inf, not learned).  A scheme name reads the labels' names
+        (:func:`fastcrf.allowed_transitions`); ``"auto"`` infers it from the labels
+        (BIOES when some label starts with E- or S-, else BIO when every label is
+        ``O``, B-x or I-x); ``{(from, to): False}`` forbids single transitions; a
+        (K, K) or (K + 2, K + 2) boolean array is over ``classes_`` in the order the
+        labels are first seen in ``y``.  Every prediction method then honours them;
+        a ``constraints=`` given to a prediction method adds to them (a path must
+        satisfy both).  Every labelling of ``y`` must satisfy them (ValueError
+        otherwise).  Honoured by 'lbfgs', 'asgd', 'l2sgd' (in the likelihood) and by
+        'ap', 'pa', 'arow' (their training decodes under the constraints); not by
+        :func:`fastcrf.dask.fit`.  Saved in the model file.
 
     Attributes
     ----------
@@ -255,7 +270,7 @@ calibration_max_trials
         gamma=None, verbose=False, model_filename=None, n_jobs=None, random_state=None,
         batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
         n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None, warm_start=False,
-        progress_bar=False,
+        progress_bar=False, constraints=None,
     ):
         self._store_params(locals())
 
@@ -493,7 +508,7 @@ calibration_max_trials
     # Prediction                                                           #
     # ------------------------------------------------------------------ #
 
-    def predict(self, X, *, constraints=None, decoder="viterbi"):
+    def predict(self, X, *, constraints=None, decoder="viterbi", forced=None):
         """Most likely label sequence of every sequence of ``X`` (Viterbi).
 
         Parameters
@@ -504,11 +519,17 @@ calibration_max_trials
             output (e.g. ``"BIO"``: no ``O`` followed by ``I-PER``).  A scheme name
             reads the labels' names; ``{(from, to): False}`` forbids single
             transitions; a (K, K) or (K + 2, K + 2) boolean array (as
-            :func:`fastcrf.allowed_transitions` builds) is over ``classes_``.
+            :func:`fastcrf.allowed_transitions` builds) is over ``classes_``.  They
+            add to the constraints the model was trained with (``CRF(constraints=)``,
+            always honoured): a path must satisfy both.
         decoder : {"viterbi", "mbr"}, default="viterbi"
             ``"viterbi"``: the most probable label sequence.  ``"mbr"`` (posterior
             decoding): the allowed sequence with the highest expected token accuracy,
             the sum of its labels' marginals.
+        forced : list of lists of (str or None), optional
+            Forced decoding: per sequence of ``X``, one entry per token, a label the
+            token must take or None (free); a whole sequence may be None.  The path
+            is the best one among those that agree with it.
 
         Returns
         -------
@@ -519,11 +540,11 @@ calibration_max_trials
         ValueError
             When the constraints leave some sequence without any label path.
         """
-        result = self._fitted_model().predict(X, self.n_jobs, constraints, decoder)
+        result = self._fitted_model().predict(X, self.n_jobs, constraints, decoder, forced)
         self._tagger_holds_last(X)
         return result
 
-    def predict_nbest(self, X, k, *, constraints=None):
+    def predict_nbest(self, X, k, *, constraints=None, forced=None):
         """The ``k`` most probable label sequences of every sequence (exact).
 
         Parameters
@@ -531,6 +552,9 @@ calibration_max_trials
         X : list of lists of token features, Dataset, or EncodedSequences
         k : int >= 1
         constraints : as in :meth:`predict`
+        forced : as in :meth:`predict`
+            The sequences are then those that agree with it, and their
+            probabilities are conditional on it.
 
         Returns
         -------
@@ -538,7 +562,7 @@ calibration_max_trials
             Per sequence, up to ``k`` ``(labels, probability)`` pairs in descending
             probability (fewer when fewer sequences are possible).
         """
-        return self._fitted_model().predict_nbest(X, k, self.n_jobs, constraints)
+        return self._fitted_model().predict_nbest(X, k, self.n_jobs, constraints, forced)
 
     def predict_edge_marginals(self, X, *, constraints=None):
         """Pairwise marginals ``P(y_t = i, y_{t+1} = j | x)`` of every sequence.
@@ -590,7 +614,7 @@ calibration_max_trials
         """
         return self._fitted_model().predict_indices(X, self.n_jobs, constraints)
 
-    def predict_proba(self, X, *, constraints=None):
+    def predict_proba(self, X, *, constraints=None, forced=None):
         """Marginal probability of every label at every token, as arrays.
 
         Parameters
@@ -598,28 +622,31 @@ calibration_max_trials
         X : list of lists of token features, Dataset, or EncodedSequences
         constraints : as in :meth:`predict`
             The marginals are then over the allowed label paths only.
+        forced : as in :meth:`predict`
+            The marginals are then conditional on it (a forced token's is 1).
 
         Returns
         -------
         list of ndarray of shape (T, n_labels)
             Columns in the order of ``classes_``; each row sums to 1.
         """
-        return self._fitted_model().predict_proba(X, self.n_jobs, constraints)
+        return self._fitted_model().predict_proba(X, self.n_jobs, constraints, forced)
 
-    def predict_marginals(self, X, *, constraints=None):
+    def predict_marginals(self, X, *, constraints=None, forced=None):
         """Marginal probability of every label at every token.
 
         Parameters
         ----------
         X : list of lists of token features, Dataset, or EncodedSequences
-        constraints : as in :meth:`predict_proba`
+        constraints, forced : as in :meth:`predict_proba`
 
         Returns
         -------
         list of lists of dict
             ``{label: P(y_t = label | x)}`` for every token.
         """
-        result = self._fitted_model().predict_marginals(X, self.n_jobs, constraints)
+        result = self._fitted_model().predict_marginals(X, self.n_jobs, constraints,
+                                                        forced)
         self._tagger_holds_last(X)
         return result
 

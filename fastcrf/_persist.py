@@ -19,6 +19,15 @@ Layout (format version 2)::
     transitions         float64 (n_labels, n_labels)
     start, end          float64 (n_labels,)
 
+Format version 3 is version 2 plus one array, written only for a model trained
+under constraints (``CRF(constraints=...)``; other models are still written as
+version 2, which older fastcrf reads)::
+
+    allowed             bool (n_labels + 2, n_labels + 2): the transitions the model
+                        allows (row n_labels: START, column n_labels + 1: END, as
+                        :func:`fastcrf.allowed_transitions`); the chain scores it
+                        forbids are stored as 0 and read as -inf
+
 CRFsuite's binary model files (``.crfsuite``, fastcrf._crfsuite_format) are read and
 written too: :func:`load_model` tells the two formats apart by their first bytes,
 never by the file name.
@@ -51,9 +60,12 @@ FORMAT = "fastcrf-crf"
 #: The ``format`` values of :func:`save_model`.
 FORMATS = ("fastcrf", "crfsuite")
 FORMAT_VERSION = 2
-_READS = (1, 2)
+#: The version of a model file with constraints (the ``allowed`` array).
+CONSTRAINED_VERSION = 3
+_READS = (1, 2, 3)
 _CHAIN = ("transitions", "start", "end")
 _STATE = {1: ("state",), 2: ("state_head", "tail_ptr", "tail_labels", "state_tail")}
+_STATE[3] = _STATE[2] + ("allowed",)
 
 
 def _json_bytes(obj):
@@ -73,6 +85,9 @@ def save_model(model, path, *, params, metadata=None, format="fastcrf"):
         raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}; got "
                          f"{format!r}")
     if format == "crfsuite":
+        if model.constraints is not None:
+            raise ValueError("a CRFsuite model file has no place for constraints; save "
+                             "in format='fastcrf' to keep them")
         if metadata is not None:
             raise ValueError("a CRFsuite model file has no place for metadata; save in "
                              "format='fastcrf' to keep it")
@@ -108,7 +123,8 @@ def _npz_arrays(model, params, metadata):
     log = model.training_log
     header = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": (FORMAT_VERSION if model.constraints is None
+                           else CONSTRAINED_VERSION),
         "fastcrf_version": __version__,
         "classes": list(model.classes),
         "params": params,
@@ -123,6 +139,8 @@ def _npz_arrays(model, params, metadata):
         "start": np.ascontiguousarray(model.start, dtype=np.float64),
         "end": np.ascontiguousarray(model.end, dtype=np.float64),
     }
+    if model.constraints is not None:
+        arrays["allowed"] = np.ascontiguousarray(model.constraints, dtype=bool)
     if metadata is not None:
         arrays["metadata.json"] = metadata_json
     return arrays
@@ -222,6 +240,10 @@ def _load_npz(source, path):
         layout, state = _read_state(arrays, A, K, path)
     for name, shape in {"transitions": (K, K), "start": (K,), "end": (K,)}.items():
         _check_array(arrays, name, np.float64, shape, path)
+    allowed = None
+    if version >= CONSTRAINED_VERSION:
+        _check_array(arrays, "allowed", np.bool_, (K + 2, K + 2), path)
+        allowed = arrays["allowed"]
     try:
         vocabulary = AttributeVocabulary(attributes)
     except (TypeError, ValueError) as exc:
@@ -233,7 +255,8 @@ def _load_npz(source, path):
     log.iterations = list(log_data.get("iterations", []))
     chain = np.concatenate([arrays[name].ravel() for name in _CHAIN])
     model = CRFModel(classes, vocabulary, layout, state, chain, training_log=log,
-                     n_iter=int(header.get("n_iter", 0)), metadata=metadata)
+                     n_iter=int(header.get("n_iter", 0)), metadata=metadata,
+                     constraints=allowed)
     return model, params
 
 
