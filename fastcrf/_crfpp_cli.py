@@ -374,9 +374,13 @@ def sorted_labels(model):
     layout = StateLayout.dense(*W.shape)
     chain = np.concatenate((model.transitions[np.ix_(order, order)].ravel(),
                             model.start[order], model.end[order]))
+    allowed = model.constraints
+    if allowed is not None:   # START and END stay the last two rows and columns
+        ix = [*order, len(order), len(order) + 1]
+        allowed = allowed[np.ix_(ix, ix)]
     return CRFModel([model.classes[k] for k in order], model.vocabulary, layout,
                     layout.from_dense(W), chain, training_log=model.training_log,
-                    n_iter=model.n_iter, metadata=model.metadata)
+                    n_iter=model.n_iter, metadata=model.metadata, constraints=allowed)
 
 
 def _write_text_model(model, template, xsize, path):

@@ -367,3 +367,18 @@ def test_forced_errors(small_model):
     impossible[0] = ["O", "B-L0"] + [None] * (len(Xt[0]) - 2)
     with pytest.raises(ValueError, match="no possible|without any"):
         crf.predict(Xt, forced=impossible, constraints={("O", "B-L0"): False})
+
+
+def test_sorted_labels_permutes_the_constraints(ner):
+    # crf_learn's label sort (CRF++'s order) carries the constraints with the labels.
+    from fastcrf._crfpp_cli import sorted_labels
+
+    X, y, Xt, _ = ner
+    crf = fastcrf.CRF(algorithm="lbfgs", max_iterations=5, constraints="BIO").fit(X, y)
+    model = crf._fitted_model()
+    permuted = sorted_labels(model)
+    assert permuted is not model and model.classes != sorted(model.classes)
+    assert permuted.classes == sorted(model.classes)
+    np.testing.assert_array_equal(permuted.constraints,
+                                  allowed_transitions(permuted.classes, "BIO"))
+    assert permuted.predict(Xt) == model.predict(Xt)
