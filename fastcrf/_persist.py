@@ -19,9 +19,11 @@ Layout (format version 2)::
     transitions         float64 (n_labels, n_labels)
     start, end          float64 (n_labels,)
 
-Format version 3 is version 2 plus one array, written only for a model trained
+Format version 4 is version 2 plus one array, written only for a model trained
 under constraints (``CRF(constraints=...)``; other models are still written as
-version 2, which older fastcrf reads)::
+version 2, which older fastcrf reads, and a reader that does not know constraints
+refuses the file rather than decoding without them).  Version 3 is left to another
+extension of the format (feature hashing)::
 
     allowed             bool (n_labels + 2, n_labels + 2): the transitions the model
                         allows (row n_labels: START, column n_labels + 1: END, as
@@ -61,11 +63,11 @@ FORMAT = "fastcrf-crf"
 FORMATS = ("fastcrf", "crfsuite")
 FORMAT_VERSION = 2
 #: The version of a model file with constraints (the ``allowed`` array).
-CONSTRAINED_VERSION = 3
-_READS = (1, 2, 3)
+CONSTRAINED_VERSION = 4
+_READS = (1, 2, CONSTRAINED_VERSION)
 _CHAIN = ("transitions", "start", "end")
 _STATE = {1: ("state",), 2: ("state_head", "tail_ptr", "tail_labels", "state_tail")}
-_STATE[3] = _STATE[2] + ("allowed",)
+_STATE[CONSTRAINED_VERSION] = _STATE[2] + ("allowed",)
 
 
 def _json_bytes(obj):

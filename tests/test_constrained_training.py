@@ -270,7 +270,7 @@ def test_model_file_versions(ner, tmp_path):
         assert b'"format_version": 2' in f["header.json"].tobytes()
     with np.load(tmp_path / "bio.crf") as f:
         assert f["allowed"].dtype == bool
-        assert b'"format_version": 3' in f["header.json"].tobytes()
+        assert b'"format_version": 4' in f["header.json"].tobytes()
         arrays = {name: f[name] for name in f.files}
     assert load_model(tmp_path / "plain.crf")[0].constraints is None
     arrays["allowed"] = arrays["allowed"][:-1]
