@@ -190,7 +190,13 @@ def resolve_constraints(constraints, labels):
     """
     if isinstance(constraints, str) and constraints.lower() == "auto":
         constraints = infer_scheme(labels)
-    allowed = constraint_matrix(constraints, labels)
+    try:
+        allowed = constraint_matrix(constraints, labels)
+    except (TypeError, ValueError) as exc:
+        if str(exc).startswith("constraints"):
+            raise
+        # The matrix checks name the dense API's argument, `allowed`.
+        raise type(exc)(f"constraints: {exc}") from None
     if allowed is None:
         return None
     K = len(labels)

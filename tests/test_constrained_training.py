@@ -240,6 +240,8 @@ def test_bad_constraints_and_labels(ner):
         fastcrf.CRF(constraints="BIOX").fit(X, y)
     with pytest.raises(TypeError, match="constraints must be"):
         fastcrf.CRF(constraints=3).fit(X, y)
+    with pytest.raises(ValueError, match=r"constraints: allowed must have shape \(5, 5\)"):
+        fastcrf.CRF(algorithm="lbfgs", constraints=np.ones((2, 2), bool)).fit(X, y)
     with pytest.raises(ValueError, match="do not have|does not have"):
         fastcrf.CRF(constraints={("O", "I-NOPE"): False}).fit(X, y)
     bad = [list(s) for s in y]
