@@ -153,3 +153,105 @@ def constraint_matrix(constraints, labels):
     full[K, :K] = st_ok
     full[:K, K + 1] = en_ok
     return full
+
+
+def infer_scheme(labels):
+    """The chunk scheme of ``labels`` for ``constraints="auto"``: ``"BIOES"`` when some
+    label's tag is E or S, else ``"BIO"`` (IOB2) when every label is ``O`` or a B- / I-
+    label.
+
+    Raises
+    ------
+    ValueError
+        When some label fits neither scheme (it names them).
+    """
+    tags = [_split(label, "BIO")[0] if isinstance(label, str) and label else None
+            for label in labels]
+    scheme = "BIOES" if any(tag in ("E", "S") for tag in tags) else "BIO"
+    letters = "OBIES" if scheme == "BIOES" else "OBI"
+    odd = [label for label, tag in zip(labels, tags) if tag is None or tag not in letters
+           or (tag == "O" and label != "O")]
+    if odd:
+        raise ValueError(f"constraints='auto' cannot tell the scheme of the labels "
+                         f"{odd[:5]}: give constraints='BIO', 'IOB1', 'BIOES' or a "
+                         "matrix")
+    return scheme
+
+
+def resolve_constraints(constraints, labels):
+    """The (K + 2, K + 2) boolean matrix of the estimator's ``constraints=`` parameter
+    over ``labels`` (``"auto"``: :func:`infer_scheme`), or None.
+
+    Raises
+    ------
+    ValueError
+        When the matrix leaves no label sequence possible at all (nothing may start,
+        or nothing may end).
+    """
+    if isinstance(constraints, str) and constraints.lower() == "auto":
+        constraints = infer_scheme(labels)
+    try:
+        allowed = constraint_matrix(constraints, labels)
+    except (TypeError, ValueError) as exc:
+        if str(exc).startswith("constraints"):
+            raise
+        # The matrix checks name the dense API's argument, `allowed`.
+        raise type(exc)(f"constraints: {exc}") from None
+    if allowed is None:
+        return None
+    K = len(labels)
+    if not allowed[K, :K].any() or not allowed[:K, K + 1].any():
+        raise ValueError("constraints allow no label sequence at all (no label may "
+                         "start or none may end a sequence)")
+    return allowed
+
+
+def forbidden_chain(allowed):
+    """Bool (K*K + 2K,) over the flat chain vector (transitions, start, end): True for
+    the scores ``allowed`` ((K + 2, K + 2) bool) forbids."""
+    K = allowed.shape[0] - 2
+    return ~np.concatenate((allowed[:K, :K].ravel(), allowed[K, :K], allowed[:K, K + 1]))
+
+
+def check_allowed_labels(labels, seq_offsets, allowed, classes, name="y"):
+    """Raise a ValueError naming the first sequence of label codes ``labels`` (split by
+    ``seq_offsets``) that ``allowed`` forbids: a constrained model cannot learn from a
+    labelling outside the constraints (its likelihood is 0).  Codes < 0 (unknown
+    labels of a partial labelling) are not checked."""
+    labels = np.asarray(labels, dtype=np.int64)
+    seq_offsets = np.asarray(seq_offsets, dtype=np.int64)
+    K = len(classes)
+    if len(labels) == 0:
+        return
+    lengths = np.diff(seq_offsets)
+    nonempty = lengths > 0
+    first = labels[seq_offsets[:-1][nonempty]]
+    last = labels[seq_offsets[1:][nonempty] - 1]
+    seq = np.repeat(np.arange(len(lengths)), lengths)
+    same = seq[1:] == seq[:-1]
+    a, b = labels[:-1], labels[1:]
+    known = same & (a >= 0) & (b >= 0)
+    bad_pair = np.zeros(len(a), dtype=bool)
+    bad_pair[known] = ~allowed[a[known], b[known]]
+    where = []
+    index = np.flatnonzero(nonempty)
+    ok = first >= 0
+    bad = np.zeros(len(first), bool)
+    bad[ok] = ~allowed[K, first[ok]]
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        where.append((int(index[i]), f"starts with {classes[first[i]]!r}"))
+    ok = last >= 0
+    bad = np.zeros(len(last), bool)
+    bad[ok] = ~allowed[last[ok], K + 1]
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        where.append((int(index[i]), f"ends with {classes[last[i]]!r}"))
+    if bad_pair.any():
+        p = int(np.flatnonzero(bad_pair)[0])
+        where.append((int(seq[p]), f"has {classes[a[p]]!r} followed by {classes[b[p]]!r}"))
+    if where:
+        s, what = min(where)
+        raise ValueError(f"{name}[{s}] {what}, which the constraints forbid: a "
+                         "constrained CRF trains only on labellings the constraints "
+                         "allow")

@@ -7,7 +7,7 @@ They take CRF++'s positional arguments and flags (CRF++ 0.58's ``crf_learn.cpp``
     crf_learn [-f N] [-c C] [-p THREADS] [-a CRF-L2|CRF-L1|MIRA] [-m MAXITER] [-e ETA]
               [-H SHRINK] [-t] TEMPLATE TRAIN MODEL
     crf_learn -C TEXTMODEL MODEL
-    crf_test -m MODEL [-v 0|1|2] [-n 0|1] [-c COSTFACTOR] [-o OUT] [FILE ...]
+    crf_test -m MODEL [-v 0|1|2] [-n N] [-c COSTFACTOR] [-o OUT] [FILE ...]
 
 How CRF++'s training maps onto fastcrf's (see :data:`ALGORITHMS`):
 
@@ -80,9 +80,12 @@ _TEST_EPILOG = """\
 Output as CRF++'s: each input row, tab-separated, then the predicted label; a blank
 line after each sentence.  -v 1 adds '# P' before each sentence (P: the probability
 of the predicted sequence) and '/p' to each label (its marginal); -v 2 also lists
-every label's marginal as 'label/p'.  -n 1 prints '# 0 P' before each sentence;
-n-best lists (-n 2 and more) are not implemented yet.  MODEL is a model written by
-'fastcrf crf_learn' or 'fastcrf train', or a CRF++ text model (crf_learn -t)."""
+every label's marginal as 'label/p'.  -n N prints n-best lists: the N most probable
+labellings of each sentence (exact), each after a line '# n P' (n from 0, P its
+probability) and followed by a blank line; -n 1 is the best one with its '# 0 P'
+line.  A model trained under constraints only outputs labellings they allow.  MODEL
+is a model written by 'fastcrf crf_learn' or 'fastcrf train', or a CRF++ text model
+(crf_learn -t)."""
 
 
 # --------------------------------------------------------------------------- #
@@ -137,7 +140,8 @@ def add_commands(sub):
                    help="column files to tag (default: - for stdin)")
     p.add_argument("-m", "--model", metavar="FILE", help="the model file")
     p.add_argument("-n", "--nbest", type=int, default=0, metavar="INT",
-                   help="output n-best results: 0 (default) or 1")
+                   help="output the INT most probable labellings (default 0: the best "
+                        "one, without a '# n P' line)")
     p.add_argument("-v", "--verbose", type=int, default=0, metavar="INT",
                    help="verbose level: 0, 1 (probabilities of the predicted labels) or "
                         "2 (of every label)")
@@ -376,9 +380,13 @@ def sorted_labels(model):
     layout = StateLayout.dense(*W.shape)
     chain = np.concatenate((model.transitions[np.ix_(order, order)].ravel(),
                             model.start[order], model.end[order]))
+    allowed = model.constraints
+    if allowed is not None:   # START and END stay the last two rows and columns
+        ix = [*order, len(order), len(order) + 1]
+        allowed = allowed[np.ix_(ix, ix)]
     sorted_model = CRFModel([model.classes[k] for k in order], model.vocabulary, layout,
                             layout.from_dense(W), chain, training_log=model.training_log,
-                            n_iter=model.n_iter, metadata=model.metadata)
+                            n_iter=model.n_iter, metadata=model.metadata, constraints=allowed)
     return _edges.carry_edges(model, sorted_model, order=order)
 
 
@@ -443,10 +451,6 @@ def _check_test_flags(args):
         raise cli.CommandError(f"-v (--verbose) must be 0, 1 or 2, got {args.verbose}")
     if args.nbest < 0:
         raise cli.CommandError(f"-n (--nbest) must be >= 0, got {args.nbest}")
-    if args.nbest > 1:
-        raise cli.CommandError(f"-n {args.nbest}: n-best lists are not implemented yet; "
-                               "use -n 0 (the best sequence) or -n 1 (the same, with its "
-                               "'# 0 P' line)")
     if not args.cost_factor > 0 or args.cost_factor == float("inf"):
         raise cli.CommandError(f"-c (--cost-factor) must be a finite number > 0, got "
                                f"{args.cost_factor}")
@@ -501,7 +505,8 @@ def _scaled(model, factor):
         return model
     scaled = CRFModel(model.classes, model.vocabulary, model.layout, model.state * factor,
                       model.chain * factor, training_log=model.training_log,
-                      n_iter=model.n_iter, metadata=model.metadata)
+                      n_iter=model.n_iter, metadata=model.metadata,
+                      constraints=model.constraints)
     return _edges.carry_edges(model, scaled, factor=factor)
 
 
@@ -520,36 +525,44 @@ def _token_columns(sentences, xsize, label_column, name):
     return [[row[:xsize] for row in s] for s in sentences]
 
 
-def _format(sentences, codes, marg, logp, classes, verbose, nbest):
-    """CRF++'s ``toString`` for a batch of sentences: the lines, joined."""
+def _format(sentences, candidates, marg, classes, verbose, nbest):
+    """CRF++'s ``toString`` for a batch of sentences: the lines, joined.
+
+    ``candidates[i]``: the labellings to print for sentence i, a list of ``(label
+    codes, probability or None)``: the best one, or with ``nbest`` (-n) the n best,
+    each after a ``# n P`` line (CRF++'s ``TaggerImpl::toString``); ``marg``: the
+    token marginals (n_tokens, K) for ``verbose`` >= 1.
+    """
     import numpy as np
 
     out = []
     names = np.asarray(classes, dtype=object)
     pos = 0
-    for i, sentence in enumerate(sentences):
+    for sentence, cands in zip(sentences, candidates):
         T = len(sentence)
-        seq = codes[pos:pos + T]
-        if nbest:
-            out.append(f"# 0 {np.exp(logp[i]):.6f}\n")
-        elif verbose:
-            out.append(f"# {np.exp(logp[i]):.6f}\n")
-        labels = names[seq].tolist()
-        if verbose:
-            m = marg[pos:pos + T]
-            best = m[np.arange(T), seq].tolist()
-            labels = [f"{lab}/{p:.6f}" for lab, p in zip(labels, best)]
-            if verbose >= 2:
-                labels = [lab + "".join(f"\t{c}/{p:.6f}" for c, p in zip(classes, row))
-                          for lab, row in zip(labels, m.tolist())]
-        for row, label in zip(sentence, labels):
-            out.append("\t".join(row) + "\t" + label + "\n")
-        out.append("\n")
+        m = marg[pos:pos + T] if verbose else None
+        for n, (seq, prob) in enumerate(cands):
+            if nbest:
+                out.append(f"# {n} {prob:.6f}\n")
+            elif verbose:
+                out.append(f"# {prob:.6f}\n")
+            labels = names[seq].tolist()
+            if verbose:
+                best = m[np.arange(T), seq].tolist()
+                labels = [f"{lab}/{p:.6f}" for lab, p in zip(labels, best)]
+                if verbose >= 2:
+                    labels = [lab + "".join(f"\t{c}/{p:.6f}" for c, p in zip(classes, row))
+                              for lab, row in zip(labels, m.tolist())]
+            for row, label in zip(sentence, labels):
+                out.append("\t".join(row) + "\t" + label + "\n")
+            out.append("\n")
         pos += T
     return "".join(out)
 
 
 def _tag_file(path, model, template, xsize, label_column, args):
+    import numpy as np
+
     from .io import read_conll
 
     sentences = list(read_conll(cli._open_input(path), docstart=False))
@@ -558,11 +571,22 @@ def _tag_file(path, model, template, xsize, label_column, args):
     tokens = _token_columns(sentences, xsize, label_column, cli._name(path))
     # Attributes the model never saw are dropped, as CRF++ does.
     features = _edges.encode_for(model, template, tokens)
-    codes = model.viterbi_codes(features)
-    probs = args.verbose or args.nbest
     marg = model.marginals(features) if args.verbose else None
-    logp = model.log_probability(features, codes) if probs else None
-    return _format(sentences, codes, marg, logp, model.classes, args.verbose, args.nbest)
+    if args.nbest > 1:
+        from . import _lattice_queries
+
+        if getattr(model, "edge_weights", None) is not None:
+            raise cli.CommandError("-n above 1 is not supported yet for a model with "
+                                   "transition attributes (B template lines with macros)")
+
+        candidates = _lattice_queries.nbest(model, features, args.nbest)
+    else:
+        codes = model.viterbi_codes(features)
+        probs = (np.exp(model.log_probability(features, codes))
+                 if args.verbose or args.nbest else [None] * len(sentences))
+        candidates = [[(seq, p)] for seq, p in
+                      zip(np.split(codes, features.seq_offsets[1:-1]), probs)]
+    return _format(sentences, candidates, marg, model.classes, args.verbose, args.nbest)
 
 
 def _cmd_test(args):

@@ -570,16 +570,26 @@ def posterior_decode(
         When some sequence has no possible path.
     """
     batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
-    B, T, K = batch.shape
-    node = marginals(batch.emissions, batch.transitions, batch.start, batch.end,
-                     batch.lengths, n_jobs=n_jobs)
+    B, T, _ = batch.shape
+    # The validated batch goes to the kernel as it is (marginals() would check it again).
+    logz, _, node, _ = _run_forward_backward(batch, None, True, n_jobs)
+    _check_possible(logz)
+    chain = (batch.transitions, batch.start, batch.end)
+    if not any(np.isneginf(x).any() for x in chain):
+        # No forbidden transition: any labels of nonzero marginal form a possible path,
+        # so the best path takes the best label of each position; argmax keeps the
+        # lowest label on ties, the Viterbi rule with all transitions 0.  (A label of
+        # -inf emission has marginal 0 < the row's maximum: it is never chosen.)
+        paths = node.argmax(axis=2)
+        paths[np.arange(T)[None, :] >= batch.lengths[:, None]] = -1
+        return paths
     # Only what is possible may be chosen: -inf stays -inf, everything else scores 0
-    # (transitions) or its marginal probability (labels).
-    gain = np.where(batch.emissions == -np.inf, -np.inf, node.astype(np.float64))
+    # (transitions) or its marginal probability (labels); the marginals buffer itself
+    # when no emission is -inf.
+    impossible = np.isneginf(batch.emissions)
+    gain = np.where(impossible, -np.inf, node) if impossible.any() else node
     paths = np.full((B, T), -1, dtype=np.int64)
     n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
-    _core.viterbi(gain, batch.lengths,
-                  *(np.where(x == -np.inf, -np.inf, 0.0)
-                    for x in (batch.transitions, batch.start, batch.end)),
+    _core.viterbi(gain, batch.lengths, *(np.where(x == -np.inf, -np.inf, 0.0) for x in chain),
                   paths, np.zeros(B), n_threads)
     return paths

@@ -260,6 +260,21 @@ calibration_max_trials
         algorithm='lbfgs' with lists of token features, without warm start or dev
         set; ``predict_nbest``, ``predict_edge_marginals`` and ``decoder="mbr"``
         are not supported for such a model yet.
+    constraints : {"BIO", "IOB1", "BIOES", "BIOUL", "auto"}, dict, array-like or None
+        Transition constraints applied in training and kept in the model: the label
+        paths they forbid have probability 0 (the normaliser sums only the allowed
+        paths) and the forbidden transition, start and end scores carry no weight
+        (they are -inf, not learned).  A scheme name reads the labels' names
+        (:func:`fastcrf.allowed_transitions`); ``"auto"`` infers it from the labels
+        (BIOES when some label starts with E- or S-, else BIO when every label is
+        ``O``, B-x or I-x); ``{(from, to): False}`` forbids single transitions; a
+        (K, K) or (K + 2, K + 2) boolean array is over ``classes_`` in the order the
+        labels are first seen in ``y``.  Every prediction method then honours them;
+        a ``constraints=`` given to a prediction method adds to them (a path must
+        satisfy both).  Every labelling of ``y`` must satisfy them (ValueError
+        otherwise).  Honoured by 'lbfgs', 'asgd', 'l2sgd' (in the likelihood) and by
+        'ap', 'pa', 'arow' (their training decodes under the constraints); not by
+        :func:`fastcrf.dask.fit`.  Saved in the model file.
 
     Attributes
     ----------
@@ -315,7 +330,7 @@ calibration_max_trials
         batch_size=None, eta0=None, early_stopping=None, validation_fraction=None,
         n_iter_no_change=None, keep_tempfiles=False, trainer_cls=None, warm_start=False,
         progress_bar=False, hash_features=None, hash_seed=None, template=None,
-        learning_rate=None, transition_prefix=None,
+        learning_rate=None, transition_prefix=None, constraints=None,
     ):
         self._store_params(locals())
 
@@ -588,7 +603,8 @@ calibration_max_trials
     # Prediction                                                           #
     # ------------------------------------------------------------------ #
 
-    def predict(self, X, *, constraints=None, decoder="viterbi", lengths=None, feature_names=None):
+    def predict(self, X, *, constraints=None, decoder="viterbi", forced=None, lengths=None,
+                feature_names=None):
         """Most likely label sequence of every sequence of ``X`` (Viterbi).
 
         Parameters
@@ -602,11 +618,17 @@ calibration_max_trials
             output (e.g. ``"BIO"``: no ``O`` followed by ``I-PER``).  A scheme name
             reads the labels' names; ``{(from, to): False}`` forbids single
             transitions; a (K, K) or (K + 2, K + 2) boolean array (as
-            :func:`fastcrf.allowed_transitions` builds) is over ``classes_``.
+            :func:`fastcrf.allowed_transitions` builds) is over ``classes_``.  They
+            add to the constraints the model was trained with (``CRF(constraints=)``,
+            always honoured): a path must satisfy both.
         decoder : {"viterbi", "mbr"}, default="viterbi"
             ``"viterbi"``: the most probable label sequence.  ``"mbr"`` (posterior
             decoding): the allowed sequence with the highest expected token accuracy,
             the sum of its labels' marginals.
+        forced : list of lists of (str or None), optional
+            Forced decoding: per sequence of ``X``, one entry per token, a label the
+            token must take or None (free); a whole sequence may be None.  The path
+            is the best one among those that agree with it.
 
         Returns
         -------
@@ -618,11 +640,12 @@ calibration_max_trials
             When the constraints leave some sequence without any label path.
         """
         result = self._fitted_model().predict(self._input(X, lengths, feature_names),
-                                              self.n_jobs, constraints, decoder)
+                                              self.n_jobs, constraints, decoder, forced)
         self._tagger_holds_last(X)
         return result
 
-    def predict_nbest(self, X, k, *, constraints=None, lengths=None, feature_names=None):
+    def predict_nbest(self, X, k, *, constraints=None, forced=None, lengths=None,
+                      feature_names=None):
         """The ``k`` most probable label sequences of every sequence (exact).
 
         Parameters
@@ -633,6 +656,9 @@ calibration_max_trials
             column names default to those the model was fitted with.
         k : int >= 1
         constraints : as in :meth:`predict`
+        forced : as in :meth:`predict`
+            The sequences are then those that agree with it, and their
+            probabilities are conditional on it.
 
         Returns
         -------
@@ -641,7 +667,7 @@ calibration_max_trials
             probability (fewer when fewer sequences are possible).
         """
         return self._fitted_model().predict_nbest(self._input(X, lengths, feature_names), k,
-                                                  self.n_jobs, constraints)
+                                                  self.n_jobs, constraints, forced)
 
     def predict_edge_marginals(self, X, *, constraints=None, lengths=None, feature_names=None):
         """Pairwise marginals ``P(y_t = i, y_{t+1} = j | x)`` of every sequence.
@@ -703,7 +729,8 @@ calibration_max_trials
         return self._fitted_model().predict_indices(self._input(X, lengths, feature_names),
                                                     self.n_jobs, constraints)
 
-    def predict_proba(self, X, *, constraints=None, lengths=None, feature_names=None):
+    def predict_proba(self, X, *, constraints=None, forced=None, lengths=None,
+                      feature_names=None):
         """Marginal probability of every label at every token, as arrays.
 
         Parameters
@@ -714,6 +741,8 @@ calibration_max_trials
             column names default to those the model was fitted with.
         constraints : as in :meth:`predict`
             The marginals are then over the allowed label paths only.
+        forced : as in :meth:`predict`
+            The marginals are then conditional on it (a forced token's is 1).
 
         Returns
         -------
@@ -721,9 +750,10 @@ calibration_max_trials
             Columns in the order of ``classes_``; each row sums to 1.
         """
         return self._fitted_model().predict_proba(self._input(X, lengths, feature_names),
-                                                  self.n_jobs, constraints)
+                                                  self.n_jobs, constraints, forced)
 
-    def predict_marginals(self, X, *, constraints=None, lengths=None, feature_names=None):
+    def predict_marginals(self, X, *, constraints=None, forced=None, lengths=None,
+                          feature_names=None):
         """Marginal probability of every label at every token.
 
         Parameters
@@ -732,7 +762,7 @@ calibration_max_trials
         lengths, feature_names : optional
             For a scipy.sparse ``X`` (one row per token), as in :meth:`fit`; the
             column names default to those the model was fitted with.
-        constraints : as in :meth:`predict_proba`
+        constraints, forced : as in :meth:`predict_proba`
 
         Returns
         -------
@@ -740,7 +770,7 @@ calibration_max_trials
             ``{label: P(y_t = label | x)}`` for every token.
         """
         result = self._fitted_model().predict_marginals(
-            self._input(X, lengths, feature_names), self.n_jobs, constraints)
+            self._input(X, lengths, feature_names), self.n_jobs, constraints, forced)
         self._tagger_holds_last(X)
         return result
 

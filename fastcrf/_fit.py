@@ -7,11 +7,13 @@ choose the state layout and the trainable chain scores, run the trainer of the
 registry, and build the model.
 """
 
+import inspect
 import time
 
 import numpy as np
 
 from . import _edges
+from ._constraints import check_allowed_labels, forbidden_chain, resolve_constraints
 from ._dataset import Dataset, dev_set, is_encoded, training_set
 from ._features._hashing import hash_training
 from ._layout import StateLayout
@@ -128,10 +130,13 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         mask[:data.n_labels ** 2] = 0.0
     if min_feature_freq is not None:
         layout, mask = keep_frequent_features(data, layout, mask, min_feature_freq)
+    allowed, forbidden = _training_constraints(p, data, classes, mask)
     init = None
     if init_model is not None:
         layout, init = carry_weights(init_model, vocabulary, layout)
         init.schedule = carried_schedule(init_model, p["algorithm"])
+        if forbidden is not None:
+            init.chain = _weights_only(init.chain, forbidden)
     bar = epoch_bar(p["max_iterations"], p["algorithm"]) if p["progress_bar"] else None
     progress = Progress(p["algorithm"], layout, dev, verbose=p["verbose"],
                         n_jobs=p["n_jobs"], started=started,
@@ -142,33 +147,42 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         listener.prepared(data, layout, mask, vocabulary, classes)
 
     def callback(epoch, info, weights_fn):
+        if forbidden is not None:
+            weights_fn = _constrained_weights(weights_fn, forbidden)
         stop = progress.callback(epoch, info, weights_fn)
         if listener is not None:
             stop = listener.iteration(epoch, info, weights_fn, layout) or stop
         if on_iteration is not None:
             def model_fn():
                 w = weights_fn()
-                return CRFModel(classes, vocabulary, layout, w.state, w.chain,
-                                training_log=progress.log.copy(), n_iter=epoch)
+                return CRFModel(classes, vocabulary, layout, w.state,
+                                _weights_only(w.chain, forbidden),
+                                training_log=progress.log.copy(), n_iter=epoch,
+                                constraints=allowed)
             # Every hook runs (bool(), not `or`), each seeing the same epoch.
             stop = bool(on_iteration(dict(progress.log.iterations[-1]), model_fn)) or stop
         return stop
 
     trainer = TRAINERS[p["algorithm"]]
     if edges is not None:
+        if allowed is not None:
+            raise ValueError("constraints in training do not combine with "
+                             "transition_prefix yet: give them to the prediction methods")
         return edges.fit(data, p, classes, vocabulary, layout, mask, callback, progress, bar)
     try:
         weights, n_iter = trainer.fit(
             data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
             random_state=rng, n_jobs=p["n_jobs"], callback=callback, log=progress.message,
             # Only a warm start passes init: a registered trainer may not take it.
-            **({} if init is None else {"init": init}))
+            **({} if init is None else {"init": init}),
+            **({} if forbidden is None else {"forbidden": forbidden}))
     finally:
         if bar is not None:
             bar.close()
     weights = progress.best_weights or weights
-    return CRFModel(classes, vocabulary, layout, weights.state, weights.chain,
-                    training_log=progress.log, n_iter=n_iter)
+    return CRFModel(classes, vocabulary, layout, weights.state,
+                    _weights_only(weights.chain, forbidden), training_log=progress.log,
+                    n_iter=n_iter, constraints=allowed)
 
 
 def _hashed(vocabulary, data, p, init_model):
@@ -178,3 +192,36 @@ def _hashed(vocabulary, data, p, init_model):
         raise ValueError("warm_start and partial_fit do not combine with feature hashing "
                          "(hash_features, or a hashed model): fit from scratch")
     return hash_training(vocabulary, data, p["hash_features"], p["hash_seed"])
+
+
+def _training_constraints(p, data, classes, mask):
+    """``(allowed, forbidden)`` of ``p["constraints"]`` over ``classes`` (both None
+    without constraints); the forbidden chain scores leave ``mask`` (they are -inf,
+    not weights).  Checks that the trainer honours them and that ``data``'s labellings
+    satisfy them."""
+    allowed = resolve_constraints(p["constraints"], classes)
+    if allowed is None:
+        return None, None
+    if "forbidden" not in inspect.signature(TRAINERS[p["algorithm"]].fit).parameters:
+        raise ValueError(f"algorithm={p['algorithm']!r} does not support constraints")
+    check_allowed_labels(data.labels, data.features.seq_offsets, allowed, classes)
+    forbidden = forbidden_chain(allowed)
+    mask[forbidden] = 0.0
+    return allowed, forbidden
+
+
+def _constrained_weights(weights_fn, forbidden):
+    """``weights_fn`` whose chain is -inf where the constraints forbid: the dev-set
+    decoding of the progress report (and early stopping) runs under them."""
+    def fn():
+        w = weights_fn()
+        return type(w)(w.state, np.where(forbidden, -np.inf, w.chain))
+    return fn
+
+
+def _weights_only(chain, forbidden):
+    """The chain a model keeps: 0 where the constraints forbid (the trainers may hold
+    -inf there; the model applies its constraints itself)."""
+    if forbidden is None:
+        return chain
+    return np.where(forbidden, 0.0, chain)

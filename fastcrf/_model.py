@@ -186,15 +186,21 @@ class CRFModel:
         Epochs / iterations the training ran.
     metadata : dict, optional
         What the model file carried beside the weights (empty after a fit).
+    constraints : ndarray of bool of shape (K + 2, K + 2), optional
+        The transitions the model was trained under (``CRF(constraints=...)``, as
+        :func:`fastcrf._constraints.constraint_matrix` gives them); every prediction
+        honours them.  The chain holds 0 where they forbid: those scores are -inf.
     """
 
     #: The attribute name of every column of a scipy.sparse ``X`` it was fitted on
     #: with ``feature_names`` (fastcrf._sparse_input), or None: then column ``j`` is
     #: the attribute ``str(j)``.
     feature_names = None
+    #: Models pickled before constraints existed have none.
+    constraints = None
 
     def __init__(self, classes, vocabulary, layout, state, chain, training_log=None,
-                 n_iter=0, metadata=None):
+                 n_iter=0, metadata=None, constraints=None):
         K = len(classes)
         self.classes = list(classes)
         self.vocabulary = vocabulary
@@ -205,6 +211,8 @@ class CRFModel:
         self.training_log = training_log
         self.n_iter = int(n_iter)
         self.metadata = {} if metadata is None else metadata
+        if constraints is not None:
+            self.constraints = np.asarray(constraints, dtype=bool)
         # The compiled name -> id table that predict's encoding reads: built here, once,
         # like CRFsuite's Tagger.open, rather than inside the first predict call.
         vocabulary._name_table()
@@ -256,44 +264,65 @@ class CRFModel:
             return drop_unit_values(X.encoded_for(self.vocabulary))
         return encode(X, self.vocabulary, dense_values=False, n_jobs=n_jobs)
 
+    def allowed(self, constraints=None):
+        """The (K + 2, K + 2) bool matrix of what a prediction may use: the model's own
+        constraints and those of the call (``constraints``: see
+        :func:`fastcrf._constraints.constraint_matrix`) together; None when neither
+        constrains anything."""
+        extra = constraint_matrix(constraints, self.classes)
+        if self.constraints is None:
+            return extra
+        return self.constraints if extra is None else self.constraints & extra
+
     def constrained_chain(self, constraints=None):
-        """The chain with what ``constraints`` forbids scored -inf (see
-        :func:`fastcrf._constraints.constraint_matrix`)."""
-        return constrain_chain(self.chain, constraint_matrix(constraints, self.classes))
+        """The chain with what :meth:`allowed` forbids scored -inf."""
+        return constrain_chain(self.chain, self.allowed(constraints))
 
     def viterbi_codes(self, features, n_jobs=None, constraints=None):
         """Best label code of every token of ``features``: ndarray (n_tokens,), int64."""
         return viterbi_codes(self.layout, self.state, self.constrained_chain(constraints),
                              features, n_jobs)
 
-    def marginals(self, features, n_jobs=None, constraints=None):
+    def marginals(self, features, n_jobs=None, constraints=None, forced=None):
         """Label marginals of every token of ``features``: ndarray (n_tokens, K)."""
+        if forced is not None:
+            from . import _lattice_queries
+
+            return _lattice_queries.forced_marginals(self, features, forced, n_jobs,
+                                                     constraints)
         return marginals(self.layout, self.state, self.constrained_chain(constraints),
                          features, n_jobs)
 
     def log_probability(self, features, codes, n_jobs=None):
         """``log P(y | x)`` of every sequence of ``features`` labelled ``codes``
         (label codes, one per token): ndarray (n_sequences,)."""
-        return self._log_probabilities(features, codes, self.chain, n_jobs)
+        return self._log_probabilities(features, codes, self.constrained_chain(), n_jobs)
 
     def _log_probabilities(self, features, codes, chain, n_jobs=None):
         # The one place the model's log P(y | x) is computed (a subclass with more
         # weights, fastcrf._edges.EdgeCRFModel, overrides it).
         return log_probabilities(self.layout, self.state, chain, features, codes, n_jobs)
 
-    def predict(self, X, n_jobs=None, constraints=None, decoder="viterbi"):
+    def predict(self, X, n_jobs=None, constraints=None, decoder="viterbi", forced=None):
         """Best label sequence of every sequence of ``X``: list of lists of str.
 
         ``decoder``: ``"viterbi"`` (the most probable sequence) or ``"mbr"`` (the
-        possible sequence with the highest expected token accuracy).
+        possible sequence with the highest expected token accuracy); ``forced``: a
+        label or None per token (:func:`fastcrf._lattice_queries.forced_mask`).
         """
+        from . import _lattice_queries
+
         features = self.encode(X, n_jobs)
         if decoder == "mbr":
-            from . import _lattice_queries
-
             codes = np.concatenate(
                 [np.zeros(0, np.int64)]
-                + _lattice_queries.posterior_codes(self, features, n_jobs, constraints))
+                + _lattice_queries.posterior_codes(self, features, n_jobs, constraints,
+                                                   forced))
+        elif decoder == "viterbi" and forced is not None:
+            codes = np.concatenate(
+                [np.zeros(0, np.int64)]
+                + _lattice_queries.forced_codes(self, features, forced, n_jobs,
+                                                constraints))
         elif decoder == "viterbi":
             codes = self.viterbi_codes(features, n_jobs, constraints)
         else:
@@ -301,7 +330,7 @@ class CRFModel:
         labels = np.asarray(self.classes, dtype=object)[codes].tolist()
         return _split_list(labels, features)
 
-    def predict_nbest(self, X, k, n_jobs=None, constraints=None):
+    def predict_nbest(self, X, k, n_jobs=None, constraints=None, forced=None):
         """The ``k`` best labellings of every sequence of ``X``: list of lists of
         ``(labels, probability)``, in descending probability."""
         from . import _lattice_queries
@@ -312,7 +341,7 @@ class CRFModel:
         classes = np.asarray(self.classes, dtype=object)
         return [[(classes[codes].tolist(), p) for codes, p in seq]
                 for seq in _lattice_queries.nbest(self, features, int(k), n_jobs,
-                                                  constraints)]
+                                                  constraints, forced)]
 
     def predict_edge_marginals(self, X, n_jobs=None, constraints=None):
         """``P(y_t = i, y_{t+1} = j | x)`` of every sequence of ``X``: list of
@@ -354,25 +383,25 @@ class CRFModel:
         return np.split(self.viterbi_codes(features, n_jobs, constraints),
                         features.seq_offsets[1:-1])
 
-    def predict_proba(self, X, n_jobs=None, constraints=None):
+    def predict_proba(self, X, n_jobs=None, constraints=None, forced=None):
         """Marginals of every sequence of ``X``: list of (T, K) ndarrays."""
         features = self.encode(X, n_jobs)
-        return np.split(self.marginals(features, n_jobs, constraints),
+        return np.split(self.marginals(features, n_jobs, constraints, forced),
                         features.seq_offsets[1:-1])
 
-    def predict_marginals(self, X, n_jobs=None, constraints=None):
+    def predict_marginals(self, X, n_jobs=None, constraints=None, forced=None):
         """Marginals of every sequence of ``X``: list of lists of ``{label: p}`` dicts."""
         features = self.encode(X, n_jobs)
         labels = self.classes
-        rows = [dict(zip(labels, row))
-                for row in self.marginals(features, n_jobs, constraints).tolist()]
+        rows = [dict(zip(labels, row)) for row in
+                self.marginals(features, n_jobs, constraints, forced).tolist()]
         return _split_list(rows, features)
 
     def score(self, X, y, n_jobs=None):
         """Token accuracy of :meth:`predict` on ``X`` against ``y``: a float."""
         features = self.encode(X, n_jobs)
         index = {label: k for k, label in enumerate(self.classes)}
-        codes = self.viterbi_codes(features, n_jobs)
+        codes = self.viterbi_codes(features, n_jobs)   # under the model's constraints
         lengths = features.lengths.tolist()
         gold = []
         n = 0

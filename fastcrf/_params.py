@@ -107,6 +107,25 @@ class NJobs:
 
 
 @dataclass(frozen=True)
+class Constraints:
+    """``constraints=``: None, a scheme name (or ``"auto"``), a mapping of label pairs
+    or a boolean matrix; the labels it names and the matrix's shape are checked once
+    the labels are known (fastcrf._constraints.resolve_constraints)."""
+
+    SCHEMES = ("BIO", "IOB1", "BIOES", "BIOUL", "AUTO")
+
+    def check(self, name, value):
+        if isinstance(value, str):
+            if value.upper() not in self.SCHEMES:
+                raise ValueError(f"{name} must be one of 'BIO', 'IOB1', 'BIOES', "
+                                 f"'BIOUL', 'auto', a dict or a matrix; got {value!r}")
+        elif isinstance(value, (bool, numbers.Number)):
+            raise TypeError(f"{name} must be a scheme name, a dict of (from, to) label "
+                            f"pairs or a boolean matrix, got {type(value).__name__}")
+        return value
+
+
+@dataclass(frozen=True)
 class Unchecked:
     """Checked where it is used (``random_state``: when the fit converts it) or free."""
 
@@ -166,6 +185,7 @@ CONSTRAINTS = {
     "template": Param(Unchecked(), none=True),
     # Checked by fastcrf._edges.check_prefix where the fit reads it.
     "transition_prefix": Param(Unchecked(), none=True),
+    "constraints": Param(Constraints(), none=True),
     "trainer_cls": Param(Unchecked(), none=True),
     "random_state": Param(Unchecked(), none=True),
 }

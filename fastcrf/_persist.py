@@ -38,9 +38,19 @@ Version 4 is version 2 plus the transition attributes of a model trained with
     edge_attributes.json  uint8 array: UTF-8 JSON list of transition-attribute names
     edge_weights        float64 (n_edge_attributes, n_labels, n_labels)
 
+Version 5 adds one array, written only for a model trained under constraints
+(``CRF(constraints=...)``), so that a reader that does not know constraints refuses
+the file rather than decoding without them::
+
+    allowed             bool (n_labels + 2, n_labels + 2): the transitions the model
+                        allows (row n_labels: START, column n_labels + 1: END, as
+                        :func:`fastcrf.allowed_transitions`); the chain scores it
+                        forbids are stored as 0 and read as -inf
+
 A file is written in the lowest version that holds what its model has (version 2
 for a plain model, which older fastcrf reads), and each later part is recognised by
-its own keys (``hashing`` in the header, ``transition_prefix`` in the header), never
+its own key (``hashing`` in the header, ``transition_prefix`` in the header; version
+5, the last, holds ``allowed``), never
 by the version alone: a file of version N may hold the parts of every version <= N,
 and must hold the part of N itself.  A reader that does not know a version refuses
 the file rather than reading it without the part it does not know.
@@ -77,7 +87,9 @@ FORMAT_VERSION = 2
 HASHED_VERSION = 3
 #: The version of files holding transition attributes (fastcrf._edges).
 EDGES_VERSION = 4
-_READS = (1, 2, HASHED_VERSION, EDGES_VERSION)
+#: The version of a model file with constraints (the ``allowed`` array).
+CONSTRAINED_VERSION = 5
+_READS = (1, 2, HASHED_VERSION, EDGES_VERSION, CONSTRAINED_VERSION)
 _CHAIN = ("transitions", "start", "end")
 _STATE = {1: ("state",), 2: ("state_head", "tail_ptr", "tail_labels", "state_tail")}
 _EDGES = ("edge_attributes.json", "edge_weights")
@@ -112,6 +124,9 @@ def save_model(model, path, *, params, metadata=None, format="fastcrf"):
         if getattr(model, "edge_weights", None) is not None:
             raise ValueError("a CRFsuite model file has no place for transition "
                              "attributes (transition_prefix); save in format='fastcrf'")
+        if model.constraints is not None:
+            raise ValueError("a CRFsuite model file has no place for constraints; save "
+                             "in format='fastcrf' to keep them")
         if metadata is not None:
             raise ValueError("a CRFsuite model file has no place for metadata; save in "
                              "format='fastcrf' to keep it")
@@ -171,6 +186,10 @@ def _npz_arrays(model, params, metadata):
         arrays["header.json"] = _json_bytes(header)
         arrays["edge_attributes.json"] = _json_bytes(model.edge_vocabulary.names)
         arrays["edge_weights"] = np.ascontiguousarray(edge_weights, dtype=np.float64)
+    if model.constraints is not None:
+        header["format_version"] = CONSTRAINED_VERSION
+        arrays["header.json"] = _json_bytes(header)
+        arrays["allowed"] = np.ascontiguousarray(model.constraints, dtype=bool)
     if metadata is not None:
         arrays["metadata.json"] = metadata_json
     if hashed:
@@ -253,6 +272,11 @@ def _load_npz(source, path):
             if "feature_names.json" in names:
                 feature_names = _read_json(archive["feature_names.json"], path,
                                            "feature name list")
+            if version >= CONSTRAINED_VERSION:
+                if "allowed" not in names:
+                    raise ValueError(f"{path!r} is not a readable fastcrf model file "
+                                     "(missing allowed)")
+                arrays["allowed"] = archive["allowed"]
             if edges:
                 arrays["edge_weights"] = archive["edge_weights"]
                 edge_names = _read_json(archive["edge_attributes.json"], path,
@@ -299,6 +323,10 @@ def _load_npz(source, path):
         layout, state = _read_state(arrays, A, K, path)
     for name, shape in {"transitions": (K, K), "start": (K,), "end": (K,)}.items():
         _check_array(arrays, name, np.float64, shape, path)
+    allowed = None
+    if version >= CONSTRAINED_VERSION:
+        _check_array(arrays, "allowed", np.bool_, (K + 2, K + 2), path)
+        allowed = arrays["allowed"]
     try:
         if not hashed:
             vocabulary = AttributeVocabulary(attributes)
@@ -314,7 +342,8 @@ def _load_npz(source, path):
         return _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
                            edge_names, arrays, path), params
     model = CRFModel(classes, vocabulary, layout, state, chain, training_log=log,
-                     n_iter=int(header.get("n_iter", 0)), metadata=metadata)
+                     n_iter=int(header.get("n_iter", 0)), metadata=metadata,
+                     constraints=allowed)
     if feature_names is not None:
         model.feature_names = feature_names
     return model, params

@@ -184,7 +184,8 @@ _TRAIN_OPTIONS = (("algorithm", "algorithm", "-a"), ("c1", "c1", "--c1"),
                   ("c2", "c2", "--c2"), ("min_freq", "min_freq", "-f"),
                   ("max_iterations", "max_iterations", "-i"), ("n_jobs", "n_jobs", "-j"),
                   ("random_state", "seed", "--seed"),
-                  ("hash_features", "hash_features", "--hash-features"))
+                  ("hash_features", "hash_features", "--hash-features"),
+                  ("constraints", "constraints", "--constraints"))
 
 
 def _check_jobs(n_jobs):
@@ -505,18 +506,31 @@ def _split_gold(sentences, meta, path):
 
 
 def _tagged_rows(crf, template, sentences, tokens, only_labels, marginals,
-                 constraints=None):
+                 constraints=None, nbest=0, all_marginals=False):
     """The rows ``fastcrf tag`` writes for ``sentences`` (``tokens``: their token
-    columns, which ``template`` reads), and the seconds the tagging took."""
+    columns, which ``template`` reads), and the seconds the tagging took.
+
+    With ``nbest`` >= 1 each sentence gives its ``nbest`` best labellings, each a
+    block whose first row is CRF++'s ``# n P`` line (``tag -n``); ``all_marginals``
+    appends every label's marginal as ``label/p`` (CRF++'s ``-v 2``)."""
+    import numpy as np
+
     t0 = time.perf_counter()
     from ._edges import encode_for
 
     # The model's vocabulary drops attributes never seen in training, as CRF++ does.
     encoded = encode_for(crf._fitted_model(), template, tokens)
     try:
-        codes = crf.predict_indices(encoded, constraints=constraints)
+        if nbest:
+            index = {label: k for k, label in enumerate(crf.classes_)}
+            lists = [[(np.array([index[c] for c in labels], dtype=np.int64), p)
+                      for labels, p in cands]
+                     for cands in crf.predict_nbest(encoded, nbest, constraints=constraints)]
+        else:
+            lists = [[(seq, None)]
+                     for seq in crf.predict_indices(encoded, constraints=constraints)]
         probs = (crf.predict_proba(encoded, constraints=constraints)
-                 if marginals else None)
+                 if marginals or all_marginals else None)
     except ValueError as exc:  # constraints that leave a sentence no labelling
         if constraints is None:
             raise
@@ -525,15 +539,41 @@ def _tagged_rows(crf, template, sentences, tokens, only_labels, marginals,
 
     classes = crf.classes_
     out = []
-    for i, (sentence, seq) in enumerate(zip(sentences, codes)):
-        rows = []
-        for t, (row, k) in enumerate(zip(sentence, seq.tolist())):
-            fields = (classes[k],) if only_labels else (*row, classes[k])
-            if probs is not None:
-                fields += (f"{probs[i][t, k]:.6f}",)
-            rows.append(fields)
-        out.append(rows)
+    for i, (sentence, cands) in enumerate(zip(sentences, lists)):
+        for n, (seq, p) in enumerate(cands):
+            rows = [(f"# {n} {p:.6f}",)] if nbest else []
+            for t, (row, k) in enumerate(zip(sentence, seq.tolist())):
+                fields = (classes[k],) if only_labels else (*row, classes[k])
+                if marginals:
+                    fields += (f"{probs[i][t, k]:.6f}",)
+                if all_marginals:
+                    fields += tuple(f"{c}/{q:.6f}" for c, q in zip(classes, probs[i][t]))
+                rows.append(fields)
+            out.append(rows)
     return out, tag_time
+
+
+def _write_nbest(path, blocks, sep):
+    """``tag -n``'s output: every block (its '# n P' line, then its rows joined by
+    ``sep``) and a blank line, to ``path`` (atomically; .gz compressed) or stdout.
+    Not :func:`fastcrf.io.write_conll`: the '# n P' line is no row of the file."""
+    import gzip
+
+    from ._atomic import atomic_file
+
+    text = "".join(block[0][0] + "\n" + "".join(sep.join(r) + "\n" for r in block[1:])
+                   + "\n" for block in blocks)
+    if path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    data = text.encode("utf-8")
+    with atomic_file(path) as raw:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+                gz.write(data)
+        else:
+            raw.write(data)
 
 
 def _tag_on_cluster(args):
@@ -592,7 +632,12 @@ def _cmd_tag(args):
     from .io import write_conll
     from .templates import Template
 
+    if args.nbest < 0:
+        raise CommandError(f"-n must be >= 0, got {args.nbest}")
     if args.scheduler is not None:
+        if args.nbest or args.all_marginals or args.constraints:
+            raise CommandError("-n, --all-marginals and --constraints are not supported "
+                               "with --scheduler")
         return _tag_on_cluster(args)
     if len(args.input) > 1:
         raise CommandError(f"{len(args.input)} input files: tag one at a time, or many "
@@ -619,9 +664,12 @@ def _cmd_tag(args):
         crf.set_params(n_jobs=args.n_jobs)
 
     out, tag_time = _tagged_rows(crf, template, sentences, tokens, args.only_labels,
-                                 args.marginals, args.constraints)
+                                 args.marginals, args.constraints, args.nbest,
+                                 args.all_marginals)
     out_sep = sep if sep is not None else " "
-    if args.output is None:
+    if args.nbest:
+        _write_nbest(args.output, out, out_sep)
+    elif args.output is None:
         write_conll(sys.stdout, out, sep=out_sep)
         sys.stdout.flush()
     else:
@@ -1053,6 +1101,12 @@ def _build_parser():
     p.add_argument("--progress", action="store_true",
                    help="a progress bar over the epochs on stderr (needs tqdm); the "
                         "per-epoch lines go above it (none with -q)")
+    p.add_argument("--constraints", choices=("BIO", "IOB1", "BIOES", "BIOUL", "auto"),
+                   default=None,
+                   help="train under a chunk scheme's transition constraints (auto: "
+                        "read it from the labels): the label sequences it forbids get "
+                        "probability 0; stored in the model, which 'fastcrf tag' then "
+                        "always honours")
     p.add_argument("--init", metavar="MODEL",
                    help="continue training this model (a 'fastcrf train' .npz): start from "
                         "its weights (new labels and attributes at 0) and, without -t, "
@@ -1105,7 +1159,15 @@ def _build_parser():
     p.add_argument("--constraints", choices=("BIO", "IOB1", "BIOES", "BIOUL"),
                    default=None,
                    help="constrained decoding: never output a label sequence the "
-                        "chunk scheme forbids (e.g. O followed by I-PER in BIO)")
+                        "chunk scheme forbids (e.g. O followed by I-PER in BIO); a "
+                        "model trained with --constraints always honours its own")
+    p.add_argument("-n", "--nbest", type=int, default=0, metavar="N",
+                   help="the N most probable labellings of each sentence (exact), each "
+                        "after a line '# n P' (n from 0, P its probability) and "
+                        "followed by a blank line, as CRF++'s crf_test -n")
+    p.add_argument("-I", "--all-marginals", action="store_true",
+                   help="append every label's marginal probability as label/p (CRF++'s "
+                        "crf_test -v 2)")
     p.add_argument("--sep", default=None,
                    help="field separator (default: the training file's)")
     _jobs(p)

@@ -85,27 +85,31 @@ class _LogLikelihood(torch.autograd.Function):
     """Per-sequence log-likelihood; forward and backward run the compiled kernels.
 
     Inputs: emissions (B, T, K) CPU, C-contiguous, float32/float64; transitions (K, K),
-    start (K,), end (K,) CPU tensors; tags (B, T) int64 and lengths (B,) int64
-    ndarrays; ``want_grad`` (compute the gradient now, for a later backward) and
-    ``n_jobs``.  Output: (B,) tensor in the emissions' dtype.
+    start (K,), end (K,) CPU tensors (-inf where forbidden); tags (B, T) int64 (-1:
+    unknown) and lengths (B,) int64 ndarrays; ``label_mask`` (B, T, K) bool ndarray or
+    None (the numerator's labels); ``want_grad`` (compute the gradient now, for a
+    later backward) and ``n_jobs``.  Output: (B,) tensor in the emissions' dtype.
     """
 
     @staticmethod
-    def forward(ctx, emissions, transitions, start, end, tags, lengths, want_grad, n_jobs):
+    def forward(ctx, emissions, transitions, start, end, tags, lengths, label_mask,
+                want_grad, n_jobs):
         # Inputs may require grad; .detach() shares their memory, .numpy() too.
         em = emissions.detach().numpy()
         params = [p.detach().numpy() for p in (transitions, start, end)]
         if not want_grad:
             return torch.from_numpy(
-                _log_likelihood(em, tags, *params, lengths, n_jobs=n_jobs)
+                _log_likelihood(em, tags, *params, lengths, label_mask=label_mask,
+                                n_jobs=n_jobs)
             )
-        ll, grads = _log_likelihood(em, tags, *params, lengths, n_jobs=n_jobs,
-                                    return_grad=True)
+        ll, grads = _log_likelihood(em, tags, *params, lengths, label_mask=label_mask,
+                                    n_jobs=n_jobs, return_grad=True)
         # Saved through save_for_backward so that an in-place change of an input
         # between forward and backward is reported by autograd.
         ctx.save_for_backward(emissions, transitions, start, end)
         ctx.grads = grads
         ctx.tags, ctx.lengths, ctx.n_jobs = tags, lengths, n_jobs
+        ctx.label_mask = label_mask
         return torch.from_numpy(ll)
 
     @staticmethod
@@ -137,7 +141,7 @@ class _LogLikelihood(torch.autograd.Function):
             grad_tr = tr.to(transitions.dtype)
             grad_st = st.to(start.dtype)
             grad_en = en.to(end.dtype)
-        return grad_em, grad_tr, grad_st, grad_en, None, None, None, None
+        return grad_em, grad_tr, grad_st, grad_en, None, None, None, None, None
 
 
 def _weighted_param_grads(ctx, emissions, transitions, start, end, g):
@@ -157,8 +161,9 @@ def _weighted_param_grads(ctx, emissions, transitions, start, end, g):
         if w == 0:
             continue
         idx = np.flatnonzero(weights == w)
+        mask = None if ctx.label_mask is None else ctx.label_mask[idx]
         _, sub = _log_likelihood(em[idx], ctx.tags[idx], *params, ctx.lengths[idx],
-                                 n_jobs=ctx.n_jobs, return_grad=True)
+                                 label_mask=mask, n_jobs=ctx.n_jobs, return_grad=True)
         for acc, part in zip(out, (sub.transitions, sub.start, sub.end)):
             acc += w * part
     return (torch.from_numpy(x) for x in out)
@@ -169,17 +174,45 @@ def _weighted_param_grads(ctx, emissions, transitions, start, end, g):
 # for tensors on other devices than the CPU (and for backend="torch").           #
 # --------------------------------------------------------------------------- #
 
+def _logsumexp(x, dim):
+    """``torch.logsumexp`` whose gradient is 0, not NaN, where every term is -inf.
+
+    Forbidden transitions and partial labels make whole sums -inf (a tag no allowed
+    path reaches); torch's own backward then computes exp(-inf - -inf) = NaN, which
+    a zero upstream gradient does not cancel.
+    """
+    m = x.amax(dim, keepdim=True).detach()
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    s = torch.exp(x - m).sum(dim)
+    out = torch.log(s.clamp_min(torch.finfo(x.dtype).tiny)) + m.squeeze(dim)
+    return torch.where(s > 0, out, torch.full_like(out, float("-inf")))
+
+
 def _torch_log_partition(em, on, trans, start, end, keep_alpha=False):
     """log Z (B,) of batch-first ``em`` (B, T, K) with prefix mask ``on`` (B, T)."""
     alpha = start + em[:, 0]
     alphas = [alpha]
     for t in range(1, em.shape[1]):
         # nxt[b, j] = logsumexp_i alpha[b, i] + trans[i, j] + em[b, t, j]
-        nxt = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + em[:, t]
+        nxt = _logsumexp(alpha.unsqueeze(2) + trans, dim=1) + em[:, t]
         alpha = torch.where(on[:, t, None], nxt, alpha)
         alphas.append(alpha)
-    logz = torch.logsumexp(alpha + end, dim=1)
+    logz = _logsumexp(alpha + end, dim=1)
     return (logz, alphas) if keep_alpha else logz
+
+
+def _torch_partial_log_likelihood(em, tags, on, trans, start, end, label_mask):
+    """Per-sequence log-likelihood (B,) of a partial labelling (tags -1: unknown;
+    ``label_mask`` (B, T, K) or None: the labels the numerator allows): the log-sum
+    over the compatible paths (the clamped lattice) minus log Z."""
+    K = em.shape[2]
+    known = on & (tags >= 0)
+    ok = ~known[:, :, None] | (torch.arange(K, device=em.device) == tags[:, :, None])
+    if label_mask is not None:
+        ok = ok & (label_mask | ~on[:, :, None])
+    clamped = em.masked_fill(~ok, float("-inf"))
+    return (_torch_log_partition(clamped, on, trans, start, end)
+            - _torch_log_partition(em, on, trans, start, end))
 
 
 def _torch_log_likelihood(em, tags, on, lengths, trans, start, end):
@@ -205,7 +238,7 @@ def _torch_marginals(em, on, lengths, trans, start, end):
         if t < T - 1:
             # beta_t[i] = logsumexp_j trans[i, j] + em[t+1, j] + beta_{t+1}[j]; at a
             # sequence's last position beta is the end score.
-            nxt = torch.logsumexp(trans + (em[:, t + 1] + beta).unsqueeze(1), dim=2)
+            nxt = _logsumexp(trans + (em[:, t + 1] + beta).unsqueeze(1), dim=2)
             beta = torch.where((t + 1 < lengths)[:, None], nxt, end.expand_as(nxt))
         p = torch.exp(alphas[t] + beta - logz[:, None])
         out[t] = torch.where(on[:, t, None], p, 0)
@@ -290,11 +323,13 @@ class CRF(nn.Module):
       where the mask is on raise a ``ValueError`` on the compiled path, where
       pytorch-crf would return NaN; masked-off positions may hold anything.  Tags of
       -1 where the mask is on mark unknown tags (partial labels; compiled path).
-    - Extras: :meth:`marginals`, ``decode(..., allowed=...)`` for constrained decoding
-      (see :func:`allowed_transitions`), ``n_jobs`` and ``backend``.
+    - Extras: :meth:`marginals` (differentiable), ``forward(..., allowed=...)`` for
+      constrained training and ``decode(..., allowed=...)`` for constrained decoding
+      (see :func:`allowed_transitions`), partial labels in ``forward`` (tags of -1 or
+      a ``label_mask``, on both paths), ``decode(..., nbest=k)`` (exact k best),
+      ``n_jobs`` and ``backend``.
     - The compiled backward is not differentiable (no double backward, e.g. no
-      gradient penalties on it); use ``backend="torch"`` for that.  n-best decoding
-      is not provided.
+      gradient penalties on it); use ``backend="torch"`` for that.
     - Viterbi ties are broken as :func:`fastcrf.viterbi` does (lowest tag index), which
       may differ from ``torch.max`` in pytorch-crf; with real-valued scores ties
       essentially never occur.
@@ -343,7 +378,8 @@ class CRF(nn.Module):
 
     def forward(self, emissions: torch.Tensor, tags: torch.LongTensor,
                 mask: Optional[torch.Tensor] = None,
-                reduction: str = "sum") -> torch.Tensor:
+                reduction: str = "sum", *, allowed=None,
+                label_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Conditional log-likelihood of tag sequences given emission scores.
 
         Parameters
@@ -352,19 +388,36 @@ class CRF(nn.Module):
             with ``batch_first``
             Emission scores, floating point.
         tags : torch.Tensor of int of shape (seq_len, batch) or (batch, seq_len)
-            Gold tags in ``[0, K)``; entries where the mask is off are ignored.
+            Gold tags in ``[0, K)``, or -1 where the tag is unknown (partial labels:
+            the likelihood sums over every compatible path); entries where the mask
+            is off are ignored.
         mask : torch.Tensor of bool or int of the shape of ``tags``, optional
             Which positions are real: a prefix per sequence, first step on.  All on
             by default.
         reduction : {"none", "sum", "mean", "token_mean"}, default="sum"
             Per-sequence values, their sum, their mean over the batch, or their sum
             divided by the number of unmasked tokens.
+        allowed : bool tensor or array of shape (K, K) or (K + 2, K + 2), optional
+            Constrained training: the transitions (and, in the (K + 2, K + 2) form,
+            starts and ends) it forbids score -inf, in the tags' score and the
+            normaliser alike, which then sums over the allowed paths only; the
+            forbidden parameters get no gradient.
+        label_mask : bool tensor of shape (seq_len, batch, K) or (batch, seq_len, K),
+            optional
+            Partial labels: the tags each position may take in the numerator (the
+            tags narrow it further where they are not -1).
 
         Returns
         -------
         torch.Tensor
             Shape (batch,) with ``reduction="none"``, () otherwise.  Differentiable
             with respect to ``emissions`` and the three parameters.
+
+        Raises
+        ------
+        ValueError
+            When a sequence's tags are impossible (e.g. forbidden by ``allowed``) or
+            ``allowed`` leaves a sequence no path at all.
         """
         self._validate(emissions, tags=tags, mask=mask)
         if reduction not in _REDUCTIONS:
@@ -374,20 +427,33 @@ class CRF(nn.Module):
             raise TypeError(f"tags must be an integer tensor, got {tags.dtype}")
         tags = tags if self.batch_first else tags.transpose(0, 1)
         trans, start, end = self._params(em.dtype)
+        if allowed is not None:
+            trans, start, end = _constrain(allowed, trans, start, end)
+        lmask = self._label_mask(label_mask, em)
         if self._compiled(emissions):
             params = (self.transitions, self.start_transitions, self.end_transitions)
             want_grad = torch.is_grad_enabled() and (
                 em.requires_grad or any(p.requires_grad for p in params))
             ll = _LogLikelihood.apply(
-                em.contiguous(), trans, start, end,
-                tags.detach().numpy(), lengths.numpy(), want_grad, self._n_jobs())
+                em.contiguous(), trans, start, end, tags.detach().numpy(),
+                lengths.numpy(), None if lmask is None else lmask.numpy(), want_grad,
+                self._n_jobs())
         else:
             tags = tags.long().to(em.device)
             used = tags[on]
-            if used.numel() and bool(((used < 0) | (used >= self.num_tags)).any()):
+            if used.numel() and bool(((used < -1) | (used >= self.num_tags)).any()):
                 raise ValueError(
-                    f"tags must lie in [0, {self.num_tags - 1}] where the mask is on")
-            ll = _torch_log_likelihood(em, tags, on, lengths, trans, start, end)
+                    f"tags must lie in [0, {self.num_tags - 1}], or be -1 (unknown), "
+                    "where the mask is on")
+            if lmask is None and not bool((used < 0).any()):
+                ll = _torch_log_likelihood(em, tags, on, lengths, trans, start, end)
+            else:
+                ll = _torch_partial_log_likelihood(em, tags, on, trans, start, end, lmask)
+            if bool(torch.isneginf(ll).any()):
+                bad = torch.nonzero(torch.isneginf(ll)).flatten()[:10].tolist()
+                raise ValueError(f"sequence(s) {bad} have no possible path compatible "
+                                 "with tags and label_mask (or none at all): every one "
+                                 "has a -inf score (from the scores or allowed)")
 
         if reduction == "none":
             return ll
@@ -398,8 +464,8 @@ class CRF(nn.Module):
         return ll.sum() / lengths.sum().to(ll.dtype)
 
     def decode(self, emissions: torch.Tensor, mask: Optional[torch.Tensor] = None,
-               *, allowed=None) -> List[List[int]]:
-        """Most likely tag sequence of each sequence (Viterbi).
+               *, allowed=None, nbest: Optional[int] = None):
+        """Most likely tag sequence of each sequence (Viterbi), or the ``nbest`` best.
 
         Parameters
         ----------
@@ -413,11 +479,17 @@ class CRF(nn.Module):
             In the (K + 2, K + 2) form (AllenNLP's, as built by
             :func:`allowed_transitions`) row K constrains the first tag and column
             K + 1 the last one.
+        nbest : int >= 1, optional
+            The exact k best tag sequences (list Viterbi, :func:`fastcrf.viterbi`
+            with ``k``), in descending score.  They run in the compiled kernel on
+            every device (tensors elsewhere than the CPU are copied to it).
 
         Returns
         -------
         list of list of int
-            The best tags of each sequence, as long as its mask.
+            The best tags of each sequence, as long as its mask.  With ``nbest``: a
+            list per sequence of up to ``nbest`` such tag lists (fewer when fewer
+            paths are possible).
 
         Raises
         ------
@@ -427,6 +499,18 @@ class CRF(nn.Module):
         self._validate(emissions, mask=mask)
         em, on, lengths = self._prepare(emissions, mask)
         trans, start, end = (p.detach() for p in self._params(em.dtype))
+        if nbest is not None:
+            if isinstance(nbest, bool) or not isinstance(nbest, int) or nbest < 1:
+                raise ValueError(f"nbest must be an int >= 1, got {nbest!r}")
+            if isinstance(allowed, torch.Tensor):
+                allowed = allowed.detach().cpu().numpy()
+            paths, scores = _viterbi(
+                em.detach().cpu().numpy(), trans.cpu().numpy(), start.cpu().numpy(),
+                end.cpu().numpy(), lengths.cpu().numpy(), allowed=allowed, k=nbest,
+                n_jobs=self._n_jobs())
+            return [[paths[b, r, :n].tolist() for r in range(nbest)
+                     if scores[b, r] > -np.inf]
+                    for b, n in enumerate(lengths.tolist())]
         if self._compiled(emissions):
             if isinstance(allowed, torch.Tensor):
                 allowed = allowed.detach().cpu().numpy()
@@ -447,7 +531,8 @@ class CRF(nn.Module):
         return [row[:n] for row, n in zip(paths, lengths.tolist())]
 
     def marginals(self, emissions: torch.Tensor,
-                  mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                  mask: Optional[torch.Tensor] = None, *, allowed=None,
+                  differentiable: Optional[bool] = None) -> torch.Tensor:
         """Posterior probability of each tag at each position, ``P(y_t = k)``.
 
         Parameters
@@ -457,17 +542,36 @@ class CRF(nn.Module):
         mask : torch.Tensor of bool or int of shape (seq_len, batch) or
             (batch, seq_len), optional
             A prefix per sequence, first step on; all on by default.
+        allowed : bool tensor or array of shape (K, K) or (K + 2, K + 2), optional
+            The marginals over the allowed paths only (see :meth:`decode`).
+        differentiable : bool, optional
+            Whether the result is differentiable with respect to ``emissions`` and
+            the three parameters (so that it can be part of a loss).  By default it
+            is when grad mode is on and ``emissions`` requires grad.  Differentiable
+            marginals come from the pure-torch forward-backward, which autograd
+            differentiates (on every device; slower than the compiled kernels, which
+            compute the others on CPU tensors).
 
         Returns
         -------
         torch.Tensor of the shape and layout of ``emissions``
-            Rows sum to 1 where the mask is on and are 0 where it is off.  Not
-            differentiable (computed without autograd).
+            Rows sum to 1 where the mask is on and are 0 where it is off.
         """
         self._validate(emissions, mask=mask)
         em, on, lengths = self._prepare(emissions, mask)
+        compiled = self._compiled(emissions)   # also refuses what the backend cannot run
+        if differentiable is None:
+            differentiable = torch.is_grad_enabled() and emissions.requires_grad
+        if differentiable:
+            trans, start, end = self._params(em.dtype)
+            if allowed is not None:
+                trans, start, end = _constrain(allowed, trans, start, end)
+            probs = _torch_marginals(em, on, lengths, trans, start, end)
+            return probs if self.batch_first else probs.transpose(0, 1)
         trans, start, end = (p.detach() for p in self._params(em.dtype))
-        if self._compiled(emissions):
+        if allowed is not None:
+            trans, start, end = _constrain(allowed, trans, start, end)
+        if compiled:
             probs = torch.from_numpy(_marginals(
                 em.detach().numpy(), trans.numpy(), start.numpy(), end.numpy(),
                 lengths.numpy(), n_jobs=self._n_jobs()))
@@ -523,6 +627,20 @@ class CRF(nn.Module):
                 "mask must be on for a prefix of each sequence and off after it (no "
                 f"gaps, no left padding); sequence(s) {bad[:10].tolist()} are not")
         return em, on, lengths
+
+    def _label_mask(self, label_mask, em):
+        """``label_mask`` batch-first, bool, on ``em``'s device (or None), checked."""
+        if label_mask is None:
+            return None
+        if not isinstance(label_mask, torch.Tensor):
+            label_mask = torch.as_tensor(np.asarray(label_mask))
+        if label_mask.dtype != torch.bool:
+            raise TypeError(f"label_mask must be a bool tensor, got {label_mask.dtype}")
+        lm = label_mask if self.batch_first else label_mask.transpose(0, 1)
+        if tuple(lm.shape) != tuple(em.shape):
+            raise ValueError("label_mask must have the shape of the emissions, got "
+                             f"{tuple(label_mask.shape)}")
+        return lm.to(em.device).contiguous()
 
     def _compute_dtype(self, emissions_dtype):
         # torch's promotion of emissions and parameters, as pytorch-crf computes;

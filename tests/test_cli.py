@@ -15,7 +15,7 @@ import pytest
 from _data import conll2000_file
 from helpers import run_cli as run
 
-from fastcrf import CRF, cli
+from fastcrf import CRF, allowed_transitions, cli
 from fastcrf.datasets import make_sequences
 from fastcrf.io import load_conll, read_conll, write_conll
 from fastcrf.metrics import chunk_scores, classification_report
@@ -167,6 +167,66 @@ def test_tag_constraints(corpus, trained, capsys):
     status, _, err = run(capsys, "tag", "-m", trained, "--constraints", "BILOU",
                          corpus["test"])
     assert status == 2 and "invalid choice" in err
+
+
+def test_train_constraints_stored_and_used_by_tag(corpus, capsys, tmp_path):
+    # train --constraints BIO: the model keeps them, and a plain 'tag' honours them.
+    path = tmp_path / "bio.npz"
+    status, _, err = run(capsys, "train", "-t", corpus["template"], "-m", path, "-q",
+                         "-i", "2", "--constraints", "BIO", corpus["train"])
+    assert status == 0, err
+    crf = CRF.load(path)
+    np.testing.assert_array_equal(crf._fitted_model().constraints,
+                                  allowed_transitions(crf.classes_, "BIO"))
+    status, out, err = run(capsys, "tag", "-m", path, "-l", corpus["test"])
+    assert status == 0, err
+    output = [[r[0] for r in s] for s in read_conll(io.StringIO(out))]
+    X, _ = load_conll(corpus["test"])
+    feats = Template(TEMPLATE).transform(X)
+    assert output == crf.predict(feats)
+    assert output == crf.predict(feats, constraints="BIO")
+    for seq in output:
+        for a, b in zip(["O", *seq[:-1]], seq):
+            assert not b.startswith("I-") or a[2:] == b[2:]
+    status, _, err = run(capsys, "train", "-t", corpus["template"], "-m", path, "-q",
+                         "--constraints", "BILOU", corpus["train"])
+    assert status == 2 and "invalid choice" in err
+
+
+def test_tag_nbest_and_all_marginals(corpus, trained, capsys):
+    # tag -n 3: CRF++'s n-best layout, the estimator's exact k-best; -I: every label's
+    # marginal as label/p.
+    status, out, err = run(capsys, "tag", "-m", trained, "-n", "3", "-l", "-I",
+                           corpus["test"])
+    assert status == 0, err
+    blocks = [b.split("\n") for b in out.strip("\n").split("\n\n")]
+    crf = CRF.load(trained)
+    X, _ = load_conll(corpus["test"])
+    feats = Template(TEMPLATE).transform(X)
+    nbest = crf.predict_nbest(feats, 3)
+    proba = crf.predict_proba(feats)
+    assert len(blocks) == sum(map(len, nbest))
+    pos = 0
+    for s, cands in enumerate(nbest):
+        for n, (labels, prob) in enumerate(cands):
+            head, *rows = blocks[pos]
+            _, rank, p = head.split(" ")
+            assert int(rank) == n and float(p) == pytest.approx(prob, abs=1e-6)
+            fields = [r.split(" ") for r in rows]
+            assert [f[0] for f in fields] == labels
+            for t, f in enumerate(fields):
+                listed = [item.rsplit("/", 1) for item in f[1:]]
+                assert [c for c, _ in listed] == crf.classes_
+                np.testing.assert_allclose([float(q) for _, q in listed], proba[s][t],
+                                           atol=1e-6)
+            pos += 1
+    target = corpus["folder"] / "nbest.txt.gz"
+    status, _, err = run(capsys, "tag", "-m", trained, "-n", "3", "-l", "-I", "-q",
+                         "-o", target, corpus["test"])
+    assert status == 0, err
+    assert gzip.decompress(target.read_bytes()).decode() == out
+    status, _, err = run(capsys, "tag", "-m", trained, "-n", "-1", corpus["test"])
+    assert status == 1 and "-n must be >= 0" in err
 
 
 def test_eval_reads_stdin_and_conlleval_options(capsys, monkeypatch):

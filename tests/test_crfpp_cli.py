@@ -195,6 +195,35 @@ def test_nbest_1_and_cost_factor(corpus, model, capsys):
         assert float(hs[2:]) >= float(hv[2:]) - 1e-6
 
 
+def test_nbest_lists(corpus, model, capsys):
+    # -n 3: per sentence the 3 best labellings in CRF++'s layout ('# n P', rows, a
+    # blank line), the same as the model's exact k-best; the first is -n 1's.
+    from fastcrf._persist import load_model
+
+    _, three, _ = run(capsys, "crf_test", "-n", "3", "-v", "1", "-m", model,
+                      corpus["test"])
+    _, one, _ = run(capsys, "crf_test", "-n", "1", "-v", "1", "-m", model, corpus["test"])
+    blocks, best = parse_output(three), parse_output(one)
+    sentences = corpus["rows"][120:]
+    fitted, _ = load_model(model)
+    crf = CRF()
+    crf._model = fitted
+    nbest = crf.predict_nbest(template_features(sentences), 3)
+    assert len(blocks) == sum(len(n) for n in nbest)
+    pos = 0
+    for s, cands in enumerate(nbest):
+        assert blocks[pos] == best[s]
+        for n, (labels, prob) in enumerate(cands):
+            header, fields = blocks[pos]
+            assert header.split(" ")[:2] == ["#", str(n)]
+            assert float(header.split(" ")[2]) == pytest.approx(prob, abs=1e-6)
+            assert [f[-1].split("/")[0] for f in fields] == labels
+            assert [tuple(f[:-1]) for f in fields] == [r for r in sentences[s]]
+            pos += 1
+        probs = [p for _, p in cands]
+        assert probs == sorted(probs, reverse=True)
+
+
 def test_output_file_stdin_and_token_only_rows(corpus, model, capsys, tmp_path,
                                                monkeypatch):
     _, expected, _ = run(capsys, "crf_test", "-m", model, corpus["test"])
@@ -505,8 +534,6 @@ def test_test_errors(corpus, model, tmp_path, capsys):
     fails(capsys, "crf_test", test, match="crf_test needs -m MODEL")
     fails(capsys, "crf_test", "-v", "3", "-m", model, test,
           match=r"-v \(--verbose\) must be 0, 1 or 2")
-    fails(capsys, "crf_test", "-n", "2", "-m", model, test,
-          match="-n 2: n-best lists are not implemented yet")
     fails(capsys, "crf_test", "-n", "-1", "-m", model, test,
           match=r"-n \(--nbest\) must be >= 0")
     fails(capsys, "crf_test", "-c", "0", "-m", model, test,

@@ -136,6 +136,8 @@ def test_bad_input(client, corpus):
                db.from_sequence(y, npartitions=3), client=client)
     with pytest.raises(ValueError, match="'l2sgd'"):
         fd.fit(CRF(algorithm="l2sgd"), *bags(X, y), client=client)
+    with pytest.raises(ValueError, match="constraints are not supported"):
+        fd.fit(CRF(algorithm="lbfgs", constraints="BIO"), *bags(X, y), client=client)
     with pytest.raises(TypeError, match="X_bag"):
         fd.fit(CRF(algorithm="lbfgs"), 3, y, client=client)
     bad = [list(s) for s in y]

@@ -151,6 +151,31 @@ def test_allowed_and_label_mask_match_enumeration(prob):
             assert tuple(mbr[b, :n]) in gains  # a possible path
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("masked", [False, True])
+def test_mbr_without_forbidden_transitions_matches_enumeration(dtype, masked):
+    # No -inf transition, start or end: posterior_decode's per-position argmax (no
+    # Viterbi pass) must still give the possible path of the highest expected accuracy,
+    # also with -inf emissions and with label_mask, and float32 like float64.
+    rng = np.random.default_rng(11)
+    for seed in range(8):
+        em, trans, start, end, lengths = _problem(seed, p_inf=0.0)
+        em[rng.random(em.shape) < 0.15] = NINF
+        mask = rng.random(em.shape) < 0.8 if masked else None
+        f = _fold(em, trans, start, end, None, mask)
+        if not _possible(*f, lengths):
+            continue
+        mbr = fastcrf.posterior_decode(em.astype(dtype), trans, start, end, lengths,
+                                       label_mask=mask)
+        for b, n in enumerate(lengths):
+            _, nd, _, ranked = _oracle(f[0][b], *f[1:], n)
+            gains = {y: sum(nd[t, k] for t, k in enumerate(y)) for y, _ in ranked}
+            assert tuple(mbr[b, :n]) in gains
+            assert sum(nd[t, k] for t, k in enumerate(mbr[b, :n])) == pytest.approx(
+                max(gains.values()), rel=1e-6)
+            assert (mbr[b, n:] == -1).all()
+
+
 def test_kbest_ties_follow_the_documented_order():
     # Integer scores make many exact ties.
     for prob in _problems(6, integer=True, p_inf=0.1):

@@ -992,9 +992,12 @@ cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
     # are scanned best first: once delta[t-1][i][0] + max(trans) (a bound on every
     # candidate of i and of all the labels after it) falls below every list's k-th
     # entry, the scan stops; within one i, scores only decrease, so it stops at the
-    # first candidate that cannot enter.  Returns the number of paths found.
+    # first candidate that cannot enter.  The best label's candidates are copied into
+    # the empty lists as they come, without the compares of an insertion (they are
+    # already in the k-best order), and the lowest k-th entry is recomputed only after
+    # a label changed some list.  Returns the number of paths found.
     cdef Py_ssize_t K = c.K
-    cdef Py_ssize_t t, i, j, r, n, o, found
+    cdef Py_ssize_t t, i, j, r, n, o, found, n_hit
     cdef double tr, x, e, head, lowest
     cdef const double* row
     cdef double* out
@@ -1010,30 +1013,44 @@ cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
         _insert_best(out, ids, k, c.start[j] + lem[j], 0)
     for t in range(1, T):
         _order_desc(delta + (t - 1) * K * k, K, k, order)
-        for j in range(K):
-            out = delta + (t * K + j) * k
-            ids = back + (t * K + j) * k
-            for r in range(k):
-                out[r] = -INFINITY
-                ids[r] = -1
-            kth[j] = -INFINITY
         lowest = -INFINITY          # min_j kth[j]
         for o in range(K):
             i = order[o]
             prev = delta + ((t - 1) * K + i) * k
             head = prev[0]
+            row = c.trans + i * K
+            if o == 0:
+                # The lists start as the best label's k candidates, as they are (prev
+                # is in the k-best order, and so is prev + tr): what inserting them
+                # into empty lists gives, -inf entries as empty slots (id -1); all of
+                # them when no path reaches t - 1.
+                for j in range(K):
+                    out = delta + (t * K + j) * k
+                    ids = back + (t * K + j) * k
+                    tr = row[j]
+                    for r in range(k):
+                        x = prev[r] + tr
+                        out[r] = x
+                        ids[r] = i * k + r if x != -INFINITY else -1
+                    kth[j] = out[k - 1]
+                lowest = kth[0]
+                for j in range(1, K):
+                    if kth[j] < lowest:
+                        lowest = kth[j]
+                continue
             if head == -INFINITY or head + tmax < lowest:
                 break               # neither i nor any label after it can enter a list
             if head + c.rowmax[i] < lowest:
                 continue            # i cannot enter any list
-            row = c.trans + i * K
             # Which lists the best candidate of i may enter: a compare over j the
             # compiler vectorises; the insertions below are rare once lists fill.
             for j in range(K):
                 hit[j] = (head + row[j]) >= kth[j]
+            n_hit = 0
             for j in range(K):
                 if not hit[j]:
                     continue
+                n_hit += 1
                 out = delta + (t * K + j) * k
                 ids = back + (t * K + j) * k
                 tr = row[j]
@@ -1044,10 +1061,11 @@ cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
                         break
                     _insert_best(out, ids, k, x, id)
                 kth[j] = out[k - 1]
-            lowest = kth[0]
-            for j in range(1, K):
-                if kth[j] < lowest:
-                    lowest = kth[j]
+            if n_hit:
+                lowest = kth[0]
+                for j in range(1, K):
+                    if kth[j] < lowest:
+                        lowest = kth[j]
         for j in range(K):
             out = delta + (t * K + j) * k
             e = lem[t * K + j]

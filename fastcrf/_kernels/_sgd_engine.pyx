@@ -196,6 +196,7 @@ cdef struct SGDBatch:
     double* V
     double* Vhat
     const double* V_mask
+    const unsigned char* V_forbid   # [nV] 1: a score the constraints forbid (-inf), or NULL
     const double* seq_weight   # [n_seq] each sequence's step factor, or NULL: all 1
     double gain
     double beta
@@ -563,10 +564,14 @@ cdef void _ada_end_step(SGDBatch* b, double* scalars, Py_ssize_t nb) noexcept no
 
 cdef int _current_scores(const SGDBatch* b, double* scores) noexcept nogil:
     # scores[nV] = alpha * V, the transition, start and end scores of the current
-    # iterate; returns 1 when one is not finite or beyond MAX_SCORE.
+    # iterate, -inf where the constraints forbid (V_mask keeps V at 0 there); returns 1
+    # when one is not finite or beyond MAX_SCORE.
     cdef Py_ssize_t m
     cdef int bad = 0
     for m in range(b.nV):
+        if b.V_forbid != NULL and b.V_forbid[m]:
+            scores[m] = -INFINITY
+            continue
         scores[m] = b.scalars[S_ALPHA] * b.V[m]
         if not (fabs(scores[m]) <= MAX_SCORE):
             bad = 1
@@ -580,7 +585,9 @@ cdef void _lattice_constants(SGDBatch* b, Chain* c, fcrf_padded_lattice* pc) noe
     cdef Py_ssize_t S = b.S
     cdef Py_ssize_t i, j
     _chain_scaled(c)
-    b.padded = c.raw_edges and fcrf_padded_available(S)
+    # Forbidden (-inf) scores: _core's exact kernels, which define -inf as zero mass
+    # (the padded ones' bounds assume every score finite).
+    b.padded = c.raw_edges and fcrf_padded_available(S) and b.V_forbid == NULL
     if b.padded:
         pc.tmax = c.tmax
         for i in range(K):
@@ -836,6 +843,9 @@ def sgd_epoch(
                                            #     squared gradient (zeros at the start)
     double[::1] EA=None,                   # INOUT [A] expm1(-eta lam batch_size s_a) of each
                                            #     row's last step (zeros at the start)
+    const unsigned char[::1] V_forbid=None,  # IN  [K*K + 2K] 1 where the constraints forbid
+                                           #     the score: -inf in every lattice (the
+                                           #     padded kernels then decline, _core's run)
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef Py_ssize_t nU = U.shape[0]
@@ -909,6 +919,9 @@ def sgd_epoch(
     b.V = &V[0]
     b.Vhat = &Vhat[0]
     b.V_mask = &V_mask[0]
+    if V_forbid is not None and V_forbid.shape[0] != nV:
+        raise ValueError("sgd_epoch: V_forbid does not match the layout")
+    b.V_forbid = &V_forbid[0] if V_forbid is not None else NULL
     b.seq_weight = &seq_weight[0] if seq_weight is not None and seq_weight.shape[0] > 0 \
         else NULL
     b.averaging = 0

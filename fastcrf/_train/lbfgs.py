@@ -57,8 +57,10 @@ class _Objective:
     evaluation allocates nothing of the data's size.
     """
 
-    def __init__(self, data, layout, chain_mask, c2, n_jobs):
+    def __init__(self, data, layout, chain_mask, c2, n_jobs, forbidden=None):
         self.data = data
+        # The constraints' forbidden chain scores: -inf in the lattice, 0 (masked) in x.
+        self.chain_fixed = None if forbidden is None else np.where(forbidden, -np.inf, 0.0)
         self.layout = layout
         self.n_state = layout.size
         self.chain_mask = None if np.all(chain_mask == 1.0) else chain_mask
@@ -79,6 +81,8 @@ class _Objective:
         range.  ``fastcrf.dask`` sums these over the workers' partitions."""
         L, n_state, grad = self.layout, self.n_state, self.grad
         state, chain = x[:n_state], x[n_state:]
+        if self.chain_fixed is not None:
+            chain = chain + self.chain_fixed
         try:
             ll, marg, chunks = _forward_pass(self.data, L.kernel_args(state), chain,
                                              self.n_jobs, True, out=self.buffers)
@@ -117,7 +121,7 @@ def regularized(ll, grad, x, c2):
 
 
 def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=None,
-              callback=None, log=None, init=None):
+              callback=None, log=None, init=None, forbidden=None):
     """Train by L-BFGS (L2) or OWL-QN (L1 and elastic net): the ``fit`` of the trainer
     contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
     :class:`LBFGSSettings`.
@@ -125,14 +129,16 @@ def fit_lbfgs(data, settings, *, layout, chain_mask, random_state=None, n_jobs=N
     ``random_state`` is unused (L-BFGS is deterministic); ``log`` receives a message
     when OWL-QN stops on a line search that found no lower point (CRFsuite's "error
     code -998", which is how it usually ends near the optimum); the callback's
-    ``info`` also holds ``active_features``.
+    ``info`` also holds ``active_features``.  ``forbidden`` (bool over the chain, as
+    :func:`fastcrf._constraints.forbidden_chain` gives it): the scores the constraints
+    forbid, -inf in every lattice (``chain_mask`` keeps them at 0 in ``x``).
 
     Raises
     ------
     FloatingPointError
         When the objective is not finite at the start (feature values too large).
     """
-    fun = _Objective(data, layout, chain_mask, settings.c2, n_jobs)
+    fun = _Objective(data, layout, chain_mask, settings.c2, n_jobs, forbidden)
     return minimize_objective(fun, layout.size, data.n_labels, settings,
                               callback=callback, log=log, init=init)
 

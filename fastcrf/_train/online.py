@@ -53,7 +53,7 @@ class OnlineSettings:
 
 
 def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
-               callback=None, log=None, init=None):
+               callback=None, log=None, init=None, forbidden=None):
     """Train by averaged perceptron, passive-aggressive or AROW: the ``fit`` of the
     trainer contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
     :class:`OnlineSettings` (AROW: ``averaging`` is ignored, its result is the mean
@@ -64,13 +64,18 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     iterate; the average is over the iterates from there on.  With sample weights
     (``data.weights``) each sequence's update is multiplied by its weight (AROW: its
     variance shrinks by ``weight * delta^2 / gamma``), its loss counts that many
-    times, and sequences of weight 0 are skipped.
+    times, and sequences of weight 0 are skipped.  ``forbidden`` (bool over the
+    chain): the scores the constraints forbid, -inf while training, so that every
+    decoding the updates compare with the gold labelling is an allowed one (the
+    gold labels are allowed: their updates there are 0 and leave -inf as it is).
     """
     f = data.features
     A, K = f.n_attributes, data.n_labels
     W = np.zeros((A, K)) if init is None else layout.to_dense(init.state)
     Wsum = np.zeros((A, K))
     V = np.zeros(K * K + 2 * K) if init is None else np.array(init.chain, dtype=np.float64)
+    if forbidden is not None:
+        V[forbidden] = -np.inf
     Vsum = np.zeros(K * K + 2 * K)
     D = np.zeros((A, K))
     counter = np.zeros(1)
@@ -112,7 +117,8 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             raise FloatingPointError(
                 f"the weights diverged in epoch {epoch}; scale the feature values down")
         loss = weighted_sum(losses, None if weights is None else weights[order])
-        norm = float(np.sqrt(sum_of_squares(W.ravel()) + sum_of_squares(V)))
+        norm = float(np.sqrt(sum_of_squares(W.ravel())
+                             + sum_of_squares(V if forbidden is None else V[~forbidden])))
         info = {"loss": loss, "objective": loss, "weight_norm": norm,
                 "seconds": time.perf_counter() - started}
         if callback is not None and callback(epoch, info, result):

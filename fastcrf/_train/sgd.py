@@ -265,13 +265,15 @@ def _part_offsets(data, n_threads=1):
 
 
 def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_threads,
-           choice=None, lam1=0.0):
+           choice=None, lam1=0.0, forbidden=None):
     """One pass over ``order`` (in SLICES compiled calls); return the per-visit losses.
 
     ``choice`` (a :class:`_ThreadChoice`) picks the thread count of each slice; without
     it every slice runs on ``n_threads``.  ``lam1`` > 0 (L1 per sequence) needs a
-    ``state`` made with ``l1=True``.
+    ``state`` made with ``l1=True``.  ``forbidden`` (bool over the chain): the scores
+    the constraints forbid, -inf in the lattice.
     """
+    forbid = None if forbidden is None else np.ascontiguousarray(forbidden, dtype=np.uint8)
     tok_mid = _part_offsets(data, n_threads)
     f = data.features
     L = state.layout
@@ -298,7 +300,8 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             fold=hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
             l1_stamp=state.l1_stamp, seq_weight=data.weights, adagrad=state.adagrad,
             GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU,
-            ada_rows=state.rows, GA=state.GA, EA=state.EA)
+            ada_rows=state.rows, GA=state.GA, EA=state.EA,
+            V_forbid=forbid)
         if choice is not None and lo > 0:
             # The first slice of a pass pays for cold caches and fresh pages (up to
             # 5x the rate of the next ones, CoNLL-2000): it would skew the choice.
@@ -312,7 +315,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
 
 
 def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None,
-                  choice=None, lam1=0.0, step_up=False):
+                  choice=None, lam1=0.0, step_up=False, forbidden=None):
     """Pick ``eta0`` by trial passes over a sample, as CRFsuite and crfasgd do.
 
     Each trial runs one SGD pass from w = 0 over ``calibration_samples`` random
@@ -327,7 +330,7 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
     With ``step_up`` the result is the candidate one ``calibration_rate`` above the
     best when its trial also lowered the objective below its value at w = 0 (what
     'asgd' uses, see :func:`fit_sgd`); otherwise, and when that candidate diverged or
-    was not tried, the best.
+    was not tried, the best.  ``forbidden``: as in :func:`_epoch`.
 
     Returns
     -------
@@ -345,10 +348,12 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
     layout = layout.subset(used)
     order = np.arange(m)
     n_threads = _sgd_threads(n_jobs, settings.batch_size)
+    fixed = 0.0 if forbidden is None else np.where(forbidden, -np.inf, 0.0)
 
     def objective(state):
         a = state.scalars[0]
-        ll = log_likelihood_of_flat(sample, layout, a * state.U, a * state.V, n_threads)
+        ll = log_likelihood_of_flat(sample, layout, a * state.U, a * state.V + fixed,
+                                    n_threads)
         return (-ll + 0.5 * lam * m * state.squared_norm()
                 + (lam1 * m * state.l1_norm() if lam1 > 0 else 0.0)) / m
 
@@ -365,7 +370,7 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
         trials += 1
         state = _State(layout, l1=lam1 > 0)
         losses = _epoch(state, sample, order, settings, eta, lam, -1.0, chain_mask,
-                        n_threads, choice, lam1)
+                        n_threads, choice, lam1, forbidden)
         f = objective(state) if np.isfinite(losses).all() else np.inf
         ok = bool(np.isfinite(f) and f < f0)
         lowered[eta] = ok
@@ -465,7 +470,7 @@ def too_few_steps(n_sequences, batch_size):
 
 
 def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
-            callback=None, log=None, init=None):
+            callback=None, log=None, init=None, forbidden=None):
     """Train by (averaged) SGD: the ``fit`` of the trainer contract
     (:class:`fastcrf._train.base.Trainer`), with ``settings`` an :class:`SGDSettings`.
 
@@ -476,6 +481,8 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     ``t``) continues the step-size schedule from there (an ``eta0`` in ``settings``
     wins over the carried one; ``learning_rate='adagrad'`` keeps its own constant
     eta).  The average starts afresh, and so do AdaGrad's summed squared gradients.
+    ``forbidden`` (bool over the chain): the scores the constraints forbid, -inf in
+    every lattice and never weights (``chain_mask`` keeps them at 0).
     """
     n = data.n_sequences
     lam = 2.0 * settings.c2 / n
@@ -511,7 +518,8 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         # NER 59.35 -> 59.57 and chunking 90.77 -> 90.84, 250 sentences unchanged.
         # l2sgd keeps CRFsuite's choice, the best.
         eta0 = calibrate_eta(data, settings, lam, layout, chain_mask, random_state,
-                             n_jobs, log, choice, lam1, step_up=algorithm == "asgd")
+                             n_jobs, log, choice, lam1, step_up=algorithm == "asgd",
+                             forbidden=forbidden)
         if log is not None:
             log(f"calibration: using eta0={eta0:.6g}")
     max_epochs = settings.max_iterations
@@ -532,7 +540,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     for epoch in range(1, max_epochs + 1):
         order = random_state.permutation(n)
         losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
-                        chain_mask, n_threads, choice, lam1)
+                        chain_mask, n_threads, choice, lam1, forbidden)
         loss = float(losses.sum())
         if not np.isfinite(loss):
             raise FloatingPointError(

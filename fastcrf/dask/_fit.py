@@ -79,6 +79,9 @@ def fit(crf, X_bag, y_bag=None, *, client=None):
     client = get_client(client)
     params = crf.get_params()
     p = resolve(params)
+    if p["constraints"] is not None:
+        raise ValueError("constraints are not supported by fastcrf.dask.fit; train "
+                         "with CRF(constraints=...).fit on one machine")
     if p["early_stopping"]:
         raise ValueError("early_stopping is not supported by fastcrf.dask.fit (it needs a "
                          "development set on the driver); set early_stopping=False")
