@@ -64,6 +64,8 @@ export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_odr_
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1"
 # A fixed thread count keeps the OpenMP paths exercised on any machine.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+# pytest writes into a pipe (tee): unbuffered, its progress up to an abort is kept.
+export PYTHONUNBUFFERED=1
 cd "$(mktemp -d)"   # outside the source tree: the installed, instrumented package
 python -c "import fastcrf; fastcrf.show_config()"
 status=0
