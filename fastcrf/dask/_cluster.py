@@ -102,8 +102,9 @@ def realigned(obj):
     Dask hands a task the arrays of its arguments as views into the message it
     received, at any byte offset, and the compiled kernels read doubles and int64s
     from them: a misaligned load is undefined behaviour (the sanitizer build stops on
-    it; vector loads may fault).  So each worker-side entry point passes what it was
-    sent through here: misaligned arrays are copied (aligned ones are kept, so the
+    it; vector loads may fault).  A task's result reaches the client the same way.  So
+    each worker-side entry point passes what it was sent through here, and the client
+    what a task returned to it: misaligned arrays are copied (aligned ones are kept, so the
     usual local case costs nothing), inside tuples, lists, dicts and the attributes of
     fastcrf's own objects (updated in place: they are this worker's deserialized
     copies, and the update is idempotent).

@@ -148,7 +148,7 @@ class _Cluster:
                                                    where))]
         try:
             summaries = [self._on(w, V.summarize, part) for part, w in zip(local, where)]
-            summary = tree_reduce(client, summaries, V.merge_summaries).result()
+            summary = realigned(tree_reduce(client, summaries, V.merge_summaries).result())
             if summary is None:
                 raise ValueError("X_bag holds no sequences")
             self.vocabulary = V.global_vocabulary(summary, p["min_freq"])
@@ -177,7 +177,9 @@ class _Cluster:
         bounds = [i * self.n_sequences // n_parts for i in range(n_parts + 1)]
         blocks = [whole.subset(np.arange(a, b)) for a, b in pairwise(bounds)]
         self.shard_sizes = [b.n_sequences for b in blocks]
-        self.parts = [client.scatter(b, workers=[w], hash=False)
+        # Scattered data arrives as views into its message, at any byte offset: realigned
+        # once on its worker, where every task on the partition reads it.
+        self.parts = [self._on(w, realigned, client.scatter(b, workers=[w], hash=False))
                       for b, w in zip(blocks, self.where)]
         return self
 
@@ -196,9 +198,9 @@ class _Cluster:
             n_dense = int(np.argmin(frequent)) if not frequent.all() else A
         else:
             n_dense = A if all_possible_states else 0
-        seen = self.client.gather([
+        seen = realigned(self.client.gather([
             self._on(w, V.seen_pairs, part, n_dense, bool(all_possible_transitions))
-            for part, w in zip(self.parts, self.where)])
+            for part, w in zip(self.parts, self.where)]))
         return V.global_layout(seen, A, K, n_dense)
 
     def each(self, fn, *args, parts=None):
@@ -267,7 +269,9 @@ class _DistributedObjective:
         x = np.ascontiguousarray(x, dtype=np.float64)
         x_f = client.scatter(x, broadcast=True, hash=False)
         parts = self.data.each(_log_likelihood, x_f, parts=self.objectives)
-        ll, grad = tree_reduce(client, parts, add_pair).result()
+        # A result is a view into the message it came in, as a task's arguments are:
+        # realigned before the kernels of regularized() read it.
+        ll, grad = realigned(tree_reduce(client, parts, add_pair).result())
         self.n_evaluations += 1
         f, grad = regularized(ll, grad, x, self.c2)
         if np.isfinite(ll):
@@ -360,7 +364,7 @@ def _fit_mixing(data, p, layout, mask, progress):
                      [q for q, n in zip(data.parts, data.shard_sizes) if n],
                      [w for w, n in zip(data.where, data.shard_sizes) if n],
                      shard_settings, seeds)]
-        loss, total = tree_reduce(client, parts, add_pair).result()
+        loss, total = realigned(tree_reduce(client, parts, add_pair).result())
         if not np.isfinite(loss) or not np.all(np.isfinite(total)):
             raise FloatingPointError(
                 f"the weights diverged in round {n_iter}; set a smaller eta0 or scale "
