@@ -477,8 +477,11 @@ class EdgeCRFModel(CRFModel):
         check_scores(status)
         return logz, score, marg
 
-    def marginals(self, features, n_jobs=None, constraints=None):
-        """Label marginals of every token of ``features``: ndarray (n_tokens, K)."""
+    def marginals(self, features, n_jobs=None, constraints=None, forced=None):
+        """Label marginals of every token of ``features``: ndarray (n_tokens, K);
+        ``forced`` is not supported with transition attributes yet."""
+        if forced is not None:
+            raise ValueError(_unsupported("forced="))
         if features.n_sequences == 0:
             return np.zeros((features.n_tokens, len(self.classes)))
         logz, _, marg = self._forward(features, self.constrained_chain(constraints),
@@ -494,14 +497,16 @@ class EdgeCRFModel(CRFModel):
                                        False)
         return score - logz
 
-    def predict(self, X, n_jobs=None, constraints=None, decoder="viterbi"):
-        """As :meth:`fastcrf._model.CRFModel.predict`; ``decoder="mbr"`` is not
-        supported with transition attributes yet."""
+    def predict(self, X, n_jobs=None, constraints=None, decoder="viterbi", forced=None):
+        """As :meth:`fastcrf._model.CRFModel.predict`; ``decoder="mbr"`` and
+        ``forced`` are not supported with transition attributes yet."""
         if decoder == "mbr":
             raise ValueError(_unsupported("decoder='mbr'"))
+        if forced is not None:
+            raise ValueError(_unsupported("forced="))
         return super().predict(X, n_jobs, constraints, decoder)
 
-    def predict_nbest(self, X, k, n_jobs=None, constraints=None):
+    def predict_nbest(self, X, k, n_jobs=None, constraints=None, forced=None):
         """Not supported with transition attributes yet (ValueError)."""
         raise ValueError(_unsupported("predict_nbest"))
 

@@ -291,3 +291,14 @@ def test_transition_prefix_with_hashing_is_refused():
     crf = fastcrf.CRF(algorithm="lbfgs", transition_prefix="B:", hash_features=16)
     with pytest.raises(ValueError, match="hash_features"):
         crf.fit(X, y)
+
+
+def test_forced_decoding_is_refused_with_transition_attributes():
+    X = [[{"w": "a", "B:p": "x"}, {"w": "b", "B:p": "y"}]] * 3
+    y = [["A", "B"]] * 3
+    crf = fastcrf.CRF(algorithm="lbfgs", transition_prefix="B:", max_iterations=5).fit(X, y)
+    assert crf.predict(X) == y
+    for call in (lambda: crf.predict(X, forced=[["A", None]] * 3),
+                 lambda: crf.predict_marginals(X, forced=[["A", None]] * 3)):
+        with pytest.raises(ValueError, match="transition attributes"):
+            call()
