@@ -55,13 +55,17 @@ def test_every_algorithm_recovers_the_hmm(hmm, algorithm):
     assert [int(np.argmax(row)) for row in crf.transition_weights_] == nxt
 
 
-def test_default_is_averaged_sgd_with_calibrated_step(hmm):
+def test_default_is_averaged_sgd_with_the_per_row_adagrad_step(hmm):
     X, y, *_ = hmm
     buf = io.StringIO()
     with redirect_stdout(buf):
         crf = CRF(verbose=True, random_state=0, delta=0.0).fit(X, y)
     out = buf.getvalue()
-    assert "asgd" in out and "calibration: eta=" in out
+    # learning_rate=None: 'adagrad_row' at eta 0.5, which needs no calibration pass.
+    assert "asgd" in out and "calibration" not in out
+    same = CRF(learning_rate="adagrad_row", eta0=0.5, random_state=0, delta=0.0).fit(X, y)
+    np.testing.assert_array_equal(crf.state_weights_, same.state_weights_)
+    assert crf.training_log_.last_iteration["eta0"] == 0.5
     epochs = [line for line in out.splitlines() if line.startswith("epoch")]
     # 300 sequences make 75 steps an epoch: 27 epochs reach the 2000 steps asgd needs.
     assert len(epochs) == crf.n_iter_ == 27
@@ -82,11 +86,17 @@ def test_lbfgs_reaches_the_optimum_of_the_objective(hmm):
 
 def test_asgd_and_lbfgs_agree_on_the_objective(hmm):
     X, y, *_ = hmm
-    a = CRF(algorithm="asgd", c2=1.0, max_iterations=60, random_state=0).fit(X, y)
+    a = CRF(algorithm="asgd", c2=1.0, max_iterations=60, random_state=0,
+            learning_rate="calibrated").fit(X, y)
     b = CRF(algorithm="lbfgs", c2=1.0).fit(X, y)
     obj_a = a.training_log_.last_iteration["objective"]
     obj_b = b.training_log_.last_iteration["objective"]
     assert obj_a == pytest.approx(obj_b, rel=0.02)
+    # The AdaGrad default's averaged iterate ends further from the optimum (its step
+    # decays as 1 / sqrt(t), the calibrated one faster), but not far.
+    row = CRF(algorithm="asgd", c2=1.0, max_iterations=60, random_state=0).fit(X, y)
+    obj_row = row.training_log_.last_iteration["objective"]
+    assert obj_b <= obj_row <= 1.04 * obj_b
 
 
 def test_l1_gives_sparse_weights(hmm):
@@ -370,7 +380,7 @@ def test_calibration_picks_the_documented_step(hmm, algorithm):
     buf = io.StringIO()
     with redirect_stdout(buf):
         CRF(algorithm=algorithm, verbose=True, random_state=0, max_iterations=1,
-            calibration_samples=100).fit(X, y)
+            calibration_samples=100, learning_rate="calibrated").fit(X, y)
     trials, used = _calibration(buf.getvalue())
     best = min(trials, key=lambda eta: trials[eta][0])
     if algorithm == "l2sgd":
@@ -388,9 +398,9 @@ def test_divergence_is_reported(hmm):
     # can push scores past the kernels' limit; that is reported, not propagated.
     X_big = [[{"w": t["w"], "bias": 1e100} for t in seq] for seq in X]
     with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
-        CRF(eta0=1.0, random_state=0).fit(X_big, y)
+        CRF(eta0=1.0, random_state=0, learning_rate="calibrated").fit(X_big, y)
     with pytest.raises(FloatingPointError, match="no step size"):
-        CRF(random_state=0, calibration_max_trials=3).fit(X_big, y)
+        CRF(random_state=0, calibration_max_trials=3, learning_rate="calibrated").fit(X_big, y)
 
 
 # --------------------------------------------------------------------------- #

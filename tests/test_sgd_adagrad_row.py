@@ -299,7 +299,7 @@ def test_adagrad_row_learns_as_well_as_the_calibrated_step(hmm):
     assert _accuracy(row, X_test, y_test) > _accuracy(cal, X_test, y_test) - 0.02
     assert _accuracy(row, X_test, y_test) > 0.6
     # No calibration: the step size is the constant.
-    assert row.training_log_.last_iteration["eta0"] == 1.0
+    assert row.training_log_.last_iteration["eta0"] == 0.5
 
 
 def test_adagrad_row_fit_does_not_depend_on_n_jobs(hmm):
@@ -344,3 +344,19 @@ def test_bad_adagrad_row_use_is_a_value_error_naming_it(hmm, params, match):
     X, y, *_ = hmm
     with pytest.raises(ValueError, match=match):
         CRF(**params).fit(X[:50], y[:50])
+
+
+def test_the_default_rule_falls_back_to_calibrated_where_adagrad_cannot_serve(hmm):
+    X, y, *_ = hmm
+    # c1 > 0: only 'calibrated' has the L1 clip (an explicit AdaGrad rule is refused).
+    l1 = CRF(c1=0.1, random_state=0, max_iterations=2).fit(X, y)
+    cal = CRF(c1=0.1, learning_rate="calibrated", random_state=0, max_iterations=2).fit(X, y)
+    np.testing.assert_array_equal(l1.state_weights_, cal.state_weights_)
+    with pytest.raises(ValueError, match="learning_rate"):
+        CRF(c1=0.1, learning_rate="adagrad_row").fit(X, y)
+    # partial_fit: every call continues the calibrated schedule of the one before.
+    online = CRF(random_state=np.random.default_rng(0))
+    online.partial_fit(X, y)
+    online.partial_fit(X, y)
+    etas = {e["eta0"] for e in online.training_log_.iterations}
+    assert len(etas) == 1 and etas != {0.5}

@@ -31,7 +31,8 @@ def _same_model(a, b):
 # Without averaging (l2sgd never averages), the epochs of one fit are SGD passes that
 # share nothing but the weights, the step counter and eta0; a shared Generator gives
 # both the same shuffles.
-@pytest.mark.parametrize("algorithm, kw", [("l2sgd", {}), ("asgd", {"averaging": False})])
+@pytest.mark.parametrize("algorithm, kw", [
+    ("l2sgd", {}), ("asgd", {"averaging": False, "learning_rate": "calibrated"})])
 @pytest.mark.parametrize("eta0", [0.05, None])
 def test_partial_fit_twice_equals_two_epochs(data, algorithm, kw, eta0):
     X, y = data
