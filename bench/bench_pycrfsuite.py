@@ -87,8 +87,8 @@ def main(argv=None):
                           f"tag {1e3 * out[1]:.3f} ms/sentence, accuracy {out[2]:.4f}",
                           file=sys.stderr, flush=True)
 
-    print(f"| algorithm | train: python-crfsuite / fastcrf | tag per sentence: "
-          f"python-crfsuite / fastcrf | accuracy python-crfsuite, fastcrf |")
+    print("| algorithm | train: python-crfsuite / fastcrf | tag per sentence: "
+          "python-crfsuite / fastcrf | accuracy python-crfsuite, fastcrf |")
     print("| --- | --- | --- | --- |")
     for algorithm in args.algorithms.split(","):
         ref = results[(algorithm, "python-crfsuite")]

@@ -34,7 +34,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
         name=exc.name,
     ) from exc
 
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 

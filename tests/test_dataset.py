@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from fastcrf import CRF, Dataset
-from fastcrf.datasets import make_conll_file
 from fastcrf.io import load_conll
 from fastcrf.templates import Template
 

@@ -445,7 +445,6 @@ def test_sgd_epoch_rejects_offsets_that_do_not_match():
     f = data.features
     K = data.n_labels
     state = _State(StateLayout.dense(f.n_attributes, K))
-    L = state.layout
     bad_mid = f.token_offsets[1:] + 1     # past the end of every token
     def run(tok_mid, order, Tmax=data.max_length):
         sgd_engine_call(state, data, order, eta0=0.1, lam=0.01, avg_start=-1.0,

@@ -4,10 +4,10 @@ import json
 
 from .._atomic import atomic_file
 from .suite import BUSY_SPREAD, run_key
+from .workloads import describe
 
 #: CPUs that other processes may keep busy at the start before the report warns.
 BUSY_CPUS = 0.3
-from .workloads import describe
 
 __all__ = ["format_report", "write_json", "write_plot", "write_plot_layers"]
 
