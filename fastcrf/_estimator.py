@@ -10,7 +10,10 @@ import os
 import warnings
 from operator import attrgetter, methodcaller
 
+import numpy as np
+
 from ._base import ParamsMixin
+from ._empty import around_empty, empty_positions
 from ._featurizer import (
     cli_template,
     compiled_template,
@@ -530,7 +533,8 @@ calibration_max_trials
         """Leave ``tagger_`` set on the last sequence of ``X``, as sklearn-crfsuite's
         ``predict`` (which tags through it) does: ``crf.tagger_.marginal(y, t)`` after
         ``predict`` then reads that sequence.  Only for a list or tuple of sequences."""
-        if isinstance(X, (list, tuple)) and X and self.template is None:
+        if (isinstance(X, (list, tuple)) and X and self.template is None
+                and not empty_positions(X[-1:])):
             self._last_sequence = X[-1]
             tagger = self.__dict__.get("_tagger")
             if tagger is not None and tagger._model is self.__dict__.get("_model"):
@@ -651,8 +655,10 @@ calibration_max_trials
         ValueError
             When the constraints leave some sequence without any label path.
         """
-        result = self._fitted_model().predict(self._input(X, lengths, feature_names),
-                                              self.n_jobs, constraints, decoder, forced)
+        model = self._fitted_model()
+        result = around_empty(X, forced, lambda X, forced: model.predict(
+            self._input(X, lengths, feature_names), self.n_jobs, constraints, decoder,
+            forced), list)
         self._tagger_holds_last(X)
         return result
 
@@ -678,8 +684,10 @@ calibration_max_trials
             Per sequence, up to ``k`` ``(labels, probability)`` pairs in descending
             probability (fewer when fewer sequences are possible).
         """
-        return self._fitted_model().predict_nbest(self._input(X, lengths, feature_names), k,
-                                                  self.n_jobs, constraints, forced)
+        model = self._fitted_model()
+        return around_empty(X, forced, lambda X, forced: model.predict_nbest(
+            self._input(X, lengths, feature_names), k, self.n_jobs, constraints, forced),
+            lambda: [([], 1.0)])
 
     def predict_edge_marginals(self, X, *, constraints=None, lengths=None, feature_names=None):
         """Pairwise marginals ``P(y_t = i, y_{t+1} = j | x)`` of every sequence.
@@ -738,8 +746,10 @@ calibration_max_trials
         -------
         list of ndarray of shape (T,), int64
         """
-        return self._fitted_model().predict_indices(self._input(X, lengths, feature_names),
-                                                    self.n_jobs, constraints)
+        model = self._fitted_model()
+        return around_empty(X, None, lambda X, _: model.predict_indices(
+            self._input(X, lengths, feature_names), self.n_jobs, constraints),
+            lambda: np.zeros(0, dtype=np.int64))
 
     def predict_proba(self, X, *, constraints=None, forced=None, lengths=None,
                       feature_names=None):
@@ -761,8 +771,10 @@ calibration_max_trials
         list of ndarray of shape (T, n_labels)
             Columns in the order of ``classes_``; each row sums to 1.
         """
-        return self._fitted_model().predict_proba(self._input(X, lengths, feature_names),
-                                                  self.n_jobs, constraints, forced)
+        model = self._fitted_model()
+        return around_empty(X, forced, lambda X, forced: model.predict_proba(
+            self._input(X, lengths, feature_names), self.n_jobs, constraints, forced),
+            lambda: np.zeros((0, len(model.classes))))
 
     def predict_marginals(self, X, *, constraints=None, forced=None, lengths=None,
                           feature_names=None):
@@ -781,8 +793,10 @@ calibration_max_trials
         list of lists of dict
             ``{label: P(y_t = label | x)}`` for every token.
         """
-        result = self._fitted_model().predict_marginals(
-            self._input(X, lengths, feature_names), self.n_jobs, constraints, forced)
+        model = self._fitted_model()
+        result = around_empty(X, forced, lambda X, forced: model.predict_marginals(
+            self._input(X, lengths, feature_names), self.n_jobs, constraints, forced),
+            list)
         self._tagger_holds_last(X)
         return result
 
