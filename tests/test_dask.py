@@ -354,7 +354,8 @@ def test_cli_tag_on_the_cluster_bad_input(client, tagger, tmp_path, capsys):
 
 
 def test_the_model_goes_once_to_each_worker(client, corpus, tagger, tmp_path):
-    """However many tasks, each worker unpickles the model once per call."""
+    """However many tasks (12 per call), a worker unpickles the model once or, when
+    the scheduler moves a copy between workers under load, twice: never per task."""
 
     def count_loads():
         from fastcrf._model import CRFModel
@@ -390,7 +391,9 @@ def test_the_model_goes_once_to_each_worker(client, corpus, tagger, tmp_path):
             job()
         finally:
             counts = client.run(loads)
-        assert list(counts.values()) == [1, 1]
+        # Seen on a loaded machine: [1, 2] once in three runs (a worker received the
+        # model again from the other one); per task would be ~6 each.
+        assert len(counts) == 2 and all(1 <= n <= 2 for n in counts.values()), counts
 
 
 def test_tag_files_bad_input(client, tagger, tmp_path):
