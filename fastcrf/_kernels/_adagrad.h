@@ -49,19 +49,7 @@
  * 1e-17 relative); beyond, the caller uses exp(x) - 1, which does not cancel there. */
 static inline double fcrf_ada_expm1_small(double x)
 {
-    double p = x * (1.0 / 6227020800.0) + 1.0 / 479001600.0;
-    p = p * x + 1.0 / 39916800.0;
-    p = p * x + 1.0 / 3628800.0;
-    p = p * x + 1.0 / 362880.0;
-    p = p * x + 1.0 / 40320.0;
-    p = p * x + 1.0 / 5040.0;
-    p = p * x + 1.0 / 720.0;
-    p = p * x + 1.0 / 120.0;
-    p = p * x + 1.0 / 24.0;
-    p = p * x + 1.0 / 6.0;
-    p = p * x + 0.5;
-    p = p * x + 1.0;
-    return p * x;
+    return fcrf_expm1_ratio(x) * x;
 }
 
 /* out = expm1(x) over n (<= FCRF_ADA_CHUNK) values x <= 0. */
