@@ -383,8 +383,7 @@ static inline void fcrf_adarow_catch_up_row(const fcrf_layout* L, double* FCRF_R
 #define FCRF_ADAROW_BATCH 32
 
 /* Multiply the n weights w by r and, with averaging, first add f times them to hat. */
-FCRF_MULTIVERSION
-static void fcrf_adarow_catch_up_span(double* FCRF_RESTRICT w, double* FCRF_RESTRICT hat,
+static inline void fcrf_adarow_catch_up_span(double* FCRF_RESTRICT w, double* FCRF_RESTRICT hat,
                                       ptrdiff_t n, double r, double f, int averaging)
 {
     ptrdiff_t j;
@@ -398,8 +397,7 @@ static void fcrf_adarow_catch_up_span(double* FCRF_RESTRICT w, double* FCRF_REST
 /* em[i] = (1 + p[i])^ms[i] - 1 (em zeroed, p[i] = E, ms[i] >= 1; p and ms are
  * consumed) for n rows at once: fcrf_adarow_powm1's steps, the rows' bits in lockstep
  * and selected without a branch. */
-FCRF_MULTIVERSION
-static void fcrf_adarow_powm1_lanes(double* FCRF_RESTRICT em, double* FCRF_RESTRICT p,
+static inline void fcrf_adarow_powm1_lanes(double* FCRF_RESTRICT em, double* FCRF_RESTRICT p,
                                     int64_t* FCRF_RESTRICT ms, ptrdiff_t n)
 {
     ptrdiff_t i;
@@ -419,6 +417,7 @@ static void fcrf_adarow_powm1_lanes(double* FCRF_RESTRICT em, double* FCRF_RESTR
 }
 
 /* fcrf_ada_catch_up_token for rows */
+FCRF_MULTIVERSION
 static void fcrf_adarow_catch_up_token(const fcrf_layout* L, double* U, double* Uhat,
                                        const double* GA, const double* EA, int64_t* stamp,
                                        const int32_t* ids, int64_t e0, int64_t e1,
@@ -472,11 +471,13 @@ static void fcrf_adarow_catch_up_token(const fcrf_layout* L, double* U, double* 
     }
 }
 
-/* Start loading the per-row state (stamp, EA, GA) of the entries of T tokens, as
- * fcrf_prefetch_rows (_rows.h) does for the weight rows: the catch-up reads each
- * row's stamp before anything else, and one miss per row at a time was a fifth of
- * the catch-up's time. */
-static void fcrf_adarow_prefetch(const int64_t* stamp, const double* EA, const double* GA,
+/* Start loading the per-row state (stamp, EA, GA) and the dense gradient rows of gU
+ * of the entries of T tokens, as fcrf_prefetch_rows (_rows.h) does for the weight
+ * rows: the catch-up reads each row's stamp before anything else, and one miss per
+ * row at a time was a fifth of the catch-up's time.  (The tail attributes' gradients
+ * are few; they are left to the hardware.) */
+static void fcrf_adarow_prefetch(const fcrf_layout* L, const double* gU,
+                                 const int64_t* stamp, const double* EA, const double* GA,
                                  const int32_t* ids, const int64_t* tok_start,
                                  const int64_t* tok_end, ptrdiff_t T)
 {
@@ -489,10 +490,12 @@ static void fcrf_adarow_prefetch(const int64_t* stamp, const double* EA, const d
             __builtin_prefetch(stamp + a, 1, 3);
             __builtin_prefetch(EA + a, 1, 3);
             __builtin_prefetch(GA + a, 1, 3);
+            if (a < L->D)
+                fcrf_prefetch_lines(gU + a * L->S, L->S);
         }
 #else
-    (void) stamp; (void) EA; (void) GA; (void) ids; (void) tok_start; (void) tok_end;
-    (void) T;
+    (void) L; (void) gU; (void) stamp; (void) EA; (void) GA; (void) ids; (void) tok_start;
+    (void) tok_end; (void) T;
 #endif
 }
 
@@ -507,8 +510,7 @@ static void fcrf_adarow_sync(const fcrf_layout* L, ptrdiff_t n_attributes, doubl
 }
 
 /* One step of the n weights w of a row with gradients g (zeroed), decay d and gain es. */
-FCRF_MULTIVERSION
-static void fcrf_adarow_step_span(double* FCRF_RESTRICT w, double* FCRF_RESTRICT hat,
+static inline void fcrf_adarow_step_span(double* FCRF_RESTRICT w, double* FCRF_RESTRICT hat,
                                   double* FCRF_RESTRICT g, ptrdiff_t n, double d, double es,
                                   int averaging)
 {
@@ -524,8 +526,7 @@ static void fcrf_adarow_step_span(double* FCRF_RESTRICT w, double* FCRF_RESTRICT
 
 /* sum_j g[j]^2 over a row's n gradients; a dense row's are summed over its whole
  * stride (`vector`: n = S, a multiple of 4, padding gradients +-0) in four lanes. */
-FCRF_MULTIVERSION
-static double fcrf_adarow_sumsq(const double* FCRF_RESTRICT g, ptrdiff_t n, int vector)
+static inline double fcrf_adarow_sumsq(const double* FCRF_RESTRICT g, ptrdiff_t n, int vector)
 {
     double sq = 0.0;
     ptrdiff_t j;
@@ -552,8 +553,7 @@ static double fcrf_adarow_sumsq(const double* FCRF_RESTRICT g, ptrdiff_t n, int 
  * E[i] = its expm1 by the polynomial; returns whether some x[i] <= -0.35, where the
  * caller replaces E[i] by exp(x[i]) - 1 (fcrf_adarow_expm1).  Vectorised across rows:
  * one row's square root, division and polynomial are a chain of dependent steps. */
-FCRF_MULTIVERSION
-static int fcrf_adarow_scales_lanes(double* FCRF_RESTRICT s, double* FCRF_RESTRICT x,
+static inline int fcrf_adarow_scales_lanes(double* FCRF_RESTRICT s, double* FCRF_RESTRICT x,
                                     double* FCRF_RESTRICT E, ptrdiff_t n, double c_full)
 {
     int big = 0;
@@ -572,6 +572,7 @@ static int fcrf_adarow_scales_lanes(double* FCRF_RESTRICT s, double* FCRF_RESTRI
  * this step has not stepped yet, FCRF_ADAROW_BATCH at a time (see above).  c: this
  * step's eta lambda n_b; EA[a] receives expm1(-c_full s_a), also this step's decay
  * minus 1 when c == c_full. */
+FCRF_MULTIVERSION
 static void fcrf_adarow_step_token(const fcrf_layout* L, double* FCRF_RESTRICT U,
                                    double* FCRF_RESTRICT Uhat, double* FCRF_RESTRICT GA,
                                    double* FCRF_RESTRICT EA, double* FCRF_RESTRICT gU,
@@ -597,6 +598,15 @@ static void fcrf_adarow_step_token(const fcrf_layout* L, double* FCRF_RESTRICT U
         }
         if (!n)
             break;
+        /* The rows were loaded for the emission scores, but the whole mini-batch's
+         * rows, gradients and state were touched since (several MB on CoNLL-2000):
+         * ask for them again while the scalars below are computed. */
+        for (i = 0; i < n; i++)
+            if (rows[i] < L->D) {
+                fcrf_prefetch_lines(U + rows[i] * L->S, L->S);
+                if (averaging)
+                    fcrf_prefetch_lines(Uhat + rows[i] * L->S, L->S);
+            }
         for (i = 0; i < n; i++) {
             const ptrdiff_t a = rows[i];
             if (a < L->D)

@@ -57,7 +57,8 @@ cdef extern from "_adagrad.h":
                              double c_full, int averaging) noexcept nogil
     void fcrf_ada_step_run(double* x, double* hat, double* G, double* g, Py_ssize_t n,
                            double eta, double c, int averaging) noexcept nogil
-    void fcrf_adarow_prefetch(const int64_t* stamp, const double* EA, const double* GA,
+    void fcrf_adarow_prefetch(const fcrf_layout* L, const double* gU, const int64_t* stamp,
+                              const double* EA, const double* GA,
                               const int32_t* ids, const int64_t* tok_start,
                               const int64_t* tok_end, Py_ssize_t T) noexcept nogil
     void fcrf_adarow_catch_up_token(const fcrf_layout* L, double* U, double* Uhat,
@@ -270,8 +271,8 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
         if b.ada:
             # The rows this sequence reads, brought up to the current step.
             if b.ada_rows:
-                fcrf_prefetch_rows(b.L, b.gU, NULL, b.ids, start + t0, end + t0, T)
-                fcrf_adarow_prefetch(b.ada_stamp, b.EA, b.GA, b.ids, start + t0, end + t0, T)
+                fcrf_adarow_prefetch(b.L, b.gU, b.ada_stamp, b.EA, b.GA, b.ids, start + t0,
+                                     end + t0, T)
                 for t in range(T):
                     fcrf_adarow_catch_up_token(b.L, b.Uw, b.Uhat, b.GA, b.EA, b.ada_stamp,
                                                b.ids, start[t0 + t], end[t0 + t],
