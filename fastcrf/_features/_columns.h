@@ -171,9 +171,11 @@ static inline uint64_t fcol_combo_hash(uint64_t k0, uint64_t k1) {
     return fcrf_mum(fcrf_mum(k0 ^ fcrf_hash_k1, k1 ^ fcrf_hash_k2) ^ fcrf_hash_k0, fcrf_hash_k1);
 }
 
-/* The slot of (k0, k1): its own, or the empty one where it goes. */
-static inline fcol_cslot *fcol_combo_slot(const fcol_combos *t, uint64_t k0, uint64_t k1) {
-    uint64_t s = fcol_combo_hash(k0, k1) & t->mask;
+/* The slot of (k0, k1), whose fcol_combo_hash is h: its own, or the empty one where
+ * it goes. */
+static inline fcol_cslot *fcol_combo_slot(const fcol_combos *t, uint64_t k0, uint64_t k1,
+                                          uint64_t h) {
+    uint64_t s = h & t->mask;
     for (;;) {
         fcol_cslot *c = t->slots + s;
         if (c->id1 == 0 || (c->k0 == k0 && c->k1 == k1))
@@ -446,7 +448,7 @@ typedef struct {
     const int32_t *cols;          /* index into the expander's columns */
     const unsigned char *const *pieces;
     const int64_t *piece_len;
-    fcol_combos small;            /* 2 <= n_cells <= FCOL_INLINE_CELLS */
+    fcol_combos small;            /* n_cells 0 or 2..FCOL_INLINE_CELLS */
     int32_t *keys;                /* [combination][FCOL_INLINE_CELLS] codes of small's */
     int64_t keys_cap;
     fcol_table combos;            /* more cells: the codes as bytes */
@@ -487,46 +489,72 @@ static int64_t fcol_attribute(const fcol_rule *rule, const int32_t *key,
     return fcol_table_id(names, *scratch, (size_t)n);
 }
 
-/* Tokens looked ahead in phase 1: their slots are fetched meanwhile. */
+/* Tokens looked ahead in phase 1: their slots are fetched meanwhile (a power of 2). */
 #define FCOL_AHEAD 16
 
-/* Phase 1, one rule over a chunk's T tokens: each token's combination id (the
- * rule's own numbering, first seen first) into cid.  A single cell's combination is
- * its column code; more cells are looked up in the rule's table, and a new
- * combination's codes are appended to rule->keys.  Rules share nothing here, so
- * threads may run different rules at once.  0, or -1 (memory). */
+/* A combination of at most FCOL_INLINE_CELLS codes as the two words of its slot
+ * (unused cells 0), and its hash. */
+typedef struct {
+    uint64_t k[2];
+    uint64_t h;
+} fcol_skey;
+
+static inline void fcol_small_key(const fcol_rule *rule, int32_t *const *codes, int64_t t,
+                                  const int32_t *pos, const int32_t *len, fcol_skey *out) {
+    int32_t key[FCOL_INLINE_CELLS] = {0};
+    fcol_key(rule, codes, t, pos[t], len[t], key);
+    memcpy(out->k, key, sizeof(key));    /* a fixed size: no libc call */
+    out->h = fcol_combo_hash(out->k[0], out->k[1]);
+}
+
+/* Phase 1 of a rule of 0 or 2..FCOL_INLINE_CELLS cells: each token's combination id (the
+ * rule's own numbering, first seen first) into cid.  The key and hash of token
+ * t + FCOL_AHEAD are made, and its slot fetched, while token t is resolved; each key
+ * is made once (a ring of FCOL_AHEAD keys).  0, or -1 (memory). */
+static int fcol_small_combos(fcol_rule *rule, int32_t *const *codes, const int32_t *pos,
+                             const int32_t *len, int64_t T, int32_t *cid) {
+    fcol_skey ring[FCOL_AHEAD];
+    for (int64_t u = 0; u < T && u < FCOL_AHEAD; u++)
+        fcol_small_key(rule, codes, u, pos, len, ring + u);
+    for (int64_t t = 0; t < T; t++) {
+        fcol_skey *r = ring + (t & (FCOL_AHEAD - 1));
+        const uint64_t k0 = r->k[0], k1 = r->k[1], h = r->h;
+        if (t + FCOL_AHEAD < T) {
+            fcol_small_key(rule, codes, t + FCOL_AHEAD, pos, len, r);
+            FCRF_PREFETCH(rule->small.slots + (r->h & rule->small.mask));
+        }
+        fcol_cslot *slot = fcol_combo_slot(&rule->small, k0, k1, h);
+        int64_t c = slot->id1 - 1;
+        if (c < 0) {
+            c = rule->small.n;
+            if (fcol_reserve((void **)&rule->keys, &rule->keys_cap,
+                             (c + 1) * FCOL_INLINE_CELLS, sizeof(int32_t))
+                    || fcol_combo_add(&rule->small, slot, k0, k1, c))
+                return -1;
+            const uint64_t k[2] = {k0, k1};
+            memcpy(rule->keys + c * FCOL_INLINE_CELLS, k, sizeof(k));
+        }
+        cid[t] = (int32_t)c;
+    }
+    return 0;
+}
+
+/* Phase 1, one rule over a chunk's T tokens: each token's combination id into cid.
+ * A single cell's combination is its column code; 0 or 2..FCOL_INLINE_CELLS cells
+ * are looked up in the rule's inline table (fcol_small_combos), more by their
+ * codes' bytes.  Rules share nothing here, so threads may run different rules at once.
+ * 0, or -1 (memory). */
 static int fcol_rule_combos(fcol_rule *rule, int32_t *const *codes, const int32_t *pos,
                             const int32_t *len, int64_t T, int32_t *cid) {
     int32_t key[64];
     const int m = rule->n_cells;
-    const int ahead = m >= 2 && m <= FCOL_INLINE_CELLS;
+    if (m != 1 && m <= FCOL_INLINE_CELLS)
+        return fcol_small_combos(rule, codes, pos, len, T, cid);
     for (int64_t t = 0; t < T; t++) {
-        if (ahead && t + FCOL_AHEAD < T) {
-            /* fetch the slot of a token further on while this one is resolved */
-            const int64_t u = t + FCOL_AHEAD;
-            uint64_t k[2] = {0, 0};
-            fcol_key(rule, codes, u, pos[u], len[u], key);
-            memcpy(k, key, (size_t)m * sizeof(int32_t));
-            FCRF_PREFETCH(rule->small.slots
-                          + (fcol_combo_hash(k[0], k[1]) & rule->small.mask));
-        }
         fcol_key(rule, codes, t, pos[t], len[t], key);
         int64_t c;
         if (m == 1) {
             c = key[0];
-        } else if (m <= FCOL_INLINE_CELLS) {
-            uint64_t k[2] = {0, 0};
-            memcpy(k, key, (size_t)m * sizeof(int32_t));
-            fcol_cslot *slot = fcol_combo_slot(&rule->small, k[0], k[1]);
-            c = slot->id1 - 1;
-            if (c < 0) {
-                c = rule->small.n;
-                if (fcol_reserve((void **)&rule->keys, &rule->keys_cap,
-                                 (c + 1) * FCOL_INLINE_CELLS, sizeof(int32_t))
-                        || fcol_combo_add(&rule->small, slot, k[0], k[1], c))
-                    return -1;
-                memcpy(rule->keys + c * FCOL_INLINE_CELLS, key, (size_t)m * sizeof(int32_t));
-            }
         } else {
             c = fcol_table_id(&rule->combos, (const unsigned char *)key,
                               (size_t)m * sizeof(int32_t));

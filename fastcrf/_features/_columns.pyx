@@ -141,7 +141,12 @@ cdef class ColumnReader:
         self.keep = []
         self.n_threads = max(n_threads, 1)
         self.sep = sep
-        self.ps.sep = NULL if sep is None else <const unsigned char *>self.sep
+        # Not a conditional expression: Cython gives it a non-const C type, and the
+        # assignment would discard the qualifier.
+        cdef const unsigned char *sep_bytes = NULL
+        if sep is not None:
+            sep_bytes = <const unsigned char *>self.sep
+        self.ps.sep = sep_bytes
         self.ps.sep_len = 0 if sep is None else len(sep)
         self.ps.docstart = 1 if docstart else 0
         self.ps.n_fields = -1
