@@ -585,17 +585,18 @@ static inline const int32_t *fcol_combo_key(const fcol_rule *rule, const int32_t
  * thread count.  0, or -1 (memory). */
 static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                        const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
-                       fcol_table *names, int32_t *out, int n_threads) {
+                       fcol_table *names, int32_t *out, int n_threads,
+                       int32_t **work, int64_t *work_cap) {
     unsigned char *scratch = NULL;
     int64_t scratch_cap = 0, T = 0;
     int status = -1, failed = 0;
     for (int64_t s = 0; s < n_seq; s++)
         T += seq_len[s];
-    int32_t *pos = (int32_t *)malloc((size_t)(T + 1) * sizeof(int32_t));
-    int32_t *len = (int32_t *)malloc((size_t)(T + 1) * sizeof(int32_t));
-    int32_t *cid = (int32_t *)malloc((size_t)(T * n_rules + 1) * sizeof(int32_t));
-    if (pos == NULL || len == NULL || cid == NULL)
-        goto done;
+    /* pos [T], len [T] and cid [n_rules][T] in the caller's work buffer, kept from
+     * chunk to chunk: fresh pages for each chunk cost the kernel's zeroing. */
+    if (fcol_reserve((void **)work, work_cap, (T + 1) * (n_rules + 2), sizeof(int32_t)))
+        return -1;
+    int32_t *pos = *work, *len = pos + T + 1, *cid = len + T + 1;
     for (int64_t s = 0, t = 0; s < n_seq; s++)
         for (int64_t p = 0; p < seq_len[s]; p++, t++) {
             pos[t] = (int32_t)p;
@@ -640,9 +641,6 @@ static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
     status = 0;
 done:
     free(scratch);
-    free(pos);
-    free(len);
-    free(cid);
     return status;
 }
 

@@ -64,7 +64,8 @@ cdef extern from "_columns.h" nogil:
         fcol_table combos
     int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                     const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
-                    fcol_table *names, int32_t *out, int n_threads)
+                    fcol_table *names, int32_t *out, int n_threads,
+                    int32_t **work, int64_t *work_cap)
     int fcol_count(int64_t **counts, int64_t *counts_n, int64_t *counts_cap,
                    int64_t n_names, const int32_t *ids, int64_t n)
 
@@ -121,6 +122,8 @@ cdef class ColumnReader:
     cdef int64_t *counts
     cdef int64_t counts_n
     cdef int64_t counts_cap
+    cdef int32_t *work           # fcol_expand's scratch, kept between chunks
+    cdef int64_t work_cap
     cdef object keep              # the Python objects the C structs point into
     cdef list column_of           # template column -> index into columns
     cdef bytes sep
@@ -134,6 +137,8 @@ cdef class ColumnReader:
         self.counts = NULL
         self.counts_n = 0
         self.counts_cap = 0
+        self.work = NULL
+        self.work_cap = 0
         used = sorted({c for _, cols, _ in rules for c in cols})
         self.column_of = [-1] * (max(used) + 1 if used else 0)
         for k, c in enumerate(used):
@@ -208,6 +213,7 @@ cdef class ColumnReader:
         fcol_table_free(&self.names)
         fcol_table_free(&self.labels)
         free(self.counts)
+        free(self.work)
 
     # -- one file at a time ---------------------------------------------------
 
@@ -299,7 +305,7 @@ cdef class ColumnReader:
                 if status == 0 and T:
                     status = fcol_expand(self.rules, self.n_rules, codes, self.columns,
                                          self.ps.seq_len, S, &self.names, &ids_v[0],
-                                         self.n_threads)
+                                         self.n_threads, &self.work, &self.work_cap)
                 if status == 0 and T:
                     status = fcol_count(&self.counts, &self.counts_n, &self.counts_cap,
                                         self.names.n, &ids_v[0], T * self.n_rules)
