@@ -454,6 +454,8 @@ typedef struct {
     fcol_table combos;            /* more cells: the codes as bytes */
     int32_t *attr;                /* combination -> attribute id (-1: none yet) */
     int64_t attr_n, attr_cap;
+    int64_t *seen;                /* combination -> occurrences so far */
+    int64_t seen_cap;
 } fcol_rule;
 
 #define FCOL_BOUNDARY 8   /* CRF++'s _B-1.._B-8 take codes 0..7, _B+1.._B+8 8..15 */
@@ -566,6 +568,33 @@ static int fcol_rule_combos(fcol_rule *rule, int32_t *const *codes, const int32_
     return 0;
 }
 
+/* The end of phase 1, one rule: room for every combination found (a new one has no
+ * attribute yet, and 0 occurrences); each token's combination is counted and, in
+ * cid, replaced by its attribute when it has one, by -1 - c when not (phase 2 makes
+ * it).  Done here, rule by rule, the rule's arrays stay in cache for the chunk.
+ * 0, or -1 (memory). */
+static int fcol_rule_attrs(fcol_rule *rule, const fcol_table *columns, int64_t T,
+                           int32_t *cid) {
+    const int64_t n = rule->n_cells == 1 ? columns[rule->cols[0]].n
+                    : rule->n_cells <= FCOL_INLINE_CELLS ? rule->small.n
+                    : rule->combos.n;
+    if (fcol_reserve((void **)&rule->attr, &rule->attr_cap, n, sizeof(int32_t))
+            || fcol_reserve((void **)&rule->seen, &rule->seen_cap, n, sizeof(int64_t)))
+        return -1;
+    for (int64_t c = rule->attr_n; c < n; c++) {
+        rule->attr[c] = -1;
+        rule->seen[c] = 0;
+    }
+    if (n > rule->attr_n)
+        rule->attr_n = n;
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t c = cid[t], a = rule->attr[c];
+        rule->seen[c]++;
+        cid[t] = a >= 0 ? a : -1 - c;
+    }
+    return 0;
+}
+
 /* The column codes of combination c of a rule (see fcol_rule_combos). */
 static inline const int32_t *fcol_combo_key(const fcol_rule *rule, const int32_t *c) {
     if (rule->n_cells == 1)
@@ -577,11 +606,12 @@ static inline const int32_t *fcol_combo_key(const fcol_rule *rule, const int32_t
 
 /* Each token's attribute ids, token-major and in rule order (so new attributes get
  * first-seen ids exactly as the Python path numbers them), from the column codes
- * codes[c][t].  Phase 1 (fcol_rule_combos) runs rule by rule, on n_threads OpenMP
- * threads: a rule's table stays in cache for the whole chunk, where token-major
- * lookups would take turns over all the tables.  Phase 2 walks the tokens in
- * order: a combination already seen has its attribute in rule->attr, a new one
- * builds its string and looks it up in `names`.  The ids never depend on the
+ * codes[c][t].  Phase 1 (fcol_rule_combos, fcol_rule_attrs) runs rule by rule, on
+ * n_threads OpenMP threads: a rule's tables stay in cache for the whole chunk,
+ * where token-major lookups would take turns over all the tables; it leaves the
+ * attribute of every combination seen in an earlier chunk.  Phase 2 walks the
+ * tokens in order: a combination new in this chunk builds its string and looks it
+ * up in `names` (its later tokens find it in rule->attr).  The ids never depend on the
  * thread count.  0, or -1 (memory). */
 static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                        const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
@@ -604,36 +634,27 @@ static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
         }
     #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
     for (int r = 0; r < n_rules; r++)
-        if (fcol_rule_combos(rules + r, codes, pos, len, T, cid + (int64_t)r * T)) {
+        if (fcol_rule_combos(rules + r, codes, pos, len, T, cid + (int64_t)r * T)
+                || fcol_rule_attrs(rules + r, columns, T, cid + (int64_t)r * T)) {
             #pragma omp atomic write
             failed = 1;
         }
     if (failed)
         goto done;
-    for (int r = 0; r < n_rules; r++) {
-        /* room for every combination phase 1 found; new ones have no attribute yet */
-        fcol_rule *rule = rules + r;
-        const int64_t n = rule->n_cells == 1 ? columns[rule->cols[0]].n
-                        : rule->n_cells <= FCOL_INLINE_CELLS ? rule->small.n
-                        : rule->combos.n;
-        if (fcol_reserve((void **)&rule->attr, &rule->attr_cap, n, sizeof(int32_t)))
-            goto done;
-        for (int64_t c = rule->attr_n; c < n; c++)
-            rule->attr[c] = -1;
-        if (n > rule->attr_n)
-            rule->attr_n = n;
-    }
     for (int64_t t = 0; t < T; t++) {
         for (int r = 0; r < n_rules; r++) {
-            fcol_rule *rule = rules + r;
-            const int32_t *c = cid + (int64_t)r * T + t;
-            int32_t id = rule->attr[*c];
+            int32_t id = cid[(int64_t)r * T + t];
             if (id < 0) {
-                const int64_t a = fcol_attribute(rule, fcol_combo_key(rule, c), columns,
-                                                 names, &scratch, &scratch_cap);
-                if (a < 0)
-                    goto done;
-                id = rule->attr[*c] = (int32_t)a;
+                fcol_rule *rule = rules + r;
+                const int32_t c = -1 - id;
+                id = rule->attr[c];
+                if (id < 0) {
+                    const int64_t a = fcol_attribute(rule, fcol_combo_key(rule, &c),
+                                                     columns, names, &scratch, &scratch_cap);
+                    if (a < 0)
+                        goto done;
+                    id = rule->attr[c] = (int32_t)a;
+                }
             }
             out[t * n_rules + r] = id;
         }
@@ -644,18 +665,14 @@ done:
     return status;
 }
 
-/* counts[id] += the occurrences of id in ids[0, n); counts grows to n_names (new
- * entries 0).  0, or -1 (memory). */
-static int fcol_count(int64_t **counts, int64_t *counts_n, int64_t *counts_cap,
-                      int64_t n_names, const int32_t *ids, int64_t n) {
-    if (fcol_reserve((void **)counts, counts_cap, n_names, sizeof(int64_t)))
-        return -1;
-    if (n_names > *counts_n)
-        memset(*counts + *counts_n, 0, (size_t)(n_names - *counts_n) * sizeof(int64_t));
-    *counts_n = n_names > *counts_n ? n_names : *counts_n;
-    for (int64_t i = 0; i < n; i++)
-        (*counts)[ids[i]]++;
-    return 0;
+/* counts[id] (n_names of them, zeroed here) = the occurrences of attribute id so far:
+ * the sum of its combinations' over the rules. */
+static void fcol_counts(const fcol_rule *rules, int n_rules, int64_t *counts,
+                        int64_t n_names) {
+    memset(counts, 0, (size_t)n_names * sizeof(int64_t));
+    for (int r = 0; r < n_rules; r++)
+        for (int64_t c = 0; c < rules[r].attr_n; c++)
+            counts[rules[r].attr[c]] += rules[r].seen[c];
 }
 
 /* Each token's code of field `field` in `table` (new values get the next codes). */

@@ -56,6 +56,7 @@ cdef extern from "_columns.h" nogil:
         int n_cells
         int32_t *keys
         int32_t *attr
+        int64_t *seen
         const int32_t *rows
         const int32_t *cols
         const unsigned char *const *pieces
@@ -66,8 +67,8 @@ cdef extern from "_columns.h" nogil:
                     const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
                     fcol_table *names, int32_t *out, int n_threads,
                     int32_t **work, int64_t *work_cap)
-    int fcol_count(int64_t **counts, int64_t *counts_n, int64_t *counts_cap,
-                   int64_t n_names, const int32_t *ids, int64_t n)
+    void fcol_counts(const fcol_rule *rules, int n_rules, int64_t *counts,
+                     int64_t n_names)
 
     enum:
         FCOL_FULL
@@ -119,9 +120,6 @@ cdef class ColumnReader:
     cdef int n_columns
     cdef fcol_table names
     cdef fcol_table labels
-    cdef int64_t *counts
-    cdef int64_t counts_n
-    cdef int64_t counts_cap
     cdef int32_t *work           # fcol_expand's scratch, kept between chunks
     cdef int64_t work_cap
     cdef object keep              # the Python objects the C structs point into
@@ -134,9 +132,6 @@ cdef class ColumnReader:
         memset(&self.ps, 0, sizeof(self.ps))
         memset(&self.names, 0, sizeof(self.names))
         memset(&self.labels, 0, sizeof(self.labels))
-        self.counts = NULL
-        self.counts_n = 0
-        self.counts_cap = 0
         self.work = NULL
         self.work_cap = 0
         used = sorted({c for _, cols, _ in rules for c in cols})
@@ -202,6 +197,7 @@ cdef class ColumnReader:
             for j in range(self.n_rules):
                 free(<void *>self.rules[j].pieces)
                 free(self.rules[j].attr)
+                free(self.rules[j].seen)
                 free(self.rules[j].keys)
                 fcol_table_free(&self.rules[j].combos)
                 free(self.rules[j].small.slots)
@@ -212,7 +208,6 @@ cdef class ColumnReader:
             free(self.columns)
         fcol_table_free(&self.names)
         fcol_table_free(&self.labels)
-        free(self.counts)
         free(self.work)
 
     # -- one file at a time ---------------------------------------------------
@@ -306,9 +301,6 @@ cdef class ColumnReader:
                     status = fcol_expand(self.rules, self.n_rules, codes, self.columns,
                                          self.ps.seq_len, S, &self.names, &ids_v[0],
                                          self.n_threads, &self.work, &self.work_cap)
-                if status == 0 and T:
-                    status = fcol_count(&self.counts, &self.counts_n, &self.counts_cap,
-                                        self.names.n, &ids_v[0], T * self.n_rules)
         finally:
             free(codes)
         if status:
@@ -323,9 +315,8 @@ cdef class ColumnReader:
         """Occurrences of each attribute id, int64."""
         out = np.zeros(self.names.n, dtype=np.int64)
         cdef int64_t[::1] v = out
-        cdef int64_t i
-        for i in range(self.counts_n):
-            v[i] = self.counts[i]
+        if self.names.n:
+            fcol_counts(self.rules, self.n_rules, &v[0], self.names.n)
         return out
 
     def attribute_names(self):
