@@ -578,14 +578,18 @@ class _Builder:
         chunks.reverse()  # popped in order, each freed once copied
         while chunks:
             ids, vals, lens, slens, labs = chunks.pop()
-            ids = rank[ids]
             if dropping:
+                ids = rank[ids]
                 kept_before = np.concatenate(([0], np.cumsum(ids >= 0, dtype=np.int64)))
                 lens = np.diff(kept_before[_offsets(lens)])
                 if vals is not None:
                     vals = vals[ids >= 0]
                 ids = ids[ids >= 0]
-            attr_ids[e:e + len(ids)] = ids
+                attr_ids[e:e + len(ids)] = ids
+            else:
+                # Straight into place: no temporary as large as the chunk.
+                # (mode="clip": the ids are in range, and "raise" would buffer the output)
+                np.take(rank, ids, out=attr_ids[e:e + len(ids)], mode="clip")
             if self.non_unit:
                 values[e:e + len(ids)] = 1.0 if vals is None else vals
             tok_len[t:t + len(lens)] = lens
