@@ -99,6 +99,11 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
             raise ValueError("classes cannot be given with an encoded X: its labels "
                              "are already numbered")
         vocabulary, classes, data = training_set(X, y, p["min_freq"])
+        hashing = getattr(X, "hashing", None)
+        if hashing is not None and hashing != (p["hash_features"], p["hash_seed"]):
+            raise ValueError(f"X is a Dataset hashed into {hashing[0]} buckets with seed "
+                             f"{hashing[1]}: fit it with hash_features={hashing[0]}, "
+                             f"hash_seed={hashing[1]}")
     elif y is None:
         raise ValueError("y is required unless X is a fastcrf.Dataset with labels")
     elif p["hash_features"] is not None and init_model is None:

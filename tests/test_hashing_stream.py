@@ -1,13 +1,15 @@
 """The hashed fit on token features (``CRF(hash_features=...)``) encodes a chunk of
 sequences at a time, hashing each chunk's names and dropping them: the same training
 set as hashing the whole vocabulary afterwards, with the distinct names held at once
-bounded by the chunk (``vocabulary_.names_held``)."""
+bounded by the chunk (``vocabulary_.names_held``).  ``Dataset.from_conll(...,
+hash_features=...)`` hashes while it reads, and fits the model of hashing its names."""
 
 import numpy as np
 import pytest
 
-from fastcrf import CRF
+from fastcrf import CRF, Dataset
 from fastcrf._features import _hashing
+from fastcrf._features._hashing import bucket_of as hash_bucket_of
 from fastcrf._features._hashing import hash_encode_training, hash_training
 from fastcrf._training import encode_training
 from fastcrf.datasets import make_sequences
@@ -108,3 +110,81 @@ def test_min_freq_cuts_buckets():
     assert data.features.attr_ids.max() < len(vocabulary)
     with pytest.raises(ValueError, match="min_freq"):
         hash_encode_training(X, y, 4096, 0, min_freq=10 ** 9)
+
+
+# ---------------------------------------------------------------------------- #
+# Dataset.from_conll(hash_features=...): buckets while reading                   #
+# ---------------------------------------------------------------------------- #
+
+TEMPLATE = "U00:%x[0,0]\nU01:%x[-1,0]/%x[0,0]\nU02:%x[0,1]\nU03:bias\nB\n"
+
+
+def _column_file(tmp_path, seed=0, n=70):
+    X, y = make_sequences(n, n_labels=3, scheme="BIO", length=(3, 9), random_state=seed)
+    path = tmp_path / "train.txt"
+    with open(path, "w", encoding="utf-8") as f:
+        for seq, labels in zip(X, y):
+            for t, (tok, label) in enumerate(zip(seq, labels)):
+                f.write(f"{tok[0].split('=', 1)[1]} s{t % 4} {label}\n")
+            f.write("\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("n_buckets", [5, 2 ** 20])
+def test_hashed_dataset_compiled_and_python_readers_agree(monkeypatch, tmp_path, n_buckets):
+    path = _column_file(tmp_path)
+    compiled = Dataset.from_conll(path, TEMPLATE, hash_features=n_buckets, hash_seed=4,
+                                  chunk_size=8)
+    monkeypatch.setenv("FASTCRF_READER", "python")
+    python = Dataset.from_conll(path, TEMPLATE, hash_features=n_buckets, hash_seed=4,
+                                chunk_size=8)
+    for name in ("attr_ids", "values", "token_offsets", "seq_offsets"):
+        assert np.array_equal(getattr(compiled.features, name),
+                              getattr(python.features, name)), name
+    assert compiled.attributes == python.attributes
+    assert np.array_equal(compiled.counts, python.counts)
+    assert compiled.metadata == python.metadata
+    assert compiled.hashing == (n_buckets, 4)
+    assert len(compiled.attributes) <= n_buckets
+    assert all(a.startswith("#") for a in compiled.attributes)
+    # Every bucket is that of some name the template extracts.
+    names = Dataset.from_conll(path, TEMPLATE).attributes
+    assert set(compiled.buckets().tolist()) == set(
+        hash_bucket_of(names, n_buckets, 4).tolist())
+
+
+@pytest.mark.filterwarnings("ignore:.*too few to converge")
+@pytest.mark.parametrize("algorithm", ["lbfgs", "asgd"])
+def test_hashed_dataset_fits_the_model_of_hashing_its_names(tmp_path, algorithm):
+    path = _column_file(tmp_path, seed=1)
+    params = {"algorithm": algorithm, "max_iterations": 8, "hash_features": 64,
+              "hash_seed": 2, "random_state": 0}
+    hashed = Dataset.from_conll(path, TEMPLATE, hash_features=64, hash_seed=2)
+    named = Dataset.from_conll(path, TEMPLATE)
+    a = CRF(**params).fit(hashed)
+    b = CRF(**params).fit(named)
+    np.testing.assert_array_equal(a.vocabulary_.buckets, b.vocabulary_.buckets)
+    np.testing.assert_array_equal(a.vocabulary_.counts, b.vocabulary_.counts)
+    np.testing.assert_array_equal(a.state_weights_, b.state_weights_)
+    np.testing.assert_array_equal(a.transition_weights_, b.transition_weights_)
+    assert a.vocabulary_.names_held == 0 and b.vocabulary_.names_held == len(named.attributes)
+    assert a.predict(hashed) == b.predict(named)
+    # Saved and memory-mapped back, it is the same dataset.
+    hashed.save(tmp_path / "ds")
+    loaded = Dataset.load(tmp_path / "ds")
+    assert loaded.hashing == (64, 2)
+    np.testing.assert_array_equal(CRF(**params).fit(loaded).state_weights_, a.state_weights_)
+    with pytest.raises(ValueError, match="hash_features=64, hash_seed=2"):
+        CRF(**{**params, "hash_seed": 3}).fit(hashed)
+    with pytest.raises(ValueError, match="hashed into 64 buckets"):
+        CRF(algorithm="lbfgs", max_iterations=2).fit(named).predict(hashed)
+
+
+def test_hashed_dataset_arguments(tmp_path):
+    path = _column_file(tmp_path)
+    with pytest.raises(ValueError, match="hash_features must be in"):
+        Dataset.from_conll(path, TEMPLATE, hash_features=1)
+    with pytest.raises(TypeError, match="hash_seed must be an int"):
+        Dataset.from_conll(path, TEMPLATE, hash_features=8, hash_seed=1.5)
+    with pytest.raises(ValueError, match="not hashed"):
+        Dataset.from_conll(path, TEMPLATE).buckets()

@@ -23,6 +23,8 @@
 /* The encoder's hash primitive and keys (fcrf_mum, fcrf_hash_k*, fcrf_seed_hash),
  * FCRF_PREFETCH and fcrf_advise_huge; it brings _openmp.h. */
 #include "_names.h"
+/* fcrf_murmur3_32, the hash of CRF(hash_features=...) (the hashed reader). */
+#include "_murmur.h"
 
 /* ------------------------------------------------------------------------- */
 /* Growable arrays                                                            */
@@ -471,10 +473,20 @@ static inline void fcol_key(const fcol_rule *rule, int32_t *const *codes, int64_
     }
 }
 
-/* The attribute of rule's cells `key`, looked up by its string (added when new):
- * >= 0, or -1 (memory). */
+/* Feature hashing in the reader: n_buckets 0 numbers the attribute strings
+ * themselves; otherwise an attribute is its string's bucket,
+ * fcrf_murmur3_32(utf8, seed) % n_buckets (fastcrf/_features/_hashing.py), and
+ * `names` numbers the buckets (4-byte keys), so it holds no string. */
+typedef struct {
+    uint32_t n_buckets;
+    uint32_t seed;
+} fcol_hashing;
+
+/* The attribute of rule's cells `key`, looked up by its string, or by its bucket
+ * (added when new): >= 0, or -1 (memory). */
 static int64_t fcol_attribute(const fcol_rule *rule, const int32_t *key,
                               const fcol_table *columns, fcol_table *names,
+                              const fcol_hashing *hashing,
                               unsigned char **scratch, int64_t *scratch_cap) {
     int64_t n = 0;
     for (int j = 0; j <= rule->n_cells; j++) {
@@ -487,6 +499,11 @@ static int64_t fcol_attribute(const fcol_rule *rule, const int32_t *key,
         if (m > 0)
             memcpy(*scratch + n, col->arena + col->off[key[j]], (size_t)m);
         n += m;
+    }
+    if (hashing->n_buckets) {
+        const uint32_t bucket = fcrf_murmur3_32(*scratch, (size_t)n, hashing->seed)
+                                % hashing->n_buckets;
+        return fcol_table_id(names, (const unsigned char *)&bucket, sizeof(bucket));
     }
     return fcol_table_id(names, *scratch, (size_t)n);
 }
@@ -615,8 +632,8 @@ static inline const int32_t *fcol_combo_key(const fcol_rule *rule, const int32_t
  * thread count.  0, or -1 (memory). */
 static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                        const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
-                       fcol_table *names, int32_t *out, int n_threads,
-                       int32_t **work, int64_t *work_cap) {
+                       fcol_table *names, const fcol_hashing *hashing, int32_t *out,
+                       int n_threads, int32_t **work, int64_t *work_cap) {
     unsigned char *scratch = NULL;
     int64_t scratch_cap = 0, T = 0;
     int status = -1, failed = 0;
@@ -650,7 +667,8 @@ static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                 id = rule->attr[c];
                 if (id < 0) {
                     const int64_t a = fcol_attribute(rule, fcol_combo_key(rule, &c),
-                                                     columns, names, &scratch, &scratch_cap);
+                                                     columns, names, hashing, &scratch,
+                                                     &scratch_cap);
                     if (a < 0)
                         goto done;
                     id = rule->attr[c] = (int32_t)a;

@@ -19,7 +19,7 @@
 #
 # Compiler directives live in setup.py.
 
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
@@ -63,9 +63,13 @@ cdef extern from "_columns.h" nogil:
         const int64_t *piece_len
         fcol_combos small
         fcol_table combos
+    ctypedef struct fcol_hashing:
+        uint32_t n_buckets
+        uint32_t seed
     int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                     const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
-                    fcol_table *names, int32_t *out, int n_threads,
+                    fcol_table *names, const fcol_hashing *hashing, int32_t *out,
+                    int n_threads,
                     int32_t **work, int64_t *work_cap)
     void fcol_counts(const fcol_rule *rules, int n_rules, int64_t *counts,
                      int64_t n_names)
@@ -111,6 +115,12 @@ cdef class ColumnReader:
         Whether a ``-DOCSTART-`` row ends the sentence and is skipped.
     n_threads : int, default=1
         OpenMP threads of ``expand`` (the ids do not depend on it).
+    n_buckets : int, default=0
+        Feature hashing: with n_buckets > 0 an attribute is the bucket of its name
+        (MurmurHash3 with ``seed``, as ``CRF(hash_features=...)``), the ids number
+        the buckets in first-seen order (:meth:`attribute_buckets`), and no name is
+        kept.
+    seed : int, default=0
     """
 
     cdef fcol_parser ps
@@ -119,6 +129,7 @@ cdef class ColumnReader:
     cdef fcol_table *columns      # one per template column a rule reads
     cdef int n_columns
     cdef fcol_table names
+    cdef fcol_hashing hashing
     cdef fcol_table labels
     cdef int32_t *work           # fcol_expand's scratch, kept between chunks
     cdef int64_t work_cap
@@ -127,13 +138,16 @@ cdef class ColumnReader:
     cdef bytes sep
     cdef int n_threads
 
-    def __cinit__(self, rules, sep, docstart, int n_threads=1):
+    def __cinit__(self, rules, sep, docstart, int n_threads=1, uint32_t n_buckets=0,
+                  uint32_t seed=0):
         cdef int r, j
         memset(&self.ps, 0, sizeof(self.ps))
         memset(&self.names, 0, sizeof(self.names))
         memset(&self.labels, 0, sizeof(self.labels))
         self.work = NULL
         self.work_cap = 0
+        self.hashing.n_buckets = n_buckets
+        self.hashing.seed = seed
         used = sorted({c for _, cols, _ in rules for c in cols})
         self.column_of = [-1] * (max(used) + 1 if used else 0)
         for k, c in enumerate(used):
@@ -299,7 +313,8 @@ cdef class ColumnReader:
                     status = fcol_intern(&self.ps, p, label_field, &self.labels, lab)
                 if status == 0 and T:
                     status = fcol_expand(self.rules, self.n_rules, codes, self.columns,
-                                         self.ps.seq_len, S, &self.names, &ids_v[0],
+                                         self.ps.seq_len, S, &self.names, &self.hashing,
+                                         &ids_v[0],
                                          self.n_threads, &self.work, &self.work_cap)
         finally:
             free(codes)
@@ -320,8 +335,21 @@ cdef class ColumnReader:
         return out
 
     def attribute_names(self):
-        """The attributes by id, as str."""
+        """The attributes by id, as str (a hashed reader: ``"#<bucket>"``)."""
+        if self.hashing.n_buckets:
+            return [f"#{b}" for b in self.attribute_buckets().tolist()]
         return _strings(&self.names, "surrogatepass")
+
+    def attribute_buckets(self):
+        """The bucket of every attribute id of a hashed reader, int64."""
+        cdef int64_t n = self.names.n
+        if not self.hashing.n_buckets:
+            raise ValueError("the reader does not hash (n_buckets=0)")
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        # Every key is one uint32, so the keys lie end to end.
+        cdef bytes blob = (<char *>self.names.arena)[:4 * n]
+        return np.frombuffer(blob, dtype=np.uint32).astype(np.int64)
 
     def label_names(self):
         """The labels by code, as str."""

@@ -68,8 +68,9 @@ class HashedVocabulary:
         The most distinct attribute names the training held at once while it encoded
         its data: one chunk's for a fit on token features (the memory the names take
         is bounded by the chunk, not by the vocabulary), every name for a fit on a
-        :class:`fastcrf.Dataset` (which keeps them).  None when not known (a loaded
-        model).
+        :class:`fastcrf.Dataset` (which keeps them), 0 for one built with
+        ``hash_features`` (its names were hashed as they were read).  None when not
+        known (a loaded model).
     """
 
     hashed = True
