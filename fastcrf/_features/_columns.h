@@ -526,8 +526,8 @@ static inline void fcol_small_key(const fcol_rule *rule, int32_t *const *codes, 
     out->h = fcol_combo_hash(out->k[0], out->k[1]);
 }
 
-/* Phase 1 of a rule of 0 or 2..FCOL_INLINE_CELLS cells: each token's combination id (the
- * rule's own numbering, first seen first) into cid.  The key and hash of token
+/* Phase 1 of a rule of 0 or 2..FCOL_INLINE_CELLS cells: each token's combination id
+ * (the rule's own numbering, first seen first) into cid.  The key and hash of token
  * t + FCOL_AHEAD are made, and its slot fetched, while token t is resolved; each key
  * is made once (a ring of FCOL_AHEAD keys).  0, or -1 (memory). */
 static int fcol_small_combos(fcol_rule *rule, int32_t *const *codes, const int32_t *pos,
@@ -561,8 +561,8 @@ static int fcol_small_combos(fcol_rule *rule, int32_t *const *codes, const int32
 /* Phase 1, one rule over a chunk's T tokens: each token's combination id into cid.
  * A single cell's combination is its column code; 0 or 2..FCOL_INLINE_CELLS cells
  * are looked up in the rule's inline table (fcol_small_combos), more by their
- * codes' bytes.  Rules share nothing here, so threads may run different rules at once.
- * 0, or -1 (memory). */
+ * codes' bytes.  Rules share nothing here, so threads may run different rules at
+ * once.  0, or -1 (memory). */
 static int fcol_rule_combos(fcol_rule *rule, int32_t *const *codes, const int32_t *pos,
                             const int32_t *len, int64_t T, int32_t *cid) {
     int32_t key[64];
