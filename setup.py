@@ -76,7 +76,8 @@ extensions.append(Extension(
     "fastcrf._features._columns",
     [f"{FEATURES}/_columns.pyx"],
     include_dirs=[FEATURES, KERNELS],   # _openmp.h is the kernels'
-    depends=[f"{FEATURES}/_columns.h", f"{FEATURES}/_names.h", f"{KERNELS}/_openmp.h"],
+    depends=[f"{FEATURES}/_columns.h", f"{FEATURES}/_names.h", f"{FEATURES}/_murmur.h",
+             f"{KERNELS}/_openmp.h"],
 ))
 
 directives = {

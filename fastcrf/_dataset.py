@@ -25,6 +25,7 @@ import tempfile
 import numpy as np
 
 from ._atomic import atomic_file
+from ._features._hashing import MAX_BUCKETS, HashedVocabulary, bucket_of
 from ._features._encoding import (
     EncodedSequences,
     _check_min_freq,
@@ -111,6 +112,18 @@ class Dataset:
     def __len__(self):
         return self.n_sequences
 
+    @property
+    def hashing(self):
+        """``(n_buckets, seed)`` of a dataset built with ``hash_features``, else None."""
+        h = self.metadata.get("hashing")
+        return None if h is None else (h["n_buckets"], h["seed"])
+
+    def buckets(self):
+        """The bucket of every attribute of a hashed dataset (int64 ndarray)."""
+        if self.hashing is None:
+            raise ValueError("the dataset is not hashed (build it with hash_features)")
+        return np.array([int(a[1:]) for a in self.attributes], dtype=np.int64)
+
     def __repr__(self):
         labelled = f", {len(self.classes)} labels" if self.classes is not None else ""
         return (f"<Dataset of {self.n_sequences:,} sequences, {self.n_tokens:,} tokens, "
@@ -176,7 +189,8 @@ class Dataset:
 
     @classmethod
     def from_conll(cls, paths, template, *, label_column=-1, sep=None, min_freq=0,
-                   chunk_size=DEFAULT_CHUNK_SIZE, docstart=True, encoding="utf-8"):
+                   chunk_size=DEFAULT_CHUNK_SIZE, docstart=True, encoding="utf-8",
+                   hash_features=None, hash_seed=0):
         """Read column files and encode them through a CRF++ template, streaming.
 
         The result equals ``Dataset.from_sequences(template.transform(X), y)`` for
@@ -204,6 +218,15 @@ class Dataset:
         docstart : bool, default=True
             Skip ``-DOCSTART-`` lines.
         encoding : str, default="utf-8"
+        hash_features : int >= 2, optional
+            Feature hashing, as ``CRF(hash_features=...)``: each attribute is replaced
+            by its bucket while reading (``attributes`` are ``"#<bucket>"``, in
+            first-seen order before the count order; ``min_freq`` cuts buckets), so
+            no attribute name is held, whatever the vocabulary.  ``metadata["hashing"]``
+            records the bucket count and seed; fit the dataset with the same
+            ``hash_features`` and ``hash_seed``.
+        hash_seed : int in [0, 2**32), default=0
+            The MurmurHash3 seed of ``hash_features``.
 
         Returns
         -------
@@ -213,7 +236,8 @@ class Dataset:
         ------
         ValueError
             For a malformed file (naming it and the line), files with different
-            numbers of columns, rows too short for the template, or no sentences.
+            numbers of columns, rows too short for the template, no sentences, or
+            ``hash_features`` / ``hash_seed`` out of range.
         TypeError
             For a ``template`` that is neither a Template nor a str.
         """
@@ -231,6 +255,7 @@ class Dataset:
                 f"label_column must be an int or None, got {type(label_column).__name__}")
         _check_min_freq(min_freq)
         chunk_size = _check_chunk_size(chunk_size)
+        hashing = _check_hashing(hash_features, hash_seed)
         if isinstance(paths, (str, bytes, os.PathLike)) or hasattr(paths, "read"):
             paths = [paths]
         paths = list(paths)
@@ -241,21 +266,23 @@ class Dataset:
             n_fields = _conll.read(
                 paths, template, builder, label_column=label_column, sep=sep,
                 docstart=docstart, encoding=encoding, chunk_size=chunk_size,
-                check_columns=_check_columns, name_of=_name)
+                check_columns=_check_columns, name_of=_name, hashing=hashing)
         else:
             n_fields = cls._read_python(paths, template, builder, label_column, sep,
-                                        docstart, encoding, chunk_size)
+                                        docstart, encoding, chunk_size, hashing)
         if n_fields is None:
             raise ValueError(f"no sentences in {', '.join(map(_name, paths))}")
         dataset = builder.finish(min_freq)
         dataset.metadata = {
             "template": template.text, "n_fields": n_fields, "sep": sep,
             "label_column": None if label_column is None else label_column % n_fields}
+        if hashing is not None:
+            dataset.metadata["hashing"] = {"n_buckets": hashing[0], "seed": hashing[1]}
         return dataset
 
     @staticmethod
     def _read_python(paths, template, builder, label_column, sep, docstart, encoding,
-                     chunk_size):
+                     chunk_size, hashing=None):
         """The Python path of :meth:`from_conll` (``io.read_conll`` rows through
         ``Template.encode``): the number of fields per row, None without sentences."""
         from .io import read_conll
@@ -283,6 +310,9 @@ class Dataset:
                 del chunk
                 names, encoded = template.encode(X)
                 del X
+                if hashing is not None:
+                    # Names of one bucket become one attribute in builder.add.
+                    names = [f"#{b}" for b in bucket_of(names, *hashing).tolist()]
                 builder.add(names, encoded, y)
         return n_fields
 
@@ -361,7 +391,13 @@ class Dataset:
         """The features in the ids of ``vocabulary`` (a fitted model's): attributes it
         lacks are dropped.  Returns an EncodedSequences."""
         table = vocabulary._name_table()
-        if getattr(vocabulary, "hashed", False):  # fastcrf._features._hashing
+        if self.hashing is not None:
+            if not getattr(vocabulary, "hashed", False) or (
+                    vocabulary.n_buckets, vocabulary.seed) != self.hashing:
+                raise ValueError(f"the dataset is hashed into {self.hashing[0]} buckets "
+                                 f"with seed {self.hashing[1]}: the model must be too")
+            remap = vocabulary.rows_of_buckets(self.buckets())
+        elif getattr(vocabulary, "hashed", False):  # fastcrf._features._hashing
             remap = vocabulary.ids_of(self.attributes)
         elif table is not None:
             remap = np.fromiter(map(table.lookup, self.attributes), dtype=np.int32,
@@ -578,14 +614,18 @@ class _Builder:
         chunks.reverse()  # popped in order, each freed once copied
         while chunks:
             ids, vals, lens, slens, labs = chunks.pop()
-            ids = rank[ids]
             if dropping:
+                ids = rank[ids]
                 kept_before = np.concatenate(([0], np.cumsum(ids >= 0, dtype=np.int64)))
                 lens = np.diff(kept_before[_offsets(lens)])
                 if vals is not None:
                     vals = vals[ids >= 0]
                 ids = ids[ids >= 0]
-            attr_ids[e:e + len(ids)] = ids
+                attr_ids[e:e + len(ids)] = ids
+            else:
+                # Straight into place: no temporary as large as the chunk.
+                # (mode="clip": the ids are in range, and "raise" would buffer the output)
+                np.take(rank, ids, out=attr_ids[e:e + len(ids)], mode="clip")
             if self.non_unit:
                 values[e:e + len(ids)] = 1.0 if vals is None else vals
             tok_len[t:t + len(lens)] = lens
@@ -635,6 +675,19 @@ def _iterate(X, what):
     if isinstance(X, (str, bytes)) or not hasattr(X, "__iter__"):
         raise TypeError(f"{what} must be an iterable of sequences, got {type(X).__name__}")
     return iter(X)
+
+
+def _check_hashing(n_buckets, seed):
+    """``(n_buckets, seed)`` of ``hash_features`` / ``hash_seed``, or None."""
+    if n_buckets is None:
+        return None
+    for name, value, low, high in (("hash_features", n_buckets, 2, MAX_BUCKETS),
+                                   ("hash_seed", seed, 0, 2 ** 32 - 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return int(n_buckets), int(seed)
 
 
 def _check_chunk_size(chunk_size):
@@ -852,12 +905,34 @@ def training_set(X, y, min_freq):
         token_offsets = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))[token_offsets]
         ids = ids[keep]
         values = values[keep] if len(values) else values
+    if X.hashing is not None:
+        vocabulary, ids = _hashed_rows(X, n_keep, ids)
+    else:
+        vocabulary = AttributeVocabulary(X.attributes[:n_keep], counts[:n_keep],
+                                         max(min_freq, X.min_freq))
     features = EncodedSequences(_readonly(ids), _readonly(values), _readonly(token_offsets),
                                 _readonly(f.seq_offsets), n_keep)
-    vocabulary = AttributeVocabulary(X.attributes[:n_keep], counts[:n_keep],
-                                     max(min_freq, X.min_freq))
     data = TrainingData.build(features, X.labels, len(X.classes))
     return vocabulary, list(X.classes), data
+
+
+def _hashed_rows(X, n_keep, ids):
+    """A hashed dataset's first ``n_keep`` attributes (buckets) as a
+    :class:`HashedVocabulary` whose rows are ordered as ``hash_training`` orders
+    them (decreasing count, ties: lower bucket first), and ``ids`` renumbered to
+    those rows (a new array)."""
+    from ._features._encode import renumber_ids
+
+    buckets = X.buckets()[:n_keep]
+    counts = np.asarray(X.counts[:n_keep], dtype=np.int64)
+    order = np.lexsort((buckets, -counts))
+    row = np.empty(n_keep, dtype=np.int32)
+    row[order] = np.arange(n_keep, dtype=np.int32)
+    ids = np.array(ids, dtype=np.int32)
+    renumber_ids(ids, row)
+    vocabulary = HashedVocabulary(X.hashing[0], X.hashing[1], buckets[order], counts[order])
+    vocabulary.names_held = 0
+    return vocabulary, ids
 
 
 def dev_set(X_dev, y_dev, vocabulary, classes):

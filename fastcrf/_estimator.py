@@ -249,7 +249,11 @@ calibration_max_trials
         name, only a row per bucket reached in training, so its size is bounded by
         the number of buckets whatever the vocabulary; ``attributes_`` then lists
         ``"#<bucket>"``.  Any int >= 2 works (a power of two is not needed).
-        None: no hashing.  Not with ``warm_start`` / :meth:`partial_fit`.
+        A fit on token features hashes the names a chunk of sequences at a time and
+        never builds the vocabulary (``vocabulary_.names_held``: the most names
+        held at once), so ``min_freq`` then cuts buckets, by the sum of their
+        names' counts.  None: no hashing.  Not with ``warm_start`` /
+        :meth:`partial_fit`.
     hash_seed : int in [0, 2**32), default=0
         The MurmurHash3 seed of ``hash_features`` (stored in the model file).
     template : fastcrf.Template or str, optional

@@ -15,7 +15,7 @@ import numpy as np
 from . import _edges
 from ._constraints import check_allowed_labels, forbidden_chain, resolve_constraints
 from ._dataset import Dataset, dev_set, is_encoded, training_set
-from ._features._hashing import hash_training
+from ._features._hashing import hash_encode_training, hash_training
 from ._layout import StateLayout
 from ._model import CRFModel
 from ._params import as_generator, for_data, resolve
@@ -99,13 +99,24 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
             raise ValueError("classes cannot be given with an encoded X: its labels "
                              "are already numbered")
         vocabulary, classes, data = training_set(X, y, p["min_freq"])
+        hashing = getattr(X, "hashing", None)
+        if hashing is not None and hashing != (p["hash_features"], p["hash_seed"]):
+            raise ValueError(f"X is a Dataset hashed into {hashing[0]} buckets with seed "
+                             f"{hashing[1]}: fit it with hash_features={hashing[0]}, "
+                             f"hash_seed={hashing[1]}")
     elif y is None:
         raise ValueError("y is required unless X is a fastcrf.Dataset with labels")
+    elif p["hash_features"] is not None and init_model is None:
+        # Names go to buckets chunk by chunk: the vocabulary is never built.
+        vocabulary, classes, data = hash_encode_training(
+            X, y, p["hash_features"], p["hash_seed"], min_freq=p["min_freq"],
+            n_jobs=p["n_jobs"], classes=classes)
     else:
         vocabulary, classes, data = encode_training(X, y, p["min_freq"], p["n_jobs"],
                                                     classes)
-    if p["hash_features"] is not None or getattr(getattr(init_model, "vocabulary", None),
-                                                 "hashed", False):
+    if not getattr(vocabulary, "hashed", False) and (
+            p["hash_features"] is not None
+            or getattr(getattr(init_model, "vocabulary", None), "hashed", False)):
         vocabulary, data = _hashed(vocabulary, data, p, init_model)
     if init_model is not None:
         classes, data = align_labels(init_model, classes, data)

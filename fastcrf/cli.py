@@ -349,7 +349,8 @@ def _cmd_train(args):
         features, y, n_fields = _listed_training(args, template, sep, macros)
         label_column = args.label_column % n_fields
     else:
-        features = _dataset_of(args.train, template, args.label_column, sep, args.min_freq)
+        features = _dataset_of(args.train, template, args.label_column, sep, args.min_freq,
+                               crf.hash_features, crf.hash_seed)
         y, n_fields, label_column = None, features.metadata["n_fields"], \
             features.metadata["label_column"]
     dev = None
@@ -438,15 +439,19 @@ def _listed_training(args, template, sep, macros=None):
     return template.transform(X), y, n_fields
 
 
-def _dataset_of(paths, template, label_column, sep, min_freq):
-    """Column files -> a labelled :class:`~fastcrf.Dataset`, streamed chunk by chunk."""
+def _dataset_of(paths, template, label_column, sep, min_freq, hash_features=None,
+                hash_seed=None):
+    """Column files -> a labelled :class:`~fastcrf.Dataset`, streamed chunk by chunk;
+    with ``--hash-features`` the names go to buckets as they are read (none is held)."""
     from ._dataset import Dataset
 
     for path in paths:
         if not os.path.isfile(path):
             raise CommandError(f"no such file: {path!r}")
     return Dataset.from_conll(paths, template, label_column=label_column, sep=sep,
-                              min_freq=0 if min_freq is None else min_freq)
+                              min_freq=0 if min_freq is None else min_freq,
+                              hash_features=hash_features,
+                              hash_seed=0 if hash_seed is None else hash_seed)
 
 
 def _encoded_training(folder):

@@ -23,6 +23,8 @@
 /* The encoder's hash primitive and keys (fcrf_mum, fcrf_hash_k*, fcrf_seed_hash),
  * FCRF_PREFETCH and fcrf_advise_huge; it brings _openmp.h. */
 #include "_names.h"
+/* fcrf_murmur3_32, the hash of CRF(hash_features=...) (the hashed reader). */
+#include "_murmur.h"
 
 /* ------------------------------------------------------------------------- */
 /* Growable arrays                                                            */
@@ -171,9 +173,11 @@ static inline uint64_t fcol_combo_hash(uint64_t k0, uint64_t k1) {
     return fcrf_mum(fcrf_mum(k0 ^ fcrf_hash_k1, k1 ^ fcrf_hash_k2) ^ fcrf_hash_k0, fcrf_hash_k1);
 }
 
-/* The slot of (k0, k1): its own, or the empty one where it goes. */
-static inline fcol_cslot *fcol_combo_slot(const fcol_combos *t, uint64_t k0, uint64_t k1) {
-    uint64_t s = fcol_combo_hash(k0, k1) & t->mask;
+/* The slot of (k0, k1), whose fcol_combo_hash is h: its own, or the empty one where
+ * it goes. */
+static inline fcol_cslot *fcol_combo_slot(const fcol_combos *t, uint64_t k0, uint64_t k1,
+                                          uint64_t h) {
+    uint64_t s = h & t->mask;
     for (;;) {
         fcol_cslot *c = t->slots + s;
         if (c->id1 == 0 || (c->k0 == k0 && c->k1 == k1))
@@ -446,12 +450,14 @@ typedef struct {
     const int32_t *cols;          /* index into the expander's columns */
     const unsigned char *const *pieces;
     const int64_t *piece_len;
-    fcol_combos small;            /* 2 <= n_cells <= FCOL_INLINE_CELLS */
+    fcol_combos small;            /* n_cells 0 or 2..FCOL_INLINE_CELLS */
     int32_t *keys;                /* [combination][FCOL_INLINE_CELLS] codes of small's */
     int64_t keys_cap;
     fcol_table combos;            /* more cells: the codes as bytes */
     int32_t *attr;                /* combination -> attribute id (-1: none yet) */
     int64_t attr_n, attr_cap;
+    int64_t *seen;                /* combination -> occurrences so far */
+    int64_t seen_cap;
 } fcol_rule;
 
 #define FCOL_BOUNDARY 8   /* CRF++'s _B-1.._B-8 take codes 0..7, _B+1.._B+8 8..15 */
@@ -467,10 +473,20 @@ static inline void fcol_key(const fcol_rule *rule, int32_t *const *codes, int64_
     }
 }
 
-/* The attribute of rule's cells `key`, looked up by its string (added when new):
- * >= 0, or -1 (memory). */
+/* Feature hashing in the reader: n_buckets 0 numbers the attribute strings
+ * themselves; otherwise an attribute is its string's bucket,
+ * fcrf_murmur3_32(utf8, seed) % n_buckets (fastcrf/_features/_hashing.py), and
+ * `names` numbers the buckets (4-byte keys), so it holds no string. */
+typedef struct {
+    uint32_t n_buckets;
+    uint32_t seed;
+} fcol_hashing;
+
+/* The attribute of rule's cells `key`, looked up by its string, or by its bucket
+ * (added when new): >= 0, or -1 (memory). */
 static int64_t fcol_attribute(const fcol_rule *rule, const int32_t *key,
                               const fcol_table *columns, fcol_table *names,
+                              const fcol_hashing *hashing,
                               unsigned char **scratch, int64_t *scratch_cap) {
     int64_t n = 0;
     for (int j = 0; j <= rule->n_cells; j++) {
@@ -484,49 +500,80 @@ static int64_t fcol_attribute(const fcol_rule *rule, const int32_t *key,
             memcpy(*scratch + n, col->arena + col->off[key[j]], (size_t)m);
         n += m;
     }
+    if (hashing->n_buckets) {
+        const uint32_t bucket = fcrf_murmur3_32(*scratch, (size_t)n, hashing->seed)
+                                % hashing->n_buckets;
+        return fcol_table_id(names, (const unsigned char *)&bucket, sizeof(bucket));
+    }
     return fcol_table_id(names, *scratch, (size_t)n);
 }
 
-/* Tokens looked ahead in phase 1: their slots are fetched meanwhile. */
+/* Tokens looked ahead in phase 1: their slots are fetched meanwhile (a power of 2). */
 #define FCOL_AHEAD 16
 
-/* Phase 1, one rule over a chunk's T tokens: each token's combination id (the
- * rule's own numbering, first seen first) into cid.  A single cell's combination is
- * its column code; more cells are looked up in the rule's table, and a new
- * combination's codes are appended to rule->keys.  Rules share nothing here, so
- * threads may run different rules at once.  0, or -1 (memory). */
+/* A combination of at most FCOL_INLINE_CELLS codes as the two words of its slot
+ * (unused cells 0), and its hash. */
+typedef struct {
+    uint64_t k[2];
+    uint64_t h;
+} fcol_skey;
+
+static inline void fcol_small_key(const fcol_rule *rule, int32_t *const *codes, int64_t t,
+                                  const int32_t *pos, const int32_t *len, fcol_skey *out) {
+    int32_t key[FCOL_INLINE_CELLS] = {0};
+    fcol_key(rule, codes, t, pos[t], len[t], key);
+    memcpy(out->k, key, sizeof(key));    /* a fixed size: no libc call */
+    out->h = fcol_combo_hash(out->k[0], out->k[1]);
+}
+
+/* Phase 1 of a rule of 0 or 2..FCOL_INLINE_CELLS cells: each token's combination id
+ * (the rule's own numbering, first seen first) into cid.  The key and hash of token
+ * t + FCOL_AHEAD are made, and its slot fetched, while token t is resolved; each key
+ * is made once (a ring of FCOL_AHEAD keys).  0, or -1 (memory). */
+static int fcol_small_combos(fcol_rule *rule, int32_t *const *codes, const int32_t *pos,
+                             const int32_t *len, int64_t T, int32_t *cid) {
+    fcol_skey ring[FCOL_AHEAD];
+    for (int64_t u = 0; u < T && u < FCOL_AHEAD; u++)
+        fcol_small_key(rule, codes, u, pos, len, ring + u);
+    for (int64_t t = 0; t < T; t++) {
+        fcol_skey *r = ring + (t & (FCOL_AHEAD - 1));
+        const uint64_t k0 = r->k[0], k1 = r->k[1], h = r->h;
+        if (t + FCOL_AHEAD < T) {
+            fcol_small_key(rule, codes, t + FCOL_AHEAD, pos, len, r);
+            FCRF_PREFETCH(rule->small.slots + (r->h & rule->small.mask));
+        }
+        fcol_cslot *slot = fcol_combo_slot(&rule->small, k0, k1, h);
+        int64_t c = slot->id1 - 1;
+        if (c < 0) {
+            c = rule->small.n;
+            if (fcol_reserve((void **)&rule->keys, &rule->keys_cap,
+                             (c + 1) * FCOL_INLINE_CELLS, sizeof(int32_t))
+                    || fcol_combo_add(&rule->small, slot, k0, k1, c))
+                return -1;
+            const uint64_t k[2] = {k0, k1};
+            memcpy(rule->keys + c * FCOL_INLINE_CELLS, k, sizeof(k));
+        }
+        cid[t] = (int32_t)c;
+    }
+    return 0;
+}
+
+/* Phase 1, one rule over a chunk's T tokens: each token's combination id into cid.
+ * A single cell's combination is its column code; 0 or 2..FCOL_INLINE_CELLS cells
+ * are looked up in the rule's inline table (fcol_small_combos), more by their
+ * codes' bytes.  Rules share nothing here, so threads may run different rules at
+ * once.  0, or -1 (memory). */
 static int fcol_rule_combos(fcol_rule *rule, int32_t *const *codes, const int32_t *pos,
                             const int32_t *len, int64_t T, int32_t *cid) {
     int32_t key[64];
     const int m = rule->n_cells;
-    const int ahead = m >= 2 && m <= FCOL_INLINE_CELLS;
+    if (m != 1 && m <= FCOL_INLINE_CELLS)
+        return fcol_small_combos(rule, codes, pos, len, T, cid);
     for (int64_t t = 0; t < T; t++) {
-        if (ahead && t + FCOL_AHEAD < T) {
-            /* fetch the slot of a token further on while this one is resolved */
-            const int64_t u = t + FCOL_AHEAD;
-            uint64_t k[2] = {0, 0};
-            fcol_key(rule, codes, u, pos[u], len[u], key);
-            memcpy(k, key, (size_t)m * sizeof(int32_t));
-            FCRF_PREFETCH(rule->small.slots
-                          + (fcol_combo_hash(k[0], k[1]) & rule->small.mask));
-        }
         fcol_key(rule, codes, t, pos[t], len[t], key);
         int64_t c;
         if (m == 1) {
             c = key[0];
-        } else if (m <= FCOL_INLINE_CELLS) {
-            uint64_t k[2] = {0, 0};
-            memcpy(k, key, (size_t)m * sizeof(int32_t));
-            fcol_cslot *slot = fcol_combo_slot(&rule->small, k[0], k[1]);
-            c = slot->id1 - 1;
-            if (c < 0) {
-                c = rule->small.n;
-                if (fcol_reserve((void **)&rule->keys, &rule->keys_cap,
-                                 (c + 1) * FCOL_INLINE_CELLS, sizeof(int32_t))
-                        || fcol_combo_add(&rule->small, slot, k[0], k[1], c))
-                    return -1;
-                memcpy(rule->keys + c * FCOL_INLINE_CELLS, key, (size_t)m * sizeof(int32_t));
-            }
         } else {
             c = fcol_table_id(&rule->combos, (const unsigned char *)key,
                               (size_t)m * sizeof(int32_t));
@@ -534,6 +581,33 @@ static int fcol_rule_combos(fcol_rule *rule, int32_t *const *codes, const int32_
                 return -1;
         }
         cid[t] = (int32_t)c;
+    }
+    return 0;
+}
+
+/* The end of phase 1, one rule: room for every combination found (a new one has no
+ * attribute yet, and 0 occurrences); each token's combination is counted and, in
+ * cid, replaced by its attribute when it has one, by -1 - c when not (phase 2 makes
+ * it).  Done here, rule by rule, the rule's arrays stay in cache for the chunk.
+ * 0, or -1 (memory). */
+static int fcol_rule_attrs(fcol_rule *rule, const fcol_table *columns, int64_t T,
+                           int32_t *cid) {
+    const int64_t n = rule->n_cells == 1 ? columns[rule->cols[0]].n
+                    : rule->n_cells <= FCOL_INLINE_CELLS ? rule->small.n
+                    : rule->combos.n;
+    if (fcol_reserve((void **)&rule->attr, &rule->attr_cap, n, sizeof(int32_t))
+            || fcol_reserve((void **)&rule->seen, &rule->seen_cap, n, sizeof(int64_t)))
+        return -1;
+    for (int64_t c = rule->attr_n; c < n; c++) {
+        rule->attr[c] = -1;
+        rule->seen[c] = 0;
+    }
+    if (n > rule->attr_n)
+        rule->attr_n = n;
+    for (int64_t t = 0; t < T; t++) {
+        const int32_t c = cid[t], a = rule->attr[c];
+        rule->seen[c]++;
+        cid[t] = a >= 0 ? a : -1 - c;
     }
     return 0;
 }
@@ -549,25 +623,27 @@ static inline const int32_t *fcol_combo_key(const fcol_rule *rule, const int32_t
 
 /* Each token's attribute ids, token-major and in rule order (so new attributes get
  * first-seen ids exactly as the Python path numbers them), from the column codes
- * codes[c][t].  Phase 1 (fcol_rule_combos) runs rule by rule, on n_threads OpenMP
- * threads: a rule's table stays in cache for the whole chunk, where token-major
- * lookups would take turns over all the tables.  Phase 2 walks the tokens in
- * order: a combination already seen has its attribute in rule->attr, a new one
- * builds its string and looks it up in `names`.  The ids never depend on the
+ * codes[c][t].  Phase 1 (fcol_rule_combos, fcol_rule_attrs) runs rule by rule, on
+ * n_threads OpenMP threads: a rule's tables stay in cache for the whole chunk,
+ * where token-major lookups would take turns over all the tables; it leaves the
+ * attribute of every combination seen in an earlier chunk.  Phase 2 walks the
+ * tokens in order: a combination new in this chunk builds its string and looks it
+ * up in `names` (its later tokens find it in rule->attr).  The ids never depend on the
  * thread count.  0, or -1 (memory). */
 static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                        const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
-                       fcol_table *names, int32_t *out, int n_threads) {
+                       fcol_table *names, const fcol_hashing *hashing, int32_t *out,
+                       int n_threads, int32_t **work, int64_t *work_cap) {
     unsigned char *scratch = NULL;
     int64_t scratch_cap = 0, T = 0;
     int status = -1, failed = 0;
     for (int64_t s = 0; s < n_seq; s++)
         T += seq_len[s];
-    int32_t *pos = (int32_t *)malloc((size_t)(T + 1) * sizeof(int32_t));
-    int32_t *len = (int32_t *)malloc((size_t)(T + 1) * sizeof(int32_t));
-    int32_t *cid = (int32_t *)malloc((size_t)(T * n_rules + 1) * sizeof(int32_t));
-    if (pos == NULL || len == NULL || cid == NULL)
-        goto done;
+    /* pos [T], len [T] and cid [n_rules][T] in the caller's work buffer, kept from
+     * chunk to chunk: fresh pages for each chunk cost the kernel's zeroing. */
+    if (fcol_reserve((void **)work, work_cap, (T + 1) * (n_rules + 2), sizeof(int32_t)))
+        return -1;
+    int32_t *pos = *work, *len = pos + T + 1, *cid = len + T + 1;
     for (int64_t s = 0, t = 0; s < n_seq; s++)
         for (int64_t p = 0; p < seq_len[s]; p++, t++) {
             pos[t] = (int32_t)p;
@@ -575,36 +651,28 @@ static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
         }
     #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
     for (int r = 0; r < n_rules; r++)
-        if (fcol_rule_combos(rules + r, codes, pos, len, T, cid + (int64_t)r * T)) {
+        if (fcol_rule_combos(rules + r, codes, pos, len, T, cid + (int64_t)r * T)
+                || fcol_rule_attrs(rules + r, columns, T, cid + (int64_t)r * T)) {
             #pragma omp atomic write
             failed = 1;
         }
     if (failed)
         goto done;
-    for (int r = 0; r < n_rules; r++) {
-        /* room for every combination phase 1 found; new ones have no attribute yet */
-        fcol_rule *rule = rules + r;
-        const int64_t n = rule->n_cells == 1 ? columns[rule->cols[0]].n
-                        : rule->n_cells <= FCOL_INLINE_CELLS ? rule->small.n
-                        : rule->combos.n;
-        if (fcol_reserve((void **)&rule->attr, &rule->attr_cap, n, sizeof(int32_t)))
-            goto done;
-        for (int64_t c = rule->attr_n; c < n; c++)
-            rule->attr[c] = -1;
-        if (n > rule->attr_n)
-            rule->attr_n = n;
-    }
     for (int64_t t = 0; t < T; t++) {
         for (int r = 0; r < n_rules; r++) {
-            fcol_rule *rule = rules + r;
-            const int32_t *c = cid + (int64_t)r * T + t;
-            int32_t id = rule->attr[*c];
+            int32_t id = cid[(int64_t)r * T + t];
             if (id < 0) {
-                const int64_t a = fcol_attribute(rule, fcol_combo_key(rule, c), columns,
-                                                 names, &scratch, &scratch_cap);
-                if (a < 0)
-                    goto done;
-                id = rule->attr[*c] = (int32_t)a;
+                fcol_rule *rule = rules + r;
+                const int32_t c = -1 - id;
+                id = rule->attr[c];
+                if (id < 0) {
+                    const int64_t a = fcol_attribute(rule, fcol_combo_key(rule, &c),
+                                                     columns, names, hashing, &scratch,
+                                                     &scratch_cap);
+                    if (a < 0)
+                        goto done;
+                    id = rule->attr[c] = (int32_t)a;
+                }
             }
             out[t * n_rules + r] = id;
         }
@@ -612,24 +680,17 @@ static int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
     status = 0;
 done:
     free(scratch);
-    free(pos);
-    free(len);
-    free(cid);
     return status;
 }
 
-/* counts[id] += the occurrences of id in ids[0, n); counts grows to n_names (new
- * entries 0).  0, or -1 (memory). */
-static int fcol_count(int64_t **counts, int64_t *counts_n, int64_t *counts_cap,
-                      int64_t n_names, const int32_t *ids, int64_t n) {
-    if (fcol_reserve((void **)counts, counts_cap, n_names, sizeof(int64_t)))
-        return -1;
-    if (n_names > *counts_n)
-        memset(*counts + *counts_n, 0, (size_t)(n_names - *counts_n) * sizeof(int64_t));
-    *counts_n = n_names > *counts_n ? n_names : *counts_n;
-    for (int64_t i = 0; i < n; i++)
-        (*counts)[ids[i]]++;
-    return 0;
+/* counts[id] (n_names of them, zeroed here) = the occurrences of attribute id so far:
+ * the sum of its combinations' over the rules. */
+static void fcol_counts(const fcol_rule *rules, int n_rules, int64_t *counts,
+                        int64_t n_names) {
+    memset(counts, 0, (size_t)n_names * sizeof(int64_t));
+    for (int r = 0; r < n_rules; r++)
+        for (int64_t c = 0; c < rules[r].attr_n; c++)
+            counts[rules[r].attr[c]] += rules[r].seen[c];
 }
 
 /* Each token's code of field `field` in `table` (new values get the next codes). */

@@ -19,7 +19,7 @@
 #
 # Compiler directives live in setup.py.
 
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
@@ -56,17 +56,23 @@ cdef extern from "_columns.h" nogil:
         int n_cells
         int32_t *keys
         int32_t *attr
+        int64_t *seen
         const int32_t *rows
         const int32_t *cols
         const unsigned char *const *pieces
         const int64_t *piece_len
         fcol_combos small
         fcol_table combos
+    ctypedef struct fcol_hashing:
+        uint32_t n_buckets
+        uint32_t seed
     int fcol_expand(fcol_rule *rules, int n_rules, int32_t *const *codes,
                     const fcol_table *columns, const int64_t *seq_len, int64_t n_seq,
-                    fcol_table *names, int32_t *out, int n_threads)
-    int fcol_count(int64_t **counts, int64_t *counts_n, int64_t *counts_cap,
-                   int64_t n_names, const int32_t *ids, int64_t n)
+                    fcol_table *names, const fcol_hashing *hashing, int32_t *out,
+                    int n_threads,
+                    int32_t **work, int64_t *work_cap)
+    void fcol_counts(const fcol_rule *rules, int n_rules, int64_t *counts,
+                     int64_t n_names)
 
     enum:
         FCOL_FULL
@@ -109,6 +115,12 @@ cdef class ColumnReader:
         Whether a ``-DOCSTART-`` row ends the sentence and is skipped.
     n_threads : int, default=1
         OpenMP threads of ``expand`` (the ids do not depend on it).
+    n_buckets : int, default=0
+        Feature hashing: with n_buckets > 0 an attribute is the bucket of its name
+        (MurmurHash3 with ``seed``, as ``CRF(hash_features=...)``), the ids number
+        the buckets in first-seen order (:meth:`attribute_buckets`), and no name is
+        kept.
+    seed : int, default=0
     """
 
     cdef fcol_parser ps
@@ -117,23 +129,25 @@ cdef class ColumnReader:
     cdef fcol_table *columns      # one per template column a rule reads
     cdef int n_columns
     cdef fcol_table names
+    cdef fcol_hashing hashing
     cdef fcol_table labels
-    cdef int64_t *counts
-    cdef int64_t counts_n
-    cdef int64_t counts_cap
+    cdef int32_t *work           # fcol_expand's scratch, kept between chunks
+    cdef int64_t work_cap
     cdef object keep              # the Python objects the C structs point into
     cdef list column_of           # template column -> index into columns
     cdef bytes sep
     cdef int n_threads
 
-    def __cinit__(self, rules, sep, docstart, int n_threads=1):
+    def __cinit__(self, rules, sep, docstart, int n_threads=1, uint32_t n_buckets=0,
+                  uint32_t seed=0):
         cdef int r, j
         memset(&self.ps, 0, sizeof(self.ps))
         memset(&self.names, 0, sizeof(self.names))
         memset(&self.labels, 0, sizeof(self.labels))
-        self.counts = NULL
-        self.counts_n = 0
-        self.counts_cap = 0
+        self.work = NULL
+        self.work_cap = 0
+        self.hashing.n_buckets = n_buckets
+        self.hashing.seed = seed
         used = sorted({c for _, cols, _ in rules for c in cols})
         self.column_of = [-1] * (max(used) + 1 if used else 0)
         for k, c in enumerate(used):
@@ -141,7 +155,12 @@ cdef class ColumnReader:
         self.keep = []
         self.n_threads = max(n_threads, 1)
         self.sep = sep
-        self.ps.sep = NULL if sep is None else <const unsigned char *>self.sep
+        # Not a conditional expression: Cython gives it a non-const C type, and the
+        # assignment would discard the qualifier.
+        cdef const unsigned char *sep_bytes = NULL
+        if sep is not None:
+            sep_bytes = <const unsigned char *>self.sep
+        self.ps.sep = sep_bytes
         self.ps.sep_len = 0 if sep is None else len(sep)
         self.ps.docstart = 1 if docstart else 0
         self.ps.n_fields = -1
@@ -192,6 +211,7 @@ cdef class ColumnReader:
             for j in range(self.n_rules):
                 free(<void *>self.rules[j].pieces)
                 free(self.rules[j].attr)
+                free(self.rules[j].seen)
                 free(self.rules[j].keys)
                 fcol_table_free(&self.rules[j].combos)
                 free(self.rules[j].small.slots)
@@ -202,7 +222,7 @@ cdef class ColumnReader:
             free(self.columns)
         fcol_table_free(&self.names)
         fcol_table_free(&self.labels)
-        free(self.counts)
+        free(self.work)
 
     # -- one file at a time ---------------------------------------------------
 
@@ -293,11 +313,9 @@ cdef class ColumnReader:
                     status = fcol_intern(&self.ps, p, label_field, &self.labels, lab)
                 if status == 0 and T:
                     status = fcol_expand(self.rules, self.n_rules, codes, self.columns,
-                                         self.ps.seq_len, S, &self.names, &ids_v[0],
-                                         self.n_threads)
-                if status == 0 and T:
-                    status = fcol_count(&self.counts, &self.counts_n, &self.counts_cap,
-                                        self.names.n, &ids_v[0], T * self.n_rules)
+                                         self.ps.seq_len, S, &self.names, &self.hashing,
+                                         &ids_v[0],
+                                         self.n_threads, &self.work, &self.work_cap)
         finally:
             free(codes)
         if status:
@@ -312,14 +330,26 @@ cdef class ColumnReader:
         """Occurrences of each attribute id, int64."""
         out = np.zeros(self.names.n, dtype=np.int64)
         cdef int64_t[::1] v = out
-        cdef int64_t i
-        for i in range(self.counts_n):
-            v[i] = self.counts[i]
+        if self.names.n:
+            fcol_counts(self.rules, self.n_rules, &v[0], self.names.n)
         return out
 
     def attribute_names(self):
-        """The attributes by id, as str."""
+        """The attributes by id, as str (a hashed reader: ``"#<bucket>"``)."""
+        if self.hashing.n_buckets:
+            return [f"#{b}" for b in self.attribute_buckets().tolist()]
         return _strings(&self.names, "surrogatepass")
+
+    def attribute_buckets(self):
+        """The bucket of every attribute id of a hashed reader, int64."""
+        cdef int64_t n = self.names.n
+        if not self.hashing.n_buckets:
+            raise ValueError("the reader does not hash (n_buckets=0)")
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        # Every key is one uint32, so the keys lie end to end.
+        cdef bytes blob = (<char *>self.names.arena)[:4 * n]
+        return np.frombuffer(blob, dtype=np.uint32).astype(np.int64)
 
     def label_names(self):
         """The labels by code, as str."""

@@ -33,9 +33,12 @@ def eligible(paths, template, encoding):
 
 
 def read(paths, template, builder, *, label_column, sep, docstart, encoding, chunk_size,
-         check_columns, name_of):
+         check_columns, name_of, hashing=None):
     """Read ``paths`` into ``builder`` (a ``_dataset._Builder``); return the number
     of fields per row (None without sentences).
+
+    ``hashing`` ``(n_buckets, seed)``: the attributes are the buckets of their
+    names (``"#<bucket>"``), numbered first seen, and no name is held.
 
     ``check_columns(template, label_column, n, path)`` runs after each file's first
     chunk, as the Python path runs it; ``name_of(path)`` names a file in errors.
@@ -48,7 +51,8 @@ def read(paths, template, builder, *, label_column, sep, docstart, encoding, chu
         [([row for row, _ in r.cells], [c for _, c in r.cells],
           [p.encode("utf-8", "surrogatepass") for p in r.pieces]) for r in template._unigram],
         None if sep is None else sep.encode("utf-8", "surrogatepass"), docstart,
-        effective_n_threads(None, len(template._unigram)))
+        effective_n_threads(None, len(template._unigram)),
+        *((0, 0) if hashing is None else hashing))
     n_fields = None
     fields = label_field = None
     for path in paths:
