@@ -420,7 +420,8 @@ calibration_max_trials
             else None
         X, y, X_dev, columns = fit_input(self.template, X, y, X_dev, lengths, feature_names)
         self._fit(self.get_params(), X, y, X_dev, y_dev, callback=callback,
-                  sample_weight=sample_weight, init_model=init, feature_names=columns)
+                  sample_weight=sample_weight, init_model=init, feature_names=columns,
+                  keep_optimizer_state=bool(self.warm_start))
         return self
 
     def partial_fit(self, X, y, *, classes=None, sample_weight=None, callback=None):
@@ -467,16 +468,12 @@ calibration_max_trials
             raise ValueError("classes is only for the first call of partial_fit: the "
                              f"fitted model's labels are {init.classes}")
         params.update(algorithm=algorithm, max_iterations=1, early_stopping=False)
-        if algorithm == "asgd" and params.get("learning_rate") is None:
-            # Every call continues the decaying schedule of the last (fastcrf._warm),
-            # the first one included; AdaGrad's accumulators are not kept between calls.
-            params["learning_rate"] = "calibrated"
         X, y, _, _ = fit_input(self.template, X, y, None, None, None)
         with warnings.catch_warnings():
             # A batch is small by design: SGD's "too few steps" warning is no news.
             warnings.filterwarnings("ignore", message=".*too few to converge")
             self._fit(params, X, y, callback=callback, sample_weight=sample_weight,
-                      init_model=init, classes=classes)
+                      init_model=init, classes=classes, keep_optimizer_state=True)
         return self
 
     def _fit(self, params, X, y, X_dev=None, y_dev=None, *, callback=None,

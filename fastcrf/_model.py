@@ -198,6 +198,10 @@ class CRFModel:
     feature_names = None
     #: Models pickled before constraints existed have none.
     constraints = None
+    #: The optimizer state a warm start goes on from (fastcrf._train.sgd_state), or
+    #: None.  Kept only by fits that asked for it (``CRF(warm_start=True)``,
+    #: ``partial_fit``); pickled with the model, never written to a model file.
+    optimizer_state = None
 
     def __init__(self, classes, vocabulary, layout, state, chain, training_log=None,
                  n_iter=0, metadata=None, constraints=None):
