@@ -103,14 +103,19 @@ def carry_weights(model, vocabulary, layout):
 def carried_schedule(model, algorithm):
     """The SGD schedule a warm start goes on with: ``{"eta0", "t"}`` from the last
     entry of ``model``'s training log, when ``algorithm`` ('asgd' or 'l2sgd') trained
-    it; else None (calibrate, start at t = 0)."""
+    it; else None (calibrate, start at t = 0).  After an AdaGrad rule only ``t``: its
+    constant ``eta0`` is no step size for the 'calibrated' rule a warm start without
+    the optimizer state takes, which then calibrates its own."""
     log = model.training_log
     if algorithm not in ("asgd", "l2sgd") or log is None or log.algorithm != algorithm:
         return None
     entries = [e for e in log.iterations if "eta0" in e]
     if not entries:
         return None
-    return {"eta0": float(entries[-1]["eta0"]), "t": float(entries[-1].get("t", 0.0))}
+    t = float(entries[-1].get("t", 0.0))
+    if log.step_rule in ("adagrad", "adagrad_row"):
+        return {"t": t}
+    return {"eta0": float(entries[-1]["eta0"]), "t": t}
 
 
 def flat_positions(layout, rows, cols):

@@ -591,6 +591,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             "weight_norm": float(np.sqrt(norm2)),
             "eta0": eta0,
             "t": float(state.scalars[3]),
+            "step_rule": rule,
             "seconds": time.perf_counter() - started,
         }
         history.append(info["objective"])
