@@ -38,6 +38,7 @@ from .._kernels import _prep, _sgd_engine
 from .._parallel import effective_n_threads
 from .._training import Weights, log_likelihood_of_flat, sum_of_squares
 from .base import LayoutWeights, Trainer, pick_fields
+from . import window
 from .sgd_state import SGDState
 
 
@@ -257,7 +258,9 @@ def _part_offsets(data, n_threads=1):
         vals = np.array(vals, dtype=np.float64)
     mid = np.empty(len(f.token_offsets) - 1, dtype=np.int64)
     parts = _prep.balanced_parts(ids, f.n_attributes)
-    _prep.split_parts(ids, vals, f.token_offsets, mid, parts, n_threads)
+    # An empty values array (every value 1) may be a read-only one: nothing to reorder.
+    _prep.split_parts(ids, vals if len(vals) else np.zeros(0), f.token_offsets, mid, parts,
+                      n_threads)
     if not owned:
         data.features = type(f)(ids, vals, f.token_offsets, f.seq_offsets, f.n_attributes)
     # Tied to the ids array it was computed for.
@@ -266,13 +269,15 @@ def _part_offsets(data, n_threads=1):
 
 
 def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_threads,
-           choice=None, lam1=0.0, forbidden=None):
+           choice=None, lam1=0.0, forbidden=None, last=True):
     """One pass over ``order`` (in SLICES compiled calls); return the per-visit losses.
 
     ``choice`` (a :class:`_ThreadChoice`) picks the thread count of each slice; without
     it every slice runs on ``n_threads``.  ``lam1`` > 0 (L1 per sequence) needs a
     ``state`` made with ``l1=True``.  ``forbidden`` (bool over the chain): the scores
-    the constraints forbid, -inf in the lattice.
+    the constraints forbid, -inf in the lattice.  ``last``: the pass ends an epoch
+    (False for the windows of an epoch but its last, :func:`_windowed_epoch`), so it
+    folds the scale into the weights.
     """
     forbid = None if forbidden is None else np.ascontiguousarray(forbidden, dtype=np.uint8)
     tok_mid = _part_offsets(data, n_threads)
@@ -298,7 +303,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             # Only the last slice folds the scale into the weights (an O(n_weights)
             # pass, ~5% of an epoch when every slice did it): the scalars carry the
             # state across slices, so the epoch equals one call over its whole order.
-            fold=hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
+            fold=last and hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
             l1_stamp=state.l1_stamp, seq_weight=data.weights, adagrad=state.adagrad,
             GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU,
             ada_rows=state.rows, GA=state.GA, EA=state.EA,
@@ -313,6 +318,22 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
     if data.weights is not None:
         losses *= data.weights[order]   # each visit's loss counts its sample weight
     return losses
+
+
+def _windowed_epoch(state, data, bounds, rng, settings, eta0, lam, avg_start, chain_mask,
+                    n_threads, choice, lam1, forbidden):
+    """One epoch over a memory-mapped ``data``, a window of shuffled blocks at a time
+    (fastcrf._train.window; ``bounds`` from ``block_bounds``); return the per-visit
+    losses, window after window."""
+    parts = window.windows(bounds, rng)
+    losses = []
+    for k, (sequences, order) in enumerate(parts):
+        losses.append(_epoch(state, data.subset(sequences), order, settings, eta0, lam,
+                             avg_start, chain_mask, n_threads, choice, lam1, forbidden,
+                             last=k == len(parts) - 1))
+        if not np.isfinite(losses[-1]).all():
+            break
+    return np.concatenate(losses)
 
 
 def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None,
@@ -573,10 +594,16 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         state.scalars[3] = float(carried.get("t", 0.0))
     history = []
     epoch = 0
+    # A memory-mapped training set larger than a window: shuffled blocks (window.py).
+    bounds = window.block_bounds(data, settings.batch_size)
     for epoch in range(1, max_epochs + 1):
-        order = random_state.permutation(n)
-        losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
-                        chain_mask, n_threads, choice, lam1, forbidden)
+        if bounds is None:
+            losses = _epoch(state, data, random_state.permutation(n), settings, eta0, lam,
+                            avg_start, chain_mask, n_threads, choice, lam1, forbidden)
+        else:
+            losses = _windowed_epoch(state, data, bounds, random_state, settings, eta0,
+                                     lam, avg_start, chain_mask, n_threads, choice, lam1,
+                                     forbidden)
         loss = float(losses.sum())
         if not np.isfinite(loss):
             raise FloatingPointError(

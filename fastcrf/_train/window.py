@@ -1,0 +1,83 @@
+"""SGD's visiting order over a memory-mapped training set: shuffled blocks, a window at
+a time.
+
+An SGD epoch visits the sequences in a random order.  Over a memory-mapped
+:class:`fastcrf.Dataset` a global permutation touches the file's pages at random, and
+the engine's entry arrays (split by weight part in place, :func:`fastcrf._train.sgd.
+_part_offsets`) would be copied whole into memory.  So when the mapped entries take
+more than :data:`WINDOW_BYTES`, an epoch instead
+
+- cuts the sequences, in file order, into blocks of about ``WINDOW_BYTES /
+  BLOCKS_PER_WINDOW`` bytes (whole mini-batches each);
+- shuffles the blocks, and takes them :data:`BLOCKS_PER_WINDOW` at a time: a window;
+- copies a window's sequences into memory (each block one contiguous read) and visits
+  them in a random order of their own.
+
+Memory is then the model plus one window, and each window mixes sequences from
+blocks spread over the whole file.  The order is drawn from the fit's
+``random_state`` as the global one is, so a fit is still reproducible and the same
+for any thread count; it is another order than the global shuffle, so the model
+differs from a fit in memory (bench/README.md measures the F1 of both).
+"""
+
+import numpy as np
+
+#: A memory-mapped training set whose entries (ids, values, labels and offsets) take
+#: more bytes than this is visited a window at a time.
+WINDOW_BYTES = 256 << 20
+#: Blocks per window: more, smaller blocks mix the sequences of an epoch better; each
+#: block is one contiguous read.
+BLOCKS_PER_WINDOW = 8
+
+
+def is_mapped(data):
+    """Whether ``data``'s attribute ids are memory-mapped (a Dataset loaded with
+    ``mmap=True``, read in place)."""
+    return isinstance(data.features.attr_ids, np.memmap)
+
+
+def entry_bytes(data):
+    """Bytes of each sequence's arrays as the engine reads them: ``(n_sequences,)``."""
+    f = data.features
+    entries = np.diff(f.token_offsets[f.seq_offsets])
+    tokens = np.diff(f.seq_offsets)
+    per_entry = f.attr_ids.itemsize + (f.values.itemsize if len(f.values) else 0)
+    # A token: its label and its offset.
+    return entries * per_entry + tokens * (data.labels.itemsize + 8)
+
+
+def block_bounds(data, batch_size, window_bytes=None):
+    """The blocks of a windowed epoch: sequence bounds ``[0, b1, ..., n]``, or None when
+    ``data`` is read in memory (not mapped, or no larger than a window)."""
+    window_bytes = WINDOW_BYTES if window_bytes is None else window_bytes
+    if not is_mapped(data):
+        return None
+    sizes = entry_bytes(data)
+    if sizes.sum() <= window_bytes:
+        return None
+    return cut_blocks(sizes, window_bytes // BLOCKS_PER_WINDOW, batch_size)
+
+
+def cut_blocks(sizes, block_bytes, batch_size):
+    """Bounds of consecutive blocks of about ``block_bytes`` (``sizes``: each
+    sequence's bytes), each a whole number of ``batch_size`` sequences but the last."""
+    n = len(sizes)
+    ends = np.cumsum(sizes)
+    targets = np.arange(1, int(ends[-1] // max(block_bytes, 1)) + 1) * block_bytes
+    cuts = np.searchsorted(ends, targets, side="right")
+    cuts = (cuts // batch_size) * batch_size
+    return np.unique(np.concatenate(([0], cuts[(cuts > 0) & (cuts < n)], [n])))
+
+
+def windows(bounds, rng):
+    """One epoch's windows: a list of ``(sequences, order)``, ``sequences`` the ids of a
+    window's blocks (shuffled blocks, each a contiguous range, in file order within)
+    and ``order`` the window's visiting order (a permutation of its positions)."""
+    n_blocks = len(bounds) - 1
+    blocks = rng.permutation(n_blocks)
+    out = []
+    for first in range(0, n_blocks, BLOCKS_PER_WINDOW):
+        chosen = np.sort(blocks[first:first + BLOCKS_PER_WINDOW])
+        sequences = np.concatenate([np.arange(bounds[b], bounds[b + 1]) for b in chosen])
+        out.append((sequences, rng.permutation(len(sequences))))
+    return out
