@@ -224,3 +224,24 @@ def test_a_cold_fit_keeps_no_state_and_a_model_file_none(data, tmp_path):
     assert crf._model.optimizer_state is not None
     crf.save(tmp_path / "m.npz")
     assert CRF.load(tmp_path / "m.npz")._model.optimizer_state is None
+
+
+
+def test_adagrad_decays_of_rows_a_call_skips_follow_its_own_l2(data):
+    """A call on half as many sequences doubles lambda: the cached decay of every row,
+    also of the rows its data never touch, is that of the new lambda."""
+    from fastcrf._kernels._sgd_engine import ADAGRAD_DELTA
+
+    X, y = data
+    only_first = [[list(t) + ["only_first"] for t in seq] for seq in X[:40]]
+    crf = _partial_fits(CRF(algorithm="asgd", random_state=0), only_first, y[:40], 1)
+    _partial_fits(crf, X[40:], y[40:], 1)
+    kept = crf._model.optimizer_state
+    assert kept.lam == 2 * 0.25 / 20
+    row = crf.attributes_.index("only_first")
+    assert kept.GA[row] > 0
+    seen = kept.GA > 0
+    c = kept.eta0 * kept.lam * kept.batch_size
+    np.testing.assert_allclose(kept.EA[seen],
+                               np.expm1(-c / (ADAGRAD_DELTA + np.sqrt(kept.GA[seen]))),
+                               rtol=1e-12)

@@ -541,7 +541,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         raise ValueError("algorithm='l2sgd' needs c2 > 0 (its step size is 1 / (lambda t))")
     if lam1 > 0.0 and algorithm != "asgd":
         raise ValueError(f"c1 (L1) is not supported by algorithm={algorithm!r}")
-    resume = resumable(init, algorithm, settings)
+    resume = resumable(init, settings)
     rule = resume.rule if resume is not None else step_rule(
         algorithm, settings.learning_rate, settings.c1, init is not None)
     settings = SGDSettings(**{**settings.__dict__, "learning_rate": rule})
@@ -645,7 +645,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     return weights, epoch
 
 
-def resumable(init, algorithm, settings):
+def resumable(init, settings):
     """``init.optimizer`` when a fit with ``settings`` can go on with it, else None.
 
     It can when the same algorithm made it, with the step rule ``settings`` asks for
