@@ -381,7 +381,12 @@ calibration_max_trials
         ----------
         X : list of lists of token features, Dataset, EncodedSequences, or scipy.sparse
             A :class:`fastcrf.Dataset` (with labels; ``y`` None) is trained on as
-            it is, memory-mapped or not; the model equals that of its lists.  A
+            it is, memory-mapped or not; the model equals that of its lists, except
+            that 'asgd' / 'l2sgd' visit a memory-mapped one whose arrays take more
+            than 256 MB a window at a time (shuffled blocks of the file, eight to a
+            window, each window shuffled: memory is the model plus a window, and the
+            visiting order differs from the global shuffle of the lists; load it
+            with ``mmap=False`` for that one).  A
             scipy.sparse matrix of shape (n_tokens, n_features) with ``lengths``
             (seqlearn's convention) is a token per row, column ``j`` the attribute
             ``feature_names[j]`` (default ``str(j)``) weighted by the entry: the
