@@ -327,8 +327,9 @@ def _windowed_epoch(state, data, bounds, rng, settings, eta0, lam, avg_start, ch
     losses, window after window."""
     parts = window.windows(bounds, rng)
     losses = []
-    for k, (sequences, order) in enumerate(parts):
-        losses.append(_epoch(state, data.subset(sequences), order, settings, eta0, lam,
+    for k, (blocks, order) in enumerate(parts):
+        losses.append(_epoch(state, window.gather(data, bounds, blocks), order, settings,
+                             eta0, lam,
                              avg_start, chain_mask, n_threads, choice, lam1, forbidden,
                              last=k == len(parts) - 1))
         if not np.isfinite(losses[-1]).all():
