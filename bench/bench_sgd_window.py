@@ -3,15 +3,24 @@ global shuffle of the same Dataset in memory (fastcrf._train.window): chunk F1 o
 CoNLL-2000's test set.
 
     python bench/bench_sgd_window.py [CONLL2000_FOLDER] [--seeds 0 1 2] [--windows 4 16]
+    python bench/bench_sgd_window.py --rss DATASET_FOLDER --mode window|global [--mb 256]
 
-CoNLL-2000 is far below the default window (256 MB), so the window is set to a
+CoNLL-2000 is far below the default window (1 GiB), so the window is set to a
 fraction of its encoded bytes: ``--windows 4`` makes four windows an epoch (each of
-``BLOCKS_PER_WINDOW`` blocks), i.e. a 1/32 of the training set per block.  Default
-estimator (asgd, 'adagrad_row'), CRF++ chunking template, ``random_state`` = seed.
+``BLOCKS_PER_WINDOW`` blocks).  Default estimator (asgd, 'adagrad_row'), CRF++
+chunking template, ``random_state`` = seed.
+
+``--rss``: one epoch on a dataset folder (``fastcrf encode``), memory-mapped, with
+windows of ``--mb`` MB or the global shuffle; prints the peak anonymous memory
+(``RssAnon``, sampled every 20 ms: the peak RSS also counts the pages of the mapped
+file that were read, which the kernel can drop), the peak RSS and the seconds.  One
+process per run.
 """
 
 import argparse
+import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,11 +56,38 @@ def main(folder, seeds, fractions):
         window.WINDOW_BYTES = default
 
 
+def memory(folder, mode, mb):
+    window.WINDOW_BYTES = mb << 20 if mode == "window" else 1 << 60
+    peak, done = [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("RssAnon:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+            time.sleep(0.02)
+
+    threading.Thread(target=sample, daemon=True).start()
+    started = time.perf_counter()
+    CRF(random_state=0, max_iterations=1).fit(Dataset.load(folder))
+    done.set()
+    print(f"{mode}: peak RssAnon {peak[0] / 1024:.0f} MB, peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
+          f"{time.perf_counter() - started:.1f} s", flush=True)
+
+
 if __name__ == "__main__":
     here = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2000"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", type=Path, default=here)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--windows", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--rss", type=Path, help="a dataset folder: measure memory")
+    parser.add_argument("--mode", choices=["window", "global"], default="window")
+    parser.add_argument("--mb", type=int, default=256)
     args = parser.parse_args()
-    main(args.folder, args.seeds, args.windows)
+    if args.rss is not None:
+        memory(args.rss, args.mode, args.mb)
+    else:
+        main(args.folder, args.seeds, args.windows)

@@ -383,7 +383,7 @@ calibration_max_trials
             A :class:`fastcrf.Dataset` (with labels; ``y`` None) is trained on as
             it is, memory-mapped or not; the model equals that of its lists, except
             that 'asgd' / 'l2sgd' visit a memory-mapped one whose arrays take more
-            than 256 MB a window at a time (shuffled blocks of the file, eight to a
+            than 1 GiB a window at a time (shuffled blocks of the file, 32 to a
             window, each window shuffled: memory is the model plus a window, and the
             visiting order differs from the global shuffle of the lists; load it
             with ``mmap=False`` for that one).  A
