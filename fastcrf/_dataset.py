@@ -498,6 +498,8 @@ class Dataset:
         path : str or path-like
         mmap : bool, default=True
             Memory-map the arrays (read-only) rather than reading them into memory.
+            SGD then reads a mapped dataset larger than its window (1 GiB) a window
+            of shuffled blocks at a time (:meth:`fastcrf.CRF.fit`).
 
         Returns
         -------

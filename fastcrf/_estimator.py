@@ -191,10 +191,11 @@ calibration_max_trials
         (None: 1.0 for 'adagrad', 0.5 for 'adagrad_row'; not calibrated).
     learning_rate : {'calibrated', 'adagrad', 'adagrad_row'} or None, default=None
         'asgd''s step rule.  None: 'adagrad_row', except with ``c1 > 0`` (only
-        'calibrated' has an L1 term) and in a warm start (``warm_start=True``,
-        :meth:`partial_fit`, every call of it: AdaGrad's accumulators are not kept
-        in the model, so 'calibrated' continues its decaying schedule instead; the
-        first fit of ``warm_start=True`` is a cold one, by 'adagrad_row').  Measured on
+        'calibrated' has an L1 term); a warm start (``warm_start=True``,
+        :meth:`partial_fit`) goes on with the rule of the fit it continues, whose
+        state it keeps, or takes 'calibrated' from a model without that state (loaded
+        from a file: AdaGrad's accumulators would start afresh, while 'calibrated'
+        continues its decaying schedule from the model's training log).  Measured on
         CoNLL-2002 NER, 'adagrad_row' gains ~2 entity F1 over 'calibrated' (rare
         attributes get larger steps) at the same chunk F1 on CoNLL-2000, for about
         twice the fit time on 23 labels (bench/README.md).
@@ -229,13 +230,28 @@ calibration_max_trials
         True: :meth:`fit` on a fitted CRF starts from its weights instead of 0.  The
         labels are the model's, in its order, then those new in ``y``; attributes
         and labels new in the data start at 0 and the model's others keep their
-        weights (even when absent from the new data).  'asgd' and 'l2sgd' go on
-        with the step-size schedule of a model the same algorithm trained: its
-        ``eta0`` (no new calibration, unless ``eta0`` is set) and its step counter
-        (sequences seen, in ``training_log_``; saved with the model), so the steps
-        keep decaying instead of restarting at ``eta0``.  SGD's average starts
-        afresh (from the model's averaged weights, over this fit's iterates), as do
-        L-BFGS's history and AROW's variances.  See also :meth:`partial_fit`.
+        weights (even when absent from the new data).
+
+        'asgd' and 'l2sgd' fits under ``warm_start=True`` (the first, cold one too)
+        and every :meth:`partial_fit` keep SGD's whole state with the fitted model,
+        and the next warm fit or :meth:`partial_fit` goes on with it, as the epochs
+        of one fit go on: the last iterate (the model holds the average), the running
+        average (over the steps of every call since averaging started: the second
+        half of the first fit's epochs, or from the first step of a first
+        :meth:`partial_fit`), the step counters and ``eta0``, AdaGrad's summed
+        squared gradients and its step rule, and the L1 penalty.  Attributes and
+        labels new in the data extend every state array with zeros.  The state is
+        about twice the model's weights in memory; it is pickled with the estimator
+        but never written to a model file, so :meth:`save` / :meth:`load` (and
+        ``fastcrf train --init``) give only the weights, ``eta0`` and the step
+        counter (``training_log_``): from such a model the average and AdaGrad's
+        accumulators start afresh and the rule is 'calibrated'.  Changing
+        ``algorithm``, ``learning_rate`` or whether ``c1 > 0`` between calls also
+        starts afresh from the model's weights.  Each call's L2 term is scaled to
+        its own data (``lambda = 2 c2 / n``, n its sequences): calling
+        :meth:`partial_fit` again on the same data is then another epoch of one
+        fit.  L-BFGS's history and AROW's variances are not kept.  See also
+        :meth:`partial_fit`.
     progress_bar : bool, default=False
         Show a tqdm progress bar over the epochs / iterations on stderr (its postfix:
         the last loss and dev accuracy); needs tqdm (``pip install
@@ -369,7 +385,12 @@ calibration_max_trials
         ----------
         X : list of lists of token features, Dataset, EncodedSequences, or scipy.sparse
             A :class:`fastcrf.Dataset` (with labels; ``y`` None) is trained on as
-            it is, memory-mapped or not; the model equals that of its lists.  A
+            it is, memory-mapped or not; the model equals that of its lists, except
+            that 'asgd' / 'l2sgd' visit a memory-mapped one whose arrays take more
+            than 1 GiB a window at a time (shuffled blocks of the file, 32 to a
+            window, each window shuffled: memory is the model plus a window, and the
+            visiting order differs from the global shuffle of the lists; load it
+            with ``mmap=False`` for that one).  A
             scipy.sparse matrix of shape (n_tokens, n_features) with ``lengths``
             (seqlearn's convention) is a token per row, column ``j`` the attribute
             ``feature_names[j]`` (default ``str(j)``) weighted by the entry: the
@@ -424,7 +445,8 @@ calibration_max_trials
             else None
         X, y, X_dev, columns = fit_input(self.template, X, y, X_dev, lengths, feature_names)
         self._fit(self.get_params(), X, y, X_dev, y_dev, callback=callback,
-                  sample_weight=sample_weight, init_model=init, feature_names=columns)
+                  sample_weight=sample_weight, init_model=init, feature_names=columns,
+                  keep_optimizer_state=bool(self.warm_start))
         return self
 
     def partial_fit(self, X, y, *, classes=None, sample_weight=None, callback=None):
@@ -436,9 +458,11 @@ calibration_max_trials
         starts from 0 with the labels ``classes`` (or those of its ``y``, in the
         order first seen); a later ``y``'s new labels are appended with zero
         weights (``warm_start`` explains what is kept).
-        'asgd' / 'l2sgd' calibrate ``eta0`` on the first call; the next ones go on
-        with it and with the step counter, so the steps decay over the calls as
-        over the epochs of one fit (each call averages its own epoch).
+        'asgd' takes its default rule, 'adagrad_row', on the first call ('l2sgd'
+        and ``learning_rate='calibrated'`` calibrate ``eta0``); the next calls go on
+        with SGD's whole state, so two calls on the same data are two epochs of one
+        fit whose average starts at its first step: the running average, the step
+        counters and AdaGrad's accumulators go on over the calls.
 
         Parameters
         ----------
@@ -471,16 +495,12 @@ calibration_max_trials
             raise ValueError("classes is only for the first call of partial_fit: the "
                              f"fitted model's labels are {init.classes}")
         params.update(algorithm=algorithm, max_iterations=1, early_stopping=False)
-        if algorithm == "asgd" and params.get("learning_rate") is None:
-            # Every call continues the decaying schedule of the last (fastcrf._warm),
-            # the first one included; AdaGrad's accumulators are not kept between calls.
-            params["learning_rate"] = "calibrated"
         X, y, _, _ = fit_input(self.template, X, y, None, None, None)
         with warnings.catch_warnings():
             # A batch is small by design: SGD's "too few steps" warning is no news.
             warnings.filterwarnings("ignore", message=".*too few to converge")
             self._fit(params, X, y, callback=callback, sample_weight=sample_weight,
-                      init_model=init, classes=classes)
+                      init_model=init, classes=classes, keep_optimizer_state=True)
         return self
 
     def _fit(self, params, X, y, X_dev=None, y_dev=None, *, callback=None,

@@ -24,12 +24,13 @@ from ._train import TRAINERS
 from ._train.bar import epoch_bar
 from ._train.progress import Progress, encode_dev, hold_out
 from ._training import chain_mask, encode_training, keep_frequent_features
-from ._warm import align_labels, carried_schedule, carry_weights, extend_vocabulary
+from ._warm import (align_labels, carried_schedule, carry_optimizer, carry_weights,
+                    extend_vocabulary)
 
 
 def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=True,
               listener=None, on_iteration=None, min_feature_freq=None, classes=None,
-              sample_weight=None, init_model=None):
+              sample_weight=None, init_model=None, keep_optimizer_state=False):
     """Train a CRF with the estimator parameters ``params``.
 
     Parameters
@@ -65,7 +66,11 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         As :meth:`fastcrf.CRF.fit` (:mod:`fastcrf._sample_weight`).
     init_model : CRFModel, optional
         A warm start (:mod:`fastcrf._warm`): train from this model's weights, with its
-        labels, its attributes kept beside the new data's.
+        labels, its attributes kept beside the new data's; and from its
+        ``optimizer_state`` when it has one.
+    keep_optimizer_state : bool, default=False
+        Keep the trainer's final state on the model (``CRFModel.optimizer_state``)
+        for the next warm start, when the trainer has one to keep ('asgd', 'l2sgd').
 
     Returns
     -------
@@ -146,6 +151,7 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     if init_model is not None:
         layout, init = carry_weights(init_model, vocabulary, layout)
         init.schedule = carried_schedule(init_model, p["algorithm"])
+        init.optimizer = carry_optimizer(init_model, vocabulary, layout)
         if forbidden is not None:
             init.chain = _weights_only(init.chain, forbidden)
     bar = epoch_bar(p["max_iterations"], p["algorithm"]) if p["progress_bar"] else None
@@ -175,6 +181,7 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         return stop
 
     trainer = TRAINERS[p["algorithm"]]
+    keep = keep_optimizer_state and "keep_state" in inspect.signature(trainer.fit).parameters
     if edges is not None:
         if allowed is not None:
             raise ValueError("constraints in training do not combine with "
@@ -186,14 +193,18 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
             random_state=rng, n_jobs=p["n_jobs"], callback=callback, log=progress.message,
             # Only a warm start passes init: a registered trainer may not take it.
             **({} if init is None else {"init": init}),
-            **({} if forbidden is None else {"forbidden": forbidden}))
+            **({} if forbidden is None else {"forbidden": forbidden}),
+            **({"keep_state": True} if keep else {}))
     finally:
         if bar is not None:
             bar.close()
+    optimizer = weights.optimizer
     weights = progress.best_weights or weights
-    return CRFModel(classes, vocabulary, layout, weights.state,
-                    _weights_only(weights.chain, forbidden), training_log=progress.log,
-                    n_iter=n_iter, constraints=allowed)
+    model = CRFModel(classes, vocabulary, layout, weights.state,
+                     _weights_only(weights.chain, forbidden), training_log=progress.log,
+                     n_iter=n_iter, constraints=allowed)
+    model.optimizer_state = optimizer
+    return model
 
 
 def _hashed(vocabulary, data, p, init_model):

@@ -55,7 +55,15 @@ class TrainingLog:
         The algorithm that trained the model.
     best_iteration : int or None
         Under ``early_stopping``: the epoch / iteration whose weights the model kept.
+    step_rule : str or None
+        The SGD step rule of an 'asgd' / 'l2sgd' fit ('calibrated', 'adagrad',
+        'adagrad_row'; saved in the model file): a warm start from the file carries
+        ``eta0`` only from a calibrated one.  None for the other trainers and for
+        files written before it was saved.
     """
+
+    #: Logs pickled or saved before the step rule was kept have none.
+    step_rule = None
 
     def __init__(self, algorithm):
         self.algorithm = algorithm
@@ -75,6 +83,7 @@ class TrainingLog:
         log = TrainingLog(self.algorithm)
         log.iterations = [dict(entry) for entry in self.iterations]
         log.best_iteration = self.best_iteration
+        log.step_rule = self.step_rule
         return log
 
     def __repr__(self):
@@ -198,6 +207,10 @@ class CRFModel:
     feature_names = None
     #: Models pickled before constraints existed have none.
     constraints = None
+    #: The optimizer state a warm start goes on from (fastcrf._train.sgd_state), or
+    #: None.  Kept only by fits that asked for it (``CRF(warm_start=True)``,
+    #: ``partial_fit``); pickled with the model, never written to a model file.
+    optimizer_state = None
 
     def __init__(self, classes, vocabulary, layout, state, chain, training_log=None,
                  n_iter=0, metadata=None, constraints=None):

@@ -169,7 +169,8 @@ def _npz_arrays(model, params, metadata):
         "classes": list(model.classes),
         "params": params,
         "n_iter": int(model.n_iter),
-        "training_log": {"algorithm": log.algorithm, "iterations": log.iterations},
+        "training_log": {"algorithm": log.algorithm, "iterations": log.iterations,
+                         **({} if log.step_rule is None else {"step_rule": log.step_rule})},
     }
     arrays = {
         "header.json": _json_bytes(header),
@@ -337,6 +338,8 @@ def _load_npz(source, path):
     log_data = header.get("training_log") or {}
     log = TrainingLog(log_data.get("algorithm", params.get("algorithm")))
     log.iterations = list(log_data.get("iterations", []))
+    if isinstance(log_data.get("step_rule"), str):
+        log.step_rule = log_data["step_rule"]
     chain = np.concatenate([arrays[name].ravel() for name in _CHAIN])
     if edges:
         return _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,

@@ -60,10 +60,12 @@ class TrainingData:
         """The sequences ``index`` (in that order), attribute ids unchanged."""
         f = self.features
         index = np.asarray(index, dtype=np.int64)
-        seq_len = np.diff(f.seq_offsets)[index]
+        # Differences at the chosen positions only: a memory-mapped set is read where
+        # ``index`` points, not whole.
         tok_start = f.seq_offsets[index]
+        seq_len = f.seq_offsets[index + 1] - tok_start
         tokens = _ranges(tok_start, seq_len)
-        tok_len = np.diff(f.token_offsets)[tokens]
+        tok_len = f.token_offsets[tokens + 1] - f.token_offsets[tokens]
         entries = _ranges(f.token_offsets[tokens], tok_len)
         sub = EncodedSequences(
             f.attr_ids[entries],

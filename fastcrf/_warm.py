@@ -15,17 +15,25 @@
   at ``eta0``.  Both ride in the model's training log, so a saved model (``fastcrf
   train --init``) carries them too; a model saved without ``t`` goes on from 0.
 
-What is not kept: SGD's average (the model holds the averaged weights, which become
-the new first iterate; each fit averages its own iterates, from the second half of
-its epochs, or its whole epoch for ``partial_fit``: continuing the old average would
-need the last iterate and the running sums, twice the model), L-BFGS's curvature
-pairs, the averaging of the online trainers, AROW's variances.
+- when the fitted model carries the optimizer state of its fit
+  (``CRFModel.optimizer_state``: kept by a fit under ``warm_start=True`` and by
+  ``partial_fit``, never saved in a model file; :mod:`fastcrf._train.sgd_state`),
+  'asgd' and 'l2sgd' go on with the whole engine instead (:func:`carry_optimizer`):
+  the last iterate (not the averaged weights), the running average, the step
+  counters, AdaGrad's summed squared gradients and the step rule, every array
+  extended by the new attributes and labels.
+
+What is not kept: without that state (a model loaded from a file), SGD's average and
+AdaGrad's accumulators (the model holds the averaged weights, which become the new
+first iterate, and the step rule is 'calibrated'); always, L-BFGS's curvature pairs,
+the averaging of the online trainers, AROW's variances.
 """
 
 import numpy as np
 
 from ._features._encoding import AttributeVocabulary, EncodedSequences
 from ._train.base import LayoutWeights
+from ._train.sgd_state import chain_positions
 
 
 def align_labels(model, classes, data):
@@ -95,11 +103,46 @@ def carry_weights(model, vocabulary, layout):
 def carried_schedule(model, algorithm):
     """The SGD schedule a warm start goes on with: ``{"eta0", "t"}`` from the last
     entry of ``model``'s training log, when ``algorithm`` ('asgd' or 'l2sgd') trained
-    it; else None (calibrate, start at t = 0)."""
+    it; else None (calibrate, start at t = 0).  After an AdaGrad rule only ``t``: its
+    constant ``eta0`` is no step size for the 'calibrated' rule a warm start without
+    the optimizer state takes, which then calibrates its own."""
     log = model.training_log
     if algorithm not in ("asgd", "l2sgd") or log is None or log.algorithm != algorithm:
         return None
     entries = [e for e in log.iterations if "eta0" in e]
     if not entries:
         return None
-    return {"eta0": float(entries[-1]["eta0"]), "t": float(entries[-1].get("t", 0.0))}
+    t = float(entries[-1].get("t", 0.0))
+    if log.step_rule in ("adagrad", "adagrad_row"):
+        return {"t": t}
+    return {"eta0": float(entries[-1]["eta0"]), "t": t}
+
+
+def flat_positions(layout, rows, cols):
+    """The positions in ``layout``'s flat vector of its kept pairs ``(rows, cols)``."""
+    K, S, D = layout.n_labels, layout.stride, layout.n_dense
+    keys_rows, keys_cols = layout.pairs()
+    keys = keys_rows * K + keys_cols   # increasing: pairs() is in attribute, label order
+    head = np.arange(D, dtype=np.int64)[:, None] * S + np.arange(K, dtype=np.int64)
+    flat = np.concatenate((head.ravel(),
+                           D * S + np.arange(len(layout.tail_labels), dtype=np.int64)))
+    at = np.searchsorted(keys, rows * K + cols)
+    if len(at) and (at.max() >= len(keys) or not np.array_equal(keys[at], rows * K + cols)):
+        raise AssertionError("a pair is missing from the layout")
+    return flat[at]
+
+
+def carry_optimizer(model, vocabulary, layout):
+    """``model.optimizer_state`` moved into the new ``(vocabulary, layout)`` (the one
+    :func:`carry_weights` returned), or None when the model has none."""
+    state = getattr(model, "optimizer_state", None)
+    if state is None:
+        return None
+    new_id = np.array([vocabulary.index[name] for name in model.vocabulary.names],
+                      dtype=np.int64)
+    old_rows, old_cols = model.layout.pairs()
+    weight_from = flat_positions(model.layout, old_rows, old_cols)
+    weight_to = flat_positions(layout, new_id[old_rows], old_cols)
+    K, k = layout.n_labels, len(model.classes)
+    return state.moved(layout.size, weight_from, weight_to, layout.n_attributes, new_id,
+                       chain_positions(k, K), K * K + 2 * K)

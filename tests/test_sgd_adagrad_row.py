@@ -346,7 +346,7 @@ def test_bad_adagrad_row_use_is_a_value_error_naming_it(hmm, params, match):
         CRF(**params).fit(X[:50], y[:50])
 
 
-def test_the_default_rule_falls_back_to_calibrated_where_adagrad_cannot_serve(hmm):
+def test_the_default_rule_falls_back_to_calibrated_where_adagrad_cannot_serve(hmm, tmp_path):
     X, y, *_ = hmm
     # c1 > 0: only 'calibrated' has the L1 clip (an explicit AdaGrad rule is refused).
     l1 = CRF(c1=0.1, random_state=0, max_iterations=2).fit(X, y)
@@ -354,9 +354,18 @@ def test_the_default_rule_falls_back_to_calibrated_where_adagrad_cannot_serve(hm
     np.testing.assert_array_equal(l1.state_weights_, cal.state_weights_)
     with pytest.raises(ValueError, match="learning_rate"):
         CRF(c1=0.1, learning_rate="adagrad_row").fit(X, y)
-    # partial_fit: every call continues the calibrated schedule of the one before.
+    # partial_fit goes on with the default rule and its accumulators; from a model
+    # file, which holds no optimizer state, the calibrated schedule goes on instead.
     online = CRF(random_state=np.random.default_rng(0))
     online.partial_fit(X, y)
     online.partial_fit(X, y)
-    etas = {e["eta0"] for e in online.training_log_.iterations}
-    assert len(etas) == 1 and etas != {0.5}
+    assert online._model.optimizer_state.rule == "adagrad_row"
+    assert {e["eta0"] for e in online.training_log_.iterations} == {0.5}
+    online.save(tmp_path / "m.npz")
+    loaded = CRF.load(tmp_path / "m.npz")
+    loaded.set_params(random_state=0)
+    loaded.partial_fit(X, y)
+    assert loaded._model.optimizer_state.rule == "calibrated"
+    loaded.partial_fit(X, y)
+    etas = {e["eta0"] for e in loaded.training_log_.iterations[-1:]}
+    assert loaded._model.optimizer_state.rule == "calibrated" and etas != {0.5}

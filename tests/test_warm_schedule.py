@@ -67,7 +67,7 @@ def test_the_schedule_goes_on_from_the_stored_t_and_eta0(data, tmp_path):
     """Through a model file: the second call starts at the first one's t and eta0,
     on other data (its own sequence count)."""
     X, y = data
-    crf = CRF(algorithm="asgd", random_state=0)
+    crf = CRF(algorithm="asgd", learning_rate="calibrated", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         crf.partial_fit(X[:40], y[:40])
@@ -75,6 +75,7 @@ def test_the_schedule_goes_on_from_the_stored_t_and_eta0(data, tmp_path):
     crf.save(tmp_path / "m.npz")
     loaded = CRF.load(tmp_path / "m.npz")
     assert loaded.training_log_.iterations[-1]["t"] == 40
+    assert loaded.training_log_.step_rule == "calibrated"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         loaded.partial_fit(X[40:], y[40:])
@@ -84,14 +85,17 @@ def test_the_schedule_goes_on_from_the_stored_t_and_eta0(data, tmp_path):
 
 def test_old_model_files_and_other_algorithms_start_at_zero(data, tmp_path):
     X, y = data
-    crf = CRF(algorithm="asgd", eta0=0.05, max_iterations=1, random_state=0).fit(X, y)
+    crf = CRF(algorithm="asgd", learning_rate="calibrated", eta0=0.05, max_iterations=1,
+              random_state=0).fit(X, y)
     crf.save(tmp_path / "m.npz")
-    # A model file written before t was logged: the same without the "t" entries.
+    # A model file written before t and the step rule were logged: the same without
+    # the "t" entries and the "step_rule".
     with np.load(tmp_path / "m.npz") as archive:
         arrays = {name: archive[name] for name in archive.files}
     header = json.loads(arrays["header.json"].tobytes().decode("utf-8"))
     for entry in header["training_log"]["iterations"]:
         del entry["t"]
+    del header["training_log"]["step_rule"]
     arrays["header.json"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     np.savez(tmp_path / "old.npz", **arrays)
     old = CRF.load(tmp_path / "old.npz")
@@ -116,7 +120,7 @@ def test_cli_init_continues_the_schedule(capsys, tmp_path):
     (tmp_path / "t").write_text("U00:%x[-1,0]\nU01:%x[0,0]\nB\n")
     first, second = tmp_path / "first.npz", tmp_path / "second.npz"
     status, _, err = run(capsys, "train", "-t", tmp_path / "t", "-m", first, "-a", "asgd",
-                         "-i", 2, "-q", tmp_path / "a.txt")
+                         "-p", "learning_rate=calibrated", "-i", 2, "-q", tmp_path / "a.txt")
     assert status == 0, err
     status, _, err = run(capsys, "train", "--init", first, "-m", second, "-a", "asgd",
                          "-i", 1, "-q", tmp_path / "b.txt")
@@ -125,3 +129,28 @@ def test_cli_init_continues_the_schedule(capsys, tmp_path):
     assert a.iterations[-1]["t"] == 160
     assert b.iterations[-1]["t"] == 160 + 40
     assert b.iterations[-1]["eta0"] == a.iterations[-1]["eta0"]
+
+
+def test_a_model_file_of_an_adagrad_fit_carries_t_but_not_its_eta0(data, tmp_path):
+    """AdaGrad's constant eta0 is no calibrated step size: a warm start from the file
+    (no optimizer state, so 'calibrated') calibrates its own and goes on from t."""
+    X, y = data
+    crf = CRF(algorithm="asgd", max_iterations=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        crf.fit(X, y)
+    assert crf.training_log_.step_rule == "adagrad_row"
+    crf.save(tmp_path / "m.npz")
+    loaded = CRF.load(tmp_path / "m.npz")
+    assert loaded.training_log_.step_rule == "adagrad_row"
+    calibrated = CRF(algorithm="asgd", learning_rate="calibrated", max_iterations=1,
+                     random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calibrated.fit(X, y)
+        loaded.set_params(warm_start=True)
+        loaded.fit(X, y)
+    last = loaded.training_log_.iterations[-1]
+    assert loaded.training_log_.step_rule == "calibrated"
+    assert last["t"] == 2 * len(X)
+    assert last["eta0"] == calibrated.training_log_.iterations[-1]["eta0"] != 0.5

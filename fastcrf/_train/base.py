@@ -34,12 +34,17 @@ class LayoutWeights:
         and the end scores.
     schedule : dict or None
         Only on a warm start's ``init``: where the optimiser goes on from.
+    optimizer : object or None
+        On a warm start's ``init``, the optimizer state of the previous fit moved into
+        this layout; on a trainer's result, its final state when asked to keep it
+        (SGD's :class:`fastcrf._train.sgd_state.SGDState`).  None otherwise.
     """
 
     state: np.ndarray
     chain: np.ndarray
     # SGD's {"eta0": ..., "t": ...} (fastcrf._warm.carried_schedule); None: afresh.
     schedule: dict = None
+    optimizer: object = None
 
     @classmethod
     def from_dense(cls, layout, state, chain):

@@ -139,6 +139,8 @@ class Progress:
             entry["eta0"] = float(info["eta0"])
         if "t" in info:      # and its step counter (sequences seen), a warm start too
             entry["t"] = float(info["t"])
+        if "step_rule" in info:   # and which rule eta0 is the step size of
+            self.log.step_rule = str(info["step_rule"])
         weights = None
         if self.dev is not None:
             weights = weights_fn()

@@ -38,6 +38,8 @@ from .._kernels import _prep, _sgd_engine
 from .._parallel import effective_n_threads
 from .._training import Weights, log_likelihood_of_flat, sum_of_squares
 from .base import LayoutWeights, Trainer, pick_fields
+from . import window
+from .sgd_state import SGDState
 
 
 @dataclass
@@ -256,7 +258,9 @@ def _part_offsets(data, n_threads=1):
         vals = np.array(vals, dtype=np.float64)
     mid = np.empty(len(f.token_offsets) - 1, dtype=np.int64)
     parts = _prep.balanced_parts(ids, f.n_attributes)
-    _prep.split_parts(ids, vals, f.token_offsets, mid, parts, n_threads)
+    # An empty values array (every value 1) may be a read-only one: nothing to reorder.
+    _prep.split_parts(ids, vals if len(vals) else np.zeros(0), f.token_offsets, mid, parts,
+                      n_threads)
     if not owned:
         data.features = type(f)(ids, vals, f.token_offsets, f.seq_offsets, f.n_attributes)
     # Tied to the ids array it was computed for.
@@ -265,13 +269,15 @@ def _part_offsets(data, n_threads=1):
 
 
 def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_threads,
-           choice=None, lam1=0.0, forbidden=None):
+           choice=None, lam1=0.0, forbidden=None, last=True):
     """One pass over ``order`` (in SLICES compiled calls); return the per-visit losses.
 
     ``choice`` (a :class:`_ThreadChoice`) picks the thread count of each slice; without
     it every slice runs on ``n_threads``.  ``lam1`` > 0 (L1 per sequence) needs a
     ``state`` made with ``l1=True``.  ``forbidden`` (bool over the chain): the scores
-    the constraints forbid, -inf in the lattice.
+    the constraints forbid, -inf in the lattice.  ``last``: the pass ends an epoch
+    (False for the windows of an epoch but its last, :func:`_windowed_epoch`), so it
+    folds the scale into the weights.
     """
     forbid = None if forbidden is None else np.ascontiguousarray(forbidden, dtype=np.uint8)
     tok_mid = _part_offsets(data, n_threads)
@@ -297,7 +303,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             # Only the last slice folds the scale into the weights (an O(n_weights)
             # pass, ~5% of an epoch when every slice did it): the scalars carry the
             # state across slices, so the epoch equals one call over its whole order.
-            fold=hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
+            fold=last and hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
             l1_stamp=state.l1_stamp, seq_weight=data.weights, adagrad=state.adagrad,
             GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU,
             ada_rows=state.rows, GA=state.GA, EA=state.EA,
@@ -312,6 +318,23 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
     if data.weights is not None:
         losses *= data.weights[order]   # each visit's loss counts its sample weight
     return losses
+
+
+def _windowed_epoch(state, data, bounds, rng, settings, eta0, lam, avg_start, chain_mask,
+                    n_threads, choice, lam1, forbidden):
+    """One epoch over a memory-mapped ``data``, a window of shuffled blocks at a time
+    (fastcrf._train.window; ``bounds`` from ``block_bounds``); return the per-visit
+    losses, window after window."""
+    parts = window.windows(bounds, rng)
+    losses = []
+    for k, (blocks, order) in enumerate(parts):
+        losses.append(_epoch(state, window.gather(data, bounds, blocks), order, settings,
+                             eta0, lam,
+                             avg_start, chain_mask, n_threads, choice, lam1, forbidden,
+                             last=k == len(parts) - 1))
+        if not np.isfinite(losses[-1]).all():
+            break
+    return np.concatenate(losses)
 
 
 def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None,
@@ -487,7 +510,7 @@ def too_few_steps(n_sequences, batch_size):
 
 
 def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
-            callback=None, log=None, init=None, forbidden=None):
+            callback=None, log=None, init=None, forbidden=None, keep_state=False):
     """Train by (averaged) SGD: the ``fit`` of the trainer contract
     (:class:`fastcrf._train.base.Trainer`), with ``settings`` an :class:`SGDSettings`.
 
@@ -497,9 +520,15 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     ``schedule`` (a warm start's: the previous fit's ``eta0`` and sequences seen
     ``t``) continues the step-size schedule from there (an ``eta0`` in ``settings``
     wins over the carried one; ``learning_rate='adagrad'`` keeps its own constant
-    eta).  The average starts afresh, and so do AdaGrad's summed squared gradients.
-    ``forbidden`` (bool over the chain): the scores the constraints forbid, -inf in
-    every lattice and never weights (``chain_mask`` keeps them at 0).
+    eta).  Without ``init.optimizer`` the average starts afresh, and so do AdaGrad's
+    summed squared gradients.  ``init.optimizer`` (an
+    :class:`~fastcrf._train.sgd_state.SGDState` in ``layout``, from a fit of the same
+    algorithm, step rule and L1-ness) is a warm start that goes on with the engine's
+    whole state instead (:func:`resumable`): the last iterate, the running average,
+    the step counters, AdaGrad's accumulators, and its rule when ``learning_rate`` is
+    None.  ``forbidden`` (bool over the chain): the scores the constraints forbid,
+    -inf in every lattice and never weights (``chain_mask`` keeps them at 0).
+    ``keep_state``: return the final state as the weights' ``optimizer``.
     """
     n = data.n_sequences
     lam = 2.0 * settings.c2 / n
@@ -513,7 +542,9 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         raise ValueError("algorithm='l2sgd' needs c2 > 0 (its step size is 1 / (lambda t))")
     if lam1 > 0.0 and algorithm != "asgd":
         raise ValueError(f"c1 (L1) is not supported by algorithm={algorithm!r}")
-    rule = step_rule(algorithm, settings.learning_rate, settings.c1, init is not None)
+    resume = resumable(init, settings)
+    rule = resume.rule if resume is not None else step_rule(
+        algorithm, settings.learning_rate, settings.c1, init is not None)
     settings = SGDSettings(**{**settings.__dict__, "learning_rate": rule})
     adagrad = rule in ADAGRAD_RULES
     check_learning_rate(algorithm, rule, settings.c1)
@@ -522,6 +553,8 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     choice = _ThreadChoice(n_threads)
     carried = (init.schedule if init is not None else None) or {}
     eta0 = settings.eta0
+    if eta0 is None and resume is not None:
+        eta0 = resume.eta0
     if eta0 is None and adagrad:
         eta0 = ADAGRAD_ETAS[rule]
     if eta0 is None:
@@ -544,22 +577,34 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     max_epochs = settings.max_iterations
     if max_epochs is None:
         max_epochs = default_epochs(n, settings.batch_size)
+    steps_before = 0.0 if resume is None else float(resume.scalars[4])
     avg_start = -1.0
-    if averaging:
-        avg_start = float(averaging_start(max_epochs) * steps_per_epoch(n, settings.batch_size))
+    if averaging and resume is not None and resume.avg_start >= 0:
+        avg_start = resume.avg_start   # the running average goes on
+    elif averaging:
+        avg_start = steps_before + float(
+            averaging_start(max_epochs) * steps_per_epoch(n, settings.batch_size))
     state = _State(layout, l1=lam1 > 0, adagrad=adagrad, avg_start=avg_start,
                    rows=settings.learning_rate == "adagrad_row")
-    if init is not None:
+    if resume is not None:
+        _resume(state, resume, eta0 * lam * settings.batch_size)
+    elif init is not None:
         # The scale alpha is 1: the iterate is U and V themselves.
         state.U[:] = init.state
         state.V[:] = init.chain
         state.scalars[3] = float(carried.get("t", 0.0))
     history = []
     epoch = 0
+    # A memory-mapped training set larger than a window: shuffled blocks (window.py).
+    bounds = window.block_bounds(data, settings.batch_size)
     for epoch in range(1, max_epochs + 1):
-        order = random_state.permutation(n)
-        losses = _epoch(state, data, order, settings, eta0, lam, avg_start,
-                        chain_mask, n_threads, choice, lam1, forbidden)
+        if bounds is None:
+            losses = _epoch(state, data, random_state.permutation(n), settings, eta0, lam,
+                            avg_start, chain_mask, n_threads, choice, lam1, forbidden)
+        else:
+            losses = _windowed_epoch(state, data, bounds, random_state, settings, eta0,
+                                     lam, avg_start, chain_mask, n_threads, choice, lam1,
+                                     forbidden)
         loss = float(losses.sum())
         if not np.isfinite(loss):
             raise FloatingPointError(
@@ -574,6 +619,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             "weight_norm": float(np.sqrt(norm2)),
             "eta0": eta0,
             "t": float(state.scalars[3]),
+            "step_rule": rule,
             "seconds": time.perf_counter() - started,
         }
         history.append(info["objective"])
@@ -588,10 +634,56 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             break
     averaged = state.has_average(averaging, avg_start)
     if averaged and (lam1 > 0 or adagrad):
-        return state.weights(True), epoch
-    if averaged:
-        return LayoutWeights(state.Uhat, state.Vhat), epoch
-    return state.weights(False), epoch
+        weights = state.weights(True)
+    elif averaged:
+        weights = LayoutWeights(state.Uhat, state.Vhat)
+    else:
+        weights = state.weights(False)
+    if keep_state:
+        weights.optimizer = SGDState.of(state, algorithm=algorithm, rule=rule, eta0=eta0,
+                                        lam=lam, avg_start=avg_start,
+                                        batch_size=settings.batch_size)
+    return weights, epoch
+
+
+def resumable(init, settings):
+    """``init.optimizer`` when a fit with ``settings`` can go on with it, else None.
+
+    It can when the same algorithm made it, with the step rule ``settings`` asks for
+    (None: any, so partial_fit and warm starts keep the default 'adagrad_row') and
+    with an L1 term exactly when ``settings`` has one; averaging switched on or off
+    in between is fine (a running average that has not started starts in this fit).
+    """
+    resume = getattr(init, "optimizer", None)
+    if resume is None or resume.algorithm != settings.algorithm:
+        return None
+    if settings.learning_rate is not None and settings.learning_rate != resume.rule:
+        return None
+    if (resume.qU is not None) != (settings.c1 > 0):
+        return None
+    return resume
+
+
+def _resume(state, resume, c_full):
+    """Load ``resume`` (an SGDState in ``state``'s layout) into ``state``.
+
+    AdaGrad's cached decays ``EU`` / ``EA`` (``expm1(-c s)`` with ``c = eta0 lambda
+    batch_size``, the full mini-batch's) are recomputed when ``c`` changed (another
+    training set size, ``c2``, ``eta0`` or batch size): the engine reads them for the
+    rows a mini-batch skips.
+    """
+    for name in ("U", "Uhat", "V", "Vhat", "qU", "qV", "l1_stamp", "GU", "EU", "GV",
+                 "GA", "EA", "ada_stamp"):
+        target, source = getattr(state, name), getattr(resume, name)
+        if target is not None and source is not None:
+            target[:] = source
+    state.scalars[:] = resume.scalars
+    if state.adagrad and c_full != resume.eta0 * resume.lam * resume.batch_size:
+        G, E = (state.GA, state.EA) if state.rows else (state.GU, state.EU)
+        s = np.zeros_like(G)
+        seen = G > 0.0
+        s[seen] = 1.0 / (_sgd_engine.ADAGRAD_DELTA + np.sqrt(G[seen]))
+        E[:] = np.expm1(-c_full * s)
 
 
 def check_learning_rate(algorithm, learning_rate, c1):
