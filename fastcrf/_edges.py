@@ -173,7 +173,7 @@ def carry_edges(model, new, *, order=None, factor=1.0):
         return new
     W = model.edge_weights if order is None else model.edge_weights[:, order][:, :, order]
     return EdgeCRFModel(new.classes, new.vocabulary, new.layout, new.state, new.chain,
-                        new.training_log, new.n_iter, new.metadata,
+                        new.training_log, new.n_iter, new.metadata, new.constraints,
                         transition_prefix=model.transition_prefix,
                         edge_vocabulary=model.edge_vocabulary, edge_weights=W * factor)
 
@@ -392,7 +392,7 @@ class EdgeCRFModel(CRFModel):
 
     Parameters
     ----------
-    classes, vocabulary, layout, state, chain, training_log, n_iter, metadata
+    classes, vocabulary, layout, state, chain, training_log, n_iter, metadata, constraints
         As :class:`fastcrf._model.CRFModel`.
     transition_prefix : str
         Token features whose names start with it are transition attributes.
@@ -404,10 +404,10 @@ class EdgeCRFModel(CRFModel):
     """
 
     def __init__(self, classes, vocabulary, layout, state, chain, training_log=None,
-                 n_iter=0, metadata=None, *, transition_prefix, edge_vocabulary,
-                 edge_weights):
+                 n_iter=0, metadata=None, constraints=None, *, transition_prefix,
+                 edge_vocabulary, edge_weights):
         super().__init__(classes, vocabulary, layout, state, chain, training_log, n_iter,
-                         metadata)
+                         metadata, constraints)
         K = len(self.classes)
         W = np.ascontiguousarray(edge_weights, dtype=np.float64)
         if W.shape != (len(edge_vocabulary), K, K):
@@ -478,10 +478,12 @@ class EdgeCRFModel(CRFModel):
         return logz, score, marg
 
     def marginals(self, features, n_jobs=None, constraints=None, forced=None):
-        """Label marginals of every token of ``features``: ndarray (n_tokens, K);
-        ``forced`` is not supported with transition attributes yet."""
+        """Label marginals of every token of ``features``: ndarray (n_tokens, K)."""
         if forced is not None:
-            raise ValueError(_unsupported("forced="))
+            from . import _lattice_queries
+
+            return _lattice_queries.forced_marginals(self, features, forced, n_jobs,
+                                                     constraints)
         if features.n_sequences == 0:
             return np.zeros((features.n_tokens, len(self.classes)))
         logz, _, marg = self._forward(features, self.constrained_chain(constraints),
@@ -496,25 +498,3 @@ class EdgeCRFModel(CRFModel):
                                        np.ascontiguousarray(codes, dtype=np.int64), n_jobs,
                                        False)
         return score - logz
-
-    def predict(self, X, n_jobs=None, constraints=None, decoder="viterbi", forced=None):
-        """As :meth:`fastcrf._model.CRFModel.predict`; ``decoder="mbr"`` and
-        ``forced`` are not supported with transition attributes yet."""
-        if decoder == "mbr":
-            raise ValueError(_unsupported("decoder='mbr'"))
-        if forced is not None:
-            raise ValueError(_unsupported("forced="))
-        return super().predict(X, n_jobs, constraints, decoder)
-
-    def predict_nbest(self, X, k, n_jobs=None, constraints=None, forced=None):
-        """Not supported with transition attributes yet (ValueError)."""
-        raise ValueError(_unsupported("predict_nbest"))
-
-    def predict_edge_marginals(self, X, n_jobs=None, constraints=None):
-        """Not supported with transition attributes yet (ValueError)."""
-        raise ValueError(_unsupported("predict_edge_marginals"))
-
-
-def _unsupported(what):
-    return (f"{what} is not supported for a model with transition attributes "
-            "(transition_prefix) yet; use predict / predict_marginals")
