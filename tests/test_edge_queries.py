@@ -392,3 +392,17 @@ def test_crf_test_and_tag_nbest_with_transition_attributes(capsys, tmp_path):
     assert code == 0, err
     assert [labels for _, labels in blocks(out)] == [
         labels for seq in crf.predict_nbest(rows, 2) for labels, _ in seq]
+
+
+def test_false_transition_attributes_are_left_out():
+    # A False bool feature has value 0: it adds nothing, so the model (and its every
+    # query) is that of the same tokens without it, bitwise.
+    rng = np.random.default_rng(6)
+    X, y = corpus(rng, 40)
+    with_false = [[{**tok, "E:t": t % 2 == 0} for t, tok in enumerate(seq)] for seq in X]
+    without = [[{**tok, "E:t": True} if t % 2 == 0 else tok for t, tok in enumerate(seq)]
+               for seq in X]
+    a, b = (fastcrf.CRF(algorithm="lbfgs", transition_prefix="E:", max_iterations=15)
+            .fit(Z, y) for Z in (with_false, without))
+    assert np.array_equal(a._model.edge_weights, b._model.edge_weights)
+    assert a.predict_nbest(with_false, 3) == b.predict_nbest(without, 3)
