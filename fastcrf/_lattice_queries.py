@@ -17,6 +17,8 @@ each), so a long test set never materialises them all at once.
 import numpy as np
 
 from . import _dense
+from ._kernels._core import MAX_SCORE
+from ._model import check_scores
 from ._training import split_chain
 
 #: The most doubles of (B, T, K, K) transitions built at once for a model with
@@ -46,6 +48,13 @@ def dense_scores(model, features):
     X = _csr(features, model.layout.n_attributes)
     lengths = np.diff(features.seq_offsets)
     return _padded(np.asarray(X @ model.state_weights()), lengths), lengths
+
+
+def _in_range(x):
+    """Every score finite within the kernels' limit, or -inf (a constrained one)."""
+    finite = x[np.isfinite(x)]
+    return (not np.isnan(x).any() and not np.isposinf(x).any()
+            and np.abs(finite).max(initial=0.0) <= MAX_SCORE)
 
 
 def _ranges(lengths, per_token):
@@ -88,6 +97,8 @@ def batches(model, features, constraints=None, forced=None):
         T = int(part.max()) if len(part) else 0
         # trans_t = trans + sum_f x[t, f] W[f]: a constrained (-inf) transition stays so.
         flat = np.asarray(E[tok[s0]:tok[s1]] @ W).reshape(-1, K, K) + trans
+        if not _in_range(flat):
+            check_scores(-1)  # the prediction kernels' error, as Viterbi gives it
         tr = _padded(flat, part)
         tr[np.arange(T)[None, :] >= part[:, None]] = trans
         yield s0, (em[s0:s1, :T], tr, start, end, part,

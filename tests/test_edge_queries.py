@@ -326,6 +326,18 @@ def test_threads_and_batches_are_bitwise(fitted, monkeypatch):
     assert all(same(a, b) for a, b in zip(one, small))
 
 
+def test_scores_out_of_range_raise_as_viterbi_does(fitted):
+    crf, X = fitted
+    m = crf._model
+    huge = _edges.EdgeCRFModel(m.classes, m.vocabulary, m.layout, m.state, m.chain,
+                               transition_prefix="E:", edge_vocabulary=m.edge_vocabulary,
+                               edge_weights=np.full(m.edge_weights.shape, 1e200))
+    for call in (lambda: huge.predict(X), lambda: huge.predict_nbest(X, 2),
+                 lambda: huge.predict(X, decoder="mbr"), lambda: huge.predict_edge_marginals(X)):
+        with pytest.raises(ValueError, match="not finite or exceed 1e150"):
+            call()
+
+
 def test_forced_errors_name_the_entry(fitted):
     crf, X = fitted
     with pytest.raises(ValueError, match=r"forced\[0\]\[0\] is 'Z'"):
