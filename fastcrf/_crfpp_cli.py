@@ -575,10 +575,6 @@ def _tag_file(path, model, template, xsize, label_column, args):
     if args.nbest > 1:
         from . import _lattice_queries
 
-        if getattr(model, "edge_weights", None) is not None:
-            raise cli.CommandError("-n above 1 is not supported yet for a model with "
-                                   "transition attributes (B template lines with macros)")
-
         candidates = _lattice_queries.nbest(model, features, args.nbest)
     else:
         codes = model.viterbi_codes(features)

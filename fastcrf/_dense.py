@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _dense_edges
 from ._kernels import _core
 from ._parallel import effective_n_threads
-from ._validation import check_batch, check_label_mask, check_tags, constrain
+from ._validation import DenseBatch, check_batch, check_label_mask, check_tags, constrain
 
 
 class Gradients(NamedTuple):
@@ -497,13 +497,20 @@ def viterbi(
     """
     batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
     B, T, K = batch.shape
+    if k is not None:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"k must be an int or None, got {type(k).__name__}")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
     if _per_position(batch):
-        if k is not None:
-            raise ValueError("k (k-best paths) is not supported with per-position "
-                             "transitions of shape (B, T, K, K); pass k=None")
-        paths, scores = _dense_edges.viterbi(batch, n_jobs)
-        _check_possible(scores)
-        return paths, _as_result(scores, batch.dtype, "best path score")
+        if k is None:
+            paths, scores = _dense_edges.viterbi(batch, n_jobs)
+            _check_possible(scores)
+            return paths, _as_result(scores, batch.dtype, "best path score")
+        paths, scores = _dense_edges.viterbi_nbest(batch, int(k), n_jobs)
+        _check_possible(scores[:, 0])
+        return paths, _as_result(scores.ravel(), batch.dtype, "path score",
+                                 neg_inf=True).reshape(B, int(k))
     n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
     if k is None:
         paths = np.full((B, T), -1, dtype=np.int64)
@@ -512,13 +519,9 @@ def viterbi(
                       batch.end, paths, scores, n_threads)
         _check_possible(scores)
         return paths, _as_result(scores, batch.dtype, "best path score")
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an int or None, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
     paths = np.full((B, int(k), T), -1, dtype=np.int64)
     scores = np.full((B, int(k)), -np.inf)
-    scores[:, 0] = 0.0  # replaced by the kernel, except for empty sequences
+    scores[batch.lengths == 0, 0] = 0.0  # the one (empty) path; -inf: no possible path
     _core.viterbi_nbest(batch.emissions, batch.lengths, batch.transitions, batch.start,
                         batch.end, paths, scores, n_threads)
     _check_possible(scores[:, 0])
@@ -546,7 +549,8 @@ def posterior_decode(
     Parameters
     ----------
     emissions : array-like of shape (B, T, K), float32 or float64
-    transitions : array-like of shape (K, K)
+    transitions : array-like of shape (K, K) or (B, T, K, K)
+        Per-position transitions as in :func:`log_partition`.
     start, end : array-like of shape (K,), optional
     lengths : array-like of int of shape (B,), optional
     allowed : array-like of bool of shape (K, K) or (K + 2, K + 2), optional
@@ -572,10 +576,15 @@ def posterior_decode(
     batch = _batch(emissions, transitions, start, end, lengths, allowed, label_mask)
     B, T, _ = batch.shape
     # The validated batch goes to the kernel as it is (marginals() would check it again).
-    logz, _, node, _ = _run_forward_backward(batch, None, True, n_jobs)
+    if _per_position(batch):
+        logz, _, node, _, _ = _dense_edges.forward_backward(batch, node=True, n_jobs=n_jobs)
+        trans0 = _dense_edges.possible_transitions(batch)
+    else:
+        logz, _, node, _ = _run_forward_backward(batch, None, True, n_jobs)
+        trans0 = (np.where(np.isneginf(batch.transitions), -np.inf, 0.0)
+                  if np.isneginf(batch.transitions).any() else None)
     _check_possible(logz)
-    chain = (batch.transitions, batch.start, batch.end)
-    if not any(np.isneginf(x).any() for x in chain):
+    if trans0 is None and not (np.isneginf(batch.start).any() or np.isneginf(batch.end).any()):
         # No forbidden transition: any labels of nonzero marginal form a possible path,
         # so the best path takes the best label of each position; argmax keeps the
         # lowest label on ties, the Viterbi rule with all transitions 0.  (A label of
@@ -588,8 +597,16 @@ def posterior_decode(
     # when no emission is -inf.
     impossible = np.isneginf(batch.emissions)
     gain = np.where(impossible, -np.inf, node) if impossible.any() else node
+    start0, end0 = (np.where(np.isneginf(x), -np.inf, 0.0) for x in (batch.start, batch.end))
+    if _per_position(batch):
+        if trans0 is None:
+            trans0 = np.zeros(batch.transitions.shape)
+        paths, _ = _dense_edges.viterbi(
+            DenseBatch(gain, trans0, start0, end0, batch.lengths, batch.dtype), n_jobs)
+        return paths
+    if trans0 is None:
+        trans0 = np.zeros(batch.transitions.shape)
     paths = np.full((B, T), -1, dtype=np.int64)
     n_threads = effective_n_threads(n_jobs, -(-B // _core.chunk_size()))
-    _core.viterbi(gain, batch.lengths, *(np.where(x == -np.inf, -np.inf, 0.0) for x in chain),
-                  paths, np.zeros(B), n_threads)
+    _core.viterbi(gain, batch.lengths, trans0, start0, end0, paths, np.zeros(B), n_threads)
     return paths

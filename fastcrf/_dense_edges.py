@@ -135,3 +135,28 @@ def viterbi(batch, n_jobs):
     _edges.dense_viterbi(batch.emissions, batch.lengths, batch.transitions, batch.start,
                          batch.end, paths, scores, _threads(n_jobs, B))
     return paths, scores
+
+
+def viterbi_nbest(batch, k, n_jobs):
+    """``(paths (B, k, T), scores (B, k))``: the k best distinct paths of every
+    sequence in descending score (-1 / -inf for the missing ones), ties as the
+    shared-transition k-best (:func:`fastcrf._dense.viterbi`)."""
+    B, T = batch.shape[:2]
+    paths = np.full((B, k, T), -1, dtype=np.int64)
+    scores = np.full((B, k), -np.inf)
+    scores[batch.lengths == 0, 0] = 0.0  # the one (empty) path; -inf: no possible path
+    _edges.dense_viterbi_nbest(batch.emissions, batch.lengths, batch.transitions,
+                               batch.start, batch.end, paths, scores, _threads(n_jobs, B))
+    return paths, scores
+
+
+def possible_transitions(batch):
+    """The batch's transition scores with every possible one 0 (the impossible ones
+    stay -inf), or None when every transition it reads is possible."""
+    B, T = batch.shape[:2]
+    steps = np.arange(T)[None, :]
+    read = (steps < batch.lengths[:, None]) & (steps >= 1)
+    impossible = np.isneginf(batch.transitions) & read[:, :, None, None]
+    if not impossible.any():
+        return None
+    return np.where(impossible, -np.inf, 0.0)

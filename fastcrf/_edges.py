@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._features._encoding import EncodedSequences, encode, fit_encode
+from ._features._encoding import AttributeVocabulary, EncodedSequences, encode, fit_encode
 from ._kernels import _edges
 from ._model import CRFModel, check_possible, check_scores
 from ._parallel import effective_n_threads
@@ -97,13 +97,20 @@ def split_tokens(X, prefix):
 
 def without_first_tokens(features):
     """``features`` without the entries of each sequence's first token (which has no
-    incoming transition), unit values dropped."""
+    incoming transition) and without those of value 0 (a False bool feature: they add
+    nothing, and the kernels' fast product of exp(W[f]) takes unit values only), unit
+    values dropped."""
     f = features
     tok = f.token_offsets
     first = f.seq_offsets[:-1]
-    counts = np.diff(tok)
-    counts[first] = 0
-    keep = np.repeat(counts > 0, np.diff(tok))
+    n = np.diff(tok)
+    is_first = np.zeros(len(n), dtype=bool)
+    is_first[first[first < len(n)]] = True
+    keep = np.repeat(~is_first, n)
+    if len(f.values):
+        keep &= f.values != 0.0
+    token = np.repeat(np.arange(len(n)), n)
+    counts = np.bincount(token[keep], minlength=len(n))
     offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
     values = f.values[keep] if len(f.values) else f.values
     return drop_unit_values(EncodedSequences(
@@ -173,7 +180,7 @@ def carry_edges(model, new, *, order=None, factor=1.0):
         return new
     W = model.edge_weights if order is None else model.edge_weights[:, order][:, :, order]
     return EdgeCRFModel(new.classes, new.vocabulary, new.layout, new.state, new.chain,
-                        new.training_log, new.n_iter, new.metadata,
+                        new.training_log, new.n_iter, new.metadata, new.constraints,
                         transition_prefix=model.transition_prefix,
                         edge_vocabulary=model.edge_vocabulary, edge_weights=W * factor)
 
@@ -195,9 +202,13 @@ class EdgeObjective:
     range.
     """
 
-    def __init__(self, data, edges, layout, chain_mask, c2, n_jobs, blocks=None):
+    def __init__(self, data, edges, layout, chain_mask, c2, n_jobs, blocks=None,
+                 forbidden=None):
         K = data.n_labels
         self.data, self.edges, self.layout = data, edges, layout
+        # The constraints' forbidden chain scores: -inf in the lattice (whatever W adds
+        # there), 0 (masked) in x.
+        self.chain_fixed = None if forbidden is None else np.where(forbidden, -np.inf, 0.0)
         self.n_edge = edges.n_attributes * K * K
         self.n_state = layout.size
         self.chain_mask = None if np.all(chain_mask == 1.0) else chain_mask
@@ -227,6 +238,8 @@ class EdgeObjective:
         K = data.n_labels
         nW, nS = self.n_edge, self.n_state
         W, state, chain = x[:nW], x[nW:nW + nS], x[nW + nS:]
+        if self.chain_fixed is not None:
+            chain = chain + self.chain_fixed
         trans, start, end = split_chain(np.asarray(chain, dtype=np.float64), K)
         self.chunks.fill(0.0)
         W = np.ascontiguousarray(W)
@@ -275,7 +288,7 @@ class EdgeWeights:
 
 
 def fit_lbfgs(data, edges, settings, *, layout, chain_mask, n_jobs=None, callback=None,
-              log=None):
+              log=None, init=None, forbidden=None):
     """Train state, chain and transition-attribute weights by L-BFGS / OWL-QN.
 
     Parameters
@@ -284,17 +297,23 @@ def fit_lbfgs(data, edges, settings, *, layout, chain_mask, n_jobs=None, callbac
     edges : EncodedSequences
         The transition attributes of ``data``'s tokens (:func:`encode_edges`).
     settings : fastcrf._train.lbfgs.LBFGSSettings
-    layout, chain_mask, n_jobs, callback, log
+    layout, chain_mask, n_jobs, callback, log, forbidden
         As the trainer contract (:class:`fastcrf._train.base.Trainer`); the
         callback's ``weights_fn()`` gives the layout weights only.
+    init : EdgeWeights, optional
+        A warm start: the layout weights and ``W`` to start from.
 
     Returns
     -------
     weights : EdgeWeights
     n_iter : int
     """
-    fun = EdgeObjective(data, edges, layout, chain_mask, settings.c2, n_jobs)
+    fun = EdgeObjective(data, edges, layout, chain_mask, settings.c2, n_jobs,
+                        forbidden=forbidden)
     nW = fun.n_edge
+    if init is not None:
+        w0 = init.layout_weights
+        init = LayoutWeights(np.concatenate((init.edge.ravel(), w0.state)), w0.chain)
 
     def on_iteration(iteration, info, weights_fn):
         if callback is None:
@@ -306,7 +325,7 @@ def fit_lbfgs(data, edges, settings, *, layout, chain_mask, n_jobs=None, callbac
         return callback(iteration, info, layout_weights)
 
     w, n_iter = minimize_objective(fun, nW + layout.size, data.n_labels, settings,
-                                   callback=on_iteration, log=log)
+                                   callback=on_iteration, log=log, init=init)
     K = data.n_labels
     edge = w.state[:nW].reshape(edges.n_attributes, K, K).copy()
     return EdgeWeights(LayoutWeights(w.state[nW:].copy(), w.chain), edge), n_iter
@@ -333,41 +352,87 @@ class Fit:
             For a prefix or a setting that transition attributes do not support.
         """
         prefix = check_prefix(p.get("transition_prefix"))
+        if isinstance(init_model, EdgeCRFModel) and prefix != init_model.transition_prefix:
+            raise ValueError(
+                f"a warm start from a model with transition attributes needs its "
+                f"transition_prefix={init_model.transition_prefix!r}, got "
+                f"transition_prefix={prefix!r}")
         if prefix is None:
             return None
         if p["algorithm"] not in ALGORITHMS:
             raise ValueError(
                 f"transition_prefix is supported by algorithm='lbfgs' only, not "
                 f"algorithm={p['algorithm']!r}; pass algorithm='lbfgs'")
-        if init_model is not None:
-            raise ValueError("transition_prefix does not support warm_start yet")
         if X_dev is not None or p["early_stopping"]:
             raise ValueError("transition_prefix does not support a dev set or "
                              "early_stopping yet")
-        return cls(prefix, *split_tokens(X, prefix))
+        fit = cls(prefix, *split_tokens(X, prefix))
+        fit.init_model = init_model if isinstance(init_model, EdgeCRFModel) else None
+        return fit
 
     def encode(self, p):
-        """Encode the transition attributes (with the state features' ``min_freq``)."""
+        """Encode the transition attributes (with the state features' ``min_freq``);
+        in a warm start, the model's attributes the new data lack are appended."""
         self.vocabulary, self.features = encode_edges(self.edge_tokens, p["min_freq"],
                                                       p["n_jobs"])
         self.edge_tokens = None
+        if self.init_model is not None:
+            self.vocabulary, self.features = extend_edges(
+                self.init_model.edge_vocabulary, self.vocabulary, self.features)
 
-    def fit(self, data, p, classes, vocabulary, layout, mask, callback, progress, bar):
-        """Train by L-BFGS and return the :class:`EdgeCRFModel`."""
+    def carried(self, n_labels):
+        """``W`` (n_attributes, K, K) of a warm start: the model's weights at its
+        attributes and labels (:func:`fastcrf._warm.align_labels` puts its labels
+        first), 0 for the new ones."""
+        W = np.zeros((self.features.n_attributes, n_labels, n_labels))
+        if self.init_model is not None:
+            old = self.init_model
+            k = len(old.classes)
+            index = self.vocabulary.index
+            rows = np.array([index[name] for name in old.edge_vocabulary.names],
+                            dtype=np.int64)
+            W[rows, :k, :k] = old.edge_weights
+        return W
+
+    def fit(self, data, p, classes, vocabulary, layout, mask, callback, progress, bar,
+            init=None, allowed=None, forbidden=None):
+        """Train by L-BFGS and return the :class:`EdgeCRFModel` (``init``: the
+        carried layout weights of a warm start; ``allowed`` / ``forbidden``: the
+        training constraints, as :func:`fastcrf._fit.fit_model` resolves them)."""
         from ._train.lbfgs import LBFGSSettings
+        if init is not None:
+            init = EdgeWeights(init, self.carried(data.n_labels))
         try:
             weights, n_iter = fit_lbfgs(
                 data, self.features, LBFGSSettings.from_params(p), layout=layout,
                 chain_mask=mask, n_jobs=p["n_jobs"], callback=callback,
-                log=progress.message)
+                log=progress.message, init=init, forbidden=forbidden)
         finally:
             if bar is not None:
                 bar.close()
         w = weights.layout_weights
-        return EdgeCRFModel(classes, vocabulary, layout, w.state, w.chain,
-                            training_log=progress.log, n_iter=n_iter,
+        chain = w.chain if forbidden is None else np.where(forbidden, 0.0, w.chain)
+        return EdgeCRFModel(classes, vocabulary, layout, w.state, chain,
+                            training_log=progress.log, n_iter=n_iter, constraints=allowed,
                             transition_prefix=self.prefix,
                             edge_vocabulary=self.vocabulary, edge_weights=weights.edge)
+
+
+def extend_edges(old, vocabulary, features):
+    """``(vocabulary, features)`` with the names of ``old`` (a model's transition
+    attributes) that ``vocabulary`` lacks appended (count 0), as
+    :func:`fastcrf._warm.extend_vocabulary` does for the state attributes."""
+    present = set(vocabulary.names)
+    extra = [name for name in old.names if name not in present]
+    if not extra:
+        return vocabulary, features
+    counts = vocabulary.counts
+    if counts is not None:
+        counts = np.concatenate((np.asarray(counts), np.zeros(len(extra), np.int64)))
+    merged = AttributeVocabulary(list(vocabulary.names) + extra, counts)
+    f = features
+    return merged, EncodedSequences(f.attr_ids, f.values, f.token_offsets, f.seq_offsets,
+                                    len(merged.names))
 
 
 # --------------------------------------------------------------------------- #
@@ -392,7 +457,7 @@ class EdgeCRFModel(CRFModel):
 
     Parameters
     ----------
-    classes, vocabulary, layout, state, chain, training_log, n_iter, metadata
+    classes, vocabulary, layout, state, chain, training_log, n_iter, metadata, constraints
         As :class:`fastcrf._model.CRFModel`.
     transition_prefix : str
         Token features whose names start with it are transition attributes.
@@ -404,10 +469,10 @@ class EdgeCRFModel(CRFModel):
     """
 
     def __init__(self, classes, vocabulary, layout, state, chain, training_log=None,
-                 n_iter=0, metadata=None, *, transition_prefix, edge_vocabulary,
-                 edge_weights):
+                 n_iter=0, metadata=None, constraints=None, *, transition_prefix,
+                 edge_vocabulary, edge_weights):
         super().__init__(classes, vocabulary, layout, state, chain, training_log, n_iter,
-                         metadata)
+                         metadata, constraints)
         K = len(self.classes)
         W = np.ascontiguousarray(edge_weights, dtype=np.float64)
         if W.shape != (len(edge_vocabulary), K, K):
@@ -478,10 +543,12 @@ class EdgeCRFModel(CRFModel):
         return logz, score, marg
 
     def marginals(self, features, n_jobs=None, constraints=None, forced=None):
-        """Label marginals of every token of ``features``: ndarray (n_tokens, K);
-        ``forced`` is not supported with transition attributes yet."""
+        """Label marginals of every token of ``features``: ndarray (n_tokens, K)."""
         if forced is not None:
-            raise ValueError(_unsupported("forced="))
+            from . import _lattice_queries
+
+            return _lattice_queries.forced_marginals(self, features, forced, n_jobs,
+                                                     constraints)
         if features.n_sequences == 0:
             return np.zeros((features.n_tokens, len(self.classes)))
         logz, _, marg = self._forward(features, self.constrained_chain(constraints),
@@ -496,25 +563,3 @@ class EdgeCRFModel(CRFModel):
                                        np.ascontiguousarray(codes, dtype=np.int64), n_jobs,
                                        False)
         return score - logz
-
-    def predict(self, X, n_jobs=None, constraints=None, decoder="viterbi", forced=None):
-        """As :meth:`fastcrf._model.CRFModel.predict`; ``decoder="mbr"`` and
-        ``forced`` are not supported with transition attributes yet."""
-        if decoder == "mbr":
-            raise ValueError(_unsupported("decoder='mbr'"))
-        if forced is not None:
-            raise ValueError(_unsupported("forced="))
-        return super().predict(X, n_jobs, constraints, decoder)
-
-    def predict_nbest(self, X, k, n_jobs=None, constraints=None, forced=None):
-        """Not supported with transition attributes yet (ValueError)."""
-        raise ValueError(_unsupported("predict_nbest"))
-
-    def predict_edge_marginals(self, X, n_jobs=None, constraints=None):
-        """Not supported with transition attributes yet (ValueError)."""
-        raise ValueError(_unsupported("predict_edge_marginals"))
-
-
-def _unsupported(what):
-    return (f"{what} is not supported for a model with transition attributes "
-            "(transition_prefix) yet; use predict / predict_marginals")

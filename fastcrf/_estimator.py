@@ -288,9 +288,8 @@ calibration_max_trials
         first token it is ignored.  Dict tokens are split on their keys, list tokens
         on their str items (``{"w": "dog", "B:pos": "NN|VB"}`` with ``"B:"``).
         None: no transition attributes (sklearn-crfsuite's model).  Supported by
-        algorithm='lbfgs' with lists of token features, without warm start or dev
-        set; ``predict_nbest``, ``predict_edge_marginals`` and ``decoder="mbr"``
-        are not supported for such a model yet.
+        algorithm='lbfgs' with lists of token features, warm start and constraints
+        included, without a dev set; every prediction method uses them.
     constraints : {"BIO", "IOB1", "BIOES", "BIOUL", "auto"}, dict, array-like or None
         Transition constraints applied in training and kept in the model: the label
         paths they forbid have probability 0 (the normaliser sums only the allowed

@@ -108,6 +108,11 @@ def predict_input(template, model, X, lengths, feature_names):
     template = compiled_template(template)
     if template is None or is_encoded(X):
         return X
+    if getattr(model, "edge_weights", None) is not None:
+        # The template's B lines with macros give the transition attributes.
+        from ._edges import encode_for
+
+        return encode_for(model, template, _checked_rows(X, "X"))
     return template.encode(_checked_rows(X, "X"), vocabulary=model.vocabulary)[1]
 
 

@@ -343,7 +343,7 @@ def _load_npz(source, path):
     chain = np.concatenate([arrays[name].ravel() for name in _CHAIN])
     if edges:
         return _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
-                           edge_names, arrays, path), params
+                           edge_names, arrays, path, allowed), params
     model = CRFModel(classes, vocabulary, layout, state, chain, training_log=log,
                      n_iter=int(header.get("n_iter", 0)), metadata=metadata,
                      constraints=allowed)
@@ -378,7 +378,7 @@ def _hashed_vocabulary(header, buckets, attributes, path):
 
 
 def _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
-                edge_names, arrays, path):
+                edge_names, arrays, path, allowed=None):
     """The checked :class:`fastcrf._edges.EdgeCRFModel` of a version-4 file."""
     from ._edges import EdgeCRFModel
 
@@ -396,7 +396,8 @@ def _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata
                          f"({exc})") from None
     return EdgeCRFModel(classes, vocabulary, layout, state, chain, training_log=log,
                         n_iter=int(header.get("n_iter", 0)), metadata=metadata,
-                        transition_prefix=prefix, edge_vocabulary=edge_vocabulary,
+                        constraints=allowed, transition_prefix=prefix,
+                        edge_vocabulary=edge_vocabulary,
                         edge_weights=arrays["edge_weights"])
 
 

@@ -142,8 +142,8 @@ def test_bad_per_position_input(rng):
     bad[0, 1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="transitions contains NaN"):
         fastcrf.marginals(em, bad, start, end, lengths)
-    with pytest.raises(ValueError, match="k-best"):
-        fastcrf.viterbi(em, trans4, start, end, lengths, k=2)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        fastcrf.viterbi(em, trans4, start, end, lengths, k=0)
     with pytest.raises(ValueError, match="label_mask"):
         fastcrf.log_likelihood(em, tags, trans4, start, end, lengths,
                                label_mask=np.ones(em.shape, bool))

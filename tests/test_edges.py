@@ -239,11 +239,6 @@ def test_unsupported_settings_raise(rng):
         fastcrf.CRF(algorithm="lbfgs", transition_prefix="").fit(X, y)
     with pytest.raises(ValueError, match="dev set"):
         fastcrf.CRF(algorithm="lbfgs", transition_prefix="E:").fit(X, y, X, y)
-    crf = fastcrf.CRF(algorithm="lbfgs", transition_prefix="E:", max_iterations=5).fit(X, y)
-    for call in (lambda: crf.predict_nbest(X, 2), lambda: crf.predict_edge_marginals(X),
-                 lambda: crf.predict(X, decoder="mbr")):
-        with pytest.raises(ValueError, match="transition attributes"):
-            call()
 
 
 def test_bad_scores_files_and_old_pickles(rng, tmp_path):
@@ -293,12 +288,12 @@ def test_transition_prefix_with_hashing_is_refused():
         crf.fit(X, y)
 
 
-def test_forced_decoding_is_refused_with_transition_attributes():
+def test_forced_decoding_with_transition_attributes():
+    # (tests/test_edge_queries.py checks every query against enumeration.)
     X = [[{"w": "a", "B:p": "x"}, {"w": "b", "B:p": "y"}]] * 3
     y = [["A", "B"]] * 3
     crf = fastcrf.CRF(algorithm="lbfgs", transition_prefix="B:", max_iterations=5).fit(X, y)
     assert crf.predict(X) == y
-    for call in (lambda: crf.predict(X, forced=[["A", None]] * 3),
-                 lambda: crf.predict_marginals(X, forced=[["A", None]] * 3)):
-        with pytest.raises(ValueError, match="transition attributes"):
-            call()
+    assert crf.predict(X, forced=[["B", None]] * 3)[0][0] == "B"
+    marg = crf.predict_marginals(X, forced=[[None, "A"]] * 3)
+    assert marg[0][1] == {"A": 1.0, "B": 0.0}

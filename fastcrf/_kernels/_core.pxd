@@ -63,3 +63,9 @@ cdef double _path_score(const Chain* c, const floating* lem, Py_ssize_t T,
 cdef double _viterbi_one(const Chain* c, const double* lem, Py_ssize_t T,
                          double* delta, double* bound, Py_ssize_t* rows,
                          int64_t* path) noexcept nogil
+cdef Py_ssize_t _nbest_one(Py_ssize_t K, const double* trans, const double* rowmax,
+                           const double* tmax, Py_ssize_t step, const double* start,
+                           const double* end, const double* lem, Py_ssize_t T,
+                           Py_ssize_t k, double* kth, double* hit, double* delta,
+                           int64_t* back, int64_t* order, double* top, int64_t* top_ids,
+                           int64_t* paths, Py_ssize_t Tpad, double* scores) noexcept nogil

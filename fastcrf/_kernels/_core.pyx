@@ -969,7 +969,14 @@ cdef void _order_desc(const double* delta, Py_ssize_t K, Py_ssize_t k,
         order[b] = x
 
 
-cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
+cdef Py_ssize_t _nbest_one(Py_ssize_t K,
+                           const double* trans,  # IN  [K][K], or [T][K][K] with step 1
+                           const double* rowmax, # IN  [K] max_j trans[i][j], or [T][K]
+                           const double* tmax,   # IN  [1] max(trans), or [T]
+                           Py_ssize_t step,      # 0: shared transitions; 1: position t
+                                                 #    reads trans[t], rowmax[t], tmax[t]
+                           const double* start, const double* end,   # IN  [K], [K]
+                           const double* lem,    # IN  [T][K] emission scores
                            Py_ssize_t T, Py_ssize_t k,
                            double* kth,        # scratch [K] the k-th entry of each list
                            double* hit,        # scratch [K]
@@ -983,7 +990,7 @@ cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
                            double* scores      # OUT [k], pre-filled with -inf
                            ) noexcept nogil:
     # delta[0][j]   = {start[j] + lem[0][j]}
-    # delta[t][j]   = k-max over (i, r) of delta[t-1][i][r] + trans[i][j], plus lem[t][j]
+    # delta[t][j]   = k-max over (i, r) of delta[t-1][i][r] + trans_t[i][j], plus lem[t][j]
     # best paths    = k-max over (j, r) of delta[T-1][j][r] + end[j]
     # Each list is kept in the k-best order: descending score, ties by the lower
     # id = i * k + r.  By induction equal scores come out ordered by the path read
@@ -995,11 +1002,15 @@ cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
     # first candidate that cannot enter.  The best label's candidates are copied into
     # the empty lists as they come, without the compares of an insertion (they are
     # already in the k-best order), and the lowest k-th entry is recomputed only after
-    # a label changed some list.  Returns the number of paths found.
-    cdef Py_ssize_t K = c.K
+    # a label changed some list.  Per-position transitions (step 1: observation-
+    # conditioned ones, fastcrf._kernels._edges) change only which matrix and bounds
+    # position t reads.  Returns the number of paths found.
     cdef Py_ssize_t t, i, j, r, n, o, found, n_hit
     cdef double tr, x, e, head, lowest
     cdef const double* row
+    cdef const double* tr_t
+    cdef const double* rowmax_t
+    cdef double tmax_t
     cdef double* out
     cdef int64_t* ids
     cdef const double* prev
@@ -1010,15 +1021,18 @@ cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
         for r in range(k):
             out[r] = -INFINITY
             ids[r] = -1
-        _insert_best(out, ids, k, c.start[j] + lem[j], 0)
+        _insert_best(out, ids, k, start[j] + lem[j], 0)
     for t in range(1, T):
+        tr_t = trans + t * step * K * K
+        rowmax_t = rowmax + t * step * K
+        tmax_t = tmax[t * step]
         _order_desc(delta + (t - 1) * K * k, K, k, order)
         lowest = -INFINITY          # min_j kth[j]
         for o in range(K):
             i = order[o]
             prev = delta + ((t - 1) * K + i) * k
             head = prev[0]
-            row = c.trans + i * K
+            row = tr_t + i * K
             if o == 0:
                 # The lists start as the best label's k candidates, as they are (prev
                 # is in the k-best order, and so is prev + tr): what inserting them
@@ -1038,9 +1052,9 @@ cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
                     if kth[j] < lowest:
                         lowest = kth[j]
                 continue
-            if head == -INFINITY or head + tmax < lowest:
+            if head == -INFINITY or head + tmax_t < lowest:
                 break               # neither i nor any label after it can enter a list
-            if head + c.rowmax[i] < lowest:
+            if head + rowmax_t[i] < lowest:
                 continue            # i cannot enter any list
             # Which lists the best candidate of i may enter: a compare over j the
             # compiler vectorises; the insertions below are rare once lists fill.
@@ -1077,7 +1091,7 @@ cdef Py_ssize_t _nbest_one(const Chain* c, double tmax, const double* lem,
     for j in range(K):
         prev = delta + ((T - 1) * K + j) * k
         for r in range(k):
-            x = prev[r] + c.end[j]
+            x = prev[r] + end[j]
             id = j * k + r
             if x == -INFINITY or not _beats(x, id, top[k - 1], top_ids[k - 1]):
                 break
@@ -1151,7 +1165,8 @@ def viterbi_nbest(
                     score_out[s, 0] = 0.0       # the one (empty) path
                     continue
                 _load_emissions(&emissions[s, 0, 0], T * K, dbuf)
-                _nbest_one(&c, tmax, dbuf, T, k, dbuf + Tmax * K + Tmax * K * k + k,
+                _nbest_one(K, c.trans, c.rowmax, &tmax, 0, c.start, c.end, dbuf, T, k,
+                           dbuf + Tmax * K + Tmax * K * k + k,
                            dbuf + Tmax * K + Tmax * K * k + k + K, dbuf + Tmax * K, ibuf,
                            ibuf + Tmax * K * k, dbuf + Tmax * K + Tmax * K * k,
                            ibuf + Tmax * K * k + K, &paths_out[s, 0, 0], Tmax,

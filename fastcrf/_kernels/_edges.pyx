@@ -31,7 +31,7 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from ._core cimport CHUNK
+from ._core cimport CHUNK, _nbest_one
 from ._limits cimport MAX_SCORE
 from ._rows cimport _check_layout, _ids, _ptr, _values, fcrf_emissions, fcrf_layout, fcrf_max_abs
 
@@ -1000,3 +1000,83 @@ def dense_viterbi(
         free(tp)
     if failed:
         raise MemoryError("fastcrf: could not allocate the per-thread workspace")
+
+
+cdef void _bounds(
+    Py_ssize_t T, Py_ssize_t K,
+    const double* trans,                    # IN  [T][K][K] trans_t (t >= 1)
+    double* rowmax,                         # OUT [T][K] max_j trans_t[i][j]
+    double* tmax,                           # OUT [T] max_i rowmax[t][i]
+) noexcept nogil:
+    # The pruning bounds of the k-best recursion (_core._nbest_one), per position.
+    cdef Py_ssize_t t, i, j
+    cdef const double* row
+    cdef double m
+    for t in range(1, T):
+        tmax[t] = -INFINITY
+        for i in range(K):
+            row = trans + (t * K + i) * K
+            m = row[0]
+            for j in range(1, K):
+                if row[j] > m:
+                    m = row[j]
+            rowmax[t * K + i] = m
+            if m > tmax[t]:
+                tmax[t] = m
+
+
+def dense_viterbi_nbest(
+    const double[:, :, ::1] emissions,     # IN  [B][T][K]
+    const int64_t[::1] lengths,            # IN  [B]
+    const double[:, :, :, ::1] trans,      # IN  [B][T][K][K], -inf where forbidden
+    const double[::1] start,               # IN  [K], -inf where forbidden
+    const double[::1] end,                 # IN  [K], -inf where forbidden
+    int64_t[:, :, ::1] paths_out,          # OUT [B][k][T], pre-filled with -1
+    double[:, ::1] score_out,              # OUT [B][k], pre-filled with -inf
+    int n_threads,
+):
+    """The k best paths of every sequence of a dense batch with per-position
+    transitions, in descending score (_core's list Viterbi, position by position)."""
+    cdef Py_ssize_t B = emissions.shape[0]
+    cdef Py_ssize_t Tm = emissions.shape[1]
+    cdef Py_ssize_t K = emissions.shape[2]
+    cdef Py_ssize_t k = paths_out.shape[1]
+    cdef Py_ssize_t b, T
+    cdef double* dbuf
+    cdef int64_t* ibuf
+    cdef double* rowmax
+    cdef double* tmax
+    cdef double* delta
+    cdef double* top
+    cdef double* kth
+    cdef int failed = 0
+    cdef int* failed_p = &failed
+    if B == 0 or Tm == 0 or k == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        # [Tm][K] rowmax, [Tm] tmax, [Tm][K][k] delta, [k] top, [2K] kth and hit;
+        # [Tm][K][k] back pointers, [K] label order, [k] top ids.
+        dbuf = <double*> malloc((Tm * K + Tm + Tm * K * k + k + 2 * K) * sizeof(double))
+        ibuf = <int64_t*> malloc((Tm * K * k + K + k) * sizeof(int64_t))
+        rowmax = dbuf
+        tmax = rowmax + Tm * K
+        delta = tmax + Tm
+        top = delta + Tm * K * k
+        kth = top + k
+        for b in prange(B, schedule="dynamic"):
+            if dbuf == NULL or ibuf == NULL:
+                failed_p[0] = 1
+                continue
+            T = lengths[b]
+            if T == 0:
+                score_out[b, 0] = 0.0           # the one (empty) path
+                continue
+            _bounds(T, K, &trans[b, 0, 0, 0], rowmax, tmax)
+            _nbest_one(K, &trans[b, 0, 0, 0], rowmax, tmax, 1, &start[0], &end[0],
+                       &emissions[b, 0, 0], T, k, kth, kth + K, delta, ibuf,
+                       ibuf + Tm * K * k, top, ibuf + Tm * K * k + K, &paths_out[b, 0, 0],
+                       Tm, &score_out[b, 0])
+        free(dbuf)
+        free(ibuf)
+    if failed:
+        raise MemoryError("fastcrf: could not allocate the per-thread k-best workspace")

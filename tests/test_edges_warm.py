@@ -1,0 +1,87 @@
+"""Transition attributes in a warm start (``warm_start=True``, ``init_model``) and
+under training constraints, with algorithm='lbfgs'."""
+
+import itertools
+
+import numpy as np
+import pytest
+from test_edges import pos_pairs_corpus
+
+import fastcrf
+from fastcrf import _edges
+
+
+def renamed(X, old, new):
+    """``X`` with the transition attribute value ``old`` of ``E:rel`` renamed ``new``."""
+    return [[{**tok, "E:rel": new if tok.get("E:rel") == old else tok.get("E:rel")}
+             for tok in seq] for seq in X]
+
+
+def test_warm_start_carries_w_and_extends_it(monkeypatch):
+    rng = np.random.default_rng(0)
+    X, y = pos_pairs_corpus(rng, 60)
+    crf = fastcrf.CRF(algorithm="lbfgs", transition_prefix="E:", max_iterations=50,
+                      warm_start=True).fit(X, y)
+    old = crf._model
+    # New data: a new transition attribute value and a new label 'R'.
+    X2 = renamed(X, "flip", "turn")
+    y2 = [list(seq) for seq in y]
+    y2[0][0] = "R"
+    seen = {}
+    fit = _edges.fit_lbfgs
+
+    def spy(data, edges, settings, **kw):
+        seen["init"] = kw["init"]
+        return fit(data, edges, settings, **kw)
+
+    monkeypatch.setattr(_edges, "fit_lbfgs", spy)
+    crf.set_params(max_iterations=3).fit(X2, y2)
+    new = crf._model
+    assert new.classes == old.classes + ["R"]   # the model's labels first
+    names = new.edge_vocabulary.names
+    assert set(names) == {"E:rel:same", "E:rel:turn", "E:rel:flip"}
+    W0 = seen["init"].edge
+    assert W0.shape == (3, 3, 3)
+    for f, name in enumerate(old.edge_vocabulary.names):
+        g = names.index(name)
+        assert np.array_equal(W0[g, :2, :2], old.edge_weights[f])
+        assert not W0[g, 2].any() and not W0[g, :, 2].any()
+    assert not W0[names.index("E:rel:turn")].any()
+    # The carried W is the starting point: 3 iterations from it still tag the old data.
+    assert crf.predict(X) == [list(s) for s in y]
+
+
+def test_warm_start_needs_the_model_prefix():
+    X, y = pos_pairs_corpus(np.random.default_rng(1), 20)
+    crf = fastcrf.CRF(algorithm="lbfgs", transition_prefix="E:", max_iterations=5,
+                      warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="transition_prefix='E:', got "
+                                         "transition_prefix=None"):
+        crf.set_params(transition_prefix=None).fit(X, y)
+    # A plain model may start a model with transition attributes (W from 0).
+    plain = fastcrf.CRF(algorithm="lbfgs", max_iterations=5, warm_start=True).fit(X, y)
+    plain.set_params(transition_prefix="E:").fit(X, y)
+    assert isinstance(plain._model, _edges.EdgeCRFModel)
+
+
+def test_training_constraints_with_transition_attributes(tmp_path):
+    X, y = pos_pairs_corpus(np.random.default_rng(2), 60)
+    # Every sequence ends in a token labelled R; the constraints forbid leaving R.
+    X = [seq + [{"w": "end", "E:rel": "end"}] for seq in X]
+    y = [seq + ["R"] for seq in y]
+    forbid = {("R", "P"): False, ("R", "Q"): False, ("R", "R"): False}
+    crf = fastcrf.CRF(algorithm="lbfgs", transition_prefix="E:", max_iterations=30,
+                      constraints=forbid).fit(X, y)
+    model = crf._model
+    r = model.classes.index("R")
+    assert model.constraints is not None and not model.transitions[r].any()
+    test = [[{"w": "end", "E:rel": "end"}] * 4] + X[:5]
+    for pairs in crf.predict_edge_marginals(test):
+        assert not pairs[:, r].any()
+    for seq, _ in itertools.chain.from_iterable(crf.predict_nbest(test, 4)):
+        assert all(a != "R" for a in seq[:-1])
+    path = tmp_path / "m.npz"
+    crf.save(path)
+    loaded = fastcrf.CRF.load(path)
+    assert np.array_equal(loaded._model.constraints, model.constraints)
+    assert loaded.predict_nbest(test, 4) == crf.predict_nbest(test, 4)
