@@ -39,8 +39,11 @@ from ._training import (
     state_gradient,
 )
 
-#: The trainers that learn transition attributes.
-ALGORITHMS = ("lbfgs",)
+#: The trainers that learn transition attributes: every one.  L-BFGS runs
+#: :class:`EdgeObjective`; the SGD and online engines step the weights of transition
+#: attributes as more weight rows (fastcrf/_kernels/_sgd_engine.pyx, design note e;
+#: _online_engine.pyx).
+ALGORITHMS = ("lbfgs", "asgd", "l2sgd", "ap", "pa", "arow")
 #: W's gradient is accumulated during the forward-backward pass in this many fixed
 #: blocks of sequences (each its own (F, K, K) row, summed in order afterwards)...
 GRADIENT_BLOCKS = 8
@@ -261,6 +264,26 @@ class EdgeObjective:
         return f, grad
 
 
+def log_likelihood(data, edges, layout, state, chain, W, n_jobs=None):
+    """Total log-likelihood of ``data`` with transition attributes ``edges``: as
+    :func:`fastcrf._training.log_likelihood_of_flat`, plus ``W`` (F, K, K); -inf when
+    a score is out of range (SGD's calibration compares it)."""
+    K = data.n_labels
+    n = data.n_sequences
+    trans, start, end = split_chain(np.asarray(chain, dtype=np.float64), K)
+    logz, score = np.zeros(n), np.zeros(n)
+    empty = np.zeros((0, K))
+    status = _edges.forward_backward(
+        layout.kernel_args(np.ascontiguousarray(state)), data.features.kernel_args(),
+        edge_args(edges), np.ascontiguousarray(W, dtype=np.float64).reshape(-1),
+        data.labels, trans, start, end, logz, score, empty, empty, empty, np.zeros((0, 0)),
+        np.zeros((0, 0)), n_threads_for(n_jobs, n), data.weights)
+    if status != 0:
+        return -np.inf
+    diff = score - logz
+    return float(diff.sum() if data.weights is None else np.einsum("i,i->", diff, data.weights))
+
+
 def _chunk():
     from ._kernels import _core
     return _core.chunk_size()
@@ -336,9 +359,8 @@ class Fit:
         if prefix is None:
             return None
         if p["algorithm"] not in ALGORITHMS:
-            raise ValueError(
-                f"transition_prefix is supported by algorithm='lbfgs' only, not "
-                f"algorithm={p['algorithm']!r}; pass algorithm='lbfgs'")
+            raise ValueError(f"transition_prefix is not supported by "
+                             f"algorithm={p['algorithm']!r}; use one of {ALGORITHMS}")
         if init_model is not None:
             raise ValueError("transition_prefix does not support warm_start yet")
         if X_dev is not None or p["early_stopping"]:
@@ -352,22 +374,32 @@ class Fit:
                                                       p["n_jobs"])
         self.edge_tokens = None
 
-    def fit(self, data, p, classes, vocabulary, layout, mask, callback, progress, bar):
-        """Train by L-BFGS and return the :class:`EdgeCRFModel`."""
+    def fit(self, data, p, classes, vocabulary, layout, mask, callback, progress, bar,
+            random_state):
+        """Train with ``p["algorithm"]`` and return the :class:`EdgeCRFModel`."""
+        from ._train import TRAINERS
         from ._train.lbfgs import LBFGSSettings
         try:
-            weights, n_iter = fit_lbfgs(
-                data, self.features, LBFGSSettings.from_params(p), layout=layout,
-                chain_mask=mask, n_jobs=p["n_jobs"], callback=callback,
-                log=progress.message)
+            if p["algorithm"] == "lbfgs":
+                weights, n_iter = fit_lbfgs(
+                    data, self.features, LBFGSSettings.from_params(p), layout=layout,
+                    chain_mask=mask, n_jobs=p["n_jobs"], callback=callback,
+                    log=progress.message)
+                w, edge = weights.layout_weights, weights.edge
+            else:
+                trainer = TRAINERS[p["algorithm"]]
+                w, n_iter = trainer.fit(
+                    data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
+                    random_state=random_state, n_jobs=p["n_jobs"], callback=callback,
+                    log=progress.message, edges=self.features)
+                edge = w.edge
         finally:
             if bar is not None:
                 bar.close()
-        w = weights.layout_weights
         return EdgeCRFModel(classes, vocabulary, layout, w.state, w.chain,
                             training_log=progress.log, n_iter=n_iter,
                             transition_prefix=self.prefix,
-                            edge_vocabulary=self.vocabulary, edge_weights=weights.edge)
+                            edge_vocabulary=self.vocabulary, edge_weights=edge)
 
 
 # --------------------------------------------------------------------------- #

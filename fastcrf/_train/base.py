@@ -34,12 +34,16 @@ class LayoutWeights:
         and the end scores.
     schedule : dict or None
         Only on a warm start's ``init``: where the optimiser goes on from.
+    edge : ndarray of shape (n_edge_attributes, K, K) or None
+        Only from a trainer given transition attributes (``edges=``,
+        ``CRF(transition_prefix=...)``): their weights, ``edge[f, i, j]``.
     """
 
     state: np.ndarray
     chain: np.ndarray
     # SGD's {"eta0": ..., "t": ...} (fastcrf._warm.carried_schedule); None: afresh.
     schedule: dict = None
+    edge: np.ndarray = None
 
     @classmethod
     def from_dense(cls, layout, state, chain):
