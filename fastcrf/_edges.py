@@ -176,7 +176,7 @@ def carry_edges(model, new, *, order=None, factor=1.0):
         return new
     W = model.edge_weights if order is None else model.edge_weights[:, order][:, :, order]
     return EdgeCRFModel(new.classes, new.vocabulary, new.layout, new.state, new.chain,
-                        new.training_log, new.n_iter, new.metadata,
+                        new.training_log, new.n_iter, new.metadata, new.constraints,
                         transition_prefix=model.transition_prefix,
                         edge_vocabulary=model.edge_vocabulary, edge_weights=W * factor)
 
@@ -198,8 +198,11 @@ class EdgeObjective:
     range.
     """
 
-    def __init__(self, data, edges, layout, chain_mask, c2, n_jobs, blocks=None):
+    def __init__(self, data, edges, layout, chain_mask, c2, n_jobs, blocks=None,
+                 forbidden=None):
         K = data.n_labels
+        # The constraints' forbidden chain scores: -inf in the lattice, 0 (masked) in x.
+        self.chain_fixed = None if forbidden is None else np.where(forbidden, -np.inf, 0.0)
         self.data, self.edges, self.layout = data, edges, layout
         self.n_edge = edges.n_attributes * K * K
         self.n_state = layout.size
@@ -230,7 +233,10 @@ class EdgeObjective:
         K = data.n_labels
         nW, nS = self.n_edge, self.n_state
         W, state, chain = x[:nW], x[nW:nW + nS], x[nW + nS:]
-        trans, start, end = split_chain(np.asarray(chain, dtype=np.float64), K)
+        chain = np.asarray(chain, dtype=np.float64)
+        if self.chain_fixed is not None:
+            chain = chain + self.chain_fixed
+        trans, start, end = split_chain(chain, K)
         self.chunks.fill(0.0)
         W = np.ascontiguousarray(W)
         status = _edges.forward_backward(
@@ -298,7 +304,7 @@ class EdgeWeights:
 
 
 def fit_lbfgs(data, edges, settings, *, layout, chain_mask, n_jobs=None, callback=None,
-              log=None):
+              log=None, forbidden=None):
     """Train state, chain and transition-attribute weights by L-BFGS / OWL-QN.
 
     Parameters
@@ -310,13 +316,17 @@ def fit_lbfgs(data, edges, settings, *, layout, chain_mask, n_jobs=None, callbac
     layout, chain_mask, n_jobs, callback, log
         As the trainer contract (:class:`fastcrf._train.base.Trainer`); the
         callback's ``weights_fn()`` gives the layout weights only.
+    forbidden : ndarray of bool, optional
+        The chain scores the constraints forbid: -inf in every lattice, whatever the
+        transition attributes add (``chain_mask`` keeps them at 0).
 
     Returns
     -------
     weights : EdgeWeights
     n_iter : int
     """
-    fun = EdgeObjective(data, edges, layout, chain_mask, settings.c2, n_jobs)
+    fun = EdgeObjective(data, edges, layout, chain_mask, settings.c2, n_jobs,
+                        forbidden=forbidden)
     nW = fun.n_edge
 
     def on_iteration(iteration, info, weights_fn):
@@ -375,8 +385,11 @@ class Fit:
         self.edge_tokens = None
 
     def fit(self, data, p, classes, vocabulary, layout, mask, callback, progress, bar,
-            random_state):
-        """Train with ``p["algorithm"]`` and return the :class:`EdgeCRFModel`."""
+            random_state, allowed=None, forbidden=None):
+        """Train with ``p["algorithm"]`` and return the :class:`EdgeCRFModel`
+        (``allowed``, ``forbidden``: the training constraints, as
+        :func:`fastcrf._fit._training_constraints` gives them, or None)."""
+        limits = {} if forbidden is None else {"forbidden": forbidden}
         from ._train import TRAINERS
         from ._train.lbfgs import LBFGSSettings
         try:
@@ -384,21 +397,23 @@ class Fit:
                 weights, n_iter = fit_lbfgs(
                     data, self.features, LBFGSSettings.from_params(p), layout=layout,
                     chain_mask=mask, n_jobs=p["n_jobs"], callback=callback,
-                    log=progress.message)
+                    log=progress.message, **limits)
                 w, edge = weights.layout_weights, weights.edge
             else:
                 trainer = TRAINERS[p["algorithm"]]
                 w, n_iter = trainer.fit(
                     data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
                     random_state=random_state, n_jobs=p["n_jobs"], callback=callback,
-                    log=progress.message, edges=self.features)
+                    log=progress.message, edges=self.features, **limits)
                 edge = w.edge
         finally:
             if bar is not None:
                 bar.close()
-        return EdgeCRFModel(classes, vocabulary, layout, w.state, w.chain,
+        # The model keeps 0 where the constraints forbid, and applies them itself.
+        chain = w.chain if forbidden is None else np.where(forbidden, 0.0, w.chain)
+        return EdgeCRFModel(classes, vocabulary, layout, w.state, chain,
                             training_log=progress.log, n_iter=n_iter,
-                            transition_prefix=self.prefix,
+                            constraints=allowed, transition_prefix=self.prefix,
                             edge_vocabulary=self.vocabulary, edge_weights=edge)
 
 
@@ -436,10 +451,10 @@ class EdgeCRFModel(CRFModel):
     """
 
     def __init__(self, classes, vocabulary, layout, state, chain, training_log=None,
-                 n_iter=0, metadata=None, *, transition_prefix, edge_vocabulary,
-                 edge_weights):
+                 n_iter=0, metadata=None, constraints=None, *, transition_prefix,
+                 edge_vocabulary, edge_weights):
         super().__init__(classes, vocabulary, layout, state, chain, training_log, n_iter,
-                         metadata)
+                         metadata, constraints)
         K = len(self.classes)
         W = np.ascontiguousarray(edge_weights, dtype=np.float64)
         if W.shape != (len(edge_vocabulary), K, K):

@@ -165,11 +165,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
 
     trainer = TRAINERS[p["algorithm"]]
     if edges is not None:
-        if allowed is not None:
-            raise ValueError("constraints in training do not combine with "
-                             "transition_prefix yet: give them to the prediction methods")
         return edges.fit(data, p, classes, vocabulary, layout, mask, callback, progress, bar,
-                         rng)
+                         rng, allowed, forbidden)
     try:
         weights, n_iter = trainer.fit(
             data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,

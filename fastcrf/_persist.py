@@ -340,7 +340,7 @@ def _load_npz(source, path):
     chain = np.concatenate([arrays[name].ravel() for name in _CHAIN])
     if edges:
         return _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
-                           edge_names, arrays, path), params
+                           edge_names, arrays, path, allowed), params
     model = CRFModel(classes, vocabulary, layout, state, chain, training_log=log,
                      n_iter=int(header.get("n_iter", 0)), metadata=metadata,
                      constraints=allowed)
@@ -375,8 +375,9 @@ def _hashed_vocabulary(header, buckets, attributes, path):
 
 
 def _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
-                edge_names, arrays, path):
-    """The checked :class:`fastcrf._edges.EdgeCRFModel` of a version-4 file."""
+                edge_names, arrays, path, allowed=None):
+    """The checked :class:`fastcrf._edges.EdgeCRFModel` of a version-4 file (or of a
+    later one with transition attributes; ``allowed``: its constraints)."""
     from ._edges import EdgeCRFModel
 
     prefix = header.get("transition_prefix")
@@ -393,7 +394,7 @@ def _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata
                          f"({exc})") from None
     return EdgeCRFModel(classes, vocabulary, layout, state, chain, training_log=log,
                         n_iter=int(header.get("n_iter", 0)), metadata=metadata,
-                        transition_prefix=prefix, edge_vocabulary=edge_vocabulary,
+                        constraints=allowed, transition_prefix=prefix, edge_vocabulary=edge_vocabulary,
                         edge_weights=arrays["edge_weights"])
 
 

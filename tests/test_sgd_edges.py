@@ -435,3 +435,57 @@ def test_cli_train_learns_b_lines_with_a_non_lbfgs_algorithm(capsys, tmp_path):
         pred = [line.split()[-1] for line in out.splitlines() if line]
         gold = [r[2] for seq in rows for r in seq]
         assert np.mean([a == b for a, b in zip(pred, gold)]) > 0.97
+
+
+def bio_corpus(rng, n_seq):
+    """BIO labels from a chain over the allowed moves; a token's transition attribute
+    names the move into it most of the time, a random one otherwise."""
+    moves = {"O": ["O", "B-X"], "B-X": ["I-X", "O", "B-X"], "I-X": ["I-X", "O", "B-X"]}
+    X, y = [], []
+    for _ in range(n_seq):
+        labels = [str(rng.choice(["O", "B-X"]))]
+        seq = [{"w": "first" + labels[0]}]
+        for _ in range(int(rng.integers(1, 8))):
+            labels.append(str(rng.choice(moves[labels[-1]])))
+            hint = labels[-1] if rng.random() < 0.8 else str(rng.choice(["O", "B-X", "I-X"]))
+            seq.append({"w": "x", "E:into=" + hint: 1.0})
+        X.append(seq)
+        y.append(labels)
+    return X, y
+
+
+@pytest.mark.parametrize("algorithm, params", [("lbfgs", {"max_iterations": 40})]
+                         + ALGORITHMS[:2] + ALGORITHMS[3:6] + ALGORITHMS[7:])
+def test_training_constraints_with_transition_attributes(algorithm, params, tmp_path):
+    rng = np.random.default_rng(4)
+    X, y = bio_corpus(rng, 200)
+    Xt, _ = bio_corpus(rng, 60)
+    # Test tokens whose attributes ask for a forbidden move (O -> I-X) as often as not.
+    for seq in Xt:
+        for tok in seq[1:]:
+            if rng.random() < 0.5:
+                tok.clear()
+                tok.update({"w": "x", "E:into=I-X": 1.0})
+    crf = CRF(algorithm=algorithm, transition_prefix="E:", constraints="BIO",
+              random_state=0, **params).fit(X, y)
+    model = crf._model
+    K = len(model.classes)
+    o, i = model.classes.index("O"), model.classes.index("I-X")
+    # Forbidden pairs never get a weight: their gradient / update is exactly 0.
+    assert np.all(model.edge_weights[:, o, i] == 0.0)
+    assert np.abs(model.edge_weights).max() > 0.01
+    assert model.constraints is not None and model.transitions[o, i] == 0.0
+    for labels in crf.predict(Xt):
+        assert labels[0] != "I-X"
+        assert all(not (a == "O" and b == "I-X") for a, b in zip(labels, labels[1:]))
+    crf.save(tmp_path / "m.npz")
+    back = CRF.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back._model.constraints, model.constraints)
+    assert back.predict(Xt) == crf.predict(Xt)
+    # A huge weight on the forbidden pair still cannot make it possible: -inf whatever
+    # the transition attributes add (the model applies its constraints).
+    f = model.edge_vocabulary.names.index("E:into=I-X")
+    model.edge_weights[f, o, i] = 50.0
+    for labels in crf.predict(Xt):
+        assert all(not (a == "O" and b == "I-X") for a, b in zip(labels, labels[1:]))
+    assert K == 3
