@@ -25,8 +25,8 @@
 #    of the state weights (_rows.h, _l1.h, _adagrad.h) update them unchanged, with the
 #    same scale, averaging, L1 and AdaGrad bookkeeping.  Part 0 of each generation
 #    owns them (their catch-up, their step); a sequence with a transition attribute
-#    runs the log-space recursions of _edges.pyx over its positions' own matrices,
-#    every other sequence the kernels it ran before.
+#    runs the recursions of _edges.pyx over its positions' own matrices (scaled, with
+#    the log-space ones as fallback), every other sequence the kernels it ran before.
 
 from cython.parallel cimport parallel, threadid
 from libc.math cimport exp, fabs, pow, INFINITY
@@ -38,7 +38,7 @@ from ._core cimport (Chain, Work, _add_path_counts, _chain_bind, _chain_doubles,
                      _transition_gradient,
                      _transition_gradient_rows, _chain_scaled, _path_score, _sequence_marginals,
                      _work_bind, _work_doubles)
-from ._edges cimport _backward, _forward, _path
+from ._edges cimport _backward, _exp_matrix, _forward, _path, _scaled
 from ._limits cimport MAX_SCORE
 from ._prep cimport BLOCK_SHIFT, N_PARTS
 from ._rows cimport (_check_layout, _ids, _values, fcrf_add_parts, fcrf_emissions,
@@ -346,40 +346,49 @@ cdef int _edge_sequence(const SGDBatch* b, double* ew, Py_ssize_t i, const doubl
                         const int64_t* y) noexcept nogil:
     # _batch_sequence for a sequence with transition attributes: its positions' own
     # transition matrices, trans_t = trans + alpha sum_f x[t][f] W[f] (trans -inf where
-    # the constraints forbid, whatever W adds), then the log-space recursions of
-    # _edges.pyx.  Writes the loss, the node marginals P, the chain gradient dv and the
-    # pairwise marginals of the positions with attributes (ed.emarg); returns 1 when a
-    # score is out of range.  ew: the thread's scratch, [Tmax][K][K] matrices,
-    # [Tmax][K] alpha and beta, [K] terms, [K][K] a pairwise marginal, [Tmax] pointers.
-    #   P(y_{t-1} = i, y_t = j) = exp(alpha[t-1][i] + trans_t[i][j] + em[t][j]
-    #                                 + beta[t][j] - log Z)
+    # the constraints forbid, whatever W adds), then _edges.pyx's scaled recursion over
+    # their exponentials (one exp per pair and position with attributes, the shared
+    # exp(trans) elsewhere), or its log-space one where that underflows.  Writes the
+    # loss, the node marginals P, the chain gradient dv and the pairwise marginals of
+    # the positions with attributes (ed.emarg); returns 1 when a score is out of range.
+    #   P(y_{t-1} = i, y_t = j) = alpha[t-1][i] trans_t[i][j] em[t][j] beta[t][j] / Z
+    # (products of factors, normalised per position in the scaled recursion).
+    # ew: the thread's scratch, see _bind_edges.
     cdef const SGDEdges* ed = b.ed
     cdef Py_ssize_t K = b.c.K
     cdef Py_ssize_t KK = K * K
     cdef Py_ssize_t S = b.S
     cdef Py_ssize_t SW = ed.LW.S
     cdef Py_ssize_t Tmax = b.Tmax
-    cdef double* mats = ew
-    cdef double* alpha = mats + Tmax * KK
-    cdef double* beta = alpha + Tmax * K
-    cdef double* tmp = beta + Tmax * K
-    cdef double* pair = tmp + K
-    cdef const double** tp = <const double**> (pair + KK)
+    cdef double* mats = ew                   # [Tmax][K][K] the positions' own scores
+    cdef double* emats = mats + Tmax * KK    # [Tmax][K][K] their exp(scores - cst[t])
+    cdef double* alpha = emats + Tmax * KK   # [Tmax][K] forward rows
+    cdef double* beta = alpha + Tmax * K     # [Tmax][K] backward rows
+    cdef double* emf = beta + Tmax * K       # [Tmax][K] exp(em - max em)
+    cdef double* cst = emf + Tmax * K        # [Tmax] the offsets of Ep
+    cdef double* tmp = cst + Tmax            # [K] terms
+    cdef double* pair = tmp + K              # [K][K] one pairwise marginal
+    cdef double* E0 = pair + KK              # [K][K] exp(trans - c0)
+    cdef const double** tp = <const double**> (E0 + KK)      # [Tmax] scores
+    cdef const double** Ep = tp + Tmax                        # [Tmax] exponentials
     cdef const double* trans = b.c.trans
     cdef double a = b.scalars[S_ALPHA]
-    cdef double v, x, logz
+    cdef double v, x, z, logz, c0 = 0.0
     cdef const double* w
     cdef double* out
     cdef double* em
     cdef Py_ssize_t t, k, m, n = 0
     cdef int64_t e
+    cdef bint scaled
     tp[0] = trans
+    _exp_matrix(K, trans, E0, &c0)
     for t in range(1, T):
         if ed.etok[t0 + t + 1] == ed.etok[t0 + t]:
             tp[t] = trans
+            Ep[t] = E0
+            cst[t] = c0
             continue
         out = mats + n * KK
-        n += 1
         for m in range(KK):
             out[m] = trans[m]
         for e in range(ed.etok[t0 + t], ed.etok[t0 + t + 1]):
@@ -393,17 +402,33 @@ cdef int _edge_sequence(const SGDBatch* b, double* ew, Py_ssize_t i, const doubl
                 memset(P, 0, T * S * sizeof(double))
                 return 1
         tp[t] = out
-    logz = _forward(T, K, plem, S, tp, b.c.start, b.c.end, alpha, tmp)
+        _exp_matrix(K, out, emats + n * KK, &cst[t])
+        Ep[t] = emats + n * KK
+        n += 1
+    scaled = _scaled(T, K, plem, S, Ep, cst, b.c.start, b.c.end, alpha, beta, emf, &logz)
+    if not scaled:
+        logz = _forward(T, K, plem, S, tp, b.c.start, b.c.end, alpha, tmp)
     if not (fabs(logz) <= MAX_SCORE):
         b.loss[b.pos + i] = INFINITY
         memset(P, 0, T * S * sizeof(double))
         return 1
     b.loss[b.pos + i] = logz - _path(T, K, plem, S, tp, b.c.start, b.c.end, y)
-    _backward(T, K, plem, S, tp, b.c.end, beta, tmp)
+    if not scaled:
+        _backward(T, K, plem, S, tp, b.c.end, beta, tmp)
     for t in range(T):
+        z = 0.0
         for k in range(K):
-            x = alpha[t * K + k] + beta[t * K + k] - logz
-            P[t * S + k] = exp(x) if x > -INFINITY else 0.0
+            if scaled:
+                x = alpha[t * K + k] * beta[t * K + k]
+            else:
+                x = alpha[t * K + k] + beta[t * K + k] - logz
+                x = exp(x) if x > -INFINITY else 0.0
+            P[t * S + k] = x
+            z += x
+        if scaled:
+            # Above 1e-100 (see _scaled).
+            for k in range(K):
+                P[t * S + k] /= z
         for k in range(K, S):
             P[t * S + k] = 0.0
     for k in range(K):
@@ -411,12 +436,24 @@ cdef int _edge_sequence(const SGDBatch* b, double* ew, Py_ssize_t i, const doubl
         dv[KK + K + k] -= P[(T - 1) * S + k]
     _add_path_counts(y, T, K, 1.0, dv)
     for t in range(1, T):
-        em = plem + t * S
-        for k in range(K):
-            v = alpha[(t - 1) * K + k] - logz
-            for m in range(K):
-                x = v + tp[t][k * K + m] + em[m] + beta[t * K + m]
-                pair[k * K + m] = exp(x) if x > -INFINITY else 0.0
+        if scaled:
+            z = 0.0
+            for k in range(K):
+                v = alpha[(t - 1) * K + k]
+                for m in range(K):
+                    x = v * Ep[t][k * K + m] * emf[t * K + m] * beta[t * K + m]
+                    pair[k * K + m] = x
+                    z += x
+            z = 1.0 / z
+            for m in range(KK):
+                pair[m] *= z
+        else:
+            em = plem + t * S
+            for k in range(K):
+                v = alpha[(t - 1) * K + k] - logz
+                for m in range(K):
+                    x = v + tp[t][k * K + m] + em[m] + beta[t * K + m]
+                    pair[k * K + m] = exp(x) if x > -INFINITY else 0.0
         for m in range(KK):
             dv[m] -= pair[m]
         if ed.etok[t0 + t + 1] > ed.etok[t0 + t]:
@@ -1269,9 +1306,10 @@ cdef Py_ssize_t _bind_edges(SGDEdges* ed, tuple edges, double[::1] W, double[::1
     ed.emarg = <double*> malloc((batch_size * Tmax * SW + 1) * sizeof(double))
     if ed.emarg == NULL:
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
-    # [Tmax][K][K] matrices, [Tmax][K] alpha and beta, [K] terms, [K][K] a pairwise
-    # marginal, [Tmax] pointers (one double each).
-    return Tmax * KK + 2 * Tmax * K + K + KK + Tmax + 1
+    # Per thread (_edge_sequence): [2][Tmax][K][K] the positions' scores and their
+    # exponentials, [3][Tmax][K] alpha, beta and emf, [Tmax] offsets, [K] terms,
+    # [2][K][K] a pairwise marginal and exp(trans), [2][Tmax] pointers (a double each).
+    return 2 * Tmax * KK + 3 * Tmax * K + Tmax + K + 2 * KK + 2 * Tmax + 1
 
 
 def _py_sequence_marginals(
