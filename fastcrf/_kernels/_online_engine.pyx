@@ -107,11 +107,14 @@ def online_epoch(
     cdef bint has_e
     cdef Py_ssize_t n_ecells = 0
 
+    ed.F = -1
     if edges is not None:
-        _bind_edges(&ed, edges, WE, WEsum, DE, WE_var, K, Tmax, tok_off.shape[0],
-                    seq_off, pa_type == -2)
-    else:
-        ed.F = -1
+        try:
+            _bind_edges(&ed, edges, WE, WEsum, DE, WE_var, K, Tmax, tok_off.shape[0],
+                        seq_off, pa_type == -2)
+        except BaseException:
+            free(lem); free(rows); free(path); free(cell); free(cval)
+            raise
 
     if lem == NULL or rows == NULL or path == NULL or cell == NULL or cval == NULL:
         free(lem); free(rows); free(path); free(cell); free(cval)

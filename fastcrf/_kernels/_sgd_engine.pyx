@@ -1147,15 +1147,18 @@ def sgd_epoch(
     cdef Py_ssize_t extra = 0
 
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
-    if edges is not None:
-        extra = _bind_edges(&ed, edges, W, What, qW, W_l1_stamp, GW, EW, gW, W_ada_stamp,
-                            GAW, EAW, K, Tmax, batch_size, tok_off.shape[0], l1, adagrad,
-                            ada_rows)
     _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
                   batch_size)
     _check_l1(scalars, l1, qU, qV, l1_stamp, nU, nV, D + max(tail_ptr.shape[0] - 1, 0))
     _check_adagrad(adagrad, ada_rows, GU, GV, gU, EU, GA, EA, ada_stamp, nU, nV,
                    D + max(tail_ptr.shape[0] - 1, 0), lam1)
+    if V_forbid is not None and V_forbid.shape[0] != nV:
+        raise ValueError("sgd_epoch: V_forbid does not match the layout")
+    if edges is not None:
+        # Last of the checks: it allocates ed.emarg (freed below).
+        extra = _bind_edges(&ed, edges, W, What, qW, W_l1_stamp, GW, EW, gW, W_ada_stamp,
+                            GAW, EAW, K, Tmax, batch_size, tok_off.shape[0], l1, adagrad,
+                            ada_rows)
     if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads, extra) != 0:
         if edges is not None:
             free(ed.emarg)
@@ -1201,8 +1204,6 @@ def sgd_epoch(
     b.V = &V[0]
     b.Vhat = &Vhat[0]
     b.V_mask = &V_mask[0]
-    if V_forbid is not None and V_forbid.shape[0] != nV:
-        raise ValueError("sgd_epoch: V_forbid does not match the layout")
     b.V_forbid = &V_forbid[0] if V_forbid is not None else NULL
     b.seq_weight = &seq_weight[0] if seq_weight is not None and seq_weight.shape[0] > 0 \
         else NULL
