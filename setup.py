@@ -53,11 +53,12 @@ extensions = [
            CORE_PXD + ("_rows.pxd", "_padded.pxd")),
     kernel("_sgd_engine", ("_limits.h", "_kernels.h", "_rows.h", "_sync.h", "_padded.h",
                            "_l1.h", "_adagrad.h"),
-           CORE_PXD + ("_rows.pxd", "_prep.pxd", "_padded.pxd")),
+           CORE_PXD + ("_rows.pxd", "_prep.pxd", "_padded.pxd", "_edges.pxd")),
     kernel("_online_engine", ("_limits.h", "_kernels.h", "_rows.h"),
-           CORE_PXD + ("_rows.pxd",)),
+           CORE_PXD + ("_rows.pxd", "_edges.pxd")),
     kernel("_prep", (), ("_prep.pxd",)),
-    kernel("_edges", ("_limits.h", "_kernels.h", "_rows.h"), CORE_PXD + ("_rows.pxd",)),
+    kernel("_edges", ("_limits.h", "_kernels.h", "_rows.h"),
+           CORE_PXD + ("_rows.pxd", "_edges.pxd")),
     kernel("_vector"),
 ]
 # The encoder reads the caller's lists and strings without locks, and its threaded

@@ -3,9 +3,12 @@
 
     python bench/bench_edges.py [--data ../shared/data/conll2000] [--rounds 1]
                                 [--c2 0.125] [--n-jobs 2] [--evals 0]
+                                [--algorithm lbfgs] [--seed 0]
 
 Both train ``CRF(algorithm="lbfgs")`` with CRF++'s ``-c 4`` objective weight
-(``c2 = 1/(2C)``) and fastcrf's L-BFGS stopping rule; the features are extracted
+(``c2 = 1/(2C)``) and fastcrf's L-BFGS stopping rule, or with ``--algorithm NAME``
+that algorithm with its own defaults (``--c2`` then applies only when given, and
+``--seed`` is the random_state); the features are extracted
 before the clock starts (the fit time includes their encoding).  The two runs
 alternate within a round, in reversed order every other round; each prints its fit
 time, L-BFGS iterations and the CoNLL chunk F1 on test.txt.  ``--evals N`` instead
@@ -74,11 +77,16 @@ def main():
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2]
                                               / "shared" / "data" / "conll2000"))
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--c2", type=float, default=0.125)
+    parser.add_argument("--c2", type=float, default=None,
+                        help="default 0.125 for lbfgs, the algorithm's own otherwise")
+    parser.add_argument("--algorithm", default="lbfgs")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-jobs", type=int, default=None)
     parser.add_argument("--max-iterations", type=int, default=None)
     parser.add_argument("--evals", type=int, default=0)
     args = parser.parse_args()
+    if args.c2 is None and args.algorithm == "lbfgs":
+        args.c2 = 0.125
     X, y = load_conll(str(Path(args.data) / "train.txt.gz"))
     if args.evals:
         time_evaluations(X, y, args.evals, args.c2, args.n_jobs)
@@ -91,8 +99,9 @@ def main():
         for name in order:
             F, extra = features(configs[name], X)
             Ft, _ = features(configs[name], Xt)
-            crf = fastcrf.CRF(algorithm="lbfgs", c2=args.c2, n_jobs=args.n_jobs,
-                              max_iterations=args.max_iterations, **extra)
+            crf = fastcrf.CRF(algorithm=args.algorithm, c2=args.c2, n_jobs=args.n_jobs,
+                              max_iterations=args.max_iterations,
+                              random_state=args.seed, **extra)
             t0 = time.perf_counter()
             crf.fit(F, y)
             fit = time.perf_counter() - t0
@@ -100,7 +109,7 @@ def main():
             results[name].append((fit, f1, crf.n_iter_))
             print(f"round {r + 1} {name:8s}: fit {fit:7.1f} s, {crf.n_iter_} iterations, "
                   f"F1 {f1:.2f}", flush=True)
-    print("\n| template | fit (s, median) | L-BFGS iterations | F1 |")
+    print(f"\n| template | fit (s, median) | {args.algorithm} iterations | F1 |")
     print("| --- | --- | --- | --- |")
     for name, runs in results.items():
         print(f"| {name} | {statistics.median(f for f, _, _ in runs):.1f} | "

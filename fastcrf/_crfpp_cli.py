@@ -72,7 +72,8 @@ iterations (-m counts L-BFGS iterations).  -a MIRA is fastcrf's passive-aggressi
 Template B lines: a plain 'B' learns label transitions, and a template without one
 learns none, as in CRF++; each B line with macros (B01:%%x[0,1]) learns
 observation-conditioned transitions, one weight per label pair for each of its
-values, as in CRF++ (-a CRF, CRF-L1, CRF-L2; not MIRA yet, and without -t).  The model is a fastcrf file holding the template (crf_test
+values, as in CRF++ (every -a; not with -t).  The model is a fastcrf file
+holding the template (crf_test
 -m MODEL needs nothing else); -t also writes CRF++'s text model MODEL.txt, which
 'crf_learn -C MODEL.txt MODEL' (here or in CRF++) converts back."""
 
@@ -320,10 +321,6 @@ def _cmd_learn(args):
     if not os.path.isfile(train_path) and train_path != "-":
         raise cli.CommandError(f"no such file or directory: {train_path!r}")
     macros, transitions = _edges.template_bigrams(template)
-    if macros is not None and algorithm == "MIRA":
-        raise cli.CommandError(f"{template_path}: B lines with macros (observation-"
-                               "conditioned transitions) need -a CRF, CRF-L1 or CRF-L2; "
-                               "MIRA does not learn them yet")
     if macros is not None and args.textmodel:
         raise cli.CommandError(f"{template_path}: -t: CRF++'s text model of fastcrf "
                                "holds no observation-conditioned transitions (B lines "

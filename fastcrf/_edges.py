@@ -39,8 +39,11 @@ from ._training import (
     state_gradient,
 )
 
-#: The trainers that learn transition attributes.
-ALGORITHMS = ("lbfgs",)
+#: The trainers that learn transition attributes: every one.  L-BFGS runs
+#: :class:`EdgeObjective`; the SGD and online engines step the weights of transition
+#: attributes as more weight rows (fastcrf/_kernels/_sgd_engine.pyx, design note e;
+#: _online_engine.pyx).
+ALGORITHMS = ("lbfgs", "asgd", "l2sgd", "ap", "pa", "arow")
 #: W's gradient is accumulated during the forward-backward pass in this many fixed
 #: blocks of sequences (each its own (F, K, K) row, summed in order afterwards)...
 GRADIENT_BLOCKS = 8
@@ -205,6 +208,8 @@ class EdgeObjective:
     def __init__(self, data, edges, layout, chain_mask, c2, n_jobs, blocks=None,
                  forbidden=None):
         K = data.n_labels
+        # The constraints' forbidden chain scores: -inf in the lattice, 0 (masked) in x.
+        self.chain_fixed = None if forbidden is None else np.where(forbidden, -np.inf, 0.0)
         self.data, self.edges, self.layout = data, edges, layout
         # The constraints' forbidden chain scores: -inf in the lattice (whatever W adds
         # there), 0 (masked) in x.
@@ -238,9 +243,10 @@ class EdgeObjective:
         K = data.n_labels
         nW, nS = self.n_edge, self.n_state
         W, state, chain = x[:nW], x[nW:nW + nS], x[nW + nS:]
+        chain = np.asarray(chain, dtype=np.float64)
         if self.chain_fixed is not None:
             chain = chain + self.chain_fixed
-        trans, start, end = split_chain(np.asarray(chain, dtype=np.float64), K)
+        trans, start, end = split_chain(chain, K)
         self.chunks.fill(0.0)
         W = np.ascontiguousarray(W)
         status = _edges.forward_backward(
@@ -274,6 +280,26 @@ class EdgeObjective:
         return f, grad
 
 
+def log_likelihood(data, edges, layout, state, chain, W, n_jobs=None):
+    """Total log-likelihood of ``data`` with transition attributes ``edges``: as
+    :func:`fastcrf._training.log_likelihood_of_flat`, plus ``W`` (F, K, K); -inf when
+    a score is out of range (SGD's calibration compares it)."""
+    K = data.n_labels
+    n = data.n_sequences
+    trans, start, end = split_chain(np.asarray(chain, dtype=np.float64), K)
+    logz, score = np.zeros(n), np.zeros(n)
+    empty = np.zeros((0, K))
+    status = _edges.forward_backward(
+        layout.kernel_args(np.ascontiguousarray(state)), data.features.kernel_args(),
+        edge_args(edges), np.ascontiguousarray(W, dtype=np.float64).reshape(-1),
+        data.labels, trans, start, end, logz, score, empty, empty, empty, np.zeros((0, 0)),
+        np.zeros((0, 0)), n_threads_for(n_jobs, n), data.weights)
+    if status != 0:
+        return -np.inf
+    diff = score - logz
+    return float(diff.sum() if data.weights is None else np.einsum("i,i->", diff, data.weights))
+
+
 def _chunk():
     from ._kernels import _core
     return _core.chunk_size()
@@ -302,6 +328,9 @@ def fit_lbfgs(data, edges, settings, *, layout, chain_mask, n_jobs=None, callbac
         callback's ``weights_fn()`` gives the layout weights only.
     init : EdgeWeights, optional
         A warm start: the layout weights and ``W`` to start from.
+    forbidden : ndarray of bool, optional
+        The chain scores the constraints forbid: -inf in every lattice, whatever the
+        transition attributes add (``chain_mask`` keeps them at 0).
 
     Returns
     -------
@@ -360,9 +389,12 @@ class Fit:
         if prefix is None:
             return None
         if p["algorithm"] not in ALGORITHMS:
+            raise ValueError(f"transition_prefix is not supported by "
+                             f"algorithm={p['algorithm']!r}; use one of {ALGORITHMS}")
+        if init_model is not None and p["algorithm"] != "lbfgs":
             raise ValueError(
-                f"transition_prefix is supported by algorithm='lbfgs' only, not "
-                f"algorithm={p['algorithm']!r}; pass algorithm='lbfgs'")
+                f"a warm start with transition_prefix is supported by algorithm='lbfgs' "
+                f"only, not algorithm={p['algorithm']!r}")
         if X_dev is not None or p["early_stopping"]:
             raise ValueError("transition_prefix does not support a dev set or "
                              "early_stopping yet")
@@ -395,27 +427,39 @@ class Fit:
         return W
 
     def fit(self, data, p, classes, vocabulary, layout, mask, callback, progress, bar,
-            init=None, allowed=None, forbidden=None):
-        """Train by L-BFGS and return the :class:`EdgeCRFModel` (``init``: the
-        carried layout weights of a warm start; ``allowed`` / ``forbidden``: the
-        training constraints, as :func:`fastcrf._fit.fit_model` resolves them)."""
+            random_state, init=None, allowed=None, forbidden=None):
+        """Train with ``p["algorithm"]`` and return the :class:`EdgeCRFModel`
+        (``init``: the carried layout weights of an L-BFGS warm start; ``allowed`` /
+        ``forbidden``: the training constraints, as :func:`fastcrf._fit.fit_model`
+        resolves them, or None)."""
+        limits = {} if forbidden is None else {"forbidden": forbidden}
+        from ._train import TRAINERS
         from ._train.lbfgs import LBFGSSettings
         if init is not None:
             init = EdgeWeights(init, self.carried(data.n_labels))
         try:
-            weights, n_iter = fit_lbfgs(
-                data, self.features, LBFGSSettings.from_params(p), layout=layout,
-                chain_mask=mask, n_jobs=p["n_jobs"], callback=callback,
-                log=progress.message, init=init, forbidden=forbidden)
+            if p["algorithm"] == "lbfgs":
+                weights, n_iter = fit_lbfgs(
+                    data, self.features, LBFGSSettings.from_params(p), layout=layout,
+                    chain_mask=mask, n_jobs=p["n_jobs"], callback=callback,
+                    log=progress.message, init=init, **limits)
+                w, edge = weights.layout_weights, weights.edge
+            else:
+                trainer = TRAINERS[p["algorithm"]]
+                w, n_iter = trainer.fit(
+                    data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,
+                    random_state=random_state, n_jobs=p["n_jobs"], callback=callback,
+                    log=progress.message, edges=self.features, **limits)
+                edge = w.edge
         finally:
             if bar is not None:
                 bar.close()
-        w = weights.layout_weights
+        # The model keeps 0 where the constraints forbid, and applies them itself.
         chain = w.chain if forbidden is None else np.where(forbidden, 0.0, w.chain)
         return EdgeCRFModel(classes, vocabulary, layout, w.state, chain,
-                            training_log=progress.log, n_iter=n_iter, constraints=allowed,
-                            transition_prefix=self.prefix,
-                            edge_vocabulary=self.vocabulary, edge_weights=weights.edge)
+                            training_log=progress.log, n_iter=n_iter,
+                            constraints=allowed, transition_prefix=self.prefix,
+                            edge_vocabulary=self.vocabulary, edge_weights=edge)
 
 
 def extend_edges(old, vocabulary, features):

@@ -287,9 +287,12 @@ calibration_max_trials
         sum_f x[t, f] * W[f, i, j]``, and is not a state feature; on a sequence's
         first token it is ignored.  Dict tokens are split on their keys, list tokens
         on their str items (``{"w": "dog", "B:pos": "NN|VB"}`` with ``"B:"``).
-        None: no transition attributes (sklearn-crfsuite's model).  Supported by
-        algorithm='lbfgs' with lists of token features, warm start and constraints
-        included, without a dev set; every prediction method uses them.
+        None: no transition attributes (sklearn-crfsuite's model).  Every
+        ``algorithm`` learns them (the SGD trainers step their weights as they step
+        state weights; the online ones decode with them), and training
+        ``constraints`` hold at every position; lists of token features only,
+        without a dev set; a warm start with them needs algorithm='lbfgs'.  Every
+        prediction method uses them.
     constraints : {"BIO", "IOB1", "BIOES", "BIOUL", "auto"}, dict, array-like or None
         Transition constraints applied in training and kept in the model: the label
         paths they forbid have probability 0 (the normaliser sums only the allowed

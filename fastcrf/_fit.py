@@ -184,7 +184,7 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     keep = keep_optimizer_state and "keep_state" in inspect.signature(trainer.fit).parameters
     if edges is not None:
         return edges.fit(data, p, classes, vocabulary, layout, mask, callback, progress, bar,
-                         init, allowed, forbidden)
+                         rng, init, allowed, forbidden)
     try:
         weights, n_iter = trainer.fit(
             data, trainer.Settings.from_params(p), layout=layout, chain_mask=mask,

@@ -379,7 +379,8 @@ def _hashed_vocabulary(header, buckets, attributes, path):
 
 def _edge_model(classes, vocabulary, layout, state, chain, log, header, metadata,
                 edge_names, arrays, path, allowed=None):
-    """The checked :class:`fastcrf._edges.EdgeCRFModel` of a version-4 file."""
+    """The checked :class:`fastcrf._edges.EdgeCRFModel` of a version-4 file (or of a
+    later one with transition attributes; ``allowed``: its constraints)."""
     from ._edges import EdgeCRFModel
 
     prefix = header.get("transition_prefix")

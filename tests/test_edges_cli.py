@@ -73,10 +73,18 @@ def test_crf_learn_learns_b_lines_with_macros(capsys, files):
     assert code == 0 and accuracy(out, files / "test.txt") == 1.0
 
 
-def test_crf_learn_rejects_what_it_cannot_do_with_macros(capsys, files):
+def test_crf_learn_mira_learns_b_lines_with_macros(capsys, files):
+    model = files / "mira.model"
     code, _, err = run(capsys, "crf_learn", "-a", "MIRA", files / "macros",
-                       files / "train.txt", files / "m1")
-    assert code != 0 and "MIRA" in err
+                       files / "train.txt", model)
+    assert code == 0, err
+    code, out, err = run(capsys, "crf_test", "-m", model, files / "test.txt")
+    assert code == 0, err
+    assert accuracy(out, files / "test.txt") == 1.0
+    assert isinstance(load_model(model)[0], EdgeCRFModel)
+
+
+def test_crf_learn_rejects_what_it_cannot_do_with_macros(capsys, files):
     code, _, err = run(capsys, "crf_learn", "-t", files / "macros", files / "train.txt",
                        files / "m2")
     assert code != 0 and "-t" in err

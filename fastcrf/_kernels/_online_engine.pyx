@@ -3,13 +3,14 @@
 # the current weights (fastcrf/_train/online.py holds the Python side).  Inputs are trusted: the
 # Python layer validates ids, offsets and labels and sizes the scratch D.
 
-from libc.math cimport sqrt
+from libc.math cimport INFINITY, fabs, sqrt
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 from ._core cimport (Chain, _add_path_counts, _chain_bind, _chain_decoder, _chain_doubles,
                      _path_score, _viterbi_one)
+from ._edges cimport _path, _viterbi
 from ._limits cimport MAX_SCORE
 from ._rows cimport _ids, _values, fcrf_emissions, fcrf_layout, fcrf_max_abs
 
@@ -31,6 +32,13 @@ from ._rows cimport _ids, _values, fcrf_emissions, fcrf_layout, fcrf_max_abs
 # and shrinks its variance to 1 / (1 / var + delta^2 / gamma).
 # delta is gathered in the dense scratch D (all zeros between sequences) so that
 # repeated attributes cancel exactly and ||delta||^2 is exact.
+#
+# Transition attributes (observation-conditioned transitions, _edges.pyx) have their
+# own weights WE[f][i*K + j] and scratch DE: a sequence with some is decoded by
+# _edges' Viterbi over its positions' own matrices trans + sum_f x[t][f] WE[f], and
+# delta gains, at each position whose gold and best label pairs differ, +x for the
+# gold pair and -x for the best one of each of its attributes.  The updates, norms
+# and variances treat those cells as more weights.
 
 def online_epoch(
     double[:, ::1] W,                      # INOUT [A][K] state weights
@@ -59,6 +67,12 @@ def online_epoch(
     const double[::1] seq_weight=None,     # IN  [n_seq] sample weights, or None: all 1.
                                            #     A sequence's update is scaled by its
                                            #     weight (AROW: also its variance shrink)
+    tuple edges=None,                      # IN  transition attributes (eids, evals, etok)
+                                           #     as _sgd_engine.sgd_epoch's; None: none
+    double[:, ::1] WE=None,                # INOUT [F][K*K] their weights
+    double[:, ::1] WEsum=None,             # INOUT [F][K*K] averaging accumulator
+    double[:, ::1] DE=None,                # SCRATCH [F][K*K], zeros on entry and exit
+    double[:, ::1] WE_var=None,            # INOUT [F][K*K] AROW's variances, or None
 ):
     """One pass of the perceptron / passive-aggressive / AROW; returns 0 or -1 (bad
     scores)."""
@@ -89,9 +103,22 @@ def online_epoch(
         and seq_weight.shape[0] > 0 else NULL
     cdef double* Wv = &W_var[0, 0] if pa_type == -2 else NULL
     cdef int status = 0
+    cdef _Edges ed
+    cdef bint has_e
+    cdef Py_ssize_t n_ecells = 0
+
+    ed.F = -1
+    if edges is not None:
+        try:
+            _bind_edges(&ed, edges, WE, WEsum, DE, WE_var, K, Tmax, tok_off.shape[0],
+                        seq_off, pa_type == -2)
+        except BaseException:
+            free(lem); free(rows); free(path); free(cell); free(cval)
+            raise
 
     if lem == NULL or rows == NULL or path == NULL or cell == NULL or cval == NULL:
         free(lem); free(rows); free(path); free(cell); free(cval)
+        _free_edges(&ed)
         raise MemoryError("fastcrf: could not allocate the online-training workspace")
     dv = lem + 2 * Tmax * K + K
     L.K = K
@@ -114,7 +141,15 @@ def online_epoch(
             if not (fcrf_max_abs(lem, T * K) <= MAX_SCORE):
                 status = -1
                 break
-            best = _viterbi_one(&c, lem, T, lem + Tmax * K, lem + 2 * Tmax * K, rows, path)
+            has_e = ed.F >= 0 and ed.etok[t0 + T] > ed.etok[t0]
+            if has_e:
+                if not _bind_positions(&ed, &c, t0, T):
+                    status = -1
+                    break
+                best = _viterbi(T, K, lem, K, ed.tp, c.start, c.end, ed.delta, ed.back, path)
+            else:
+                best = _viterbi_one(&c, lem, T, lem + Tmax * K, lem + 2 * Tmax * K, rows,
+                                    path)
             counter[0] += 1.0
             cnt = counter[0]
             d = 0.0
@@ -152,6 +187,7 @@ def online_epoch(
                     cell[n_cells] = idx
                     cval[n_cells] = x
                     n_cells += 1
+            n_ecells = _edge_delta(&ed, t0, T, y, path) if has_e else 0
             memset(dv, 0, nV * sizeof(double))
             _add_path_counts(y, T, K, 1.0, dv)
             _add_path_counts(path, T, K, -1.0, dv)
@@ -159,11 +195,14 @@ def online_epoch(
                 dv[m] *= V_mask[m]
             if pa_type == -2:
                 # AROW: each weight moves by its own variance, which then shrinks.
-                gold = _path_score(&c, lem, T, y)
+                gold = _path(T, K, lem, K, ed.tp, c.start, c.end, y) if has_e \
+                    else _path_score(&c, lem, T, y)
                 cost = best - gold + d
                 frac = C
                 for m in range(n_cells):
                     frac += cval[m] * cval[m] * Wv[cell[m]]
+                for m in range(n_ecells):
+                    frac += ed.cval[m] * ed.cval[m] * ed.var[ed.cell[m]]
                 for m in range(nV):
                     frac += dv[m] * dv[m] * V_var[m]
                 loss_out[i] = cost
@@ -172,6 +211,10 @@ def online_epoch(
                     idx = cell[m]
                     W[idx // K, idx % K] += tau * Wv[idx] * cval[m]
                     Wv[idx] = 1.0 / (1.0 / Wv[idx] + sw * cval[m] * cval[m] / C)
+                for m in range(n_ecells):
+                    idx = ed.cell[m]
+                    ed.W[idx] += tau * ed.var[idx] * ed.cval[m]
+                    ed.var[idx] = 1.0 / (1.0 / ed.var[idx] + sw * ed.cval[m] * ed.cval[m] / C)
                 for m in range(nV):
                     if dv[m] != 0.0:
                         V[m] += tau * V_var[m] * dv[m]
@@ -183,11 +226,14 @@ def online_epoch(
                 # CRFsuite's loss of the perceptron: the share of wrong labels.
                 loss_out[i] = d / T
             else:
-                gold = _path_score(&c, lem, T, y)
+                gold = _path(T, K, lem, K, ed.tp, c.start, c.end, y) if has_e \
+                    else _path_score(&c, lem, T, y)
                 cost = best - gold + (sqrt(d) if error_sensitive else 1.0)
                 norm2 = 0.0
                 for m in range(n_cells):
                     norm2 += cval[m] * cval[m]
+                for m in range(n_ecells):
+                    norm2 += ed.cval[m] * ed.cval[m]
                 for m in range(nV):
                     norm2 += dv[m] * dv[m]
                 loss_out[i] = cost
@@ -205,6 +251,9 @@ def online_epoch(
             for m in range(n_cells):
                 W[cell[m] // K, cell[m] % K] += tau * cval[m]
                 Wsum[cell[m] // K, cell[m] % K] += cnt * tau * cval[m]
+            for m in range(n_ecells):
+                ed.W[ed.cell[m]] += tau * ed.cval[m]
+                ed.Wsum[ed.cell[m]] += cnt * tau * ed.cval[m]
             for m in range(nV):
                 V[m] += tau * dv[m]
                 Vsum[m] += cnt * tau * dv[m]
@@ -214,4 +263,150 @@ def online_epoch(
     free(path)
     free(cell)
     free(cval)
+    _free_edges(&ed)
     return status
+
+
+cdef struct _Edges:
+    # The transition attributes of online_epoch (F = -1: none) and their scratch.
+    Py_ssize_t F
+    Py_ssize_t K
+    const int32_t* eids
+    const double* evals   # NULL: all 1.0
+    const int64_t* etok
+    double* W             # [F][K*K]
+    double* Wsum          # [F][K*K]
+    double* D             # [F][K*K] zeros between sequences
+    double* var           # [F][K*K] AROW's variances, or NULL
+    double* mats          # [Tmax][K][K] the positions' own transitions
+    const double** tp     # [Tmax] each position's transitions
+    double* delta         # [Tmax][K] Viterbi scores
+    int64_t* back         # [Tmax][K] back pointers
+    int64_t* cell         # [2 * most entries of a sequence] distinct cells of DE
+    double* cval          # [the same] their values
+
+
+cdef int _bind_edges(_Edges* ed, tuple edges, double[:, ::1] WE, double[:, ::1] WEsum,
+                     double[:, ::1] DE, double[:, ::1] WE_var, Py_ssize_t K,
+                     Py_ssize_t Tmax, Py_ssize_t n_tok_off, const int64_t[::1] seq_off,
+                     bint arow) except -1:
+    # Bounds checks of the arrays' sizes (the Python layer builds them), then the
+    # scratch (freed by _free_edges).
+    cdef const int32_t[::1] eids = edges[0]
+    cdef const double[::1] evals = edges[1]
+    cdef const int64_t[::1] etok = edges[2]
+    cdef Py_ssize_t s, most = 0
+    ed.F = -1
+    if (WE is None or WEsum is None or DE is None or WE.shape[1] != K * K
+            or WEsum.shape[0] != WE.shape[0] or WEsum.shape[1] != K * K
+            or DE.shape[0] != WE.shape[0] or DE.shape[1] != K * K
+            or (arow and (WE_var is None or WE_var.shape[0] != WE.shape[0]
+                          or WE_var.shape[1] != K * K))):
+        raise ValueError("online_epoch: WE, WEsum, DE or WE_var have the wrong shape")
+    if etok.shape[0] != n_tok_off or etok[n_tok_off - 1] != eids.shape[0] or (
+            evals.shape[0] not in (0, eids.shape[0])):
+        raise ValueError("online_epoch: the transition attributes do not match the tokens")
+    for s in range(seq_off.shape[0] - 1):
+        if etok[seq_off[s + 1]] - etok[seq_off[s]] > most:
+            most = etok[seq_off[s + 1]] - etok[seq_off[s]]
+    ed.K = K
+    ed.eids = &eids[0] if eids.shape[0] > 0 else NULL
+    ed.evals = &evals[0] if evals.shape[0] > 0 else NULL
+    ed.etok = &etok[0]
+    ed.W = &WE[0, 0] if WE.shape[0] > 0 else NULL
+    ed.Wsum = &WEsum[0, 0] if WE.shape[0] > 0 else NULL
+    ed.D = &DE[0, 0] if WE.shape[0] > 0 else NULL
+    ed.var = &WE_var[0, 0] if arow and WE.shape[0] > 0 else NULL
+    ed.mats = <double*> malloc((Tmax * K * K + Tmax * K + 1) * sizeof(double))
+    ed.delta = ed.mats + Tmax * K * K
+    ed.tp = <const double**> malloc((Tmax + 1) * sizeof(double*))
+    ed.back = <int64_t*> malloc((Tmax * K + 1) * sizeof(int64_t))
+    ed.cell = <int64_t*> malloc((2 * most + 1) * sizeof(int64_t))
+    ed.cval = <double*> malloc((2 * most + 1) * sizeof(double))
+    ed.F = WE.shape[0]
+    if ed.mats == NULL or ed.tp == NULL or ed.back == NULL or ed.cell == NULL \
+            or ed.cval == NULL:
+        _free_edges(ed)
+        raise MemoryError("fastcrf: could not allocate the online-training workspace")
+    return 0
+
+
+cdef void _free_edges(_Edges* ed) noexcept:
+    if ed.F < 0:
+        return
+    free(ed.mats)
+    free(<void*> ed.tp)
+    free(ed.back)
+    free(ed.cell)
+    free(ed.cval)
+    ed.F = -1
+
+
+cdef bint _bind_positions(_Edges* ed, const Chain* c, int64_t t0,
+                          Py_ssize_t T) noexcept nogil:
+    # ed.tp[t]: the chain's transitions where position t has no transition attribute,
+    # else trans + sum_f x[t][f] WE[f] (-inf stays -inf).  False when a score leaves
+    # the range.
+    cdef Py_ssize_t K = ed.K
+    cdef Py_ssize_t KK = K * K
+    cdef Py_ssize_t t, m, n = 0
+    cdef int64_t e
+    cdef double v
+    cdef const double* w
+    cdef double* out
+    ed.tp[0] = c.trans
+    for t in range(1, T):
+        if ed.etok[t0 + t + 1] == ed.etok[t0 + t]:
+            ed.tp[t] = c.trans
+            continue
+        out = ed.mats + n * KK
+        n += 1
+        for m in range(KK):
+            out[m] = c.trans[m]
+        for e in range(ed.etok[t0 + t], ed.etok[t0 + t + 1]):
+            v = ed.evals[e] if ed.evals != NULL else 1.0
+            w = ed.W + <Py_ssize_t> ed.eids[e] * KK
+            for m in range(KK):
+                out[m] += v * w[m]
+        for m in range(KK):
+            if out[m] != -INFINITY and not (fabs(out[m]) <= MAX_SCORE):
+                return False
+        ed.tp[t] = out
+    return True
+
+
+cdef Py_ssize_t _edge_delta(_Edges* ed, int64_t t0, Py_ssize_t T, const int64_t* y,
+                            const int64_t* path) noexcept nogil:
+    # The transition-attribute cells of delta = Phi(gold) - Phi(best) into ed.cell and
+    # ed.cval (each distinct non-zero cell once, DE cleared behind); returns their count.
+    cdef Py_ssize_t K = ed.K
+    cdef Py_ssize_t KK = K * K
+    cdef Py_ssize_t t, m, n_touched = 0, n_cells = 0
+    cdef int64_t e, gold, best, idx
+    cdef double v, x
+    for t in range(1, T):
+        gold = y[t - 1] * K + y[t]
+        best = path[t - 1] * K + path[t]
+        if gold == best:
+            continue
+        for e in range(ed.etok[t0 + t], ed.etok[t0 + t + 1]):
+            v = ed.evals[e] if ed.evals != NULL else 1.0
+            idx = <int64_t> ed.eids[e] * KK + gold
+            if ed.D[idx] == 0.0:
+                ed.cell[n_touched] = idx
+                n_touched += 1
+            ed.D[idx] += v
+            idx = <int64_t> ed.eids[e] * KK + best
+            if ed.D[idx] == 0.0:
+                ed.cell[n_touched] = idx
+                n_touched += 1
+            ed.D[idx] -= v
+    for m in range(n_touched):
+        idx = ed.cell[m]
+        x = ed.D[idx]
+        if x != 0.0:
+            ed.D[idx] = 0.0
+            ed.cell[n_cells] = idx
+            ed.cval[n_cells] = x
+            n_cells += 1
+    return n_cells

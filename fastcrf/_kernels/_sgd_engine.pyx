@@ -18,16 +18,27 @@
 # d) Inputs are trusted: fastcrf/_sgd.py checks the arrays (_check_layout is a bounds
 #    check of the weights' size).  Scores that come out non-finite or beyond
 #    MAX_SCORE (diverging weights) end the epoch with status -1.
+# e) Transition attributes (observation-conditioned transitions, _edges.pyx) are one
+#    more layout of weight rows: attribute f owns the K*K weights W[f][i][j] (label i
+#    followed by j), a dense row padded to a multiple of 4, and a position's pairwise
+#    marginals are its "label distribution" over the K*K pairs.  So the row kernels
+#    of the state weights (_rows.h, _l1.h, _adagrad.h) update them unchanged, with the
+#    same scale, averaging, L1 and AdaGrad bookkeeping.  Part 0 of each generation
+#    owns them (their catch-up, their step); a sequence with a transition attribute
+#    runs the recursions of _edges.pyx over its positions' own matrices (scaled, with
+#    the log-space ones as fallback), every other sequence the kernels it ran before.
 
 from cython.parallel cimport parallel, threadid
-from libc.math cimport fabs, pow, INFINITY
+from libc.math cimport exp, fabs, pow, INFINITY
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memset
 
-from ._core cimport (Chain, Work, _chain_bind, _chain_doubles, _transition_gradient,
+from ._core cimport (Chain, Work, _add_path_counts, _chain_bind, _chain_doubles,
+                     _transition_gradient,
                      _transition_gradient_rows, _chain_scaled, _path_score, _sequence_marginals,
                      _work_bind, _work_doubles)
+from ._edges cimport _backward, _exp_matrix, _forward, _path, _scaled
 from ._limits cimport MAX_SCORE
 from ._prep cimport BLOCK_SHIFT, N_PARTS
 from ._rows cimport (_check_layout, _ids, _values, fcrf_add_parts, fcrf_emissions,
@@ -121,26 +132,27 @@ cdef void _fold(double* U, double* Uhat, Py_ssize_t nU, double* V, double* Vhat,
     # Rewrite (U, V, Uhat, Vhat, alpha, beta, gamma) with alpha = gamma = 1; the
     # iterate and the average stay the same.  O(n_weights): once per epoch, or when
     # alpha gets small enough to cost precision.
+    _fold_run(U, Uhat, nU, scalars, averaging)
+    _fold_run(V, Vhat, nV, scalars, averaging)
+    scalars[S_BETA] = 0.0 if averaging else 1.0
+    scalars[S_ALPHA] = 1.0
+    scalars[S_GAMMA] = 1.0
+
+
+cdef void _fold_run(double* U, double* Uhat, Py_ssize_t n, const double* scalars,
+                    bint averaging) noexcept nogil:
+    # _fold's rewrite of n weights, the scalars left as they are.
     cdef Py_ssize_t i
     cdef double alpha = scalars[S_ALPHA]
     cdef double beta = scalars[S_BETA]
     cdef double inv_gamma = 1.0 / scalars[S_GAMMA]
     if averaging:
-        for i in range(nU):
+        for i in range(n):
             Uhat[i] = (Uhat[i] + beta * U[i]) * inv_gamma
             U[i] *= alpha
-        for i in range(nV):
-            Vhat[i] = (Vhat[i] + beta * V[i]) * inv_gamma
-            V[i] *= alpha
-        scalars[S_BETA] = 0.0
     else:
-        for i in range(nU):
+        for i in range(n):
             U[i] *= alpha
-        for i in range(nV):
-            V[i] *= alpha
-        scalars[S_BETA] = 1.0
-    scalars[S_ALPHA] = 1.0
-    scalars[S_GAMMA] = 1.0
 
 
 cdef extern from "_sync.h":
@@ -164,6 +176,29 @@ cdef enum:
 WEIGHT_PARTS = N_PARTS
 # The delta of the AdaGrad step's 1 / (delta + sqrt(G)) (_adagrad.h), for the tests.
 ADAGRAD_DELTA = FCRF_ADA_DELTA
+
+
+cdef struct SGDEdges:
+    # The transition attributes and their weights (design note e); the arrays are
+    # those of the state weights' names, for the layout LW.
+    fcrf_layout LW        # K*K "labels", stride SW = K*K rounded up to 4, D = F rows
+    const int32_t* eids   # [n_edge_entries] transition-attribute ids
+    const double* evals   # [n_edge_entries] their values, or NULL: all 1.0
+    const int64_t* etok   # [n_tokens + 1] entries of each token (none at a first token)
+    double* W             # [F][SW] scaled weights, as U
+    double* What          # [F][SW] as Uhat
+    double* qW            # [F][SW] L1 penalty received, or NULL
+    int64_t* l1_stamp     # [F] or NULL
+    double* GW            # [F][SW] AdaGrad's summed squared gradients, or NULL
+    double* EW            # [F][SW] its decays minus 1, or NULL
+    double* gW            # [F][SW] the step's summed gradient (zeros between steps)
+    int64_t* ada_stamp    # [F] or NULL
+    double* GA            # [F] the per-row rule's accumulators, or NULL
+    double* EA            # [F] or NULL
+    Py_ssize_t F
+    double* emarg         # [batch][Tmax][SW] pairwise marginals at the positions with
+                          #     transition attributes, zero-padded
+    Py_ssize_t work       # offset of the edge lattice's scratch in a thread's buffer
 
 
 cdef struct SGDBatch:
@@ -233,6 +268,7 @@ cdef struct SGDBatch:
     int ada_avg           # whether the skipped steps averaged
     double ada_c_step     # eta lambda n_b of this step
     int ada_avg_step      # whether this step averages
+    SGDEdges* ed          # the transition attributes, or NULL
 
 
 cdef inline const int64_t* _part_starts(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
@@ -285,6 +321,153 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
                                             b.ada_c, b.ada_avg)
         fcrf_emissions(b.L, b.U, b.ids, b.vals, start + t0, end + t0, T, b.scalars[S_ALPHA],
                        b.part_lem + (part * b.batch_size + i) * b.Tmax * S, S)
+        if b.ada and b.ed != NULL and part == 0:
+            _edge_catch_up(b, t0, T)
+
+
+cdef void _edge_catch_up(const SGDBatch* b, int64_t t0, Py_ssize_t T) noexcept nogil:
+    # The transition-attribute rows of a sequence's tokens brought up to the current
+    # step, before the sequence items read them (AdaGrad).
+    cdef SGDEdges* ed = b.ed
+    cdef Py_ssize_t t
+    for t in range(T):
+        if b.ada_rows:
+            fcrf_adarow_catch_up_token(&ed.LW, ed.W, ed.What, ed.GA, ed.EA, ed.ada_stamp,
+                                       ed.eids, ed.etok[t0 + t], ed.etok[t0 + t + 1],
+                                       b.ada_step, b.ada_c, b.ada_avg)
+        else:
+            fcrf_ada_catch_up_token(&ed.LW, ed.W, ed.What, ed.GW, ed.EW, ed.ada_stamp,
+                                    ed.eids, ed.etok[t0 + t], ed.etok[t0 + t + 1],
+                                    b.ada_step, b.ada_c, b.ada_avg)
+
+
+cdef inline bint _has_edges(const SGDEdges* ed, int64_t t0, Py_ssize_t T) noexcept nogil:
+    # Whether a sequence has a transition attribute (its first token never has one).
+    return ed != NULL and ed.etok[t0 + T] > ed.etok[t0]
+
+
+cdef int _edge_sequence(const SGDBatch* b, double* ew, Py_ssize_t i, const double* plem,
+                        double* P, double* dv, int64_t t0, Py_ssize_t T,
+                        const int64_t* y) noexcept nogil:
+    # _batch_sequence for a sequence with transition attributes: its positions' own
+    # transition matrices, trans_t = trans + alpha sum_f x[t][f] W[f] (trans -inf where
+    # the constraints forbid, whatever W adds), then _edges.pyx's scaled recursion over
+    # their exponentials (one exp per pair and position with attributes, the shared
+    # exp(trans) elsewhere), or its log-space one where that underflows.  Writes the
+    # loss, the node marginals P, the chain gradient dv and the pairwise marginals of
+    # the positions with attributes (ed.emarg); returns 1 when a score is out of range.
+    #   P(y_{t-1} = i, y_t = j) = alpha[t-1][i] trans_t[i][j] em[t][j] beta[t][j] / Z
+    # (products of factors, normalised per position in the scaled recursion).
+    # ew: the thread's scratch, see _bind_edges.
+    cdef const SGDEdges* ed = b.ed
+    cdef Py_ssize_t K = b.c.K
+    cdef Py_ssize_t KK = K * K
+    cdef Py_ssize_t S = b.S
+    cdef Py_ssize_t SW = ed.LW.S
+    cdef Py_ssize_t Tmax = b.Tmax
+    cdef double* mats = ew                   # [Tmax][K][K] the positions' own scores
+    cdef double* emats = mats + Tmax * KK    # [Tmax][K][K] their exp(scores - cst[t])
+    cdef double* alpha = emats + Tmax * KK   # [Tmax][K] forward rows
+    cdef double* beta = alpha + Tmax * K     # [Tmax][K] backward rows
+    cdef double* emf = beta + Tmax * K       # [Tmax][K] exp(em - max em)
+    cdef double* cst = emf + Tmax * K        # [Tmax] the offsets of Ep
+    cdef double* tmp = cst + Tmax            # [K] terms
+    cdef double* pair = tmp + K              # [K][K] one pairwise marginal
+    cdef double* E0 = pair + KK              # [K][K] exp(trans - c0)
+    cdef const double** tp = <const double**> (E0 + KK)      # [Tmax] scores
+    cdef const double** Ep = tp + Tmax                        # [Tmax] exponentials
+    cdef const double* trans = b.c.trans
+    cdef double a = b.scalars[S_ALPHA]
+    cdef double v, x, z, logz, c0 = 0.0
+    cdef const double* w
+    cdef double* out
+    cdef double* em
+    cdef Py_ssize_t t, k, m, n = 0
+    cdef int64_t e
+    cdef bint scaled
+    tp[0] = trans
+    _exp_matrix(K, trans, E0, &c0)
+    for t in range(1, T):
+        if ed.etok[t0 + t + 1] == ed.etok[t0 + t]:
+            tp[t] = trans
+            Ep[t] = E0
+            cst[t] = c0
+            continue
+        out = mats + n * KK
+        for m in range(KK):
+            out[m] = trans[m]
+        for e in range(ed.etok[t0 + t], ed.etok[t0 + t + 1]):
+            v = a * (ed.evals[e] if ed.evals != NULL else 1.0)
+            w = ed.W + <Py_ssize_t> ed.eids[e] * SW
+            for m in range(KK):
+                out[m] += v * w[m]
+        for m in range(KK):
+            if out[m] != -INFINITY and not (fabs(out[m]) <= MAX_SCORE):
+                b.loss[b.pos + i] = INFINITY
+                memset(P, 0, T * S * sizeof(double))
+                return 1
+        tp[t] = out
+        _exp_matrix(K, out, emats + n * KK, &cst[t])
+        Ep[t] = emats + n * KK
+        n += 1
+    scaled = _scaled(T, K, plem, S, Ep, cst, b.c.start, b.c.end, alpha, beta, emf, &logz)
+    if not scaled:
+        logz = _forward(T, K, plem, S, tp, b.c.start, b.c.end, alpha, tmp)
+    if not (fabs(logz) <= MAX_SCORE):
+        b.loss[b.pos + i] = INFINITY
+        memset(P, 0, T * S * sizeof(double))
+        return 1
+    b.loss[b.pos + i] = logz - _path(T, K, plem, S, tp, b.c.start, b.c.end, y)
+    if not scaled:
+        _backward(T, K, plem, S, tp, b.c.end, beta, tmp)
+    for t in range(T):
+        z = 0.0
+        for k in range(K):
+            if scaled:
+                x = alpha[t * K + k] * beta[t * K + k]
+            else:
+                x = alpha[t * K + k] + beta[t * K + k] - logz
+                x = exp(x) if x > -INFINITY else 0.0
+            P[t * S + k] = x
+            z += x
+        if scaled:
+            # Above 1e-100 (see _scaled).
+            for k in range(K):
+                P[t * S + k] /= z
+        for k in range(K, S):
+            P[t * S + k] = 0.0
+    for k in range(K):
+        dv[KK + k] -= P[k]
+        dv[KK + K + k] -= P[(T - 1) * S + k]
+    _add_path_counts(y, T, K, 1.0, dv)
+    for t in range(1, T):
+        if scaled:
+            z = 0.0
+            for k in range(K):
+                v = alpha[(t - 1) * K + k]
+                for m in range(K):
+                    x = v * Ep[t][k * K + m] * emf[t * K + m] * beta[t * K + m]
+                    pair[k * K + m] = x
+                    z += x
+            z = 1.0 / z
+            for m in range(KK):
+                pair[m] *= z
+        else:
+            em = plem + t * S
+            for k in range(K):
+                v = alpha[(t - 1) * K + k] - logz
+                for m in range(K):
+                    x = v + tp[t][k * K + m] + em[m] + beta[t * K + m]
+                    pair[k * K + m] = exp(x) if x > -INFINITY else 0.0
+        for m in range(KK):
+            dv[m] -= pair[m]
+        if ed.etok[t0 + t + 1] > ed.etok[t0 + t]:
+            out = ed.emarg + (i * Tmax + t) * SW
+            for m in range(KK):
+                out[m] = pair[m]
+            for m in range(KK, SW):
+                out[m] = 0.0
+    return 0
 
 
 cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) noexcept nogil:
@@ -308,6 +491,8 @@ cdef int _batch_sequence(const SGDBatch* b, Work* w, double* pw, Py_ssize_t i) n
         b.loss[b.pos + i] = INFINITY
         memset(P, 0, T * S * sizeof(double))
         return 1
+    if _has_edges(b.ed, t0, T):
+        return _edge_sequence(b, pw + b.ed.work, i, plem, P, dv, t0, T, y)
     if b.padded:
         if fcrf_padded_marginals(b.pc, plem, T, pw, P, w.edge, &logz) == 0:
             b.loss[b.pos + i] = logz - fcrf_path_score_strided(
@@ -362,8 +547,27 @@ cdef void _batch_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
                 b.V[m] += x
                 if b.averaging:
                     b.Vhat[m] -= b.beta * x
+            if _has_edges(b.ed, t0, T):
+                _edge_update(b, i, t0, T, b.ed.W, b.ed.What, gain, b.beta, b.averaging)
     if b.l1:
         _batch_l1_clip(b, part)
+
+
+cdef void _edge_update(const SGDBatch* b, Py_ssize_t i, int64_t t0, Py_ssize_t T,
+                       double* W, double* What, double gain, double beta,
+                       int averaging) noexcept nogil:
+    # The i-th sequence's share of the step of the transition-attribute rows, as
+    # fcrf_update_token's of the state rows: the observed pair y_{t-1} y_t against the
+    # position's pairwise marginals.
+    cdef const SGDEdges* ed = b.ed
+    cdef Py_ssize_t K = b.c.K
+    cdef Py_ssize_t t
+    cdef const int64_t* y = b.labels + t0
+    for t in range(1, T):
+        if ed.etok[t0 + t + 1] > ed.etok[t0 + t]:
+            fcrf_update_token(&ed.LW, W, What, ed.eids, ed.evals, ed.etok[t0 + t],
+                              ed.etok[t0 + t + 1], ed.emarg + (i * b.Tmax + t) * ed.LW.S,
+                              y[t - 1] * K + y[t], gain, beta, averaging)
 
 
 cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
@@ -389,8 +593,12 @@ cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
             dv = b.dv + i * b.nV
             for m in range(b.nV):
                 b.gV[m] += sw * dv[m] * b.V_mask[m]
+            if _has_edges(b.ed, t0, T):
+                _edge_update(b, i, t0, T, b.ed.gW, b.ed.gW, sw, 0.0, 0)
     for i in range(b.nb):
         T = _visit(b, i, &t0)
+        if part == 0 and _has_edges(b.ed, t0, T):
+            _edge_ada_step(b, t0, T)
         for t in range(T):
             if b.ada_rows:
                 fcrf_adarow_step_token(b.L, b.Uw, b.Uhat, b.GA, b.EA, b.gU, b.ada_stamp,
@@ -403,6 +611,23 @@ cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     if part == 0:
         fcrf_ada_step_run(b.V, b.Vhat, b.GV, b.gV, b.nV, b.ada_eta, b.ada_c_step,
                           b.ada_avg_step)
+
+
+cdef void _edge_ada_step(const SGDBatch* b, int64_t t0, Py_ssize_t T) noexcept nogil:
+    # The AdaGrad step of a sequence's transition-attribute rows (each row once).
+    cdef SGDEdges* ed = b.ed
+    cdef Py_ssize_t t
+    for t in range(T):
+        if b.ada_rows:
+            fcrf_adarow_step_token(&ed.LW, ed.W, ed.What, ed.GA, ed.EA, ed.gW, ed.ada_stamp,
+                                   ed.eids, ed.etok[t0 + t], ed.etok[t0 + t + 1],
+                                   b.ada_step + 1, b.ada_eta, b.ada_c_step, b.ada_c,
+                                   b.ada_avg_step)
+        else:
+            fcrf_ada_step_token(&ed.LW, ed.W, ed.What, ed.GW, ed.gW, ed.EW, ed.ada_stamp,
+                                ed.eids, ed.etok[t0 + t], ed.etok[t0 + t + 1],
+                                b.ada_step + 1, b.ada_eta, b.ada_c_step, b.ada_c,
+                                b.ada_avg_step)
 
 
 cdef void _batch_l1_clip(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
@@ -422,6 +647,13 @@ cdef void _batch_l1_clip(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
                                start[t0 + t], end[t0 + t], b.l1_u, b.beta, b.averaging)
     if part == 0:
         fcrf_l1_clip_run(b.V, b.Vhat, b.qV, b.nV, b.l1_u, b.beta, b.averaging)
+    if part == 0 and b.ed != NULL:
+        for i in range(b.nb):
+            T = _visit(b, i, &t0)
+            for t in range(T):
+                fcrf_l1_clip_token(&b.ed.LW, b.ed.W, b.ed.What, b.ed.qW, b.ed.l1_stamp,
+                                   b.l1_step, b.ed.eids, b.ed.etok[t0 + t],
+                                   b.ed.etok[t0 + t + 1], b.l1_u, b.beta, b.averaging)
 
 
 cdef void _run_items(SGDBatch* b, Work* w, double* pw, volatile int64_t* sync, int64_t gen,
@@ -514,9 +746,24 @@ cdef void _end_step(SGDBatch* b, double* scalars, double mu, Py_ssize_t nb) noex
     # u = w / alpha grows as alpha shrinks, and the average is a difference of terms
     # of size ~ u: fold before that costs more than ~1e-12.
     if scalars[S_ALPHA] < 1e-4 or scalars[S_GAMMA] > 1e9:
+        _fold_edges(b.ed, scalars, b.l1, mu < 1.0)
         if b.l1:
             fcrf_l1_fold(b.qU, b.nU, b.qV, b.nV, &scalars[S_L1], scalars[S_ALPHA])
         _fold(b.Uw, b.Uhat, b.nU, b.V, b.Vhat, b.nV, scalars, mu < 1.0)
+
+
+cdef void _fold_edges(const SGDEdges* ed, const double* scalars, bint l1,
+                      bint averaging) noexcept nogil:
+    # _fold's rewrite of the transition-attribute weights (and their L1 penalties),
+    # before _fold resets the scalars.
+    cdef double u = 0.0
+    cdef Py_ssize_t n
+    if ed == NULL:
+        return
+    n = ed.F * ed.LW.S
+    if l1:
+        fcrf_l1_fold(ed.qW, n, NULL, 0, &u, scalars[S_ALPHA])
+    _fold_run(ed.W, ed.What, n, scalars, averaging)
 
 
 cdef inline bint _ada_averages(const StepSchedule* sch, double step) noexcept nogil:
@@ -529,12 +776,19 @@ cdef void _ada_sync(const SGDBatch* b, int64_t step, double c, int averaging,
     # Every attribute's weights brought up to step ``step`` (the skipped steps' c and
     # averaging flag); ``full``: the skipped steps were full mini-batches, so that the
     # cached decays (EU, EA) apply.
+    cdef SGDEdges* ed = b.ed
     if b.ada_rows:
         fcrf_adarow_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GA, b.EA if full else NULL,
                          b.ada_stamp, step, c, averaging)
     else:
         fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, b.EU if full else NULL,
                       b.ada_stamp, step, c, averaging)
+    if ed != NULL and b.ada_rows:
+        fcrf_adarow_sync(&ed.LW, ed.F, ed.W, ed.What, ed.GA, ed.EA if full else NULL,
+                         ed.ada_stamp, step, c, averaging)
+    elif ed != NULL:
+        fcrf_ada_sync(&ed.LW, ed.F, ed.W, ed.What, ed.GW, ed.EW if full else NULL,
+                      ed.ada_stamp, step, c, averaging)
 
 
 cdef void _ada_before_batch(SGDBatch* b, const StepSchedule* sch, const double* scalars,
@@ -683,16 +937,19 @@ cdef struct SGDScratch:
                           #     their constants (Chain), then [2][K][S] the padded copies
                           #     of E and ET (fcrf_padded_lattice), zero beyond K
     double* threads       # [n_threads][per_thread]: each thread's Work ([work]), then
-                          #     the padded kernels' scratch and its [Tmax][S] emission rows
+                          #     the padded kernels' scratch and its [Tmax][S] emission rows,
+                          #     then the edge lattice's scratch (SGDEdges.work)
     Py_ssize_t work       # _work_doubles(Tmax, K)
     Py_ssize_t per_thread
 
 
 cdef int _scratch_alloc(SGDScratch* m, Py_ssize_t K, Py_ssize_t S, Py_ssize_t Tmax,
-                        Py_ssize_t batch_size, Py_ssize_t nV, int n_threads) noexcept:
-    # 0, or -1 (nothing left allocated) when the memory is not there.
+                        Py_ssize_t batch_size, Py_ssize_t nV, int n_threads,
+                        Py_ssize_t extra) noexcept:
+    # 0, or -1 (nothing left allocated) when the memory is not there.  extra: doubles
+    # more per thread (the edge lattice's scratch, after the emission rows).
     m.work = _work_doubles(Tmax, K)
-    m.per_thread = m.work + fcrf_padded_work_doubles(Tmax, S) + Tmax * S
+    m.per_thread = m.work + fcrf_padded_work_doubles(Tmax, S) + Tmax * S + extra
     m.marg = <double*> malloc(batch_size * Tmax * S * sizeof(double))
     m.part_lem = <double*> malloc(N_PARTS * batch_size * Tmax * S * sizeof(double))
     m.dv = <double*> malloc(batch_size * nV * sizeof(double))
@@ -851,6 +1108,21 @@ def sgd_epoch(
     const unsigned char[::1] V_forbid=None,  # IN  [K*K + 2K] 1 where the constraints forbid
                                            #     the score: -inf in every lattice (the
                                            #     padded kernels then decline, _core's run)
+    tuple edges=None,                      # IN  transition attributes (eids, evals, etok):
+                                           #     int32 ids, float64 values or [0] (all 1),
+                                           #     int64 [n_tokens + 1] offsets, no entry at
+                                           #     a sequence's first token; None: none
+    double[::1] W=None,                    # INOUT [F * SW] their scaled weights, as U
+                                           #     (SW = K*K rounded up to 4; [f][i*K + j])
+    double[::1] What=None,                 # INOUT [F * SW] as Uhat
+    double[::1] qW=None,                   # INOUT [F * SW] as qU (lam1 > 0)
+    int64_t[::1] W_l1_stamp=None,          # INOUT [F] as l1_stamp (lam1 > 0)
+    double[::1] GW=None,                   # INOUT [F * SW] as GU (adagrad, per weight)
+    double[::1] EW=None,                   # INOUT [F * SW] as EU (adagrad, per weight)
+    double[::1] gW=None,                   # INOUT [F * SW] as gU (adagrad)
+    int64_t[::1] W_ada_stamp=None,         # INOUT [F] as ada_stamp (adagrad)
+    double[::1] GAW=None,                  # INOUT [F] as GA (ada_rows)
+    double[::1] EAW=None,                  # INOUT [F] as EA (ada_rows)
 ):
     """One pass of (averaged) SGD over ``order``; returns 0, or -1 if the weights diverged."""
     cdef Py_ssize_t nU = U.shape[0]
@@ -876,6 +1148,8 @@ def sgd_epoch(
     cdef int* status_p = &status
     cdef int bad = 0
     cdef int* bad_p = &bad
+    cdef SGDEdges ed
+    cdef Py_ssize_t extra = 0
 
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
     _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
@@ -883,8 +1157,19 @@ def sgd_epoch(
     _check_l1(scalars, l1, qU, qV, l1_stamp, nU, nV, D + max(tail_ptr.shape[0] - 1, 0))
     _check_adagrad(adagrad, ada_rows, GU, GV, gU, EU, GA, EA, ada_stamp, nU, nV,
                    D + max(tail_ptr.shape[0] - 1, 0), lam1)
-    if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads) != 0:
+    if V_forbid is not None and V_forbid.shape[0] != nV:
+        raise ValueError("sgd_epoch: V_forbid does not match the layout")
+    if edges is not None:
+        # Last of the checks: it allocates ed.emarg (freed below).
+        extra = _bind_edges(&ed, edges, W, What, qW, W_l1_stamp, GW, EW, gW, W_ada_stamp,
+                            GAW, EAW, K, Tmax, batch_size, tok_off.shape[0], l1, adagrad,
+                            ada_rows)
+    if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads, extra) != 0:
+        if edges is not None:
+            free(ed.emarg)
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
+    if edges is not None:
+        ed.work = m.per_thread - m.work - extra
     sch.eta0 = eta0
     sch.lam = lam
     sch.power = power
@@ -924,8 +1209,6 @@ def sgd_epoch(
     b.V = &V[0]
     b.Vhat = &Vhat[0]
     b.V_mask = &V_mask[0]
-    if V_forbid is not None and V_forbid.shape[0] != nV:
-        raise ValueError("sgd_epoch: V_forbid does not match the layout")
     b.V_forbid = &V_forbid[0] if V_forbid is not None else NULL
     b.seq_weight = &seq_weight[0] if seq_weight is not None and seq_weight.shape[0] > 0 \
         else NULL
@@ -947,6 +1230,7 @@ def sgd_epoch(
     b.gV = m.gV
     b.ada_stamp = &ada_stamp[0] if adagrad and ada_stamp.shape[0] > 0 else NULL
     b.n_attributes = D + max(tail_ptr.shape[0] - 1, 0)
+    b.ed = &ed if edges is not None else NULL
     sync[0] = 0   # the published generation; -1: the call is over
     sync[1] = 0   # the claim word (_sync.h)
     sync[2] = 0   # items of the current generation done
@@ -964,12 +1248,74 @@ def sgd_epoch(
         _ada_sync(&b, <int64_t> scalars[S_STEP], eta0 * lam * batch_size,
                   _ada_averages(&sch, scalars[S_STEP]), True)
     elif status == 0 and fold:
+        _fold_edges(b.ed, &scalars[0], l1, avg_start >= 0 and scalars[S_STEP] > avg_start + 1.0)
         if l1:
             fcrf_l1_fold(b.qU, nU, b.qV, nV, &scalars[S_L1], scalars[S_ALPHA])
         _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
               avg_start >= 0 and scalars[S_STEP] > avg_start + 1.0)
     _scratch_free(&m)
+    if edges is not None:
+        free(ed.emarg)
     return status
+
+
+cdef Py_ssize_t _bind_edges(SGDEdges* ed, tuple edges, double[::1] W, double[::1] What,
+                            double[::1] qW, int64_t[::1] l1_stamp, double[::1] GW,
+                            double[::1] EW, double[::1] gW, int64_t[::1] ada_stamp,
+                            double[::1] GA, double[::1] EA, Py_ssize_t K, Py_ssize_t Tmax,
+                            Py_ssize_t batch_size, Py_ssize_t n_tok_off, bint l1, bint ada,
+                            bint rows) except -1:
+    # Fill ed after bounds checks of its arrays' sizes (the Python layer builds them);
+    # allocates ed.emarg and returns the doubles of edge scratch each thread needs.
+    cdef const int32_t[::1] eids = edges[0]
+    cdef const double[::1] evals = edges[1]
+    cdef const int64_t[::1] etok = edges[2]
+    cdef Py_ssize_t KK = K * K
+    cdef Py_ssize_t SW = (KK + 3) // 4 * 4
+    cdef Py_ssize_t F, n
+    if W is None or What is None or W.shape[0] % SW != 0 or What.shape[0] != W.shape[0]:
+        raise ValueError("sgd_epoch: W and What must hold F rows of K*K rounded up to 4")
+    F = W.shape[0] // SW
+    n = F * SW
+    if etok.shape[0] != n_tok_off or etok[n_tok_off - 1] != eids.shape[0] or (
+            evals.shape[0] not in (0, eids.shape[0])):
+        raise ValueError("sgd_epoch: the transition attributes do not match the tokens")
+    if l1 and (qW is None or l1_stamp is None or qW.shape[0] != n or l1_stamp.shape[0] != F):
+        raise ValueError("sgd_epoch: qW or W_l1_stamp do not match W")
+    if ada and (gW is None or ada_stamp is None or gW.shape[0] != n
+                or ada_stamp.shape[0] != F):
+        raise ValueError("sgd_epoch: gW or W_ada_stamp do not match W")
+    if ada and not rows and (GW is None or EW is None or GW.shape[0] != n or EW.shape[0] != n):
+        raise ValueError("sgd_epoch: GW or EW do not match W")
+    if rows and (GA is None or EA is None or GA.shape[0] != F or EA.shape[0] != F):
+        raise ValueError("sgd_epoch: GAW or EAW do not match W")
+    ed.LW.K = KK
+    ed.LW.S = SW
+    ed.LW.D = F
+    ed.LW.ptr = NULL
+    ed.LW.label = NULL
+    ed.eids = _ids(eids)
+    ed.evals = _values(evals)
+    ed.etok = &etok[0]
+    ed.W = &W[0] if n > 0 else NULL
+    ed.What = &What[0] if n > 0 else NULL
+    ed.qW = &qW[0] if l1 and n > 0 else NULL
+    ed.l1_stamp = &l1_stamp[0] if l1 and F > 0 else NULL
+    ed.GW = &GW[0] if ada and not rows and n > 0 else NULL
+    ed.EW = &EW[0] if ada and not rows and n > 0 else NULL
+    ed.gW = &gW[0] if ada and n > 0 else NULL
+    ed.ada_stamp = &ada_stamp[0] if ada and F > 0 else NULL
+    ed.GA = &GA[0] if rows and F > 0 else NULL
+    ed.EA = &EA[0] if rows and F > 0 else NULL
+    ed.F = F
+    ed.work = 0
+    ed.emarg = <double*> malloc((batch_size * Tmax * SW + 1) * sizeof(double))
+    if ed.emarg == NULL:
+        raise MemoryError("fastcrf: could not allocate the SGD workspace")
+    # Per thread (_edge_sequence): [2][Tmax][K][K] the positions' scores and their
+    # exponentials, [3][Tmax][K] alpha, beta and emf, [Tmax] offsets, [K] terms,
+    # [2][K][K] a pairwise marginal and exp(trans), [2][Tmax] pointers (a double each).
+    return 2 * Tmax * KK + 3 * Tmax * K + Tmax + K + 2 * KK + 2 * Tmax + 1
 
 
 def _py_sequence_marginals(

@@ -38,6 +38,9 @@ class LayoutWeights:
         On a warm start's ``init``, the optimizer state of the previous fit moved into
         this layout; on a trainer's result, its final state when asked to keep it
         (SGD's :class:`fastcrf._train.sgd_state.SGDState`).  None otherwise.
+    edge : ndarray of shape (n_edge_attributes, K, K) or None
+        Only from a trainer given transition attributes (``edges=``,
+        ``CRF(transition_prefix=...)``): their weights, ``edge[f, i, j]``.
     """
 
     state: np.ndarray
@@ -45,6 +48,7 @@ class LayoutWeights:
     # SGD's {"eta0": ..., "t": ...} (fastcrf._warm.carried_schedule); None: afresh.
     schedule: dict = None
     optimizer: object = None
+    edge: np.ndarray = None
 
     @classmethod
     def from_dense(cls, layout, state, chain):

@@ -53,7 +53,7 @@ class OnlineSettings:
 
 
 def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
-               callback=None, log=None, init=None, forbidden=None):
+               callback=None, log=None, init=None, forbidden=None, edges=None):
     """Train by averaged perceptron, passive-aggressive or AROW: the ``fit`` of the
     trainer contract (:class:`fastcrf._train.base.Trainer`), with ``settings`` an
     :class:`OnlineSettings` (AROW: ``averaging`` is ignored, its result is the mean
@@ -68,6 +68,10 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     chain): the scores the constraints forbid, -inf while training, so that every
     decoding the updates compare with the gold labelling is an allowed one (the
     gold labels are allowed: their updates there are 0 and leave -inf as it is).
+    ``edges`` (EncodedSequences): the transition attributes of ``data``'s tokens
+    (``CRF(transition_prefix=...)``, fastcrf._edges); their weights move with the
+    others (averaged, or with their own AROW variances) and are returned as the
+    weights' ``edge`` (n_edge, K, K).
     """
     f = data.features
     A, K = f.n_attributes, data.n_labels
@@ -87,6 +91,13 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     W_var = np.full((A, K), settings.variance) if arow else np.zeros((0, 0))
     V_var = np.full(K * K + 2 * K, settings.variance) if arow else np.zeros(0)
     c_or_gamma = settings.gamma if arow else settings.c
+    edge_kw = {}
+    if edges is not None:
+        F = edges.n_attributes
+        WE, WEsum = np.zeros((F, K * K)), np.zeros((F, K * K))
+        edge_kw = {"edges": edges.kernel_args()[:3], "WE": WE, "WEsum": WEsum,
+                   "DE": np.zeros((F, K * K)),
+                   "WE_var": np.full((F, K * K), settings.variance) if arow else None}
     trainable = state_mask(layout)
     mask = np.zeros((0, 0)) if trainable is None else trainable
     n = data.n_sequences
@@ -97,10 +108,16 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     started = time.perf_counter()
 
     def result():
-        if settings.averaging and not arow and counter[0] > 0:
+        averaged = settings.averaging and not arow and counter[0] > 0
+        if averaged:
             c = counter[0] + 1.0
-            return LayoutWeights.from_dense(layout, W - Wsum / c, V - Vsum / c)
-        return LayoutWeights.from_dense(layout, W, V)
+            weights = LayoutWeights.from_dense(layout, W - Wsum / c, V - Vsum / c)
+        else:
+            weights = LayoutWeights.from_dense(layout, W, V)
+        if edges is not None:
+            WE = edge_kw["WE"] - edge_kw["WEsum"] / c if averaged else edge_kw["WE"].copy()
+            weights.edge = WE.reshape(-1, K, K)
+        return weights
 
     epoch = 0
     for epoch in range(1, settings.max_iterations + 1):
@@ -112,13 +129,14 @@ def fit_online(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
             W, Wsum, V, Vsum, D, mask, chain_mask, f.attr_ids, f.values, f.token_offsets,
             f.seq_offsets, data.labels, order, data.max_length, max_entries, int(pa_type),
             float(c_or_gamma), bool(settings.error_sensitive), counter, losses, W_var, V_var,
-            weights)
+            weights, **edge_kw)
         if status != 0:
             raise FloatingPointError(
                 f"the weights diverged in epoch {epoch}; scale the feature values down")
         loss = weighted_sum(losses, None if weights is None else weights[order])
         norm = float(np.sqrt(sum_of_squares(W.ravel())
-                             + sum_of_squares(V if forbidden is None else V[~forbidden])))
+                             + sum_of_squares(V if forbidden is None else V[~forbidden])
+                             + (sum_of_squares(edge_kw["WE"].ravel()) if edge_kw else 0.0)))
         info = {"loss": loss, "objective": loss, "weight_norm": norm,
                 "seconds": time.perf_counter() - started}
         if callback is not None and callback(epoch, info, result):

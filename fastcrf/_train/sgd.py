@@ -96,9 +96,17 @@ class _State:
     which each attribute's weights are current.  With ``rows`` as well (the per-row
     rule) ``GA`` and ``EA`` hold each attribute row's summed mean squared gradient and
     decay per full mini-batch minus 1 instead of ``GU`` and ``EU`` (None).
+
+    With ``n_edge`` transition attributes (``CRF(transition_prefix=...)``) ``W`` holds
+    their weights, one row of ``K*K`` (padded to a multiple of 4, :data:`edge_stride`)
+    per attribute, in the same scaled form as ``U``, and ``What``, ``qW``,
+    ``W_l1_stamp``, ``GW``, ``EW``, ``gW``, ``W_ada_stamp``, ``GAW`` and ``EAW`` are
+    ``Uhat``'s, ... ``EA``'s counterparts for them (the engine steps them as it steps
+    state rows; _kernels/_sgd_engine.pyx, design note e).
     """
 
-    def __init__(self, layout, l1=False, adagrad=False, avg_start=-1.0, rows=False):
+    def __init__(self, layout, l1=False, adagrad=False, avg_start=-1.0, rows=False,
+                 n_edge=0):
         K = layout.n_labels
         self.layout = layout
         self.U = _aligned_zeros(layout.size)
@@ -127,6 +135,45 @@ class _State:
         elif adagrad:
             self.GU = _aligned_zeros(layout.size)
             self.EU = _aligned_zeros(layout.size)
+        self.n_edge = n_edge
+        self.W = self.What = self.qW = self.W_l1_stamp = self.GW = self.EW = None
+        self.gW = self.W_ada_stamp = self.GAW = self.EAW = None
+        if n_edge:
+            n = n_edge * edge_stride(K)
+            self.W, self.What = _aligned_zeros(n), _aligned_zeros(n)
+            if l1:
+                self.qW = _aligned_zeros(n)
+                self.W_l1_stamp = np.zeros(n_edge, dtype=np.int64)
+            if adagrad:
+                self.gW = _aligned_zeros(n)
+                self.W_ada_stamp = np.zeros(n_edge, dtype=np.int64)
+            if self.rows:
+                self.GAW, self.EAW = np.zeros(n_edge), np.zeros(n_edge)
+            elif adagrad:
+                self.GW, self.EW = _aligned_zeros(n), _aligned_zeros(n)
+
+    def edge_arrays(self):
+        """The keyword arguments of the transition-attribute weights for
+        :func:`fastcrf._kernels._sgd_engine.sgd_epoch`."""
+        return {"W": self.W, "What": self.What, "qW": self.qW,
+                "W_l1_stamp": self.W_l1_stamp, "GW": self.GW, "EW": self.EW, "gW": self.gW,
+                "W_ada_stamp": self.W_ada_stamp, "GAW": self.GAW, "EAW": self.EAW}
+
+    def edge_weights(self, averaged):
+        """The transition-attribute weights, (n_edge, K, K), as :meth:`weights` reads
+        the state weights (None without transition attributes)."""
+        if not self.n_edge:
+            return None
+        K = self.layout.n_labels
+        if averaged and self.adagrad:
+            flat = self.What / (self.scalars[4] - self.avg_start)
+        elif averaged and self.qW is not None:
+            flat = np.where(self.W != 0.0, self.What, 0.0)
+        elif averaged:
+            flat = self.What
+        else:
+            flat = self.scalars[0] * self.W
+        return flat.reshape(self.n_edge, -1)[:, :K * K].reshape(self.n_edge, K, K).copy()
 
     def has_average(self, averaging, avg_start):
         """Whether the weights to return are the average (after an epoch)."""
@@ -167,11 +214,14 @@ class _State:
 
     def squared_norm(self):
         """Squared norm of the current weights."""
-        return self.scalars[0] ** 2 * (sum_of_squares(self.U) + sum_of_squares(self.V))
+        edge = sum_of_squares(self.W) if self.n_edge else 0.0
+        return self.scalars[0] ** 2 * (sum_of_squares(self.U) + sum_of_squares(self.V)
+                                       + edge)
 
     def l1_norm(self):
         """L1 norm of the current weights."""
-        return abs(self.scalars[0]) * (np.abs(self.U).sum() + np.abs(self.V).sum())
+        edge = np.abs(self.W).sum() if self.n_edge else 0.0
+        return abs(self.scalars[0]) * (np.abs(self.U).sum() + np.abs(self.V).sum() + edge)
 
 
 #: An epoch runs as this many compiled passes over consecutive slices of its visiting
@@ -268,8 +318,14 @@ def _part_offsets(data, n_threads=1):
     return mid
 
 
+def edge_stride(n_labels):
+    """The row stride of a transition attribute's ``K*K`` weights in the SGD engine:
+    ``K*K`` rounded up to a multiple of 4 (whole 4-double vectors, as state rows)."""
+    return -(-n_labels * n_labels // 4) * 4
+
+
 def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_threads,
-           choice=None, lam1=0.0, forbidden=None, last=True):
+           choice=None, lam1=0.0, forbidden=None, last=True, edges=None):
     """One pass over ``order`` (in SLICES compiled calls); return the per-visit losses.
 
     ``choice`` (a :class:`_ThreadChoice`) picks the thread count of each slice; without
@@ -277,8 +333,11 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
     ``state`` made with ``l1=True``.  ``forbidden`` (bool over the chain): the scores
     the constraints forbid, -inf in the lattice.  ``last``: the pass ends an epoch
     (False for the windows of an epoch but its last, :func:`_windowed_epoch`), so it
-    folds the scale into the weights.
+    folds the scale into the weights.  ``edges``: the transition attributes of
+    ``data``'s tokens (an EncodedSequences), with a ``state`` made for as many.
     """
+    edge_kw = {} if edges is None else {"edges": edges.kernel_args()[:3],
+                                        **state.edge_arrays()}
     forbid = None if forbidden is None else np.ascontiguousarray(forbidden, dtype=np.uint8)
     tok_mid = _part_offsets(data, n_threads)
     f = data.features
@@ -307,7 +366,7 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             l1_stamp=state.l1_stamp, seq_weight=data.weights, adagrad=state.adagrad,
             GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU,
             ada_rows=state.rows, GA=state.GA, EA=state.EA,
-            V_forbid=forbid)
+            V_forbid=forbid, **edge_kw)
         if choice is not None and lo > 0:
             # The first slice of a pass pays for cold caches and fresh pages (up to
             # 5x the rate of the next ones, CoNLL-2000): it would skew the choice.
@@ -338,7 +397,7 @@ def _windowed_epoch(state, data, bounds, rng, settings, eta0, lam, avg_start, ch
 
 
 def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None,
-                  choice=None, lam1=0.0, step_up=False, forbidden=None):
+                  choice=None, lam1=0.0, step_up=False, forbidden=None, edges=None):
     """Pick ``eta0`` by trial passes over a sample, as CRFsuite and crfasgd do.
 
     Each trial runs one SGD pass from w = 0 over ``calibration_samples`` random
@@ -353,7 +412,7 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
     With ``step_up`` the result is the candidate one ``calibration_rate`` above the
     best when its trial also lowered the objective below its value at w = 0 (what
     'asgd' uses, see :func:`fit_sgd`); otherwise, and when that candidate diverged or
-    was not tried, the best.  ``forbidden``: as in :func:`_epoch`.
+    was not tried, the best.  ``forbidden``, ``edges``: as in :func:`_epoch`.
 
     Returns
     -------
@@ -372,15 +431,26 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
     order = np.arange(m)
     n_threads = _sgd_threads(n_jobs, settings.batch_size)
     fixed = 0.0 if forbidden is None else np.where(forbidden, -np.inf, 0.0)
+    n_edge = 0
+    if edges is not None:
+        # The sample's transition attributes, ids unchanged (W is the full one).
+        edges = type(data)(edges, data.labels, data.n_labels,
+                           data.max_length).subset(index).features
+        n_edge = edges.n_attributes
 
     def objective(state):
         a = state.scalars[0]
-        ll = log_likelihood_of_flat(sample, layout, a * state.U, a * state.V + fixed,
-                                    n_threads)
+        if edges is None:
+            ll = log_likelihood_of_flat(sample, layout, a * state.U, a * state.V + fixed,
+                                        n_threads)
+        else:
+            from .._edges import log_likelihood
+            ll = log_likelihood(sample, edges, layout, a * state.U, a * state.V + fixed,
+                                state.edge_weights(False), n_threads)
         return (-ll + 0.5 * lam * m * state.squared_norm()
                 + (lam1 * m * state.l1_norm() if lam1 > 0 else 0.0)) / m
 
-    f0 = objective(_State(layout))
+    f0 = objective(_State(layout, n_edge=n_edge))
     trials = 0
     accepted = 0
     best_eta, best_f = None, f0
@@ -391,9 +461,9 @@ def calibrate_eta(data, settings, lam, layout, chain_mask, rng, n_jobs, log=None
     def trial(eta):
         nonlocal trials, accepted, finite_trials
         trials += 1
-        state = _State(layout, l1=lam1 > 0)
+        state = _State(layout, l1=lam1 > 0, n_edge=n_edge)
         losses = _epoch(state, sample, order, settings, eta, lam, -1.0, chain_mask,
-                        n_threads, choice, lam1, forbidden)
+                        n_threads, choice, lam1, forbidden, edges=edges)
         f = objective(state) if np.isfinite(losses).all() else np.inf
         ok = bool(np.isfinite(f) and f < f0)
         lowered[eta] = ok
@@ -510,7 +580,8 @@ def too_few_steps(n_sequences, batch_size):
 
 
 def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
-            callback=None, log=None, init=None, forbidden=None, keep_state=False):
+            callback=None, log=None, init=None, forbidden=None, keep_state=False,
+            edges=None):
     """Train by (averaged) SGD: the ``fit`` of the trainer contract
     (:class:`fastcrf._train.base.Trainer`), with ``settings`` an :class:`SGDSettings`.
 
@@ -528,7 +599,11 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     the step counters, AdaGrad's accumulators, and its rule when ``learning_rate`` is
     None.  ``forbidden`` (bool over the chain): the scores the constraints forbid,
     -inf in every lattice and never weights (``chain_mask`` keeps them at 0).
-    ``keep_state``: return the final state as the weights' ``optimizer``.
+    ``keep_state``: return the final state as the weights' ``optimizer``.  ``edges``
+    (EncodedSequences): the transition attributes of ``data``'s tokens
+    (``CRF(transition_prefix=...)``, fastcrf._edges); their weights are trained with
+    the others and returned as the weights' ``edge`` (n_edge, K, K).  A fit with
+    them keeps no optimizer state and visits the whole set each epoch (no windows).
     """
     n = data.n_sequences
     lam = 2.0 * settings.c2 / n
@@ -542,7 +617,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         raise ValueError("algorithm='l2sgd' needs c2 > 0 (its step size is 1 / (lambda t))")
     if lam1 > 0.0 and algorithm != "asgd":
         raise ValueError(f"c1 (L1) is not supported by algorithm={algorithm!r}")
-    resume = resumable(init, settings)
+    resume = resumable(init, settings) if edges is None else None
     rule = resume.rule if resume is not None else step_rule(
         algorithm, settings.learning_rate, settings.c1, init is not None)
     settings = SGDSettings(**{**settings.__dict__, "learning_rate": rule})
@@ -571,7 +646,7 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         # l2sgd keeps CRFsuite's choice, the best.
         eta0 = calibrate_eta(data, settings, lam, layout, chain_mask, random_state,
                              n_jobs, log, choice, lam1, step_up=algorithm == "asgd",
-                             forbidden=forbidden)
+                             forbidden=forbidden, edges=edges)
         if log is not None:
             log(f"calibration: using eta0={eta0:.6g}")
     max_epochs = settings.max_iterations
@@ -585,7 +660,8 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         avg_start = steps_before + float(
             averaging_start(max_epochs) * steps_per_epoch(n, settings.batch_size))
     state = _State(layout, l1=lam1 > 0, adagrad=adagrad, avg_start=avg_start,
-                   rows=settings.learning_rate == "adagrad_row")
+                   rows=settings.learning_rate == "adagrad_row",
+                   n_edge=0 if edges is None else edges.n_attributes)
     if resume is not None:
         _resume(state, resume, eta0 * lam * settings.batch_size)
     elif init is not None:
@@ -596,11 +672,12 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
     history = []
     epoch = 0
     # A memory-mapped training set larger than a window: shuffled blocks (window.py).
-    bounds = window.block_bounds(data, settings.batch_size)
+    bounds = window.block_bounds(data, settings.batch_size) if edges is None else None
     for epoch in range(1, max_epochs + 1):
         if bounds is None:
             losses = _epoch(state, data, random_state.permutation(n), settings, eta0, lam,
-                            avg_start, chain_mask, n_threads, choice, lam1, forbidden)
+                            avg_start, chain_mask, n_threads, choice, lam1, forbidden,
+                            edges=edges)
         else:
             losses = _windowed_epoch(state, data, bounds, random_state, settings, eta0,
                                      lam, avg_start, chain_mask, n_threads, choice, lam1,
@@ -639,10 +716,11 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         weights = LayoutWeights(state.Uhat, state.Vhat)
     else:
         weights = state.weights(False)
-    if keep_state:
+    if keep_state and edges is None:
         weights.optimizer = SGDState.of(state, algorithm=algorithm, rule=rule, eta0=eta0,
                                         lam=lam, avg_start=avg_start,
                                         batch_size=settings.batch_size)
+    weights.edge = state.edge_weights(averaged)
     return weights, epoch
 
 
