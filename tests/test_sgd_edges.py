@@ -188,7 +188,8 @@ def engine(data, edges, layout, epochs, batch, rule, eta0, lam, avg_start, lam1=
     settings = SGDSettings(batch_size=batch, power=power)
     for order in epochs:
         losses = _epoch(state, data, np.asarray(order), settings, eta0, lam, avg_start,
-                        np.ones(K * K + 2 * K), n_threads, None, lam1, None, edges)
+                        np.ones(K * K + 2 * K), n_threads, None, lam1, None,
+                        edges=edges)
         assert np.isfinite(losses).all()
     return state
 
