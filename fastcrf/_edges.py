@@ -393,8 +393,11 @@ class Fit:
                              f"algorithm={p['algorithm']!r}; use one of {ALGORITHMS}")
         if init_model is not None and p["algorithm"] != "lbfgs":
             raise ValueError(
-                f"a warm start with transition_prefix is supported by algorithm='lbfgs' "
-                f"only, not algorithm={p['algorithm']!r}")
+                f"continuing from a fitted model (warm_start=True, init_model or "
+                f"partial_fit) with transition_prefix is supported by "
+                f"CRF(algorithm='lbfgs', warm_start=True) only, not "
+                f"algorithm={p['algorithm']!r}: the SGD and perceptron trainers keep no "
+                f"state for transition attributes yet")
         if X_dev is not None or p["early_stopping"]:
             raise ValueError("transition_prefix does not support a dev set or "
                              "early_stopping yet")

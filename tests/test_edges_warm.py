@@ -85,3 +85,19 @@ def test_training_constraints_with_transition_attributes(tmp_path):
     loaded = fastcrf.CRF.load(path)
     assert np.array_equal(loaded._model.constraints, model.constraints)
     assert loaded.predict_nbest(test, 4) == crf.predict_nbest(test, 4)
+
+
+@pytest.mark.filterwarnings("ignore:.*too few to converge")
+@pytest.mark.parametrize("algorithm", ["asgd", "pa"])
+def test_continuing_an_sgd_or_perceptron_fit_with_transition_attributes_is_refused(algorithm):
+    X = [[{"w": "a", "B:s": "1"}, {"w": "b", "B:s": "0"}, {"w": "a", "B:s": "1"}]] * 12
+    y = [["A", "B", "A"]] * 12
+    crf = fastcrf.CRF(algorithm=algorithm, transition_prefix="B:", max_iterations=2,
+              random_state=0)
+    crf.fit(X, y)
+    for call in (lambda: crf.partial_fit(X, y),
+                 lambda: crf.set_params(warm_start=True).fit(X, y)):
+        with pytest.raises(ValueError, match="partial_fit.*algorithm='lbfgs'"):
+            call()
+    # the refused call leaves the fitted model usable
+    assert crf.predict(X) is not None
