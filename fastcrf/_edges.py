@@ -82,10 +82,17 @@ def split_tokens(X, prefix):
         s_seq, e_seq = [], []
         for token in seq:
             if isinstance(token, dict):
-                s_seq.append({k: v for k, v in token.items()
-                              if not (isinstance(k, str) and k.startswith(prefix))})
-                e_seq.append({k: v for k, v in token.items()
-                              if isinstance(k, str) and k.startswith(prefix)})
+                # One test per key; a token without transition attributes is passed on
+                # as it is (the encoders only read it).  Both parts keep the token's
+                # key order.
+                keys = [k for k in token if isinstance(k, str) and k.startswith(prefix)]
+                if keys:
+                    state = token.copy()
+                    s_seq.append(state)
+                    e_seq.append({k: state.pop(k) for k in keys})
+                else:
+                    s_seq.append(token)
+                    e_seq.append({})
             elif isinstance(token, (list, tuple)):
                 s_seq.append([a for a in token if not (isinstance(a, str)
                                                        and a.startswith(prefix))])
