@@ -315,12 +315,6 @@ static inline double fcrf_adarow_scale(double G)
     return G > 0.0 ? 1.0 / (FCRF_ADA_DELTA + sqrt(G)) : 0.0;
 }
 
-/* expm1(x), x <= 0: the polynomial near 0, libm's exp beyond (no cancellation there) */
-static inline double fcrf_adarow_expm1(double x)
-{
-    return x > -0.35 ? fcrf_ada_expm1_small(x) : exp(x) - 1.0;
-}
-
 /* (1 + E)^m - 1, m >= 1: fcrf_ada_powm1 for one value */
 static inline double fcrf_adarow_powm1(double E, int64_t m)
 {
@@ -551,7 +545,7 @@ static inline double fcrf_adarow_sumsq(const double* FCRF_RESTRICT g, ptrdiff_t 
 
 /* For n rows: s[i] <- s_a of GA = s[i] (fcrf_adarow_scale), x[i] = -c_full s[i] and
  * E[i] = its expm1 by the polynomial; returns whether some x[i] <= -0.35, where the
- * caller replaces E[i] by exp(x[i]) - 1 (fcrf_adarow_expm1).  Vectorised across rows:
+ * caller replaces E[i] by exp(x[i]) - 1 (no cancellation there).  Vectorised across rows:
  * one row's square root, division and polynomial are a chain of dependent steps. */
 static inline int fcrf_adarow_scales_lanes(double* FCRF_RESTRICT s, double* FCRF_RESTRICT x,
                                     double* FCRF_RESTRICT E, ptrdiff_t n, double c_full)
