@@ -386,6 +386,58 @@ def forward_buffers(features, n_labels, *, marginals, chain_sums):
     return logz, score, marg, chunks
 
 
+#: The most doubles the marginals and chain sums of one block of sequences take in an
+#: L-BFGS evaluation (:func:`sequence_blocks`): 16 MB, where holding them for the whole
+#: set took ``n_tokens * K + n_sequences / 4 * (K*K + 2K)`` doubles (110 MB for
+#: part-of-speech tags of CoNLL-2000, 44 labels), on top of what CRFsuite holds.
+BLOCK_DOUBLES = 1 << 21
+
+
+def sequence_blocks(data, max_doubles=None):
+    """``data`` cut into consecutive blocks of whole sequences, for passes that need
+    per-token marginals (``n_labels`` doubles a token) and per-chunk chain sums
+    (``K*K + 2K`` doubles per :func:`fastcrf._kernels._core.chunk_size` sequences)
+    but can take the sequences a block at a time.
+
+    A block holds at least one chunk of sequences and otherwise at most
+    ``max_doubles`` (default :data:`BLOCK_DOUBLES`) of those doubles; blocks start at
+    multiples of the chunk size.
+    Each block is a :class:`TrainingData` that shares ``data``'s arrays (its token
+    offsets are a view; its attribute ids and values are ``data``'s own, read at the
+    offsets' absolute entries).
+
+    Returns
+    -------
+    list of TrainingData
+    """
+    if max_doubles is None:
+        max_doubles = BLOCK_DOUBLES
+    f = data.features
+    n = f.n_sequences
+    K = data.n_labels
+    C = _core.chunk_size()
+    seq_off = np.asarray(f.seq_offsets)
+    # cost[i]: the doubles of sequences [0, i), chain sums counted per sequence.
+    cost = seq_off.astype(np.float64) * K + np.arange(n + 1) * ((K * K + 2 * K) / C)
+    bounds = [0]
+    while bounds[-1] < n:
+        s0 = bounds[-1]
+        s1 = int(np.searchsorted(cost, cost[s0] + max_doubles, side="right")) - 1
+        if s1 < n:
+            s1 = max(s0 + C, s1 // C * C)
+        bounds.append(min(s1, n))
+    blocks = []
+    for s0, s1 in zip(bounds[:-1], bounds[1:]):
+        t0, t1 = int(seq_off[s0]), int(seq_off[s1])
+        part = EncodedSequences(f.attr_ids, f.values, f.token_offsets[t0:t1 + 1],
+                                seq_off[s0:s1 + 1] - t0, f.n_attributes)
+        lengths = np.diff(part.seq_offsets)
+        blocks.append(TrainingData(
+            part, data.labels[t0:t1], K, int(lengths.max()) if len(lengths) else 0,
+            None if data.weights is None else data.weights[s0:s1]))
+    return blocks
+
+
 def attribute_parts(features, n_parts):
     """Bounds of ``n_parts`` ranges of attribute ids holding about as many entries.
 
@@ -406,8 +458,9 @@ def attribute_parts(features, n_parts):
 
 
 def state_gradient(data, marg, layout_args, out, n_jobs=None, parts=None,
-                   token_weight=None):
-    """Write the log-likelihood's state gradient into ``out``, flat in a layout.
+                   token_weight=None, accumulate=False):
+    """Write the log-likelihood's state gradient into ``out``, flat in a layout (with
+    ``accumulate``: add it to what ``out`` holds).
 
     ``layout_args`` is ``(S, D, tail_ptr, tail_labels)`` (a layout's, or a dense
     matrix's: ``(K, A, [0], [])``); ``marg`` the node marginals of ``data``;
@@ -422,7 +475,7 @@ def state_gradient(data, marg, layout_args, out, n_jobs=None, parts=None,
     if token_weight is None and data.weights is not None:
         token_weight = token_weights(data)
     _sparse.layout_gradient(data.features.kernel_args(), marg, data.labels, layout_args,
-                            parts, out, n_threads, token_weight)
+                            parts, out, n_threads, token_weight, accumulate)
     return out
 
 

@@ -261,3 +261,59 @@ def test_lbfgs_starts_from_the_init_point_it_is_given(c1):
     _, again = fit(far)
     assert again[0] > cold[-1] * 1.5  # it really started elsewhere
     assert again[-1] == pytest.approx(cold[-1], rel=1e-6)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_objective_taken_a_block_of_sequences_at_a_time_is_the_whole_sets(
+        monkeypatch, weighted):
+    # With BLOCK_DOUBLES small the evaluation runs over many blocks (each with its own
+    # marginals); the state gradient sums every weight's entries in token order either
+    # way (bitwise), the log-likelihood and chain sums are the same sums regrouped.
+    from fastcrf import _training
+    from fastcrf._train.lbfgs import _Objective
+
+    data, layout, mask = _objective_problem(90)
+    if weighted:
+        data.weights = np.random.default_rng(2).uniform(0.2, 3.0, data.n_sequences)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(layout.size + len(mask)) * 0.3
+    _zero_padding(layout, x[: layout.size])
+    whole = _Objective(data, layout, mask, 0.1, 2)
+    assert len(whole.blocks) == 1
+    f_whole, g_whole = whole(x)
+    g_whole = g_whole.copy()
+    monkeypatch.setattr(_training, "BLOCK_DOUBLES", 40 * data.n_labels)
+    blocked = _Objective(data, layout, mask, 0.1, 2)
+    assert len(blocked.blocks) > 5
+    # The blocks cover the sequences in order, each starting at a chunk boundary, and
+    # the marginals buffer holds one block, not the set.
+    C = _kernels_chunk_size()
+    sizes = [b.n_sequences for b in blocked.blocks]
+    assert sum(sizes) == data.n_sequences and all(s % C == 0 for s in sizes[:-1])
+    assert blocked.buffers[2].shape[0] < data.features.n_tokens / 4
+    f_blocked, g_blocked = blocked(x)
+    n = layout.size
+    np.testing.assert_array_equal(g_blocked[:n], g_whole[:n])
+    np.testing.assert_allclose(g_blocked[n:], g_whole[n:], rtol=1e-12, atol=1e-12)
+    assert f_blocked == pytest.approx(f_whole, rel=1e-13)
+    # Blocks do not depend on the thread count.
+    f1, g1 = _Objective(data, layout, mask, 0.1, 1)(x)
+    assert f1 == f_blocked
+    np.testing.assert_array_equal(g1, g_blocked)
+
+
+def _kernels_chunk_size():
+    from fastcrf._kernels._core import chunk_size
+
+    return chunk_size()
+
+
+def test_layout_gradient_refuses_marginals_of_another_batch():
+    data, layout, _ = _objective_problem(10)
+    K = data.n_labels
+    marg = np.zeros((data.features.n_tokens + 1, K))
+    with pytest.raises(ValueError, match="one row per token"):
+        _sparse.layout_gradient(data.features.kernel_args(), marg, data.labels,
+                                (layout.stride, layout.n_dense, layout.tail_ptr,
+                                 layout.tail_labels), np.array([0, data.features.n_attributes]),
+                                np.zeros(layout.size), 1)

@@ -252,6 +252,7 @@ def layout_gradient(
     int n_threads,
     const double[::1] token_weight=None,   # IN  [n_tokens] weight of each token's entries
                                            #     (its sequence's), or None / [0]: all 1
+    bint accumulate=False,                 # add to grad_out instead of overwriting it
 ):
     """Gradient of the log-likelihood with respect to the state weights of a layout.
 
@@ -262,14 +263,22 @@ def layout_gradient(
     attributes is one work item: its thread scans the tokens in order and adds the
     entries of its attributes, so every weight sums its entries in token order
     whatever the parts and the thread count.  The marginals are read in order, not
-    gathered by attribute.
+    gathered by attribute.  With ``accumulate``, a batch's gradient is added to what
+    ``grad_out`` holds: the sequences can then be taken a block at a time (their
+    marginals need not be held all at once), each weight still summing its entries in
+    token order.
     """
     ids, vals, tok_off, _ = batch
     S, D, tail_ptr, tail_label = layout
     if token_weight is None:
         token_weight = _NO_WEIGHTS
+    n_tokens = tok_off.shape[0] - 1
+    if marg.shape[0] != n_tokens or labels.shape[0] != n_tokens or (
+            token_weight.shape[0] not in (0, n_tokens)):
+        raise ValueError("layout_gradient: marg, labels and token_weight must have one "
+                         "row per token of the batch")
     _layout_gradient(ids, vals, tok_off, marg, labels, S, D, tail_ptr, tail_label,
-                     part_bounds, grad_out, n_threads, token_weight)
+                     part_bounds, grad_out, n_threads, token_weight, accumulate)
 
 
 cdef void _layout_gradient(
@@ -277,7 +286,7 @@ cdef void _layout_gradient(
     const double[:, ::1] marg, const int64_t[::1] labels, Py_ssize_t S, Py_ssize_t D,
     const int64_t[::1] tail_ptr, const int32_t[::1] tail_label,
     const int64_t[::1] part_bounds, double[::1] grad_out, int n_threads,
-    const double[::1] token_weight,
+    const double[::1] token_weight, bint accumulate,
 ):
     cdef Py_ssize_t n_tokens = tok_off.shape[0] - 1
     cdef bint weighted = token_weight.shape[0] > 0
@@ -302,8 +311,9 @@ cdef void _layout_gradient(
                 z1 = D * S + tail_ptr[hi - D]
             if lo > D:
                 z0 = D * S + tail_ptr[lo - D]
-            for e in range(z0, z1):
-                grad_out[e] = 0.0
+            if not accumulate:
+                for e in range(z0, z1):
+                    grad_out[e] = 0.0
             for t in range(n_tokens):
                 P = &marg[t, 0]
                 y = labels[t]

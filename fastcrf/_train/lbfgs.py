@@ -23,7 +23,8 @@ import numpy as np
 from .._kernels import _vector
 from .._parallel import effective_n_threads
 from .._sample_weight import token_weights
-from .._training import (_forward_pass, attribute_parts, forward_buffers, state_gradient,
+from .._kernels._core import chunk_size
+from .._training import (_forward_pass, attribute_parts, sequence_blocks, state_gradient,
                          sum_of_squares)
 from .base import LayoutWeights, Trainer, pick_fields
 from .owlqn import minimize_owlqn
@@ -53,8 +54,10 @@ class _Objective:
 
     ``x`` is ``[state (layout.size), chain (K*K + 2K)]``.  The gradient is written
     into one buffer reused by every call (both optimisers copy what they keep), and so
-    are the node marginals and the per-chunk chain gradients of the forward pass: an
-    evaluation allocates nothing of the data's size.
+    are the node marginals and the per-chunk chain gradients of the forward pass, which
+    hold one block of sequences (:func:`fastcrf._training.sequence_blocks`) at a time:
+    an evaluation allocates nothing of the data's size, and the marginals take at most
+    a block's memory, not ``n_tokens * n_labels`` doubles.
     """
 
     def __init__(self, data, layout, chain_mask, c2, n_jobs, forbidden=None):
@@ -68,9 +71,15 @@ class _Objective:
         self.n_jobs = n_jobs
         self.n_threads = effective_n_threads(n_jobs)
         self.part_bounds = attribute_parts(data.features, self.n_threads)
-        self.token_weight = token_weights(data)
-        self.buffers = forward_buffers(data.features, data.n_labels, marginals=True,
-                                       chain_sums=True)
+        token_weight = token_weights(data)
+        # The sequences a block at a time (sequence_blocks): one block's marginals and
+        # chain sums in memory, in buffers sized for the largest block and reused.
+        self.blocks = sequence_blocks(data)
+        starts = np.cumsum([0] + [b.features.n_tokens for b in self.blocks])
+        self.block_token_weights = [
+            None if token_weight is None else token_weight[lo:hi]
+            for lo, hi in zip(starts[:-1], starts[1:])]
+        self.buffers = _largest_buffers(self.blocks, data.n_labels)
         n = self.n_state + len(chain_mask)
         self.grad = np.empty(n)
         self.loss = np.nan
@@ -83,14 +92,22 @@ class _Objective:
         state, chain = x[:n_state], x[n_state:]
         if self.chain_fixed is not None:
             chain = chain + self.chain_fixed
-        try:
-            ll, marg, chunks = _forward_pass(self.data, L.kernel_args(state), chain,
-                                             self.n_jobs, True, out=self.buffers)
-        except FloatingPointError:
-            return -np.inf, grad
-        state_gradient(self.data, marg, (L.stride, L.n_dense, L.tail_ptr, L.tail_labels),
-                       grad[:n_state], self.n_jobs, self.part_bounds, self.token_weight)
-        np.sum(chunks, axis=0, out=grad[n_state:])
+        state_args = L.kernel_args(state)
+        layout_args = (L.stride, L.n_dense, L.tail_ptr, L.tail_labels)
+        ll = 0.0
+        chain_grad = grad[n_state:]
+        chain_grad.fill(0.0)
+        for i, block in enumerate(self.blocks):
+            try:
+                part_ll, marg, chunks = _forward_pass(
+                    block, state_args, chain, self.n_jobs, True,
+                    out=_leading(self.buffers, block))
+            except FloatingPointError:
+                return -np.inf, grad
+            ll += part_ll
+            state_gradient(block, marg, layout_args, grad[:n_state], self.n_jobs,
+                           self.part_bounds, self.block_token_weights[i], accumulate=i > 0)
+            chain_grad += np.sum(chunks, axis=0)
         if self.chain_mask is not None:
             # Before the negation of regularized(): the same values as masking after it.
             grad[n_state:] *= self.chain_mask
@@ -102,6 +119,25 @@ class _Objective:
         if np.isfinite(ll):
             self.loss = -ll
         return f, grad
+
+
+def _largest_buffers(blocks, n_labels):
+    """:func:`forward_buffers` for the largest of ``blocks`` in each dimension."""
+    K = n_labels
+    C = chunk_size()
+    n_seq = max(b.n_sequences for b in blocks)
+    n_tok = max(b.features.n_tokens for b in blocks)
+    return (np.zeros(n_seq), np.zeros(n_seq), np.zeros((n_tok, K)),
+            np.zeros((-(-n_seq // C), K * K + 2 * K)))
+
+
+def _leading(buffers, block):
+    """The leading parts of ``buffers`` (:func:`_largest_buffers`) that ``block``'s
+    forward pass fills: views, C-contiguous as the kernel needs them."""
+    logz, score, marg, chunks = buffers
+    n_seq, n_tok = block.n_sequences, block.features.n_tokens
+    return (logz[:n_seq], score[:n_seq], marg[:n_tok],
+            chunks[:-(-n_seq // chunk_size())])
 
 
 def regularized(ll, grad, x, c2):
