@@ -256,7 +256,7 @@ def test_get_set_params_and_repr():
     with pytest.raises(ValueError, match="invalid parameter 'c3'"):
         crf.set_params(c3=1)
     assert repr(crf) == "CRF(algorithm='lbfgs', c1=0.1, c2=0.3)"
-    assert not hasattr(CRF(), "classes_")
+    assert CRF().classes_ is None   # sklearn-crfsuite's, before fit
 
 
 def test_pickle_round_trip(fitted, hmm):
@@ -329,10 +329,25 @@ def test_dev_set_errors_name_the_dev_set():
     assert crf.training_log_.last_iteration["dev_accuracy"] <= 0.5
 
 
+def test_sklearn_crfsuite_attributes_are_none_before_fit():
+    # sklearn-crfsuite's fitted attributes read None on a new estimator (code tests
+    # `crf.tagger_ is None`); fastcrf's own ones still raise NotFittedError.
+    crf = CRF()
+    names = ("tagger_", "size_", "classes_", "num_attributes_", "attributes_",
+             "state_features_", "transition_features_")
+    assert all(getattr(crf, name) is None for name in names)
+    X, y, _ = sample_hmm(20, n_labels=2, n_words=6, seed=2)
+    crf.fit(X, y)
+    assert all(getattr(crf, name) is not None for name in names)
+    assert set(crf.tagger_.labels()) == set(crf.classes_)
+    with pytest.raises(NotFittedError):
+        CRF().transition_weights_
+
+
 def test_unfitted_use_is_a_clear_error():
     crf = CRF()
     for call in (lambda: crf.predict([[["a"]]]), lambda: crf.predict_marginals([[["a"]]]),
-                 lambda: crf.state_features_, lambda: crf.save("x.npz")):
+                 lambda: crf.state_weights_, lambda: crf.save("x.npz")):
         with pytest.raises(NotFittedError, match="not fitted"):
             call()
     assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
