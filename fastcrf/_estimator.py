@@ -24,6 +24,7 @@ from ._featurizer import (
 from ._fit import fit_model
 from ._model import CRFModel, TrainingLog, model_of_old_pickle  # noqa: F401 (pickled name)
 from ._persist import load_model, model_file_size, save_model
+from ._sequences import LabelSequences
 from ._train import TRAINERS
 
 #: The implemented ``algorithm`` values.
@@ -697,12 +698,22 @@ calibration_max_trials
         Returns
         -------
         list of lists of str
+            A list (``LabelSequences``) whose ``==`` and ``!=`` give numpy's
+            elementwise comparison of sklearn-crfsuite 0.5's object array, with the
+            truth value of the list comparison: code written for sklearn-crfsuite
+            0.3 (lists) or 0.5 (``np.array(sequences, dtype=object)``) runs on it.
 
         Raises
         ------
         ValueError
             When the constraints leave some sequence without any label path.
         """
+        return LabelSequences(self._predict_lists(X, constraints, decoder, forced,
+                                                  lengths, feature_names))
+
+    def _predict_lists(self, X, constraints=None, decoder="viterbi", forced=None,
+                       lengths=None, feature_names=None):
+        """:meth:`predict` as a list of lists of str."""
         model = self._fitted_model()
         result = around_empty(X, forced, lambda X, forced: model.predict(
             self._input(X, lengths, feature_names), self.n_jobs, constraints, decoder,
@@ -777,7 +788,7 @@ calibration_max_trials
 
     def predict_single(self, xseq):
         """Most likely label sequence of one sequence: a list of str."""
-        return self.predict([xseq])[0]
+        return self._predict_lists([xseq])[0]
 
     def predict_indices(self, X, *, constraints=None, lengths=None, feature_names=None):
         """As :meth:`predict`, but label codes (indices into ``classes_``).
@@ -839,8 +850,15 @@ calibration_max_trials
         Returns
         -------
         list of lists of dict
-            ``{label: P(y_t = label | x)}`` for every token.
+            ``{label: P(y_t = label | x)}`` for every token, in the list type
+            :meth:`predict` returns.
         """
+        return LabelSequences(self._marginal_lists(X, constraints, forced, lengths,
+                                                   feature_names))
+
+    def _marginal_lists(self, X, constraints=None, forced=None, lengths=None,
+                        feature_names=None):
+        """:meth:`predict_marginals` as a list of lists of dicts."""
         model = self._fitted_model()
         result = around_empty(X, forced, lambda X, forced: model.predict_marginals(
             self._input(X, lengths, feature_names), self.n_jobs, constraints, forced),
@@ -850,7 +868,7 @@ calibration_max_trials
 
     def predict_marginals_single(self, xseq):
         """Marginals of one sequence: a list of ``{label: probability}`` dicts."""
-        return self.predict_marginals([xseq])[0]
+        return self._marginal_lists([xseq])[0]
 
     def score(self, X, y, *, lengths=None, feature_names=None):
         """Token accuracy of :meth:`predict` on ``X`` against ``y``.
