@@ -24,6 +24,7 @@ from ._featurizer import (
 from ._fit import fit_model
 from ._model import CRFModel, TrainingLog, model_of_old_pickle  # noqa: F401 (pickled name)
 from ._persist import load_model, model_file_size, save_model
+from ._sequences import LabelSequences
 from ._train import TRAINERS
 
 #: The implemented ``algorithm`` values.
@@ -37,6 +38,15 @@ class NotFittedError(ValueError, AttributeError):
 def _fitted(get, doc):
     """A read-only fitted attribute: ``get(model)`` of the fitted :class:`CRFModel`."""
     return property(lambda self: get(self._fitted_model()), doc=doc)
+
+
+def _crfsuite_fitted(get, doc):
+    """A fitted attribute that sklearn-crfsuite also has: None before the estimator
+    is fitted (and has no ``model_filename`` to load), as there, instead of
+    :class:`NotFittedError`."""
+    def fget(self):
+        return None if self._unfitted() else get(self._fitted_model())
+    return property(fget, doc=doc + "  None before ``fit``, as in sklearn-crfsuite.")
 
 
 def _wants_model(callback):
@@ -370,6 +380,10 @@ calibration_max_trials
     def __sklearn_is_fitted__(self):
         return "_model" in self.__dict__ or self._model_file() is not None
 
+    def _unfitted(self):
+        """Not fitted and nothing to load: sklearn-crfsuite's attributes are None."""
+        return self.__dict__.get("_model") is None and self.model_filename is None
+
     def _model_file(self):
         """``model_filename`` when it names an existing file, else None."""
         path = self.model_filename
@@ -548,7 +562,10 @@ calibration_max_trials
 
     @property
     def size_(self):
-        """Size of the model file in bytes (sklearn-crfsuite's ``size_``)."""
+        """Size of the model file in bytes (sklearn-crfsuite's ``size_``); None before
+        ``fit``, as there."""
+        if self._unfitted():
+            return None
         model = self._fitted_model()
         source = self.__dict__.get("_source")
         if source is not None:
@@ -581,9 +598,12 @@ calibration_max_trials
     @property
     def tagger_(self):
         """A :class:`fastcrf.pycrfsuite.Tagger` over the fitted model (labels(), tag(),
-        marginal(), probability(), info()), as sklearn-crfsuite's ``tagger_``."""
+        marginal(), probability(), info()), as sklearn-crfsuite's ``tagger_``; None
+        before ``fit``, as there."""
         from .pycrfsuite._tagger import Tagger  # the package imports this module
 
+        if self._unfitted():
+            return None
         model = self._fitted_model()
         tagger = self.__dict__.get("_tagger")
         if tagger is None or tagger._model is not model:
@@ -595,11 +615,13 @@ calibration_max_trials
             self._tagger = tagger
         return tagger
 
-    classes_ = _fitted(attrgetter("classes"), "Labels, in the order of the weight columns.")
+    classes_ = _crfsuite_fitted(attrgetter("classes"),
+                                "Labels, in the order of the weight columns.")
     vocabulary_ = _fitted(attrgetter("vocabulary"), "The attribute vocabulary.")
-    attributes_ = _fitted(attrgetter("vocabulary.names"),
-                          "Attribute names, in the order of the rows of ``state_weights_``.")
-    num_attributes_ = _fitted(
+    attributes_ = _crfsuite_fitted(
+        attrgetter("vocabulary.names"),
+        "Attribute names, in the order of the rows of ``state_weights_``.")
+    num_attributes_ = _crfsuite_fitted(
         lambda m: len(set(m.layout.nonzero(m.state)[0].tolist())),
         "Number of attributes with a non-zero state weight (sklearn-crfsuite's meaning: "
         "the attributes of the model file); ``len(attributes_)`` counts all.")
@@ -612,11 +634,12 @@ calibration_max_trials
         "``[i, j]`` scores ``classes_[i]`` followed by ``classes_[j]``.")
     start_weights_ = _fitted(attrgetter("start"), "Scores of a sequence's first label.")
     end_weights_ = _fitted(attrgetter("end"), "Scores of a sequence's last label.")
-    state_features_ = _fitted(
+    state_features_ = _crfsuite_fitted(
         methodcaller("state_features"), "``{(attribute, label): weight}`` for every non-zero "
         "state weight.")
-    transition_features_ = _fitted(methodcaller("transition_features"),
-                                   "``{(label_from, label_to): weight}`` for every label pair.")
+    transition_features_ = _crfsuite_fitted(
+        methodcaller("transition_features"),
+        "``{(label_from, label_to): weight}`` for every label pair.")
     n_nonzero_weights_ = _fitted(methodcaller("n_nonzero"), "Number of non-zero weights.")
     training_log_ = _fitted(attrgetter("training_log"), "What the fit reported.")
     n_iter_ = _fitted(attrgetter("n_iter"), "Epochs / iterations actually run.")
@@ -675,12 +698,22 @@ calibration_max_trials
         Returns
         -------
         list of lists of str
+            A list (``LabelSequences``) whose ``==`` and ``!=`` give numpy's
+            elementwise comparison of sklearn-crfsuite 0.5's object array, with the
+            truth value of the list comparison: code written for sklearn-crfsuite
+            0.3 (lists) or 0.5 (``np.array(sequences, dtype=object)``) runs on it.
 
         Raises
         ------
         ValueError
             When the constraints leave some sequence without any label path.
         """
+        return LabelSequences(self._predict_lists(X, constraints, decoder, forced,
+                                                  lengths, feature_names))
+
+    def _predict_lists(self, X, constraints=None, decoder="viterbi", forced=None,
+                       lengths=None, feature_names=None):
+        """:meth:`predict` as a list of lists of str."""
         model = self._fitted_model()
         result = around_empty(X, forced, lambda X, forced: model.predict(
             self._input(X, lengths, feature_names), self.n_jobs, constraints, decoder,
@@ -755,7 +788,7 @@ calibration_max_trials
 
     def predict_single(self, xseq):
         """Most likely label sequence of one sequence: a list of str."""
-        return self.predict([xseq])[0]
+        return self._predict_lists([xseq])[0]
 
     def predict_indices(self, X, *, constraints=None, lengths=None, feature_names=None):
         """As :meth:`predict`, but label codes (indices into ``classes_``).
@@ -817,8 +850,15 @@ calibration_max_trials
         Returns
         -------
         list of lists of dict
-            ``{label: P(y_t = label | x)}`` for every token.
+            ``{label: P(y_t = label | x)}`` for every token, in the list type
+            :meth:`predict` returns.
         """
+        return LabelSequences(self._marginal_lists(X, constraints, forced, lengths,
+                                                   feature_names))
+
+    def _marginal_lists(self, X, constraints=None, forced=None, lengths=None,
+                        feature_names=None):
+        """:meth:`predict_marginals` as a list of lists of dicts."""
         model = self._fitted_model()
         result = around_empty(X, forced, lambda X, forced: model.predict_marginals(
             self._input(X, lengths, feature_names), self.n_jobs, constraints, forced),
@@ -828,7 +868,7 @@ calibration_max_trials
 
     def predict_marginals_single(self, xseq):
         """Marginals of one sequence: a list of ``{label: probability}`` dicts."""
-        return self.predict_marginals([xseq])[0]
+        return self._marginal_lists([xseq])[0]
 
     def score(self, X, y, *, lengths=None, feature_names=None):
         """Token accuracy of :meth:`predict` on ``X`` against ``y``.

@@ -34,6 +34,7 @@ __all__ = [
     "flat_accuracy_score",
     "flat_classification_report",
     "flat_f1_score",
+    "flat_fbeta_score",
     "flat_precision_score",
     "flat_recall_score",
     "sequence_accuracy_score",
@@ -62,8 +63,13 @@ _NOT_INSIDE = ("O", ".")
 _CONLLEVAL_SCHEMES = {None, "IOB1", "IOB2", "BIO", "IOE1", "IOE2"}
 
 
-def _check_sequences(y_true, y_pred):
-    """Return ``(y_true, y_pred)`` as lists of lists of str, or raise naming the spot."""
+def _check_sequences(y_true, y_pred, *, str_labels=True, same_lengths=True):
+    """Return ``(y_true, y_pred)`` as lists of lists of str, or raise naming the spot.
+
+    ``str_labels=False`` accepts labels of any type but a container (the flat and
+    whole-sequence scores compare labels only, as scikit-learn's metrics, which take
+    ints too); ``same_lengths=False`` lets two sequences differ in length (a
+    whole-sequence score counts them as different)."""
     out = []
     for arg, y in (("y_true", y_true), ("y_pred", y_pred)):
         if y is None or isinstance(y, (str, bytes)) or not hasattr(y, "__iter__"):
@@ -77,9 +83,12 @@ def _check_sequences(y_true, y_pred):
                 )
             seq = list(seq)
             for j, label in enumerate(seq):
-                if not isinstance(label, str):
+                if not isinstance(label, str) and (
+                        str_labels or isinstance(label, (bytes, dict, list, set, tuple))
+                        or hasattr(label, "__len__")):
                     raise TypeError(
-                        f"{arg}[{i}][{j}] must be a str label, got {label!r} "
+                        f"{arg}[{i}][{j}] must be a {'str ' if str_labels else ''}label, "
+                        f"got {label!r} "
                         f"({type(label).__name__})"
                     )
             seqs.append(seq)
@@ -90,7 +99,7 @@ def _check_sequences(y_true, y_pred):
             f"y_true and y_pred must hold as many sequences: {len(y_true)} != {len(y_pred)}"
         )
     for i, (a, b) in enumerate(zip(y_true, y_pred)):
-        if len(a) != len(b):
+        if same_lengths and len(a) != len(b):
             raise ValueError(
                 f"sequence {i} has {len(a)} labels in y_true but {len(b)} in y_pred"
             )
@@ -383,14 +392,15 @@ def flat_accuracy_score(y_true, y_pred):
 
     Parameters
     ----------
-    y_true, y_pred : list of list of str
+    y_true, y_pred : list of list of labels
+        str labels, or any other type that compares with ``==`` (ints, ...).
 
     Returns
     -------
     float
         In [0, 1]; 0.0 when there are no tokens.
     """
-    y_true, y_pred = _check_sequences(y_true, y_pred)
+    y_true, y_pred = _check_sequences(y_true, y_pred, str_labels=False)
     n = sum(len(s) for s in y_true)
     good = sum(a == b for st, sp in zip(y_true, y_pred) for a, b in zip(st, sp))
     return good / n if n else 0.0
@@ -401,22 +411,25 @@ def sequence_accuracy_score(y_true, y_pred):
 
     Parameters
     ----------
-    y_true, y_pred : list of list of str
+    y_true, y_pred : list of list of labels
+        str labels, or any other type that compares with ``==`` (ints, ...).  Two
+        sequences of different lengths count as a wrong prediction.
 
     Returns
     -------
     float
         In [0, 1]; 0.0 when there are no sequences.
     """
-    y_true, y_pred = _check_sequences(y_true, y_pred)
+    y_true, y_pred = _check_sequences(y_true, y_pred, str_labels=False, same_lengths=False)
     if not y_true:
         return 0.0
     return sum(st == sp for st, sp in zip(y_true, y_pred)) / len(y_true)
 
 
-def _flat_prf(y_true, y_pred, labels, average):
-    """Per-label and averaged precision/recall/F1 over all tokens (sklearn semantics)."""
-    y_true, y_pred = _check_sequences(y_true, y_pred)
+def _flat_prf(y_true, y_pred, labels, average, beta=1.0):
+    """Per-label and averaged precision/recall/F-beta over all tokens (sklearn
+    semantics)."""
+    y_true, y_pred = _check_sequences(y_true, y_pred, str_labels=False)
     if average not in (None, "micro", "macro", "weighted"):
         raise ValueError(
             f"average must be None, 'micro', 'macro' or 'weighted', got {average!r}"
@@ -437,10 +450,12 @@ def _flat_prf(y_true, y_pred, labels, average):
     if not labels:
         raise ValueError("no labels to score: y_true and y_pred are empty")
 
+    b2 = beta * beta
+
     def prf(t, p, g):
         prec = t / p if p else 0.0
         rec = t / g if g else 0.0
-        return prec, rec, (2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+        return prec, rec, ((1 + b2) * prec * rec / (b2 * prec + rec) if prec + rec else 0.0)
 
     per = [prf(tp.get(k, 0), n_pred.get(k, 0), n_true.get(k, 0)) for k in labels]
     if average is None:
@@ -462,7 +477,8 @@ _FLAT_DOC = """Token-level {what} over all sequences, as scikit-learn computes i
 
     Parameters
     ----------
-    y_true, y_pred : list of list of str
+    y_true, y_pred : list of list of labels
+        str labels, or any other type that compares with ``==`` (ints, ...).
     average : {{None, "micro", "macro", "weighted"}}, default="micro"
         ``None`` returns one score per label (in the order of ``labels``); the others
         average over ``labels`` as scikit-learn does ("micro" pools the counts).
@@ -493,6 +509,36 @@ def flat_f1_score(y_true, y_pred, *, average="micro", labels=None):
     return [s[2] for s in per] if average is None else per[2]
 
 
+def flat_fbeta_score(y_true, y_pred, beta, *, average="micro", labels=None):
+    """Token-level F-beta score over all sequences, as scikit-learn computes it.
+
+    Parameters
+    ----------
+    y_true, y_pred : list of list of labels
+    beta : float
+        The weight of recall: ``(1 + beta**2) P R / (beta**2 P + R)``; 1 gives
+        :func:`flat_f1_score`, exactly.
+    average : {None, "micro", "macro", "weighted"}, default="micro"
+        As in :func:`flat_f1_score`.
+    labels : list of labels, optional
+        As in :func:`flat_f1_score`.
+
+    Returns
+    -------
+    float or list of float
+
+    Raises
+    ------
+    ValueError
+        When ``beta`` is negative or not a number.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) \
+            or not beta >= 0:
+        raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+    per = _flat_prf(y_true, y_pred, labels, average, beta=float(beta))
+    return [s[2] for s in per] if average is None else per[2]
+
+
 flat_precision_score.__doc__ = _FLAT_DOC.format(what="precision")
 flat_recall_score.__doc__ = _FLAT_DOC.format(what="recall")
 flat_f1_score.__doc__ = _FLAT_DOC.format(what="F1 score")
@@ -519,7 +565,7 @@ def flat_classification_report(y_true, y_pred, labels=None, *, digits=2, **kwarg
     -------
     str
     """
-    y_true, y_pred = _check_sequences(y_true, y_pred)
+    y_true, y_pred = _check_sequences(y_true, y_pred, str_labels=False)
     flat_true = [a for s in y_true for a in s]
     flat_pred = [b for s in y_pred for b in s]
     try:

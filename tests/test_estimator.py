@@ -256,7 +256,7 @@ def test_get_set_params_and_repr():
     with pytest.raises(ValueError, match="invalid parameter 'c3'"):
         crf.set_params(c3=1)
     assert repr(crf) == "CRF(algorithm='lbfgs', c1=0.1, c2=0.3)"
-    assert not hasattr(CRF(), "classes_")
+    assert CRF().classes_ is None   # sklearn-crfsuite's, before fit
 
 
 def test_pickle_round_trip(fitted, hmm):
@@ -329,10 +329,55 @@ def test_dev_set_errors_name_the_dev_set():
     assert crf.training_log_.last_iteration["dev_accuracy"] <= 0.5
 
 
+def test_sklearn_crfsuite_attributes_are_none_before_fit():
+    # sklearn-crfsuite's fitted attributes read None on a new estimator (code tests
+    # `crf.tagger_ is None`); fastcrf's own ones still raise NotFittedError.
+    crf = CRF()
+    names = ("tagger_", "size_", "classes_", "num_attributes_", "attributes_",
+             "state_features_", "transition_features_")
+    assert all(getattr(crf, name) is None for name in names)
+    X, y, _ = sample_hmm(20, n_labels=2, n_words=6, seed=2)
+    crf.fit(X, y)
+    assert all(getattr(crf, name) is not None for name in names)
+    assert set(crf.tagger_.labels()) == set(crf.classes_)
+    with pytest.raises(NotFittedError):
+        CRF().transition_weights_
+
+
+def test_predictions_compare_as_lists_and_as_sklearn_crfsuite_05_arrays():
+    # sklearn-crfsuite 0.3 returned lists, 0.5 np.array(sequences, dtype=object): code
+    # written for either compares what predict returns.
+    X, y, _ = sample_hmm(30, n_labels=3, n_words=9, min_len=2, max_len=9, seed=5)
+    crf = CRF(algorithm="lbfgs", c2=0.01, random_state=0).fit(X, y)
+    lists = [crf.predict_single(x) for x in X]
+    pred = crf.predict(X)
+    assert isinstance(pred, list) and all(type(p) is list for p in pred)
+    assert pred == lists and not pred != lists and pred.tolist() == lists
+    changed = [list(p) for p in lists]
+    changed[3][1] = "nope"
+    assert not pred == changed and pred != changed
+    assert not pred == lists[:-1] and pred != lists[:-1]
+    assert pred == [tuple(p) for p in lists] and pred == [np.array(p) for p in lists]
+    # Elementwise, as 0.5's array: several lengths give one answer per sequence...
+    assert (pred == lists).tolist() == [True] * len(X)
+    assert (pred != changed).tolist() == [i == 3 for i in range(len(X))]
+    # ... and one sequence a row, which broadcasts against its labels, as
+    # sklearn-crfsuite's own tests use it: `(crf.predict([x]) == y).all()`.
+    one = crf.predict(X[:1])
+    assert (one == lists[0]).all() and (one == lists[:1]).all()
+    assert one == lists[:1] and not one == lists[0]   # the truth value is the lists'
+    assert (crf.predict(X[:1]) != lists[0]).shape == (1, len(X[0]))
+    assert crf.predict([]) == [] and pickle.loads(pickle.dumps(pred)) == lists
+    # Marginals: the same list type, of {label: probability} dicts.
+    marginals = crf.predict_marginals(X[:4])
+    assert marginals == [crf.predict_marginals_single(x) for x in X[:4]]
+    assert sum(marginals[0][0].values()) == pytest.approx(1.0)
+
+
 def test_unfitted_use_is_a_clear_error():
     crf = CRF()
     for call in (lambda: crf.predict([[["a"]]]), lambda: crf.predict_marginals([[["a"]]]),
-                 lambda: crf.state_features_, lambda: crf.save("x.npz")):
+                 lambda: crf.state_weights_, lambda: crf.save("x.npz")):
         with pytest.raises(NotFittedError, match="not fitted"):
             call()
     assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)

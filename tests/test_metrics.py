@@ -205,6 +205,67 @@ class TestFlat:
                     pytest.approx(sk.precision_score(ft, fp, **kw)))
 
 
+class TestSklearnCrfsuiteShapes:
+    """Inputs sklearn-crfsuite's metrics take because scikit-learn's do: labels that are
+    not str, whole sequences of different lengths, F-beta."""
+
+    def test_fbeta(self):
+        yt, yp = TestFlat.yt, TestFlat.yp
+        for avg in (None, "micro", "macro", "weighted"):
+            # beta = 1 is F1, to the last bit.
+            assert metrics.flat_fbeta_score(yt, yp, 1, average=avg) == \
+                metrics.flat_f1_score(yt, yp, average=avg)
+        # b: precision 2/3, recall 2/3; c: precision 1/2, recall 1: F2 = 5PR / (4P + R).
+        f2 = metrics.flat_fbeta_score(yt, yp, beta=2, average=None, labels=["b", "c"])
+        assert f2 == pytest.approx([2 / 3, 5 * 0.5 / (4 * 0.5 + 1)])
+        # beta = 0 is precision.
+        assert metrics.flat_fbeta_score(yt, yp, 0.0, average="macro") == pytest.approx(
+            metrics.flat_precision_score(yt, yp, average="macro"))
+        for bad in (-1, "2", None, float("nan")):
+            with pytest.raises(ValueError, match="beta must be a number"):
+                metrics.flat_fbeta_score(yt, yp, bad)
+
+    def test_fbeta_matches_sklearn(self):
+        sk = pytest.importorskip("sklearn.metrics")
+        rng = random.Random(1)
+        yt = [[rng.choice("abc") for _ in range(rng.randint(1, 7))] for _ in range(25)]
+        yp = [[t if rng.random() < 0.5 else rng.choice("abcd") for t in s] for s in yt]
+        ft = [t for s in yt for t in s]
+        fp = [t for s in yp for t in s]
+        for beta in (0.5, 2.0):
+            for avg in ("micro", "macro", "weighted"):
+                assert metrics.flat_fbeta_score(yt, yp, beta, average=avg) == pytest.approx(
+                    sk.fbeta_score(ft, fp, beta=beta, average=avg, zero_division=0))
+
+    def test_labels_of_any_type(self):
+        yt, yp = [[1, 2, 2], [3]], [[1, 2, 3], [3]]
+        assert metrics.flat_accuracy_score(yt, yp) == pytest.approx(3 / 4)
+        assert metrics.sequence_accuracy_score(yt, yp) == pytest.approx(1 / 2)
+        assert metrics.flat_recall_score(yt, yp, average=None) == pytest.approx([1, 1 / 2, 1])
+        # A label must still not be a sequence: that is one nesting level too many.
+        with pytest.raises(TypeError, match=r"y_pred\[0\]\[0\] must be a label"):
+            metrics.flat_accuracy_score([[1]], [[[1]]])
+        # conlleval's chunk scores read the labels' text: str only.
+        with pytest.raises(TypeError, match="must be a str label"):
+            chunk_scores([[1]], [[1]])
+
+    def test_sequence_accuracy_of_sequences_of_other_lengths(self):
+        # A sequence predicted with the wrong length is wrong, not an error.
+        assert metrics.sequence_accuracy_score([["a", "b"], ["c"]], [["c"], ["a", "b"]]) == 0
+        assert metrics.sequence_accuracy_score([["a", "b"], ["c"]], [["a", "b"], ["c", "c"]]) \
+            == pytest.approx(1 / 2)
+        with pytest.raises(ValueError, match="3 != 2"):
+            metrics.sequence_accuracy_score([["a"]] * 3, [["a"]] * 2)
+
+    def test_numpy_object_arrays(self):
+        # What CRF.predict returns (and sklearn-crfsuite's predict since 0.5).
+        import numpy as np
+        yt = [["a", "b"], ["b", "b"]]
+        yp = np.array([["a", "c"], ["b", "b"]], dtype=object)
+        assert metrics.flat_accuracy_score(yt, yp) == pytest.approx(3 / 4)
+        assert metrics.sequence_accuracy_score(yt, yp) == pytest.approx(1 / 2)
+
+
 def _random_corpus(rng, prefixes, types):
     def tag():
         p = rng.choice(prefixes + "OO")

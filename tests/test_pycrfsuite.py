@@ -262,6 +262,77 @@ def test_train_without_a_model_path_and_clear(corpus):
     assert _both(script) == ("ok", "ok")
 
 
+def test_subclasses_that_skip_init_still_train_and_tag(corpus, tmp_path):
+    # python-crfsuite's Trainer and Tagger are ready before __init__ (Cython's
+    # __cinit__): a subclass may replace __init__ without calling the base one.
+    X, y, _, _ = corpus
+
+    def script(mod):
+        class Recording(mod.Trainer):
+            def __init__(self):
+                self.lines = []
+
+            def message(self, message):
+                self.lines.append(message)
+
+        class Bare(mod.Tagger):
+            def __init__(self):
+                pass
+
+        trainer = Recording()
+        trainer.select("lbfgs")
+        trainer.set("max_iterations", 5)
+        for xs, ys in zip(X[:20], y[:20]):
+            trainer.append(xs, ys)
+        path = str(tmp_path / f"{mod.__name__}.crfsuite")
+        trainer.train(path)
+        tagger = Bare()
+        tagger.open(path)
+        return "type: CRF1d\n" in trainer.lines, sorted(tagger.labels()), len(tagger.tag(X[0]))
+
+    theirs, ours = _both(script)
+    assert ours == theirs and ours[0] is True
+
+
+def test_training_on_no_instance_writes_a_model_as_crfsuite(tmp_path):
+    # CRFsuite trains on nothing without complaint: the model has the labels appended
+    # (none, or only those of the holdout group) and no weight.
+    def script(mod):
+        nothing = tmp_path / f"{mod.__name__}-nothing.crfsuite"
+        mod.Trainer(verbose=False).train(str(nothing))
+        trainer = mod.Trainer(verbose=False)
+        trainer.select("l2sgd")
+        trainer.append([{"a": 1.0}, {"b": 1.0}], ["P", "Q"], group=1)
+        held = str(tmp_path / f"{mod.__name__}-held.crfsuite")
+        trainer.train(held, holdout=1)
+        tagger = mod.Tagger()
+        tagger.open(held)
+        info = tagger.info()
+        return (nothing.read_bytes()[:4], tagger.labels(), info.state_features,
+                info.transitions)
+
+    theirs, ours = _both(script)
+    assert ours == theirs == (b"lCRF", ["P", "Q"], {}, {})
+
+
+def test_python_crfsuites_module_paths_under_an_alias():
+    # Code that aliases the module (sys.modules["pycrfsuite"] = fastcrf.pycrfsuite)
+    # and imports the log parser from where python-crfsuite keeps it.  In a child
+    # process: the alias must not leak into this one, which imports python-crfsuite.
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import fastcrf.pycrfsuite as ours\n"
+            "sys.modules['pycrfsuite'] = ours\n"
+            "from pycrfsuite._logparser import TrainLogParser\n"
+            "assert TrainLogParser is ours.TrainLogParser\n"
+            "print('same class')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "same class\n"
+
+
 # Tagging ---------------------------------------------------------------------
 
 

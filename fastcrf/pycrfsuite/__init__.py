@@ -28,8 +28,9 @@ script runs unchanged::
 - :class:`ItemSequence`: items flattened once, for reuse.
 
 Where fastcrf differs: a parameter value that is not a number is a ``ValueError``
-(CRFsuite reads it as 0); ``train`` with no instance is a ``ValueError`` (CRFsuite
-writes a model without labels); items CRFsuite cannot read are a ``TypeError`` (not
+(CRFsuite reads it as 0); ``train`` with no instance writes a model without weights,
+as CRFsuite does, but :class:`Tagger` refuses to open one without labels (CRFsuite's
+opens it and crashes on ``tag``); items CRFsuite cannot read are a ``TypeError`` (not
 a ``SystemError``); ``help`` describes the parameters in fastcrf's words; :class:`ParsedDump` also has ``start_weights`` / ``end_weights``
 (empty but for fastcrf models); training uses all cores (``n_jobs``) and fastcrf's own
 optimisers, so weights differ from CRFsuite's within the optimisers' tolerance

@@ -84,11 +84,18 @@ class Tagger:
     ['DET', 'N']
     """
 
-    def __init__(self, *, n_jobs=None):
-        self.n_jobs = n_jobs
+    def __new__(cls, *args, **kwargs):
+        # Closed before __init__ runs, as python-crfsuite's (a Cython __cinit__): a
+        # subclass whose __init__ does not call Tagger.__init__ still opens and tags.
+        self = super().__new__(cls)
+        self.n_jobs = None
         self._model = None
         self._header = None
         self._forget()
+        return self
+
+    def __init__(self, *, n_jobs=None):
+        self.n_jobs = n_jobs
 
     def _forget(self):
         self._features = None

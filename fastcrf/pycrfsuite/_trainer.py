@@ -12,8 +12,13 @@ import numbers
 import os
 import time
 
+import numpy as np
+
 from .._estimator import CRF
+from .._features._encoding import AttributeVocabulary
 from .._fit import fit_model
+from .._layout import StateLayout
+from .._model import CRFModel
 from .._persist import save_model
 from ._items import as_encodable, strict_items
 from ._log import LogWriter, TrainLogParser
@@ -37,6 +42,14 @@ def _check_labels(yseq):
     return labels
 
 
+def empty_model(classes):
+    """A model with labels ``classes`` (possibly none) and no attribute or weight."""
+    K = len(classes)
+    layout = StateLayout(0, K, 0, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+    return CRFModel(classes, AttributeVocabulary([]), layout, np.zeros(0),
+                    np.zeros(K * K + 2 * K))
+
+
 class BaseTrainer:
     """Trains a CRF from appended instances (python-crfsuite's ``BaseTrainer``).
 
@@ -53,9 +66,19 @@ class BaseTrainer:
         depend on it.
     """
 
-    def __init__(self, algorithm=None, params=None, verbose=True, *, n_jobs=None):
+    def __new__(cls, *args, **kwargs):
+        # The data and the selected algorithm exist before __init__ runs, as in
+        # python-crfsuite (a Cython __cinit__): a subclass whose __init__ does not call
+        # BaseTrainer.__init__ still appends, selects and trains (verbose is then None,
+        # so nothing is printed).
+        self = super().__new__(cls)
         self._xseqs, self._yseqs, self._groups = [], [], []
         self._select("lbfgs")
+        self.verbose = None
+        self.n_jobs = None
+        return self
+
+    def __init__(self, algorithm=None, params=None, verbose=True, *, n_jobs=None):
         if algorithm is not None:
             self.select(algorithm)
         if params is not None:
@@ -188,20 +211,25 @@ class BaseTrainer:
             The group kept out of training and evaluated after every iteration (in
             the log and ``logparser``); -1 trains on every instance.
 
+        With no instance to train on (none appended, or all in the ``holdout``
+        group) the model written has no weights, as CRFsuite's: it holds the labels
+        appended, if any.
+
         Raises
         ------
         ValueError
-            When no instance is left to train on, or for invalid parameters.
+            For invalid parameters.
         """
         if not isinstance(holdout, numbers.Integral):
             raise TypeError(f"holdout must be an int, got {type(holdout).__name__}")
         holdout = int(holdout)
         train = [i for i, g in enumerate(self._groups) if g != holdout]
-        if not train:
-            raise ValueError("no instance to train on: append() some"
-                             + (f" outside the holdout group {holdout}" if self._groups
-                                else ""))
         self._before_train()
+        # CRFsuite numbers the labels as instances are appended, holdout ones too.
+        classes = list(dict.fromkeys(label for labels in self._yseqs for label in labels))
+        if not train:
+            self._store_empty(model, classes)
+            return
         X = [self._xseqs[i] for i in train]
         y = [self._yseqs[i] for i in train]
         dev = None
@@ -214,8 +242,6 @@ class BaseTrainer:
         params.update(crf_params(self._algorithm, self._values))
         # CRFsuite's SGD is deterministic (its shuffles use rand() unseeded): so is this.
         params.update(verbose=False, n_jobs=self.n_jobs, random_state=0)
-        # CRFsuite numbers the labels as instances are appended, holdout ones too.
-        classes = list(dict.fromkeys(label for labels in self._yseqs for label in labels))
         writer.start()
         try:
             fitted = fit_model(params, X, y, ends=False, listener=writer,
@@ -235,6 +261,19 @@ class BaseTrainer:
         if path:
             save_model(fitted, path, params={}, format="crfsuite")
         writer.finish(fitted, time.perf_counter() - started)
+
+    def _store_empty(self, model, classes):
+        """What CRFsuite does with nothing to train on: log the start and the end,
+        and write a model with ``classes`` and no weight."""
+        writer = LogWriter(self.message, self._algorithm, dict(self._values), None,
+                           self.n_jobs)
+        writer.start()
+        empty = empty_model(classes)
+        started = time.perf_counter()
+        path = os.fspath(model)
+        if path:
+            save_model(empty, path, params={}, format="crfsuite")
+        writer.finish(empty, time.perf_counter() - started)
 
     def _before_train(self):
         pass
