@@ -290,9 +290,11 @@ calibration_max_trials
         None: no transition attributes (sklearn-crfsuite's model).  Every
         ``algorithm`` learns them (the SGD trainers step their weights as they step
         state weights; the online ones decode with them), and training
-        ``constraints`` hold at every position; lists of token features only,
-        without a dev set; a warm start with them needs algorithm='lbfgs'.  Every
-        prediction method uses them.
+        ``constraints`` hold at every position; lists of token features only (the
+        dev set's too: ``X_dev`` and ``early_stopping`` measure the dev accuracy
+        with them, and the best epoch keeps its transition-attribute weights); a
+        warm start with them needs algorithm='lbfgs'.  Every prediction method
+        uses them.
     constraints : {"BIO", "IOB1", "BIOES", "BIOUL", "auto"}, dict, array-like or None
         Transition constraints applied in training and kept in the model: the label
         paths they forbid have probability 0 (the normaliser sums only the allowed
