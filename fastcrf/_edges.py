@@ -370,6 +370,24 @@ def fit_lbfgs(data, edges, settings, *, layout, chain_mask, n_jobs=None, callbac
     return EdgeWeights(LayoutWeights(w.state[nW:].copy(), w.chain), edge), n_iter
 
 
+def _continuing_refused(continuing, algorithm):
+    """The message refusing to continue a fit with transition attributes by
+    ``algorithm`` (not 'lbfgs'), naming the call ``continuing`` the user made."""
+    why = ("the SGD and perceptron trainers keep no state for transition attributes "
+           "yet")
+    if continuing == "partial_fit":
+        return (f"partial_fit cannot go on from a fitted model with transition "
+                f"attributes (transition_prefix, algorithm={algorithm!r}): {why}.  "
+                f"Continue it with CRF(algorithm='lbfgs', warm_start=True).fit, or fit "
+                f"afresh on all the data")
+    if continuing == "warm_start":
+        return (f"fit with warm_start=True and transition_prefix continues the fitted "
+                f"model with algorithm='lbfgs' only, not algorithm={algorithm!r}: {why}.  "
+                f"Set algorithm='lbfgs', or warm_start=False to fit afresh")
+    return (f"continuing from a fitted model (init_model) with transition_prefix is "
+            f"supported by algorithm='lbfgs' only, not algorithm={algorithm!r}: {why}")
+
+
 class Fit:
     """The transition-attribute side of :func:`fastcrf._fit.fit_model`: it splits the
     token features (:meth:`start`), encodes the transition attributes once the state
@@ -382,8 +400,13 @@ class Fit:
         self.vocabulary = self.features = None
 
     @classmethod
-    def start(cls, p, X, X_dev, init_model):
-        """None without ``transition_prefix``; else the split of ``X``.
+    def start(cls, p, X, X_dev, init_model, continuing=None):
+        """None without ``transition_prefix``; else the split of ``X`` (and of
+        ``X_dev``).
+
+        ``continuing`` names the call that passed ``init_model``, for the message
+        that refuses it: ``"partial_fit"``, ``"warm_start"`` (``fit`` of a
+        ``warm_start=True`` CRF) or None (another caller's ``init_model``).
 
         Raises
         ------
@@ -402,12 +425,7 @@ class Fit:
             raise ValueError(f"transition_prefix is not supported by "
                              f"algorithm={p['algorithm']!r}; use one of {ALGORITHMS}")
         if init_model is not None and p["algorithm"] != "lbfgs":
-            raise ValueError(
-                f"continuing from a fitted model (warm_start=True, init_model or "
-                f"partial_fit) with transition_prefix is supported by "
-                f"CRF(algorithm='lbfgs', warm_start=True) only, not "
-                f"algorithm={p['algorithm']!r}: the SGD and perceptron trainers keep no "
-                f"state for transition attributes yet")
+            raise ValueError(_continuing_refused(continuing, p["algorithm"]))
         fit = cls(prefix, *split_tokens(X, prefix))
         # A dev set (X_dev, or the share early_stopping held out) is split the same
         # way: its accuracy is that of Viterbi with the transition attributes.

@@ -450,7 +450,8 @@ calibration_max_trials
         X, y, X_dev, columns = fit_input(self.template, X, y, X_dev, lengths, feature_names)
         self._fit(self.get_params(), X, y, X_dev, y_dev, callback=callback,
                   sample_weight=sample_weight, init_model=init, feature_names=columns,
-                  keep_optimizer_state=bool(self.warm_start))
+                  keep_optimizer_state=bool(self.warm_start),
+                  continuing=None if init is None else "warm_start")
         return self
 
     def partial_fit(self, X, y, *, classes=None, sample_weight=None, callback=None):
@@ -504,7 +505,8 @@ calibration_max_trials
             # A batch is small by design: SGD's "too few steps" warning is no news.
             warnings.filterwarnings("ignore", message=".*too few to converge")
             self._fit(params, X, y, callback=callback, sample_weight=sample_weight,
-                      init_model=init, classes=classes, keep_optimizer_state=True)
+                      init_model=init, classes=classes, keep_optimizer_state=True,
+                      continuing="partial_fit")
         return self
 
     def _fit(self, params, X, y, X_dev=None, y_dev=None, *, callback=None,

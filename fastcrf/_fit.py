@@ -31,7 +31,8 @@ from ._warm import (align_labels, carried_schedule, carry_optimizer, carry_weigh
 
 def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=True,
               listener=None, on_iteration=None, min_feature_freq=None, classes=None,
-              sample_weight=None, init_model=None, keep_optimizer_state=False):
+              sample_weight=None, init_model=None, keep_optimizer_state=False,
+              continuing=None):
     """Train a CRF with the estimator parameters ``params``.
 
     Parameters
@@ -72,6 +73,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     keep_optimizer_state : bool, default=False
         Keep the trainer's final state on the model (``CRFModel.optimizer_state``)
         for the next warm start, when the trainer has one to keep ('asgd', 'l2sgd').
+    continuing : {"partial_fit", "warm_start"}, optional
+        The user's call that passed ``init_model`` (:meth:`fastcrf.CRF.partial_fit`,
+        or :meth:`fastcrf.CRF.fit` under ``warm_start=True``): a refusal names it.
 
     Returns
     -------
@@ -97,7 +101,7 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     if p["transition_prefix"] is not None and p["hash_features"] is not None:
         raise ValueError("transition_prefix cannot be combined with hash_features yet: "
                          "the transition attributes are kept by name")
-    edges = _edges.Fit.start(p, X, X_dev, init_model)
+    edges = _edges.Fit.start(p, X, X_dev, init_model, continuing)
     if edges is not None:
         X, X_dev = edges.state_tokens, edges.dev_state_tokens
     if is_encoded(X):

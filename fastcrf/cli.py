@@ -339,6 +339,11 @@ def _cmd_train(args):
             raise CommandError(f"{args.template}: the template has no U lines, so it "
                                "extracts no features to train on")
         macros = _template_transitions(crf, template, args.quiet)
+    if init is not None and macros is not None and crf.algorithm != "lbfgs":
+        # Refused before anything is read (fit would refuse it, naming warm_start).
+        raise CommandError(f"--init with the template's B lines with macros (transition "
+                           f"attributes) continues by L-BFGS only: give -a lbfgs (or no "
+                           f"-a), not -a {crf.algorithm}")
     sep = _separator(args.sep)
     quiet = args.quiet
 
