@@ -5,6 +5,7 @@ on the current word's shape.
     python bench/bench_edges_conll2002.py [--data ../shared/data/conll2002]
                                           [--rounds 1] [--variants plain,shape,title]
                                           [--regs tutorial,l2] [--synthetic]
+                                          [--max-iterations 100]
 
 Variants: ``plain`` (the tutorial features), ``shape`` (plus the transition attribute
 ``edge:shape``, the current word's shape class: ``Xx``, ``XX``, ``x``, ``d``,
@@ -12,7 +13,8 @@ Variants: ``plain`` (the tutorial features), ``shape`` (plus the transition attr
 transition attributes ride in the same token dicts, split off by
 ``CRF(transition_prefix="edge:")`` (the tutorial's ``BOS`` key rules out a ``"B"``
 prefix).  Regularisation: ``tutorial`` (``c1=0.1, c2=0.1``) and ``l2`` (``c1=0,
-c2=0.1``), both ``algorithm="lbfgs"``, ``max_iterations=100``, as the tutorial.
+c2=0.1``), both ``algorithm="lbfgs"``, ``max_iterations=100``, as the tutorial
+(``--max-iterations`` changes it: tests/test_bench.py's smoke run takes a few).
 
 Features are built before the clock starts; the fit time includes their encoding.
 Every fitted model tags esp.testa (where a variant is chosen) and esp.testb (what
@@ -80,13 +82,14 @@ def load(data, synthetic):
             for name, s in parts.items()}
 
 
-def run(data, variant, reg, n_jobs):
+def run(data, variant, reg, n_jobs, max_iterations=100):
     """Fit one configuration; its fit time, iterations and F1 on testa / testb."""
     from fastcrf import CRF
 
     sentences, X, y = data["train"]
     X = with_edges(sentences, X, variant)
-    kwargs = dict(algorithm="lbfgs", max_iterations=100, n_jobs=n_jobs, **REGS[reg])
+    kwargs = dict(algorithm="lbfgs", max_iterations=max_iterations, n_jobs=n_jobs,
+                  **REGS[reg])
     if variant != "plain":
         kwargs["transition_prefix"] = PREFIX
     crf = CRF(**kwargs)
@@ -110,6 +113,8 @@ def main(argv=None):
     p.add_argument("--n-jobs", type=int, default=None)
     p.add_argument("--json", default=None, help="write the runs to this file")
     p.add_argument("--synthetic", action="store_true", help="a small smoke run")
+    p.add_argument("--max-iterations", type=int, default=100,
+                   help="L-BFGS iterations (default 100, the tutorial's)")
     args = p.parse_args(argv)
     variants = args.variants.split(",")
     regs = args.regs.split(",")
@@ -119,7 +124,7 @@ def main(argv=None):
         for reg in regs:
             order = variants if rnd % 2 == 0 else variants[::-1]
             for variant in order:
-                row = run(data, variant, reg, args.n_jobs)
+                row = run(data, variant, reg, args.n_jobs, args.max_iterations)
                 row["round"] = rnd
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -64,7 +64,7 @@ def check_prefix(prefix):
     return prefix
 
 
-def split_tokens(X, prefix):
+def split_tokens(X, prefix, name="X"):
     """``(X_state, X_edge)``: the features of ``X`` without / with names starting with
     ``prefix``, token by token (dict tokens split on their keys, list tokens on their
     str items).
@@ -72,11 +72,12 @@ def split_tokens(X, prefix):
     Raises
     ------
     TypeError
-        For an ``X`` that is not lists of token features (an encoded one, a Dataset).
+        For an ``X`` that is not lists of token features (an encoded one, a Dataset);
+        the message calls it ``name``.
     """
     if isinstance(X, EncodedSequences) or hasattr(X, "encoded_for"):
-        raise TypeError("transition_prefix needs X as lists of token features (dicts or "
-                        f"lists of str), not an encoded {type(X).__name__}")
+        raise TypeError(f"transition_prefix needs {name} as lists of token features "
+                        f"(dicts or lists of str), not an encoded {type(X).__name__}")
     X_state, X_edge = [], []
     for seq in X:
         s_seq, e_seq = [], []
@@ -357,7 +358,9 @@ def fit_lbfgs(data, edges, settings, *, layout, chain_mask, n_jobs=None, callbac
 
         def layout_weights():
             w = weights_fn()
-            return LayoutWeights(w.state[nW:], w.chain)
+            K = data.n_labels
+            return LayoutWeights(w.state[nW:], w.chain, edge=w.state[:nW].reshape(
+                edges.n_attributes, K, K).copy())
         return callback(iteration, info, layout_weights)
 
     w, n_iter = minimize_objective(fun, nW + layout.size, data.n_labels, settings,
@@ -365,6 +368,24 @@ def fit_lbfgs(data, edges, settings, *, layout, chain_mask, n_jobs=None, callbac
     K = data.n_labels
     edge = w.state[:nW].reshape(edges.n_attributes, K, K).copy()
     return EdgeWeights(LayoutWeights(w.state[nW:].copy(), w.chain), edge), n_iter
+
+
+def _continuing_refused(continuing, algorithm):
+    """The message refusing to continue a fit with transition attributes by
+    ``algorithm`` (not 'lbfgs'), naming the call ``continuing`` the user made."""
+    why = ("the SGD and perceptron trainers keep no state for transition attributes "
+           "yet")
+    if continuing == "partial_fit":
+        return (f"partial_fit cannot go on from a fitted model with transition "
+                f"attributes (transition_prefix, algorithm={algorithm!r}): {why}.  "
+                f"Continue it with CRF(algorithm='lbfgs', warm_start=True).fit, or fit "
+                f"afresh on all the data")
+    if continuing == "warm_start":
+        return (f"fit with warm_start=True and transition_prefix continues the fitted "
+                f"model with algorithm='lbfgs' only, not algorithm={algorithm!r}: {why}.  "
+                f"Set algorithm='lbfgs', or warm_start=False to fit afresh")
+    return (f"continuing from a fitted model (init_model) with transition_prefix is "
+            f"supported by algorithm='lbfgs' only, not algorithm={algorithm!r}: {why}")
 
 
 class Fit:
@@ -379,8 +400,13 @@ class Fit:
         self.vocabulary = self.features = None
 
     @classmethod
-    def start(cls, p, X, X_dev, init_model):
-        """None without ``transition_prefix``; else the split of ``X``.
+    def start(cls, p, X, X_dev, init_model, continuing=None):
+        """None without ``transition_prefix``; else the split of ``X`` (and of
+        ``X_dev``).
+
+        ``continuing`` names the call that passed ``init_model``, for the message
+        that refuses it: ``"partial_fit"``, ``"warm_start"`` (``fit`` of a
+        ``warm_start=True`` CRF) or None (another caller's ``init_model``).
 
         Raises
         ------
@@ -399,16 +425,12 @@ class Fit:
             raise ValueError(f"transition_prefix is not supported by "
                              f"algorithm={p['algorithm']!r}; use one of {ALGORITHMS}")
         if init_model is not None and p["algorithm"] != "lbfgs":
-            raise ValueError(
-                f"continuing from a fitted model (warm_start=True, init_model or "
-                f"partial_fit) with transition_prefix is supported by "
-                f"CRF(algorithm='lbfgs', warm_start=True) only, not "
-                f"algorithm={p['algorithm']!r}: the SGD and perceptron trainers keep no "
-                f"state for transition attributes yet")
-        if X_dev is not None or p["early_stopping"]:
-            raise ValueError("transition_prefix does not support a dev set or "
-                             "early_stopping yet")
+            raise ValueError(_continuing_refused(continuing, p["algorithm"]))
         fit = cls(prefix, *split_tokens(X, prefix))
+        # A dev set (X_dev, or the share early_stopping held out) is split the same
+        # way: its accuracy is that of Viterbi with the transition attributes.
+        fit.dev_state_tokens, fit.dev_edge_tokens = (
+            (None, None) if X_dev is None else split_tokens(X_dev, prefix, "X_dev"))
         fit.init_model = init_model if isinstance(init_model, EdgeCRFModel) else None
         return fit
 
@@ -421,6 +443,17 @@ class Fit:
         if self.init_model is not None:
             self.vocabulary, self.features = extend_edges(
                 self.init_model.edge_vocabulary, self.vocabulary, self.features)
+
+    def dev(self, dev, n_jobs):
+        """``(EdgeBatch, label codes)`` of the dev set: ``dev`` (its state features and
+        labels, :func:`fastcrf._train.progress.encode_dev`) with its transition
+        attributes encoded in the training vocabulary (unknown ones dropped, as
+        :meth:`EdgeCRFModel.encode` does)."""
+        features, labels = dev
+        edges = encode(self.dev_edge_tokens, self.vocabulary, dense_values=False,
+                       n_jobs=n_jobs)
+        self.dev_edge_tokens = None
+        return EdgeBatch(features, without_first_tokens(edges)), labels
 
     def carried(self, n_labels):
         """``W`` (n_attributes, K, K) of a warm start: the model's weights at its
@@ -441,7 +474,8 @@ class Fit:
         """Train with ``p["algorithm"]`` and return the :class:`EdgeCRFModel`
         (``init``: the carried layout weights of an L-BFGS warm start; ``allowed`` /
         ``forbidden``: the training constraints, as :func:`fastcrf._fit.fit_model`
-        resolves them, or None)."""
+        resolves them, or None).  Under early stopping the model holds the best dev
+        epoch's weights (``progress.best_weights``, W included)."""
         limits = {} if forbidden is None else {"forbidden": forbidden}
         from ._train import TRAINERS
         from ._train.lbfgs import LBFGSSettings
@@ -464,10 +498,20 @@ class Fit:
         finally:
             if bar is not None:
                 bar.close()
+        best = progress.best_weights
+        if best is not None:   # early stopping: the best dev epoch's weights, W too
+            w, edge = best, best.edge
+        return self.model(classes, vocabulary, layout, w, edge, progress.log, n_iter,
+                          allowed, forbidden)
+
+    def model(self, classes, vocabulary, layout, w, edge, log, n_iter, allowed,
+              forbidden):
+        """The :class:`EdgeCRFModel` of the weights ``w`` (LayoutWeights) and ``edge``
+        (W)."""
         # The model keeps 0 where the constraints forbid, and applies them itself.
         chain = w.chain if forbidden is None else np.where(forbidden, 0.0, w.chain)
         return EdgeCRFModel(classes, vocabulary, layout, w.state, chain,
-                            training_log=progress.log, n_iter=n_iter,
+                            training_log=log, n_iter=n_iter,
                             constraints=allowed, transition_prefix=self.prefix,
                             edge_vocabulary=self.vocabulary, edge_weights=edge)
 
@@ -504,6 +548,34 @@ class EdgeBatch:
 
     def __getattr__(self, name):
         return getattr(self.__dict__["state"], name)
+
+
+def _kernel_args(layout, state, chain, W, features):
+    """The leading arguments of the compiled drivers for an :class:`EdgeBatch`."""
+    trans, start, end = split_chain(np.asarray(chain, dtype=np.float64), layout.n_labels)
+    return (layout.kernel_args(np.ascontiguousarray(state)), features.state.kernel_args(),
+            edge_args(features.edges),
+            np.ascontiguousarray(W, dtype=np.float64).reshape(-1), trans, start, end)
+
+
+def viterbi_codes(layout, state, chain, W, features, n_jobs=None, *, strict=True):
+    """Best label code of every token of an :class:`EdgeBatch`: ndarray (n_tokens,),
+    int64; as :func:`fastcrf._model.viterbi_codes`, with the transition attributes'
+    weights ``W`` (n_edge_attributes, K, K).  With ``strict=False`` a score beyond
+    the kernels' limit gives None instead of an error (the dev accuracy of an
+    epoch whose weights overflow is NaN)."""
+    n_seq = features.n_sequences
+    paths = np.zeros(features.n_tokens, dtype=np.int64)
+    if n_seq == 0:
+        return paths
+    scores = np.zeros(n_seq)
+    status = _edges.viterbi(*_kernel_args(layout, state, chain, W, features), paths, scores,
+                            n_threads_for(n_jobs, n_seq))
+    if status != 0 and not strict:
+        return None
+    check_scores(status)
+    check_possible(scores)
+    return paths
 
 
 class EdgeCRFModel(CRFModel):
@@ -565,23 +637,12 @@ class EdgeCRFModel(CRFModel):
         return EdgeBatch(state, without_first_tokens(edges))
 
     def _kernel_args(self, features, chain):
-        trans, start, end = split_chain(np.asarray(chain, dtype=np.float64),
-                                        len(self.classes))
-        return (self.layout.kernel_args(self.state), features.state.kernel_args(),
-                edge_args(features.edges), self.edge_weights.reshape(-1), trans, start, end)
+        return _kernel_args(self.layout, self.state, chain, self.edge_weights, features)
 
     def viterbi_codes(self, features, n_jobs=None, constraints=None):
         """Best label code of every token of ``features``: ndarray (n_tokens,), int64."""
-        n_seq = features.n_sequences
-        paths = np.zeros(features.n_tokens, dtype=np.int64)
-        if n_seq == 0:
-            return paths
-        scores = np.zeros(n_seq)
-        status = _edges.viterbi(*self._kernel_args(features, self.constrained_chain(constraints)),
-                                paths, scores, n_threads_for(n_jobs, n_seq))
-        check_scores(status)
-        check_possible(scores)
-        return paths
+        return viterbi_codes(self.layout, self.state, self.constrained_chain(constraints),
+                             self.edge_weights, features, n_jobs)
 
     def _forward(self, features, chain, codes, n_jobs, marginals):
         K = len(self.classes)

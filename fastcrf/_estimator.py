@@ -300,9 +300,11 @@ calibration_max_trials
         None: no transition attributes (sklearn-crfsuite's model).  Every
         ``algorithm`` learns them (the SGD trainers step their weights as they step
         state weights; the online ones decode with them), and training
-        ``constraints`` hold at every position; lists of token features only,
-        without a dev set; a warm start with them needs algorithm='lbfgs'.  Every
-        prediction method uses them.
+        ``constraints`` hold at every position; lists of token features only (the
+        dev set's too: ``X_dev`` and ``early_stopping`` measure the dev accuracy
+        with them, and the best epoch keeps its transition-attribute weights); a
+        warm start with them needs algorithm='lbfgs'.  Every prediction method
+        uses them.
     constraints : {"BIO", "IOB1", "BIOES", "BIOUL", "auto"}, dict, array-like or None
         Transition constraints applied in training and kept in the model: the label
         paths they forbid have probability 0 (the normaliser sums only the allowed
@@ -462,7 +464,8 @@ calibration_max_trials
         X, y, X_dev, columns = fit_input(self.template, X, y, X_dev, lengths, feature_names)
         self._fit(self.get_params(), X, y, X_dev, y_dev, callback=callback,
                   sample_weight=sample_weight, init_model=init, feature_names=columns,
-                  keep_optimizer_state=bool(self.warm_start))
+                  keep_optimizer_state=bool(self.warm_start),
+                  continuing=None if init is None else "warm_start")
         return self
 
     def partial_fit(self, X, y, *, classes=None, sample_weight=None, callback=None):
@@ -516,7 +519,8 @@ calibration_max_trials
             # A batch is small by design: SGD's "too few steps" warning is no news.
             warnings.filterwarnings("ignore", message=".*too few to converge")
             self._fit(params, X, y, callback=callback, sample_weight=sample_weight,
-                      init_model=init, classes=classes, keep_optimizer_state=True)
+                      init_model=init, classes=classes, keep_optimizer_state=True,
+                      continuing="partial_fit")
         return self
 
     def _fit(self, params, X, y, X_dev=None, y_dev=None, *, callback=None,

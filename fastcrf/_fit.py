@@ -7,6 +7,7 @@ choose the state layout and the trainable chain scores, run the trainer of the
 registry, and build the model.
 """
 
+import dataclasses
 import inspect
 import time
 
@@ -30,7 +31,8 @@ from ._warm import (align_labels, carried_schedule, carry_optimizer, carry_weigh
 
 def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=True,
               listener=None, on_iteration=None, min_feature_freq=None, classes=None,
-              sample_weight=None, init_model=None, keep_optimizer_state=False):
+              sample_weight=None, init_model=None, keep_optimizer_state=False,
+              continuing=None):
     """Train a CRF with the estimator parameters ``params``.
 
     Parameters
@@ -71,6 +73,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     keep_optimizer_state : bool, default=False
         Keep the trainer's final state on the model (``CRFModel.optimizer_state``)
         for the next warm start, when the trainer has one to keep ('asgd', 'l2sgd').
+    continuing : {"partial_fit", "warm_start"}, optional
+        The user's call that passed ``init_model`` (:meth:`fastcrf.CRF.partial_fit`,
+        or :meth:`fastcrf.CRF.fit` under ``warm_start=True``): a refusal names it.
 
     Returns
     -------
@@ -96,9 +101,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     if p["transition_prefix"] is not None and p["hash_features"] is not None:
         raise ValueError("transition_prefix cannot be combined with hash_features yet: "
                          "the transition attributes are kept by name")
-    edges = _edges.Fit.start(p, X, X_dev, init_model)
+    edges = _edges.Fit.start(p, X, X_dev, init_model, continuing)
     if edges is not None:
-        X = edges.state_tokens
+        X, X_dev = edges.state_tokens, edges.dev_state_tokens
     if is_encoded(X):
         if classes is not None:
             raise ValueError("classes cannot be given with an encoded X: its labels "
@@ -136,6 +141,8 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
     else:
         dev = None if X_dev is None else encode_dev(X_dev, y_dev, vocabulary, classes,
                                                     p["n_jobs"])
+    if edges is not None and dev is not None:
+        dev = edges.dev(dev, p["n_jobs"])
     states = p["all_possible_states"]
     layout = StateLayout.for_training(data, None if states is None else bool(states),
                                       counts=vocabulary.counts)
@@ -172,6 +179,9 @@ def fit_model(params, X, y, X_dev=None, y_dev=None, *, ends=True, transitions=Tr
         if on_iteration is not None:
             def model_fn():
                 w = weights_fn()
+                if edges is not None:   # the model of the epoch, W included
+                    return edges.model(classes, vocabulary, layout, w, w.edge,
+                                       progress.log.copy(), epoch, allowed, forbidden)
                 return CRFModel(classes, vocabulary, layout, w.state,
                                 _weights_only(w.chain, forbidden),
                                 training_log=progress.log.copy(), n_iter=epoch,
@@ -235,7 +245,8 @@ def _constrained_weights(weights_fn, forbidden):
     decoding of the progress report (and early stopping) runs under them."""
     def fn():
         w = weights_fn()
-        return type(w)(w.state, np.where(forbidden, -np.inf, w.chain))
+        # replace() keeps the transition-attribute weights (w.edge) of an edge fit.
+        return dataclasses.replace(w, chain=np.where(forbidden, -np.inf, w.chain))
     return fn
 
 

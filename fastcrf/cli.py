@@ -185,6 +185,7 @@ _TRAIN_OPTIONS = (("algorithm", "algorithm", "-a"), ("c1", "c1", "--c1"),
                   ("max_iterations", "max_iterations", "-i"), ("n_jobs", "n_jobs", "-j"),
                   ("random_state", "seed", "--seed"),
                   ("hash_features", "hash_features", "--hash-features"),
+                  ("hash_seed", "hash_seed", "--hash-seed"),
                   ("constraints", "constraints", "--constraints"))
 
 
@@ -338,6 +339,11 @@ def _cmd_train(args):
             raise CommandError(f"{args.template}: the template has no U lines, so it "
                                "extracts no features to train on")
         macros = _template_transitions(crf, template, args.quiet)
+    if init is not None and macros is not None and crf.algorithm != "lbfgs":
+        # Refused before anything is read (fit would refuse it, naming warm_start).
+        raise CommandError(f"--init with the template's B lines with macros (transition "
+                           f"attributes) continues by L-BFGS only: give -a lbfgs (or no "
+                           f"-a), not -a {crf.algorithm}")
     sep = _separator(args.sep)
     quiet = args.quiet
 
@@ -345,6 +351,7 @@ def _cmd_train(args):
     if encoded:
         features, y, template, n_fields, label_column, sep = _encoded_training(
             args.train[0])
+        _folder_hashing(crf, features, args.train[0], quiet)
     elif args.lists or macros is not None:
         features, y, n_fields = _listed_training(args, template, sep, macros)
         label_column = args.label_column % n_fields
@@ -454,6 +461,29 @@ def _dataset_of(paths, template, label_column, sep, min_freq, hash_features=None
                               hash_seed=0 if hash_seed is None else hash_seed)
 
 
+def _folder_hashing(crf, dataset, folder, quiet):
+    """A dataset folder of 'fastcrf encode --hash-features' trains with the buckets and
+    seed it records (as it records its template): ``crf`` takes them, and a different
+    ``--hash-features`` / ``--hash-seed`` is an error.  (A folder without hashing
+    takes ``--hash-features`` as lists do: its names are hashed after reading.)"""
+    if dataset.hashing is None:
+        return
+    n_buckets, seed = dataset.hashing
+    given_seed = 0 if crf.hash_seed is None else crf.hash_seed
+    if crf.hash_features is not None and crf.hash_features != n_buckets:
+        raise CommandError(f"{folder} is a dataset folder hashed into {n_buckets} buckets "
+                           f"('fastcrf encode --hash-features {n_buckets}'): give no "
+                           f"--hash-features, or --hash-features {n_buckets}")
+    if crf.hash_seed is not None and given_seed != seed:
+        raise CommandError(f"{folder} is a dataset folder hashed with seed {seed} "
+                           f"('fastcrf encode --hash-seed {seed}'): give no --hash-seed "
+                           f"(-p hash_seed), or --hash-seed {seed}")
+    if crf.hash_features is None:
+        _say(f"{folder}: hashed into {n_buckets} buckets (seed {seed}), as encoded",
+             quiet=quiet)
+    crf.set_params(hash_features=n_buckets, hash_seed=seed)
+
+
 def _encoded_training(folder):
     """A dataset folder of 'fastcrf encode': ``(dataset, None, template, n_fields,
     label_column, sep)``, memory-mapped."""
@@ -477,14 +507,28 @@ def _encoded_training(folder):
 
 
 def _cmd_encode(args):
+    from ._params import CONSTRAINTS
+
+    # Checked as train checks them, before anything is read.
+    for name, value, option in (("hash_features", args.hash_features, "--hash-features"),
+                                ("hash_seed", args.hash_seed, "--hash-seed")):
+        if value is not None:
+            try:
+                CONSTRAINTS[name].constraint.check(name, value)
+            except (TypeError, ValueError) as exc:
+                raise CommandError(f"{option}: {exc}") from None
+    if args.hash_seed is not None and args.hash_features is None:
+        raise CommandError("--hash-seed needs --hash-features (the seed of its hashing)")
     template = _template(args.template)
     started = time.perf_counter()
     dataset = _dataset_of(args.train, template, args.label_column, _separator(args.sep),
-                          args.min_freq)
+                          args.min_freq, args.hash_features, args.hash_seed)
     dataset.save(args.output)
+    hashed = "" if dataset.hashing is None else \
+        f" (hashed into {dataset.hashing[0]:,} buckets, seed {dataset.hashing[1]})"
     _say(f"encoded {dataset.n_sequences:,} sentences, {dataset.n_tokens:,} tokens, "
-         f"{len(dataset.attributes):,} attributes in {time.perf_counter() - started:.1f} s;"
-         f" dataset written to {args.output} ('fastcrf train {args.output}' trains on it)",
+         f"{len(dataset.attributes):,} attributes{hashed} in "
+         f"{time.perf_counter() - started:.1f} s; dataset written to {args.output} ('fastcrf train {args.output}' trains on it)",
          quiet=args.quiet)
     return 0
 
@@ -1083,8 +1127,10 @@ def _build_parser():
                         "small training sets)")
     p.add_argument("--hash-features", type=int, default=None, metavar="N",
                    help="hash attribute names into N buckets (MurmurHash3; the model "
-                        "keeps no names: its size is bounded by N); -p hash_seed=S "
-                        "sets the seed")
+                        "keeps no names: its size is bounded by N); a dataset folder "
+                        "encoded with --hash-features is hashed as it records")
+    p.add_argument("--hash-seed", type=int, default=None, metavar="S",
+                   help="the MurmurHash3 seed of --hash-features (default 0)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="any fastcrf.CRF parameter (CRFsuite's names), e.g. -p period=5; "
                         "repeatable")
@@ -1129,7 +1175,14 @@ def _build_parser():
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="the dataset folder to write (replaced if it holds a dataset)")
     p.add_argument("-f", "--min-freq", type=float, default=None, metavar="N",
-                   help="drop attributes seen fewer than N times")
+                   help="drop attributes seen fewer than N times (with --hash-features: "
+                        "buckets, by their names' summed counts)")
+    p.add_argument("--hash-features", type=int, default=None, metavar="N",
+                   help="hash attribute names into N buckets while reading (MurmurHash3, "
+                        "as 'fastcrf train --hash-features': no name is held, the folder "
+                        "records N and the seed, and train on it hashes the same way)")
+    p.add_argument("--hash-seed", type=int, default=None, metavar="S",
+                   help="the MurmurHash3 seed of --hash-features (default 0)")
     p.add_argument("--label-column", type=int, default=-1, metavar="K",
                    help="column holding the labels (default -1: the last)")
     p.add_argument("--sep", default=None,

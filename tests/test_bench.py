@@ -362,3 +362,52 @@ def test_children_import_the_fastcrf_this_process_runs(tmp_path, monkeypatch, ca
     status, _, err = run(capsys, "bench", "--layers", "--grid", "2x3x2", "--rounds", "1",
                          "--calls", "1", "--threads", "1", "--tools", "fastcrf", "-q")
     assert status == 0, err
+
+
+# --------------------------------------------------------------------------- #
+# The benchmark scripts of bench/ (a source checkout's; absent from an sdist)  #
+# --------------------------------------------------------------------------- #
+
+BENCH_SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench")
+
+
+def bench_script(name, tmp_path, *argv):
+    """Run ``bench/<name>`` in a child from ``tmp_path``: its stdout (skips the test
+    where the scripts are absent)."""
+    path = os.path.join(BENCH_SCRIPTS, name)
+    if not os.path.isfile(path):
+        pytest.skip(f"bench/{name} is not here (not a source checkout)")
+    proc = subprocess.run([sys.executable, path, *map(str, argv)], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_bench_edges_conll2002_smoke(tmp_path):
+    # Tiny CoNLL-2002-like files in place of the corpus: the script's reader, its
+    # three variants (the transition attributes add weights) and its table.
+    import gzip
+
+    from fastcrf.datasets import make_sequences
+
+    _, y, params = make_sequences(90, n_labels=3, n_attributes=40, length=(3, 10),
+                                  scheme="BIO", return_params=True, random_state=0)
+    # Entity words title-cased, so that both transition attributes vary.
+    sentences = ["\n".join(f"{'Pal' if tag != 'O' else 'pal'}{w} {tag}"
+                           for w, tag in zip(words.tolist(), tags))
+                 for words, tags in zip(params["words"], y)]
+    for split, part in (("train", slice(0, 60)), ("testa", slice(60, 75)),
+                        ("testb", slice(75, 90))):
+        with gzip.open(tmp_path / f"esp.{split}.gz", "wt") as f:
+            f.write("\n\n".join(sentences[part]) + "\n")
+    out = tmp_path / "runs.json"
+    text = bench_script("bench_edges_conll2002.py", tmp_path, "--data", tmp_path,
+                        "--regs", "l2", "--max-iterations", "3", "--json", out)
+    rows = json.loads(out.read_text())
+    assert [r["variant"] for r in rows] == ["plain", "shape", "title"]
+    assert all(r["n_iter"] == 3 and r["reg"] == "l2" for r in rows)
+    assert all(0.0 <= r["f1_testb"] <= 100.0 for r in rows)
+    # A transition attribute weighs every label pair (K = 3 here).
+    plain, shape, title = (r["n_weights"] for r in rows)
+    assert shape > plain and title > plain
+    assert "| l2 | shape |" in text and "| l2 | plain |" in text

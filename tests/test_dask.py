@@ -86,6 +86,50 @@ def test_parameter_mixing(client, corpus, algorithm, tmp_path):
     assert CRF.load(path).predict(X) == dist.predict(X)
 
 
+def test_mixing_rounds_go_on_with_the_step_schedule(client, corpus, monkeypatch):
+    # Round r of 'asgd' starts each shard at t = (r - 1) * N sequences seen (the
+    # whole set's), so the calibrated step decays over the rounds as over the epochs
+    # of one machine, instead of restarting at eta0.
+    import fastcrf.dask._fit as dask_fit
+
+    calls = []
+    on = dask_fit._Cluster._on
+
+    def spy(self, worker, fn, *args):
+        if fn is dask_fit._epoch_on_shard:
+            calls.append(args[-1])
+        return on(self, worker, fn, *args)
+
+    monkeypatch.setattr(dask_fit._Cluster, "_on", spy)
+    X, y = corpus
+    fd.fit(CRF(algorithm="asgd", max_iterations=4, eta0=0.05, random_state=0),
+           *bags(X, y, 3), client=client)
+    N = len(X)
+    assert calls == [float(r * N) for r in range(4) for _ in range(3)]
+
+
+def test_a_shard_epoch_steps_by_its_schedule(corpus):
+    # What t does on the shard: a later start takes smaller steps from the same point.
+    from fastcrf._layout import StateLayout
+    from fastcrf._params import resolve
+    from fastcrf._train import TRAINERS
+    from fastcrf._train.base import LayoutWeights
+    from fastcrf._training import chain_mask, encode_training
+    from fastcrf.dask._fit import _epoch_on_shard, _shard_settings
+
+    X, y = corpus
+    _, _, data = encode_training(X, y, 0, 1)
+    layout = StateLayout.for_training(data, None)
+    mask = chain_mask(data, None)
+    p = resolve(CRF(algorithm="asgd", learning_rate="calibrated").get_params())
+    settings = _shard_settings(TRAINERS["asgd"], p, 1.0, 0.1)
+    zero = LayoutWeights(np.zeros(layout.size), np.zeros(mask.size))
+    moved = {t: np.abs(_epoch_on_shard(data, layout, mask, "asgd", settings, zero, 0,
+                                       t)[1]).sum()
+             for t in (0.0, 1000.0 * len(X))}
+    assert moved[1000.0 * len(X)] < 0.5 * moved[0.0]
+
+
 @pytest.mark.parametrize("algorithm", ["lbfgs", "ap"])
 def test_the_client_realigns_what_the_tasks_return(client, corpus, monkeypatch, algorithm):
     """A task's result reaches the client as a view into its message, at any byte

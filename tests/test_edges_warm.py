@@ -95,9 +95,41 @@ def test_continuing_an_sgd_or_perceptron_fit_with_transition_attributes_is_refus
     crf = fastcrf.CRF(algorithm=algorithm, transition_prefix="B:", max_iterations=2,
               random_state=0)
     crf.fit(X, y)
-    for call in (lambda: crf.partial_fit(X, y),
-                 lambda: crf.set_params(warm_start=True).fit(X, y)):
-        with pytest.raises(ValueError, match="partial_fit.*algorithm='lbfgs'"):
-            call()
-    # the refused call leaves the fitted model usable
-    assert crf.predict(X) is not None
+    before = crf.predict(X)
+    # Each refusal names the call that was made, and what works instead.
+    with pytest.raises(ValueError, match=r"^partial_fit cannot go on .*"
+                                         rf"algorithm='{algorithm}'.*"
+                                         r"CRF\(algorithm='lbfgs', warm_start=True\)"):
+        crf.partial_fit(X, y)
+    with pytest.raises(ValueError) as refused:
+        crf.set_params(warm_start=True).fit(X, y)
+    message = str(refused.value)
+    assert message.startswith("fit with warm_start=True and transition_prefix")
+    assert f"not algorithm='{algorithm}'" in message and "partial_fit" not in message
+    assert "warm_start=False" in message
+    # The refused calls leave the fitted model as it was.
+    assert crf.predict(X) == before
+    # A first partial_fit (nothing to go on from) is no continuation: it trains.
+    fresh = fastcrf.CRF(algorithm=algorithm, transition_prefix="B:", random_state=0)
+    fresh.partial_fit(X, y)
+    assert isinstance(fresh._model, _edges.EdgeCRFModel)
+
+
+def test_train_init_with_transition_attributes_needs_lbfgs(tmp_path, capsys):
+    from helpers import run_cli
+
+    rows = [[("a", "1", "A"), ("b", "0", "B"), ("a", "1", "A")]] * 12
+    (tmp_path / "train.txt").write_text(
+        "\n".join("\n".join(" ".join(r) for r in seq) + "\n" for seq in rows))
+    (tmp_path / "template").write_text("U00:%x[0,0]\nB01:%x[0,1]\n")
+    model = tmp_path / "m.npz"
+    status, _, err = run_cli(capsys, "train", "-q", "-i", "3", "-t", tmp_path / "template",
+                             "-m", model, tmp_path / "train.txt")
+    assert status == 0, err
+    status, _, err = run_cli(capsys, "train", "-q", "--init", model, "-a", "asgd",
+                             tmp_path / "train.txt")
+    assert status == 1
+    assert "--init" in err and "-a lbfgs" in err and "not -a asgd" in err
+    status, _, err = run_cli(capsys, "train", "-q", "-i", "2", "--init", model,
+                             tmp_path / "train.txt")
+    assert status == 0, err

@@ -235,3 +235,58 @@ def test_command_line_train_and_tag(tmp_path, capsys):
     status, _, err = run_cli(capsys, "train", "-t", str(tmp_path / "template"), "-m", model,
                              "--hash-features", "1", "-q", str(tmp_path / "train.txt"))
     assert status != 0 and "--hash-features" in err
+
+
+def test_command_line_encode_hashes_as_train_does(tmp_path, capsys):
+    X, y = make_sequences(80, n_labels=3, scheme="BIO", length=(3, 9), random_state=1)
+    rows = [[(tok[0].split("=", 1)[1], label) for tok, label in zip(seq, labels)]
+            for seq, labels in zip(X, y)]
+    train = str(tmp_path / "train.txt")
+    write_conll(train, rows)
+    template = str(tmp_path / "template")
+    (tmp_path / "template").write_text("U00:%x[0,0]\nU01:%x[-1,0]\nB\n")
+    folder = tmp_path / "ds"
+    status, out, err = run_cli(capsys, "encode", "-t", template, "-o", folder,
+                               "--hash-features", "32", "--hash-seed", "5", train)
+    assert status == 0, err
+    assert "hashed into 32 buckets, seed 5" in out
+    dataset = Dataset.load(folder)
+    assert dataset.hashing == (32, 5)
+    # The buckets are those of the template's names under seed 5.
+    names = {name for seq in Template((tmp_path / "template").read_text())
+             .transform(load_conll(train)[0]) for tok in seq for name in tok}
+    names = sorted(names)
+    assert set(dataset.attributes) == {f"#{b}" for b in bucket_of(names, 32, 5).tolist()}
+    assert set(dataset.attributes) != {f"#{b}" for b in bucket_of(names, 32, 0).tolist()}
+    # train on the folder hashes as it records, the model of train --hash-features on
+    # the column file itself.
+    models = {}
+    for how, source in (("folder", [folder]), ("file", ["-t", template, "--hash-features",
+                                                        "32", "--hash-seed", "5", train])):
+        models[how] = str(tmp_path / f"{how}.npz")
+        status, _, err = run_cli(capsys, "train", "-q", "-i", "3", "-m", models[how],
+                                 *source)
+        assert status == 0, err
+    a, b = CRF.load(models["folder"]), CRF.load(models["file"])
+    assert (a.hash_features, a.hash_seed) == (b.hash_features, b.hash_seed) == (32, 5)
+    assert a.attributes_ == b.attributes_
+    np.testing.assert_array_equal(a._model.state, b._model.state)
+    np.testing.assert_array_equal(a._model.chain, b._model.chain)
+    # Without --hash-seed the seed is 0, as train's.
+    status, _, err = run_cli(capsys, "encode", "-q", "-t", template, "-o",
+                             tmp_path / "ds0", "--hash-features", "32", train)
+    assert status == 0, err
+    assert Dataset.load(tmp_path / "ds0").hashing == (32, 0)
+    # Buckets or a seed other than the folder's, and bad values, are refused by option.
+    for argv, option in ((["train", "-q", "--hash-features", "64", folder],
+                          "--hash-features 32"),
+                         (["train", "-q", "--hash-seed", "1", folder], "--hash-seed 5"),
+                         (["encode", "-q", "-t", template, "-o", tmp_path / "x",
+                           "--hash-features", "1", train], "--hash-features"),
+                         (["encode", "-q", "-t", template, "-o", tmp_path / "x",
+                           "--hash-features", "8", "--hash-seed", "-1", train], "--hash-seed"),
+                         (["encode", "-q", "-t", template, "-o", tmp_path / "x",
+                           "--hash-seed", "3", train], "--hash-seed needs --hash-features")):
+        status, _, err = run_cli(capsys, *argv)
+        assert status != 0 and option in err, (argv, err)
+    assert not (tmp_path / "x").exists()

@@ -69,7 +69,9 @@ class Progress:
     layout : StateLayout
         The layout of the weights the trainer's ``weights_fn`` returns.
     dev : tuple or None
-        :func:`encode_dev` of the dev set.
+        :func:`encode_dev` of the dev set (its features an
+        :class:`fastcrf._edges.EdgeBatch` when the weights ``weights_fn`` returns
+        carry transition-attribute weights, ``edge``).
     verbose : bool
     n_jobs : int or None
     started : float
@@ -163,8 +165,15 @@ class Progress:
     def _dev_accuracy(self, weights):
         # NaN rather than an error when the weights of an epoch overflow the kernels.
         features, labels = self.dev
-        paths = viterbi_codes(self.layout, weights.state, weights.chain, features,
-                              self.n_jobs, strict=False)
+        if getattr(weights, "edge", None) is not None:
+            # Transition attributes (fastcrf._edges): the dev set is an EdgeBatch and
+            # is decoded as the fitted model's predict would.
+            from .._edges import viterbi_codes as edge_viterbi_codes
+            paths = edge_viterbi_codes(self.layout, weights.state, weights.chain,
+                                       weights.edge, features, self.n_jobs, strict=False)
+        else:
+            paths = viterbi_codes(self.layout, weights.state, weights.chain, features,
+                                  self.n_jobs, strict=False)
         return float("nan") if paths is None else float(np.mean(paths == labels))
 
 

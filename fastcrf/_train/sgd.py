@@ -702,7 +702,9 @@ def fit_sgd(data, settings, *, layout, chain_mask, random_state, n_jobs=None,
         history.append(info["objective"])
 
         def weights_fn(averaged=averaged):
-            return state.weights(averaged)
+            w = state.weights(averaged)
+            w.edge = state.edge_weights(averaged)   # None without transition attributes
+            return w
 
         stop = callback(epoch, info, weights_fn) if callback is not None else False
         if stop:
