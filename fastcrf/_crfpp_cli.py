@@ -300,8 +300,9 @@ BYTE_ENCODING = "latin-1"
 def _read_columns(path, encoding=None):
     """``(sentences, encoding)`` of a CRF++ data file (or ``-``, standard input).
 
-    ``encoding`` None: UTF-8 when the file is valid UTF-8, else :data:`BYTE_ENCODING`;
-    a name: that one (crf_test reads with the encoding its model was trained on).
+    UTF-8 when the file is valid UTF-8, else :data:`BYTE_ENCODING`; ``encoding``
+    :data:`BYTE_ENCODING` reads byte for byte whatever the file holds (crf_test, for a
+    model trained on such data, so that its strings are the same bytes as CRF++'s).
     """
     import io
 
@@ -310,12 +311,13 @@ def _read_columns(path, encoding=None):
     if path == "-":
         raw = getattr(sys.stdin, "buffer", None)
         if raw is None:  # a text stream (one a program or a test put there): as it is
-            return list(read_conll(sys.stdin, docstart=False)), encoding or "utf-8"
+            return list(read_conll(sys.stdin, docstart=False)), "utf-8"
         # Read once so that a second decoding is possible.
         source = io.BytesIO(raw.read())
     else:
         source = path
-    for enc in ([encoding] if encoding else ["utf-8", BYTE_ENCODING]):
+    for enc in ([BYTE_ENCODING] if encoding == BYTE_ENCODING
+                else ["utf-8", BYTE_ENCODING]):
         if path == "-":
             source.seek(0)
         try:
@@ -593,11 +595,12 @@ def _format(sentences, candidates, marg, classes, verbose, nbest):
 
 
 def _model_encoding(model):
-    """The encoding crf_learn read the model's training data with; None when the
-    model does not say (then each test file is read as :func:`_read_columns` finds)."""
+    """:data:`BYTE_ENCODING` when crf_learn read the model's training data byte for
+    byte; None otherwise (each test file is then read as :func:`_read_columns` finds:
+    a stray non-UTF-8 byte is tagged, as CRF++ tags it, not refused)."""
     meta = model.metadata.get(_CRFPP_META)
     enc = meta.get("encoding") if isinstance(meta, dict) else None
-    return enc if enc in ("utf-8", BYTE_ENCODING) else None
+    return BYTE_ENCODING if enc == BYTE_ENCODING else None
 
 
 def _tag_file(path, model, template, xsize, label_column, args):

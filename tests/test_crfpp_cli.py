@@ -663,6 +663,23 @@ def test_eight_bit_data_is_read_and_printed_byte_for_byte(tmp_path, capsys):
     assert text_out.read_bytes() == out_path.read_bytes()
 
 
+def test_utf8_model_tags_a_file_with_stray_bytes(corpus, model, tmp_path, capsys):
+    # A Latin-1 byte in a test file of a UTF-8 (here ASCII) model: CRF++ tags the row
+    # (the token is unknown) and prints it back unchanged; so does crf_test.
+    text = corpus["test"].read_bytes()
+    first = text.split(b" ", 1)[0]
+    odd = tmp_path / "odd.txt"
+    odd.write_bytes(text.replace(first, first + b"\xe9", 1))
+    out = tmp_path / "out.txt"
+    code, _, err = run(capsys, "crf_test", "-m", model, "-o", out, odd)
+    assert code == 0, err
+    tagged = out.read_bytes().split(b"\n")
+    assert tagged[0].startswith(first + b"\xe9\t")
+    plain = tmp_path / "plain.txt"
+    assert run(capsys, "crf_test", "-m", model, "-o", plain, corpus["test"])[0] == 0
+    assert len(tagged) == len(plain.read_bytes().split(b"\n"))
+
+
 def test_eight_bit_data_through_standard_streams(tmp_path):
     template, train, test, _, _ = _euc_jp_corpus(tmp_path)
     learn, crf_test = _script("fastcrf-crf_learn"), _script("fastcrf-crf_test")
