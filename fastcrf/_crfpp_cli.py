@@ -291,12 +291,48 @@ class _Progress:
         return self.converge == CONVERGED_AFTER
 
 
-def _read_training(path):
-    """Tokens, labels and the field count of a CRF++ training file."""
+#: How a file that is not UTF-8 is read: one character per byte, so that any 8-bit
+#: encoding (EUC-JP, Shift_JIS, Latin-1) is split, matched and printed back byte for
+#: byte, as CRF++ (which never decodes its input) does.
+BYTE_ENCODING = "latin-1"
+
+
+def _read_columns(path, encoding=None):
+    """``(sentences, encoding)`` of a CRF++ data file (or ``-``, standard input).
+
+    UTF-8 when the file is valid UTF-8, else :data:`BYTE_ENCODING`; ``encoding``
+    :data:`BYTE_ENCODING` reads byte for byte whatever the file holds (crf_test, for a
+    model trained on such data, so that its strings are the same bytes as CRF++'s).
+    """
+    import io
+
     from .io import read_conll
 
-    # CRF++ reads -DOCSTART- as an ordinary row.
-    sentences = list(read_conll(cli._open_input(path), docstart=False))
+    if path == "-":
+        raw = getattr(sys.stdin, "buffer", None)
+        if raw is None:  # a text stream (one a program or a test put there): as it is
+            return list(read_conll(sys.stdin, docstart=False)), "utf-8"
+        # Read once so that a second decoding is possible.
+        source = io.BytesIO(raw.read())
+    else:
+        source = path
+    for enc in ([BYTE_ENCODING] if encoding == BYTE_ENCODING
+                else ["utf-8", BYTE_ENCODING]):
+        if path == "-":
+            source.seek(0)
+        try:
+            # CRF++ reads -DOCSTART- as an ordinary row.
+            return list(read_conll(source, docstart=False, encoding=enc)), enc
+        except ValueError as exc:
+            if enc == BYTE_ENCODING or "not valid" not in str(exc):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read_training(path):
+    """Tokens, labels, the field count and the text encoding of a CRF++ training
+    file."""
+    sentences, encoding = _read_columns(path)
     if not sentences:
         raise cli.CommandError(f"{cli._name(path)}: no sentences in the file")
     n_fields = len(sentences[0][0])
@@ -305,7 +341,7 @@ def _read_training(path):
                                "needs token columns and the label in the last column")
     X = [[row[:-1] for row in s] for s in sentences]
     y = [[row[-1] for row in s] for s in sentences]
-    return X, y, n_fields
+    return X, y, n_fields, encoding
 
 
 def _cmd_learn(args):
@@ -327,7 +363,7 @@ def _cmd_learn(args):
                                "with macros) yet")
 
     started = time.perf_counter()
-    X, y, n_fields = _read_training(train_path)
+    X, y, n_fields, encoding = _read_training(train_path)
     cli._check_template_fits(template, n_fields - 1, cli._name(train_path))
     features = (template.transform(X) if macros is None
                 else _edges.template_features(template, macros, X))
@@ -345,10 +381,10 @@ def _cmd_learn(args):
                             "sep": None},
             _CRFPP_META: {"algorithm": algorithm, "C": args.cost, "freq": args.freq,
                           "eta": args.eta, "maxiter": params["max_iterations"],
-                          "shrinking_size": args.shrinking_size}}
+                          "shrinking_size": args.shrinking_size, "encoding": encoding}}
     save_model(fitted, model_path, params=params, metadata=meta)
     if args.textmodel:
-        _write_text_model(fitted, template, n_fields - 1, model_path + ".txt")
+        _write_text_model(fitted, template, n_fields - 1, model_path + ".txt", encoding)
     print(f"\nDone!{time.perf_counter() - t0:.2f} s", flush=True)
     return 0
 
@@ -387,12 +423,13 @@ def sorted_labels(model):
     return _edges.carry_edges(model, sorted_model, order=order)
 
 
-def _write_text_model(model, template, xsize, path):
+def _write_text_model(model, template, xsize, path, encoding="utf-8"):
     from ._atomic import atomic_file
     from ._crfpp_text import format_text_model
 
     text = format_text_model(model, _text_template(template), xsize)
-    with atomic_file(path, "w", encoding="utf-8") as f:
+    # In the training data's bytes, so that CRF++ reads the same strings.
+    with atomic_file(path, "w", encoding=encoding) as f:
         f.write(text)
 
 
@@ -429,9 +466,9 @@ def _read_text_model(path):
         data = f.read()
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise cli.CommandError(f"{path}: the text model is not UTF-8 text (byte "
-                               f"{exc.start})") from None
+    except UnicodeDecodeError:
+        # A model of 8-bit data (CRF++'s own, or crf_learn -t's): byte for byte.
+        text = data.decode(BYTE_ENCODING)
     return parse_text_model(text, path)
 
 
@@ -557,14 +594,22 @@ def _format(sentences, candidates, marg, classes, verbose, nbest):
     return "".join(out)
 
 
+def _model_encoding(model):
+    """:data:`BYTE_ENCODING` when crf_learn read the model's training data byte for
+    byte; None otherwise (each test file is then read as :func:`_read_columns` finds:
+    a stray non-UTF-8 byte is tagged, as CRF++ tags it, not refused)."""
+    meta = model.metadata.get(_CRFPP_META)
+    enc = meta.get("encoding") if isinstance(meta, dict) else None
+    return BYTE_ENCODING if enc == BYTE_ENCODING else None
+
+
 def _tag_file(path, model, template, xsize, label_column, args):
+    """The tagged text of one file and the encoding to write it in (the file's)."""
     import numpy as np
 
-    from .io import read_conll
-
-    sentences = list(read_conll(cli._open_input(path), docstart=False))
+    sentences, encoding = _read_columns(path, _model_encoding(model))
     if not sentences:
-        return ""
+        return "", encoding
     tokens = _token_columns(sentences, xsize, label_column, cli._name(path))
     # Attributes the model never saw are dropped, as CRF++ does.
     features = _edges.encode_for(model, template, tokens)
@@ -579,7 +624,8 @@ def _tag_file(path, model, template, xsize, label_column, args):
                  if args.verbose or args.nbest else [None] * len(sentences))
         candidates = [[(seq, p)] for seq, p in
                       zip(np.split(codes, features.seq_offsets[1:-1]), probs)]
-    return _format(sentences, candidates, marg, model.classes, args.verbose, args.nbest)
+    return (_format(sentences, candidates, marg, model.classes, args.verbose, args.nbest),
+            encoding)
 
 
 def _cmd_test(args):
@@ -592,12 +638,21 @@ def _cmd_test(args):
     for path in files:
         if path != "-" and not os.path.isfile(path):
             raise cli.CommandError(f"no such file or directory: {path!r}")
+    # Bytes, in each input's own encoding: a file read byte for byte is printed back
+    # byte for byte, whatever the locale of standard output.
     if args.output is None:
-        for path in files:
-            sys.stdout.write(_tag_file(path, model, template, xsize, label_column, args))
         sys.stdout.flush()
-        return 0
-    with atomic_file(args.output, "w", encoding="utf-8") as f:
+        out = getattr(sys.stdout, "buffer", None)  # None: a text stream (a test's)
         for path in files:
-            f.write(_tag_file(path, model, template, xsize, label_column, args))
+            text, encoding = _tag_file(path, model, template, xsize, label_column, args)
+            if out is None:
+                sys.stdout.write(text)
+            else:
+                out.write(text.encode(encoding))
+        (out or sys.stdout).flush()
+        return 0
+    with atomic_file(args.output, "wb") as f:
+        for path in files:
+            text, encoding = _tag_file(path, model, template, xsize, label_column, args)
+            f.write(text.encode(encoding))
     return 0

@@ -605,6 +605,100 @@ def test_console_script_entry_points(corpus, model, capsys):
     assert "unknown algorithm 'nope'" in capsys.readouterr().err
 
 
+def _euc_jp_corpus(folder):
+    """Train / test files in EUC-JP (not UTF-8), labels included: place names
+    tagged '地名', the rest 'O', one character per row with its character class."""
+    rng = np.random.default_rng(3)
+    words = [("東京", "地名"), ("大阪", "地名"), ("は", "O"), ("に", "O"),
+             ("行く", "O"), ("アメリカ", "地名"), ("です", "O")]
+    classes = {"東": "漢字", "京": "漢字", "大": "漢字", "阪": "漢字", "行": "漢字"}
+
+    def sentences(n):
+        out = []
+        for _ in range(n):
+            rows = []
+            for i in rng.integers(0, len(words), size=rng.integers(3, 8)):
+                word, tag = words[i]
+                for j, ch in enumerate(word):
+                    label = tag if tag == "O" else ("B-" if j == 0 else "I-") + tag
+                    rows.append((ch, classes.get(ch, "かな"), label))
+            out.append(rows)
+        return out
+
+    def write(path, sents):
+        text = "\n\n".join("\n".join(" ".join(r) for r in s) for s in sents) + "\n\n"
+        path.write_bytes(text.encode("euc_jp"))
+        return sents
+
+    template = folder / "template"
+    template.write_text("U00:%x[-1,0]\nU01:%x[0,0]\nU02:%x[1,0]\nU03:%x[0,1]\n\nB\n")
+    train = write(folder / "train.data", sentences(60))
+    test = write(folder / "test.data", sentences(20))
+    return template, folder / "train.data", folder / "test.data", train, test
+
+
+def test_eight_bit_data_is_read_and_printed_byte_for_byte(tmp_path, capsys):
+    # CRF++ never decodes its files: data in EUC-JP (as its Japanese examples are)
+    # must train, tag, and come back in EUC-JP, not fail as invalid UTF-8.
+    template, train, test, _, gold = _euc_jp_corpus(tmp_path)
+    model = tmp_path / "model"
+    code, out, err = run(capsys, "crf_learn", "-t", "-f", "1", "-c", "4.0", template,
+                         train, model)
+    assert code == 0, err
+    out_path = tmp_path / "tagged"
+    code, _, err = run(capsys, "crf_test", "-m", model, "-o", out_path, test)
+    assert code == 0, err
+    tagged = [[line.split("\t") for line in block.splitlines()]
+              for block in out_path.read_bytes().decode("euc_jp").strip().split("\n\n")]
+    assert [[tuple(r[:3]) for r in s] for s in tagged] == gold
+    predicted = [r[3] for s in tagged for r in s]
+    expected = [r[2] for s in gold for r in s]
+    assert predicted == expected  # the task is separable by the character itself
+    # The text model is written in the data's bytes, and read back as such.
+    assert "B-地名".encode("euc_jp") in (tmp_path / "model.txt").read_bytes()
+    text_out = tmp_path / "tagged2"
+    code, _, err = run(capsys, "crf_test", "-m", tmp_path / "model.txt", "-o", text_out,
+                       test)
+    assert code == 0, err
+    assert text_out.read_bytes() == out_path.read_bytes()
+
+
+def test_utf8_model_tags_a_file_with_stray_bytes(corpus, model, tmp_path, capsys):
+    # A Latin-1 byte in a test file of a UTF-8 (here ASCII) model: CRF++ tags the row
+    # (the token is unknown) and prints it back unchanged; so does crf_test.
+    text = corpus["test"].read_bytes()
+    first = text.split(b" ", 1)[0]
+    odd = tmp_path / "odd.txt"
+    odd.write_bytes(text.replace(first, first + b"\xe9", 1))
+    out = tmp_path / "out.txt"
+    code, _, err = run(capsys, "crf_test", "-m", model, "-o", out, odd)
+    assert code == 0, err
+    tagged = out.read_bytes().split(b"\n")
+    assert tagged[0].startswith(first + b"\xe9\t")
+    plain = tmp_path / "plain.txt"
+    assert run(capsys, "crf_test", "-m", model, "-o", plain, corpus["test"])[0] == 0
+    assert len(tagged) == len(plain.read_bytes().split(b"\n"))
+
+
+def test_eight_bit_data_through_standard_streams(tmp_path):
+    template, train, test, _, _ = _euc_jp_corpus(tmp_path)
+    learn, crf_test = _script("fastcrf-crf_learn"), _script("fastcrf-crf_test")
+    model = tmp_path / "model"
+    # A UTF-8 locale, whose text streams would refuse EUC-JP bytes.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "PYTHONIO"))}
+    env.update(LC_ALL="C.UTF-8", PYTHONUTF8="0")
+    proc = subprocess.run([learn, str(template), "-", str(model)], env=env,
+                          input=train.read_bytes(), capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([crf_test, "-m", str(model)], input=test.read_bytes(),
+                          env=env, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode("euc_jp").splitlines()
+    inputs = test.read_bytes().decode("euc_jp").splitlines()
+    assert len(lines) == len(inputs)
+    assert all(o.split("\t")[:3] == i.split() for o, i in zip(lines, inputs) if i)
+
+
 # --------------------------------------------------------------------------- #
 # Against CRF++ itself (crfpy bundles it), when installed                       #
 # --------------------------------------------------------------------------- #
