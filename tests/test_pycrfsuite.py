@@ -315,7 +315,7 @@ def test_training_on_no_instance_writes_a_model_as_crfsuite(tmp_path):
     assert ours == theirs == (b"lCRF", ["P", "Q"], {}, {})
 
 
-def test_python_crfsuites_module_paths_under_an_alias():
+def test_python_crfsuites_module_paths_under_an_alias(tmp_path):
     # Code that aliases the module (sys.modules["pycrfsuite"] = fastcrf.pycrfsuite)
     # and imports the log parser from where python-crfsuite keeps it.  In a child
     # process: the alias must not leak into this one, which imports python-crfsuite.
@@ -328,7 +328,10 @@ def test_python_crfsuites_module_paths_under_an_alias():
             "from pycrfsuite._logparser import TrainLogParser\n"
             "assert TrainLogParser is ours.TrainLogParser\n"
             "print('same class')\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # From another folder: `python -c` puts the current one first on sys.path, and in
+    # the source tree of a non-editable install that is the uncompiled package.
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "same class\n"
 
