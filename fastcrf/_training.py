@@ -409,11 +409,14 @@ def sequence_blocks(data, max_doubles=None):
     Returns
     -------
     list of TrainingData
+        At least one (``[data]`` itself when it has no sequence).
     """
     if max_doubles is None:
         max_doubles = BLOCK_DOUBLES
     f = data.features
     n = f.n_sequences
+    if n == 0:
+        return [data]
     K = data.n_labels
     C = _core.chunk_size()
     seq_off = np.asarray(f.seq_offsets)

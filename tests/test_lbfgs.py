@@ -317,3 +317,17 @@ def test_layout_gradient_refuses_marginals_of_another_batch():
                                 (layout.stride, layout.n_dense, layout.tail_ptr,
                                  layout.tail_labels), np.array([0, data.features.n_attributes]),
                                 np.zeros(layout.size), 1)
+
+
+def test_objective_of_data_without_sequences_is_zero():
+    # A partition with no sequence (fastcrf.dask can hand one over) is one empty block.
+    from fastcrf._encoding import EncodedSequences
+    from fastcrf._train.lbfgs import _Objective
+
+    empty = EncodedSequences(np.zeros(0, np.int32), np.zeros(0), np.zeros(1, np.int64),
+                             np.zeros(1, np.int64), 3)
+    data = TrainingData(empty, np.zeros(0, np.int64), 2, 0)
+    layout = StateLayout.dense(3, 2)
+    fun = _Objective(data, layout, np.ones(8), 0.1, 1)
+    f, g = fun(np.zeros(layout.size + 8))
+    assert f == 0.0 and not g.any()
