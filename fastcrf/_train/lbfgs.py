@@ -71,14 +71,10 @@ class _Objective:
         self.n_jobs = n_jobs
         self.n_threads = effective_n_threads(n_jobs)
         self.part_bounds = attribute_parts(data.features, self.n_threads)
-        token_weight = token_weights(data)
         # The sequences a block at a time (sequence_blocks): one block's marginals and
         # chain sums in memory, in buffers sized for the largest block and reused.
         self.blocks = sequence_blocks(data)
-        starts = np.cumsum([0] + [b.features.n_tokens for b in self.blocks])
-        self.block_token_weights = [
-            None if token_weight is None else token_weight[lo:hi]
-            for lo, hi in zip(starts[:-1], starts[1:])]
+        self.block_token_weights = [token_weights(block) for block in self.blocks]
         self.buffers = _largest_buffers(self.blocks, data.n_labels)
         n = self.n_state + len(chain_mask)
         self.grad = np.empty(n)
