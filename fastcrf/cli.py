@@ -1339,6 +1339,9 @@ def _build_parser():
     from ._crfpp_cli import add_commands as add_crfpp_commands  # crf_learn, crf_test
 
     add_crfpp_commands(sub)
+    from ._wapiti_cli import add_command as add_wapiti_command  # wapiti train/label/dump
+
+    add_wapiti_command(sub)
     return parser
 
 

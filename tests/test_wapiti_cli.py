@@ -1,0 +1,591 @@
+"""Wapiti's command line, ``fastcrf wapiti train | label | dump``, and its pattern
+language (fastcrf._wapiti_patterns): the regular expressions against a backtracking
+matcher written here, the vectorised patterns against the token-by-token reference,
+the objective's scaling, every output mode of ``label``, and the errors."""
+
+import random
+import re
+import string
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import run_cli as run
+
+from fastcrf._wapiti_cli import _load, _split_labels, check_report, read_data
+from fastcrf._wapiti_patterns import PatternSet, translate_regex
+
+PATTERNS = """\
+# word window and shapes
+u:w=%x[0,0]
+u:wp=%x[-1,0]
+u:wn=%x[1,0]
+U:low=%X[0,0]
+u:pw=%x[-1,0]/%x[0,0]
+*:cap=%t[0,0,"^\\u"]
+u:suf=%m[0,0,".?.?$"]
+u:tag=%x[0,1]
+b
+"""
+
+
+# --------------------------------------------------------------------------- #
+# Data                                                                          #
+# --------------------------------------------------------------------------- #
+
+NAMES = ["Paris", "London", "Bob", "Alice", "Rome", "Oslo", "Kim", "Lee"]
+WORDS = ["the", "a", "runs", "eats", "big", "small", "in", "at", "of", "to", "sees"]
+
+
+def make_corpus(n, seed):
+    """Sequences of (word, tag, label): runs of capitalised names are entities (B-ENT
+    then I-ENT), everything else O; the label of a name depends on its left
+    neighbour, so the transitions matter."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        rows, prev = [], "O"
+        for _ in range(rng.randint(2, 10)):
+            if rng.random() < 0.35:
+                w = rng.choice(NAMES)
+                label = "B-ENT" if prev == "O" else "I-ENT"
+            else:
+                w, label = rng.choice(WORDS), "O"
+            rows.append((w, "NNP" if w[0].isupper() else "X", label))
+            prev = label
+        out.append(rows)
+    return out
+
+
+def write(path, corpus, with_labels=True):
+    text = "\n\n".join("\n".join(" ".join(r if with_labels else r[:-1]) for r in s)
+                       for s in corpus)
+    path.write_text(text + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wapiti")
+    train, test = make_corpus(300, 1), make_corpus(120, 2)
+    paths = {"train": write(folder / "train.txt", train),
+             "test": write(folder / "test.txt", test),
+             "raw": write(folder / "raw.txt", test, with_labels=False),
+             "pattern": folder / "pattern.txt", "model": folder / "model.fcrf",
+             "folder": folder, "gold": test}
+    paths["pattern"].write_text(PATTERNS)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def model(files):
+    from fastcrf import cli
+
+    status = cli.main(["wapiti", "train", "-p", str(files["pattern"]), "-i", "60",
+                       str(files["train"]), str(files["model"])])
+    assert status == 0
+    return files["model"]
+
+
+def fails(capsys, *argv, match, status=1):
+    code, _, err = run(capsys, *argv)
+    assert code == status, err
+    lines = err.strip().splitlines()
+    assert lines and lines[-1].startswith("fastcrf: error: "), err
+    assert re.search(match, lines[-1]), lines[-1]
+
+
+def blocks(text):
+    """The output's sequences: lists of rows (lists of tab-separated fields)."""
+    return [[line.split("\t") for line in b.split("\n")]
+            for b in text.strip("\n").split("\n\n")]
+
+
+# --------------------------------------------------------------------------- #
+# Regular expressions                                                           #
+# --------------------------------------------------------------------------- #
+
+_CTYPE = {"d": str.isdigit, "a": str.isalpha, "w": str.isalnum, "l": str.islower,
+          "u": str.isupper, "p": lambda c: c in string.punctuation,
+          "s": lambda c: c in " \t\n\r\f\v"}
+
+
+def _one(atom, c):
+    if atom == ".":
+        return True
+    if atom[0] == "\\":
+        test = _CTYPE.get(atom[1].lower())
+        if test is None:
+            return c == atom[1]
+        return test(c) != atom[1].isupper()
+    return c == atom
+
+
+def _here(rx, i, s, j):
+    """End of a match of rx[i:] at s[j:], trying alternatives in Wapiti's order (a
+    star: fewest repetitions first; an option: with the character first)."""
+    if i == len(rx):
+        return j
+    if rx[i:] == "$":
+        return j if j == len(s) else None
+    atom = rx[i:i + 2] if rx[i] == "\\" else rx[i]
+    nxt = i + len(atom)
+    op = rx[nxt] if nxt < len(rx) else ""
+    if op == "*":
+        k = j
+        while True:
+            end = _here(rx, nxt + 1, s, k)
+            if end is not None:
+                return end
+            if k < len(s) and _one(atom, s[k]):
+                k += 1
+            else:
+                return None
+    if op == "?":
+        if j < len(s) and _one(atom, s[j]):
+            end = _here(rx, nxt + 1, s, j + 1)
+            if end is not None:
+                return end
+        return _here(rx, nxt + 1, s, j)
+    if j < len(s) and _one(atom, s[j]):
+        return _here(rx, nxt, s, j + 1)
+    return None
+
+
+def reference_search(rx, s):
+    """The first (start, end) Wapiti's matcher finds, or None."""
+    starts = [0] if rx.startswith("^") else range(len(s) + 1)
+    body = rx[1:] if rx.startswith("^") else rx
+    for j in starts:
+        end = _here(body, 0, s, j)
+        if end is not None:
+            return j, end
+    return None
+
+
+def random_regex(rng):
+    atoms = ["a", "b", "A", "1", ".", "-", "\\d", "\\u", "\\l", "\\a", "\\w", "\\p",
+             "\\s", "\\D", "\\U", "\\W", "\\.", "\\*"]
+    parts = ["^"] if rng.random() < 0.3 else []
+    for _ in range(rng.randint(1, 4)):
+        parts.append(rng.choice(atoms) + rng.choice(["", "", "*", "?"]))
+    if rng.random() < 0.3:
+        parts.append("$")
+    return "".join(parts)
+
+
+def test_regex_matches_as_wapiti_backtracking():
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(400):
+        rx = random_regex(rng)
+        compiled = re.compile(translate_regex(rx))
+        for _ in range(15):
+            s = "".join(rng.choice("aAb1-. *") for _ in range(rng.randint(0, 7)))
+            want = reference_search(rx, s)
+            got = compiled.search(s)
+            assert (got.span() if got else None) == want, (rx, s)
+            checked += want is not None
+    assert checked > 1000  # plenty of matches, not only misses
+
+
+@pytest.mark.parametrize("rx, text, found", [
+    ("^\\u\\u*$", "ABC", "ABC"), ("^\\u\\u*$", "AbC", None), ("^.?.?.?", "abcdef", "abc"),
+    ("\\d\\d*", "ab12c", "1"), ("\\d\\d*$", "ab12", "12"), ("x$y", "ax$y", "x$y"),
+])
+def test_regex_examples(rx, text, found):
+    m = re.search(translate_regex(rx), text)
+    assert (m.group(0) if m else None) == found
+
+
+@pytest.mark.parametrize("rx", ["*a", "a**", "a?*", "ab\\"])
+def test_regex_errors(rx):
+    with pytest.raises(ValueError, match="regular expression"):
+        translate_regex(rx)
+
+
+# --------------------------------------------------------------------------- #
+# Patterns                                                                      #
+# --------------------------------------------------------------------------- #
+
+
+def random_sentences(rng, n):
+    vocab = ["Ab", "cd", "EF", "g1", "7", "-", "x.y", "Zz"]
+    return [[(rng.choice(vocab), rng.choice(vocab), str(rng.randint(-2, 2)))
+             for _ in range(rng.randint(1, 7))] for _ in range(n)]
+
+
+MIXED = """\
+u:a=%x[0,0]/%x[-2,1]   # a comment
+b:b=%x[1,0]
+*:c=%x[-1,1]
+U:%X[0,0]
+u:t=%t[0,0,"^\\u"]|%T[1,1,"\\d"]
+*:m=%m[-1,0,"\\l\\l*"]
+u:abs=%x[@1,0]/%x[@-1,1]
+B:ind=%x[*2,0]
+u:far=%x[-9,0]/%x[10,1]
+u:bias
+b
+"""
+
+
+def test_vectorised_patterns_equal_the_reference():
+    p = PatternSet(MIXED)
+    rng = random.Random(3)
+    sentences = random_sentences(rng, 60)
+    fast, slow = p.features(sentences), p.reference_features(sentences)
+    assert [[sorted(t) for t in s] for s in fast] == [[sorted(t) for t in s] for s in slow]
+    assert p.transitions and p.has_edges and p.n_columns == 3
+
+
+def test_pattern_semantics():
+    p = PatternSet(MIXED)
+    s = [("Ab", "cd", "1"), ("x.y", "EF", "-1"), ("g1", "7", "0")]
+    f = p.features([s])[0]
+    assert "Uu:a=Ab/_B-2" in f[0] and "Uu:a=g1/cd" in f[2]
+    assert "Uu:ab" in f[0]                          # %X lower-cases
+    assert "Uu:t=true|false" in f[0] and "Uu:t=false|true" in f[1]
+    assert "Uu:abs=Ab/7" in f[1]                    # @1: first token, @-1: last
+    assert "Bb:ind=g1" in f[2]                      # field 2 of token 2 is 0
+    assert "Bb:ind=Ab" in f[1]                      # field 2 of token 1 is -1
+    assert "Uu:far=_B-8/_B+8" in f[0]
+    assert "U*:m=_" not in f[0] and "U*:m=" in f[0]  # no lower-case letter in _B-1
+    assert "U*:m=x" in f[2]                         # leftmost, fewest repetitions
+    # b and * give transition attributes, never at the first token; u never does.
+    assert not any(a.startswith("B") for a in f[0])
+    assert {"B*:c=EF", "B*:m=x"} <= set(f[2])
+    assert not any(a.startswith("Bu") for t in f for a in t)
+    assert "Uu:bias" in f[1] and "Bb" not in f[1]   # the plain b: transitions only
+
+
+@pytest.mark.parametrize("text, match", [
+    ("x:%x[0,0]\n", "line 1 .*starts with u .*b .*\\*"),
+    ("u:%y[0,0]\n", "unknown command %y"),
+    ("u\nu:%x[0]\n", "line 2 .*malformed command"),
+    ("u:%x[0,0\n", "missing '\\]'"),
+    ('u:%t[0,0,"abc]\n', "unterminated regular expression"),
+    ("u:%t[0,0]\n", "needs a regular expression in quotes"),
+    ('u:%m[0,0,"*a"]\n', "unescaped '\\*'"),
+    ("# nothing\n\n", "holds no pattern"),
+])
+def test_pattern_errors_name_the_line(text, match):
+    with pytest.raises(ValueError, match=match):
+        PatternSet(text)
+
+
+def test_rows_too_short_are_named():
+    p = PatternSet("u:%x[0,0]\nu:%x[0,2]\n")
+    with pytest.raises(ValueError, match="data: sequence 1, token 2 has 2 fields; "
+                       "pattern line 2"):
+        p.check_rows([[("a", "b", "c"), ("a", "b")]], "data")
+
+
+# --------------------------------------------------------------------------- #
+# train / label                                                                 #
+# --------------------------------------------------------------------------- #
+
+
+def test_round_trip_accuracy(capsys, files, model):
+    code, out, err = run(capsys, "wapiti", "label", "-m", model, "-c", files["test"])
+    assert code == 0, err
+    got = blocks(out)
+    assert len(got) == len(files["gold"])
+    pairs = [(row[0].split()[-1], row[1]) for b in got for row in b]
+    accuracy = np.mean([g == p for g, p in pairs])
+    assert accuracy > 0.97
+    # Each output line is the input line, a tab, the label.
+    assert got[0][0][0] == " ".join(files["gold"][0][0])
+    # -c's report agrees with the output.
+    wrong = sum(g != p for g, p in pairs)
+    assert f"Token error   : {100.0 * wrong / len(pairs):5.2f}%" in err
+    assert "* Per label statistics" in err and "B-ENT" in err
+
+
+def test_label_only_and_output_file(capsys, files, model, tmp_path):
+    out_path = tmp_path / "out.txt"
+    code, out, err = run(capsys, "wapiti", "label", "-m", model, "-l", files["raw"],
+                         out_path)
+    assert code == 0 and out == "", err
+    got = blocks(out_path.read_text())
+    assert all(len(row) == 1 for b in got for row in b)
+    assert [len(b) for b in got] == [len(s) for s in files["gold"]]
+
+
+def test_scores_viterbi_and_nbest(capsys, files, model):
+    code, out, _ = run(capsys, "wapiti", "label", "-m", model, "-s", "-n", "3",
+                       files["raw"])
+    assert code == 0
+    text = out.split("\n\n")
+    heads = [b for b in text if b.startswith("# ")]
+    assert len(heads) >= 3 * len(files["gold"]) - 5   # sequences of one token: fewer
+    seq_scores = []
+    for b in heads:
+        lines = b.split("\n")
+        n, score = lines[0][2:].split()
+        toks = [float(line.rsplit("/", 1)[1]) for line in lines[1:]]
+        # The raw path score is the sum of its positions' scores.
+        assert sum(toks) == pytest.approx(float(score), abs=1e-5 * len(toks))
+        seq_scores.append((int(n), float(score)))
+    # The n-best come in descending score from 0.
+    for (n0, s0), (n1, s1) in zip(seq_scores, seq_scores[1:]):
+        if n1 == n0 + 1:
+            assert s1 <= s0 + 1e-9
+
+
+def test_nbest_first_is_viterbi(capsys, files, model):
+    _, one, _ = run(capsys, "wapiti", "label", "-m", model, files["raw"])
+    _, three, _ = run(capsys, "wapiti", "label", "-m", model, "-n", "3", files["raw"])
+    best = blocks(one)
+    listed = blocks(three)
+    # Every sequence is printed up to three times; its first is the Viterbi one.
+    i = 0
+    for b in best:
+        assert listed[i] == b
+        i += 1
+        while i < len(listed) and [r[0] for r in listed[i]] == [r[0] for r in b] \
+                and listed[i] != b:
+            i += 1
+    assert i == len(listed)
+
+
+def test_posterior_scores(capsys, files, model):
+    from fastcrf._wapiti_patterns import PatternSet
+
+    code, out, _ = run(capsys, "wapiti", "label", "-m", model, "-p", "-s", files["raw"])
+    assert code == 0
+    fitted, pattern = _load(str(model))
+    sequences, _ = read_data(str(files["raw"]))
+    X = fitted.encode(PatternSet(pattern).features([[f for _, f in s]
+                                                     for s in sequences]))
+    marg = fitted.marginals(X)
+    pos = 0
+    for b in out.strip("\n").split("\n\n"):
+        lines = b.split("\n")
+        score = float(lines[0].split()[2])
+        probs = []
+        for line in lines[1:]:
+            label, p = line.rsplit("\t", 1)[1].rsplit("/", 1)
+            k = fitted.classes.index(label)
+            # Posterior decoding: each token's most probable label and its marginal.
+            assert k == int(np.argmax(marg[pos]))
+            assert float(p) == pytest.approx(marg[pos, k], abs=1e-6)
+            probs.append(marg[pos, k])
+            pos += 1
+        assert score == pytest.approx(np.prod(probs), abs=1e-6)
+    assert pos == len(marg)
+
+
+def test_objective_is_wapitis(capsys, files, tmp_path):
+    """The objective fastcrf minimises is Wapiti's -LL + rho1 |w|_1 + rho2/2 ||w||^2,
+    computed here from the saved model."""
+    path = tmp_path / "m.fcrf"
+    code, _, err = run(capsys, "wapiti", "train", "-p", files["pattern"], "-i", "7",
+                       "-1", "0.3", "-2", "0.5", "-w", "0", files["train"], path)
+    assert code == 0, err
+    last = float(re.findall(r"obj=(\S+)", err)[-1])
+    fitted, pattern = _load(str(path))
+    sequences, _ = read_data(str(files["train"]))
+    tokens, y = _split_labels(sequences)
+    X = fitted.encode(PatternSet(pattern).features(tokens))
+    index = {c: k for k, c in enumerate(fitted.classes)}
+    codes = np.array([index[label] for s in y for label in s])
+    w = np.concatenate([fitted.state_weights().ravel(), fitted.transitions.ravel(),
+                        fitted.edge_weights.ravel()])
+    objective = -fitted.log_probability(X, codes).sum() + 0.3 * np.abs(w).sum() \
+        + 0.5 / 2 * (w ** 2).sum()
+    assert objective == pytest.approx(last, abs=0.006)
+    assert not fitted.start.any() and not fitted.end.any()   # Wapiti has none
+
+
+def test_iteration_cap_and_windows(capsys, files, tmp_path):
+    path = tmp_path / "m.fcrf"
+    _, _, err = run(capsys, "wapiti", "train", "-p", files["pattern"], "-i", "3",
+                    files["train"], path)
+    assert len(re.findall(r"^  \[ *\d+\] obj=", err, re.M)) == 3
+    # The error window stops as soon as -w rates agree within -e points.
+    _, _, err = run(capsys, "wapiti", "train", "-p", files["pattern"], "-w", "2", "-e",
+                    "100", files["train"], path)
+    assert len(re.findall(r"^  \[ *\d+\] obj=", err, re.M)) == 2
+
+
+def test_devel_set_measures_errors(capsys, files, tmp_path):
+    path = tmp_path / "m.fcrf"
+    half = tmp_path / "half.txt"
+    write(half, files["gold"][:7])
+    code, _, err = run(capsys, "wapiti", "train", "-p", files["pattern"], "-i", "2",
+                       "-d", half, files["train"], path)
+    assert code == 0 and "Load development data" in err
+    # With 7 sequences, a sequence error rate is a multiple of 1/7.
+    for se in re.findall(r"err=\s*[\d.]+%/\s*([\d.]+)%", err):
+        assert round(float(se) * 7 / 100, 2) == round(float(se) * 7 / 100)
+
+
+def test_sgd_l1_and_compact(capsys, files, tmp_path):
+    path = tmp_path / "sgd.fcrf"
+    code, _, err = run(capsys, "wapiti", "train", "-a", "sgd-l1", "-p", files["pattern"],
+                       "-1", "2", "-i", "10", "-c", files["train"], path)
+    assert code == 0, err
+    removed = int(re.search(r"(\d+) observations removed", err).group(1))
+    assert removed > 0
+    fitted, _ = _load(str(path))
+    assert np.all(np.any(fitted.state_weights() != 0, axis=1))
+    code, out, err = run(capsys, "wapiti", "label", "-m", path, "-c", files["test"])
+    pairs = [(r[0].split()[-1], r[1]) for b in blocks(out) for r in b]
+    assert np.mean([g == p for g, p in pairs]) > 0.9
+
+
+def test_compact_keeps_the_labelling(capsys, files, tmp_path):
+    a, b = tmp_path / "a.fcrf", tmp_path / "b.fcrf"
+    for path, extra in ((a, []), (b, ["-c"])):
+        code, _, err = run(capsys, "wapiti", "train", "-p", files["pattern"], "-1", "1",
+                           "-i", "15", *extra, files["train"], path)
+        assert code == 0, err
+    outs = [run(capsys, "wapiti", "label", "-m", p, "-s", files["raw"])[1] for p in (a, b)]
+    assert outs[0] == outs[1]
+    assert _load(str(b))[0].layout.n_attributes < _load(str(a))[0].layout.n_attributes
+
+
+def test_without_patterns_fields_are_observations(capsys, tmp_path):
+    corpus = make_corpus(200, 5)
+    rows = [[(f"u:w={w}", f"*:t={tag}", "b", label) for w, tag, label in s]
+            for s in corpus]
+    train = write(tmp_path / "t.txt", rows)
+    path = tmp_path / "m.fcrf"
+    code, _, err = run(capsys, "wapiti", "train", "-i", "40", train, path)
+    assert code == 0, err
+    fitted, pattern = _load(str(path))
+    assert pattern is None and type(fitted).__name__ == "EdgeCRFModel"
+    code, out, _ = run(capsys, "wapiti", "label", "-m", path, "-c", train)
+    pairs = [(r[0].split()[-1], r[1]) for b in blocks(out) for r in b]
+    assert np.mean([g == p for g, p in pairs]) > 0.97
+    bad = write(tmp_path / "bad.txt", [[("word", "O")]])
+    fails(capsys, "wapiti", "train", bad, path, match="starting with u, b or \\*, got "
+          "'word'")
+
+
+def test_warm_start_from_model(capsys, files, model, tmp_path):
+    path = tmp_path / "again.fcrf"
+    code, _, err = run(capsys, "wapiti", "train", "-m", model, "-i", "2", files["train"],
+                       path)
+    assert code == 0, err
+    # The patterns come from the model; starting at its optimum, the error is low.
+    first = float(re.search(r"err=\s*([\d.]+)%", err).group(1))
+    assert first < 3.0
+
+
+def test_dump(capsys, model, tmp_path):
+    code, out, _ = run(capsys, "wapiti", "dump", model)
+    assert code == 0
+    fitted, _ = _load(str(model))
+    lines = [line.split("\t") for line in out.split("\n") if line]
+    n_nonzero = (np.count_nonzero(fitted.state_weights())
+                 + np.count_nonzero(fitted.edge_weights)
+                 + np.count_nonzero(fitted.transitions))
+    assert len(lines) == n_nonzero
+    assert all(len(f) == 4 for f in lines)
+    unigram = [f for f in lines if f[1] == "#"]
+    assert unigram and all(f[0][0] in "u*" for f in unigram)
+    assert any(f[0] == "b" for f in lines) and any(f[0].startswith("*:cap") and f[1] != "#"
+                                                  for f in lines)
+    assert all(re.fullmatch(r"-?\d+\.\d{5}", f[3]) for f in lines)
+    out_path = tmp_path / "dump.txt"
+    code, _, _ = run(capsys, "wapiti", "dump", "--prec", "2", "--all", model, out_path)
+    assert code == 0
+    assert len(out_path.read_text().strip().split("\n")) > len(lines)
+
+
+def test_check_report_counts():
+    text = check_report(["A", "B"], [["A", "B", "Z"], ["B"]],
+                        [np.array([0, 0, 1]), np.array([1])])
+    assert "Nb sequences  : 2" in text
+    # The unknown Z is no error (Wapiti skips it) but counts as a token.
+    assert "Token error   : 25.00%" in text
+    assert "Sequence error: 50.00%" in text
+    assert "A       Pr=0.50  Rc=1.00  F1=0.67" in text
+    assert "B       Pr=1.00  Rc=0.50  F1=0.67" in text
+
+
+# --------------------------------------------------------------------------- #
+# Errors                                                                        #
+# --------------------------------------------------------------------------- #
+
+
+def test_bad_train_options(capsys, files, tmp_path):
+    m = tmp_path / "m.fcrf"
+    base = ["wapiti", "train", "-p", files["pattern"]]
+    fails(capsys, *base, "-a", "bcd", files["train"], m, match="'bcd' is not implemented")
+    fails(capsys, *base, "-a", "newton", files["train"], m, match="unknown algorithm")
+    fails(capsys, *base, "-T", "memm", files["train"], m, match="-T .*only 'crf'")
+    fails(capsys, *base, "--rho1=-1", files["train"], m, match="-1 \\(--rho1\\) must be")
+    fails(capsys, *base, "-2", "nan", files["train"], m, match="-2 \\(--rho2\\) must be")
+    fails(capsys, *base, "-t", "0", files["train"], m, match="--nthread")
+    fails(capsys, *base, "-o", "0", files["train"], m, match="--objwin")
+    fails(capsys, *base, "-i", "x", files["train"], m, match="-i", status=2)
+    fails(capsys, *base, match="train takes \\[INPUT\\] MODEL, got 0")
+    fails(capsys, *base, files["train"], tmp_path / "no" / "m", match="no such folder")
+    fails(capsys, "wapiti", "train", "-p", tmp_path / "none", files["train"], m,
+          match="-p \\(--pattern\\): no such file")
+    bad = tmp_path / "bad.pat"
+    bad.write_text("u:%x[0,0]\nq:%x[0,1]\n")
+    fails(capsys, "wapiti", "train", "-p", bad, files["train"], m,
+          match="bad.pat: pattern line 2 \\('q:%x\\[0,1\\]'\\)")
+    wide = tmp_path / "wide.pat"
+    wide.write_text("u:%x[0,5]\n")
+    fails(capsys, "wapiti", "train", "-p", wide, files["train"], m,
+          match="sequence 1, token 1 has 2 fields; pattern line 1")
+    fails(capsys, "wapiti", match="needs a mode")
+
+
+def test_bad_label_options(capsys, files, model, tmp_path):
+    fails(capsys, "wapiti", "label", files["raw"], match="needs -m MODEL")
+    fails(capsys, "wapiti", "label", "-m", model, "-n", "0", files["raw"],
+          match="-n \\(--nbest\\) must be >= 1")
+    fails(capsys, "wapiti", "label", "-m", tmp_path / "none", match="no such model")
+    own = tmp_path / "wapiti.mdl"
+    own.write_text("#mdl#2#12\n#rdr#3/2/0\n")
+    fails(capsys, "wapiti", "label", "-m", own, files["raw"],
+          match="written by Wapiti itself")
+    from fastcrf import CRF
+
+    other = tmp_path / "other.fcrf"
+    CRF(algorithm="lbfgs", max_iterations=2).fit([[["a"]]], [["A"]]).save(str(other))
+    fails(capsys, "wapiti", "label", "-m", other, files["raw"],
+          match="not written by 'fastcrf wapiti train'")
+    fails(capsys, "wapiti", "label", "-m", model, tmp_path / "none.txt",
+          match="no such file")
+    fails(capsys, "wapiti", "dump", match="dump takes MODEL")
+
+
+# --------------------------------------------------------------------------- #
+# Console script and subprocesses                                               #
+# --------------------------------------------------------------------------- #
+
+
+def test_subprocess_round_trip(files, tmp_path):
+    (tmp_path / "pattern.txt").write_text(PATTERNS)
+    write(tmp_path / "train.txt", make_corpus(150, 7))
+    write(tmp_path / "test.txt", make_corpus(40, 8), with_labels=False)
+    py = [sys.executable, "-m", "fastcrf", "wapiti"]
+    r = subprocess.run(py + ["train", "-p", "pattern.txt", "-i", "40", "train.txt",
+                             "model"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # Input on stdin, output to stdout, as Wapiti's defaults.
+    r = subprocess.run(py + ["label", "-m", "model"], cwd=tmp_path, capture_output=True,
+                       text=True, input=(tmp_path / "test.txt").read_text())
+    assert r.returncode == 0, r.stderr
+    got = blocks(r.stdout)
+    assert len(got) == 40 and all(len(row) == 2 for b in got for row in b)
+    r = subprocess.run(py + ["train", "-a", "rprop", "train.txt", "m2"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "not implemented" in r.stderr
+    assert not (tmp_path / "m2").exists()
+
+
+def test_console_script_entry(capsys, files, model):
+    from fastcrf._wapiti_cli import main
+
+    assert main(["label", "-m", str(model), "-l", str(files["raw"])]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n\n") == len(files["gold"])
