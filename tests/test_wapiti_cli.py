@@ -475,6 +475,29 @@ def test_warm_start_from_model(capsys, files, model, tmp_path):
     assert first < 3.0
 
 
+@pytest.mark.parametrize("bigram", ["b\n", ""])
+def test_unigram_patterns_give_a_plain_model(capsys, files, tmp_path, bigram):
+    """Without bigram commands the model has no transition attributes; without a
+    plain b line it has no transition weights either (as in Wapiti)."""
+    pattern = tmp_path / "p.txt"
+    pattern.write_text("u:%x[0,0]\nu:%x[-1,0]\nu:%x[0,1]\n" + bigram)
+    path = tmp_path / "m.fcrf"
+    code, _, err = run(capsys, "wapiti", "train", "-p", pattern, "-i", "30",
+                       files["train"], path)
+    assert code == 0, err
+    fitted, _ = _load(str(path))
+    assert not hasattr(fitted, "edge_weights")
+    assert fitted.transitions.any() == bool(bigram)
+    code, out, _ = run(capsys, "wapiti", "label", "-m", path, "-s", files["test"])
+    assert code == 0
+    for b in out.strip("\n").split("\n\n"):
+        lines = b.split("\n")
+        toks = [float(line.rsplit("/", 1)[1]) for line in lines[1:]]
+        assert sum(toks) == pytest.approx(float(lines[0].split()[2]), abs=1e-5 * len(toks))
+    pairs = [(r[0].split()[-1], r[1]) for b in blocks(out) for r in b if r[0][0] != "#"]
+    assert np.mean([g == p for g, p in pairs]) > (0.97 if bigram else 0.8)
+
+
 def test_dump(capsys, model, tmp_path):
     code, out, _ = run(capsys, "wapiti", "dump", model)
     assert code == 0
