@@ -34,8 +34,9 @@ How Wapiti's training maps onto fastcrf's:
   observations whose weights are all zero, as Wapiti does.
 
 The model file is fastcrf's (:mod:`fastcrf._persist`) with the pattern file in its
-metadata, so ``label -m MODEL`` needs nothing else.  Wapiti's own text model files
-are recognised and refused with a message (not read yet).
+metadata, so ``label -m MODEL`` needs nothing else.  ``label``, ``dump`` and
+``train -m`` also read the CRF model files Wapiti itself writes
+(:func:`read_wapiti_model`), so Wapiti users' models tag as they are.
 """
 
 import os
@@ -79,7 +80,8 @@ or with -p posterior probabilities (the sequence's: the product of its labels').
 -p decodes with the token posteriors (each token's most probable label); -n N
 prints the N best labellings, each followed by a blank line.  -c reads the last
 column as the reference label and reports token/sequence error rates and per-label
-precision, recall and F1 on standard error."""
+precision, recall and F1 on standard error.  MODEL is a model written by 'fastcrf
+wapiti train' or a CRF model file written by Wapiti itself."""
 
 
 # --------------------------------------------------------------------------- #
@@ -151,7 +153,8 @@ def add_command(sub):
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="[INPUT] [OUTPUT]: data to label (default: - for stdin), where "
                         "to write (default: stdout)")
-    p.add_argument("-m", "--model", metavar="FILE", help="model file to load (required)")
+    p.add_argument("-m", "--model", metavar="FILE",
+                   help="model file to load (required): fastcrf's or Wapiti's")
     p.add_argument("-l", "--label", action="store_true", help="output only labels")
     p.add_argument("-c", "--check", action="store_true",
                    help="input is already labelled: report error rates")
@@ -399,17 +402,11 @@ def _cmd_train(args):
     *inputs, model_path = args.files
     train_path = inputs[0] if inputs else "-"
     _check_output_folder(model_path)
-    init_model, pattern_text = None, None
+    init_model, patterns = None, None
     if args.model is not None:
-        init_model, pattern_text = _load(args.model, "-m (--model)")
+        init_model, patterns = _load(args.model, "-m (--model)")
     if args.pattern is not None:
         patterns = _patterns(args.pattern)
-    elif pattern_text is not None:   # the loaded model's patterns
-        from ._wapiti_patterns import PatternSet
-
-        patterns = PatternSet(pattern_text)
-    else:
-        patterns = None
     devel = None
     if args.devel is not None:
         if not os.path.isfile(args.devel):
@@ -447,6 +444,7 @@ def _cmd_train(args):
         _info(f"* Compacting the model: {n_dropped} observations removed")
     meta = {_META: {"version": _META_VERSION,
                     "pattern": None if patterns is None else patterns.text,
+                    "wapiti_names": patterns is not None and patterns.wapiti_names,
                     "transitions": transitions, "encoding": encoding,
                     "algorithm": args.algo.lower(), "rho1": args.rho1, "rho2": args.rho2}}
     _info(f"* Save the model ({time.perf_counter() - t0:.2f} s of training)")
@@ -504,22 +502,24 @@ def compact(model):
 
 
 def _load(path, flag="-m (--model)"):
-    """``(model, pattern text or None)`` of a model written by ``fastcrf wapiti
-    train``."""
+    """``(model, patterns)`` of a model written by ``fastcrf wapiti train`` or by
+    Wapiti itself (:func:`read_wapiti_model`): ``patterns`` is a
+    :class:`~fastcrf._wapiti_patterns.PatternSet`, or None for a model trained
+    without one."""
     from ._persist import load_model
+    from ._wapiti_patterns import PatternSet
 
     if not os.path.isfile(path):
         raise cli.CommandError(f"{flag}: no such model file {path!r}")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(b"#mdl#"):
-        raise cli.CommandError(f"{path}: a model file written by Wapiti itself, which "
-                               "fastcrf does not read yet; train again with 'fastcrf "
-                               "wapiti train'")
-    if head[:2] != b"PK":
+        data = f.read()
+    if data.startswith(b"#mdl#"):
+        model = read_wapiti_model(data, path)
+    elif data[:2] != b"PK":
         raise cli.CommandError(f"{path}: not a model file written by 'fastcrf wapiti "
-                               "train'")
-    model, _ = load_model(path)
+                               "train' or by Wapiti")
+    else:
+        model, _ = load_model(path)
     meta = model.metadata.get(_META)
     if not isinstance(meta, dict) or "pattern" not in meta:
         raise cli.CommandError(f"{path}: the model was not written by 'fastcrf wapiti "
@@ -527,7 +527,153 @@ def _load(path, flag="-m (--model)"):
     pattern = meta["pattern"]
     if pattern is not None and not isinstance(pattern, str):
         raise cli.CommandError(f"{path}: the model's pattern record is malformed")
-    return model, pattern
+    if pattern is None:
+        return model, None
+    try:
+        return model, PatternSet(pattern, wapiti_names=bool(meta.get("wapiti_names")))
+    except ValueError as exc:
+        raise cli.CommandError(f"{path}: {exc}") from None
+
+
+class _ModelText:
+    """A cursor over the text of a Wapiti model file (``model.c``, ``reader.c``,
+    ``quark.c``: headers, netstrings ``len:bytes,``, ``index=weight`` lines)."""
+
+    def __init__(self, data, name):
+        self.data, self.pos, self.name = data, 0, name
+
+    def fail(self, what):
+        raise cli.CommandError(f"{self.name}: not a Wapiti model file ({what} at byte "
+                               f"{self.pos})")
+
+    def header(self, regex, what):
+        import re
+
+        m = re.compile(regex).match(self.data, self.pos)
+        if m is None:
+            self.fail(f"expected {what}")
+        self.pos = m.end()
+        return m.groups()
+
+    def string(self):
+        (n,) = self.header(rb"(\d+):", "a string")
+        start, end = self.pos, self.pos + int(n)
+        if self.data[end:end + 1] != b",":
+            self.fail("a string without its ','")
+        self.pos = end + 2    # the ',' and the end of line after it
+        return self.data[start:end]
+
+
+def read_wapiti_model(data, name="the model"):
+    """A fastcrf model of a CRF model file written by Wapiti (``wapiti train``).
+
+    Observations keep Wapiti's strings: a unigram one ``obs`` is the state attribute
+    ``"U" + obs``, a bigram one the transition attribute ``"B" + obs``, and the
+    bigram observation of a pattern without a command becomes the plain transition
+    weights.  Labels keep Wapiti's order.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's contents.
+    name : str
+        What to call the file in an error message.
+
+    Returns
+    -------
+    CRFModel
+        An :class:`~fastcrf._edges.EdgeCRFModel` when it has bigram observations that
+        read the input; its metadata holds the patterns.
+
+    Raises
+    ------
+    fastcrf.cli.CommandError
+        For a malformed file, or a maxent / MEMM model.
+    """
+    import numpy as np
+
+    from ._edges import EdgeCRFModel
+    from ._features._encoding import AttributeVocabulary
+    from ._layout import StateLayout
+    from ._model import CRFModel
+    from ._wapiti_patterns import PatternSet
+
+    cur = _ModelText(data, name)
+    kind, n_active = cur.header(rb"#mdl#(?:(\d+)#)?(\d+)\r?\n", "the #mdl# header")
+    if kind is not None and int(kind) != 2:   # Wapiti's types: maxent, memm, crf
+        what = {0: "maxent", 1: "MEMM"}.get(int(kind), f"type {int(kind)}")
+        raise cli.CommandError(f"{name}: a Wapiti {what} model; fastcrf reads Wapiti's "
+                               "CRF models only")
+    n_pats, _, _ = cur.header(rb"#rdr#(\d+)/(\d+)(?:/(\d+))?\r?\n", "the #rdr# header")
+    encoding = "utf-8"
+    raw_patterns = [cur.string() for _ in range(int(n_pats))]
+    (n_labels,) = cur.header(rb"#qrk#(\d+)\r?\n", "the labels' #qrk# header")
+    raw_labels = [cur.string() for _ in range(int(n_labels))]
+    (n_obs,) = cur.header(rb"#qrk#(\d+)\r?\n", "the observations' #qrk# header")
+    raw_obs = [cur.string() for _ in range(int(n_obs))]
+    try:
+        for s in raw_patterns + raw_labels + raw_obs:
+            s.decode("utf-8")
+    except UnicodeDecodeError:
+        encoding = "latin-1"
+    patterns = "\n".join(p.decode(encoding) for p in raw_patterns)
+    labels = [x.decode(encoding) for x in raw_labels]
+    observations = [x.decode(encoding) for x in raw_obs]
+    Y = len(labels)
+    if Y == 0:
+        cur.fail("no label")
+    # Wapiti's weight layout (mdl_sync): observation by observation, Y unigram
+    # weights then Y * Y bigram ones (previous label major), as its kind says.
+    offsets, F = [], 0
+    for o, obs in enumerate(observations):
+        k = {"u": 1, "b": 2, "*": 3}.get(obs[:1])
+        if k is None:
+            cur.fail(f"observation {obs!r} does not start with u, b or *")
+        u = F if k & 1 else None
+        F += Y if k & 1 else 0
+        b = F if k & 2 else None
+        F += Y * Y if k & 2 else 0
+        offsets.append((u, b))
+    theta = np.zeros(F)
+    for _ in range(int(n_active)):
+        index, value = cur.header(rb"\s*(\d+)=(\S+)\r?\n?", "an index=weight line")
+        try:
+            w = float.fromhex(value.decode()) if b"x" in value.lower() else float(value)
+        except ValueError:
+            cur.fail(f"the weight {value!r}")
+        if int(index) >= F:
+            cur.fail(f"the weight index {int(index)} (the model has {F})")
+        theta[int(index)] = w
+    pattern_set = PatternSet(patterns, wapiti_names=True) if raw_patterns else None
+    plain = set()
+    if pattern_set is not None:
+        plain = {p.line for p in pattern_set.patterns if p.kind in "b*" and not p.commands}
+    state_names, state_rows, edge_names, edge_rows = [], [], [], []
+    trans = np.zeros((Y, Y))
+    for obs, (u, b) in zip(observations, offsets):
+        if u is not None:
+            state_names.append(_STATE + obs)
+            state_rows.append(theta[u:u + Y])
+        if b is not None:
+            block = theta[b:b + Y * Y].reshape(Y, Y)
+            if obs in plain:
+                trans += block
+            else:
+                edge_names.append(_EDGE + obs)
+                edge_rows.append(block)
+    W = np.array(state_rows).reshape(len(state_rows), Y)
+    layout = StateLayout.dense(*W.shape)
+    chain = np.concatenate((trans.ravel(), np.zeros(2 * Y)))
+    meta = {_META: {"version": _META_VERSION, "pattern": patterns if raw_patterns else None,
+                    "wapiti_names": True, "transitions": bool(plain),
+                    "encoding": encoding, "converted_from": "wapiti"}}
+    common = (labels, AttributeVocabulary(state_names), layout, layout.from_dense(W), chain,
+              None, 0, meta)
+    if edge_names:
+        return EdgeCRFModel(*common, transition_prefix=_EDGE,
+                            edge_vocabulary=AttributeVocabulary(edge_names),
+                            edge_weights=np.array(edge_rows))
+    return CRFModel(*common)
 
 
 # --------------------------------------------------------------------------- #
@@ -607,14 +753,11 @@ def decode(model, features, nbest=1, posterior=False, n_jobs=None):
     return out
 
 
-def _features_for(model, pattern, tokens, name):
-    from ._wapiti_patterns import PatternSet
-
-    X = _features(None if pattern is None else PatternSet(pattern), tokens, name)
-    return model.encode(X)
+def _features_for(model, patterns, tokens, name):
+    return model.encode(_features(patterns, tokens, name))
 
 
-def _label_text(model, pattern, sequences, args, name):
+def _label_text(model, patterns, sequences, args, name):
     """The labelled text and the check statistics of one input."""
     import numpy as np
 
@@ -624,7 +767,7 @@ def _label_text(model, pattern, sequences, args, name):
         tokens, gold = [[fields for _, fields in s] for s in sequences], None
     if not sequences:
         return "", None
-    features = _features_for(model, pattern, tokens, name)
+    features = _features_for(model, patterns, tokens, name)
     results = decode(model, features, args.nbest, args.post)
     names = np.asarray(model.classes, dtype=object)
     out = []
@@ -697,10 +840,10 @@ def _cmd_label(args):
     from ._atomic import atomic_file
 
     _check_label(args)
-    model, pattern = _load(args.model)
+    model, patterns = _load(args.model)
     path = args.files[0] if args.files else "-"
     sequences, encoding = read_data(path)
-    text, stats = _label_text(model, pattern, sequences, args, cli._name(path))
+    text, stats = _label_text(model, patterns, sequences, args, cli._name(path))
     if len(args.files) == 2:
         with atomic_file(args.files[1], "wb") as f:
             f.write(text.encode(encoding))

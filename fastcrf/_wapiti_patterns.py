@@ -213,8 +213,9 @@ class _Pattern:
             out.append(piece)
         return "".join(out)
 
-    def expand(self, rows, t):
-        """The observation at token ``t`` of ``rows`` (the reference semantics)."""
+    def expand(self, rows, t, wapiti_names=False):
+        """The observation at token ``t`` of ``rows`` (the reference semantics);
+        ``wapiti_names``: positions outside the sequence read Wapiti's names."""
         T = len(rows)
         out = [self.pieces[0]]
         for c, piece in zip(self.commands, self.pieces[1:]):
@@ -225,7 +226,10 @@ class _Pattern:
                 i = t + (int(m.group(1)) if m else 0)
             else:
                 i = t + c.off
-            if i < 0:
+            if (i < 0 or i >= T) and wapiti_names:
+                k = -i if i < 0 else i - T + 1
+                value = f"_x{'-' if i < 0 else '+'}{k if k <= 4 else '#'}"
+            elif i < 0:
                 value = f"_B-{min(-i, _MAX_OFFSET)}"
             elif i >= T:
                 value = f"_B+{min(i - T + 1, _MAX_OFFSET)}"
@@ -250,6 +254,10 @@ class PatternSet:
     ----------
     text : str
         The file's contents (see the module docstring).
+    wapiti_names : bool, default=False
+        Name the positions outside a sequence as Wapiti does (``_x-1`` ... ``_x-4``,
+        then ``_x-#``; ``_x+1`` ...), for the models Wapiti itself trained; every
+        pattern is then applied in Python.
 
     Attributes
     ----------
@@ -274,11 +282,12 @@ class PatternSet:
     ['Uu:w=is', 'U*:cap=false', 'B*:cap=false']
     """
 
-    def __init__(self, text):
+    def __init__(self, text, wapiti_names=False):
         if not isinstance(text, str):
             raise TypeError(f"text must be the pattern file's contents as a str, got "
                             f"{type(text).__name__}")
         self.text = text
+        self.wapiti_names = bool(wapiti_names)
         self.patterns = []
         for lineno, line in enumerate(text.split("\n"), 1):
             line = line.split("#", 1)[0].rstrip()
@@ -291,8 +300,11 @@ class PatternSet:
         self.has_edges = any(p.kind in "b*" and p.commands for p in self.patterns)
         self.n_columns = max((c.columns() for p in self.patterns for c in p.commands),
                              default=0)
-        self._template = self._fast_template()
-        self._slow = [p for p in self.patterns if not p.simple]
+        if self.wapiti_names:
+            self._template, self._slow = None, list(self.patterns)
+        else:
+            self._template = self._fast_template()
+            self._slow = [p for p in self.patterns if not p.simple]
 
     def _fast_template(self):
         from .templates import Template
@@ -346,10 +358,12 @@ class PatternSet:
             for rows, feats in zip(sentences, out):
                 for t, f in enumerate(feats):
                     for p in self._slow:
-                        obs = p.expand(rows, t)
+                        if p.kind == "b" and not p.commands:
+                            continue   # plain transitions
+                        obs = p.expand(rows, t, self.wapiti_names)
                         if p.kind in "u*":
                             f.append("U" + obs)
-                        if p.kind in "b*" and t > 0:
+                        if p.kind in "b*" and p.commands and t > 0:
                             f.append("B" + obs)
         return out
 
@@ -362,10 +376,11 @@ class PatternSet:
             for t in range(len(rows)):
                 f = []
                 for p in self.patterns:
+                    obs = p.expand(rows, t, self.wapiti_names)
                     if p.kind in "u*":
-                        f.append("U" + p.expand(rows, t))
+                        f.append("U" + obs)
                     if p.kind in "b*" and p.commands and t > 0:
-                        f.append("B" + p.expand(rows, t))
+                        f.append("B" + obs)
                 seq.append(f)
             out.append(seq)
         return out

@@ -351,14 +351,11 @@ def test_nbest_first_is_viterbi(capsys, files, model):
 
 
 def test_posterior_scores(capsys, files, model):
-    from fastcrf._wapiti_patterns import PatternSet
-
     code, out, _ = run(capsys, "wapiti", "label", "-m", model, "-p", "-s", files["raw"])
     assert code == 0
-    fitted, pattern = _load(str(model))
+    fitted, patterns = _load(str(model))
     sequences, _ = read_data(str(files["raw"]))
-    X = fitted.encode(PatternSet(pattern).features([[f for _, f in s]
-                                                     for s in sequences]))
+    X = fitted.encode(patterns.features([[f for _, f in s] for s in sequences]))
     marg = fitted.marginals(X)
     pos = 0
     for b in out.strip("\n").split("\n\n"):
@@ -385,10 +382,10 @@ def test_objective_is_wapitis(capsys, files, tmp_path):
                        "-1", "0.3", "-2", "0.5", "-w", "0", files["train"], path)
     assert code == 0, err
     last = float(re.findall(r"obj=(\S+)", err)[-1])
-    fitted, pattern = _load(str(path))
+    fitted, patterns = _load(str(path))
     sequences, _ = read_data(str(files["train"]))
     tokens, y = _split_labels(sequences)
-    X = fitted.encode(PatternSet(pattern).features(tokens))
+    X = fitted.encode(patterns.features(tokens))
     index = {c: k for k, c in enumerate(fitted.classes)}
     codes = np.array([index[label] for s in y for label in s])
     w = np.concatenate([fitted.state_weights().ravel(), fitted.transitions.ravel(),
@@ -569,7 +566,12 @@ def test_bad_label_options(capsys, files, model, tmp_path):
     own = tmp_path / "wapiti.mdl"
     own.write_text("#mdl#2#12\n#rdr#3/2/0\n")
     fails(capsys, "wapiti", "label", "-m", own, files["raw"],
-          match="written by Wapiti itself")
+          match="not a Wapiti model file \\(expected a string at byte 21\\)")
+    own.write_text("#mdl#1#0\n#rdr#0/0/0\n#qrk#0\n#qrk#0\n")
+    fails(capsys, "wapiti", "label", "-m", own, files["raw"], match="a Wapiti MEMM model")
+    (tmp_path / "junk").write_text("hello")
+    fails(capsys, "wapiti", "label", "-m", tmp_path / "junk", files["raw"],
+          match="not a model file")
     from fastcrf import CRF
 
     other = tmp_path / "other.fcrf"
@@ -612,3 +614,116 @@ def test_console_script_entry(capsys, files, model):
     assert main(["label", "-m", str(model), "-l", str(files["raw"])]) == 0
     out = capsys.readouterr().out
     assert out.count("\n\n") == len(files["gold"])
+
+
+# --------------------------------------------------------------------------- #
+# Models written by Wapiti                                                      #
+# --------------------------------------------------------------------------- #
+
+WAPITI_PATTERNS = ["u:w=%x[0,0]", "*:c=%X[-1,0]", "b:n=%x[1,0]", "b"]
+WAPITI_LABELS = ["X", "Y", "Z"]
+
+
+def observations(words, t):
+    """Wapiti's observations of the patterns above at token t: (unigram, bigram)."""
+    before = words[t - 1].lower() if t > 0 else "_x-1"
+    after = words[t + 1] if t + 1 < len(words) else "_x+1"
+    return [f"u:w={words[t]}", f"*:c={before}"], [f"*:c={before}", f"b:n={after}", "b"]
+
+
+def netstring(text):
+    return f"{len(text.encode())}:{text},\n"
+
+
+def wapiti_model_file(path, sentences, seed, typed=True):
+    """A model file as Wapiti writes it (model.c, reader.c, quark.c), with random
+    weights; returns ({obs: unigram weights}, {obs: bigram weights})."""
+    rng = np.random.default_rng(seed)
+    seen = []
+    for words in sentences:
+        for t in range(len(words)):
+            for obs in sum(observations(words, t), []):
+                if obs not in seen:
+                    seen.append(obs)
+    seen.append("u:w=never")
+    rng.shuffle(seen)
+    Y = len(WAPITI_LABELS)
+    uni, bi, theta = {}, {}, []
+    for obs in seen:
+        if obs[0] in "u*":
+            uni[obs] = np.round(rng.normal(size=Y), 3) * (rng.random(Y) < 0.8)
+            theta.extend(uni[obs])
+        if obs[0] in "b*":
+            bi[obs] = np.round(rng.normal(size=(Y, Y)), 3) * (rng.random((Y, Y)) < 0.8)
+            theta.extend(bi[obs].ravel())
+    active = [(f, w) for f, w in enumerate(theta) if w != 0.0]
+    text = (f"#mdl#2#{len(active)}\n" if typed else f"#mdl#{len(active)}\n")
+    text += f"#rdr#{len(WAPITI_PATTERNS)}/1/0\n" if typed else f"#rdr#{len(WAPITI_PATTERNS)}/1\n"
+    text += "".join(netstring(p) for p in WAPITI_PATTERNS)
+    text += f"#qrk#{Y}\n" + "".join(netstring(label) for label in WAPITI_LABELS)
+    text += f"#qrk#{len(seen)}\n" + "".join(netstring(o) for o in seen)
+    text += "".join(f"{f}={float(w).hex()}\n" for f, w in active)
+    path.write_text(text)
+    return uni, bi, len(active)
+
+
+def brute_force(words, uni, bi):
+    """Every labelling's raw Wapiti score, best first."""
+    import itertools
+
+    Y = len(WAPITI_LABELS)
+    scored = []
+    for ys in itertools.product(range(Y), repeat=len(words)):
+        s = 0.0
+        for t, y in enumerate(ys):
+            u_obs, b_obs = observations(words, t)
+            s += sum(uni[o][y] for o in u_obs)
+            if t > 0:   # Wapiti scores no bigram at the first position
+                s += sum(bi[o][ys[t - 1], y] for o in b_obs)
+        scored.append((s, ys))
+    return sorted(scored, key=lambda p: -p[0])
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_reads_wapiti_model_files(capsys, tmp_path, typed):
+    rng = random.Random(4)
+    sentences = [[rng.choice(["Ab", "cd", "Ef", "gH"]) for _ in range(rng.randint(1, 5))]
+                 for _ in range(12)]
+    path = tmp_path / "model.wapiti"
+    uni, bi, n_active = wapiti_model_file(path, sentences, seed=5, typed=typed)
+    data = tmp_path / "data.txt"
+    data.write_text("\n\n".join("\n".join(s) for s in sentences) + "\n")
+    code, out, err = run(capsys, "wapiti", "label", "-m", path, "-s", "-n", "3", data)
+    assert code == 0, err
+    listed = out.strip("\n").split("\n\n")
+    i = 0
+    for words in sentences:
+        want = brute_force(words, uni, bi)
+        for n in range(min(3, len(want))):
+            lines = listed[i].split("\n")
+            i += 1
+            assert lines[0].startswith(f"# {n} ")
+            assert float(lines[0].split()[2]) == pytest.approx(want[n][0], abs=1e-5)
+            got = [line.split("\t")[1] for line in lines[1:]]
+            if n == 0 or abs(want[n][0] - want[n - 1][0]) > 1e-9:
+                assert got == [WAPITI_LABELS[y] for y in want[n][1]]
+    assert i == len(listed)
+    # dump lists every weight the file holds.
+    code, out, _ = run(capsys, "wapiti", "dump", path)
+    assert code == 0 and len([line for line in out.split("\n") if line]) == n_active
+    # A Wapiti model also starts a training (its patterns, its names for the
+    # positions outside a sequence).
+    labelled = tmp_path / "labelled.txt"
+    labelled.write_text("\n\n".join("\n".join(f"{w} {'X' if w[0].isupper() else 'Y'}"
+                                              for w in s) for s in sentences) + "\n")
+    code, _, err = run(capsys, "wapiti", "train", "-m", path, "-i", "3", labelled,
+                       tmp_path / "again.fcrf")
+    assert code == 0, err
+    _, patterns = _load(str(tmp_path / "again.fcrf"))
+    assert patterns.wapiti_names
+
+
+def test_wapiti_names_outside_the_sequence():
+    p = PatternSet("u:%x[-1,0]/%x[-5,0]/%x[1,0]/%x[6,0]\n", wapiti_names=True)
+    assert p.features([[("a",), ("b",)]])[0][0] == ["Uu:_x-1/_x-#/b/_x+#"]
+    assert p.features([[("a",), ("b",)]])[0][1] == ["Uu:a/_x-4/_x+1/_x+#"]
