@@ -341,7 +341,6 @@ class _Progress:
         self.active = None
 
     def prepared(self, data, layout, mask, vocabulary, classes):
-        self.classes = list(classes)
         _info(f"* Train the model with {self.args.algo}\n"
               f"      nb train:    {data.n_sequences}\n"
               f"      nb labels:   {len(classes)}\n"
@@ -357,12 +356,12 @@ class _Progress:
 
         model = model_fn()
         if self.encoded is None:  # the vocabulary is fixed while training
-            self.encoded = model.encode(self.eval_X)
+            self.encoded = model.encode(self.eval_X, n_jobs=self.args.nthread)
             index = {c: k for k, c in enumerate(model.classes)}
             self.gold = np.array([index.get(y, -1) for s in self.eval_y for y in s])
             self.offsets = self.encoded.seq_offsets if hasattr(
                 self.encoded, "seq_offsets") else self.encoded.state.seq_offsets
-        codes = model.viterbi_codes(self.encoded)
+        codes = model.viterbi_codes(self.encoded, n_jobs=self.args.nthread)
         wrong = codes != self.gold
         te = 100.0 * wrong.mean() if len(wrong) else 0.0
         bad_seq = np.add.reduceat(wrong, self.offsets[:-1]) if len(wrong) else wrong
