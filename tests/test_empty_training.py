@@ -65,3 +65,14 @@ def test_errors_stay_clear(data):
         CRF().fit([[]] + X[:2] + [[{"a": float("nan")}]], [[]] + y[:2] + [["O"]])
     if hasattr(info.value, "__notes__"):
         assert "empty sequences, at 0, were left out" in info.value.__notes__[0]
+
+
+def test_template_rows():
+    rows = [[["a", "N"], ["b", "V"]], [["c", "N"]], [["b", "V"], ["a", "N"]]] * 3
+    labels = [["A", "B"], ["A"], ["B", "A"]] * 3
+    template = "U00:%x[0,0]\nU01:%x[0,1]\nB"
+    plain = CRF(template=template, max_iterations=3, random_state=0).fit(rows, labels)
+    mixed = CRF(template=template, max_iterations=3, random_state=0).fit(
+        _with_empties(rows), _with_empties(labels))
+    assert mixed.state_features_ == plain.state_features_
+    assert mixed.predict([[], rows[0]]) == [[], ["A", "B"]]
