@@ -48,14 +48,27 @@ def without_empty_pairs(X, y, sample_weight=None):
     positions in the ``X`` given (none: the arguments come back unchanged).
 
     Only lists and tuples are looked into.  An empty sequence whose labels are not
-    empty (or the reverse) is kept, for the encoder to report the mismatch.
+    empty (or the reverse) raises a ValueError naming both.
     ``sample_weight`` is validated against ``len(X)`` first, so its messages count
     the sequences given.
     """
     if not isinstance(X, (list, tuple)) or not isinstance(y, (list, tuple)) \
             or len(X) != len(y):
         return X, y, sample_weight, []
-    dropped = [i for i in empty_positions(X) if _is_empty_labels(y[i])]
+    # A pair with one side empty is a mismatch, named here (the encoder, which sees
+    # one side at a time, would only say that a sequence is empty).
+    dropped = []
+    for i, (seq, labels) in enumerate(zip(X, y)):
+        x_empty = isinstance(seq, (list, tuple)) and not seq
+        y_empty = _is_empty_labels(labels)
+        if x_empty and y_empty:
+            dropped.append(i)
+        elif x_empty and isinstance(labels, (list, tuple, np.ndarray)):
+            raise ValueError(f"X[{i}] is an empty sequence but y[{i}] has {len(labels)} "
+                             "labels: give one label per token")
+        elif y_empty and isinstance(seq, (list, tuple)):
+            raise ValueError(f"y[{i}] is an empty sequence but X[{i}] has {len(seq)} "
+                             "tokens: give one label per token")
     if not dropped:
         return X, y, sample_weight, []
     if len(dropped) == len(X):

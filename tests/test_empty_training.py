@@ -59,8 +59,13 @@ def test_errors_stay_clear(data):
     with pytest.raises(ValueError, match="all its 2 sequences are empty"):
         CRF().fit([[], []], [[], []])
     # An empty sequence with labels (or the reverse) is a mismatch, not left out.
-    with pytest.raises(ValueError, match=r"X\[1\] is an empty sequence"):
+    with pytest.raises(ValueError, match=r"X\[1\] is an empty sequence but y\[1\] has 1"):
         CRF().fit([X[0], []], [y[0], ["O"]])
+    with pytest.raises(ValueError, match=r"y\[0\] is an empty sequence but X\[0\] has 2"):
+        CRF().fit([X[0][:2], []], [[], []])
+    crf = CRF(max_iterations=2).fit(X, y)
+    with pytest.raises(ValueError, match=r"X\[2\] is an empty sequence but y\[2\]"):
+        crf.score(X[:2] + [[]], y[:3])
     with pytest.raises(ValueError, match="feature values must be finite") as info:
         CRF().fit([[]] + X[:2] + [[{"a": float("nan")}]], [[]] + y[:2] + [["O"]])
     if hasattr(info.value, "__notes__"):
