@@ -13,7 +13,7 @@ from operator import attrgetter, methodcaller
 import numpy as np
 
 from ._base import ParamsMixin
-from ._empty import around_empty, empty_positions
+from ._empty import around_empty, empty_positions, note_dropped, without_empty_pairs
 from ._featurizer import (
     cli_template,
     compiled_template,
@@ -417,7 +417,9 @@ calibration_max_trials
             dicts keyed by those names.  With a ``template``, raw column rows.
         y : list of lists of str, optional
             One label per token; None when ``X`` is a Dataset.  For a sparse ``X``
-            also a flat sequence of one label per row.
+            also a flat sequence of one label per row.  An empty sequence paired
+            with an empty label list is left out (with its sample weight), as
+            sklearn-crfsuite trains past it.
         X_dev, y_dev : optional
             A development set whose token accuracy is reported every epoch
             (``verbose`` and ``training_log_``); it changes the training only under
@@ -461,11 +463,19 @@ calibration_max_trials
         """
         init = self._fitted_model() if self.warm_start and self.__sklearn_is_fitted__() \
             else None
-        X, y, X_dev, columns = fit_input(self.template, X, y, X_dev, lengths, feature_names)
-        self._fit(self.get_params(), X, y, X_dev, y_dev, callback=callback,
-                  sample_weight=sample_weight, init_model=init, feature_names=columns,
-                  keep_optimizer_state=bool(self.warm_start),
-                  continuing=None if init is None else "warm_start")
+        X, y, sample_weight, dropped = without_empty_pairs(X, y, sample_weight)
+        X_dev, y_dev, _, dropped_dev = without_empty_pairs(X_dev, y_dev)
+        try:
+            X, y, X_dev, columns = fit_input(self.template, X, y, X_dev, lengths,
+                                             feature_names)
+            self._fit(self.get_params(), X, y, X_dev, y_dev, callback=callback,
+                      sample_weight=sample_weight, init_model=init, feature_names=columns,
+                      keep_optimizer_state=bool(self.warm_start),
+                      continuing=None if init is None else "warm_start")
+        except (ValueError, TypeError) as error:
+            note_dropped(error, dropped)
+            note_dropped(error, dropped_dev, "X_dev")
+            raise
         return self
 
     def partial_fit(self, X, y, *, classes=None, sample_weight=None, callback=None):
@@ -514,13 +524,18 @@ calibration_max_trials
             raise ValueError("classes is only for the first call of partial_fit: the "
                              f"fitted model's labels are {init.classes}")
         params.update(algorithm=algorithm, max_iterations=1, early_stopping=False)
-        X, y, _, _ = fit_input(self.template, X, y, None, None, None)
-        with warnings.catch_warnings():
-            # A batch is small by design: SGD's "too few steps" warning is no news.
-            warnings.filterwarnings("ignore", message=".*too few to converge")
-            self._fit(params, X, y, callback=callback, sample_weight=sample_weight,
-                      init_model=init, classes=classes, keep_optimizer_state=True,
-                      continuing="partial_fit")
+        X, y, sample_weight, dropped = without_empty_pairs(X, y, sample_weight)
+        try:
+            X, y, _, _ = fit_input(self.template, X, y, None, None, None)
+            with warnings.catch_warnings():
+                # A batch is small by design: SGD's "too few steps" warning is no news.
+                warnings.filterwarnings("ignore", message=".*too few to converge")
+                self._fit(params, X, y, callback=callback, sample_weight=sample_weight,
+                          init_model=init, classes=classes, keep_optimizer_state=True,
+                          continuing="partial_fit")
+        except (ValueError, TypeError) as error:
+            note_dropped(error, dropped)
+            raise
         return self
 
     def _fit(self, params, X, y, X_dev=None, y_dev=None, *, callback=None,
@@ -877,12 +892,20 @@ calibration_max_trials
     def score(self, X, y, *, lengths=None, feature_names=None):
         """Token accuracy of :meth:`predict` on ``X`` against ``y``.
 
+        Pairs of an empty sequence and an empty label list count no tokens, as in
+        sklearn-crfsuite.
+
         Returns
         -------
         float
         """
-        X, y = self._input(X, lengths, feature_names, y)
-        return self._fitted_model().score(X, y, self.n_jobs)
+        X, y, _, dropped = without_empty_pairs(X, y)
+        try:
+            X, y = self._input(X, lengths, feature_names, y)
+            return self._fitted_model().score(X, y, self.n_jobs)
+        except (ValueError, TypeError) as error:
+            note_dropped(error, dropped)
+            raise
 
     # ------------------------------------------------------------------ #
     # Persistence                                                          #

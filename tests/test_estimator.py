@@ -306,7 +306,7 @@ def test_bad_parameters(params, match):
 
 
 @pytest.mark.parametrize("X, y, exc, match", [
-    ([[["a"]], []], [["A"], []], ValueError, r"X\[1\] is an empty sequence"),
+    ([[["a"]], []], [["A"], ["B"]], ValueError, r"X\[1\] is an empty sequence"),
     ([[["a"], ["b"]]], [["A"]], ValueError, r"y\[0\] has 1 labels but X\[0\] has 2"),
     ([[["a"]], [["b"]]], [["A"]], ValueError, "same number of sequences"),
     ([[["a"]]], [[1]], TypeError, r"y\[0\]\[0\] must be a str label"),

@@ -26,6 +26,7 @@ import os
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
@@ -353,7 +354,9 @@ def _value_pairs(prefix, value, out, i, j, path):
         out.append((prefix + SEPARATOR + _as_name(value, _where(i, j, path)), 1.0))
     elif isinstance(value, (bool, np.bool_)):
         out.append((prefix, 1.0 if value else 0.0))
-    elif isinstance(value, numbers.Real):
+    elif isinstance(value, (numbers.Real, Decimal)):
+        # Decimal is a number but not a numbers.Real; python-crfsuite takes its float
+        # (database and pandas columns hand them out).
         out.append((prefix, _real_value(value, _where(i, j, path))))
     elif isinstance(value, Mapping):
         for key, sub in value.items():

@@ -7,6 +7,7 @@ bools, nested dicts and lists; lists of str), so sequences go to it as they are;
 """
 
 import numbers
+from decimal import Decimal
 
 from .._features._encoding import SEPARATOR
 
@@ -45,7 +46,7 @@ def flatten_item(item, where="item"):
             elif isinstance(value, bytes):
                 pairs.append((name + SEPARATOR + value.decode("utf-8", "surrogateescape"),
                               1.0))
-            elif isinstance(value, numbers.Real):
+            elif isinstance(value, (numbers.Real, Decimal)):   # python-crfsuite: float()
                 pairs.append((name, float(value)))
             else:
                 raise TypeError(f"{where}[{key!r}]: a feature value must be a str, a "
