@@ -1339,6 +1339,9 @@ def _build_parser():
     from ._crfpp_cli import add_commands as add_crfpp_commands  # crf_learn, crf_test
 
     add_crfpp_commands(sub)
+    from ._crfsuite_cli import add_commands as add_crfsuite_commands  # learn, tag, dump
+
+    add_crfsuite_commands(sub)
     return parser
 
 
