@@ -17,6 +17,12 @@ an empty line ends a sequence and a first field ``@weight:W`` weights the sequen
 cannot make sense of (a scale that is not a number becomes 0, a second unescaped
 colon starts a nameless attribute), this module stops with the file and line.
 
+``tag -p`` writes CRFsuite 0.12's ``@probability`` line (later sources add an
+``@score`` line before it); ``tag -l`` (every label's marginal) comes from those later
+sources.  ``learn -l`` writes the whole log to the file (CRFsuite 0.12 writes the
+trainer's part to standard output even then).  A reference label the model does not
+know is printed as read (CRFsuite has no text for it).
+
 Training runs fastcrf's trainers through :mod:`fastcrf.pycrfsuite` (CRFsuite's
 parameter names, its training log, its model file, which python-crfsuite and
 CRFsuite open); ``tag`` reads CRFsuite model files (CRFsuite's own included) and
@@ -175,18 +181,23 @@ def read_data(stream, name, *, declarations=True, first_line=1):
             if not fields:
                 continue  # a line of tabs: no item (CRFsuite's reader skips it)
         if ":" not in line and "\\" not in line:
-            label, attrs = fields[0], fields[1:]
+            label, value, attrs = fields[0], None, fields[1:]
         else:
             where = f"{name}:{lineno}"
             label, value = _split_field(fields[0], where)
-            if label.startswith("@"):
-                if not declarations:
-                    continue
-                if label != "@weight":
-                    raise ValueError(f"{where}: unrecognized declaration {label!r} "
-                                     f"(only '@weight:W' is known)")
-                weight = _scale(value, fields[0], where)
+            attrs = None
+        if label[:1] == "@":
+            if not declarations:
                 continue
+            if label != "@weight":
+                raise ValueError(f"{name}:{lineno}: unrecognized declaration {label!r} "
+                                 f"(only '@weight:W' is known)")
+            if not value:
+                raise ValueError(f"{name}:{lineno}: declaration {fields[0]!r} without a "
+                                 f"value (write '@weight:W')")
+            weight = _scale(value, fields[0], f"{name}:{lineno}")
+            continue
+        if attrs is None:
             if value is not None:
                 raise ValueError(f"{where}: the label {fields[0]!r} has an unescaped ':' "
                                  f"(write '\\:' for a colon in a label)")
@@ -194,9 +205,6 @@ def read_data(stream, name, *, declarations=True, first_line=1):
             for field in fields[1:]:
                 attr, value = _split_field(field, where)
                 attrs[attr] = attrs.get(attr, 0.0) + _scale(value, field, where)
-        if label.startswith("@") and declarations:
-            raise ValueError(f"{name}:{lineno}: declaration {label!r} without a value "
-                             f"(write '@weight:W')")
         items.append(attrs)
         labels.append(label)
     flush()
@@ -510,9 +518,9 @@ def _load(path):
 
 
 def _cmd_tag(args):
-    model = _load(args.model) if args.model else None
-    if model is None:
+    if not args.model:
         raise cli.CommandError("no model given (-m MODEL)")
+    model = _load(args.model)
     classes = list(model.classes)
     index = {label: k for k, label in enumerate(classes)}
     evaluation = _Evaluation(classes) if args.test else None
