@@ -449,3 +449,37 @@ def test_thread_count_does_not_change_the_model(tmp_path):
         models.append((tmp_path / f"m{threads}").read_bytes())
     assert models[0] == models[1]
     assert models[0][:4] == b"lCRF"
+
+
+def test_learn_reaches_python_crfsuites_model(tmp_path):
+    """Trained to convergence, the model of ``learn`` has python-crfsuite's labels in
+    the same order, its weights closely and its tags and -t report exactly."""
+    pycrfsuite = pytest.importorskip("pycrfsuite")
+    text, X, y = make_corpus(150, 21, with_scales=True)
+    test_text, Xt, yt = make_corpus(60, 22)
+    (tmp_path / "train.txt").write_text(text)
+    (tmp_path / "test.txt").write_text(test_text)
+    done = run(["learn", "-m", "ours.model", "-p", "c2=0.1", "train.txt"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for xs, ys in zip(X, y):
+        trainer.append(xs, ys)
+    trainer.set_params({"c2": 0.1})
+    trainer.train(str(tmp_path / "real.model"))
+    ours, real = pycrfsuite.Tagger(), pycrfsuite.Tagger()
+    ours.open(str(tmp_path / "ours.model"))
+    real.open(str(tmp_path / "real.model"))
+    assert ours.labels() == real.labels()
+    a, b = ours.info(), real.info()
+    assert a.state_features.keys() == b.state_features.keys()
+    for key, w in b.state_features.items():
+        assert a.state_features[key] == pytest.approx(w, abs=2e-3)
+    for key, w in b.transitions.items():
+        assert a.transitions[key] == pytest.approx(w, abs=2e-3)
+    reports = []
+    for model in ("ours.model", "real.model"):
+        done = run(["tag", "-qt", "-m", model, "test.txt"], tmp_path)
+        assert done.returncode == 0, done.stderr
+        reports.append(done.stdout.rsplit("Elapsed time", 1)[0])
+    assert reports[0] == reports[1]
+    assert reports[0] == _report(real.labels(), yt, [real.tag(xs) for xs in Xt])
