@@ -426,6 +426,12 @@ def test_in_process_and_console_script(trained, capsys):
     assert capsys.readouterr().out.startswith("FILEHEADER = {\n  magic: lCRF\n")
     assert cli.main(["crfsuite"]) == 1
     assert "no crfsuite command given" in capsys.readouterr().err
+    from fastcrf._crfsuite_cli import main
+
+    assert main(["dump", str(folder / "model.crfsuite")]) == 0   # fastcrf-crfsuite
+    assert capsys.readouterr().out.startswith("FILEHEADER = {\n")
+    assert main(["--version"]) == 0
+    assert "CRFsuite" in capsys.readouterr().out
 
 
 def test_help_texts(tmp_path):
@@ -483,3 +489,29 @@ def test_learn_reaches_python_crfsuites_model(tmp_path):
         reports.append(done.stdout.rsplit("Elapsed time", 1)[0])
     assert reports[0] == reports[1]
     assert reports[0] == _report(real.labels(), yt, [real.tag(xs) for xs in Xt])
+
+
+def test_console_script_and_eight_bit_data(tmp_path):
+    """``fastcrf-crfsuite`` reads Latin-1 bytes (not UTF-8) through standard input
+    and writes the labels back in the same bytes, in a UTF-8 locale, as CRFsuite
+    (which never decodes) does."""
+    import shutil
+
+    script = (shutil.which("fastcrf-crfsuite", path=os.path.dirname(sys.executable))
+              or shutil.which("fastcrf-crfsuite"))
+    if script is None:
+        pytest.skip("the fastcrf-crfsuite console script is not installed (pip install -e .)")
+    text = "".join(f"{lab}\tw={word}\n" + ("\n" if i % 3 == 2 else "")
+                   for i, (lab, word) in enumerate([("Ñ", "año"), ("É", "été"), ("Ñ", "niño")]
+                                                   * 10))
+    data = text.encode("latin-1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "PYTHONIO"))}
+    env.update(LC_ALL="C.UTF-8", PYTHONUTF8="0")
+    done = subprocess.run([script, "learn", "-m", "m", "-p", "max_iterations=20", "-"],
+                          cwd=tmp_path, input=data, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([script, "tag", "-m", "m", "-"], cwd=tmp_path, input=data,
+                          env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode("latin-1").split() == [line.split("\t")[0] for line in
+                                                      text.splitlines() if line]
