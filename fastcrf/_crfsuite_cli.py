@@ -690,8 +690,8 @@ def add_commands(sub):
 
     p = commands.add_parser(
         "tag", help="assign labels to instances with a model",
-        description="Tag the instances of a data file (standard input when DATA is "
-                    "omitted or '-') as CRFsuite's 'crfsuite tag'; -t evaluates the "
+        description="Tag the instances of a data file (standard input when DATA is\n"
+                    "omitted or '-') as CRFsuite's 'crfsuite tag'; -t evaluates the\n"
                     "model on the labels of the data.",
         epilog=_TAG_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", nargs="?", default="-", metavar="DATA",

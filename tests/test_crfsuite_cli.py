@@ -155,15 +155,16 @@ def test_learn_log_has_crfsuite_lines(trained):
     assert "Storing the model\n" in log and "End time of the training: " in log
 
 
-def test_learn_log_reads_back_with_the_log_parser(trained):
-    from fastcrf.pycrfsuite import TrainLogParser
-
+@pytest.mark.parametrize("module", ["fastcrf.pycrfsuite", "pycrfsuite._logparser"])
+def test_learn_log_reads_back_with_the_log_parser(trained, module):
+    TrainLogParser = pytest.importorskip(module).TrainLogParser
     _, log, _, _ = trained
     body = log[log.index("Feature generation"):log.index("End time")]
     parser = TrainLogParser()
     for line in body.splitlines(True):
         parser.feed(line)
     assert parser.iterations and all("loss" in it for it in parser.iterations)
+    assert parser.iterations[-1]["num"] == len(parser.iterations)
     assert parser.featgen_num_features > 0 and parser.storing_seconds is not None
 
 
@@ -225,6 +226,19 @@ def test_learn_holdout_and_cross_validation(tmp_path):
     assert "Number of data sets (groups): 2\n" in done.stdout
     assert "Holdout group: 2\n" in done.stdout
     assert done.stdout.count("Performance by label") == 5
+    body = done.stdout[done.stdout.index("Holdout group"):done.stdout.index("End time")]
+    parsers = [pytest.importorskip("fastcrf.pycrfsuite").TrainLogParser()]
+    try:
+        from pycrfsuite._logparser import TrainLogParser
+        parsers.append(TrainLogParser())
+    except ImportError:
+        pass
+    for parser in parsers:
+        for line in body.splitlines(True):
+            parser.feed(line)
+        last = parser.last_iteration
+        assert last["num"] == 5 and set(last["scores"]) == set(LABELS)
+        assert 0 <= last["item_accuracy_float"] <= 1
     assert (tmp_path / "h.model").exists()
     done = run(["learn", "-g", "3", "-x", "-a", "ap", "-p", "max_iterations=2", "a.txt"],
                tmp_path)
