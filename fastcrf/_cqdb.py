@@ -100,36 +100,54 @@ def write_strings(strings, what):
         For a string holding a NUL (CRFsuite ends keys at the first one), naming
         ``what``.
     """
-    keys = []
-    for i, s in enumerate(strings):
-        key = s.encode("utf-8", "surrogateescape")
-        if b"\0" in key:
-            raise ValueError(f"{what} {s!r} holds a NUL character, which a CRFsuite model "
-                             "file cannot store")
-        keys.append(key + b"\0")
-    n = len(keys)
-    records = []
-    offsets = np.zeros(n, dtype=np.int64)
-    cur = DATA_OFFSET
-    for i, key in enumerate(keys):
-        offsets[i] = cur
-        records.append(struct.pack("<iI", i, len(key)) + key)
-        cur += 8 + len(key)
+    strings = list(strings)
+    n = len(strings)
+    # All keys, each with its NUL, encoded at once: the records' key bytes as they are.
+    blob = "".join([s + "\0" for s in strings]).encode("utf-8", "surrogateescape")
+    keys = [key + b"\0" for key in blob.split(b"\0")[:-1]]
+    if len(keys) != n:
+        culprit = next(s for s in strings if "\0" in s)
+        raise ValueError(f"{what} {culprit!r} holds a NUL character, which a CRFsuite "
+                         "model file cannot store")
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
+    # Records back to back from DATA_OFFSET: id (int32), key size, key with its NUL;
+    # built as one array (a model has hundreds of thousands of attributes).
+    offsets = DATA_OFFSET + np.concatenate(([0], np.cumsum(8 + lengths)[:-1])) \
+        if n else np.zeros(0, dtype=np.int64)
+    cur = DATA_OFFSET + int(lengths.sum()) + 8 * n
+    records = np.empty(cur - DATA_OFFSET, dtype=np.uint8)
+    head = np.empty((n, 2), dtype="<u4")
+    head[:, 0] = np.arange(n)
+    head[:, 1] = lengths
+    at_head = (offsets - DATA_OFFSET)[:, None] + np.arange(8)
+    records[at_head.ravel()] = head.view(np.uint8).ravel()
+    in_key = np.ones(len(records), dtype=bool)
+    in_key[at_head.ravel()] = False
+    records[in_key] = np.frombuffer(blob, dtype=np.uint8)
     hashes = hashlittle(keys)
     table_of = hashes % N_TABLES
     counts = np.bincount(table_of, minlength=N_TABLES) if n else np.zeros(N_TABLES, int)
+    # Each table's keys in id order, inserted by open addressing (Python ints: the
+    # probing is sequential, and numpy scalars are slow one at a time).
+    by_table = np.argsort(table_of, kind="stable").tolist()
+    hash_of, offset_of = hashes.tolist(), offsets.tolist()
     refs, tables = [], []
+    first = 0
     for t in range(N_TABLES):
         size = 2 * int(counts[t])
         if size == 0:
             refs.append((0, 0))
             continue
-        buckets = np.zeros((size, 2), dtype="<u4")
-        for i in np.flatnonzero(table_of == t).tolist():
-            k = int(hashes[i] >> 8) % size
-            while buckets[k, 1] != 0:
+        slot_hash, slot_offset = [0] * size, [0] * size
+        for i in by_table[first:first + size // 2]:
+            k = (hash_of[i] >> 8) % size
+            while slot_offset[k] != 0:
                 k = (k + 1) % size
-            buckets[k] = (hashes[i], offsets[i])
+            slot_hash[k], slot_offset[k] = hash_of[i], offset_of[i]
+        first += size // 2
+        buckets = np.empty((size, 2), dtype="<u4")
+        buckets[:, 0] = slot_hash
+        buckets[:, 1] = slot_offset
         refs.append((cur, size))
         tables.append(buckets.tobytes())
         cur += 8 * size
@@ -140,7 +158,7 @@ def write_strings(strings, what):
                          "file can address")
     header = MAGIC + struct.pack("<5I", size, 0, BYTEORDER, n, bwd_offset)
     table_refs = np.asarray(refs, dtype="<u4").tobytes()
-    return b"".join([header, table_refs, *records, *tables,
+    return b"".join([header, table_refs, records.tobytes(), *tables,
                      offsets.astype("<u4").tobytes()])
 
 
