@@ -566,25 +566,22 @@ def _cmd_tag(args):
 
 
 def _tag_batches(f, path, interactive):
-    if not interactive:
-        data = read_data(f, path, declarations=False)
-        for i in range(0, len(data.X), _BATCH):
-            part = DataSet()
-            part.X, part.y = data.X[i:i + _BATCH], data.y[i:i + _BATCH]
-            yield part
-        return
-    # A pipe or a terminal: answer each sequence as soon as its empty line arrives.
-    lines, lineno = [], 0
+    """The sequences of ``f`` in batches of :data:`_BATCH` (bounded memory), or one
+    at a time from a pipe or a terminal, whose writer may wait for each answer."""
+    limit = 1 if interactive else _BATCH
+    lines, first, pending = [], 1, 0
     for line in f:
         lines.append(line)
         if line.strip("\r\n"):
             continue
-        part = read_data(lines, path, declarations=False, first_line=lineno + 1)
-        lineno += len(lines)
-        lines = []
-        if part.X:
-            yield part
-    part = read_data(lines, path, declarations=False, first_line=lineno + 1)
+        pending += 1
+        if pending >= limit:
+            part = read_data(lines, path, declarations=False, first_line=first)
+            first += len(lines)
+            lines, pending = [], 0
+            if part.X:
+                yield part
+    part = read_data(lines, path, declarations=False, first_line=first)
     if part.X:
         yield part
 

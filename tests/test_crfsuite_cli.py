@@ -529,3 +529,21 @@ def test_console_script_and_eight_bit_data(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode("latin-1").split() == [line.split("\t")[0] for line in
                                                       text.splitlines() if line]
+
+
+def test_tag_in_batches_names_the_right_line(trained, tmp_path, monkeypatch, capsys):
+    from fastcrf import _crfsuite_cli
+
+    folder, _, _, _ = trained
+    model = str(folder / "model.crfsuite")
+    text = (folder / "test.txt").read_text()
+    (tmp_path / "good.txt").write_text(text)
+    assert cli.main(["crfsuite", "tag", "-m", model, str(tmp_path / "good.txt")]) == 0
+    whole = capsys.readouterr().out
+    monkeypatch.setattr(_crfsuite_cli, "_BATCH", 3)
+    assert cli.main(["crfsuite", "tag", "-m", model, str(tmp_path / "good.txt")]) == 0
+    assert capsys.readouterr().out == whole                # batches change nothing
+    n_lines = text.count("\n")
+    (tmp_path / "bad.txt").write_text(text + "N\tw=n1:x\n")
+    assert cli.main(["crfsuite", "tag", "-m", model, str(tmp_path / "bad.txt")]) == 1
+    assert f"bad.txt:{n_lines + 1}: the scale of 'w=n1:x'" in capsys.readouterr().err
