@@ -100,36 +100,54 @@ def write_strings(strings, what):
         For a string holding a NUL (CRFsuite ends keys at the first one), naming
         ``what``.
     """
-    keys = []
-    for i, s in enumerate(strings):
-        key = s.encode("utf-8", "surrogateescape")
-        if b"\0" in key:
-            raise ValueError(f"{what} {s!r} holds a NUL character, which a CRFsuite model "
-                             "file cannot store")
-        keys.append(key + b"\0")
-    n = len(keys)
-    records = []
-    offsets = np.zeros(n, dtype=np.int64)
-    cur = DATA_OFFSET
-    for i, key in enumerate(keys):
-        offsets[i] = cur
-        records.append(struct.pack("<iI", i, len(key)) + key)
-        cur += 8 + len(key)
+    strings = list(strings)
+    n = len(strings)
+    # All keys, each with its NUL, encoded at once: the records' key bytes as they are.
+    blob = "".join([s + "\0" for s in strings]).encode("utf-8", "surrogateescape")
+    keys = [key + b"\0" for key in blob.split(b"\0")[:-1]]
+    if len(keys) != n:
+        culprit = next(s for s in strings if "\0" in s)
+        raise ValueError(f"{what} {culprit!r} holds a NUL character, which a CRFsuite "
+                         "model file cannot store")
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
+    # Records back to back from DATA_OFFSET: id (int32), key size, key with its NUL;
+    # built as one array (a model has hundreds of thousands of attributes).
+    offsets = DATA_OFFSET + np.concatenate(([0], np.cumsum(8 + lengths)[:-1])) \
+        if n else np.zeros(0, dtype=np.int64)
+    cur = DATA_OFFSET + int(lengths.sum()) + 8 * n
+    records = np.empty(cur - DATA_OFFSET, dtype=np.uint8)
+    head = np.empty((n, 2), dtype="<u4")
+    head[:, 0] = np.arange(n)
+    head[:, 1] = lengths
+    at_head = (offsets - DATA_OFFSET)[:, None] + np.arange(8)
+    records[at_head.ravel()] = head.view(np.uint8).ravel()
+    in_key = np.ones(len(records), dtype=bool)
+    in_key[at_head.ravel()] = False
+    records[in_key] = np.frombuffer(blob, dtype=np.uint8)
     hashes = hashlittle(keys)
     table_of = hashes % N_TABLES
     counts = np.bincount(table_of, minlength=N_TABLES) if n else np.zeros(N_TABLES, int)
+    # Each table's keys in id order, inserted by open addressing (Python ints: the
+    # probing is sequential, and numpy scalars are slow one at a time).
+    by_table = np.argsort(table_of, kind="stable").tolist()
+    hash_of, offset_of = hashes.tolist(), offsets.tolist()
     refs, tables = [], []
+    first = 0
     for t in range(N_TABLES):
         size = 2 * int(counts[t])
         if size == 0:
             refs.append((0, 0))
             continue
-        buckets = np.zeros((size, 2), dtype="<u4")
-        for i in np.flatnonzero(table_of == t).tolist():
-            k = int(hashes[i] >> 8) % size
-            while buckets[k, 1] != 0:
+        slot_hash, slot_offset = [0] * size, [0] * size
+        for i in by_table[first:first + size // 2]:
+            k = (hash_of[i] >> 8) % size
+            while slot_offset[k] != 0:
                 k = (k + 1) % size
-            buckets[k] = (hashes[i], offsets[i])
+            slot_hash[k], slot_offset[k] = hash_of[i], offset_of[i]
+        first += size // 2
+        buckets = np.empty((size, 2), dtype="<u4")
+        buckets[:, 0] = slot_hash
+        buckets[:, 1] = slot_offset
         refs.append((cur, size))
         tables.append(buckets.tobytes())
         cur += 8 * size
@@ -140,7 +158,7 @@ def write_strings(strings, what):
                          "file can address")
     header = MAGIC + struct.pack("<5I", size, 0, BYTEORDER, n, bwd_offset)
     table_refs = np.asarray(refs, dtype="<u4").tobytes()
-    return b"".join([header, table_refs, *records, *tables,
+    return b"".join([header, table_refs, records.tobytes(), *tables,
                      offsets.astype("<u4").tobytes()])
 
 
@@ -171,17 +189,35 @@ def read_strings(buf, begin, n, what):
         return []
     if bwd_offset == 0 or bwd_size < n or bwd_offset + 4 * n > size:
         raise bad(f"its id -> string array cannot hold {n} entries")
-    chunk = memoryview(buf)[begin:begin + size]
-    record_offsets = np.frombuffer(chunk, dtype="<u4", count=n, offset=bwd_offset)
-    strings = []
-    for i, off in enumerate(record_offsets.tolist()):
-        if off < DATA_OFFSET or off + 8 > size:
+    chunk = bytes(memoryview(buf)[begin:begin + size])
+    u8 = np.frombuffer(chunk, dtype=np.uint8)
+    # Every record's header (id, key size) is gathered and checked at once, and the
+    # keys are decoded together: a model has hundreds of thousands of attributes, and
+    # one Python step per key was most of the time a tagger took to open one.
+    offs = np.frombuffer(chunk, dtype="<u4", count=n, offset=bwd_offset).astype(np.int64)
+    outside = (offs < DATA_OFFSET) | (offs + 8 > size)
+    safe = np.where(outside, 0, offs)             # gathered, never used when outside
+    head = np.ascontiguousarray(u8[safe[:, None] + np.arange(8)])
+    rid = head[:, :4].copy().view("<i4").ravel()
+    ksize = head[:, 4:].copy().view("<u4").ravel().astype(np.int64)
+    ends = safe + 8 + ksize                       # one past each key's NUL
+    bad_key = (ksize < 1) | (ends > size)
+    bad_key[~bad_key] = u8[ends[~bad_key] - 1] != 0
+    bad_id = rid != np.arange(n)
+    failing = np.flatnonzero(outside | bad_id | bad_key)
+    if len(failing):  # the first bad entry, checked in the order of its fields
+        i = int(failing[0])
+        if outside[i]:
             raise bad(f"entry {i} points outside the chunk")
-        rid, ksize = struct.unpack_from("<iI", chunk, off)
-        if rid != i:
-            raise bad(f"entry {i} holds id {rid}")
-        if ksize < 1 or off + 8 + ksize > size or chunk[off + 7 + ksize] != 0:
-            raise bad(f"entry {i} has a key that runs past the chunk or lacks its NUL")
-        key = bytes(chunk[off + 8:off + 7 + ksize]).split(b"\0", 1)[0]
-        strings.append(key.decode("utf-8", "surrogateescape"))
-    return strings
+        if bad_id[i]:
+            raise bad(f"entry {i} holds id {rid[i]}")
+        raise bad(f"entry {i} has a key that runs past the chunk or lacks its NUL")
+    # The keys with their NULs, back to back: one decode, one split.
+    starts = offs + 8
+    pos = np.arange(int(ksize.sum())) + np.repeat(starts - (np.cumsum(ksize) - ksize), ksize)
+    strings = u8[pos].tobytes().decode("utf-8", "surrogateescape").split("\0")
+    if len(strings) == n + 1:
+        return strings[:-1]
+    # Some key holds a NUL before its own: it ends there, as a C string does.
+    return [chunk[a:chunk.index(b"\0", a)].decode("utf-8", "surrogateescape")
+            for a in starts.tolist()]

@@ -1342,6 +1342,9 @@ def _build_parser():
     from ._wapiti_cli import add_command as add_wapiti_command  # wapiti train/label/dump
 
     add_wapiti_command(sub)
+    from ._crfsuite_cli import add_commands as add_crfsuite_commands  # learn, tag, dump
+
+    add_crfsuite_commands(sub)
     return parser
 
 

@@ -313,3 +313,13 @@ def test_random_corruption_never_crashes(model_bytes):
             _load(bytes(case))
         except ValueError:
             pass
+
+
+def test_cqdb_key_with_an_inner_nul_ends_there():
+    # CRFsuite's keys are C strings: a NUL inside one ends it.
+    chunk = bytearray(_cqdb.write_strings(["ab", "cd", "é"], "attribute"))
+    i = chunk.index(b"ab\0")
+    chunk[i + 1] = 0
+    assert _cqdb.read_strings(bytes(chunk), 0, 3, "attribute") == ["a", "cd", "é"]
+    assert _cqdb.read_strings(_cqdb.write_strings(["ab", "cd", "é"], "attribute"), 0, 3,
+                              "attribute") == ["ab", "cd", "é"]
