@@ -620,9 +620,13 @@ static void fcrf_adarow_step_token(const fcrf_layout* L, double* FCRF_RESTRICT U
  * the catch-up of the emissions pass (which reads every row the step will touch, in
  * the same weight part) gives each row a slot, its row in that part's buffer, and
  * the step gives it back.  The buffer holds only the rows of one mini-batch's part
- * (~1000 rows of CoNLL-2000: ~200 KB), so it stays in the core's L2.  Each row's
- * floating-point operations, and their order, are those of the fcrf_adarow_*
- * functions, so the weights are the same to the bit. */
+ * (~1000 rows of CoNLL-2000: ~200 KB), so it stays in the core's L2.  The slots are
+ * given in the order in which the batch's tokens first name the rows, the order in
+ * which fcrf_adarow_step_token steps them, so the step runs over the slots (no second
+ * pass over the entries, and the buffer read in order).  Each row's floating-point
+ * operations, and their order, are those of the fcrf_adarow_* functions, so the
+ * weights are the same to the bit.  (On CoNLL-2000 a fit took 0.92x the CPU time of
+ * the array version with the records and buffer alone.) */
 typedef struct {
     double G;          /* GA: the row's summed mean squared gradient */
     double E;          /* EA: expm1(-c_full s) of its last step */
@@ -691,12 +695,15 @@ static void fcrf_adarec_prefetch(const fcrf_adarow_rec* rec, const int32_t* ids,
 }
 
 /* fcrf_adarow_catch_up_token on records, which also gives every row of the entries
- * [e0, e1) without a slot the next one, *n_slots (then incremented). */
+ * [e0, e1) without a slot the next one, *n_slots (then incremented), and writes the
+ * row's id to slot_rows[slot] (slot_rows: one more than the slots, as the index
+ * *n_slots is written for every entry). */
 FCRF_MULTIVERSION
 static void fcrf_adarec_catch_up_token(const fcrf_layout* L, double* U, double* Uhat,
-                                       fcrf_adarow_rec* rec, const int32_t* ids, int64_t e0,
-                                       int64_t e1, int64_t step, double c, int full,
-                                       int averaging, int64_t* n_slots)
+                                       fcrf_adarow_rec* rec, int32_t* slot_rows,
+                                       const int32_t* ids, int64_t e0, int64_t e1,
+                                       int64_t step, double c, int full, int averaging,
+                                       int64_t* n_slots)
 {
     ptrdiff_t rows[FCRF_ADAROW_BATCH];
     int64_t ms[FCRF_ADAROW_BATCH];
@@ -713,6 +720,7 @@ static void fcrf_adarec_catch_up_token(const fcrf_layout* L, double* U, double* 
             const int64_t slot = r_->slot;
             r_->stamp = m > 0 ? step : r_->stamp;
             r_->slot = slot < 0 ? next : slot;
+            slot_rows[next] = (int32_t) a;
             next += slot < 0;
             rows[n] = a;
             ms[n] = m;
@@ -784,39 +792,51 @@ static void fcrf_adarec_update_token(const fcrf_layout* L, const fcrf_adarow_rec
     }
 }
 
-/* fcrf_adarow_step_token on records: the rows with a slot are stepped from their
- * gradients in g (zeroed here) and give the slot back; every row's stamp becomes
- * `step`. */
+/* fcrf_adarow_step_span without zeroing g: the step's caller clears the rows of the
+ * buffer it used at once (one memset, where a call per row was ~8% of the step). */
+static inline void fcrf_adarec_step_span(double* FCRF_RESTRICT w, double* FCRF_RESTRICT hat,
+                                         const double* FCRF_RESTRICT g, ptrdiff_t n, double d,
+                                         double es, int averaging)
+{
+    ptrdiff_t j;
+    for (j = 0; j < n; j++)
+        w[j] = d * w[j] + es * g[j];
+    if (averaging)
+        for (j = 0; j < n; j++)
+            hat[j] += w[j];
+}
+
+/* fcrf_adarow_step_token on records, for the n_slots rows of a mini-batch's weight
+ * part in slot order (slot_rows), which is the order in which the step's tokens
+ * first name them: each row is stepped from its gradients, row `slot` of g (left for
+ * the caller to zero), and gives its slot back; its stamp becomes `step`. */
 FCRF_MULTIVERSION
-static void fcrf_adarec_step_token(const fcrf_layout* L, double* FCRF_RESTRICT U,
+static void fcrf_adarec_step_slots(const fcrf_layout* L, double* FCRF_RESTRICT U,
                                    double* FCRF_RESTRICT Uhat,
                                    fcrf_adarow_rec* FCRF_RESTRICT rec,
-                                   double* FCRF_RESTRICT g, const int32_t* ids, int64_t e0,
-                                   int64_t e1, int64_t step, double eta, double c,
+                                   const double* FCRF_RESTRICT g, const int32_t* slot_rows,
+                                   int64_t n_slots, int64_t step, double eta, double c,
                                    double c_full, int averaging)
 {
     const double inv_k = 1.0 / (double) L->K;
     const ptrdiff_t S = L->S;
     const int vector_rows = S % 4 == 0;
     ptrdiff_t rows[FCRF_ADAROW_BATCH];
-    double* gr[FCRF_ADAROW_BATCH];
+    const double* gr[FCRF_ADAROW_BATCH];
     double sq[FCRF_ADAROW_BATCH], s[FCRF_ADAROW_BATCH], x[FCRF_ADAROW_BATCH];
     double E[FCRF_ADAROW_BATCH];
-    int64_t e = e0, j, lo, hi;
+    int64_t k, lo, hi;
     ptrdiff_t n, i;
-    while (e < e1) {
+    for (k = 0; k < n_slots; k += n) {
         int big = 0;
-        for (n = 0; e < e1 && n < FCRF_ADAROW_BATCH; e++) {
-            const ptrdiff_t a = ids[e];
-            const int64_t slot = rec[a].slot;
+        n = n_slots - k < FCRF_ADAROW_BATCH ? n_slots - k : FCRF_ADAROW_BATCH;
+        for (i = 0; i < n; i++) {
+            const ptrdiff_t a = slot_rows[k + i];
             rec[a].stamp = step;
             rec[a].slot = -1;
-            rows[n] = a;
-            gr[n] = g + (slot < 0 ? 0 : slot) * S;
-            n += slot >= 0;
+            rows[i] = a;
+            gr[i] = g + (k + i) * S;
         }
-        if (!n)
-            continue;
         for (i = 0; i < n; i++)
             if (rows[i] < L->D) {
                 fcrf_prefetch_lines(U + rows[i] * S, S);
@@ -846,12 +866,9 @@ static void fcrf_adarec_step_token(const fcrf_layout* L, double* FCRF_RESTRICT U
             const ptrdiff_t a = rows[i];
             rec[a].E = E[i];
             fcrf_ada_row(L, a, &lo, &hi);
-            fcrf_adarow_step_span(U + lo, Uhat + lo, gr[i], hi - lo,
+            fcrf_adarec_step_span(U + lo, Uhat + lo, gr[i], hi - lo,
                                   c == c_full ? 1.0 + E[i] : exp(-c * s[i]), eta * s[i],
                                   averaging);
-            if (a < L->D)   /* the padding's gradient: zeros, perhaps negative ones */
-                for (j = L->K; j < S; j++)
-                    gr[i][j] = 0.0;
         }
     }
 }

@@ -91,16 +91,17 @@ cdef extern from "_adagrad.h":
                               const int64_t* tok_start, const int64_t* tok_end,
                               Py_ssize_t T) noexcept nogil
     void fcrf_adarec_catch_up_token(const fcrf_layout* L, double* U, double* Uhat,
-                                    fcrf_adarow_rec* rec, const int32_t* ids, int64_t e0,
-                                    int64_t e1, int64_t step, double c, int full,
-                                    int averaging, int64_t* n_slots) noexcept nogil
+                                    fcrf_adarow_rec* rec, int32_t* slot_rows,
+                                    const int32_t* ids, int64_t e0, int64_t e1, int64_t step,
+                                    double c, int full, int averaging,
+                                    int64_t* n_slots) noexcept nogil
     void fcrf_adarec_update_token(const fcrf_layout* L, const fcrf_adarow_rec* rec, double* g,
                                   const int32_t* ids, const double* vals, int64_t e0,
                                   int64_t e1, const double* p, int64_t y,
                                   double gain) noexcept nogil
-    void fcrf_adarec_step_token(const fcrf_layout* L, double* U, double* Uhat,
-                                fcrf_adarow_rec* rec, double* g, const int32_t* ids,
-                                int64_t e0, int64_t e1, int64_t step, double eta, double c,
+    void fcrf_adarec_step_slots(const fcrf_layout* L, double* U, double* Uhat,
+                                fcrf_adarow_rec* rec, const double* g, const int32_t* slot_rows,
+                                int64_t n_slots, int64_t step, double eta, double c,
                                 double c_full, int averaging) noexcept nogil
 
 from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
@@ -284,6 +285,8 @@ cdef struct SGDBatch:
     double* gbuf          # [N_PARTS][gcap][S] each part's rows of the step's gradient
                           # (zeros between steps), by slot
     Py_ssize_t gcap       # rows of a part's buffer: the most a mini-batch's part touches
+    int64_t* gused        # [N_PARTS] the rows of each part's buffer this mini-batch uses
+    int32_t* slot_rows    # [N_PARTS][gcap + 1] the attribute of each slot of each part
     Py_ssize_t n_attributes
     int64_t ada_step      # steps taken before this mini-batch
     double ada_eta
@@ -335,9 +338,10 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
                 # rows of this part of the batch so far).
                 fcrf_adarec_prefetch(b.rec, b.ids, start + t0, end + t0, T)
                 for t in range(T):
-                    fcrf_adarec_catch_up_token(b.L, b.Uw, b.Uhat, b.rec, b.ids, start[t0 + t],
-                                               end[t0 + t], b.ada_step, b.ada_c, 1,
-                                               b.ada_avg, &n_slots)
+                    fcrf_adarec_catch_up_token(b.L, b.Uw, b.Uhat, b.rec,
+                                               b.slot_rows + part * (b.gcap + 1), b.ids,
+                                               start[t0 + t], end[t0 + t], b.ada_step,
+                                               b.ada_c, 1, b.ada_avg, &n_slots)
             else:
                 fcrf_prefetch_rows(b.L, b.GU, b.gU, b.ids, start + t0, end + t0, T)
                 for t in range(T):
@@ -348,6 +352,8 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
                        b.part_lem + (part * b.batch_size + i) * b.Tmax * S, S)
         if b.ada and b.ed != NULL and part == 0:
             _edge_catch_up(b, t0, T)
+    if b.ada_rows:
+        b.gused[part] = n_slots
 
 
 cdef void _edge_catch_up(const SGDBatch* b, int64_t t0, Py_ssize_t T) noexcept nogil:
@@ -629,15 +635,19 @@ cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
         T = _visit(b, i, &t0)
         if part == 0 and _has_edges(b.ed, t0, T):
             _edge_ada_step(b, t0, T)
-        for t in range(T):
-            if b.ada_rows:
-                fcrf_adarec_step_token(b.L, b.Uw, b.Uhat, b.rec, g, b.ids, start[t0 + t],
-                                       end[t0 + t], b.ada_step + 1, b.ada_eta, b.ada_c_step,
-                                       b.ada_c, b.ada_avg_step)
-            else:
+        if not b.ada_rows:
+            for t in range(T):
                 fcrf_ada_step_token(b.L, b.Uw, b.Uhat, b.GU, b.gU, b.EU, b.ada_stamp, b.ids,
                                     start[t0 + t], end[t0 + t], b.ada_step + 1, b.ada_eta,
                                     b.ada_c_step, b.ada_c, b.ada_avg_step)
+    if b.ada_rows:
+        # The part's rows in slot order: the order in which its tokens name them, as
+        # a loop over the tokens would step them (and the transition-attribute rows
+        # stepped above are other weights).  Then the buffer's rows back to zeros.
+        fcrf_adarec_step_slots(b.L, b.Uw, b.Uhat, b.rec, g, b.slot_rows + part * (b.gcap + 1),
+                               b.gused[part], b.ada_step + 1, b.ada_eta, b.ada_c_step,
+                               b.ada_c, b.ada_avg_step)
+        memset(g, 0, b.gused[part] * S * sizeof(double))
     if part == 0:
         fcrf_ada_step_run(b.V, b.Vhat, b.GV, b.gV, b.nV, b.ada_eta, b.ada_c_step,
                           b.ada_avg_step)
@@ -1184,7 +1194,9 @@ def sgd_epoch(
     cdef Py_ssize_t extra = 0
     cdef Py_ssize_t gcap = 0
     cdef double* gbuf = NULL
+    cdef int32_t* slot_rows = NULL
     cdef Py_ssize_t i
+    cdef int64_t gused[N_PARTS]
 
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
     _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
@@ -1203,11 +1215,13 @@ def sgd_epoch(
         gcap = _batch_rows(tok_off, seq_off, order, batch_size,
                            D + max(tail_ptr.shape[0] - 1, 0))
         gbuf = <double*> calloc(N_PARTS * gcap * S + 1, sizeof(double))
+        slot_rows = <int32_t*> malloc(N_PARTS * (gcap + 1) * sizeof(int32_t))
     if (_scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads, extra) != 0
-            or (ada_rows and gbuf == NULL)):
+            or (ada_rows and (gbuf == NULL or slot_rows == NULL))):
         if edges is not None:
             free(ed.emarg)
         free(gbuf)
+        free(slot_rows)
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
     if edges is not None:
         ed.work = m.per_thread - m.work - extra
@@ -1267,6 +1281,8 @@ def sgd_epoch(
     b.rec = <fcrf_adarow_rec*> &ada_rec[0, 0] if ada_rows and ada_rec.shape[0] > 0 else NULL
     b.gbuf = gbuf
     b.gcap = gcap
+    b.gused = gused
+    b.slot_rows = slot_rows
     b.gU = &gU[0] if adagrad and not ada_rows and nU > 0 else NULL
     b.GV = &GV[0] if adagrad else NULL
     b.gV = m.gV
@@ -1303,6 +1319,7 @@ def sgd_epoch(
             b.rec[i].slot = -1
     _scratch_free(&m)
     free(gbuf)
+    free(slot_rows)
     if edges is not None:
         free(ed.emarg)
     return status
