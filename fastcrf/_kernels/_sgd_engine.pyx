@@ -135,7 +135,9 @@ from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
 # current: a mini-batch first brings the rows it reads up to date (in the emissions
 # pass of their part), then sums its gradient into gU, then steps those rows.  With
 # ada_rows (learning_rate='adagrad_row') the state weights have one accumulator per
-# attribute row (GA) instead of one per weight (GU, EU); the chain scores V keep the
+# attribute row (GA) instead of one per weight (GU, EU), in a record per row with its
+# EA, stamp and slot (ada_rec), and the gradient goes to a per-part buffer of the
+# mini-batch's rows (gbuf, by slot) instead of gU; the chain scores V keep the
 # per-weight step (GV) in both.
 
 cdef enum:
