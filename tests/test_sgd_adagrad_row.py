@@ -98,7 +98,7 @@ def check_against_reference(data, layout, epochs, eta, lam, batch, avg_start,
         np.testing.assert_allclose(avg.state, avg_ref.state, rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(avg.chain, avg_ref.chain, rtol=RTOL, atol=ATOL)
     assert (state.ada_stamp == state.scalars[4]).all()   # every row current
-    assert not state.gU.any()                             # the scratch left at zero
+    assert (state.ada_rec.view(np.int64)[:, 3] == -1).all()   # every slot given back
     return state
 
 
@@ -197,9 +197,7 @@ def _engine_call(state, data, order, *, batch, eta, lam, avg_start, fold, n_thre
     L = state.layout
     K = data.n_labels
     losses = np.zeros(len(order))
-    args = {"adagrad": True, "GU": state.GU, "GV": state.GV, "gU": state.gU,
-            "ada_stamp": state.ada_stamp, "EU": state.EU, "ada_rows": True, "GA": state.GA,
-            "EA": state.EA}
+    args = {"adagrad": True, "GV": state.GV, "ada_rows": True, "ada_rec": state.ada_rec}
     args.update(kw)
     status = _sgd_engine.sgd_epoch(
         state.U, state.Uhat, state.V, state.Vhat, K, L.n_dense, L.tail_ptr, L.tail_labels,
@@ -236,7 +234,7 @@ def test_adagrad_row_calls_over_uneven_slices_match_the_reference(avg_start):
         np.testing.assert_allclose(sliced.average().chain, avg_ref.chain, rtol=RTOL,
                                    atol=ATOL)
     assert (sliced.ada_stamp == sliced.scalars[4]).all()
-    assert not sliced.gU.any()
+    assert (sliced.ada_rec.view(np.int64)[:, 3] == -1).all()
 
 
 def test_adagrad_row_is_bitwise_identical_for_any_thread_count():
@@ -255,6 +253,29 @@ def test_adagrad_row_is_bitwise_identical_for_any_thread_count():
             np.testing.assert_array_equal(a, b)
 
 
+def test_adagrad_row_divergence_gives_every_gradient_slot_back():
+    # A huge step size drives the emission scores out of range while the chain stays
+    # at 0 (no trainable chain score): the call stops inside a mini-batch, after its
+    # catch-up gave its rows slots in the gradient buffer and before the step that
+    # gives them back.  The next call must find none taken.
+    rng = np.random.default_rng(5)
+    data = random_data(rng, n_seq=20, K=4, A=40, max_feats=5)
+    K = data.n_labels
+    state = _State(StateLayout.build(data, 20), adagrad=True, rows=True)
+    f = data.features
+    L = state.layout
+    order = np.arange(data.n_sequences, dtype=np.int64)
+    status = _sgd_engine.sgd_epoch(
+        state.U, state.Uhat, state.V, state.Vhat, K, L.n_dense, L.tail_ptr, L.tail_labels,
+        np.zeros(K * K + 2 * K), state.scalars, f.attr_ids, f.values, f.token_offsets,
+        _part_offsets(data), f.seq_offsets, data.labels, order, data.max_length, 2, 1e300,
+        0.0, 0.75, -1.0, np.zeros(len(order)), 1, fold=True, adagrad=True, GV=state.GV,
+        ada_rows=True, ada_rec=state.ada_rec)
+    assert status == -1
+    assert np.abs(state.U).max() > 1e250   # it stopped on the weights, not the chain
+    assert (state.ada_rec.view(np.int64)[:, 3] == -1).all()
+
+
 def test_adagrad_row_engine_checks_its_arrays():
     rng = np.random.default_rng(0)
     data = random_data(rng)
@@ -262,17 +283,17 @@ def test_adagrad_row_engine_checks_its_arrays():
     state = _State(StateLayout.dense(data.features.n_attributes, K), adagrad=True, rows=True)
     order = np.arange(data.n_sequences)
     kw = {"batch": 2, "eta": 1.0, "lam": 0.1, "avg_start": -1.0, "fold": True}
-    with pytest.raises(ValueError, match="GA"):
-        _engine_call(state, data, order, GA=state.GA[:-1], **kw)
-    with pytest.raises(ValueError, match="GA"):
-        _engine_call(state, data, order, GA=None, **kw)
-    with pytest.raises(ValueError, match="EA"):
-        _engine_call(state, data, order, EA=state.EA[1:], **kw)
+    with pytest.raises(ValueError, match="ada_rec"):
+        _engine_call(state, data, order, ada_rec=state.ada_rec[:-1], **kw)
+    with pytest.raises(ValueError, match="ada_rec"):
+        _engine_call(state, data, order, ada_rec=None, **kw)
+    with pytest.raises(ValueError, match="ada_rec"):
+        _engine_call(state, data, order, ada_rec=np.zeros((len(state.GA), 3)), **kw)
     with pytest.raises(ValueError, match="ada_rows needs adagrad"):
         _engine_call(state, data, order, adagrad=False, **kw)
     with pytest.raises(ValueError, match="L1"):
         _engine_call(state, data, order, lam1=0.1, qU=np.zeros_like(state.U),
-                     qV=np.zeros_like(state.V), l1_stamp=np.zeros_like(state.ada_stamp),
+                     qV=np.zeros_like(state.V), l1_stamp=np.zeros(len(state.GA), np.int64),
                      **kw)
     assert not state.U.any()   # nothing ran
 

@@ -68,10 +68,6 @@ cdef extern from "_adagrad.h":
                              double c_full, int averaging) noexcept nogil
     void fcrf_ada_step_run(double* x, double* hat, double* G, double* g, Py_ssize_t n,
                            double eta, double c, int averaging) noexcept nogil
-    void fcrf_adarow_prefetch(const fcrf_layout* L, const double* gU, const int64_t* stamp,
-                              const double* EA, const double* GA,
-                              const int32_t* ids, const int64_t* tok_start,
-                              const int64_t* tok_end, Py_ssize_t T) noexcept nogil
     void fcrf_adarow_catch_up_token(const fcrf_layout* L, double* U, double* Uhat,
                                     const double* GA, const double* EA, int64_t* stamp,
                                     const int32_t* ids, int64_t e0, int64_t e1, int64_t step,
@@ -82,6 +78,30 @@ cdef extern from "_adagrad.h":
     void fcrf_adarow_step_token(const fcrf_layout* L, double* U, double* Uhat, double* GA,
                                 double* EA, double* gU, int64_t* stamp, const int32_t* ids,
                                 int64_t e0, int64_t e1, int64_t step, double eta, double c,
+                                double c_full, int averaging) noexcept nogil
+    ctypedef struct fcrf_adarow_rec:
+        double G
+        double E
+        int64_t stamp
+        int64_t slot
+    void fcrf_adarec_sync(const fcrf_layout* L, Py_ssize_t n_attributes, double* U,
+                          double* Uhat, fcrf_adarow_rec* rec, int64_t step, double c, int full,
+                          int averaging) noexcept nogil
+    void fcrf_adarec_prefetch(const fcrf_adarow_rec* rec, const int32_t* ids,
+                              const int64_t* tok_start, const int64_t* tok_end,
+                              Py_ssize_t T) noexcept nogil
+    void fcrf_adarec_catch_up_token(const fcrf_layout* L, double* U, double* Uhat,
+                                    fcrf_adarow_rec* rec, int32_t* slot_rows,
+                                    const int32_t* ids, int64_t e0, int64_t e1, int64_t step,
+                                    double c, int full, int averaging,
+                                    int64_t* n_slots) noexcept nogil
+    void fcrf_adarec_update_token(const fcrf_layout* L, const fcrf_adarow_rec* rec, double* g,
+                                  const int32_t* ids, const double* vals, int64_t e0,
+                                  int64_t e1, const double* p, int64_t y,
+                                  double gain) noexcept nogil
+    void fcrf_adarec_step_slots(const fcrf_layout* L, double* U, double* Uhat,
+                                fcrf_adarow_rec* rec, const double* g, const int32_t* slot_rows,
+                                int64_t n_slots, int64_t step, double eta, double c,
                                 double c_full, int averaging) noexcept nogil
 
 from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
@@ -115,7 +135,9 @@ from ._padded cimport (_padded_bind, fcrf_padded_available, fcrf_padded_lattice,
 # current: a mini-batch first brings the rows it reads up to date (in the emissions
 # pass of their part), then sums its gradient into gU, then steps those rows.  With
 # ada_rows (learning_rate='adagrad_row') the state weights have one accumulator per
-# attribute row (GA) instead of one per weight (GU, EU); the chain scores V keep the
+# attribute row (GA) instead of one per weight (GU, EU), in a record per row with its
+# EA, stamp and slot (ada_rec), and the gradient goes to a per-part buffer of the
+# mini-batch's rows (gbuf, by slot) instead of gU; the chain scores V keep the
 # per-weight step (GV) in both.
 
 cdef enum:
@@ -258,9 +280,15 @@ cdef struct SGDBatch:
     double* gU
     double* gV
     int64_t* ada_stamp
-    int ada_rows          # the per-row step: GA and EA [A] instead of GU and EU
-    double* GA
-    double* EA
+    int ada_rows          # the per-row step: the records rec [A] (GA, EA, stamp and
+                          # slot of each row, _adagrad.h) instead of GU, EU and ada_stamp,
+                          # and the gradient buffers gbuf instead of gU
+    fcrf_adarow_rec* rec
+    double* gbuf          # [N_PARTS][gcap][S] each part's rows of the step's gradient
+                          # (zeros between steps), by slot
+    Py_ssize_t gcap       # rows of a part's buffer: the most a mini-batch's part touches
+    int64_t* gused        # [N_PARTS] the rows of each part's buffer this mini-batch uses
+    int32_t* slot_rows    # [N_PARTS][gcap + 1] the attribute of each slot of each part
     Py_ssize_t n_attributes
     int64_t ada_step      # steps taken before this mini-batch
     double ada_eta
@@ -297,6 +325,7 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     cdef const double* hat = b.Uhat if b.averaging else NULL
     cdef const int64_t* start = _part_starts(b, part)
     cdef const int64_t* end = _part_starts(b, part + 1)
+    cdef int64_t n_slots = 0
     if b.ada:
         hat = b.Uhat if b.ada_avg else NULL
     for i in range(b.nb):
@@ -307,12 +336,14 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
         if b.ada:
             # The rows this sequence reads, brought up to the current step.
             if b.ada_rows:
-                fcrf_adarow_prefetch(b.L, b.gU, b.ada_stamp, b.EA, b.GA, b.ids, start + t0,
-                                     end + t0, T)
+                # ... each given its slot in the part's gradient buffer (n_slots: the
+                # rows of this part of the batch so far).
+                fcrf_adarec_prefetch(b.rec, b.ids, start + t0, end + t0, T)
                 for t in range(T):
-                    fcrf_adarow_catch_up_token(b.L, b.Uw, b.Uhat, b.GA, b.EA, b.ada_stamp,
-                                               b.ids, start[t0 + t], end[t0 + t],
-                                               b.ada_step, b.ada_c, b.ada_avg)
+                    fcrf_adarec_catch_up_token(b.L, b.Uw, b.Uhat, b.rec,
+                                               b.slot_rows + part * (b.gcap + 1), b.ids,
+                                               start[t0 + t], end[t0 + t], b.ada_step,
+                                               b.ada_c, 1, b.ada_avg, &n_slots)
             else:
                 fcrf_prefetch_rows(b.L, b.GU, b.gU, b.ids, start + t0, end + t0, T)
                 for t in range(T):
@@ -323,6 +354,8 @@ cdef void _batch_emissions(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
                        b.part_lem + (part * b.batch_size + i) * b.Tmax * S, S)
         if b.ada and b.ed != NULL and part == 0:
             _edge_catch_up(b, t0, T)
+    if b.ada_rows:
+        b.gused[part] = n_slots
 
 
 cdef void _edge_catch_up(const SGDBatch* b, int64_t t0, Py_ssize_t T) noexcept nogil:
@@ -582,13 +615,18 @@ cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
     cdef const double* dv
     cdef const int64_t* start = _part_starts(b, part)
     cdef const int64_t* end = _part_starts(b, part + 1)
+    cdef double* g = b.gbuf + part * b.gcap * S if b.ada_rows else NULL
     for i in range(b.nb):
         T = _visit(b, i, &t0)
         P = b.marg + i * b.Tmax * S
         sw = b.seq_weight[b.order[b.pos + i]] if b.seq_weight != NULL else 1.0
         for t in range(T):
-            fcrf_update_token(b.L, b.gU, b.gU, b.ids, b.vals, start[t0 + t], end[t0 + t],
-                              P + t * S, b.labels[t0 + t], sw, 0.0, 0)
+            if b.ada_rows:
+                fcrf_adarec_update_token(b.L, b.rec, g, b.ids, b.vals, start[t0 + t],
+                                         end[t0 + t], P + t * S, b.labels[t0 + t], sw)
+            else:
+                fcrf_update_token(b.L, b.gU, b.gU, b.ids, b.vals, start[t0 + t],
+                                  end[t0 + t], P + t * S, b.labels[t0 + t], sw, 0.0, 0)
         if part == 0:
             dv = b.dv + i * b.nV
             for m in range(b.nV):
@@ -599,15 +637,19 @@ cdef void _batch_ada_update(const SGDBatch* b, Py_ssize_t part) noexcept nogil:
         T = _visit(b, i, &t0)
         if part == 0 and _has_edges(b.ed, t0, T):
             _edge_ada_step(b, t0, T)
-        for t in range(T):
-            if b.ada_rows:
-                fcrf_adarow_step_token(b.L, b.Uw, b.Uhat, b.GA, b.EA, b.gU, b.ada_stamp,
-                                       b.ids, start[t0 + t], end[t0 + t], b.ada_step + 1,
-                                       b.ada_eta, b.ada_c_step, b.ada_c, b.ada_avg_step)
-            else:
+        if not b.ada_rows:
+            for t in range(T):
                 fcrf_ada_step_token(b.L, b.Uw, b.Uhat, b.GU, b.gU, b.EU, b.ada_stamp, b.ids,
                                     start[t0 + t], end[t0 + t], b.ada_step + 1, b.ada_eta,
                                     b.ada_c_step, b.ada_c, b.ada_avg_step)
+    if b.ada_rows:
+        # The part's rows in slot order: the order in which its tokens name them, as
+        # a loop over the tokens would step them (and the transition-attribute rows
+        # stepped above are other weights).  Then the buffer's rows back to zeros.
+        fcrf_adarec_step_slots(b.L, b.Uw, b.Uhat, b.rec, g, b.slot_rows + part * (b.gcap + 1),
+                               b.gused[part], b.ada_step + 1, b.ada_eta, b.ada_c_step,
+                               b.ada_c, b.ada_avg_step)
+        memset(g, 0, b.gused[part] * S * sizeof(double))
     if part == 0:
         fcrf_ada_step_run(b.V, b.Vhat, b.GV, b.gV, b.nV, b.ada_eta, b.ada_c_step,
                           b.ada_avg_step)
@@ -778,8 +820,7 @@ cdef void _ada_sync(const SGDBatch* b, int64_t step, double c, int averaging,
     # cached decays (EU, EA) apply.
     cdef SGDEdges* ed = b.ed
     if b.ada_rows:
-        fcrf_adarow_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GA, b.EA if full else NULL,
-                         b.ada_stamp, step, c, averaging)
+        fcrf_adarec_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.rec, step, c, full, averaging)
     else:
         fcrf_ada_sync(b.L, b.n_attributes, b.Uw, b.Uhat, b.GU, b.EU if full else NULL,
                       b.ada_stamp, step, c, averaging)
@@ -1017,23 +1058,23 @@ cdef int _check_l1(const double[::1] scalars, bint l1, const double[::1] qU,
 
 
 cdef int _check_adagrad(bint ada, bint rows, const double[::1] GU, const double[::1] GV,
-                        const double[::1] gU, const double[::1] EU, const double[::1] GA,
-                        const double[::1] EA,
+                        const double[::1] gU, const double[::1] EU,
+                        const double[:, ::1] ada_rec,
                         const int64_t[::1] ada_stamp, Py_ssize_t nU, Py_ssize_t nV,
                         Py_ssize_t n_attributes, double lam1) except -1:
-    # The AdaGrad state's sizes (G, gU and EU index like U, GV like V, GA and the
-    # stamps by attribute); its step has no L1.
+    # The AdaGrad state's sizes (G, gU and EU index like U, GV like V, the stamps and
+    # the rows' records by attribute); its step has no L1.
     if rows and not ada:
         raise ValueError("sgd_epoch: ada_rows needs adagrad=True")
-    if ada and (GV is None or gU is None or ada_stamp is None or gU.shape[0] != nU
-                or GV.shape[0] != nV or ada_stamp.shape[0] != n_attributes):
-        raise ValueError("sgd_epoch: GV, gU or ada_stamp do not match the layout")
-    if ada and not rows and (GU is None or EU is None or GU.shape[0] != nU
-                             or EU.shape[0] != nU):
-        raise ValueError("sgd_epoch: GU or EU do not match the layout")
-    if rows and (GA is None or EA is None or GA.shape[0] != n_attributes
-                 or EA.shape[0] != n_attributes):
-        raise ValueError("sgd_epoch: GA or EA do not match the layout")
+    if ada and (GV is None or GV.shape[0] != nV):
+        raise ValueError("sgd_epoch: GV does not match the layout")
+    if ada and not rows and (GU is None or EU is None or gU is None or ada_stamp is None
+                             or GU.shape[0] != nU or EU.shape[0] != nU or gU.shape[0] != nU
+                             or ada_stamp.shape[0] != n_attributes):
+        raise ValueError("sgd_epoch: GU, EU, gU or ada_stamp do not match the layout")
+    if rows and (ada_rec is None or ada_rec.shape[0] != n_attributes
+                 or ada_rec.shape[1] != sizeof(fcrf_adarow_rec) // sizeof(double)):
+        raise ValueError("sgd_epoch: ada_rec must have shape (n_attributes, 4)")
     if ada and lam1 > 0.0:
         raise ValueError("sgd_epoch: the adagrad step has no L1 (lam1 must be 0)")
     return 0
@@ -1099,12 +1140,15 @@ def sgd_epoch(
     double[::1] EU=None,                   # INOUT [n_state] expm1(-eta lam batch_size s) of
                                            #     each U's last step (zeros at the start)
     bint ada_rows=False,                   # IN  with adagrad: the per-row step (_adagrad.h,
-                                           #     fcrf_adarow_*) on GA and EA; GU and EU
-                                           #     unused
-    double[::1] GA=None,                   # INOUT [A] each attribute row's summed mean
-                                           #     squared gradient (zeros at the start)
-    double[::1] EA=None,                   # INOUT [A] expm1(-eta lam batch_size s_a) of each
-                                           #     row's last step (zeros at the start)
+                                           #     fcrf_adarec_*) on ada_rec; GU, EU, gU and
+                                           #     ada_stamp unused
+    double[:, ::1] ada_rec=None,           # INOUT [A][4] with ada_rows, each attribute row's
+                                           #     record (_adagrad.h, fcrf_adarow_rec): its
+                                           #     summed mean squared gradient GA, EA =
+                                           #     expm1(-eta lam batch_size s_a) of its last
+                                           #     step, its stamp (as ada_stamp) and its
+                                           #     slot (int64 -1 between calls); zeros but
+                                           #     the slots at the start
     const unsigned char[::1] V_forbid=None,  # IN  [K*K + 2K] 1 where the constraints forbid
                                            #     the score: -inf in every lattice (the
                                            #     padded kernels then decline, _core's run)
@@ -1150,12 +1194,17 @@ def sgd_epoch(
     cdef int* bad_p = &bad
     cdef SGDEdges ed
     cdef Py_ssize_t extra = 0
+    cdef Py_ssize_t gcap = 0
+    cdef double* gbuf = NULL
+    cdef int32_t* slot_rows = NULL
+    cdef Py_ssize_t i
+    cdef int64_t gused[N_PARTS]
 
     _check_layout(U, K, S, D, tail_ptr, tail_label, &L)
     _check_bounds(U, Uhat, V, Vhat, V_mask, nV, tok_off, tok_mid, seq_off, order, Tmax,
                   batch_size)
     _check_l1(scalars, l1, qU, qV, l1_stamp, nU, nV, D + max(tail_ptr.shape[0] - 1, 0))
-    _check_adagrad(adagrad, ada_rows, GU, GV, gU, EU, GA, EA, ada_stamp, nU, nV,
+    _check_adagrad(adagrad, ada_rows, GU, GV, gU, EU, ada_rec, ada_stamp, nU, nV,
                    D + max(tail_ptr.shape[0] - 1, 0), lam1)
     if V_forbid is not None and V_forbid.shape[0] != nV:
         raise ValueError("sgd_epoch: V_forbid does not match the layout")
@@ -1164,9 +1213,17 @@ def sgd_epoch(
         extra = _bind_edges(&ed, edges, W, What, qW, W_l1_stamp, GW, EW, gW, W_ada_stamp,
                             GAW, EAW, K, Tmax, batch_size, tok_off.shape[0], l1, adagrad,
                             ada_rows)
-    if _scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads, extra) != 0:
+    if ada_rows:
+        gcap = _batch_rows(tok_off, seq_off, order, batch_size,
+                           D + max(tail_ptr.shape[0] - 1, 0))
+        gbuf = <double*> calloc(N_PARTS * gcap * S + 1, sizeof(double))
+        slot_rows = <int32_t*> malloc(N_PARTS * (gcap + 1) * sizeof(int32_t))
+    if (_scratch_alloc(&m, K, S, Tmax, batch_size, nV, n_threads, extra) != 0
+            or (ada_rows and (gbuf == NULL or slot_rows == NULL))):
         if edges is not None:
             free(ed.emarg)
+        free(gbuf)
+        free(slot_rows)
         raise MemoryError("fastcrf: could not allocate the SGD workspace")
     if edges is not None:
         ed.work = m.per_thread - m.work - extra
@@ -1223,12 +1280,16 @@ def sgd_epoch(
     b.ada_rows = ada_rows
     b.GU = &GU[0] if adagrad and not ada_rows and nU > 0 else NULL
     b.EU = &EU[0] if adagrad and not ada_rows and nU > 0 else NULL
-    b.GA = &GA[0] if ada_rows and GA.shape[0] > 0 else NULL
-    b.EA = &EA[0] if ada_rows and EA.shape[0] > 0 else NULL
-    b.gU = &gU[0] if adagrad and nU > 0 else NULL
+    b.rec = <fcrf_adarow_rec*> &ada_rec[0, 0] if ada_rows and ada_rec.shape[0] > 0 else NULL
+    b.gbuf = gbuf
+    b.gcap = gcap
+    b.gused = gused
+    b.slot_rows = slot_rows
+    b.gU = &gU[0] if adagrad and not ada_rows and nU > 0 else NULL
     b.GV = &GV[0] if adagrad else NULL
     b.gV = m.gV
-    b.ada_stamp = &ada_stamp[0] if adagrad and ada_stamp.shape[0] > 0 else NULL
+    b.ada_stamp = &ada_stamp[0] if adagrad and not ada_rows and ada_stamp.shape[0] > 0 \
+        else NULL
     b.n_attributes = D + max(tail_ptr.shape[0] - 1, 0)
     b.ed = &ed if edges is not None else NULL
     sync[0] = 0   # the published generation; -1: the call is over
@@ -1253,10 +1314,34 @@ def sgd_epoch(
             fcrf_l1_fold(b.qU, nU, b.qV, nV, &scalars[S_L1], scalars[S_ALPHA])
         _fold(Up, Hp, nU, &V[0], &Vhat[0], nV, &scalars[0],
               avg_start >= 0 and scalars[S_STEP] > avg_start + 1.0)
+    if status != 0 and ada_rows:
+        # A diverged batch ends before its step, which would have given the slots of
+        # its rows back.
+        for i in range(b.n_attributes):
+            b.rec[i].slot = -1
     _scratch_free(&m)
+    free(gbuf)
+    free(slot_rows)
     if edges is not None:
         free(ed.emarg)
     return status
+
+
+cdef Py_ssize_t _batch_rows(const int64_t[::1] tok_off, const int64_t[::1] seq_off,
+                            const int64_t[::1] order, Py_ssize_t batch_size,
+                            Py_ssize_t n_attributes):
+    # The rows a weight part's gradient buffer needs: the entries of the largest
+    # mini-batch of ``order`` (the rows it touches are at most as many), at most the
+    # attributes.  O(n_visit), after _check_bounds.
+    cdef Py_ssize_t pos, i, best = 0
+    cdef int64_t n, s
+    for pos in range(0, order.shape[0], batch_size):
+        n = 0
+        for i in range(pos, min(pos + batch_size, order.shape[0])):
+            s = order[i]
+            n += tok_off[seq_off[s + 1]] - tok_off[seq_off[s]]
+        best = max(best, n)
+    return min(best, n_attributes)
 
 
 cdef Py_ssize_t _bind_edges(SGDEdges* ed, tuple edges, double[::1] W, double[::1] What,

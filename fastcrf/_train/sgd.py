@@ -95,7 +95,8 @@ class _State:
     each weight's decay per full mini-batch minus 1 and ``ada_stamp`` the step up to
     which each attribute's weights are current.  With ``rows`` as well (the per-row
     rule) ``GA`` and ``EA`` hold each attribute row's summed mean squared gradient and
-    decay per full mini-batch minus 1 instead of ``GU`` and ``EU`` (None).
+    decay per full mini-batch minus 1 instead of ``GU`` and ``EU`` (None), as columns
+    of ``ada_rec`` with ``ada_stamp`` (the engine's records; no ``gU``).
 
     With ``n_edge`` transition attributes (``CRF(transition_prefix=...)``) ``W`` holds
     their weights, one row of ``K*K`` (padded to a multiple of 4, :data:`edge_stride`)
@@ -124,15 +125,23 @@ class _State:
         self.rows = adagrad and rows
         self.avg_start = avg_start
         self.GU = self.gU = self.EU = self.GV = self.ada_stamp = self.GA = self.EA = None
+        self.ada_rec = None
         if adagrad:
-            self.gU = _aligned_zeros(layout.size)
             self.GV = np.zeros(K * K + 2 * K)
-            self.ada_stamp = _aligned_zeros(layout.n_attributes).view(np.int64)
         if self.rows:
-            # Aligned: each weight part writes the accumulators of its own attributes.
-            self.GA = _aligned_zeros(layout.n_attributes)
-            self.EA = _aligned_zeros(layout.n_attributes)
+            # One 32-byte record per attribute row, [GA, EA, stamp, slot] (the engine's
+            # fcrf_adarow_rec), so that a row's scalars are one cache line, not three;
+            # GA, EA and ada_stamp are views of its columns.  Aligned: each weight part
+            # writes the records of its own attributes.
+            n = layout.n_attributes
+            self.ada_rec = _aligned_zeros(4 * n).reshape(n, 4)
+            self.GA = self.ada_rec[:, 0]
+            self.EA = self.ada_rec[:, 1]
+            self.ada_stamp = self.ada_rec.view(np.int64)[:, 2]
+            self.ada_rec.view(np.int64)[:, 3] = -1   # no slot (between engine calls)
         elif adagrad:
+            self.gU = _aligned_zeros(layout.size)
+            self.ada_stamp = _aligned_zeros(layout.n_attributes).view(np.int64)
             self.GU = _aligned_zeros(layout.size)
             self.EU = _aligned_zeros(layout.size)
         self.n_edge = n_edge
@@ -364,8 +373,9 @@ def _epoch(state, data, order, settings, eta0, lam, avg_start, chain_mask, n_thr
             # state across slices, so the epoch equals one call over its whole order.
             fold=last and hi == len(order), lam1=lam1, qU=state.qU, qV=state.qV,
             l1_stamp=state.l1_stamp, seq_weight=data.weights, adagrad=state.adagrad,
-            GU=state.GU, GV=state.GV, gU=state.gU, ada_stamp=state.ada_stamp, EU=state.EU,
-            ada_rows=state.rows, GA=state.GA, EA=state.EA,
+            GU=state.GU, GV=state.GV, gU=state.gU, EU=state.EU,
+            ada_stamp=None if state.rows else state.ada_stamp,
+            ada_rows=state.rows, ada_rec=state.ada_rec,
             V_forbid=forbid, **edge_kw)
         if choice is not None and lo > 0:
             # The first slice of a pass pays for cold caches and fresh pages (up to
