@@ -226,6 +226,21 @@ class StateLayout:
         out[d * S:] = values
         return layout, out
 
+    def positions(self, attributes, labels):
+        """Where the kept pairs ``(attributes[i], labels[i])`` sit in the flat vector.
+
+        Every pair must be kept (:meth:`pairs`); the result is undefined otherwise.
+        """
+        a = np.asarray(attributes, dtype=np.int64)
+        y = np.asarray(labels, dtype=np.int64)
+        K, S, D = self.n_labels, self.stride, self.n_dense
+        out = a * S + y
+        tail = a >= D
+        # Tail keys row * K + label increase along the tail (rows, then labels).
+        keys = self._tail_rows() * K + self.tail_labels
+        out[tail] = D * S + np.searchsorted(keys, a[tail] * K + y[tail])
+        return out
+
     def kernel_args(self, flat):
         """``(U, S, D, tail_ptr, tail_labels)``: how the compiled drivers of
         fastcrf._kernels take the state weights ``flat`` of this layout."""

@@ -56,6 +56,19 @@ def test_to_dense_places_the_flat_weights():
     np.testing.assert_array_equal(layout.from_dense(W), flat)
 
 
+@pytest.mark.parametrize("n_dense", [0, 2, 8])
+def test_positions_find_every_kept_pair_in_the_flat_vector(n_dense):
+    rng = np.random.default_rng(n_dense)
+    toks = [list(rng.integers(0, 8, size=3)) for _ in range(40)]
+    data = make_data(toks, rng.integers(0, 5, size=40), 5)
+    layout = StateLayout.build(data, n_dense)
+    flat = np.zeros(layout.size)
+    rows, cols = layout.pairs()
+    flat[layout.positions(rows, cols)] = np.arange(1, len(rows) + 1)
+    W = layout.to_dense(flat)
+    assert W[rows, cols].tolist() == list(range(1, len(rows) + 1))
+
+
 def test_subset_renumbers_and_keeps_the_pairs():
     rng = np.random.default_rng(3)
     toks = [list(rng.integers(0, 8, size=3)) for _ in range(40)]
