@@ -117,7 +117,12 @@ class CRF(ParamsMixin):
         for attributes that occur at least 5 times in training, the seen pairs for
         rarer ones, which is as accurate as True with a fraction of the weights
         (most attributes of a real feature set are rare), so training is faster and
-        smaller.
+        smaller.  With many labels (hundreds or thousands, each attribute seen with
+        few of them) a full row per frequent attribute would multiply the model by
+        the number of labels, so None also keeps at most 8 times the seen pairs:
+        only the most frequent of those attributes get every label, as many as fit.
+        Tag sets of tens of labels (CoNLL chunking, NER, part of speech) stay under
+        that bound.
     all_possible_transitions : bool, default=True
         True: a weight for every label pair.  False: only for label bigrams seen in
         training (CRFsuite's default); the others stay 0.

@@ -9,6 +9,19 @@ of them occur fewer than five times), and for those the unseen pairs cost memory
 training time without helping: the default keeps every pair for attributes seen at
 least :data:`DENSE_MIN_COUNT` times and the seen pairs for the rest.
 
+A row of every label costs ``n_labels`` weights whatever the attribute saw, so with
+hundreds or thousands of labels (morphological feature bundles, address parts) that
+rule alone would multiply the model by the number of labels: each attribute sees few
+of them, and 30,000 frequent attributes x 1,000 labels is 30 million weights per
+array, where the seen pairs are 0.7 million.  The default therefore also caps the
+whole layout at :data:`DENSE_MAX_RATIO` times the seen pairs (CRFsuite's model), by
+taking only the most frequent of the frequent attributes as dense rows: the head
+is the longest prefix of attributes seen :data:`DENSE_MIN_COUNT` times or more whose
+layout stays within the cap.  On the tag sets of CoNLL-2000 chunking, CoNLL-2002
+NER and CoNLL-2000 part of speech (9 to 44 labels) the frequent rows cost 3.0, 2.3
+and 5.9 times the seen pairs, under the cap, so their layouts are those of the
+frequency rule alone.
+
 :class:`StateLayout` describes the kept pairs as two parts, which is what the SGD
 kernels read (fastcrf/_kernels/_rows.h): attributes ``a < n_dense`` own a row of every label,
 and the others ("the tail") own only the labels listed for them, CSR-style.  The
@@ -27,6 +40,12 @@ from ._kernels import _prep
 #: template, averaged SGD): 5 gives the accuracy of all pairs (F1 93.70 both) with a
 #: fifth of the weights; 2 and 3 cost about 0.02.
 DENSE_MIN_COUNT = 5
+
+#: Under ``all_possible_states=None`` the layout keeps at most this many times the
+#: (attribute, label) pairs seen in training.  The corpora the default was measured
+#: on need 2.3-5.9 (their frequent rows all fit); with 200 to 1,000 labels the
+#: frequent rows alone would need 10-44 (bench/bench_many_labels.py).
+DENSE_MAX_RATIO = 8
 
 
 @dataclass(eq=False)
@@ -110,8 +129,35 @@ class StateLayout:
         if counts is None or len(counts) != A:
             counts = np.bincount(data.features.attr_ids, minlength=A)
         frequent = counts >= DENSE_MIN_COUNT
-        n_dense = int(np.argmin(frequent)) if not frequent.all() else A
-        return cls.build(data, n_dense)
+        n_frequent = int(np.argmin(frequent)) if not frequent.all() else A
+        seen = cls.build(data, 0)
+        return seen.with_head(seen.largest_head(n_frequent, DENSE_MAX_RATIO))
+
+    def largest_head(self, limit, ratio):
+        """The most dense rows, at most ``limit``, that keep this all-tail layout's
+        pairs plus the head's unseen ones within ``ratio`` times its pairs.
+
+        With ``d`` rows the layout holds ``d * n_labels + n_seen - tail_ptr[d]``
+        weights, which never decreases with ``d`` (a row holds at least the pairs it
+        replaces), so the answer is one search.
+        """
+        if self.n_dense:
+            raise ValueError("largest_head needs an all-tail layout (n_dense=0)")
+        limit = int(min(max(limit, 0), self.n_attributes))
+        n_seen = int(self.tail_ptr[-1])
+        weights = (np.arange(limit + 1, dtype=np.int64) * self.n_labels + n_seen
+                   - self.tail_ptr[: limit + 1])
+        return int(np.searchsorted(weights, ratio * n_seen, side="right")) - 1
+
+    def with_head(self, n_dense):
+        """This all-tail layout with its first ``n_dense`` attributes made dense rows:
+        what :meth:`build` gives for ``n_dense``, without a second pass over the data."""
+        if self.n_dense:
+            raise ValueError("with_head needs an all-tail layout (n_dense=0)")
+        d = int(min(max(n_dense, 0), self.n_attributes))
+        start = self.tail_ptr[d]
+        return StateLayout(self.n_attributes, self.n_labels, d,
+                           self.tail_ptr[d:] - start, self.tail_labels[start:].copy())
 
     @classmethod
     def of_pairs(cls, n_attributes, n_labels, attributes, labels):
@@ -179,6 +225,21 @@ class StateLayout:
         out[: d * S] = flat[: d * S]
         out[d * S:] = values
         return layout, out
+
+    def positions(self, attributes, labels):
+        """Where the kept pairs ``(attributes[i], labels[i])`` sit in the flat vector.
+
+        Every pair must be kept (:meth:`pairs`); the result is undefined otherwise.
+        """
+        a = np.asarray(attributes, dtype=np.int64)
+        y = np.asarray(labels, dtype=np.int64)
+        K, S, D = self.n_labels, self.stride, self.n_dense
+        out = a * S + y
+        tail = a >= D
+        # Tail keys row * K + label increase along the tail (rows, then labels).
+        keys = self._tail_rows() * K + self.tail_labels
+        out[tail] = D * S + np.searchsorted(keys, a[tail] * K + y[tail])
+        return out
 
     def kernel_args(self, flat):
         """``(U, S, D, tail_ptr, tail_labels)``: how the compiled drivers of

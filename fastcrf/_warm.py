@@ -90,14 +90,17 @@ def carry_weights(model, vocabulary, layout):
         counts = np.bincount(keys // K - D, minlength=A - D)
         ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         layout = type(layout)(A, K, D, ptr, (keys % K).astype(np.int32))
-    dense = np.zeros((layout.n_attributes, K))
-    dense[new_id, :k] = model.layout.to_dense(model.state)
+    # Placed pair by pair, not through an (n_attributes, n_labels) matrix, which with
+    # hundreds of labels would be hundreds of times the layout.
+    old_rows, old_cols, old_vals = model.layout.nonzero(model.state)
+    state = np.zeros(layout.size)
+    state[layout.positions(new_id[old_rows], old_cols)] = old_vals
     transitions = np.zeros((K, K))
     transitions[:k, :k] = model.transitions
     start, end = np.zeros(K), np.zeros(K)
     start[:k], end[:k] = model.start, model.end
     chain = np.concatenate((transitions.ravel(), start, end))
-    return layout, LayoutWeights.from_dense(layout, dense, chain)
+    return layout, LayoutWeights(state, chain)
 
 
 def carried_schedule(model, algorithm):

@@ -45,6 +45,26 @@ def objectives(crf):
     return np.array([e["objective"] for e in crf.training_log_.iterations])
 
 
+def test_many_label_layout_is_capped_as_on_one_machine(client):
+    # 60 labels, one per word: every frequent attribute with all labels would be 30
+    # times the seen pairs, so the default layout's cap decides the head.
+    from fastcrf._layout import DENSE_MAX_RATIO
+
+    words = np.random.default_rng(1).integers(0, 60, size=(120, 6))
+    X = [[{"w": f"w{w}", "s": f"s{w % 7}"} for w in sent] for sent in words]
+    y = [[f"L{w}" for w in sent] for sent in words]
+    params = dict(algorithm="lbfgs", max_iterations=2)
+    local = CRF(**params).fit(X, y)
+    dist = fd.fit(CRF(**params), *bags(X, y), client=client)
+    a, b = local._model.layout, dist._model.layout
+    assert 0 < a.n_dense < a.n_attributes
+    seen = len({(k, v, lab) for xs, ys in zip(X, y) for x, lab in zip(xs, ys)
+                for k, v in x.items()})
+    assert a.n_weights <= DENSE_MAX_RATIO * seen
+    assert b.n_dense == a.n_dense
+    np.testing.assert_array_equal(b.mask(), a.mask())
+
+
 @pytest.mark.parametrize("params", [
     dict(c2=0.5, min_freq=2),
     dict(c1=0.2, c2=0.1, all_possible_states=False, all_possible_transitions=False),

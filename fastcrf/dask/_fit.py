@@ -193,15 +193,18 @@ class _Cluster:
         (as :meth:`fastcrf._layout.StateLayout.for_training` and
         :func:`fastcrf._training.chain_mask` choose them on one machine)."""
         A, K = len(self.vocabulary), len(self.classes)
-        if all_possible_states is None:
-            frequent = self.vocabulary.counts >= _dense_min_count()
-            n_dense = int(np.argmin(frequent)) if not frequent.all() else A
-        else:
-            n_dense = A if all_possible_states else 0
+        # None: every seen pair first, then the capped frequent head (for_training).
+        n_dense = A if all_possible_states else 0
         seen = realigned(self.client.gather([
             self._on(w, V.seen_pairs, part, n_dense, bool(all_possible_transitions))
             for part, w in zip(self.parts, self.where)]))
-        return V.global_layout(seen, A, K, n_dense)
+        layout, mask = V.global_layout(seen, A, K, n_dense)
+        if all_possible_states is None:
+            min_count, max_ratio = _dense_rule()
+            frequent = self.vocabulary.counts >= min_count
+            n_frequent = int(np.argmin(frequent)) if not frequent.all() else A
+            layout = layout.with_head(layout.largest_head(n_frequent, max_ratio))
+        return layout, mask
 
     def each(self, fn, *args, parts=None):
         """Futures of ``fn(part, *args)`` for every non-empty partition, on its worker."""
@@ -224,10 +227,10 @@ def _encode_local_task(X_part, y_part, index):
     return dask.delayed(V.encode_local, pure=False)(X_part, y_part, index)
 
 
-def _dense_min_count():
-    from .._layout import DENSE_MIN_COUNT
+def _dense_rule():
+    from .._layout import DENSE_MAX_RATIO, DENSE_MIN_COUNT
 
-    return DENSE_MIN_COUNT
+    return DENSE_MIN_COUNT, DENSE_MAX_RATIO
 
 
 # --------------------------------------------------------------------------- #
