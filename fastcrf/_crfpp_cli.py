@@ -344,6 +344,44 @@ def _read_training(path):
     return X, y, n_fields, encoding
 
 
+def _streamed_training(template, path, min_freq):
+    """``(dataset, n_fields, encoding)``: a CRF++ training file streamed into a
+    labelled :class:`~fastcrf.Dataset` (flat arrays, not per-token feature lists: a
+    fraction of the memory), which trains bitwise the model of
+    :func:`_read_training`'s lists.
+
+    Its first sentence is read first, so that an empty file, rows of a single field
+    or a template reading past the token columns fail as :func:`_read_training`
+    does; the encoding is found as :func:`_read_columns` finds it.
+    """
+    import contextlib
+
+    from ._dataset import Dataset
+    from .io import read_conll
+
+    for enc in ("utf-8", BYTE_ENCODING):
+        try:
+            with contextlib.closing(read_conll(path, docstart=False,
+                                               encoding=enc)) as rows:
+                first = next(rows, None)
+            if first is None:
+                raise cli.CommandError(f"{cli._name(path)}: no sentences in the file")
+            n_fields = len(first[0])
+            if n_fields < 2:
+                raise cli.CommandError(f"{cli._name(path)}: rows have a single field; "
+                                       "training needs token columns and the label in "
+                                       "the last column")
+            cli._check_template_fits(template, n_fields - 1, cli._name(path))
+            # CRF++ reads -DOCSTART- as an ordinary row.
+            dataset = Dataset.from_conll(path, template, label_column=-1, docstart=False,
+                                         encoding=enc, min_freq=min_freq)
+            return dataset, n_fields, enc
+        except ValueError as exc:
+            if enc == BYTE_ENCODING or "not valid" not in str(exc):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _cmd_learn(args):
     from ._fit import fit_model
     from ._persist import save_model
@@ -363,13 +401,20 @@ def _cmd_learn(args):
                                "with macros) yet")
 
     started = time.perf_counter()
-    X, y, n_fields, encoding = _read_training(train_path)
-    cli._check_template_fits(template, n_fields - 1, cli._name(train_path))
-    features = (template.transform(X) if macros is None
-                else _edges.template_features(template, macros, X))
-    print(f"reading training data: {len(y)} sentences, {sum(map(len, y))} tokens, "
-          f"{time.perf_counter() - started:.2f} s", flush=True)
     params = _fit_params(algorithm, args)
+    if macros is None and train_path != "-":
+        features, n_fields, encoding = _streamed_training(template, train_path,
+                                                          params["min_freq"])
+        y, n_sentences, n_tokens = None, features.n_sequences, features.n_tokens
+    else:
+        X, y, n_fields, encoding = _read_training(train_path)
+        cli._check_template_fits(template, n_fields - 1, cli._name(train_path))
+        features = (template.transform(X) if macros is None
+                    else _edges.template_features(template, macros, X))
+        del X
+        n_sentences, n_tokens = len(y), sum(map(len, y))
+    print(f"reading training data: {n_sentences} sentences, {n_tokens} tokens, "
+          f"{time.perf_counter() - started:.2f} s", flush=True)
     if macros is not None:
         params["transition_prefix"] = _edges.TEMPLATE_PREFIX
     t0 = time.perf_counter()

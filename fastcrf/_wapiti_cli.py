@@ -358,7 +358,11 @@ class _Progress:
         if self.encoded is None:  # the vocabulary is fixed while training
             self.encoded = model.encode(self.eval_X, n_jobs=self.args.nthread)
             index = {c: k for k, c in enumerate(model.classes)}
-            self.gold = np.array([index.get(y, -1) for s in self.eval_y for y in s])
+            if self.eval_y is None:   # a streamed Dataset, holding its labels
+                codes = np.array([index.get(c, -1) for c in self.eval_X.classes])
+                self.gold = codes[self.eval_X.labels]
+            else:
+                self.gold = np.array([index.get(y, -1) for s in self.eval_y for y in s])
             self.offsets = self.encoded.seq_offsets if hasattr(
                 self.encoded, "seq_offsets") else self.encoded.state.seq_offsets
         codes = model.viterbi_codes(self.encoded, n_jobs=self.args.nthread)
@@ -412,11 +416,17 @@ def _cmd_train(args):
             raise cli.CommandError(f"-d (--devel): no such file {args.devel!r}")
 
     _info("* Load training data")
-    sequences, encoding = read_data(train_path)
-    if not sequences:
-        raise cli.CommandError(f"{cli._name(train_path)}: no training sequence")
-    tokens, y = _split_labels(sequences)
-    X = _features(patterns, tokens, cli._name(train_path))
+    streamed = _streamed_training(patterns, train_path)
+    if streamed is not None:
+        (X, encoding), y = streamed, None
+    else:
+        sequences, encoding = read_data(train_path)
+        if not sequences:
+            raise cli.CommandError(f"{cli._name(train_path)}: no training sequence")
+        tokens, y = _split_labels(sequences)
+        del sequences
+        X = _features(patterns, tokens, cli._name(train_path))
+        del tokens
     eval_X, eval_y = X, y
     if args.devel is not None:
         _info("* Load development data")
@@ -450,6 +460,44 @@ def _cmd_train(args):
     save_model(fitted, model_path, params=params, metadata=meta)
     _info("* Done")
     return 0
+
+
+def _streamed_training(patterns, path):
+    """``(dataset, encoding)``: a training file streamed through the patterns'
+    template into a labelled :class:`~fastcrf.Dataset` (flat arrays, not per-token
+    feature lists: a fraction of the memory), which trains bitwise the model of the
+    lists; None when the lists must be built: patterns that are not all ``%x``
+    unigram ones (:attr:`PatternSet.template`), standard input, and files that
+    :func:`read_data` reads otherwise than :func:`fastcrf.io.read_conll` (gzip, a
+    byte-order mark, rows of different lengths, no sequence, rows too short for the
+    patterns: the lists' own errors are kept).
+    """
+    from ._dataset import Dataset
+
+    template = patterns.template if patterns is not None else None
+    if template is None or path == "-" or not _read_alike(path):
+        return None
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            dataset = Dataset.from_conll(path, template, label_column=-1, docstart=False,
+                                         encoding=encoding)
+        except ValueError as exc:
+            if encoding == "utf-8" and "not valid" in str(exc):
+                continue   # read_data decodes the whole file as Latin-1 then
+            return None    # the lists report it (or accept ragged rows) as Wapiti does
+        return dataset, encoding
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read_alike(path):
+    """Whether :func:`fastcrf.io.read_conll` reads the file ``path`` as
+    :func:`read_data` does: a plain file, not gzip (which read_conll decompresses)
+    and without a UTF-8 byte-order mark (which read_conll drops)."""
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        head = f.read(3)
+    return head[:2] != b"\x1f\x8b" and head != b"\xef\xbb\xbf"
 
 
 def _check_output_folder(path):

@@ -319,6 +319,17 @@ class PatternSet:
                 lines.append("B" + p.canonical())
         return Template("\n".join(lines) + "\n") if lines else None
 
+    @property
+    def template(self):
+        """The :class:`fastcrf.templates.Template` that extracts every feature of
+        these patterns, or None: when each pattern is a ``%x`` unigram one (or a plain
+        ``b``, which only asks for label transitions) and Wapiti's own names are not
+        kept, :meth:`features` is ``template.transform``, so the data can be streamed
+        through the template (:meth:`fastcrf.Dataset.from_conll`)."""
+        if self._slow or any(p.kind != "u" and p.commands for p in self.patterns):
+            return None
+        return self._template
+
     def check_rows(self, sentences, name):
         """Raise a ValueError naming ``name``, the sentence and the token when a row
         has fewer fields than the patterns read."""

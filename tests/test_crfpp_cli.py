@@ -772,3 +772,70 @@ def test_crfpp_and_fastcrf_reach_the_same_l2_optimum(corpus, model, tmp_path):
     scale = np.abs(theirs.state_weights()).max()
     assert np.abs(theirs.state_weights()[order] - ours.state_weights()).max() < 0.02 * scale
     np.testing.assert_allclose(theirs.transitions, ours.transitions, atol=0.02 * scale)
+
+
+# --------------------------------------------------------------------------- #
+# The streamed training route                                                   #
+# --------------------------------------------------------------------------- #
+
+
+def _learned(capsys, monkeypatch, argv, data=None):
+    """The saved model of ``crf_learn ARGV`` (its output folded into the result),
+    read from ``data`` on standard input when given (the list route)."""
+    import io
+
+    from fastcrf._persist import load_model
+
+    if data is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    status, out, err = run(capsys, "crf_learn", *argv)
+    assert status == 0, err
+    model, params = load_model(argv[-1])
+    return model, params, re.sub(r"[\d.]+ s\b", "", out)
+
+
+@pytest.mark.parametrize("flags", [(), ("-f", "2"), ("-a", "CRF-L1"), ("-a", "MIRA")])
+def test_streamed_file_trains_the_model_of_the_lists(corpus, tmp_path, capsys,
+                                                     monkeypatch, flags):
+    # A file is streamed into flat arrays; standard input still builds per-token
+    # lists.  Both must save the same model, weight for weight.
+    from fastcrf import _crfpp_cli
+
+    calls = []
+    streamed = _crfpp_cli._streamed_training
+    monkeypatch.setattr(_crfpp_cli, "_streamed_training",
+                        lambda *a: calls.append(a) or streamed(*a))
+    train = tmp_path / "train.txt"
+    # -DOCSTART- is an ordinary row to CRF++, in both routes.
+    train.write_bytes(b"-DOCSTART- -X- O\n\n" * 2 + corpus["train"].read_bytes())
+    common = ["-m", "4", *flags, corpus["template"]]
+    ma, pa, out_a = _learned(capsys, monkeypatch, [*common, train, tmp_path / "file"])
+    assert len(calls) == 1
+    mb, pb, out_b = _learned(capsys, monkeypatch, [*common, "-", tmp_path / "stdin"],
+                             data=train.read_bytes())
+    assert len(calls) == 1
+    assert out_a == out_b
+    assert any("-DOCSTART-" in name for name in ma.vocabulary.names)
+    assert ma.classes == mb.classes and ma.vocabulary.names == mb.vocabulary.names
+    assert ma.state.tobytes() == mb.state.tobytes()
+    assert ma.chain.tobytes() == mb.chain.tobytes()
+    assert ma.metadata == mb.metadata and pa == pb
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_streamed_eight_bit_file_trains_the_model_of_the_lists(tmp_path, capsys,
+                                                               monkeypatch, late):
+    # Not UTF-8 from the first row (EUC-JP), or only in the last sentence: the file is
+    # read again byte for byte, as the lists read it.
+    template, train, _, _, _ = _euc_jp_corpus(tmp_path)
+    if late:
+        train.write_bytes("東 漢字 B-地名\n\n".encode() + train.read_bytes())
+    argv = ["-m", "3", template]
+    ma, _, out_a = _learned(capsys, monkeypatch, [*argv, train, tmp_path / "file"])
+    mb, _, out_b = _learned(capsys, monkeypatch, [*argv, "-", tmp_path / "stdin"],
+                            data=train.read_bytes())
+    assert out_a == out_b
+    assert ma.metadata["crfpp"]["encoding"] == "latin-1" == mb.metadata["crfpp"]["encoding"]
+    assert ma.vocabulary.names == mb.vocabulary.names and ma.classes == mb.classes
+    assert ma.state.tobytes() == mb.state.tobytes()
+    assert ma.chain.tobytes() == mb.chain.tobytes()

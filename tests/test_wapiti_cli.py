@@ -727,3 +727,87 @@ def test_wapiti_names_outside_the_sequence():
     p = PatternSet("u:%x[-1,0]/%x[-5,0]/%x[1,0]/%x[6,0]\n", wapiti_names=True)
     assert p.features([[("a",), ("b",)]])[0][0] == ["Uu:_x-1/_x-#/b/_x+#"]
     assert p.features([[("a",), ("b",)]])[0][1] == ["Uu:a/_x-4/_x+1/_x+#"]
+
+
+# --------------------------------------------------------------------------- #
+# The streamed training route                                                   #
+# --------------------------------------------------------------------------- #
+
+
+X_ONLY = "u:w=%x[0,0]\nu:pw=%x[-1,0]/%x[0,0]\nu:t=%x[0,1]\nb\n"
+
+
+def _trained(capsys, monkeypatch, argv, data=None):
+    """The saved model of ``wapiti train ARGV`` and its progress lines without their
+    times, reading ``data`` on standard input when given (the list route)."""
+    import io
+
+    from fastcrf._persist import load_model
+
+    if data is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, _, err = run(capsys, "wapiti", "train", *argv)
+    assert code == 0, err
+    model, params = load_model(str(argv[-1]))
+    return model, params, re.sub(r"time=\S+|[\d.]+ s of", "", err)
+
+
+def test_only_x_unigram_patterns_stream():
+    assert PatternSet(X_ONLY).template is not None
+    assert PatternSet(PATTERNS).template is None               # %t, %m, * lines
+    assert PatternSet("u:w=%x[0,0]\nb:n=%x[1,0]\n").template is None   # bigram obs
+    assert PatternSet(X_ONLY, wapiti_names=True).template is None
+
+
+@pytest.mark.parametrize("flags", [("-i", "6"), ("-a", "sgd-l1", "-i", "3")])
+def test_streamed_file_trains_the_model_of_the_lists(capsys, files, tmp_path,
+                                                     monkeypatch, flags):
+    from fastcrf import _wapiti_cli
+
+    calls = []
+    streamed = _wapiti_cli._streamed_training
+    monkeypatch.setattr(_wapiti_cli, "_streamed_training",
+                        lambda *a: calls.append(streamed(*a)) or calls[-1])
+    pattern = tmp_path / "p.txt"
+    pattern.write_text(X_ONLY)
+    train = tmp_path / "train.txt"
+    # -DOCSTART- is an ordinary row to Wapiti, in both routes.
+    train.write_bytes(b"-DOCSTART- -X- O\n\n" + files["train"].read_bytes())
+    common = ["-p", pattern, *flags]
+    ma, pa, err_a = _trained(capsys, monkeypatch, [*common, train, tmp_path / "file"])
+    mb, pb, err_b = _trained(capsys, monkeypatch, [*common, "-", tmp_path / "stdin"],
+                             data=train.read_bytes())
+    assert calls[0] is not None and calls[1] is None
+    assert err_a == err_b and "err=" in err_a
+    assert any("-DOCSTART-" in name for name in ma.vocabulary.names)
+    assert ma.classes == mb.classes and ma.vocabulary.names == mb.vocabulary.names
+    assert ma.state.tobytes() == mb.state.tobytes()
+    assert ma.chain.tobytes() == mb.chain.tobytes()
+    assert ma.metadata == mb.metadata and pa == pb
+
+
+def test_streamed_route_warm_start_and_what_it_leaves_to_the_lists(
+        capsys, files, tmp_path, monkeypatch):
+    from fastcrf import _wapiti_cli
+
+    pattern = tmp_path / "p.txt"
+    pattern.write_text(X_ONLY)
+    first = tmp_path / "first"
+    _trained(capsys, monkeypatch, ["-p", pattern, "-i", "3", files["train"], first])
+    # A warm start streams too, and continues as the lists do.
+    argv = ["-m", first, "-i", "3"]
+    ma, _, err_a = _trained(capsys, monkeypatch, [*argv, files["train"], tmp_path / "a"])
+    mb, _, err_b = _trained(capsys, monkeypatch, [*argv, "-", tmp_path / "b"],
+                            data=files["train"].read_bytes())
+    assert err_a == err_b
+    assert ma.state.tobytes() == mb.state.tobytes()
+    # Rows of different lengths (Wapiti reads the last field as the label) and
+    # Latin-1 bytes: the first goes to the lists, the second streams as Latin-1.
+    ragged = tmp_path / "ragged.txt"
+    ragged.write_bytes(b"a x O\nb y z O\n\nc y B-ENT\n")
+    assert _wapiti_cli._streamed_training(PatternSet(X_ONLY), str(ragged)) is None
+    _trained(capsys, monkeypatch, ["-p", pattern, "-i", "2", ragged, tmp_path / "r"])
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(files["train"].read_bytes() + b"\n\xe9t\xe9 X O\n")
+    dataset, encoding = _wapiti_cli._streamed_training(PatternSet(X_ONLY), str(latin))
+    assert encoding == "latin-1" and any("\xe9t\xe9" in a for a in dataset.attributes)
