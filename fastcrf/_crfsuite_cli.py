@@ -29,6 +29,7 @@ CRFsuite open); ``tag`` reads CRFsuite model files (CRFsuite's own included) and
 fastcrf's.
 """
 
+import math
 import os
 import re
 import stat
@@ -105,10 +106,13 @@ def _scale(value, field, where):
     if not value:  # 'NAME' or 'NAME:' weigh 1, as in CRFsuite
         return 1.0
     try:
-        return float(value)
+        scale = float(value)
     except ValueError:
         raise ValueError(f"{where}: the scale of {field!r} is not a number (write "
                          f"'\\:' for a colon in a name)") from None
+    if not math.isfinite(scale):  # caught here, training would name no file or line
+        raise ValueError(f"{where}: the scale of {field!r} is not finite")
+    return scale
 
 
 class DataSet:
@@ -201,6 +205,9 @@ def read_data(stream, name, *, declarations=True, first_line=1):
                 raise ValueError(f"{name}:{lineno}: declaration {fields[0]!r} without a "
                                  f"value (write '@weight:W')")
             weight = _scale(value, fields[0], f"{name}:{lineno}")
+            if weight < 0:
+                raise ValueError(f"{name}:{lineno}: {fields[0]!r}: a sequence's weight "
+                                 f"must be >= 0")
             continue
         if attrs is None:
             if value is not None:

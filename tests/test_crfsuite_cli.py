@@ -107,6 +107,10 @@ def test_read_data_escapes_scales_and_sequences():
     ("@weight:", "without a value"),
     ("@weight:x", "is not a number"),
     ("@note", "unrecognized declaration"),
+    ("B\tw:nan", "'w:nan' is not finite"),
+    ("B\tw:-inf", "'w:-inf' is not finite"),
+    ("@weight:inf", "is not finite"),
+    ("@weight:-1", "weight must be >= 0"),
 ])
 def test_read_data_names_file_and_line_of_a_bad_line(line, message):
     lines = ["A\tok\n", "\n", line + "\n"]
