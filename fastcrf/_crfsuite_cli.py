@@ -174,6 +174,10 @@ def read_data(stream, name, *, declarations=True, first_line=1):
         items, labels, weight = [], [], 1.0
 
     for lineno, line in enumerate(stream, first_line):
+        if lineno == 1 and line[:1] == "\ufeff":
+            # A byte order mark (editors on Windows write one) is no part of the first
+            # label, as fastcrf's column reader has it.
+            line = line[1:]
         if line[-1:] == "\n":
             line = line[:-1]
             if line[-1:] == "\r":

@@ -118,6 +118,23 @@ def test_read_data_names_file_and_line_of_a_bad_line(line, message):
         read_data(lines, "data.txt")
 
 
+def test_read_data_drops_a_byte_order_mark_and_crlf():
+    data = read_data(["\ufeffA\tx\r\n", "B\ty\r\n", "\r\n", "\ufeffC\tz\n"], "f")
+    assert data.y == [["A", "B"], ["\ufeffC"]]  # only the file's first line has a mark
+    assert data.X == [[["x"], ["y"]], [["z"]]]
+
+
+def test_tag_reads_a_file_with_a_byte_order_mark(trained, tmp_path):
+    folder = trained[0]
+    model = str(folder / "model.crfsuite")
+    text = (folder / "test.txt").read_text(encoding="utf-8")
+    (tmp_path / "bom.txt").write_text("\ufeff" + text, encoding="utf-8")
+    plain = run(["tag", "-m", model, "-r", str(folder / "test.txt")], tmp_path)
+    marked = run(["tag", "-m", model, "-r", "bom.txt"], tmp_path)
+    assert plain.returncode == 0 and marked.returncode == 0
+    assert marked.stdout == plain.stdout
+
+
 def test_tag_reader_skips_declarations():
     data = read_data(["@weight:3\n", "@note\n", "A\tx\n"], "f", declarations=False)
     assert data.y == [["A"]] and data.X == [[["x"]]]
