@@ -356,6 +356,8 @@ def _cmd_learn(args):
         raise cli.CommandError("no data file given ('-' reads standard input)")
     if args.files.count("-") > 1:
         raise cli.CommandError("standard input ('-') can be read only once")
+    if args.model and not args.cross_validate:
+        cli._check_output(args.model, "-m")  # before training, not after it
 
     if args.logfile:
         out = open(_log_name(args, algorithm), "w", encoding="utf-8",

@@ -295,6 +295,18 @@ def test_learn_bad_arguments(tmp_path, args, message):
     assert (message or "no data file given") in done.stderr
 
 
+def test_learn_checks_the_model_path_before_training(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a.txt").write_text("A\tx\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for model, message in [("sub", "-m sub: a folder, not a file"),
+                           ("nowhere/m", "-m nowhere/m: no such folder")]:
+        assert cli.main(["crfsuite", "learn", "-m", model, "a.txt"]) == 1
+        out, err = capsys.readouterr()
+        assert message in err
+        assert "Reading the data set(s)" not in out  # nothing read, nothing trained
+
+
 def test_learn_bad_line_names_file_and_line(tmp_path):
     (tmp_path / "bad.txt").write_text("A\tx\nB\ty:z\n")
     done = run(["learn", "bad.txt"], tmp_path)
