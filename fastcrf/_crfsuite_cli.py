@@ -534,6 +534,11 @@ def _load(path):
     model, _ = load_model_bytes(data, path)
     if not len(model.classes):
         raise cli.CommandError(f"{path}: the model has no label (trained on no data)")
+    if isinstance((model.metadata or {}).get(cli._META_KEY), dict):
+        # Its attributes come from a CRF++ template over token columns: attribute
+        # files would match none of them and get transition-only tags.
+        raise cli.CommandError(f"{path}: a 'fastcrf train' model with a feature "
+                               f"template: tag column files with 'fastcrf tag'")
     return model
 
 

@@ -433,6 +433,20 @@ def test_tag_without_model_or_with_a_bad_one(tmp_path):
     assert done.returncode == 1 and "missing" in done.stderr
 
 
+def test_tag_refuses_a_template_model(tmp_path, monkeypatch, capsys):
+    # A 'fastcrf train' model's attributes are template features (U00:word), which
+    # attribute files never match: tagging would look fine and be transition-only.
+    (tmp_path / "cols.txt").write_text("the D\ncat N\n\na D\ndog N\n")
+    (tmp_path / "tpl").write_text("U00:%x[0,0]\nB\n")
+    (tmp_path / "attrs.txt").write_text("D\tw=the\nN\tw=cat\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "-q", "-t", "tpl", "-m", "m.npz", "cols.txt"]) == 0
+    capsys.readouterr()
+    assert cli.main(["crfsuite", "tag", "-m", "m.npz", "attrs.txt"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "m.npz: a 'fastcrf train' model with a feature template" in err
+
+
 # --------------------------------------------------------------------------- #
 # dump, wiring                                                                  #
 # --------------------------------------------------------------------------- #
