@@ -356,6 +356,12 @@ def _cmd_learn(args):
         raise cli.CommandError("no data file given ('-' reads standard input)")
     if args.files.count("-") > 1:
         raise cli.CommandError("standard input ('-') can be read only once")
+    n_groups = args.split or len(args.files)
+    if args.holdout is not None and not args.cross_validate \
+            and not 1 <= args.holdout <= n_groups:
+        # CRFsuite would train on everything and evaluate nothing, without a word.
+        raise cli.CommandError(f"-e {args.holdout}: no such group (the groups are 1 to "
+                               f"{n_groups}: one per data file, or -g N)")
     if args.model and not args.cross_validate:
         cli._check_output(args.model, "-m")  # before training, not after it
 

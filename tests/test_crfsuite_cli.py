@@ -285,6 +285,9 @@ def test_learn_log_to_file(tmp_path):
     (["-p", "c2"], "write NAME=VALUE"),
     (["-p", "c2=x"], "takes a number"),
     (["-g", "0"], "-g takes a number of groups"),
+    (["-e", "2"], "-e 2: no such group (the groups are 1 to 1"),
+    (["-e", "0"], "-e 0: no such group"),
+    (["-g", "3", "-e", "4"], "-e 4: no such group (the groups are 1 to 3"),
     ([], None),
 ])
 def test_learn_bad_arguments(tmp_path, args, message):
