@@ -401,6 +401,10 @@ def _learn(args, algorithm, trainer, out):
         weights += data.weights
         groups += [k] * len(data.X)
     write("\n")
+    if not X:
+        # A model without labels is a file that no tagger (fastcrf's, CRFsuite's) opens.
+        raise cli.CommandError(f"{', '.join(args.files)}: no item to learn from (an item "
+                               f"is a line LABEL<TAB>ATTR...)")
     # CRFsuite numbers labels and attributes as it reads them, every group included.
     classes = list(dict.fromkeys(label for labels in y for label in labels))
     attributes = set()

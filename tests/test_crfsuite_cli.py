@@ -310,6 +310,15 @@ def test_learn_checks_the_model_path_before_training(tmp_path, monkeypatch, caps
         assert "Reading the data set(s)" not in out  # nothing read, nothing trained
 
 
+def test_learn_refuses_data_without_items(tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "blank.txt").write_text("\n\t\n\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["crfsuite", "learn", "-m", "m", "empty.txt", "blank.txt"]) == 1
+    assert "empty.txt, blank.txt: no item to learn from" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()  # no model that no tagger opens
+
+
 def test_learn_bad_line_names_file_and_line(tmp_path):
     (tmp_path / "bad.txt").write_text("A\tx\nB\ty:z\n")
     done = run(["learn", "bad.txt"], tmp_path)
