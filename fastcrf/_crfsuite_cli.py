@@ -74,6 +74,14 @@ text when there is none); attributes the model does not know are ignored."""
 # Data files                                                                    #
 # --------------------------------------------------------------------------- #
 
+def _shown(text, limit=60):
+    """``repr(text)`` cut to about ``limit`` characters, for messages (a binary file
+    read as text can make a field of megabytes)."""
+    if len(text) > limit:
+        return repr(text[:limit]) + f"... ({len(text)} characters)"
+    return repr(text)
+
+
 # A field's pieces: an escape (\\ or \:), a lone backslash, a run of plain
 # characters, or a colon (the separator).
 _PIECES = re.compile(r"\\[\\:]|\\|[^\\:]+|:")
@@ -85,14 +93,14 @@ def _split_field(field, where):
     if "\\" not in field:
         name, colon, value = field.partition(":")
         if ":" in value:
-            raise ValueError(f"{where}: field {field!r} has more than one ':' (write "
+            raise ValueError(f"{where}: field {_shown(field)} has more than one ':' (write "
                              f"'\\:' for a colon in a name)")
         return name, (value if colon else None)
     parts = [[], None]
     for piece in _PIECES.findall(field):
         if piece == ":":
             if parts[1] is not None:
-                raise ValueError(f"{where}: field {field!r} has more than one "
+                raise ValueError(f"{where}: field {_shown(field)} has more than one "
                                  f"unescaped ':' (write '\\:' for a colon in a name)")
             parts[1] = []
             continue
@@ -108,10 +116,10 @@ def _scale(value, field, where):
     try:
         scale = float(value)
     except ValueError:
-        raise ValueError(f"{where}: the scale of {field!r} is not a number (write "
+        raise ValueError(f"{where}: the scale of {_shown(field)} is not a number (write "
                          f"'\\:' for a colon in a name)") from None
     if not math.isfinite(scale):  # caught here, training would name no file or line
-        raise ValueError(f"{where}: the scale of {field!r} is not finite")
+        raise ValueError(f"{where}: the scale of {_shown(field)} is not finite")
     return scale
 
 
@@ -203,19 +211,19 @@ def read_data(stream, name, *, declarations=True, first_line=1):
             if not declarations:
                 continue
             if label != "@weight":
-                raise ValueError(f"{name}:{lineno}: unrecognized declaration {label!r} "
+                raise ValueError(f"{name}:{lineno}: unrecognized declaration {_shown(label)} "
                                  f"(only '@weight:W' is known)")
             if not value:
-                raise ValueError(f"{name}:{lineno}: declaration {fields[0]!r} without a "
+                raise ValueError(f"{name}:{lineno}: declaration {_shown(fields[0])} without a "
                                  f"value (write '@weight:W')")
             weight = _scale(value, fields[0], f"{name}:{lineno}")
             if weight < 0:
-                raise ValueError(f"{name}:{lineno}: {fields[0]!r}: a sequence's weight "
+                raise ValueError(f"{name}:{lineno}: {_shown(fields[0])}: a sequence's weight "
                                  f"must be >= 0")
             continue
         if attrs is None:
             if value is not None:
-                raise ValueError(f"{where}: the label {fields[0]!r} has an unescaped ':' "
+                raise ValueError(f"{where}: the label {_shown(fields[0])} has an unescaped ':' "
                                  f"(write '\\:' for a colon in a label)")
             attrs = {}
             for field in fields[1:]:

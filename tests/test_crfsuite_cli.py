@@ -135,6 +135,15 @@ def test_tag_reads_a_file_with_a_byte_order_mark(trained, tmp_path):
     assert marked.stdout == plain.stdout
 
 
+def test_read_data_cuts_a_long_field_in_messages():
+    field = "x" * 5000 + ":y"
+    with pytest.raises(ValueError) as info:
+        read_data([f"A\t{field}\n"], "junk.bin")
+    message = str(info.value)
+    assert message.startswith("junk.bin:1: the scale of 'xxx") and len(message) < 200
+    assert "... (5002 characters)" in message
+
+
 def test_tag_reader_skips_declarations():
     data = read_data(["@weight:3\n", "@note\n", "A\tx\n"], "f", declarations=False)
     assert data.y == [["A"]] and data.X == [[["x"]]]
