@@ -50,6 +50,8 @@ ALGORITHMS = {"lbfgs": "lbfgs", "l2sgd": "l2sgd", "ap": "averaged-perceptron",
               "passive-aggressive": "passive-aggressive", "arow": "arow"}
 #: How ``learn -H`` names each kind of parameter (CRFsuite's own words).
 _KINDS = {"int": "int", "bool": "int", "float": "float", "str": "string"}
+#: CRFsuite's L-BFGS line searches (-p linesearch=...).
+_LINESEARCHES = ("MoreThuente", "Backtracking", "StrongBacktracking")
 #: Sequences tagged per batch (one encode / Viterbi call each).
 _BATCH = 2048
 
@@ -358,6 +360,11 @@ def _cmd_learn(args):
             raise cli.CommandError(f"-p {setting!r}: {algorithm} has no parameter {name!r} "
                                    f"(see 'learn -a {args.algorithm} -H')")
         trainer.set(name, value)
+        if name == "linesearch" and value not in _LINESEARCHES:
+            # fastcrf has one search and ignores the name: a misspelt name would go
+            # unnoticed, so it is reported here.
+            raise cli.CommandError(f"-p {setting!r}: the line search is MoreThuente, "
+                                   f"Backtracking or StrongBacktracking")
     if args.split is not None and args.split < 1:
         raise cli.CommandError(f"-g takes a number of groups >= 1, got {args.split}")
     if not args.files:

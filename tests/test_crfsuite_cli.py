@@ -295,6 +295,7 @@ def test_learn_log_to_file(tmp_path):
     (["-p", "c2=x"], "takes a number"),
     (["-g", "0"], "-g takes a number of groups"),
     (["-e", "2"], "-e 2: no such group (the groups are 1 to 1"),
+    (["-p", "linesearch=Morethuente"], "the line search is MoreThuente, Backtracking"),
     (["-e", "0"], "-e 0: no such group"),
     (["-g", "3", "-e", "4"], "-e 4: no such group (the groups are 1 to 3"),
     ([], None),
