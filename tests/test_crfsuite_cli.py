@@ -474,6 +474,14 @@ def test_tag_refuses_a_template_model(tmp_path, monkeypatch, capsys):
 # --------------------------------------------------------------------------- #
 
 
+def test_dump_names_a_damaged_model_once_quoted(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04 cut short")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["crfsuite", "dump", "cut.npz"]) == 1
+    err = capsys.readouterr().err
+    assert "error: 'cut.npz' is not a readable fastcrf model file" in err
+
+
 def test_dump_is_crfsuites(trained, tmp_path):
     pycrfsuite = pytest.importorskip("pycrfsuite")
     folder, _, _, _ = trained

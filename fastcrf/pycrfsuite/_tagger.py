@@ -127,7 +127,9 @@ class Tagger:
             raise ValueError(f"Model file {name!r} doesn't have a complete header")
         if not (_crfsuite_format.is_crfsuite(data) or data[:4] == b"PK\x03\x04"):
             raise ValueError(f"Invalid model file {name!r}")
-        self._load(data, repr(name))
+        # The CRFsuite reader's messages take the name as written, the .npz reader's
+        # quote it themselves.
+        self._load(data, repr(name) if _crfsuite_format.is_crfsuite(data) else path)
         return contextlib.closing(self)
 
     def open_inmemory(self, value):
