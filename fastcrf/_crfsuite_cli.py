@@ -241,6 +241,8 @@ def _open_text(path):
     """A data file (or standard input for '-') as text: UTF-8, undecodable bytes
     kept through surrogate escapes (CRFsuite reads bytes)."""
     if path == "-":
+        if sys.stdin is None:  # started with standard input closed ('<&-')
+            raise cli.CommandError("standard input ('-') is closed")
         return open(sys.stdin.fileno(), "r", encoding="utf-8", errors="surrogateescape",
                     newline="\n", closefd=False)
     return open(path, "r", encoding="utf-8", errors="surrogateescape", newline="\n")
@@ -249,6 +251,8 @@ def _open_text(path):
 def _output(fp):
     """``fp`` writing UTF-8 with surrogate escapes (names read from the data go back
     out as the bytes they were)."""
+    if fp is None:  # started with standard output closed ('>&-')
+        raise cli.CommandError("standard output is closed")
     try:
         fd = fp.fileno()
     except (AttributeError, OSError, ValueError):

@@ -474,6 +474,21 @@ def test_tag_refuses_a_template_model(tmp_path, monkeypatch, capsys):
 # --------------------------------------------------------------------------- #
 
 
+def test_closed_standard_streams_are_one_line_errors(trained, tmp_path):
+    model = str(trained[0] / "model.crfsuite")
+    (tmp_path / "q.txt").write_text("A\tx\n")
+    for args, fd, name in [(["tag", "-m", model], 0, "input ('-')"),
+                           (["learn", "-"], 0, "input ('-')"),
+                           (["tag", "-m", model, "q.txt"], 1, "output")]:
+        # Closed before Python starts ('<&-', '>&-'): sys.stdin or sys.stdout is None.
+        code = (f"import os, sys; os.close({fd}); os.execv(sys.executable, "
+                f"[sys.executable, '-m', 'fastcrf', 'crfsuite', *{args!r}])")
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip() == f"fastcrf: error: standard {name} is closed"
+
+
 def test_dump_names_a_damaged_model_once_quoted(tmp_path, monkeypatch, capsys):
     (tmp_path / "cut.npz").write_bytes(b"PK\x03\x04 cut short")
     monkeypatch.chdir(tmp_path)
