@@ -424,6 +424,11 @@ def _learn(args, algorithm, trainer, out):
         # A model without labels is a file that no tagger (fastcrf's, CRFsuite's) opens.
         raise cli.CommandError(f"{', '.join(args.files)}: no item to learn from (an item "
                                f"is a line LABEL<TAB>ATTR...)")
+    if not any(item for items in X for item in items):
+        # Training would fail with the estimator's words; the usual cause is a file
+        # written with spaces between the fields, which makes each line a label.
+        raise cli.CommandError(f"{', '.join(args.files)}: no item has an attribute "
+                               f"(the fields of a line are separated by tabs, not spaces)")
     # CRFsuite numbers labels and attributes as it reads them, every group included.
     classes = list(dict.fromkeys(label for labels in y for label in labels))
     attributes = set()

@@ -329,6 +329,16 @@ def test_learn_refuses_data_without_items(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "m").exists()  # no model that no tagger opens
 
 
+def test_learn_refuses_space_separated_fields(tmp_path, monkeypatch, capsys):
+    (tmp_path / "spaces.txt").write_text("B-NP w=He pos=PRP\nO w=.\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["crfsuite", "learn", "-m", "m", "spaces.txt"]) == 1
+    err = capsys.readouterr().err
+    assert "spaces.txt: no item has an attribute (the fields of a line are separated by " \
+           "tabs" in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_learn_bad_line_names_file_and_line(tmp_path):
     (tmp_path / "bad.txt").write_text("A\tx\nB\ty:z\n")
     done = run(["learn", "bad.txt"], tmp_path)
