@@ -192,6 +192,10 @@ def read_data(stream, name, *, declarations=True, first_line=1):
             line = line[:-1]
             if line[-1:] == "\r":
                 line = line[:-1]
+        if "\r" in line:
+            # Old Mac line ends (a lone CR): the whole file would read as one item.
+            raise ValueError(f"{name}:{lineno}: a carriage return inside a line (lines "
+                             f"end with LF or CR LF)")
         if not line:
             flush()
             continue

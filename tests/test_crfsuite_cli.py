@@ -107,6 +107,7 @@ def test_read_data_escapes_scales_and_sequences():
     ("@weight:", "without a value"),
     ("@weight:x", "is not a number"),
     ("@note", "unrecognized declaration"),
+    ("B\tw\rO\tv\r", "a carriage return inside a line"),
     ("B\tw:nan", "'w:nan' is not finite"),
     ("B\tw:-inf", "'w:-inf' is not finite"),
     ("@weight:inf", "is not finite"),
