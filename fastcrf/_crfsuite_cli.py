@@ -428,6 +428,11 @@ def _learn(args, algorithm, trainer, out):
         # A model without labels is a file that no tagger (fastcrf's, CRFsuite's) opens.
         raise cli.CommandError(f"{', '.join(args.files)}: no item to learn from (an item "
                                f"is a line LABEL<TAB>ATTR...)")
+    if args.split and args.split > len(X):
+        # Empty groups: -x would train on everything once per group (a "hang" for a
+        # large N) and -e could hold out nothing.
+        raise cli.CommandError(f"-g {args.split}: more groups than the {len(X)} "
+                               f"instances (each group needs one)")
     if not any(item for items in X for item in items):
         # Training would fail with the estimator's words; the usual cause is a file
         # written with spaces between the fields, which makes each line a label.

@@ -340,6 +340,17 @@ def test_learn_refuses_space_separated_fields(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "m").exists()
 
 
+def test_learn_refuses_more_groups_than_instances(tmp_path, monkeypatch, capsys):
+    (tmp_path / "two.txt").write_text("A\tx\n\nB\ty\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["crfsuite", "learn", "-x", "-g", "100000", "two.txt"]) == 1
+    out, err = capsys.readouterr()
+    assert "-g 100000: more groups than the 2 instances" in err
+    assert "Cross validation" not in out
+    assert cli.main(["crfsuite", "learn", "-x", "-g", "2", "two.txt"]) == 0
+    assert capsys.readouterr().out.count("===== Cross validation") == 2
+
+
 def test_learn_bad_line_names_file_and_line(tmp_path):
     (tmp_path / "bad.txt").write_text("A\tx\nB\ty:z\n")
     done = run(["learn", "bad.txt"], tmp_path)
