@@ -683,7 +683,9 @@ def read_wapiti_model(data, name="the model"):
         offsets.append((u, b))
     theta = np.zeros(F)
     for _ in range(int(n_active)):
-        index, value = cur.header(rb"\s*(\d+)=(\S+)\r?\n?", "an index=weight line")
+        # The end of line is required: Wapiti ends every line, and a file cut inside
+        # its last weight ('5=-1.5' -> '5=-1.') must not load a wrong weight.
+        index, value = cur.header(rb"\s*(\d+)=(\S+)\r?\n", "an index=weight line")
         try:
             w = float.fromhex(value.decode()) if b"x" in value.lower() else float(value)
         except ValueError:

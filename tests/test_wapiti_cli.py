@@ -723,6 +723,24 @@ def test_reads_wapiti_model_files(capsys, tmp_path, typed):
     assert patterns.wapiti_names
 
 
+def test_truncated_wapiti_model_is_refused(capsys, tmp_path):
+    # A file cut inside its last weight still parses as a number ('-1.5' -> '-1.'):
+    # only the missing end of line tells, and it must not load a wrong weight.
+    text = ("#mdl#2#2\n#rdr#2/1/0\n11:u:w=%x[0,0],\n1:b,\n#qrk#2\n1:A,\n1:B,\n"
+            "#qrk#2\n5:u:w=x,\n1:b,\n0=0x1p+0\n5=-1.5\n")
+    whole = tmp_path / "whole.wapiti"
+    whole.write_text(text)
+    code, out, err = run(capsys, "wapiti", "dump", whole)
+    assert code == 0, err
+    assert "b\tB\tB\t-1.50000" in out
+    for cut in (1, 2, 3):
+        part = tmp_path / f"cut{cut}.wapiti"
+        part.write_text(text[:-cut])
+        fails(capsys, "wapiti", "dump", part,
+              match=f"cut{cut}.wapiti: not a Wapiti model file \\(expected an "
+                    "index=weight line")
+
+
 def test_wapiti_names_outside_the_sequence():
     p = PatternSet("u:%x[-1,0]/%x[-5,0]/%x[1,0]/%x[6,0]\n", wapiti_names=True)
     assert p.features([[("a",), ("b",)]])[0][0] == ["Uu:_x-1/_x-#/b/_x+#"]
