@@ -501,9 +501,12 @@ def _read_alike(path):
 
 
 def _check_output_folder(path):
+    # Checked now, not after minutes of training.
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):  # checked now, not after minutes of training
+    if not os.path.isdir(folder):
         raise cli.CommandError(f"cannot write {path!r}: no such folder {folder!r}")
+    if os.path.isdir(path):
+        raise cli.CommandError(f"cannot write {path!r}: it is a folder")
 
 
 def compact(model):

@@ -723,6 +723,20 @@ def test_reads_wapiti_model_files(capsys, tmp_path, typed):
     assert patterns.wapiti_names
 
 
+def test_a_folder_as_output_is_refused_before_work(capsys, files, model, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for argv in (["train", "-p", files["pattern"], files["train"], folder],
+                 ["label", "-m", model, files["raw"], folder],
+                 ["dump", model, folder]):
+        code, _, err = run(capsys, "wapiti", *argv)
+        assert code == 1
+        # One line, and for train before the training starts (no progress line).
+        assert err.strip().splitlines() == [
+            f"fastcrf: error: cannot write {str(folder)!r}: it is a folder"]
+    assert list(folder.iterdir()) == []
+
+
 def test_truncated_wapiti_model_is_refused(capsys, tmp_path):
     # A file cut inside its last weight still parses as a number ('-1.5' -> '-1.'):
     # only the missing end of line tells, and it must not load a wrong weight.
