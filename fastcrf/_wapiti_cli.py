@@ -208,8 +208,8 @@ def read_data(path):
 
     A sequence is a list of ``(line, fields)``: the line as read (its end of line
     removed) and its whitespace-separated fields; blank lines separate sequences.
-    UTF-8 when the file is valid UTF-8, else Latin-1 (byte for byte, as Wapiti never
-    decodes its input).
+    UTF-8 (without a leading byte-order mark) when the file is valid UTF-8, else
+    Latin-1 (byte for byte, as Wapiti never decodes its input).
     """
     if path == "-":
         stream = getattr(sys.stdin, "buffer", None)
@@ -220,7 +220,9 @@ def read_data(path):
         with open(path, "rb") as f:
             data = f.read()
     try:
-        text, encoding = data.decode("utf-8"), "utf-8"
+        # A byte-order mark (Windows editors) is no part of the first token: dropped,
+        # as fastcrf.io.read_conll drops it.
+        text, encoding = data.decode("utf-8").removeprefix("\ufeff"), "utf-8"
     except UnicodeDecodeError:
         text, encoding = data.decode("latin-1"), "latin-1"
     sequences, current = [], []
@@ -262,7 +264,7 @@ def _patterns(path):
     with open(path, "rb") as f:
         data = f.read()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")   # a byte-order mark
     except UnicodeDecodeError:
         text = data.decode("latin-1")
     try:

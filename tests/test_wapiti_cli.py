@@ -723,6 +723,32 @@ def test_reads_wapiti_model_files(capsys, tmp_path, typed):
     assert patterns.wapiti_names
 
 
+def test_byte_order_marks_are_dropped(capsys, files, model, tmp_path):
+    # Files saved by Windows editors: the mark must not join the first pattern line
+    # or the first token (whose word observation would silently never match).
+    bom = b"\xef\xbb\xbf"
+    pattern = tmp_path / "pattern.txt"
+    pattern.write_bytes(bom + files["pattern"].read_bytes().replace(b"\n", b"\r\n"))
+    raw = tmp_path / "raw.txt"
+    raw.write_bytes(bom + files["raw"].read_bytes())
+    code, plain, err = run(capsys, "wapiti", "label", "-m", model, "-s", files["raw"])
+    assert code == 0, err
+    code, marked, err = run(capsys, "wapiti", "label", "-m", model, "-s", raw)
+    assert code == 0, err
+    assert marked == plain
+    sequences, _ = read_data(str(raw))
+    assert sequences[0][0][1][0] == files["raw"].read_text().split()[0]
+    both = []
+    for p, data in ((files["pattern"], files["train"]), (pattern, files["train"])):
+        out = tmp_path / f"m{len(both)}.fcrf"
+        code, _, err = run(capsys, "wapiti", "train", "-p", p, "-i", "5", data, out)
+        assert code == 0, err
+        code, dumped, err = run(capsys, "wapiti", "dump", out)
+        assert code == 0, err
+        both.append(dumped)
+    assert both[0] == both[1]
+
+
 def test_a_folder_as_output_is_refused_before_work(capsys, files, model, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
