@@ -811,8 +811,9 @@ def _features_for(model, patterns, tokens, name):
     return model.encode(_features(patterns, tokens, name))
 
 
-def _label_text(model, patterns, sequences, args, name):
-    """The labelled text and the check statistics of one input."""
+def _label_text(model, patterns, sequences, args, name, labels):
+    """The labelled text and the check statistics of one input; ``labels``: the
+    model's labels as :func:`_output_labels` gives them."""
     import numpy as np
 
     if args.check:
@@ -823,7 +824,7 @@ def _label_text(model, patterns, sequences, args, name):
         return "", None
     features = _features_for(model, patterns, tokens, name)
     results = decode(model, features, args.nbest, args.post)
-    names = np.asarray(model.classes, dtype=object)
+    names = np.asarray(labels, dtype=object)
     out = []
     for seq, cands in zip(sequences, results):
         for n, (codes, score, tok) in enumerate(cands):
@@ -838,6 +839,17 @@ def _label_text(model, patterns, sequences, args, name):
             out.append("\n")
     best = [cands[0][0] for cands in results]
     return "".join(out), (gold, best)
+
+
+def _output_labels(model, encoding):
+    """The model's labels as strings that, encoded as the input was read
+    (``encoding``, with ``surrogateescape``), give the label's own bytes, as Wapiti
+    writes them: a Latin-1 input line and a UTF-8 model's label are each written as
+    they were read, not re-encoded (which fails for labels outside Latin-1)."""
+    meta = model.metadata.get(_META)
+    own = meta.get("encoding", "utf-8") if isinstance(meta, dict) else "utf-8"
+    return [c.encode(own, "surrogateescape").decode(encoding, "surrogateescape")
+            for c in model.classes]
 
 
 def check_report(classes, gold, best):
@@ -897,20 +909,24 @@ def _cmd_label(args):
     model, patterns = _load(args.model)
     path = args.files[0] if args.files else "-"
     sequences, encoding = read_data(path)
-    text, stats = _label_text(model, patterns, sequences, args, cli._name(path))
+    labels = _output_labels(model, encoding)
+    text, stats = _label_text(model, patterns, sequences, args, cli._name(path), labels)
     if len(args.files) == 2:
         with atomic_file(args.files[1], "wb") as f:
-            f.write(text.encode(encoding))
+            f.write(text.encode(encoding, "surrogateescape"))
     else:
         sys.stdout.flush()
         out = getattr(sys.stdout, "buffer", None)  # None: a text stream (a test's)
         if out is None:
             sys.stdout.write(text)
         else:
-            out.write(text.encode(encoding))
+            out.write(text.encode(encoding, "surrogateescape"))
         (out or sys.stdout).flush()
     if args.check and stats is not None:
-        _info(check_report(model.classes, *stats))
+        gold, best = stats
+        real = dict(zip(labels, model.classes))  # the report names the model's labels
+        _info(check_report(model.classes, [[real.get(y, y) for y in g] for g in gold],
+                           best))
     return 0
 
 

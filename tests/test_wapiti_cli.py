@@ -749,6 +749,35 @@ def test_byte_order_marks_are_dropped(capsys, files, model, tmp_path):
     assert both[0] == both[1]
 
 
+def test_labels_keep_their_bytes_beside_latin1_input(capsys, tmp_path):
+    # A UTF-8 model whose labels lie outside Latin-1, and an input that is not
+    # UTF-8: each is written as read (as Wapiti, which never decodes), where
+    # re-encoding the labels as Latin-1 failed.
+    train = tmp_path / "train.txt"
+    train.write_text("big A B\u2192\nred B I\u2192\n\nlow A B\u2192\n\n", "utf-8")
+    pattern = tmp_path / "pattern.txt"
+    pattern.write_text("u:w=%x[0,0]\nu:p=%x[0,1]\nb\n")
+    model = tmp_path / "model.fcrf"
+    code, _, err = run(capsys, "wapiti", "train", "-p", pattern, "-1", "0", train, model)
+    assert code == 0, err
+    rows = [b"caf\xe9 A", b"red B"]
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"\n".join(rows) + b"\n\n")
+    out = tmp_path / "out.txt"
+    code, _, err = run(capsys, "wapiti", "label", "-m", model, data, out)
+    assert code == 0, err
+    arrows = ["B\u2192".encode(), "I\u2192".encode()]
+    assert out.read_bytes() == b"".join(r + b"\t" + a + b"\n" for r, a in
+                                        zip(rows, arrows)) + b"\n"
+    # -c: the reference labels (UTF-8 bytes in a Latin-1 read file) are the model's.
+    checked = tmp_path / "checked.txt"
+    checked.write_bytes(b"\n".join(r + b" " + a for r, a in zip(rows, arrows)) + b"\n")
+    code, _, err = run(capsys, "wapiti", "label", "-c", "-m", model, checked, out)
+    assert code == 0, err
+    assert "Token error   :  0.00%" in err
+    assert re.search("B\u2192 +Pr=1.00  Rc=1.00", err), err
+
+
 def test_a_folder_as_output_is_refused_before_work(capsys, files, model, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
