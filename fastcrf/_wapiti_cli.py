@@ -152,7 +152,7 @@ def add_command(sub):
                          epilog=_LABEL_EPILOG, formatter_class=raw)
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="[INPUT] [OUTPUT]: data to label (default: - for stdin), where "
-                        "to write (default: stdout)")
+                        "to write (default or -: stdout)")
     p.add_argument("-m", "--model", metavar="FILE",
                    help="model file to load (required): fastcrf's or Wapiti's")
     p.add_argument("-l", "--label", action="store_true", help="output only labels")
@@ -170,7 +170,8 @@ def add_command(sub):
                                      "(unigram) or 'obs<tab>prev<tab>label<tab>w' "
                                      "(bigram), a blank line after each observation.")
     p.add_argument("files", nargs="*", metavar="FILE",
-                   help="MODEL [OUTPUT]: model to read, where to write (default: stdout)")
+                   help="MODEL [OUTPUT]: model to read, where to write (default or -: "
+                        "stdout)")
     p.add_argument("--prec", type=int, default=5, metavar="INT",
                    help="digits after the decimal point (default 5)")
     p.add_argument("--all", action="store_true", help="also output zero weights")
@@ -502,6 +503,12 @@ def _read_alike(path):
     return head[:2] != b"\x1f\x8b" and head != b"\xef\xbb\xbf"
 
 
+def _output(files):
+    """The output file named after the input (``[INPUT] OUTPUT``, ``MODEL OUTPUT``),
+    or None for standard output: none named, or ``-`` (as Wapiti)."""
+    return files[1] if len(files) == 2 and files[1] != "-" else None
+
+
 def _check_output_folder(path):
     # Checked now, not after minutes of training.
     folder = os.path.dirname(os.path.abspath(path))
@@ -744,8 +751,8 @@ def _check_label(args):
     if len(args.files) > 2:
         raise cli.CommandError(f"label takes [INPUT] [OUTPUT], got {len(args.files)} "
                                "arguments")
-    if len(args.files) == 2:
-        _check_output_folder(args.files[1])
+    if _output(args.files) is not None:
+        _check_output_folder(_output(args.files))
 
 
 def decode(model, features, nbest=1, posterior=False, n_jobs=None):
@@ -911,7 +918,7 @@ def _cmd_label(args):
     sequences, encoding = read_data(path)
     labels = _output_labels(model, encoding)
     text, stats = _label_text(model, patterns, sequences, args, cli._name(path), labels)
-    if len(args.files) == 2:
+    if _output(args.files) is not None:
         with atomic_file(args.files[1], "wb") as f:
             f.write(text.encode(encoding, "surrogateescape"))
     else:
@@ -992,8 +999,8 @@ def _cmd_dump(args):
         raise cli.CommandError(f"--prec must be between 0 and 30, got {args.prec}")
     model, _ = _load(args.files[0], "MODEL")
     text = dump_text(model, args.prec, args.all)
-    if len(args.files) == 2:
-        _check_output_folder(args.files[1])
+    if _output(args.files) is not None:
+        _check_output_folder(_output(args.files))
         with atomic_file(args.files[1], "w", encoding="utf-8") as f:
             f.write(text)
     else:

@@ -608,6 +608,24 @@ def test_subprocess_round_trip(files, tmp_path):
     assert not (tmp_path / "m2").exists()
 
 
+def test_dash_output_is_standard_output(files, model, tmp_path):
+    # 'wapiti label -m MODEL - -' reads stdin and writes stdout, as Wapiti; the
+    # second '-' used to be a file named '-'.
+    py = [sys.executable, "-m", "fastcrf", "wapiti"]
+    raw = files["raw"].read_text()
+    r = subprocess.run(py + ["label", "-m", str(model), "-l", "-", "-"], cwd=tmp_path,
+                       input=raw, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    want = subprocess.run(py + ["label", "-m", str(model), "-l", str(files["raw"])],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert r.stdout == want.stdout and want.stdout
+    r = subprocess.run(py + ["dump", str(model), "-"], cwd=tmp_path, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("\t") > 0
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_console_script_entry(capsys, files, model):
     from fastcrf._wapiti_cli import main
 
