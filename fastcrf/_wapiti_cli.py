@@ -781,6 +781,8 @@ def decode(model, features, nbest=1, posterior=False, n_jobs=None):
     for _, (em, trans, start, end, lengths, _mask) in _lattice_queries.batches(model,
                                                                                features):
         B, T, K = em.shape
+        # No more labellings than a sequence has: a huge -n costs nothing extra.
+        k = min(nbest, K ** int(lengths.max())) if B else nbest
         if posterior:
             marg = np.asarray(_dense.marginals(em, trans, start, end, lengths,
                                                n_jobs=n_jobs))
@@ -788,9 +790,9 @@ def decode(model, features, nbest=1, posterior=False, n_jobs=None):
                 logm = np.log(marg)
             zero = np.zeros(K)
             paths, scores = _dense.viterbi(logm, np.zeros((K, K)), zero, zero, lengths,
-                                           k=nbest, n_jobs=n_jobs)
+                                           k=k, n_jobs=n_jobs)
         else:
-            paths, scores = _dense.viterbi(em, trans, start, end, lengths, k=nbest,
+            paths, scores = _dense.viterbi(em, trans, start, end, lengths, k=k,
                                            n_jobs=n_jobs)
         for b, n in enumerate(lengths.tolist()):
             cands = []

@@ -796,6 +796,22 @@ def test_labels_keep_their_bytes_beside_latin1_input(capsys, tmp_path):
     assert re.search("B\u2192 +Pr=1.00  Rc=1.00", err), err
 
 
+def test_huge_nbest_lists_every_labelling(capsys, model, tmp_path):
+    # -n larger than the labellings a sequence has lists them all, where it asked
+    # for memory for every one of the -n ('out of memory').
+    data = tmp_path / "data.txt"
+    data.write_text("Bob X\nruns X\n\nthe X\n\n")
+    code, every, err = run(capsys, "wapiti", "label", "-m", model, "-s", "-n",
+                           str(10 ** 12), data)
+    assert code == 0, err
+    K = 3   # O, B-ENT, I-ENT
+    assert every.count("# ") == K ** 2 + K
+    code, exact, err = run(capsys, "wapiti", "label", "-m", model, "-s", "-n",
+                           str(K ** 2), data)
+    assert code == 0, err
+    assert exact == every
+
+
 def test_a_folder_as_output_is_refused_before_work(capsys, files, model, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
