@@ -700,7 +700,9 @@ def read_wapiti_model(data, name="the model"):
         index, value = cur.header(rb"\s*(\d+)=(\S+)\r?\n", "an index=weight line")
         try:
             w = float.fromhex(value.decode()) if b"x" in value.lower() else float(value)
-        except ValueError:
+        except (ValueError, OverflowError):   # fromhex overflows: '0x1p+1024'
+            cur.fail(f"the weight {value!r}")
+        if not np.isfinite(w):   # a diverged training's; every score would be NaN
             cur.fail(f"the weight {value!r}")
         if int(index) >= F:
             cur.fail(f"the weight index {int(index)} (the model has {F})")

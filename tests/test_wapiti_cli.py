@@ -844,6 +844,19 @@ def test_truncated_wapiti_model_is_refused(capsys, tmp_path):
                     "index=weight line")
 
 
+@pytest.mark.parametrize("weight", ["nan", "inf", "-0x1.0p+1024"])
+def test_non_finite_wapiti_weights_are_refused(capsys, tmp_path, weight):
+    # A diverged training's file loaded, dumped 'nan' and failed only when labelling
+    # with a message naming no file.
+    path = tmp_path / "bad.wapiti"
+    path.write_text("#mdl#2#1\n#rdr#1/1/0\n11:u:w=%x[0,0],\n#qrk#2\n1:A,\n1:B,\n"
+                    f"#qrk#1\n5:u:w=x,\n1={weight}\n")
+    for argv in (["dump", path], ["label", "-m", path, path]):
+        fails(capsys, "wapiti", *argv,
+              match="bad.wapiti: not a Wapiti model file " + re.escape(f"(the weight "
+                                                                    f"b'{weight}'"))
+
+
 def test_wapiti_names_outside_the_sequence():
     p = PatternSet("u:%x[-1,0]/%x[-5,0]/%x[1,0]/%x[6,0]\n", wapiti_names=True)
     assert p.features([[("a",), ("b",)]])[0][0] == ["Uu:_x-1/_x-#/b/_x+#"]
