@@ -209,8 +209,9 @@ def read_data(path):
 
     A sequence is a list of ``(line, fields)``: the line as read (its end of line
     removed) and its whitespace-separated fields; blank lines separate sequences.
-    UTF-8 (without a leading byte-order mark) when the file is valid UTF-8, else
-    Latin-1 (byte for byte, as Wapiti never decodes its input).
+    A gzip file is decompressed.  UTF-8 (without a leading byte-order mark) when the
+    file is valid UTF-8, else Latin-1 (byte for byte, as Wapiti never decodes its
+    input).
     """
     if path == "-":
         stream = getattr(sys.stdin, "buffer", None)
@@ -220,6 +221,15 @@ def read_data(path):
             raise cli.CommandError(f"no such file or directory: {path!r}")
         with open(path, "rb") as f:
             data = f.read()
+    if data[:2] == b"\x1f\x8b":   # gzip, as fastcrf's other commands read it
+        import gzip
+        import zlib
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:   # cut or corrupted
+            raise cli.CommandError(f"{cli._name(path)}: not a readable gzip file "
+                                   f"({exc})") from None
     try:
         # A byte-order mark (Windows editors) is no part of the first token: dropped,
         # as fastcrf.io.read_conll drops it.
@@ -471,8 +481,7 @@ def _streamed_training(patterns, path):
     feature lists: a fraction of the memory), which trains bitwise the model of the
     lists; None when the lists must be built: patterns that are not all ``%x``
     unigram ones (:attr:`PatternSet.template`), standard input, and files that
-    :func:`read_data` reads otherwise than :func:`fastcrf.io.read_conll` (gzip, a
-    byte-order mark, rows of different lengths, no sequence, rows too short for the
+    :func:`read_data` is left to (gzip, a byte-order mark, rows of different lengths, no sequence, rows too short for the
     patterns: the lists' own errors are kept).
     """
     from ._dataset import Dataset
@@ -493,9 +502,8 @@ def _streamed_training(patterns, path):
 
 
 def _read_alike(path):
-    """Whether :func:`fastcrf.io.read_conll` reads the file ``path`` as
-    :func:`read_data` does: a plain file, not gzip (which read_conll decompresses)
-    and without a UTF-8 byte-order mark (which read_conll drops)."""
+    """Whether the file ``path`` takes the streamed route: a plain file, not gzip and
+    without a UTF-8 byte-order mark (those two are left to :func:`read_data`)."""
     if not os.path.isfile(path):
         return False
     with open(path, "rb") as f:

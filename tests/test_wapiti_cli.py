@@ -812,6 +812,24 @@ def test_huge_nbest_lists_every_labelling(capsys, model, tmp_path):
     assert exact == every
 
 
+def test_gzip_data_is_decompressed(capsys, files, model, tmp_path):
+    # A .gz input was read as its compressed bytes: garbage tokens, labelled with
+    # status 0. It reads as fastcrf's other commands read it; a cut one is refused.
+    import gzip
+
+    packed = tmp_path / "raw.txt.gz"
+    packed.write_bytes(gzip.compress(files["raw"].read_bytes()))
+    code, plain, err = run(capsys, "wapiti", "label", "-m", model, files["raw"])
+    assert code == 0, err
+    code, out, err = run(capsys, "wapiti", "label", "-m", model, packed)
+    assert code == 0, err
+    assert out == plain
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(packed.read_bytes()[:-12])
+    fails(capsys, "wapiti", "label", "-m", model, cut,
+          match="cut.gz: not a readable gzip file")
+
+
 def test_a_folder_as_output_is_refused_before_work(capsys, files, model, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
