@@ -454,6 +454,14 @@ def _cmd_train(args):
         f.startswith(_EDGE) for s in X for tok in s for f in tok)
     if has_edges:
         params["transition_prefix"] = _EDGE
+    if streamed is None and not any(not (has_edges and f.startswith(_EDGE))
+                                    for s in X for tok in s for f in tok):
+        # Wapiti trains bigram-only patterns; fastcrf needs one state attribute.
+        raise cli.CommandError(f"{cli._name(train_path)}: no unigram observation: "
+                               "fastcrf needs a u or * pattern (a constant 'u' line "
+                               "gives a transitions-only model)" if patterns is not None
+                               else f"{cli._name(train_path)}: no observation (without "
+                               "-p the fields before the label are the observations)")
     transitions = patterns.transitions if patterns is not None else False
     progress = _Progress(algorithm, args, eval_X, eval_y)
     t0 = time.perf_counter()

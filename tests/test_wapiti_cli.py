@@ -830,6 +830,26 @@ def test_gzip_data_is_decompressed(capsys, files, model, tmp_path):
           match="cut.gz: not a readable gzip file")
 
 
+def test_bigram_only_patterns_say_what_to_add(capsys, files, tmp_path):
+    # Wapiti trains 'b' alone; fastcrf needs a state attribute, and said so in CRF++
+    # words ('X holds no attributes ... template with no U lines').
+    m = tmp_path / "m.fcrf"
+    for text in ("b\n", "b:%x[0,0]\n"):
+        pattern = tmp_path / "pattern.txt"
+        pattern.write_text(text)
+        fails(capsys, "wapiti", "train", "-p", pattern, files["train"], m,
+              match="train.txt: no unigram observation: fastcrf needs a u or \\* "
+                    "pattern \\(a constant 'u' line")
+        pattern.write_text("u\n" + text)
+        code, _, err = run(capsys, "wapiti", "train", "-i", "3", "-p", pattern,
+                           files["train"], m)
+        assert code == 0, err
+    labels_only = tmp_path / "labels.txt"
+    labels_only.write_text("O\nB-ENT\n\nO\n")
+    fails(capsys, "wapiti", "train", labels_only, m,
+          match="labels.txt: no observation \\(without -p")
+
+
 def test_a_folder_as_output_is_refused_before_work(capsys, files, model, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
