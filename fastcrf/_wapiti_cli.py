@@ -120,7 +120,8 @@ def add_command(sub):
     p.add_argument("-p", "--pattern", metavar="FILE",
                    help="patterns for extracting features")
     p.add_argument("-m", "--model", metavar="FILE",
-                   help="model to start from (a 'fastcrf wapiti' model; no new labels)")
+                   help="model to start from (fastcrf's or Wapiti's; the data may add "
+                        "labels)")
     p.add_argument("-d", "--devel", metavar="FILE", help="development data set")
     p.add_argument("-c", "--compact", action="store_true",
                    help="drop observations whose weights are all zero")

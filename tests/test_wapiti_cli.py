@@ -850,6 +850,23 @@ def test_bigram_only_patterns_say_what_to_add(capsys, files, tmp_path):
           match="labels.txt: no observation \\(without -p")
 
 
+def test_warm_start_takes_new_labels(capsys, files, model, tmp_path):
+    # train -m's help said 'no new labels'; a label the model lacks is learnt.
+    data = tmp_path / "data.txt"
+    data.write_text("Bob NNP B-NEW\nruns X O\n\nKim NNP B-NEW\n\n")
+    out = tmp_path / "again.fcrf"
+    code, _, err = run(capsys, "wapiti", "train", "-m", model, "-1", "0", "-i", "30",
+                       data, out)
+    assert code == 0, err
+    loaded, _ = _load(str(out))
+    assert "B-NEW" in loaded.classes
+    code, labelled, err = run(capsys, "wapiti", "label", "-m", out, "-l", "-c", data)
+    assert code == 0, err
+    assert labelled.split() == ["B-NEW", "O", "B-NEW"]
+    code, helped, _ = run(capsys, "wapiti", "train", "-h")
+    assert "no new labels" not in helped
+
+
 def test_a_folder_as_output_is_refused_before_work(capsys, files, model, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
