@@ -120,7 +120,8 @@ def add_command(sub):
     p.add_argument("-p", "--pattern", metavar="FILE",
                    help="patterns for extracting features")
     p.add_argument("-m", "--model", metavar="FILE",
-                   help="model to start from (a 'fastcrf wapiti' model; no new labels)")
+                   help="model to start from (fastcrf's or Wapiti's; the data may add "
+                        "labels)")
     p.add_argument("-d", "--devel", metavar="FILE", help="development data set")
     p.add_argument("-c", "--compact", action="store_true",
                    help="drop observations whose weights are all zero")
@@ -152,7 +153,7 @@ def add_command(sub):
                          epilog=_LABEL_EPILOG, formatter_class=raw)
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="[INPUT] [OUTPUT]: data to label (default: - for stdin), where "
-                        "to write (default: stdout)")
+                        "to write (default or -: stdout)")
     p.add_argument("-m", "--model", metavar="FILE",
                    help="model file to load (required): fastcrf's or Wapiti's")
     p.add_argument("-l", "--label", action="store_true", help="output only labels")
@@ -170,7 +171,8 @@ def add_command(sub):
                                      "(unigram) or 'obs<tab>prev<tab>label<tab>w' "
                                      "(bigram), a blank line after each observation.")
     p.add_argument("files", nargs="*", metavar="FILE",
-                   help="MODEL [OUTPUT]: model to read, where to write (default: stdout)")
+                   help="MODEL [OUTPUT]: model to read, where to write (default or -: "
+                        "stdout)")
     p.add_argument("--prec", type=int, default=5, metavar="INT",
                    help="digits after the decimal point (default 5)")
     p.add_argument("--all", action="store_true", help="also output zero weights")
@@ -208,8 +210,9 @@ def read_data(path):
 
     A sequence is a list of ``(line, fields)``: the line as read (its end of line
     removed) and its whitespace-separated fields; blank lines separate sequences.
-    UTF-8 when the file is valid UTF-8, else Latin-1 (byte for byte, as Wapiti never
-    decodes its input).
+    A gzip file is decompressed.  UTF-8 (without a leading byte-order mark) when the
+    file is valid UTF-8, else Latin-1 (byte for byte, as Wapiti never decodes its
+    input).
     """
     if path == "-":
         stream = getattr(sys.stdin, "buffer", None)
@@ -219,8 +222,19 @@ def read_data(path):
             raise cli.CommandError(f"no such file or directory: {path!r}")
         with open(path, "rb") as f:
             data = f.read()
+    if data[:2] == b"\x1f\x8b":   # gzip, as fastcrf's other commands read it
+        import gzip
+        import zlib
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:   # cut or corrupted
+            raise cli.CommandError(f"{cli._name(path)}: not a readable gzip file "
+                                   f"({exc})") from None
     try:
-        text, encoding = data.decode("utf-8"), "utf-8"
+        # A byte-order mark (Windows editors) is no part of the first token: dropped,
+        # as fastcrf.io.read_conll drops it.
+        text, encoding = data.decode("utf-8").removeprefix("\ufeff"), "utf-8"
     except UnicodeDecodeError:
         text, encoding = data.decode("latin-1"), "latin-1"
     sequences, current = [], []
@@ -262,7 +276,7 @@ def _patterns(path):
     with open(path, "rb") as f:
         data = f.read()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")   # a byte-order mark
     except UnicodeDecodeError:
         text = data.decode("latin-1")
     try:
@@ -441,6 +455,14 @@ def _cmd_train(args):
         f.startswith(_EDGE) for s in X for tok in s for f in tok)
     if has_edges:
         params["transition_prefix"] = _EDGE
+    if streamed is None and not any(not (has_edges and f.startswith(_EDGE))
+                                    for s in X for tok in s for f in tok):
+        # Wapiti trains bigram-only patterns; fastcrf needs one state attribute.
+        raise cli.CommandError(f"{cli._name(train_path)}: no unigram observation: "
+                               "fastcrf needs a u or * pattern (a constant 'u' line "
+                               "gives a transitions-only model)" if patterns is not None
+                               else f"{cli._name(train_path)}: no observation (without "
+                               "-p the fields before the label are the observations)")
     transitions = patterns.transitions if patterns is not None else False
     progress = _Progress(algorithm, args, eval_X, eval_y)
     t0 = time.perf_counter()
@@ -468,8 +490,7 @@ def _streamed_training(patterns, path):
     feature lists: a fraction of the memory), which trains bitwise the model of the
     lists; None when the lists must be built: patterns that are not all ``%x``
     unigram ones (:attr:`PatternSet.template`), standard input, and files that
-    :func:`read_data` reads otherwise than :func:`fastcrf.io.read_conll` (gzip, a
-    byte-order mark, rows of different lengths, no sequence, rows too short for the
+    :func:`read_data` is left to (gzip, a byte-order mark, rows of different lengths, no sequence, rows too short for the
     patterns: the lists' own errors are kept).
     """
     from ._dataset import Dataset
@@ -490,9 +511,8 @@ def _streamed_training(patterns, path):
 
 
 def _read_alike(path):
-    """Whether :func:`fastcrf.io.read_conll` reads the file ``path`` as
-    :func:`read_data` does: a plain file, not gzip (which read_conll decompresses)
-    and without a UTF-8 byte-order mark (which read_conll drops)."""
+    """Whether the file ``path`` takes the streamed route: a plain file, not gzip and
+    without a UTF-8 byte-order mark (those two are left to :func:`read_data`)."""
     if not os.path.isfile(path):
         return False
     with open(path, "rb") as f:
@@ -500,10 +520,19 @@ def _read_alike(path):
     return head[:2] != b"\x1f\x8b" and head != b"\xef\xbb\xbf"
 
 
+def _output(files):
+    """The output file named after the input (``[INPUT] OUTPUT``, ``MODEL OUTPUT``),
+    or None for standard output: none named, or ``-`` (as Wapiti)."""
+    return files[1] if len(files) == 2 and files[1] != "-" else None
+
+
 def _check_output_folder(path):
+    # Checked now, not after minutes of training.
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):  # checked now, not after minutes of training
+    if not os.path.isdir(folder):
         raise cli.CommandError(f"cannot write {path!r}: no such folder {folder!r}")
+    if os.path.isdir(path):
+        raise cli.CommandError(f"cannot write {path!r}: it is a folder")
 
 
 def compact(model):
@@ -683,10 +712,14 @@ def read_wapiti_model(data, name="the model"):
         offsets.append((u, b))
     theta = np.zeros(F)
     for _ in range(int(n_active)):
-        index, value = cur.header(rb"\s*(\d+)=(\S+)\r?\n?", "an index=weight line")
+        # The end of line is required: Wapiti ends every line, and a file cut inside
+        # its last weight ('5=-1.5' -> '5=-1.') must not load a wrong weight.
+        index, value = cur.header(rb"\s*(\d+)=(\S+)\r?\n", "an index=weight line")
         try:
             w = float.fromhex(value.decode()) if b"x" in value.lower() else float(value)
-        except ValueError:
+        except (ValueError, OverflowError):   # fromhex overflows: '0x1p+1024'
+            cur.fail(f"the weight {value!r}")
+        if not np.isfinite(w):   # a diverged training's; every score would be NaN
             cur.fail(f"the weight {value!r}")
         if int(index) >= F:
             cur.fail(f"the weight index {int(index)} (the model has {F})")
@@ -737,8 +770,8 @@ def _check_label(args):
     if len(args.files) > 2:
         raise cli.CommandError(f"label takes [INPUT] [OUTPUT], got {len(args.files)} "
                                "arguments")
-    if len(args.files) == 2:
-        _check_output_folder(args.files[1])
+    if _output(args.files) is not None:
+        _check_output_folder(_output(args.files))
 
 
 def decode(model, features, nbest=1, posterior=False, n_jobs=None):
@@ -767,6 +800,8 @@ def decode(model, features, nbest=1, posterior=False, n_jobs=None):
     for _, (em, trans, start, end, lengths, _mask) in _lattice_queries.batches(model,
                                                                                features):
         B, T, K = em.shape
+        # No more labellings than a sequence has: a huge -n costs nothing extra.
+        k = min(nbest, K ** int(lengths.max())) if B else nbest
         if posterior:
             marg = np.asarray(_dense.marginals(em, trans, start, end, lengths,
                                                n_jobs=n_jobs))
@@ -774,9 +809,9 @@ def decode(model, features, nbest=1, posterior=False, n_jobs=None):
                 logm = np.log(marg)
             zero = np.zeros(K)
             paths, scores = _dense.viterbi(logm, np.zeros((K, K)), zero, zero, lengths,
-                                           k=nbest, n_jobs=n_jobs)
+                                           k=k, n_jobs=n_jobs)
         else:
-            paths, scores = _dense.viterbi(em, trans, start, end, lengths, k=nbest,
+            paths, scores = _dense.viterbi(em, trans, start, end, lengths, k=k,
                                            n_jobs=n_jobs)
         for b, n in enumerate(lengths.tolist()):
             cands = []
@@ -804,8 +839,9 @@ def _features_for(model, patterns, tokens, name):
     return model.encode(_features(patterns, tokens, name))
 
 
-def _label_text(model, patterns, sequences, args, name):
-    """The labelled text and the check statistics of one input."""
+def _label_text(model, patterns, sequences, args, name, labels):
+    """The labelled text and the check statistics of one input; ``labels``: the
+    model's labels as :func:`_output_labels` gives them."""
     import numpy as np
 
     if args.check:
@@ -816,7 +852,7 @@ def _label_text(model, patterns, sequences, args, name):
         return "", None
     features = _features_for(model, patterns, tokens, name)
     results = decode(model, features, args.nbest, args.post)
-    names = np.asarray(model.classes, dtype=object)
+    names = np.asarray(labels, dtype=object)
     out = []
     for seq, cands in zip(sequences, results):
         for n, (codes, score, tok) in enumerate(cands):
@@ -831,6 +867,17 @@ def _label_text(model, patterns, sequences, args, name):
             out.append("\n")
     best = [cands[0][0] for cands in results]
     return "".join(out), (gold, best)
+
+
+def _output_labels(model, encoding):
+    """The model's labels as strings that, encoded as the input was read
+    (``encoding``, with ``surrogateescape``), give the label's own bytes, as Wapiti
+    writes them: a Latin-1 input line and a UTF-8 model's label are each written as
+    they were read, not re-encoded (which fails for labels outside Latin-1)."""
+    meta = model.metadata.get(_META)
+    own = meta.get("encoding", "utf-8") if isinstance(meta, dict) else "utf-8"
+    return [c.encode(own, "surrogateescape").decode(encoding, "surrogateescape")
+            for c in model.classes]
 
 
 def check_report(classes, gold, best):
@@ -890,20 +937,24 @@ def _cmd_label(args):
     model, patterns = _load(args.model)
     path = args.files[0] if args.files else "-"
     sequences, encoding = read_data(path)
-    text, stats = _label_text(model, patterns, sequences, args, cli._name(path))
-    if len(args.files) == 2:
+    labels = _output_labels(model, encoding)
+    text, stats = _label_text(model, patterns, sequences, args, cli._name(path), labels)
+    if _output(args.files) is not None:
         with atomic_file(args.files[1], "wb") as f:
-            f.write(text.encode(encoding))
+            f.write(text.encode(encoding, "surrogateescape"))
     else:
         sys.stdout.flush()
         out = getattr(sys.stdout, "buffer", None)  # None: a text stream (a test's)
         if out is None:
             sys.stdout.write(text)
         else:
-            out.write(text.encode(encoding))
+            out.write(text.encode(encoding, "surrogateescape"))
         (out or sys.stdout).flush()
     if args.check and stats is not None:
-        _info(check_report(model.classes, *stats))
+        gold, best = stats
+        real = dict(zip(labels, model.classes))  # the report names the model's labels
+        _info(check_report(model.classes, [[real.get(y, y) for y in g] for g in gold],
+                           best))
     return 0
 
 
@@ -969,8 +1020,8 @@ def _cmd_dump(args):
         raise cli.CommandError(f"--prec must be between 0 and 30, got {args.prec}")
     model, _ = _load(args.files[0], "MODEL")
     text = dump_text(model, args.prec, args.all)
-    if len(args.files) == 2:
-        _check_output_folder(args.files[1])
+    if _output(args.files) is not None:
+        _check_output_folder(_output(args.files))
         with atomic_file(args.files[1], "w", encoding="utf-8") as f:
             f.write(text)
     else:

@@ -608,6 +608,24 @@ def test_subprocess_round_trip(files, tmp_path):
     assert not (tmp_path / "m2").exists()
 
 
+def test_dash_output_is_standard_output(files, model, tmp_path):
+    # 'wapiti label -m MODEL - -' reads stdin and writes stdout, as Wapiti; the
+    # second '-' used to be a file named '-'.
+    py = [sys.executable, "-m", "fastcrf", "wapiti"]
+    raw = files["raw"].read_text()
+    r = subprocess.run(py + ["label", "-m", str(model), "-l", "-", "-"], cwd=tmp_path,
+                       input=raw, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    want = subprocess.run(py + ["label", "-m", str(model), "-l", str(files["raw"])],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert r.stdout == want.stdout and want.stdout
+    r = subprocess.run(py + ["dump", str(model), "-"], cwd=tmp_path, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("\t") > 0
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_console_script_entry(capsys, files, model):
     from fastcrf._wapiti_cli import main
 
@@ -721,6 +739,177 @@ def test_reads_wapiti_model_files(capsys, tmp_path, typed):
     assert code == 0, err
     _, patterns = _load(str(tmp_path / "again.fcrf"))
     assert patterns.wapiti_names
+
+
+def test_byte_order_marks_are_dropped(capsys, files, model, tmp_path):
+    # Files saved by Windows editors: the mark must not join the first pattern line
+    # or the first token (whose word observation would silently never match).
+    bom = b"\xef\xbb\xbf"
+    pattern = tmp_path / "pattern.txt"
+    pattern.write_bytes(bom + files["pattern"].read_bytes().replace(b"\n", b"\r\n"))
+    raw = tmp_path / "raw.txt"
+    raw.write_bytes(bom + files["raw"].read_bytes())
+    code, plain, err = run(capsys, "wapiti", "label", "-m", model, "-s", files["raw"])
+    assert code == 0, err
+    code, marked, err = run(capsys, "wapiti", "label", "-m", model, "-s", raw)
+    assert code == 0, err
+    assert marked == plain
+    sequences, _ = read_data(str(raw))
+    assert sequences[0][0][1][0] == files["raw"].read_text().split()[0]
+    both = []
+    for p, data in ((files["pattern"], files["train"]), (pattern, files["train"])):
+        out = tmp_path / f"m{len(both)}.fcrf"
+        code, _, err = run(capsys, "wapiti", "train", "-p", p, "-i", "5", data, out)
+        assert code == 0, err
+        code, dumped, err = run(capsys, "wapiti", "dump", out)
+        assert code == 0, err
+        both.append(dumped)
+    assert both[0] == both[1]
+
+
+def test_labels_keep_their_bytes_beside_latin1_input(capsys, tmp_path):
+    # A UTF-8 model whose labels lie outside Latin-1, and an input that is not
+    # UTF-8: each is written as read (as Wapiti, which never decodes), where
+    # re-encoding the labels as Latin-1 failed.
+    train = tmp_path / "train.txt"
+    train.write_text("big A B\u2192\nred B I\u2192\n\nlow A B\u2192\n\n", "utf-8")
+    pattern = tmp_path / "pattern.txt"
+    pattern.write_text("u:w=%x[0,0]\nu:p=%x[0,1]\nb\n")
+    model = tmp_path / "model.fcrf"
+    code, _, err = run(capsys, "wapiti", "train", "-p", pattern, "-1", "0", train, model)
+    assert code == 0, err
+    rows = [b"caf\xe9 A", b"red B"]
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"\n".join(rows) + b"\n\n")
+    out = tmp_path / "out.txt"
+    code, _, err = run(capsys, "wapiti", "label", "-m", model, data, out)
+    assert code == 0, err
+    arrows = ["B\u2192".encode(), "I\u2192".encode()]
+    assert out.read_bytes() == b"".join(r + b"\t" + a + b"\n" for r, a in
+                                        zip(rows, arrows)) + b"\n"
+    # -c: the reference labels (UTF-8 bytes in a Latin-1 read file) are the model's.
+    checked = tmp_path / "checked.txt"
+    checked.write_bytes(b"\n".join(r + b" " + a for r, a in zip(rows, arrows)) + b"\n")
+    code, _, err = run(capsys, "wapiti", "label", "-c", "-m", model, checked, out)
+    assert code == 0, err
+    assert "Token error   :  0.00%" in err
+    assert re.search("B\u2192 +Pr=1.00  Rc=1.00", err), err
+
+
+def test_huge_nbest_lists_every_labelling(capsys, model, tmp_path):
+    # -n larger than the labellings a sequence has lists them all, where it asked
+    # for memory for every one of the -n ('out of memory').
+    data = tmp_path / "data.txt"
+    data.write_text("Bob X\nruns X\n\nthe X\n\n")
+    code, every, err = run(capsys, "wapiti", "label", "-m", model, "-s", "-n",
+                           str(10 ** 12), data)
+    assert code == 0, err
+    K = 3   # O, B-ENT, I-ENT
+    assert every.count("# ") == K ** 2 + K
+    code, exact, err = run(capsys, "wapiti", "label", "-m", model, "-s", "-n",
+                           str(K ** 2), data)
+    assert code == 0, err
+    assert exact == every
+
+
+def test_gzip_data_is_decompressed(capsys, files, model, tmp_path):
+    # A .gz input was read as its compressed bytes: garbage tokens, labelled with
+    # status 0. It reads as fastcrf's other commands read it; a cut one is refused.
+    import gzip
+
+    packed = tmp_path / "raw.txt.gz"
+    packed.write_bytes(gzip.compress(files["raw"].read_bytes()))
+    code, plain, err = run(capsys, "wapiti", "label", "-m", model, files["raw"])
+    assert code == 0, err
+    code, out, err = run(capsys, "wapiti", "label", "-m", model, packed)
+    assert code == 0, err
+    assert out == plain
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(packed.read_bytes()[:-12])
+    fails(capsys, "wapiti", "label", "-m", model, cut,
+          match="cut.gz: not a readable gzip file")
+
+
+def test_bigram_only_patterns_say_what_to_add(capsys, files, tmp_path):
+    # Wapiti trains 'b' alone; fastcrf needs a state attribute, and said so in CRF++
+    # words ('X holds no attributes ... template with no U lines').
+    m = tmp_path / "m.fcrf"
+    for text in ("b\n", "b:%x[0,0]\n"):
+        pattern = tmp_path / "pattern.txt"
+        pattern.write_text(text)
+        fails(capsys, "wapiti", "train", "-p", pattern, files["train"], m,
+              match="train.txt: no unigram observation: fastcrf needs a u or \\* "
+                    "pattern \\(a constant 'u' line")
+        pattern.write_text("u\n" + text)
+        code, _, err = run(capsys, "wapiti", "train", "-i", "3", "-p", pattern,
+                           files["train"], m)
+        assert code == 0, err
+    labels_only = tmp_path / "labels.txt"
+    labels_only.write_text("O\nB-ENT\n\nO\n")
+    fails(capsys, "wapiti", "train", labels_only, m,
+          match="labels.txt: no observation \\(without -p")
+
+
+def test_warm_start_takes_new_labels(capsys, files, model, tmp_path):
+    # train -m's help said 'no new labels'; a label the model lacks is learnt.
+    data = tmp_path / "data.txt"
+    data.write_text("Bob NNP B-NEW\nruns X O\n\nKim NNP B-NEW\n\n")
+    out = tmp_path / "again.fcrf"
+    code, _, err = run(capsys, "wapiti", "train", "-m", model, "-1", "0", "-i", "30",
+                       data, out)
+    assert code == 0, err
+    loaded, _ = _load(str(out))
+    assert "B-NEW" in loaded.classes
+    code, labelled, err = run(capsys, "wapiti", "label", "-m", out, "-l", "-c", data)
+    assert code == 0, err
+    assert labelled.split() == ["B-NEW", "O", "B-NEW"]
+    code, helped, _ = run(capsys, "wapiti", "train", "-h")
+    assert "no new labels" not in helped
+
+
+def test_a_folder_as_output_is_refused_before_work(capsys, files, model, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for argv in (["train", "-p", files["pattern"], files["train"], folder],
+                 ["label", "-m", model, files["raw"], folder],
+                 ["dump", model, folder]):
+        code, _, err = run(capsys, "wapiti", *argv)
+        assert code == 1
+        # One line, and for train before the training starts (no progress line).
+        assert err.strip().splitlines() == [
+            f"fastcrf: error: cannot write {str(folder)!r}: it is a folder"]
+    assert list(folder.iterdir()) == []
+
+
+def test_truncated_wapiti_model_is_refused(capsys, tmp_path):
+    # A file cut inside its last weight still parses as a number ('-1.5' -> '-1.'):
+    # only the missing end of line tells, and it must not load a wrong weight.
+    text = ("#mdl#2#2\n#rdr#2/1/0\n11:u:w=%x[0,0],\n1:b,\n#qrk#2\n1:A,\n1:B,\n"
+            "#qrk#2\n5:u:w=x,\n1:b,\n0=0x1p+0\n5=-1.5\n")
+    whole = tmp_path / "whole.wapiti"
+    whole.write_text(text)
+    code, out, err = run(capsys, "wapiti", "dump", whole)
+    assert code == 0, err
+    assert "b\tB\tB\t-1.50000" in out
+    for cut in (1, 2, 3):
+        part = tmp_path / f"cut{cut}.wapiti"
+        part.write_text(text[:-cut])
+        fails(capsys, "wapiti", "dump", part,
+              match=f"cut{cut}.wapiti: not a Wapiti model file \\(expected an "
+                    "index=weight line")
+
+
+@pytest.mark.parametrize("weight", ["nan", "inf", "-0x1.0p+1024"])
+def test_non_finite_wapiti_weights_are_refused(capsys, tmp_path, weight):
+    # A diverged training's file loaded, dumped 'nan' and failed only when labelling
+    # with a message naming no file.
+    path = tmp_path / "bad.wapiti"
+    path.write_text("#mdl#2#1\n#rdr#1/1/0\n11:u:w=%x[0,0],\n#qrk#2\n1:A,\n1:B,\n"
+                    f"#qrk#1\n5:u:w=x,\n1={weight}\n")
+    for argv in (["dump", path], ["label", "-m", path, path]):
+        fails(capsys, "wapiti", *argv,
+              match="bad.wapiti: not a Wapiti model file " + re.escape(f"(the weight "
+                                                                    f"b'{weight}'"))
 
 
 def test_wapiti_names_outside_the_sequence():
