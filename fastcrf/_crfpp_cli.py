@@ -152,12 +152,6 @@ def add_commands(sub):
     p.set_defaults(run=_cmd_test)
 
 
-def _console(command, argv):
-    """``fastcrf COMMAND ARGS`` for a console script (``argv`` defaults to
-    ``sys.argv[1:]``), returning :func:`fastcrf.cli.main`'s exit status."""
-    return cli.main([command, *(sys.argv[1:] if argv is None else argv)])
-
-
 def learn_main(argv=None):
     """The ``fastcrf-crf_learn`` console script: ``fastcrf crf_learn ARGS``.
 
@@ -171,7 +165,7 @@ def learn_main(argv=None):
     int
         The exit status, as :func:`fastcrf.cli.main`'s.
     """
-    return _console("crf_learn", argv)
+    return cli.run_as("crf_learn", argv)
 
 
 def test_main(argv=None):
@@ -187,7 +181,7 @@ def test_main(argv=None):
     int
         The exit status, as :func:`fastcrf.cli.main`'s.
     """
-    return _console("crf_test", argv)
+    return cli.run_as("crf_test", argv)
 
 
 # --------------------------------------------------------------------------- #

@@ -795,4 +795,4 @@ def main(argv=None):
     int
         The exit status, as :func:`fastcrf.cli.main`'s.
     """
-    return cli.main(["crfsuite", *(sys.argv[1:] if argv is None else argv)])
+    return cli.run_as("crfsuite", argv)

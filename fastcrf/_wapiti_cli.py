@@ -197,7 +197,7 @@ def main(argv=None):
     int
         The exit status, as :func:`fastcrf.cli.main`'s.
     """
-    return cli.main(["wapiti", *(sys.argv[1:] if argv is None else argv)])
+    return cli.run_as("wapiti", argv)
 
 
 # --------------------------------------------------------------------------- #

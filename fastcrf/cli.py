@@ -1364,6 +1364,25 @@ def _fail(message, status):
     return status
 
 
+def run_as(command, argv=None):
+    """``fastcrf COMMAND ARGS`` for a console script of one command (the
+    ``fastcrf-crf_learn``, ``fastcrf-crfsuite``, ``fastcrf-wapiti`` entry points).
+
+    Parameters
+    ----------
+    command : str
+        The ``fastcrf`` subcommand.
+    argv : list of str, optional
+        Its arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status, as :func:`main`'s.
+    """
+    return main([command, *(sys.argv[1:] if argv is None else argv)])
+
+
 def main(argv=None):
     """Run the ``fastcrf`` command line.
 
