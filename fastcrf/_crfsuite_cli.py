@@ -542,27 +542,11 @@ class _Evaluation:
             self.exact += bool(right.all())
 
     def report(self):
-        lines = ["Performance by label (#match, #model, #ref) (precision, recall, F1):"]
-        macro = np.zeros(3)
-        for k, label in enumerate(self.classes):
-            m, p, r = int(self.match[k]), int(self.model[k]), int(self.ref[k])
-            if r == 0:
-                lines.append(f"    {label}: ({m}, {p}, {r}) (******, ******, ******)")
-                continue
-            precision = m / p if p else 0.0
-            recall = m / r
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            macro += (precision, recall, f1)
-            lines.append(f"    {label}: ({m}, {p}, {r}) ({precision:1.4f}, {recall:1.4f}, "
-                         f"{f1:1.4f})")
-        macro /= max(len(self.classes), 1)
-        correct = int(self.match.sum())
-        lines += [f"Macro-average precision, recall, F1: ({macro[0]:f}, {macro[1]:f}, "
-                  f"{macro[2]:f})",
-                  f"Item accuracy: {correct} / {self.items} "
-                  f"({correct / self.items if self.items else 0.0:1.4f})",
-                  f"Instance accuracy: {self.exact} / {self.instances} "
-                  f"({self.exact / self.instances if self.instances else 0.0:1.4f})"]
+        from .pycrfsuite._log import performance_report
+
+        lines = performance_report(self.classes, self.match, self.model, self.ref,
+                                   int(self.match.sum()), self.items, self.exact,
+                                   self.instances)
         return "\n".join(lines) + "\n"
 
 

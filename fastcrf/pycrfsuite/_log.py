@@ -122,31 +122,14 @@ class LogWriter:
         match = np.bincount(gold[paths == gold], minlength=K)[:K]
         model = np.bincount(paths[paths >= 0], minlength=K)[:K]
         ref = np.bincount(gold[gold >= 0], minlength=K)[:K]
-        self.lines("Performance by label (#match, #model, #ref) (precision, recall, F1):")
-        macro = np.zeros(3)
-        for k, label in enumerate(self.classes):
-            m, p, r = int(match[k]), int(model[k]), int(ref[k])
-            if r == 0:
-                self.lines(f"    {label}: ({m}, {p}, {r}) (******, ******, ******)")
-                continue
-            precision = m / p if p else 0.0
-            recall = m / r
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            macro += (precision, recall, f1)
-            self.lines(f"    {label}: ({m}, {p}, {r}) ({precision:1.4f}, {recall:1.4f}, "
-                       f"{f1:1.4f})")
-        macro /= K
         correct = int(np.sum(paths == gold))
         offsets = features.seq_offsets
         wrong = np.add.reduceat((paths != gold).astype(np.int64), offsets[:-1]) \
             if len(gold) else np.zeros(0)
         n_seq = features.n_sequences
         exact = int(np.sum(wrong == 0))
-        self.lines(f"Macro-average precision, recall, F1: ({macro[0]:f}, {macro[1]:f}, "
-                   f"{macro[2]:f})",
-                   f"Item accuracy: {correct} / {len(gold)} "
-                   f"({correct / max(len(gold), 1):1.4f})",
-                   f"Instance accuracy: {exact} / {n_seq} ({exact / max(n_seq, 1):1.4f})")
+        self.lines(*performance_report(self.classes, match, model, ref, correct, len(gold),
+                                       exact, n_seq))
 
     def finish(self, model, seconds_store):
         """The last lines, once the model is trained and stored."""
@@ -322,3 +305,43 @@ storing_seconds
         if m:
             self.storing_seconds = float(m.group(1))
         return None
+
+
+def performance_report(classes, match, model, ref, correct, items, exact, instances):
+    """CRFsuite's evaluation report, as lines: per label ``(#match, #model, #ref)
+    (precision, recall, F1)`` (stars for a label with no reference item), the macro
+    averages over the labels, item and instance accuracy.
+
+    Parameters
+    ----------
+    classes : sequence of str
+    match, model, ref : array of int, one per label
+        Items predicted right, predicted, and in the reference, per label.
+    correct, items : int
+        Items predicted right, and items.
+    exact, instances : int
+        Sequences predicted entirely right, and sequences.
+
+    Returns
+    -------
+    list of str
+    """
+    lines = ["Performance by label (#match, #model, #ref) (precision, recall, F1):"]
+    macro = np.zeros(3)
+    for k, label in enumerate(classes):
+        m, p, r = int(match[k]), int(model[k]), int(ref[k])
+        if r == 0:
+            lines.append(f"    {label}: ({m}, {p}, {r}) (******, ******, ******)")
+            continue
+        precision = m / p if p else 0.0
+        recall = m / r
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        macro += (precision, recall, f1)
+        lines.append(f"    {label}: ({m}, {p}, {r}) ({precision:1.4f}, {recall:1.4f}, "
+                     f"{f1:1.4f})")
+    macro /= max(len(classes), 1)
+    return lines + [f"Macro-average precision, recall, F1: ({macro[0]:f}, {macro[1]:f}, "
+                    f"{macro[2]:f})",
+                    f"Item accuracy: {correct} / {items} ({correct / max(items, 1):1.4f})",
+                    f"Instance accuracy: {exact} / {instances} "
+                    f"({exact / max(instances, 1):1.4f})"]
